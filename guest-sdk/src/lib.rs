@@ -1,0 +1,69 @@
+//! The Rust crate dhost guests depend on: bindings to the node's `dstc:node` host
+//! interfaces (`wit/node/node.wit`) and a few helpers that keep a guest short.
+//!
+//! A guest generates the bindings for its own world with `wit_bindgen::generate!` (its
+//! application interfaces and the `dstc:node` event interfaces it exports) and uses this
+//! crate for what it asks of the node:
+//!
+//! ```ignore
+//! dhost_guest::info!("joined as {}", dhost_guest::node_name());
+//! dhost_guest::set_timer(1, std::time::Duration::from_secs(5));
+//! ```
+
+use std::time::Duration;
+
+mod bindings {
+    wit_bindgen::generate!({
+        world: "dstc:node/imports",
+        path: "../wit/node",
+        generate_all,
+    });
+}
+
+pub use bindings::dstc::node::{host, readiness, timers};
+pub use bindings::wasi::io;
+pub use host::Level;
+
+/// The name of the node this guest runs on.
+pub fn node_name() -> String {
+    host::node_name()
+}
+
+/// Writes one line to the node's log at `level`, tagged with the guest's name.
+pub fn log(level: Level, message: &str) {
+    host::log(level, message);
+}
+
+/// Arms timer `token`: the guest's `timer-events.on-timer(token)` runs once, `after` from now.
+pub fn set_timer(token: u64, after: Duration) {
+    timers::set_timer(token, u64::try_from(after.as_millis()).unwrap_or(u64::MAX));
+}
+
+/// Disarms timer `token`; returns whether it was armed.
+pub fn cancel_timer(token: u64) -> bool {
+    timers::cancel_timer(token)
+}
+
+/// Logs at debug level with `format!` arguments.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Debug, &format!($($arg)*)) };
+}
+
+/// Logs at info level with `format!` arguments.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Info, &format!($($arg)*)) };
+}
+
+/// Logs at warn level with `format!` arguments.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Warn, &format!($($arg)*)) };
+}
+
+/// Logs at error level with `format!` arguments.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Error, &format!($($arg)*)) };
+}

@@ -1,0 +1,182 @@
+//! The command line: every subcommand, option and environment variable, with its help.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+use crate::net::Group;
+
+/// A node that hosts sandboxed WebAssembly functions and lets every node on the network
+/// call them.
+///
+/// Guests are WebAssembly components. A function a guest imports is sent to the multicast
+/// group; every node whose guests export it runs it, the sender included.
+#[derive(Debug, Parser)]
+#[command(name = "dhost", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node hosting the given guests.
+    ///
+    /// Each GUEST is a WebAssembly component (.wasm, or .wat text). Every function of an
+    /// application interface it imports is sent to the group; every function it exports is
+    /// run when a call for it arrives. A guest that exports dstc:node/stdin-events gets the
+    /// lines typed on stdin. A WASI command (a Rust `fn main` built for wasm32-wasip2) runs
+    /// to its end with the ARGS after `--`, and dhost exits with its status. With no GUEST
+    /// the node only joins the group. Stop a node with Ctrl-C.
+    Run(RunArgs),
+
+    /// Print a component's imports and exports with their WIT types, and which functions a
+    /// node would serve and send.
+    Inspect(InspectArgs),
+}
+
+/// Options of `dhost run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The guests to load.
+    #[arg(value_name = "GUEST")]
+    pub guests: Vec<PathBuf>,
+
+    /// Arguments for a WASI command guest (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+
+    /// The node's name [default: HOSTNAME-PID].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub group: GroupArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Where the multicast group is.
+#[derive(Debug, Args)]
+pub struct GroupArgs {
+    /// The multicast group and port every node of the network joins.
+    #[arg(long, env = "DHOST_GROUP", default_value_t = crate::net::DEFAULT_GROUP,
+          value_parser = parse_group)]
+    pub group: SocketAddrV4,
+
+    /// The address of the interface to send and receive multicast on. The default keeps
+    /// the node on this machine; give this machine's LAN address to join the LAN.
+    #[arg(long, env = "DHOST_IFACE", default_value_t = Ipv4Addr::LOCALHOST)]
+    pub iface: Ipv4Addr,
+
+    /// How many routers a datagram may cross (0: this host only, 1: the local network).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub ttl: u32,
+
+    /// The largest datagram to send, in bytes [default: 65507 on loopback, 1472 elsewhere].
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(512..=65507))]
+    pub max_datagram: Option<u32>,
+}
+
+impl GroupArgs {
+    /// The group these options name.
+    pub fn group(&self) -> Group {
+        Group {
+            addr: self.group,
+            iface: self.iface,
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// Where compiled components are kept.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// The directory of the compile cache [default: ~/.cache/dhost].
+    #[arg(long, env = "DHOST_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every guest afresh, and keep nothing.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache directory to use, if any.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir
+            .clone()
+            .or_else(|| dirs::cache_dir().map(|d| d.join("dhost")))
+    }
+}
+
+/// Options of `dhost inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The component to describe.
+    #[arg(value_name = "GUEST")]
+    pub guest: PathBuf,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
+    let addr: SocketAddrV4 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not an IPv4 address and port, such as 239.0.0.1:4723"))?;
+    if !addr.ip().is_multicast() {
+        return Err(format!(
+            "{} is not a multicast address (224.0.0.0 to 239.255.255.255)",
+            addr.ip()
+        ));
+    }
+    if addr.port() == 0 {
+        return Err("the group needs a port other than 0".to_string());
+    }
+    Ok(addr)
+}
+
+impl Cli {
+    /// Sends logs to stderr at the level -v/-q (or RUST_LOG) asks for.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            _ => "trace",
+        };
+        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init();
+    }
+
+    /// Does what the command line says.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Run(args) => crate::run::run(args),
+            Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`), as guests see
+//! them: typed bindings generated from `wit/node/node.wit`, implemented on [`GuestState`].
+//!
+//! The functions only record what the guest asked for; the node acts on it once the
+//! guest's call returns (see `node.rs`).
+
+use super::state::{GuestState, MAX_TIMERS, MAX_WATCHES};
+use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime_wasi::p2::DynPollable;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "dstc:node/imports",
+        path: "../wit/node",
+        with: {
+            "wasi:io/poll": wasmtime_wasi::p2::bindings::sync::io::poll,
+        },
+        imports: { default: trappable },
+        require_store_data_send: true,
+    });
+}
+
+use bindings::dstc::node::{host, readiness, timers};
+
+/// The longest log message a guest may write; longer ones are cut.
+const MAX_LOG_MESSAGE: usize = 16 * 1024;
+
+/// Adds the `dstc:node` host interfaces to `linker`.
+pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    timers::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    readiness::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}
+
+impl host::Host for GuestState {
+    fn node_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.identity.node_name.clone())
+    }
+
+    fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
+        let mut end = message.len().min(MAX_LOG_MESSAGE);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (guest, message) = (&self.identity.name, &message[..end]);
+        match level {
+            host::Level::Trace => tracing::trace!(guest = %guest, "{message}"),
+            host::Level::Debug => tracing::debug!(guest = %guest, "{message}"),
+            host::Level::Info => tracing::info!(guest = %guest, "{message}"),
+            host::Level::Warn => tracing::warn!(guest = %guest, "{message}"),
+            host::Level::Error => tracing::error!(guest = %guest, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl timers::Host for GuestState {
+    fn set_timer(&mut self, token: u64, after_ms: u64) -> wasmtime::Result<()> {
+        if !self.identity.hears_timers {
+            wasmtime::bail!("set-timer: the guest does not export dstc:node/timer-events");
+        }
+        if self.timers.len() >= MAX_TIMERS {
+            wasmtime::bail!("set-timer: more than {MAX_TIMERS} timers armed");
+        }
+        // A deadline past what Instant can hold is "never" in practice: a year will do.
+        let after = Duration::from_millis(after_ms).min(Duration::from_secs(365 * 24 * 3600));
+        self.timers.set(token, Instant::now() + after);
+        Ok(())
+    }
+
+    fn cancel_timer(&mut self, token: u64) -> wasmtime::Result<bool> {
+        Ok(self.timers.cancel(token))
+    }
+}
+
+impl readiness::Host for GuestState {
+    fn watch(&mut self, token: u64, ready: Resource<DynPollable>) -> wasmtime::Result<()> {
+        if !self.identity.hears_readiness {
+            self.table().delete(ready)?;
+            wasmtime::bail!("watch: the guest does not export dstc:node/ready-events");
+        }
+        if self.watches.len() >= MAX_WATCHES && !self.watches.contains_key(&token) {
+            self.table().delete(ready)?;
+            wasmtime::bail!("watch: more than {MAX_WATCHES} pollables watched");
+        }
+        if let Some(old) = self.watches.insert(token, ready) {
+            drop_pollable(self, old)?;
+        }
+        Ok(())
+    }
+
+    fn unwatch(&mut self, token: u64) -> wasmtime::Result<bool> {
+        match self.watches.remove(&token) {
+            Some(old) => drop_pollable(self, old).map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Drops a pollable the guest handed over, as `wasi:io/poll` would.
+pub fn drop_pollable(
+    state: &mut GuestState,
+    pollable: Resource<DynPollable>,
+) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::io::poll::HostPollable;
+    HostPollable::drop(state.table(), pollable)
+}
+
+/// Whether a watched pollable is ready now, without blocking.
+pub fn is_ready(state: &mut GuestState, pollable: u32) -> wasmtime::Result<bool> {
+    use wasmtime_wasi::p2::bindings::io::poll::HostPollable;
+    let borrowed = Resource::<DynPollable>::new_borrow(pollable);
+    let table = state.table();
+    let mut ready = std::pin::pin!(HostPollable::ready(table, borrowed));
+    wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| {
+        wasmtime_wasi::runtime::poll_noop(ready.as_mut()).unwrap_or(Ok(false))
+    })
+}

@@ -1,0 +1,88 @@
+//! The data a guest's wasmtime `Store` holds: its WASI context, and what the node's host
+//! functions record while the guest runs (calls it sent, timers, watched pollables).
+//!
+//! The node reads and empties these after every call into the guest, so nothing a guest
+//! does re-enters a guest.
+
+use super::output::GuestOutput;
+use super::timers::Timers;
+use std::collections::HashMap;
+use std::sync::Arc;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The most timers one guest may have armed at once.
+pub const MAX_TIMERS: usize = 4096;
+
+/// The most pollables one guest may have watched at once.
+pub const MAX_WATCHES: usize = 1024;
+
+/// What every instance of a guest shares: its name and the node it runs on.
+#[derive(Debug)]
+pub struct GuestIdentity {
+    /// The guest's name (its file stem by default).
+    pub name: String,
+    /// The node's name.
+    pub node_name: String,
+    /// Whether the guest exports `dstc:node/timer-events`.
+    pub hears_timers: bool,
+    /// Whether the guest exports `dstc:node/ready-events`.
+    pub hears_readiness: bool,
+    /// The largest encoded call the node can send in one datagram.
+    pub max_call: usize,
+}
+
+/// A call the guest sent, encoded for the wire without its sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentCall {
+    /// The function id.
+    pub function: Arc<str>,
+    /// The encoded function id and arguments (see [`crate::wire::encode_call_body`]).
+    pub body: Vec<u8>,
+}
+
+/// The data of one guest instance's `Store`.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Who the guest is.
+    pub identity: Arc<GuestIdentity>,
+    /// Calls sent during the current call into the guest, in order.
+    pub sent: Vec<SentCall>,
+    /// Its armed timers.
+    pub timers: Timers,
+    /// Its watched pollables, by token.
+    pub watches: HashMap<u64, Resource<DynPollable>>,
+    /// Its stdout and stderr, flushed by the node when a call returns.
+    pub outputs: [GuestOutput; 2],
+}
+
+impl GuestState {
+    /// The state of a fresh instance.
+    pub fn new(wasi: WasiCtx, identity: Arc<GuestIdentity>, outputs: [GuestOutput; 2]) -> Self {
+        GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            identity,
+            sent: Vec::new(),
+            timers: Timers::default(),
+            watches: HashMap::new(),
+            outputs,
+        }
+    }
+
+    /// The guest's resource table.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

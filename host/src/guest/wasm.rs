@@ -1,0 +1,459 @@
+//! WebAssembly guests: compiling (through the cache), linking every import the node can
+//! satisfy, instantiating, calling exports, and starting afresh after a trap.
+//!
+//! Linking is generic. WASI comes from wasmtime-wasi, `dstc:node` from [`super::host_api`],
+//! and every function of an imported application interface becomes a *proxy*: calling it
+//! encodes the arguments as CBOR and records the call in the guest's [`GuestState`]; the
+//! node sends it once the guest returns. Exports are resolved to indices once, at load.
+
+use super::host_api;
+use super::output::{GuestOutput, Target};
+use super::state::{GuestIdentity, GuestState, SentCall};
+use super::world::{EventInterface, Function, Role, World};
+use crate::cache::ComponentCache;
+use crate::value;
+use crate::wire;
+use anyhow::{Context as _, anyhow, bail};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, Val,
+};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::bindings::sync::Command;
+
+/// The wasmtime engine shared by every guest of a node, with the compile cache.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    cache: Option<ComponentCache>,
+}
+
+impl Runtime {
+    /// An engine for guests; `cache` keeps compiled components between runs.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // No guest uses component-model async: leaving it off halves the cost of a call.
+        config.concurrency_support(false);
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("cannot create the wasmtime engine")?;
+        let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
+        Ok(Runtime { engine, cache })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Reads and compiles the component at `path` (WebAssembly binary or WAT text), from
+    /// the compile cache when it holds it.
+    pub fn load_component(&self, path: &Path) -> anyhow::Result<Component> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if is_core_module(&bytes) {
+            bail!(
+                "{} is a core WebAssembly module, not a component: build guests for \
+                 wasm32-wasip2 (or with `cargo component build`)",
+                path.display()
+            );
+        }
+        let compile = || {
+            Component::new(&self.engine, &bytes)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+        };
+        match &self.cache {
+            Some(cache) => cache.get_or_compile(&bytes, compile),
+            None => compile(),
+        }
+    }
+}
+
+/// Whether `bytes` are a core module rather than a component (the version field differs).
+fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// How to start a guest.
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    /// The guest's name.
+    pub name: String,
+    /// The arguments a WASI command receives (its name first).
+    pub args: Vec<String>,
+    /// Whether the guest reads the node's real stdin through WASI (a WASI command does;
+    /// a node guest gets its lines through `stdin-events` instead).
+    pub inherit_stdin: bool,
+}
+
+/// An exported application function, resolved once at load.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The function's interface, parameters and id.
+    pub function: Function,
+    index: ComponentExportIndex,
+}
+
+/// Why a call into a guest failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The arguments do not fit the guest's signature; the guest was not entered.
+    BadArguments(value::ValueError),
+    /// The guest trapped: this instance is unusable and must be restarted.
+    Trapped(anyhow::Error),
+}
+
+/// A loaded WebAssembly guest: its instance, and what to start it again from.
+pub struct WasmGuest {
+    config: GuestConfig,
+    identity: Arc<GuestIdentity>,
+    world: World,
+    pre: InstancePre<GuestState>,
+    store: Store<GuestState>,
+    instance: Instance,
+    exports: Vec<Export>,
+    funcs: Vec<Func>,
+    events: [Option<(ComponentExportIndex, Func)>; 4],
+    outputs: [GuestOutput; 2],
+}
+
+impl WasmGuest {
+    /// Links and instantiates `component`. Fails, naming the import, when the node cannot
+    /// satisfy one of its imports.
+    pub fn load(
+        runtime: &Runtime,
+        component: &Component,
+        config: GuestConfig,
+        node_name: &str,
+        max_call: usize,
+    ) -> anyhow::Result<Self> {
+        let engine = runtime.engine();
+        let world = World::of(component, engine);
+        let linker = link(engine, &world)?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("cannot link the component")?;
+
+        let identity = Arc::new(GuestIdentity {
+            name: config.name.clone(),
+            node_name: node_name.to_string(),
+            hears_timers: world.exports_events(EventInterface::Timer),
+            hears_readiness: world.exports_events(EventInterface::Ready),
+            max_call,
+        });
+
+        let mut exports = Vec::new();
+        for iface in world
+            .exports
+            .iter()
+            .filter(|i| matches!(i.role, Role::Application))
+        {
+            let iface_index = export_index(component, None, &iface.name)?;
+            for function in &iface.functions {
+                if let Some(param) = function.unsendable_param() {
+                    tracing::warn!(
+                        guest = %config.name,
+                        "not serving {}: parameter `{param}` cannot travel over the network",
+                        function.id
+                    );
+                    continue;
+                }
+                let index = export_index(component, Some(&iface_index), &function.name)?;
+                exports.push(Export {
+                    function: function.clone(),
+                    index,
+                });
+            }
+        }
+        let mut event_indices = [None; 4];
+        for (slot, events) in EventInterface::ALL.into_iter().enumerate() {
+            if let Some(iface) = world
+                .exports
+                .iter()
+                .find(|i| matches!(i.role, Role::Events(e) if e == events))
+            {
+                let iface_index = export_index(component, None, &iface.name)?;
+                event_indices[slot] = Some(export_index(
+                    component,
+                    Some(&iface_index),
+                    events.function(),
+                )?);
+            }
+        }
+
+        let outputs = [
+            GuestOutput::new(Target::Stdout),
+            GuestOutput::new(Target::Stderr),
+        ];
+        let (store, instance) = instantiate(engine, &pre, &config, &identity, &outputs)?;
+        let mut guest = WasmGuest {
+            config,
+            identity,
+            world,
+            pre,
+            store,
+            instance,
+            exports,
+            funcs: Vec::new(),
+            events: [None, None, None, None],
+            outputs,
+        };
+        guest.resolve(event_indices.map(|i| i.map(|i| (i, None))))?;
+        Ok(guest)
+    }
+
+    /// Looks up the export functions of the current instance.
+    fn resolve(
+        &mut self,
+        events: [Option<(ComponentExportIndex, Option<Func>)>; 4],
+    ) -> anyhow::Result<()> {
+        let lookup = |store: &mut Store<GuestState>, index: &ComponentExportIndex| {
+            self.instance
+                .get_func(&mut *store, index)
+                .ok_or_else(|| anyhow!("export vanished from its instance"))
+        };
+        self.funcs = self
+            .exports
+            .iter()
+            .map(|e| lookup(&mut self.store, &e.index))
+            .collect::<anyhow::Result<_>>()?;
+        let mut resolved = [None, None, None, None];
+        for (slot, event) in events.into_iter().enumerate() {
+            if let Some((index, _)) = event {
+                resolved[slot] = Some((index, lookup(&mut self.store, &index)?));
+            }
+        }
+        self.events = resolved;
+        Ok(())
+    }
+
+    /// The guest's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// What the guest imports and exports.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The application functions the guest serves, in slot order.
+    pub fn exports(&self) -> &[Export] {
+        &self.exports
+    }
+
+    /// Whether the guest is a WASI command.
+    pub fn is_command(&self) -> bool {
+        self.world.is_command()
+    }
+
+    /// Whether the guest exports the event interface `events`.
+    pub fn hears(&self, events: EventInterface) -> bool {
+        self.events[events as usize].is_some()
+    }
+
+    /// Calls exported function `slot` with CBOR arguments, checked against its signature.
+    pub fn call(&mut self, slot: usize, args: Vec<ciborium::Value>) -> Result<(), CallError> {
+        let export = &self.exports[slot];
+        let params = value::args_from_cbor(args, &export.function.params)
+            .map_err(CallError::BadArguments)?;
+        let func = self.funcs[slot];
+        let results = export.function.results.len();
+        self.enter(func, &params, results)
+            .map_err(CallError::Trapped)
+    }
+
+    /// Calls the event function of `events`, if the guest exports it.
+    pub fn call_event(&mut self, events: EventInterface, params: &[Val]) -> anyhow::Result<()> {
+        match self.events[events as usize] {
+            Some((_, func)) => self.enter(func, params, 0),
+            None => Ok(()),
+        }
+    }
+
+    fn enter(&mut self, func: Func, params: &[Val], results: usize) -> anyhow::Result<()> {
+        let mut results = vec![Val::Bool(false); results];
+        let outcome = func
+            .call(&mut self.store, params, &mut results)
+            .map_err(anyhow::Error::from);
+        self.flush_output();
+        outcome
+    }
+
+    /// Runs a WASI command's `run`; `Ok(code)` is its exit status.
+    pub fn run_command(&mut self) -> anyhow::Result<i32> {
+        let command = Command::new(&mut self.store, &self.instance)
+            .map_err(anyhow::Error::from)
+            .context("not a WASI command")?;
+        let outcome = command.wasi_cli_run().call_run(&mut self.store);
+        self.flush_output();
+        match outcome {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(())) => Ok(1),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Ok(exit.0),
+                None => Err(anyhow::Error::from(e)),
+            },
+        }
+    }
+
+    fn flush_output(&self) {
+        for output in &self.outputs {
+            if let Err(e) = output.flush_partial() {
+                tracing::debug!(guest = %self.config.name, "cannot write guest output: {e}");
+            }
+        }
+    }
+
+    /// Takes the calls the guest sent since the last time.
+    pub fn take_sent(&mut self) -> Vec<SentCall> {
+        std::mem::take(&mut self.store.data_mut().sent)
+    }
+
+    /// The guest's store data (timers, watches).
+    pub fn state(&mut self) -> &mut GuestState {
+        self.store.data_mut()
+    }
+
+    /// The guest's store data, to read.
+    pub fn state_ref(&self) -> &GuestState {
+        self.store.data()
+    }
+
+    /// Stops watching the pollables that are ready now and returns their tokens.
+    pub fn take_ready(&mut self) -> anyhow::Result<Vec<u64>> {
+        let state = self.store.data_mut();
+        let mut ready = Vec::new();
+        let watched: Vec<(u64, u32)> = state.watches.iter().map(|(t, r)| (*t, r.rep())).collect();
+        for (token, rep) in watched {
+            if host_api::is_ready(state, rep).map_err(anyhow::Error::from)? {
+                if let Some(pollable) = state.watches.remove(&token) {
+                    host_api::drop_pollable(state, pollable).map_err(anyhow::Error::from)?;
+                }
+                ready.push(token);
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Replaces a trapped instance with a fresh one (state, timers and watches are lost).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let (store, instance) = instantiate(
+            self.pre.engine(),
+            &self.pre,
+            &self.config,
+            &self.identity,
+            &self.outputs,
+        )?;
+        self.store = store;
+        self.instance = instance;
+        let events = self.events.map(|e| e.map(|(i, _)| (i, None)));
+        self.resolve(events)
+    }
+}
+
+fn export_index(
+    component: &Component,
+    parent: Option<&ComponentExportIndex>,
+    name: &str,
+) -> anyhow::Result<ComponentExportIndex> {
+    component
+        .get_export_index(parent, name)
+        .ok_or_else(|| anyhow!("the component does not export `{name}`"))
+}
+
+fn instantiate(
+    engine: &Engine,
+    pre: &InstancePre<GuestState>,
+    config: &GuestConfig,
+    identity: &Arc<GuestIdentity>,
+    outputs: &[GuestOutput; 2],
+) -> anyhow::Result<(Store<GuestState>, Instance)> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.args(&config.args)
+        .stdout(outputs[0].clone())
+        .stderr(outputs[1].clone());
+    if config.inherit_stdin {
+        wasi.inherit_stdin();
+    }
+    let state = GuestState::new(wasi.build(), identity.clone(), outputs.clone());
+    let mut store = Store::new(engine, state);
+    let instance = pre
+        .instantiate(&mut store)
+        .map_err(anyhow::Error::from)
+        .context("cannot instantiate the component")?;
+    Ok((store, instance))
+}
+
+/// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every
+/// function of every application interface. Fails on an import the node cannot satisfy.
+fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+    host_api::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    for import in &world.imports {
+        match &import.role {
+            Role::Wasi | Role::NodeImport => {}
+            Role::Unsupported(why) => bail!("cannot satisfy import `{}`: {why}", import.name),
+            Role::Application => {
+                let mut instance = linker.instance(&import.name).map_err(anyhow::Error::from)?;
+                for function in &import.functions {
+                    if !function.results.is_empty() {
+                        bail!(
+                            "cannot satisfy import `{}`: it returns a result, and calls with \
+                             replies are not supported yet (only functions without results \
+                             are sent to the group)",
+                            function.id
+                        );
+                    }
+                    if let Some(param) = function.unsendable_param() {
+                        bail!(
+                            "cannot satisfy import `{}`: parameter `{param}` cannot travel \
+                             over the network",
+                            function.id
+                        );
+                    }
+                    let id: Arc<str> = function.id.as_str().into();
+                    instance
+                        .func_new(&function.name, move |mut store, _ty, params, _results| {
+                            send(store.data_mut(), &id, params)
+                                .map_err(wasmtime::Error::from_anyhow)
+                        })
+                        .map_err(anyhow::Error::from)?;
+                }
+            }
+            Role::Events(_) | Role::CommandRun => {
+                unreachable!("exports only")
+            }
+        }
+    }
+    Ok(linker)
+}
+
+/// The proxy of an imported application function: encodes the call and records it.
+fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::Result<()> {
+    let args = params
+        .iter()
+        .map(value::to_cbor)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("cannot send {function}"))?;
+    let body = wire::encode_call_body(function, &args);
+    let max = state.identity.max_call;
+    if body.len() > max {
+        bail!(
+            "cannot send {function}: its arguments take {} bytes encoded, more than the {max} \
+             bytes one datagram carries",
+            body.len()
+        );
+    }
+    state.sent.push(SentCall {
+        function: function.clone(),
+        body,
+    });
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! dhost: a node that hosts sandboxed WebAssembly functions and lets every node on a
+//! network call them ("call once, execute many", after DSTC).
+//!
+//! The binary is a thin shell over this library:
+//!
+//! - [`cli`]: the command line (clap) and what each subcommand does;
+//! - [`run`]: `dhost run`: loading guests, the threads of a node, signals, exit status;
+//! - [`node`]: the event loop, routing calls to the guests that export them;
+//! - [`wire`]: datagrams and frames in CBOR, and batching;
+//! - [`value`]: WIT values to and from CBOR;
+//! - [`net`]: the multicast sockets;
+//! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
+//! - [`cache`]: the on-disk cache of compiled components;
+//! - [`inspect`]: `dhost inspect`.
+
+pub mod cache;
+pub mod cli;
+pub mod guest;
+pub mod inspect;
+pub mod net;
+pub mod node;
+pub mod run;
+pub mod value;
+pub mod wire;

@@ -1,0 +1,16 @@
+//! The `dhost` executable: parses the command line and hands it to the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = dhost::cli::Cli::parse();
+    cli.init_logging();
+    match cli.execute() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dhost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

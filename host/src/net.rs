@@ -1,0 +1,79 @@
+//! The node's multicast sockets (socket2): one that receives the group's datagrams, joined
+//! on the chosen interface with address reuse so several nodes share one machine, and one
+//! that sends to the group through that interface with loopback on.
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+
+use crate::wire;
+
+/// The default group, as in the original DSTC.
+pub const DEFAULT_GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 0, 0, 1), 4723);
+
+/// How large a receive buffer to ask the kernel for (it may grant less: `net.core.rmem_max`).
+const RECV_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Where the group is and how to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// The multicast address and port.
+    pub addr: SocketAddrV4,
+    /// The address of the local interface to send and join on.
+    pub iface: Ipv4Addr,
+    /// The multicast TTL: how many routers a datagram may cross (0: this host only).
+    pub ttl: u32,
+}
+
+impl Group {
+    /// The largest datagram worth sending through the interface: 64 KB on loopback, where
+    /// nothing fragments, and one Ethernet frame elsewhere, since a lost fragment loses the
+    /// whole datagram.
+    pub fn default_max_datagram(&self) -> usize {
+        if self.iface.is_loopback() {
+            wire::MAX_DATAGRAM
+        } else {
+            wire::ETHERNET_DATAGRAM
+        }
+    }
+
+    /// A socket that receives the group's datagrams (its own included), non-blocking.
+    pub fn receiver(&self) -> anyhow::Result<UdpSocket> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_address(true)?;
+        // Binding to the group address (not 0.0.0.0) keeps other groups on the same port out.
+        socket
+            .bind(&SocketAddr::V4(self.addr).into())
+            .with_context(|| format!("cannot bind to the group {}", self.addr))?;
+        socket
+            .join_multicast_v4(self.addr.ip(), &self.iface)
+            .with_context(|| {
+                format!(
+                    "cannot join the group {} on the interface {} (is it this machine's address?)",
+                    self.addr.ip(),
+                    self.iface
+                )
+            })?;
+        socket.set_multicast_loop_v4(true)?;
+        if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+            tracing::debug!("cannot enlarge the receive buffer: {e}");
+        }
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    }
+
+    /// A blocking socket that sends to the group through the interface.
+    pub fn sender(&self) -> anyhow::Result<UdpSocket> {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_multicast_if_v4(&self.iface).with_context(|| {
+            format!("cannot send multicast through the interface {}", self.iface)
+        })?;
+        socket.set_multicast_ttl_v4(self.ttl)?;
+        socket.set_multicast_loop_v4(true)?;
+        socket
+            .bind(&SocketAddr::V4(SocketAddrV4::new(self.iface, 0)).into())
+            .with_context(|| format!("cannot bind to the interface {}", self.iface))?;
+        socket.connect(&SocketAddr::V4(self.addr).into())?;
+        Ok(socket.into())
+    }
+}

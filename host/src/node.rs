@@ -1,0 +1,540 @@
+//! The node's event loop: it owns the guests, the routing table from function ids to the
+//! guests that export them, and the outgoing batch, and runs on one thread of its own.
+//!
+//! One *turn* of the loop takes every event waiting (datagrams decoded by the network
+//! thread, stdin lines), fires due timers and ready pollables, delivers locally the calls
+//! the node's own guests sent, and finally flushes the outgoing batch to the group. A call
+//! a guest sends while it runs is only recorded, and delivered after it returns: a guest
+//! is never re-entered. A call reaches each node once, the sender's own included: locally
+//! from the outgoing queue, and the copy that multicast loops back is recognised by the
+//! sender id and skipped.
+
+use crate::guest::state::SentCall;
+use crate::guest::wasm::{CallError, WasmGuest};
+use crate::guest::world::EventInterface;
+use crate::wire::{self, Batcher, Datagram, Frame};
+use ciborium::Value;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+use wasmtime::component::Val;
+
+/// How often watched pollables are checked while any guest watches one.
+const READINESS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The most events taken in one turn before the turn is finished (and the batch flushed).
+const MAX_EVENTS_PER_TURN: usize = 1024;
+
+/// The most senders whose sequence numbers are remembered.
+const MAX_SENDERS: usize = 4096;
+
+/// What the network and stdin threads hand the event loop.
+#[derive(Debug)]
+pub enum Event {
+    /// A well-formed datagram from the group.
+    Datagram {
+        /// Where it came from.
+        from: SocketAddr,
+        /// Its header and frames.
+        datagram: Datagram,
+    },
+    /// A line of the node's stdin.
+    StdinLine(String),
+    /// Stop: finish the turn and return.
+    Shutdown,
+}
+
+/// Counters of what the node received, ran and dropped, shared with the network thread.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams received from the group (well-formed or not).
+    pub datagrams_received: AtomicU64,
+    /// Datagrams dropped because they could not be decoded.
+    pub datagrams_malformed: AtomicU64,
+    /// Datagrams sent to the group.
+    pub datagrams_sent: AtomicU64,
+    /// Datagrams that could not be sent.
+    pub send_errors: AtomicU64,
+    /// Calls run by a local guest.
+    pub calls_delivered: AtomicU64,
+    /// Calls dropped: unknown function id, arguments that do not fit, duplicates.
+    pub calls_dropped: AtomicU64,
+    /// Guest traps.
+    pub traps: AtomicU64,
+}
+
+impl Stats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A one-line summary for the log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "{} datagrams received ({} malformed), {} sent ({} failed), {} calls run, \
+             {} dropped, {} guest traps",
+            get(&self.datagrams_received),
+            get(&self.datagrams_malformed),
+            get(&self.datagrams_sent),
+            get(&self.send_errors),
+            get(&self.calls_delivered),
+            get(&self.calls_dropped),
+            get(&self.traps),
+        )
+    }
+}
+
+/// A log of dropped input that says every drop, up to a number per second, and then how
+/// many it left unsaid: hostile traffic cannot flood the log.
+#[derive(Debug)]
+pub struct DropLog {
+    window: Instant,
+    said: u32,
+    unsaid: u64,
+}
+
+impl DropLog {
+    /// Lines said per second at most.
+    const PER_SECOND: u32 = 20;
+
+    /// An empty log.
+    pub fn new() -> Self {
+        DropLog {
+            window: Instant::now(),
+            said: 0,
+            unsaid: 0,
+        }
+    }
+
+    /// Logs one drop, unless too many were said this second.
+    pub fn drop(&mut self, reason: std::fmt::Arguments<'_>) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.unsaid > 0 {
+                tracing::warn!("... and {} more dropped in the last second", self.unsaid);
+            }
+            *self = DropLog::new();
+        }
+        if self.said < Self::PER_SECOND {
+            self.said += 1;
+            tracing::warn!("dropped {reason}");
+        } else {
+            self.unsaid += 1;
+        }
+    }
+}
+
+impl Default for DropLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The next sequence number expected from each sender, to drop duplicates.
+#[derive(Debug, Default)]
+struct Senders {
+    next: HashMap<u64, (u64, Instant)>,
+}
+
+impl Senders {
+    /// Whether frame `seq` of `sender` is new (and remembers it).
+    fn accept(&mut self, sender: u64, seq: u64) -> bool {
+        let now = Instant::now();
+        if !self.next.contains_key(&sender) && self.next.len() >= MAX_SENDERS {
+            // Forget the sender heard from least recently.
+            if let Some(oldest) = self
+                .next
+                .iter()
+                .min_by_key(|(_, (_, seen))| *seen)
+                .map(|(k, _)| *k)
+            {
+                self.next.remove(&oldest);
+            }
+        }
+        let entry = self.next.entry(sender).or_insert((seq, now));
+        entry.1 = now;
+        if seq < entry.0 {
+            return false;
+        }
+        entry.0 = seq.saturating_add(1);
+        true
+    }
+}
+
+/// Where a call came from, for the log.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    Local,
+    Remote(SocketAddr),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Local => f.write_str("this node"),
+            Origin::Remote(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// A local guest's exported function: guest index and export slot.
+type Route = (usize, usize);
+
+/// The event loop's state.
+pub struct Node {
+    id: u64,
+    guests: Vec<Option<WasmGuest>>,
+    routes: HashMap<String, Vec<Route>>,
+    socket: Option<UdpSocket>,
+    batcher: Batcher,
+    frame: Vec<u8>,
+    seq: u64,
+    local: Vec<SentCall>,
+    senders: Senders,
+    stats: Arc<Stats>,
+    drops: DropLog,
+}
+
+impl Node {
+    /// A node with id `id` (the sender id of its datagrams) hosting `guests`, sending to
+    /// the group through `socket` (none: the node keeps its calls to itself) in datagrams
+    /// of at most `max_datagram` bytes.
+    pub fn new(
+        id: u64,
+        guests: Vec<WasmGuest>,
+        socket: Option<UdpSocket>,
+        max_datagram: usize,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
+        for (g, guest) in guests.iter().enumerate() {
+            for (slot, export) in guest.exports().iter().enumerate() {
+                routes
+                    .entry(export.function.id.clone())
+                    .or_default()
+                    .push((g, slot));
+            }
+        }
+        Node {
+            id,
+            guests: guests.into_iter().map(Some).collect(),
+            routes,
+            socket,
+            batcher: Batcher::new(id, max_datagram),
+            frame: Vec::new(),
+            seq: 0,
+            local: Vec::new(),
+            senders: Senders::default(),
+            stats,
+            drops: DropLog::new(),
+        }
+    }
+
+    /// Runs the guests' `init` hooks, then a WASI command to its end (returning its exit
+    /// status) or, without one, the event loop until [`Event::Shutdown`] (returning 0).
+    pub fn run(mut self, events: Receiver<Event>) -> i32 {
+        for g in 0..self.guests.len() {
+            self.call_event(g, EventInterface::Lifecycle, &[]);
+        }
+        self.finish_turn();
+        if let Some(g) = self
+            .guests
+            .iter()
+            .position(|g| g.as_ref().is_some_and(WasmGuest::is_command))
+        {
+            return self.run_command(g);
+        }
+        loop {
+            let first = if self.local.is_empty() {
+                match events.recv_timeout(self.idle_timeout()) {
+                    Ok(event) => Some(event),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return 0,
+                }
+            } else {
+                match events.try_recv() {
+                    Ok(event) => Some(event),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return 0,
+                }
+            };
+            let mut next = first;
+            let mut taken = 0;
+            while let Some(event) = next {
+                if !self.handle(event) {
+                    self.finish_turn();
+                    return 0;
+                }
+                taken += 1;
+                next = if taken < MAX_EVENTS_PER_TURN {
+                    events.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.fire_timers();
+            self.check_readiness();
+            self.finish_turn();
+        }
+    }
+
+    fn run_command(&mut self, g: usize) -> i32 {
+        let Some(guest) = self.guests[g].as_mut() else {
+            return 1;
+        };
+        let outcome = guest.run_command();
+        let name = guest.name().to_string();
+        self.collect_sent(g);
+        self.finish_turn();
+        match outcome {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!("guest {name} failed: {e:#}");
+                1
+            }
+        }
+    }
+
+    /// How long the loop may sleep: until the next timer, or the next readiness check.
+    fn idle_timeout(&self) -> Duration {
+        let now = Instant::now();
+        let mut timeout = Duration::from_secs(3600);
+        for guest in self.guests.iter().flatten() {
+            let state = guest.state_ref();
+            if let Some(deadline) = state.timers.next_deadline() {
+                timeout = timeout.min(deadline.saturating_duration_since(now));
+            }
+            if !state.watches.is_empty() {
+                timeout = timeout.min(READINESS_INTERVAL);
+            }
+        }
+        timeout
+    }
+
+    /// Handles one event; false on shutdown.
+    fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Datagram { from, datagram } => self.on_datagram(from, datagram),
+            Event::StdinLine(line) => {
+                for g in 0..self.guests.len() {
+                    self.call_event(g, EventInterface::Stdin, &[Val::String(line.clone())]);
+                }
+            }
+            Event::Shutdown => return false,
+        }
+        true
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, datagram: Datagram) {
+        let sender = datagram.header.sender;
+        if sender == self.id {
+            return; // our own, looped back: already delivered locally
+        }
+        for frame in datagram.frames {
+            if !self.senders.accept(sender, frame.seq()) {
+                Stats::bump(&self.stats.calls_dropped);
+                tracing::debug!("dropped a duplicate frame {} from {from}", frame.seq());
+                continue;
+            }
+            match frame {
+                Frame::Call(call) => self.dispatch(&call.function, call.args, Origin::Remote(from)),
+                Frame::Unknown { kind, .. } => {
+                    tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
+                }
+            }
+        }
+    }
+
+    /// Runs `function` on every local guest that exports it.
+    fn dispatch(&mut self, function: &str, args: Vec<Value>, origin: Origin) {
+        let Some(targets) = self.routes.get(function) else {
+            if let Origin::Remote(_) = origin {
+                Stats::bump(&self.stats.calls_dropped);
+                self.drops.drop(format_args!(
+                    "a call from {origin}: no local guest serves function `{function}`"
+                ));
+            }
+            return;
+        };
+        let targets = targets.clone();
+        let mut args = Some(args);
+        for (i, &(g, slot)) in targets.iter().enumerate() {
+            let Some(guest) = self.guests[g].as_mut() else {
+                continue;
+            };
+            let this_args = if i + 1 == targets.len() {
+                args.take().unwrap_or_default()
+            } else {
+                args.clone().unwrap_or_default()
+            };
+            match guest.call(slot, this_args) {
+                Ok(()) => {
+                    Stats::bump(&self.stats.calls_delivered);
+                    self.collect_sent(g);
+                }
+                Err(CallError::BadArguments(e)) => {
+                    Stats::bump(&self.stats.calls_dropped);
+                    let name = guest.name().to_string();
+                    self.drops.drop(format_args!(
+                        "a call from {origin} to `{function}`: its arguments do not fit guest \
+                         {name}: {e}"
+                    ));
+                }
+                Err(CallError::Trapped(e)) => self.trapped(g, function, e),
+            }
+        }
+    }
+
+    /// Calls a guest's event hook, if it exports it.
+    fn call_event(&mut self, g: usize, events: EventInterface, params: &[Val]) {
+        let Some(guest) = self.guests[g].as_mut() else {
+            return;
+        };
+        if !guest.hears(events) {
+            return;
+        }
+        match guest.call_event(events, params) {
+            Ok(()) => self.collect_sent(g),
+            Err(e) => {
+                let what = format!("dstc:node/{}#{}", events.interface(), events.function());
+                self.trapped(g, &what, e);
+            }
+        }
+    }
+
+    /// A guest trapped in `function`: start it afresh, or unload it if that fails.
+    fn trapped(&mut self, g: usize, function: &str, error: anyhow::Error) {
+        Stats::bump(&self.stats.traps);
+        let Some(guest) = self.guests[g].as_mut() else {
+            return;
+        };
+        let name = guest.name().to_string();
+        tracing::error!("guest {name} trapped in {function}: {error:#}");
+        // Whatever it sent before trapping was sent: keep it.
+        self.collect_sent(g);
+        let Some(guest) = self.guests[g].as_mut() else {
+            return;
+        };
+        match guest.restart() {
+            Ok(()) => {
+                tracing::warn!("guest {name} restarted");
+                if function.starts_with("dstc:node/lifecycle") {
+                    // It trapped in init: running init again would trap again.
+                    self.unload(g, "it trapped in init");
+                } else {
+                    self.call_event(g, EventInterface::Lifecycle, &[]);
+                }
+            }
+            Err(e) => self.unload(g, &format!("it cannot be restarted: {e:#}")),
+        }
+    }
+
+    fn unload(&mut self, g: usize, why: &str) {
+        if let Some(guest) = self.guests[g].take() {
+            tracing::error!("guest {} unloaded: {why}", guest.name());
+        }
+    }
+
+    /// Moves the calls guest `g` sent into the outgoing batch and the local queue.
+    fn collect_sent(&mut self, g: usize) {
+        let Some(guest) = self.guests[g].as_mut() else {
+            return;
+        };
+        for call in guest.take_sent() {
+            self.seq += 1;
+            if self.socket.is_some() {
+                self.frame.clear();
+                wire::encode_call_frame(self.seq, &call.body, &mut self.frame);
+                if let Err(e) = self.batcher.push(&self.frame) {
+                    // The proxy checked the size already; this is a bug, not bad input.
+                    tracing::error!("cannot send a call: {e}");
+                }
+            }
+            if self.routes.contains_key(&*call.function) {
+                self.local.push(call);
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        for g in 0..self.guests.len() {
+            while let Some(token) = self.guests[g]
+                .as_mut()
+                .and_then(|guest| guest.state().timers.pop_due(now))
+            {
+                self.call_event(g, EventInterface::Timer, &[Val::U64(token)]);
+            }
+        }
+    }
+
+    fn check_readiness(&mut self) {
+        for g in 0..self.guests.len() {
+            let Some(guest) = self.guests[g].as_mut() else {
+                continue;
+            };
+            let ready = match guest.take_ready() {
+                Ok(ready) => ready,
+                Err(e) => {
+                    self.trapped(g, "dstc:node/readiness", e);
+                    continue;
+                }
+            };
+            for token in ready {
+                self.call_event(g, EventInterface::Ready, &[Val::U64(token)]);
+            }
+        }
+    }
+
+    /// Ends a turn: delivers the calls sent locally, then flushes the batch to the group.
+    fn finish_turn(&mut self) {
+        for call in std::mem::take(&mut self.local) {
+            match wire::decode_call_body(&call.body) {
+                Ok((function, args)) => self.dispatch(&function, args, Origin::Local),
+                Err(e) => tracing::error!("cannot decode a local call: {e}"),
+            }
+        }
+        let Some(socket) = &self.socket else {
+            return;
+        };
+        for datagram in self.batcher.take() {
+            match socket.send(&datagram) {
+                Ok(_) => Stats::bump(&self.stats.datagrams_sent),
+                Err(e) => {
+                    Stats::bump(&self.stats.send_errors);
+                    tracing::warn!("cannot send a datagram of {} bytes: {e}", datagram.len());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_and_replays_are_refused_per_sender() {
+        let mut senders = Senders::default();
+        assert!(senders.accept(1, 5));
+        assert!(senders.accept(1, 6));
+        assert!(!senders.accept(1, 6));
+        assert!(!senders.accept(1, 2));
+        assert!(senders.accept(1, 9)); // a gap: lost frames, not a duplicate
+        assert!(senders.accept(2, 0));
+        assert!(senders.accept(1, u64::MAX));
+        assert!(!senders.accept(1, u64::MAX - 1));
+    }
+
+    #[test]
+    fn the_sender_table_is_bounded() {
+        let mut senders = Senders::default();
+        for s in 0..(MAX_SENDERS as u64 + 100) {
+            assert!(senders.accept(s, 0));
+        }
+        assert_eq!(senders.next.len(), MAX_SENDERS);
+    }
+}

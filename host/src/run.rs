@@ -1,0 +1,310 @@
+//! `dhost run`: loads the guests (failing before joining the group if any cannot be
+//! loaded), then runs the node on three threads:
+//!
+//! - the *event loop* ([`crate::node`]), which owns the guests and sends to the group;
+//! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
+//!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
+//!   or SIGTERM into a clean shutdown;
+//! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
+
+use crate::cli::RunArgs;
+use crate::guest::wasm::{GuestConfig, Runtime, WasmGuest};
+use crate::guest::world::EventInterface;
+use crate::node::{DropLog, Event, Node, Stats};
+use crate::wire;
+use anyhow::{Context as _, bail};
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+
+/// The longest line read from stdin; longer lines are cut there.
+const MAX_STDIN_LINE: usize = 64 * 1024;
+
+/// Runs a node as `args` say; the exit status is a WASI command's, or success.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let node_name = args.name.clone().unwrap_or_else(default_name);
+    validate_name(&node_name)?;
+    let group = args.group.group();
+    let max_datagram = args
+        .group
+        .max_datagram
+        .map_or_else(|| group.default_max_datagram(), |b| b as usize);
+    let max_call = max_call(max_datagram);
+
+    let runtime = Runtime::new(args.cache.dir())?;
+    let commands = load_plan(&args)?;
+    let mut guests = Vec::with_capacity(args.guests.len());
+    for (path, config) in args.guests.iter().zip(commands) {
+        let guest = load_guest(&runtime, path, config, &node_name, max_call)
+            .with_context(|| format!("cannot load guest {}", path.display()))?;
+        guests.push(guest);
+    }
+    let command = guests
+        .iter()
+        .find(|g| g.is_command())
+        .map(|g| g.name().to_string());
+    if guests.iter().filter(|g| g.is_command()).count() > 1 {
+        bail!("only one WASI command can run in a node");
+    }
+    let stdin_wanted = guests.iter().any(|g| g.hears(EventInterface::Stdin));
+    // A lone command that neither sends nor serves has no use for the network.
+    let networked = command.is_none()
+        || guests.len() > 1
+        || guests
+            .iter()
+            .any(|g| g.world().sends().next().is_some() || g.world().serves().next().is_some());
+
+    let id: u64 = rand::random();
+    let stats = Arc::new(Stats::default());
+    let (receiver, sender) = if networked {
+        (Some(group.receiver()?), Some(group.sender()?))
+    } else {
+        (None, None)
+    };
+    tracing::info!(
+        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), group {} on {}",
+        started.elapsed(),
+        guests.len(),
+        group.addr,
+        group.iface
+    );
+
+    let (events_tx, events_rx) = mpsc::channel();
+    if stdin_wanted {
+        spawn_stdin_reader(events_tx.clone())?;
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    let node = Node::new(id, guests, sender, max_datagram, stats.clone());
+    let event_loop = std::thread::Builder::new()
+        .name("dhost-node".into())
+        .spawn(move || {
+            let code = node.run(events_rx);
+            let _ = done_tx.send(());
+            code
+        })
+        .context("cannot start the event loop thread")?;
+
+    let network = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    network.block_on(receive(receiver, events_tx, done_rx, stats.clone()))?;
+
+    let code = event_loop
+        .join()
+        .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
+    tracing::info!("node {node_name} stopped: {}", stats.summary());
+    Ok(exit_code(code))
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    match u8::try_from(code) {
+        Ok(c) => ExitCode::from(c),
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// `HOSTNAME-PID`.
+fn default_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}", std::process::id())
+}
+
+fn validate_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        bail!("the node name must be 1 to 255 printable characters");
+    }
+    Ok(())
+}
+
+/// The largest encoded call body that fits in one datagram.
+fn max_call(max_datagram: usize) -> usize {
+    let mut header = Vec::new();
+    wire::encode_header(u64::MAX, &mut header);
+    max_datagram - header.len() - wire::CALL_FRAME_OVERHEAD
+}
+
+/// How each guest is to be started: its name, and the command arguments.
+fn load_plan(args: &RunArgs) -> anyhow::Result<Vec<GuestConfig>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut plan = Vec::new();
+    for path in &args.guests {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "guest".to_string());
+        // Two guests from files of the same name get distinct names: chat, chat-2, ...
+        let mut name = stem.clone();
+        let mut n = 1;
+        while names.contains(&name) {
+            n += 1;
+            name = format!("{stem}-{n}");
+        }
+        names.push(name.clone());
+        let mut command_args = vec![name.clone()];
+        command_args.extend(args.args.iter().cloned());
+        plan.push(GuestConfig {
+            name,
+            args: command_args,
+            inherit_stdin: false,
+        });
+    }
+    Ok(plan)
+}
+
+fn load_guest(
+    runtime: &Runtime,
+    path: &Path,
+    mut config: GuestConfig,
+    node_name: &str,
+    max_call: usize,
+) -> anyhow::Result<WasmGuest> {
+    let component = runtime.load_component(path)?;
+    // A WASI command reads the real stdin; a node guest hears it through stdin-events.
+    let world = crate::guest::world::World::of(&component, runtime.engine());
+    config.inherit_stdin = world.is_command() && !world.exports_events(EventInterface::Stdin);
+    WasmGuest::load(runtime, &component, config, node_name, max_call)
+}
+
+/// Reads stdin line by line and hands each line to the event loop.
+fn spawn_stdin_reader(events: Sender<Event>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("dhost-stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match read_line(&mut input, &mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line).into_owned();
+                        if events.send(Event::StdinLine(text)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot read stdin: {e}");
+                        break;
+                    }
+                }
+            }
+            tracing::debug!("stdin closed");
+        })
+        .context("cannot start the stdin thread")?;
+    Ok(())
+}
+
+/// Reads one line without its line ending, keeping at most [`MAX_STDIN_LINE`] bytes of it.
+/// Returns the number of bytes consumed (0 at the end of input).
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = MAX_STDIN_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..take.min(room)]);
+        input.consume(take);
+        consumed += take;
+        if done {
+            break;
+        }
+    }
+    while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+        line.pop();
+    }
+    Ok(consumed)
+}
+
+/// The network thread: receives and decodes datagrams until the event loop ends or a
+/// signal asks the node to stop.
+async fn receive(
+    socket: Option<std::net::UdpSocket>,
+    events: Sender<Event>,
+    mut done: oneshot::Receiver<()>,
+    stats: Arc<Stats>,
+) -> anyhow::Result<()> {
+    let socket = socket.map(UdpSocket::from_std).transpose()?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut buf = vec![0u8; 65_536];
+    let mut drops = DropLog::new();
+    loop {
+        tokio::select! {
+            received = recv(socket.as_ref(), &mut buf) => {
+                let (len, from) = match received {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("cannot receive from the group: {e}");
+                        continue;
+                    }
+                };
+                stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
+                match wire::decode_datagram(&buf[..len]) {
+                    Ok(datagram) => {
+                        if events.send(Event::Datagram { from, datagram }).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
+                        drops.drop(format_args!("a datagram of {len} bytes from {from}: {e}"));
+                    }
+                }
+            }
+            _ = interrupt.recv() => { let _ = events.send(Event::Shutdown); break; }
+            _ = terminate.recv() => { let _ = events.send(Event::Shutdown); break; }
+            _ = &mut done => break,
+        }
+    }
+    Ok(())
+}
+
+async fn recv(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, std::net::SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_lines_lose_their_endings_and_are_bounded() {
+        let long = "x".repeat(MAX_STDIN_LINE + 10);
+        let input = format!("hello\r\n\nworld\n{long}\nlast");
+        let mut reader = std::io::BufReader::with_capacity(7, input.as_bytes());
+        let mut lines = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if read_line(&mut reader, &mut line).unwrap() == 0 {
+                break;
+            }
+            lines.push(String::from_utf8(line).unwrap());
+        }
+        assert_eq!(lines.len(), 5);
+        assert_eq!(&lines[..3], ["hello", "", "world"]);
+        assert_eq!(lines[3].len(), MAX_STDIN_LINE);
+        assert_eq!(lines[4], "last");
+    }
+}

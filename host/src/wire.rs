@@ -1,0 +1,585 @@
+//! The wire format of the multicast group: datagrams, the frames they carry, and the
+//! batching of frames into datagrams.
+//!
+//! A datagram is a CBOR sequence (RFC 8742): a header, then any number of frames.
+//!
+//! ```text
+//! datagram = header frame*
+//! header   = 55799([version, sender, auth])   ; the self-describe tag is the magic
+//! frame    = [kind, seq, ...]                 ; kind 0 = call: [0, seq, function-id, [arg*]]
+//! ```
+//!
+//! `docs/wire.md` is the reference; this module is the only code that reads or writes it.
+//! Every byte is assumed hostile: decoding never panics, every length is bounded by the
+//! datagram it came in, and every failure is a [`WireError`] that says what was wrong.
+
+use ciborium::value::{Integer, Value};
+use thiserror::Error;
+
+/// The version of the wire format this node speaks.
+pub const VERSION: u64 = 1;
+
+/// The CBOR "self-described CBOR" tag (RFC 8949 §3.4.6), used as the datagram's magic.
+pub const MAGIC_TAG: u64 = 55799;
+
+/// The largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// The largest datagram for a path whose MTU is 1500 bytes (Ethernet): 1500 less the IPv4
+/// and UDP headers, so that a datagram is never fragmented.
+pub const ETHERNET_DATAGRAM: usize = 1472;
+
+/// How deep CBOR may nest before a frame is refused (a guard against stack exhaustion).
+const MAX_NESTING: usize = 128;
+
+/// The kind number of a call frame.
+const KIND_CALL: u64 = 0;
+
+/// Why a datagram or frame could not be read or written.
+#[derive(Debug, Error, PartialEq)]
+pub enum WireError {
+    /// The bytes are not well-formed CBOR, or end in the middle of an item.
+    #[error("malformed CBOR: {0}")]
+    Malformed(String),
+    /// The datagram does not start with the dhost header.
+    #[error("not a dhost datagram (no header tag {MAGIC_TAG})")]
+    NoMagic,
+    /// The sender speaks a wire version this node does not.
+    #[error("wire version {0} is not supported (this node speaks {VERSION})")]
+    Version(u64),
+    /// An item has the wrong shape.
+    #[error("bad {what}: {why}")]
+    Shape {
+        /// Which item: "header", "frame", "call".
+        what: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A frame is too large to travel in one datagram.
+    #[error("a frame of {size} bytes does not fit in a datagram of {max} bytes")]
+    TooLarge {
+        /// The encoded size of the frame with the header.
+        size: usize,
+        /// The largest datagram allowed.
+        max: usize,
+    },
+}
+
+/// The header that opens every datagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The wire version.
+    pub version: u64,
+    /// The sending node's id: random, fresh for every run of a node.
+    pub sender: u64,
+    /// Reserved for an authentication tag over the frames; `None` today.
+    pub auth: Option<Vec<u8>>,
+}
+
+/// One frame of a datagram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// Run `function` with `args` on every node that serves it.
+    Call(Call),
+    /// A frame of a kind this node does not know (sent by a newer node); skipped.
+    Unknown {
+        /// The kind number.
+        kind: u64,
+        /// The sender's sequence number.
+        seq: u64,
+    },
+}
+
+impl Frame {
+    /// The sender's sequence number of this frame.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Frame::Call(call) => call.seq,
+            Frame::Unknown { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A call to every node that serves `function`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The sender's sequence number (one counter per sender, over all frames).
+    pub seq: u64,
+    /// The function id, `namespace:package/interface#function`.
+    pub function: String,
+    /// The arguments, self-describing CBOR, one per parameter (see `docs/wire.md`).
+    pub args: Vec<Value>,
+}
+
+/// A decoded datagram: its header and frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datagram {
+    /// The header.
+    pub header: Header,
+    /// The frames, in the order they were sent.
+    pub frames: Vec<Frame>,
+}
+
+/// Decodes one datagram. Any malformed item rejects the whole datagram.
+pub fn decode_datagram(mut bytes: &[u8]) -> Result<Datagram, WireError> {
+    let header = decode_header(next_item(&mut bytes)?)?;
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        frames.push(decode_frame(next_item(&mut bytes)?)?);
+    }
+    Ok(Datagram { header, frames })
+}
+
+fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
+    ciborium::de::from_reader_with_recursion_limit(bytes, MAX_NESTING)
+        .map_err(|e| WireError::Malformed(describe_cbor_error(e)))
+}
+
+fn describe_cbor_error<E: std::fmt::Debug>(error: ciborium::de::Error<E>) -> String {
+    match error {
+        ciborium::de::Error::Io(_) => "truncated".to_string(),
+        ciborium::de::Error::Syntax(offset) => format!("syntax error at byte {offset}"),
+        ciborium::de::Error::Semantic(_, why) => why,
+        ciborium::de::Error::RecursionLimitExceeded => {
+            format!("nested deeper than {MAX_NESTING} levels")
+        }
+    }
+}
+
+fn decode_header(item: Value) -> Result<Header, WireError> {
+    let Value::Tag(MAGIC_TAG, inner) = item else {
+        return Err(WireError::NoMagic);
+    };
+    let shape = |why: &str| WireError::Shape {
+        what: "header",
+        why: why.to_string(),
+    };
+    let Value::Array(fields) = *inner else {
+        return Err(shape("not an array"));
+    };
+    let mut fields = fields.into_iter();
+    let version = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("no version"))?;
+    if version != VERSION {
+        return Err(WireError::Version(version));
+    }
+    let sender = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("no sender id"))?;
+    let auth = match fields.next() {
+        None | Some(Value::Null) => None,
+        Some(Value::Bytes(tag)) => Some(tag),
+        Some(_) => return Err(shape("auth tag is neither bytes nor null")),
+    };
+    Ok(Header {
+        version,
+        sender,
+        auth,
+    })
+}
+
+fn decode_frame(item: Value) -> Result<Frame, WireError> {
+    let shape = |what, why: &str| WireError::Shape {
+        what,
+        why: why.to_string(),
+    };
+    let Value::Array(fields) = item else {
+        return Err(shape("frame", "not an array"));
+    };
+    let mut fields = fields.into_iter();
+    let kind = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("frame", "no kind"))?;
+    let seq = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("frame", "no sequence number"))?;
+    if kind != KIND_CALL {
+        return Ok(Frame::Unknown { kind, seq });
+    }
+    let Some(Value::Text(function)) = fields.next() else {
+        return Err(shape("call", "no function id"));
+    };
+    let Some(Value::Array(args)) = fields.next() else {
+        return Err(shape("call", "no argument array"));
+    };
+    if fields.next().is_some() {
+        return Err(shape("call", "more than 4 fields"));
+    }
+    Ok(Frame::Call(Call {
+        seq,
+        function,
+        args,
+    }))
+}
+
+fn as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Integer(i) => u64::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+/// Encodes one CBOR item onto the end of `out`.
+fn encode_item(value: &Value, out: &mut Vec<u8>) {
+    // Writing CBOR to a Vec cannot fail: the only errors are the writer's.
+    ciborium::ser::into_writer(value, out).expect("CBOR encoding into a Vec does not fail");
+}
+
+/// Encodes the header of a datagram sent by `sender`.
+pub fn encode_header(sender: u64, out: &mut Vec<u8>) {
+    let header = Value::Tag(
+        MAGIC_TAG,
+        Box::new(Value::Array(vec![
+            Value::Integer(VERSION.into()),
+            Value::Integer(sender.into()),
+            Value::Null,
+        ])),
+    );
+    encode_item(&header, out);
+}
+
+/// Encodes the part of a call frame that does not depend on when it is sent: the function
+/// id and the argument array. A guest's call is encoded once, as it is made.
+pub fn encode_call_body(function: &str, args: &[Value]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(function.len() + 16);
+    // Serialising to a Vec cannot fail.
+    ciborium::ser::into_writer(function, &mut body)
+        .expect("CBOR encoding into a Vec does not fail");
+    ciborium::ser::into_writer(args, &mut body).expect("CBOR encoding into a Vec does not fail");
+    body
+}
+
+/// How many bytes a call frame adds to its body at most: the array head, the kind and the
+/// longest sequence number.
+pub const CALL_FRAME_OVERHEAD: usize = 2 + 9;
+
+/// Encodes a call frame from its sequence number and a body made by [`encode_call_body`].
+pub fn encode_call_frame(seq: u64, body: &[u8], out: &mut Vec<u8>) {
+    out.push(0x84); // an array of 4 items
+    encode_item(&Value::Integer(Integer::from(KIND_CALL)), out);
+    encode_item(&Value::Integer(Integer::from(seq)), out);
+    out.extend_from_slice(body);
+}
+
+/// Decodes a body made by [`encode_call_body`] into the function id and the arguments.
+pub fn decode_call_body(mut body: &[u8]) -> Result<(String, Vec<Value>), WireError> {
+    let shape = |why: &str| WireError::Shape {
+        what: "call",
+        why: why.to_string(),
+    };
+    let Value::Text(function) = next_item(&mut body)? else {
+        return Err(shape("no function id"));
+    };
+    let Value::Array(args) = next_item(&mut body)? else {
+        return Err(shape("no argument array"));
+    };
+    if !body.is_empty() {
+        return Err(shape("trailing bytes"));
+    }
+    Ok((function, args))
+}
+
+/// Encodes a call frame onto the end of `out`.
+pub fn encode_call(seq: u64, function: &str, args: &[Value], out: &mut Vec<u8>) {
+    encode_call_frame(seq, &encode_call_body(function, args), out);
+}
+
+/// Packs encoded frames into datagrams of at most `max` bytes, each opening with the
+/// sender's header. Frames keep their order; a frame never spans two datagrams.
+#[derive(Debug)]
+pub struct Batcher {
+    header: Vec<u8>,
+    max: usize,
+    current: Vec<u8>,
+    full: Vec<Vec<u8>>,
+}
+
+impl Batcher {
+    /// A batcher for datagrams of at most `max` bytes from `sender`.
+    pub fn new(sender: u64, max: usize) -> Self {
+        let mut header = Vec::new();
+        encode_header(sender, &mut header);
+        Batcher {
+            current: header.clone(),
+            header,
+            max,
+            full: Vec::new(),
+        }
+    }
+
+    /// The largest frame that fits in one datagram.
+    pub fn max_frame(&self) -> usize {
+        self.max - self.header.len()
+    }
+
+    /// Appends one encoded frame, starting a new datagram when the current one is full.
+    pub fn push(&mut self, frame: &[u8]) -> Result<(), WireError> {
+        if frame.len() > self.max_frame() {
+            return Err(WireError::TooLarge {
+                size: frame.len() + self.header.len(),
+                max: self.max,
+            });
+        }
+        if self.current.len() + frame.len() > self.max {
+            let next = self.header.clone();
+            self.full.push(std::mem::replace(&mut self.current, next));
+        }
+        self.current.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// Whether no frame is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.current.len() == self.header.len()
+    }
+
+    /// Takes every datagram packed so far, the partly filled one included.
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        if self.current.len() > self.header.len() {
+            let next = self.header.clone();
+            self.full.push(std::mem::replace(&mut self.current, next));
+        }
+        std::mem::take(&mut self.full)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(seq: u64, function: &str, args: Vec<Value>) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_call(seq, function, &args, &mut out);
+        out
+    }
+
+    fn datagram(sender: u64, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_header(sender, &mut out);
+        for f in frames {
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    fn raw(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_item(value, &mut out);
+        out
+    }
+
+    #[test]
+    fn round_trip() {
+        let args = vec![
+            Value::Text("ann".into()),
+            Value::Text("x".repeat(10_000)),
+            Value::Bytes(vec![0, 1, 2]),
+        ];
+        let bytes = datagram(
+            42,
+            &[
+                call(7, "dhost:chat/chat#message", args.clone()),
+                call(8, "a:b/c#d", vec![]),
+            ],
+        );
+        let d = decode_datagram(&bytes).unwrap();
+        assert_eq!(
+            d.header,
+            Header {
+                version: VERSION,
+                sender: 42,
+                auth: None
+            }
+        );
+        assert_eq!(
+            d.frames,
+            vec![
+                Frame::Call(Call {
+                    seq: 7,
+                    function: "dhost:chat/chat#message".into(),
+                    args
+                }),
+                Frame::Call(Call {
+                    seq: 8,
+                    function: "a:b/c#d".into(),
+                    args: vec![]
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_made_from_a_body_decodes_as_a_call() {
+        let args = vec![Value::Text("ann".into()), Value::Integer(7.into())];
+        let body = encode_call_body("dhost:chat/chat#message", &args);
+        assert_eq!(
+            decode_call_body(&body).unwrap(),
+            ("dhost:chat/chat#message".to_string(), args.clone())
+        );
+        for seq in [0, 23, 24, 255, 65_536, u64::MAX] {
+            let mut frame = Vec::new();
+            encode_call_frame(seq, &body, &mut frame);
+            assert!(frame.len() <= body.len() + CALL_FRAME_OVERHEAD);
+            let d = decode_datagram(&datagram(1, &[frame])).unwrap();
+            assert_eq!(
+                d.frames,
+                vec![Frame::Call(Call {
+                    seq,
+                    function: "dhost:chat/chat#message".into(),
+                    args: args.clone()
+                })]
+            );
+        }
+        assert!(decode_call_body(&body[..body.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn header_only_is_an_empty_datagram() {
+        let d = decode_datagram(&datagram(1, &[])).unwrap();
+        assert!(d.frames.is_empty());
+    }
+
+    #[test]
+    fn empty_and_garbage_are_rejected() {
+        assert_eq!(
+            decode_datagram(&[]),
+            Err(WireError::Malformed("truncated".into()))
+        );
+        assert!(matches!(
+            decode_datagram(&[0xff, 0xff, 0xff]),
+            Err(WireError::Malformed(_))
+        ));
+        assert_eq!(decode_datagram(b"hello world"), Err(WireError::NoMagic));
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let bytes = datagram(9, &[call(1, "a:b/c#d", vec![Value::Text("hi".into())])]);
+        for len in 0..bytes.len() {
+            assert!(
+                decode_datagram(&bytes[..len]).is_err(),
+                "prefix {len} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_version_is_rejected() {
+        let header = Value::Tag(
+            MAGIC_TAG,
+            Box::new(Value::Array(vec![2.into(), 1.into(), Value::Null])),
+        );
+        assert_eq!(decode_datagram(&raw(&header)), Err(WireError::Version(2)));
+    }
+
+    #[test]
+    fn bad_headers_are_rejected() {
+        for inner in [
+            Value::Text("x".into()),
+            Value::Array(vec![]),
+            Value::Array(vec![1.into()]),
+            Value::Array(vec![1.into(), (-1).into()]),
+            Value::Array(vec![1.into(), 5.into(), 3.into()]),
+        ] {
+            let bytes = raw(&Value::Tag(MAGIC_TAG, Box::new(inner.clone())));
+            assert!(
+                matches!(decode_datagram(&bytes), Err(WireError::Shape { .. })),
+                "{inner:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_rejected() {
+        for frame in [
+            Value::Null,
+            Value::Array(vec![]),
+            Value::Array(vec![0.into()]),
+            Value::Array(vec![0.into(), 1.into()]),
+            Value::Array(vec![0.into(), 1.into(), 5.into(), Value::Array(vec![])]),
+            Value::Array(vec![0.into(), 1.into(), "f".into(), "not args".into()]),
+            Value::Array(vec![
+                0.into(),
+                1.into(),
+                "f".into(),
+                Value::Array(vec![]),
+                1.into(),
+            ]),
+        ] {
+            let bytes = datagram(1, &[raw(&frame)]);
+            assert!(
+                matches!(decode_datagram(&bytes), Err(WireError::Shape { .. })),
+                "{frame:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_not_rejected() {
+        let frame = Value::Array(vec![9.into(), 3.into(), "future".into()]);
+        let d = decode_datagram(&datagram(1, &[raw(&frame)])).unwrap();
+        assert_eq!(d.frames, vec![Frame::Unknown { kind: 9, seq: 3 }]);
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_without_overflowing_the_stack() {
+        let mut bytes = datagram(1, &[]);
+        bytes.extend(std::iter::repeat_n(0x81, 100_000)); // [[[[...
+        bytes.push(0x00);
+        assert!(matches!(
+            decode_datagram(&bytes),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn huge_declared_lengths_are_rejected() {
+        let mut bytes = datagram(1, &[]);
+        // An array claiming 2^63 items, then nothing.
+        bytes.extend([0x9b, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(decode_datagram(&bytes).is_err());
+        let mut bytes = datagram(1, &[]);
+        // A text string claiming 4 GiB.
+        bytes.extend([0x7a, 0xff, 0xff, 0xff, 0xff, b'a']);
+        assert!(decode_datagram(&bytes).is_err());
+    }
+
+    #[test]
+    fn batcher_packs_in_order_and_splits_at_the_limit() {
+        let mut batcher = Batcher::new(5, 200);
+        assert!(batcher.is_empty());
+        let frames: Vec<Vec<u8>> = (0..20)
+            .map(|i| call(i, "a:b/c#d", vec![Value::Text("x".repeat(20))]))
+            .collect();
+        for f in &frames {
+            batcher.push(f).unwrap();
+        }
+        let datagrams = batcher.take();
+        assert!(datagrams.len() > 1);
+        assert!(batcher.is_empty());
+        let mut seqs = Vec::new();
+        for d in &datagrams {
+            assert!(d.len() <= 200);
+            let decoded = decode_datagram(d).unwrap();
+            assert_eq!(decoded.header.sender, 5);
+            seqs.extend(decoded.frames.iter().map(Frame::seq));
+        }
+        assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batcher_refuses_a_frame_larger_than_a_datagram() {
+        let mut batcher = Batcher::new(5, 100);
+        let big = call(1, "a:b/c#d", vec![Value::Text("x".repeat(100))]);
+        assert!(matches!(
+            batcher.push(&big),
+            Err(WireError::TooLarge { max: 100, .. })
+        ));
+        assert!(batcher.is_empty());
+    }
+}
