@@ -4,12 +4,15 @@
 use crate::cli::InspectArgs;
 use crate::guest::wasm::Runtime;
 use crate::guest::world::{Interface, Role, World};
+use anyhow::Context as _;
 use std::fmt::Write;
 
 /// Prints the description of `args.guest` on stdout.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(args.cache.dir())?;
-    let component = runtime.load_component(&args.guest)?;
+    let component = runtime
+        .load_component(&args.guest)
+        .with_context(|| format!("cannot inspect {}", args.guest.display()))?;
     let world = World::of(&component, runtime.engine());
     print!("{}", describe(&world));
     Ok(())

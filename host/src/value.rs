@@ -465,10 +465,14 @@ mod tests {
     fn all_types() -> Vec<(String, Type)> {
         let wat = r#"
             (component
-              (type $rec (record (field "x" s32) (field "name" string)))
-              (type $var (variant (case "none") (case "num" u32) (case "text" string)))
-              (type $en (enum "red" "green" "blue"))
-              (type $fl (flags "read" "write" "exec"))
+              (type $rec0 (record (field "x" s32) (field "name" string)))
+              (import "rec" (type $rec (eq $rec0)))
+              (type $var0 (variant (case "none") (case "num" u32) (case "text" string)))
+              (import "var" (type $var (eq $var0)))
+              (type $en0 (enum "red" "green" "blue"))
+              (import "en" (type $en (eq $en0)))
+              (type $fl0 (flags "read" "write" "exec"))
+              (import "fl" (type $fl (eq $fl0)))
               (type $f (func
                 (param "b" bool)
                 (param "s8" s8) (param "u8" u8) (param "s16" s16) (param "u16" u16)
@@ -488,8 +492,8 @@ mod tests {
         let engine = Engine::new(&config).unwrap();
         let component = Component::new(&engine, wat).unwrap();
         let ty = component.component_type();
-        let (_, item) = ty.imports(&engine).next().unwrap();
-        let ComponentItem::ComponentFunc(f) = item else {
+        let (_, item) = ty.imports(&engine).find(|(name, _)| *name == "f").unwrap();
+        let ComponentItem::ComponentFunc(f) = item.ty else {
             panic!("not a function")
         };
         f.params().map(|(n, t)| (n.to_string(), t)).collect()

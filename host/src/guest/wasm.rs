@@ -52,19 +52,29 @@ impl Runtime {
     /// Reads and compiles the component at `path` (WebAssembly binary or WAT text), from
     /// the compile cache when it holds it.
     pub fn load_component(&self, path: &Path) -> anyhow::Result<Component> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = std::fs::read(path).context("cannot read it")?;
+        let bytes = if bytes.starts_with(b"\0asm") {
+            bytes
+        } else if path.extension().is_some_and(|e| e == "wat") {
+            wat::parse_bytes(&bytes)
+                .context("it is not valid WAT text")?
+                .into_owned()
+        } else {
+            bail!(
+                "it is not WebAssembly (no \\0asm magic at its start; WAT text needs the .wat \
+                 extension)"
+            );
+        };
         if is_core_module(&bytes) {
             bail!(
-                "{} is a core WebAssembly module, not a component: build guests for \
-                 wasm32-wasip2 (or with `cargo component build`)",
-                path.display()
+                "it is a core WebAssembly module, not a component: build guests for \
+                 wasm32-wasip2 (or with `cargo component build`)"
             );
         }
         let compile = || {
             Component::new(&self.engine, &bytes)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+                .context("it is not a valid WebAssembly component")
         };
         match &self.cache {
             Some(cache) => cache.get_or_compile(&bytes, compile),

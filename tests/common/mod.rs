@@ -1,0 +1,240 @@
+//! What every end-to-end test needs: real `dhost` processes with their stdin, stdout and
+//! stderr at hand, a multicast group of their own on loopback, and the guests built by
+//! `scripts/build-guests.sh`.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something a node should print.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// A guest built by `scripts/build-guests.sh`.
+pub fn guest(name: &str) -> PathBuf {
+    let path = root().join("target/guests").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-guests.sh first",
+        path.display()
+    );
+    path
+}
+
+/// A multicast group and port no other test uses at the same time.
+pub fn unique_group() -> SocketAddrV4 {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(n.wrapping_mul(40_503))
+        .wrapping_add(nanos);
+    let [a, b, c, _] = seed.to_le_bytes();
+    let port = 20_000 + (seed >> 8) % 40_000;
+    SocketAddrV4::new(Ipv4Addr::new(239, 255, a, b.max(1) ^ c), port as u16)
+}
+
+/// A socket that sends to `group` on loopback only (TTL 0), for hand-made datagrams.
+pub fn group_sender(group: SocketAddrV4) -> UdpSocket {
+    dhost::net::Group {
+        addr: group,
+        iface: Ipv4Addr::LOCALHOST,
+        ttl: 0,
+    }
+    .sender()
+    .expect("a loopback multicast sender")
+}
+
+/// The compile cache the tests share (compiling a guest once per test run is enough).
+pub fn cache_dir() -> PathBuf {
+    root().join("target/test-cache")
+}
+
+/// A running `dhost` process.
+pub struct Dhost {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// The `dhost` command with the test's cache, ready for arguments.
+pub fn dhost_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhost"));
+    cmd.env("DHOST_CACHE_DIR", cache_dir())
+        .env_remove("RUST_LOG")
+        .env_remove("DHOST_GROUP")
+        .env_remove("DHOST_IFACE");
+    cmd
+}
+
+/// Runs `dhost ARGS` to its end; returns its status, stdout and stderr.
+pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = dhost_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("dhost runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
+pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-v", "run", "--name", name, "--group", &group.to_string(), "--iface", "127.0.0.1",
+        "--ttl", "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+}
+
+impl Dhost {
+    /// Starts `dhost ARGS` with piped stdin, stdout and stderr.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Dhost {
+        let mut child = dhost_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dhost starts");
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
+        collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        Dhost {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Types `line` on the node's stdin.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("the node reads stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// What the node printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// What the node printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `done(stdout)` holds; panics with both streams after [`PATIENCE`].
+    pub fn wait_stdout(&self, what: &str, done: impl Fn(&str) -> bool) {
+        self.wait(what, || done(&self.stdout()));
+    }
+
+    /// Waits until `done(stderr)` holds; panics with both streams after [`PATIENCE`].
+    pub fn wait_stderr(&self, what: &str, done: impl Fn(&str) -> bool) {
+        self.wait(what, || done(&self.stderr()));
+    }
+
+    fn wait(&self, what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            if start.elapsed() > PATIENCE {
+                panic!(
+                    "waited {PATIENCE:?} for {what}\n--- stdout:\n{}\n--- stderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the process to end.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill runs");
+        self.wait_exit()
+    }
+
+    /// Closes stdin and waits for the process to end (within [`PATIENCE`]).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.stdin.take();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                // Let the collector threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.kill();
+                panic!(
+                    "dhost did not exit\n--- stdout:\n{}\n--- stderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Dhost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The lines of `text` that are chat messages (`[user]: msg`), prompts removed.
+pub fn chat_lines(text: &str) -> Vec<String> {
+    BufReader::new(text.as_bytes())
+        .lines()
+        .map_while(Result::ok)
+        .map(|l| l.trim_start_matches("Username: ").to_string())
+        .filter(|l| l.starts_with('['))
+        .collect()
+}
