@@ -20,12 +20,19 @@ fn garbage() -> Vec<(Vec<u8>, &'static str)> {
         wire::encode_call(1, function, &args, &mut d);
         d
     };
-    let mut truncated = call(1, "dhost:chat/chat#message", vec![text("mallory"), text("cut")]);
+    let mut truncated = call(
+        1,
+        "dhost:chat/chat#message",
+        vec![text("mallory"), text("cut")],
+    );
     truncated.truncate(truncated.len() - 3);
     let mut wrong_version = Vec::new();
     let header = Value::Array(vec![9.into(), 1.into(), Value::Null]);
-    ciborium::ser::into_writer(&Value::Tag(wire::MAGIC_TAG, Box::new(header)), &mut wrong_version)
-        .unwrap();
+    ciborium::ser::into_writer(
+        &Value::Tag(wire::MAGIC_TAG, Box::new(header)),
+        &mut wrong_version,
+    )
+    .unwrap();
     vec![
         (b"hello, is this the chat?".to_vec(), "not a dhost datagram"),
         (vec![0xff; 40], "malformed CBOR"),
@@ -82,11 +89,24 @@ fn three_nodes_chat_and_shrug_off_garbage() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     for node in &nodes {
         let lines = chat_lines(&node.stdout());
-        assert_eq!(lines.len(), expected, "every message exactly once:\n{lines:#?}");
+        assert_eq!(
+            lines.len(),
+            expected,
+            "every message exactly once:\n{lines:#?}"
+        );
         for name in names {
-            let from: Vec<&String> = lines.iter().filter(|l| l.starts_with(&format!("[{name}]"))).collect();
-            let want: Vec<String> = (0..MESSAGES).map(|i| format!("[{name}]: message {i} from {name}")).collect();
-            assert_eq!(from, want.iter().collect::<Vec<_>>(), "{name}'s messages in order");
+            let from: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("[{name}]")))
+                .collect();
+            let want: Vec<String> = (0..MESSAGES)
+                .map(|i| format!("[{name}]: message {i} from {name}"))
+                .collect();
+            assert_eq!(
+                from,
+                want.iter().collect::<Vec<_>>(),
+                "{name}'s messages in order"
+            );
         }
     }
 
@@ -98,7 +118,10 @@ fn three_nodes_chat_and_shrug_off_garbage() {
         });
         let err = node.stderr();
         for line in err.lines().filter(|l| l.contains("dropped")) {
-            assert!(line.contains(&from), "the log line names the sender: {line}");
+            assert!(
+                line.contains(&from),
+                "the log line names the sender: {line}"
+            );
         }
     }
     for node in &mut nodes {

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 /// Writes `text` to a fresh file named `name` and returns its path.
 fn scratch_file(name: &str, text: &[u8]) -> PathBuf {
-    let dir = root().join("target/test-scratch").join(format!("{}", std::process::id()));
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -52,8 +54,14 @@ fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
             PathBuf::from(missing),
             vec!["cannot load guest no/such/guest.wasm: cannot read it: No such file"],
         ),
-        (not_wasm.clone(), vec!["notes.wasm: it is not WebAssembly (no \\0asm magic at its start"]),
-        (core.clone(), vec!["core.wat: it is a core WebAssembly module, not a component"]),
+        (
+            not_wasm.clone(),
+            vec!["notes.wasm: it is not WebAssembly (no \\0asm magic at its start"],
+        ),
+        (
+            core.clone(),
+            vec!["core.wat: it is a core WebAssembly module, not a component"],
+        ),
         (
             needs_reply.clone(),
             vec![
@@ -65,7 +73,10 @@ fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
         ),
         (
             unknown_node_api.clone(),
-            vec!["cannot satisfy import `dstc:node/teleport`", "not an interface this node provides"],
+            vec![
+                "cannot satisfy import `dstc:node/teleport`",
+                "not an interface this node provides",
+            ],
         ),
     ];
     let group = unique_group();
@@ -76,9 +87,16 @@ fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
         assert!(!status.success(), "{}: {status}", path.display());
         assert_eq!(out, "");
         for want in wants {
-            assert!(err.contains(want), "{}: `{want}` not in:\n{err}", path.display());
+            assert!(
+                err.contains(want),
+                "{}: `{want}` not in:\n{err}",
+                path.display()
+            );
         }
-        assert!(!err.contains("ready"), "refused before joining the group:\n{err}");
+        assert!(
+            !err.contains("ready"),
+            "refused before joining the group:\n{err}"
+        );
     }
 }
 
@@ -148,16 +166,21 @@ fn arguments_too_large_for_a_datagram_are_an_error_for_the_sender() {
     );
     assert!(err.contains("bytes one datagram carries"), "{err}");
     // Restarted, it asks for the name again, and small messages still go through.
-    node.wait_stdout("a second prompt", |out| out.matches("Username: ").count() == 2);
+    node.wait_stdout("a second prompt", |out| {
+        out.matches("Username: ").count() == 2
+    });
     node.type_line("eve");
     node.type_line("short");
     node.wait_stdout("the short message", |out| out.contains("[eve]: short"));
-    assert!(!node.stdout().contains("xxxx"), "nothing was truncated and sent");
+    assert!(
+        !node.stdout().contains("xxxx"),
+        "nothing was truncated and sent"
+    );
     assert!(node.interrupt().success());
 }
 
 #[test]
-fn timers_fire_and_calls_sent_from_a_handler_are_delivered_after_it() {
+fn timers_and_readiness_fire_and_calls_sent_from_a_handler_are_delivered_after_it() {
     let group = unique_group();
     let (chat, ticker) = (guest("chat"), guest("ticker"));
     let mut node = Dhost::start(&node_args(
@@ -169,7 +192,12 @@ fn timers_fire_and_calls_sent_from_a_handler_are_delivered_after_it() {
     node.type_line("fay");
     node.type_line("ping");
     node.wait_stdout("the pong", |out| out.contains("[ticker]: pong"));
-    let lines = chat_lines(&node.stdout());
+    node.wait_stdout("the clock's readiness", |out| {
+        out.contains("[ticker]: ready 7")
+    });
+    let mut lines = chat_lines(&node.stdout());
+    // The clock fires on its own time; the rest comes in this order.
+    lines.retain(|l| l != "[ticker]: ready 7");
     assert_eq!(
         lines,
         [
@@ -181,7 +209,10 @@ fn timers_fire_and_calls_sent_from_a_handler_are_delivered_after_it() {
         ]
     );
     let err = node.stderr();
-    assert!(err.contains("ticker on node bots"), "the guest's log line:\n{err}");
+    assert!(
+        err.contains("ticker on node bots"),
+        "the guest's log line:\n{err}"
+    );
     assert!(node.interrupt().success());
 }
 
@@ -193,7 +224,12 @@ fn a_node_without_guests_joins_and_stops_cleanly() {
     let sender = group_sender(group);
     let mut datagram = Vec::new();
     wire::encode_header(5, &mut datagram);
-    wire::encode_call(1, "dhost:chat/chat#message", &[Value::Text("a".into())], &mut datagram);
+    wire::encode_call(
+        1,
+        "dhost:chat/chat#message",
+        &[Value::Text("a".into())],
+        &mut datagram,
+    );
     sender.send(&datagram).unwrap();
     node.wait_stderr("the drop", |err| err.contains("no local guest serves"));
     assert!(node.interrupt().success());
@@ -254,6 +290,9 @@ fn a_second_start_takes_the_compiled_guest_from_the_cache() {
     let third = run();
     let third_err = String::from_utf8_lossy(&third.stderr);
     assert!(third.status.success(), "{third_err}");
-    assert!(third_err.contains("ignoring unusable compile cache entry"), "{third_err}");
+    assert!(
+        third_err.contains("ignoring unusable compile cache entry"),
+        "{third_err}"
+    );
     assert_eq!(String::from_utf8_lossy(&third.stdout), "hello again\n");
 }

@@ -102,8 +102,16 @@ pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
 /// `run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
 pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
-        "-v", "run", "--name", name, "--group", &group.to_string(), "--iface", "127.0.0.1",
-        "--ttl", "0",
+        "-v",
+        "run",
+        "--name",
+        name,
+        "--group",
+        &group.to_string(),
+        "--iface",
+        "127.0.0.1",
+        "--ttl",
+        "0",
     ]
     .iter()
     .map(|s| s.to_string())
