@@ -126,8 +126,11 @@ pub struct WasmGuest {
     store: Store<GuestState>,
     instance: Instance,
     exports: Vec<Export>,
+    /// The event hooks the guest exports, by `EventInterface as usize`.
+    event_indices: [Option<ComponentExportIndex>; 4],
+    /// The current instance's functions for `exports` and `event_indices`.
     funcs: Vec<Func>,
-    events: [Option<(ComponentExportIndex, Func)>; 4],
+    event_funcs: [Option<Func>; 4],
     outputs: [GuestOutput; 2],
 }
 
@@ -181,14 +184,14 @@ impl WasmGuest {
             }
         }
         let mut event_indices = [None; 4];
-        for (slot, events) in EventInterface::ALL.into_iter().enumerate() {
+        for events in EventInterface::ALL {
             if let Some(iface) = world
                 .exports
                 .iter()
                 .find(|i| matches!(i.role, Role::Events(e) if e == events))
             {
                 let iface_index = export_index(component, None, &iface.name)?;
-                event_indices[slot] = Some(export_index(
+                event_indices[events as usize] = Some(export_index(
                     component,
                     Some(&iface_index),
                     events.function(),
@@ -209,36 +212,31 @@ impl WasmGuest {
             store,
             instance,
             exports,
+            event_indices,
             funcs: Vec::new(),
-            events: [None, None, None, None],
+            event_funcs: [None; 4],
             outputs,
         };
-        guest.resolve(event_indices.map(|i| i.map(|i| (i, None))))?;
+        guest.resolve()?;
         Ok(guest)
     }
 
-    /// Looks up the export functions of the current instance.
-    fn resolve(
-        &mut self,
-        events: [Option<(ComponentExportIndex, Option<Func>)>; 4],
-    ) -> anyhow::Result<()> {
-        let lookup = |store: &mut Store<GuestState>, index: &ComponentExportIndex| {
-            self.instance
+    /// Looks up the functions of the current instance, from the indices found at load.
+    fn resolve(&mut self) -> anyhow::Result<()> {
+        let (instance, store) = (&self.instance, &mut self.store);
+        let mut lookup = |index: &ComponentExportIndex| {
+            instance
                 .get_func(&mut *store, index)
-                .ok_or_else(|| anyhow!("export vanished from its instance"))
+                .ok_or_else(|| anyhow!("an export is missing from the instance"))
         };
         self.funcs = self
             .exports
             .iter()
-            .map(|e| lookup(&mut self.store, &e.index))
+            .map(|e| lookup(&e.index))
             .collect::<anyhow::Result<_>>()?;
-        let mut resolved = [None, None, None, None];
-        for (slot, event) in events.into_iter().enumerate() {
-            if let Some((index, _)) = event {
-                resolved[slot] = Some((index, lookup(&mut self.store, &index)?));
-            }
+        for (func, index) in self.event_funcs.iter_mut().zip(&self.event_indices) {
+            *func = index.as_ref().map(&mut lookup).transpose()?;
         }
-        self.events = resolved;
         Ok(())
     }
 
@@ -264,7 +262,7 @@ impl WasmGuest {
 
     /// Whether the guest exports the event interface `events`.
     pub fn hears(&self, events: EventInterface) -> bool {
-        self.events[events as usize].is_some()
+        self.event_funcs[events as usize].is_some()
     }
 
     /// Calls exported function `slot` with CBOR arguments, checked against its signature.
@@ -280,8 +278,8 @@ impl WasmGuest {
 
     /// Calls the event function of `events`, if the guest exports it.
     pub fn call_event(&mut self, events: EventInterface, params: &[Val]) -> anyhow::Result<()> {
-        match self.events[events as usize] {
-            Some((_, func)) => self.enter(func, params, 0),
+        match self.event_funcs[events as usize] {
+            Some(func) => self.enter(func, params, 0),
             None => Ok(()),
         }
     }
@@ -362,8 +360,7 @@ impl WasmGuest {
         )?;
         self.store = store;
         self.instance = instance;
-        let events = self.events.map(|e| e.map(|(i, _)| (i, None)));
-        self.resolve(events)
+        self.resolve()
     }
 }
 
@@ -438,7 +435,7 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
                 }
             }
             Role::Events(_) | Role::CommandRun => {
-                unreachable!("exports only")
+                bail!("cannot satisfy import `{}`: it is an export-only interface", import.name)
             }
         }
     }
