@@ -217,9 +217,13 @@ fn timers_and_readiness_fire_and_calls_sent_from_a_handler_are_delivered_after_i
 }
 
 #[test]
-fn a_node_without_guests_joins_and_stops_cleanly() {
+fn a_node_without_guests_joins_the_group_from_the_environment_and_stops_cleanly() {
     let group = unique_group();
-    let mut node = Dhost::start(&node_args("empty", group, &[]));
+    let mut cmd = dhost_command();
+    cmd.args(["-v", "run", "--name", "empty", "--ttl", "0"])
+        .env("DHOST_GROUP", group.to_string())
+        .env("DHOST_IFACE", "127.0.0.1");
+    let mut node = Dhost::spawn(cmd);
     node.wait_stderr("ready", |err| err.contains("node empty"));
     let sender = group_sender(group);
     let mut datagram = Vec::new();
@@ -232,6 +236,10 @@ fn a_node_without_guests_joins_and_stops_cleanly() {
     );
     sender.send(&datagram).unwrap();
     node.wait_stderr("the drop", |err| err.contains("no local guest serves"));
+    assert!(
+        node.stderr()
+            .contains(&format!("group {group} on 127.0.0.1"))
+    );
     assert!(node.interrupt().success());
 }
 
@@ -295,4 +303,48 @@ fn a_second_start_takes_the_compiled_guest_from_the_cache() {
         "{third_err}"
     );
     assert_eq!(String::from_utf8_lossy(&third.stdout), "hello again\n");
+}
+
+#[test]
+fn bad_options_are_refused_and_help_explains_them() {
+    for (args, want) in [
+        (
+            vec!["run", "--group", "10.1.2.3:4723"],
+            "10.1.2.3 is not a multicast address",
+        ),
+        (
+            vec!["run", "--group", "239.0.0.1"],
+            "is not an IPv4 address and port",
+        ),
+        (
+            vec!["run", "--group", "239.0.0.1:0"],
+            "the group needs a port other than 0",
+        ),
+        (vec!["run", "--ttl", "300"], "300 is not in 0..=255"),
+        (
+            vec!["run", "--max-datagram", "100"],
+            "100 is not in 512..=65507",
+        ),
+        (
+            vec!["run", "--name", ""],
+            "the node name must be 1 to 255 printable characters",
+        ),
+    ] {
+        let (status, _, err) = dhost_output(&args);
+        assert!(!status.success(), "{args:?}");
+        assert!(err.contains(want), "{args:?}: `{want}` not in:\n{err}");
+    }
+    let (status, out, _) = dhost_output(&["run", "--help"]);
+    assert!(status.success());
+    for want in [
+        "--group",
+        "DHOST_GROUP",
+        "--iface",
+        "DHOST_IFACE",
+        "--ttl",
+        "--name",
+        "WASI command",
+    ] {
+        assert!(out.contains(want), "`{want}` not in run --help:\n{out}");
+    }
 }

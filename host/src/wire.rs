@@ -552,6 +552,54 @@ mod tests {
     }
 
     #[test]
+    fn mutated_datagrams_never_panic() {
+        let valid = datagram(
+            3,
+            &[
+                call(
+                    1,
+                    "dhost:chat/chat#message",
+                    vec![Value::Text("ann".into()), Value::Text("hi".into())],
+                ),
+                call(
+                    2,
+                    "a:b/c#d",
+                    vec![Value::Array(vec![Value::Map(vec![(
+                        Value::Null,
+                        Value::Bytes(vec![1]),
+                    )])])],
+                ),
+            ],
+        );
+        // A small xorshift generator: the same mutations every run.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let mut bytes = valid.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 4 {
+                    0 => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes[at] = next() as u8,
+                    2 => bytes.truncate(at.max(1)),
+                    _ => bytes.insert(at, next() as u8),
+                }
+            }
+            let _ = decode_datagram(&bytes);
+        }
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = decode_datagram(&bytes);
+        }
+    }
+
+    #[test]
     fn batcher_packs_in_order_and_splits_at_the_limit() {
         let mut batcher = Batcher::new(5, 200);
         assert!(batcher.is_empty());

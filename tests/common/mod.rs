@@ -138,8 +138,14 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 impl Dhost {
     /// Starts `dhost ARGS` with piped stdin, stdout and stderr.
     pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Dhost {
-        let mut child = dhost_command()
-            .args(args)
+        let mut cmd = dhost_command();
+        cmd.args(args);
+        Dhost::spawn(cmd)
+    }
+
+    /// Starts `cmd` with piped stdin, stdout and stderr.
+    pub fn spawn(mut cmd: Command) -> Dhost {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

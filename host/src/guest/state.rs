@@ -18,6 +18,10 @@ pub const MAX_TIMERS: usize = 4096;
 /// The most pollables one guest may have watched at once.
 pub const MAX_WATCHES: usize = 1024;
 
+/// The most bytes of encoded calls one call into a guest may send; they are queued until
+/// the guest returns.
+pub const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
+
 /// What every instance of a guest shares: its name and the node it runs on.
 #[derive(Debug)]
 pub struct GuestIdentity {
@@ -50,6 +54,8 @@ pub struct GuestState {
     pub identity: Arc<GuestIdentity>,
     /// Calls sent during the current call into the guest, in order.
     pub sent: Vec<SentCall>,
+    /// The encoded size of `sent`.
+    pub sent_bytes: usize,
     /// Its armed timers.
     pub timers: Timers,
     /// Its watched pollables, by token.
@@ -66,6 +72,7 @@ impl GuestState {
             table: ResourceTable::new(),
             identity,
             sent: Vec::new(),
+            sent_bytes: 0,
             timers: Timers::default(),
             watches: HashMap::new(),
             outputs,

@@ -8,7 +8,7 @@
 
 use super::host_api;
 use super::output::{GuestOutput, Target};
-use super::state::{GuestIdentity, GuestState, SentCall};
+use super::state::{GuestIdentity, GuestState, MAX_SENT_BYTES, SentCall};
 use super::world::{EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::value;
@@ -320,7 +320,9 @@ impl WasmGuest {
 
     /// Takes the calls the guest sent since the last time.
     pub fn take_sent(&mut self) -> Vec<SentCall> {
-        std::mem::take(&mut self.store.data_mut().sent)
+        let state = self.store.data_mut();
+        state.sent_bytes = 0;
+        std::mem::take(&mut state.sent)
     }
 
     /// The guest's store data (timers, watches).
@@ -435,7 +437,10 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
                 }
             }
             Role::Events(_) | Role::CommandRun => {
-                bail!("cannot satisfy import `{}`: it is an export-only interface", import.name)
+                bail!(
+                    "cannot satisfy import `{}`: it is an export-only interface",
+                    import.name
+                )
             }
         }
     }
@@ -458,6 +463,14 @@ fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::
             body.len()
         );
     }
+    if state.sent_bytes + body.len() > MAX_SENT_BYTES {
+        bail!(
+            "cannot send {function}: this call into the guest already sent {} MiB of calls, \
+             the most the node queues before the guest returns",
+            MAX_SENT_BYTES >> 20
+        );
+    }
+    state.sent_bytes += body.len();
     state.sent.push(SentCall {
         function: function.clone(),
         body,
