@@ -17,7 +17,7 @@ use ciborium::Value;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 use wasmtime::component::Val;
@@ -54,6 +54,8 @@ pub struct Stats {
     pub datagrams_received: AtomicU64,
     /// Datagrams dropped because they could not be decoded.
     pub datagrams_malformed: AtomicU64,
+    /// Datagrams dropped because the event loop was too far behind.
+    pub datagrams_overrun: AtomicU64,
     /// Datagrams sent to the group.
     pub datagrams_sent: AtomicU64,
     /// Datagrams that could not be sent.
@@ -75,10 +77,11 @@ impl Stats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "{} datagrams received ({} malformed), {} sent ({} failed), {} calls run, \
-             {} dropped, {} guest traps",
+            "{} datagrams received ({} malformed, {} overrun), {} sent ({} failed), \
+             {} calls run, {} dropped, {} guest traps",
             get(&self.datagrams_received),
             get(&self.datagrams_malformed),
+            get(&self.datagrams_overrun),
             get(&self.datagrams_sent),
             get(&self.send_errors),
             get(&self.calls_delivered),
@@ -234,8 +237,9 @@ impl Node {
     }
 
     /// Runs the guests' `init` hooks, then a WASI command to its end (returning its exit
-    /// status) or, without one, the event loop until [`Event::Shutdown`] (returning 0).
-    pub fn run(mut self, events: Receiver<Event>) -> i32 {
+    /// status) or, without one, the event loop until [`Event::Shutdown`] or `stopping`
+    /// (returning 0).
+    pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> i32 {
         for g in 0..self.guests.len() {
             self.call_event(g, EventInterface::Lifecycle, &[]);
         }
@@ -278,6 +282,9 @@ impl Node {
             self.fire_timers();
             self.check_readiness();
             self.finish_turn();
+            if stopping.load(Ordering::Relaxed) {
+                return 0;
+            }
         }
     }
 

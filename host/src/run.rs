@@ -17,12 +17,17 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
+
+/// How many events (datagrams, stdin lines) may wait for the event loop. When it falls
+/// this far behind, further datagrams are dropped and counted rather than held in memory.
+const EVENT_QUEUE: usize = 1024;
 
 /// The longest line read from stdin; longer lines are cut there.
 const MAX_STDIN_LINE: usize = 64 * 1024;
@@ -77,16 +82,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         group.iface
     );
 
-    let (events_tx, events_rx) = mpsc::channel();
+    let (events_tx, events_rx) = mpsc::sync_channel(EVENT_QUEUE);
+    let stopping = Arc::new(AtomicBool::new(false));
     if stdin_wanted {
         spawn_stdin_reader(events_tx.clone())?;
     }
     let (done_tx, done_rx) = oneshot::channel();
     let node = Node::new(id, guests, sender, max_datagram, stats.clone());
+    let stop_flag = stopping.clone();
     let event_loop = std::thread::Builder::new()
         .name("dhost-node".into())
         .spawn(move || {
-            let code = node.run(events_rx);
+            let code = node.run(events_rx, &stop_flag);
             let _ = done_tx.send(());
             code
         })
@@ -96,7 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    network.block_on(receive(receiver, events_tx, done_rx, stats.clone()))?;
+    network.block_on(receive(receiver, events_tx, done_rx, &stopping, &stats))?;
 
     let code = event_loop
         .join()
@@ -175,7 +182,7 @@ fn load_guest(
 }
 
 /// Reads stdin line by line and hands each line to the event loop.
-fn spawn_stdin_reader(events: Sender<Event>) -> anyhow::Result<()> {
+fn spawn_stdin_reader(events: SyncSender<Event>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dhost-stdin".into())
         .spawn(move || {
@@ -232,13 +239,19 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<us
 }
 
 /// The network thread: receives and decodes datagrams until the event loop ends or a
-/// signal asks the node to stop.
+/// signal asks the node to stop (through `stopping`, which the event loop checks every
+/// turn, and a `Shutdown` event to wake it).
 async fn receive(
     socket: Option<std::net::UdpSocket>,
-    events: Sender<Event>,
+    events: SyncSender<Event>,
     mut done: oneshot::Receiver<()>,
-    stats: Arc<Stats>,
+    stopping: &AtomicBool,
+    stats: &Stats,
 ) -> anyhow::Result<()> {
+    let stop = || {
+        stopping.store(true, Ordering::Relaxed);
+        let _ = events.try_send(Event::Shutdown);
+    };
     let socket = socket.map(UdpSocket::from_std).transpose()?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -256,19 +269,25 @@ async fn receive(
                 };
                 stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
                 match wire::decode_datagram(&buf[..len]) {
-                    Ok(datagram) => {
-                        if events.send(Event::Datagram { from, datagram }).is_err() {
-                            break;
+                    Ok(datagram) => match events.try_send(Event::Datagram { from, datagram }) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
+                            drops.drop(format_args!(
+                                "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
+                                 datagrams behind"
+                            ));
                         }
-                    }
+                        Err(TrySendError::Disconnected(_)) => break,
+                    },
                     Err(e) => {
                         stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
                         drops.drop(format_args!("a datagram of {len} bytes from {from}: {e}"));
                     }
                 }
             }
-            _ = interrupt.recv() => { let _ = events.send(Event::Shutdown); break; }
-            _ = terminate.recv() => { let _ = events.send(Event::Shutdown); break; }
+            _ = interrupt.recv() => { stop(); break; }
+            _ = terminate.recv() => { stop(); break; }
             _ = &mut done => break,
         }
     }
