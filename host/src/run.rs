@@ -45,7 +45,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let max_call = max_call(max_datagram);
 
     let runtime = Runtime::new(args.cache.dir())?;
-    let commands = load_plan(&args)?;
+    let commands = load_plan(&args);
     let mut guests = Vec::with_capacity(args.guests.len());
     for (path, config) in args.guests.iter().zip(commands) {
         let guest = load_guest(&runtime, path, config, &node_name, max_call)
@@ -140,7 +140,7 @@ fn max_call(max_datagram: usize) -> usize {
 }
 
 /// How each guest is to be started: its name, and the command arguments.
-fn load_plan(args: &RunArgs) -> anyhow::Result<Vec<GuestConfig>> {
+fn load_plan(args: &RunArgs) -> Vec<GuestConfig> {
     let mut names: Vec<String> = Vec::new();
     let mut plan = Vec::new();
     for path in &args.guests {
@@ -161,23 +161,19 @@ fn load_plan(args: &RunArgs) -> anyhow::Result<Vec<GuestConfig>> {
         plan.push(GuestConfig {
             name,
             args: command_args,
-            inherit_stdin: false,
         });
     }
-    Ok(plan)
+    plan
 }
 
 fn load_guest(
     runtime: &Runtime,
     path: &Path,
-    mut config: GuestConfig,
+    config: GuestConfig,
     node_name: &str,
     max_call: usize,
 ) -> anyhow::Result<WasmGuest> {
     let component = runtime.load_component(path)?;
-    // A WASI command reads the real stdin; a node guest hears it through stdin-events.
-    let world = crate::guest::world::World::of(&component, runtime.engine());
-    config.inherit_stdin = world.is_command() && !world.exports_events(EventInterface::Stdin);
     WasmGuest::load(runtime, &component, config, node_name, max_call)
 }
 

@@ -95,9 +95,6 @@ pub struct GuestConfig {
     pub name: String,
     /// The arguments a WASI command receives (its name first).
     pub args: Vec<String>,
-    /// Whether the guest reads the node's real stdin through WASI (a WASI command does;
-    /// a node guest gets its lines through `stdin-events` instead).
-    pub inherit_stdin: bool,
 }
 
 /// An exported application function, resolved once at load.
@@ -120,6 +117,9 @@ pub enum CallError {
 /// A loaded WebAssembly guest: its instance, and what to start it again from.
 pub struct WasmGuest {
     config: GuestConfig,
+    /// Whether the guest reads the node's real stdin through WASI: a WASI command does,
+    /// unless it hears stdin through `stdin-events` like any node guest.
+    inherit_stdin: bool,
     identity: Arc<GuestIdentity>,
     world: World,
     pre: InstancePre<GuestState>,
@@ -203,9 +203,12 @@ impl WasmGuest {
             GuestOutput::new(Target::Stdout),
             GuestOutput::new(Target::Stderr),
         ];
-        let (store, instance) = instantiate(engine, &pre, &config, &identity, &outputs)?;
+        let inherit_stdin = world.is_command() && !world.exports_events(EventInterface::Stdin);
+        let (store, instance) =
+            instantiate(engine, &pre, &config, inherit_stdin, &identity, &outputs)?;
         let mut guest = WasmGuest {
             config,
+            inherit_stdin,
             identity,
             world,
             pre,
@@ -357,6 +360,7 @@ impl WasmGuest {
             self.pre.engine(),
             &self.pre,
             &self.config,
+            self.inherit_stdin,
             &self.identity,
             &self.outputs,
         )?;
@@ -380,6 +384,7 @@ fn instantiate(
     engine: &Engine,
     pre: &InstancePre<GuestState>,
     config: &GuestConfig,
+    inherit_stdin: bool,
     identity: &Arc<GuestIdentity>,
     outputs: &[GuestOutput; 2],
 ) -> anyhow::Result<(Store<GuestState>, Instance)> {
@@ -387,7 +392,7 @@ fn instantiate(
     wasi.args(&config.args)
         .stdout(outputs[0].clone())
         .stderr(outputs[1].clone());
-    if config.inherit_stdin {
+    if inherit_stdin {
         wasi.inherit_stdin();
     }
     let state = GuestState::new(wasi.build(), identity.clone(), outputs.clone());
