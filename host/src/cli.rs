@@ -66,7 +66,23 @@ pub struct RunArgs {
     pub group: GroupArgs,
 
     #[command(flatten)]
+    pub jail: JailArgs,
+
+    #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// The limits every guest runs under (the built-in default jail unless given).
+#[derive(Debug, Args)]
+pub struct JailArgs {
+    /// The largest linear memory a guest may grow to, such as 64MiB [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = crate::jail::parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// The most time one call into a guest may run, such as 200ms; for a WASI command, its
+    /// whole run [default: 1s per call; no limit for a WASI command].
+    #[arg(long, value_name = "DURATION", value_parser = crate::jail::parse_duration)]
+    pub max_time: Option<std::time::Duration>,
 }
 
 /// Where the multicast group is.

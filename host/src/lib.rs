@@ -10,6 +10,7 @@
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
 //! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
+//! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`cache`]: the on-disk cache of compiled components;
 //! - [`inspect`]: `dhost inspect`.
 
@@ -17,6 +18,7 @@ pub mod cache;
 pub mod cli;
 pub mod guest;
 pub mod inspect;
+pub mod jail;
 pub mod net;
 pub mod node;
 pub mod run;

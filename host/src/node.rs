@@ -14,7 +14,7 @@ use crate::guest::wasm::{CallError, WasmGuest};
 use crate::guest::world::EventInterface;
 use crate::wire::{self, Batcher, Datagram, Frame};
 use ciborium::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -186,10 +186,33 @@ impl std::fmt::Display for Origin {
 /// A local guest's exported function: guest index and export slot.
 type Route = (usize, usize);
 
+/// How often a guest may fail within [`RESTART_WINDOW`] and still be restarted.
+const MAX_RESTARTS: usize = 5;
+
+/// The window over which a guest's failures are counted.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// The pause before restarting a guest after its `failures`-th recent failure: none the
+/// first time, then 100 ms, doubling, up to 5 s.
+fn restart_pause(failures: usize) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(100u64 << (n - 2).min(6)).min(Duration::from_secs(5)),
+    }
+}
+
+/// A guest's recent failures, and when it restarts if it is waiting to.
+#[derive(Debug, Default)]
+struct Health {
+    failures: VecDeque<Instant>,
+    restart_at: Option<Instant>,
+}
+
 /// The event loop's state.
 pub struct Node {
     id: u64,
     guests: Vec<Option<WasmGuest>>,
+    health: Vec<Health>,
     routes: HashMap<String, Vec<Route>>,
     socket: Option<UdpSocket>,
     batcher: Batcher,
@@ -223,6 +246,7 @@ impl Node {
         }
         Node {
             id,
+            health: guests.iter().map(|_| Health::default()).collect(),
             guests: guests.into_iter().map(Some).collect(),
             routes,
             socket,
@@ -279,6 +303,7 @@ impl Node {
                     None
                 };
             }
+            self.restart_due();
             self.fire_timers();
             self.check_readiness();
             self.finish_turn();
@@ -299,7 +324,8 @@ impl Node {
         match outcome {
             Ok(code) => code,
             Err(e) => {
-                tracing::error!("guest {name} failed: {e:#}");
+                tracing::error!("guest {name} failed: {}", e.root_cause());
+                tracing::debug!("guest {name} failed: {e:?}");
                 1
             }
         }
@@ -309,6 +335,11 @@ impl Node {
     fn idle_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut timeout = Duration::from_secs(3600);
+        for health in &self.health {
+            if let Some(at) = health.restart_at {
+                timeout = timeout.min(at.saturating_duration_since(now));
+            }
+        }
         for guest in self.guests.iter().flatten() {
             let state = guest.state_ref();
             if let Some(deadline) = state.timers.next_deadline() {
@@ -369,6 +400,17 @@ impl Node {
         let targets = targets.clone();
         let mut args = Some(args);
         for (i, &(g, slot)) in targets.iter().enumerate() {
+            if self.health[g].restart_at.is_some() {
+                Stats::bump(&self.stats.calls_dropped);
+                let name = self.guests[g]
+                    .as_ref()
+                    .map_or("?", |g| g.name())
+                    .to_string();
+                self.drops.drop(format_args!(
+                    "a call from {origin} to `{function}`: guest {name} is waiting to restart"
+                ));
+                continue;
+            }
             let Some(guest) = self.guests[g].as_mut() else {
                 continue;
             };
@@ -397,7 +439,7 @@ impl Node {
 
     /// Calls a guest's event hook, if it exports it.
     fn call_event(&mut self, g: usize, events: EventInterface, params: &[Val]) {
-        let Some(guest) = self.guests[g].as_mut() else {
+        let Some(guest) = self.live(g) else {
             return;
         };
         if !guest.hears(events) {
@@ -412,37 +454,90 @@ impl Node {
         }
     }
 
-    /// A guest trapped in `function`: start it afresh, or unload it if that fails.
+    /// A guest trapped in `function` (or broke a limit of its jail): start it afresh, at
+    /// once the first time and after a growing pause when it fails again, and unload it
+    /// once it has failed more than [`MAX_RESTARTS`] times within [`RESTART_WINDOW`].
     fn trapped(&mut self, g: usize, function: &str, error: anyhow::Error) {
         Stats::bump(&self.stats.traps);
         let Some(guest) = self.guests[g].as_mut() else {
             return;
         };
         let name = guest.name().to_string();
-        tracing::error!("guest {name} trapped in {function}: {error:#}");
+        tracing::error!("guest {name} trapped in {function}: {}", error.root_cause());
+        tracing::debug!("guest {name} trapped in {function}: {error:?}");
         // Whatever it sent before trapping was sent: keep it.
         self.collect_sent(g);
+
+        let now = Instant::now();
+        let health = &mut self.health[g];
+        health.failures.push_back(now);
+        while health
+            .failures
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > RESTART_WINDOW)
+        {
+            health.failures.pop_front();
+        }
+        let failures = health.failures.len();
+        if failures > MAX_RESTARTS {
+            let why = format!(
+                "it failed {failures} times within {}",
+                humantime::format_duration(RESTART_WINDOW)
+            );
+            self.unload(g, &why);
+            return;
+        }
+        let pause = restart_pause(failures);
+        if pause.is_zero() {
+            self.restart(g);
+        } else {
+            tracing::warn!(
+                "guest {name} restarts in {} (failure {failures} of at most {MAX_RESTARTS} within {})",
+                humantime::format_duration(pause),
+                humantime::format_duration(RESTART_WINDOW)
+            );
+            self.health[g].restart_at = Some(now + pause);
+        }
+    }
+
+    /// Instantiates guest `g` afresh and runs its `init`.
+    fn restart(&mut self, g: usize) {
+        self.health[g].restart_at = None;
         let Some(guest) = self.guests[g].as_mut() else {
             return;
         };
         match guest.restart() {
             Ok(()) => {
-                tracing::warn!("guest {name} restarted");
-                if function.starts_with("dstc:node/lifecycle") {
-                    // It trapped in init: running init again would trap again.
-                    self.unload(g, "it trapped in init");
-                } else {
-                    self.call_event(g, EventInterface::Lifecycle, &[]);
-                }
+                tracing::warn!("guest {} restarted", guest.name());
+                self.call_event(g, EventInterface::Lifecycle, &[]);
             }
             Err(e) => self.unload(g, &format!("it cannot be restarted: {e:#}")),
         }
     }
 
+    /// Restarts the guests whose pause is over.
+    fn restart_due(&mut self) {
+        let now = Instant::now();
+        for g in 0..self.guests.len() {
+            if self.health[g].restart_at.is_some_and(|at| at <= now) {
+                self.restart(g);
+            }
+        }
+    }
+
     fn unload(&mut self, g: usize, why: &str) {
+        self.health[g].restart_at = None;
         if let Some(guest) = self.guests[g].take() {
             tracing::error!("guest {} unloaded: {why}", guest.name());
         }
+    }
+
+    /// Guest `g`, if it is loaded and not waiting to restart.
+    fn live(&mut self, g: usize) -> Option<&mut WasmGuest> {
+        if self.health[g].restart_at.is_some() {
+            return None;
+        }
+        self.guests[g].as_mut()
     }
 
     /// Moves the calls guest `g` sent into the outgoing batch and the local queue.
@@ -534,6 +629,14 @@ mod tests {
         assert!(senders.accept(2, 0));
         assert!(senders.accept(1, u64::MAX));
         assert!(!senders.accept(1, u64::MAX - 1));
+    }
+
+    #[test]
+    fn restarts_pause_longer_after_each_failure() {
+        let pauses: Vec<u64> = (1..=9)
+            .map(|n| restart_pause(n).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for (path, config) in args.guests.iter().zip(commands) {
         let guest = load_guest(&runtime, path, config, &node_name, max_call)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
+        tracing::info!("guest {}: {}", guest.name(), guest.limits().describe());
         guests.push(guest);
     }
     let command = guests
@@ -83,10 +84,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
 
     let (events_tx, events_rx) = mpsc::sync_channel(EVENT_QUEUE);
-    let stopping = Arc::new(AtomicBool::new(false));
+    let stopping = runtime.stopping().clone();
     if stdin_wanted {
         spawn_stdin_reader(events_tx.clone())?;
     }
+    runtime.start_ticker()?;
     let (done_tx, done_rx) = oneshot::channel();
     let node = Node::new(id, guests, sender, max_datagram, stats.clone());
     let stop_flag = stopping.clone();
@@ -161,6 +163,8 @@ fn load_plan(args: &RunArgs) -> Vec<GuestConfig> {
         plan.push(GuestConfig {
             name,
             args: command_args,
+            max_memory: args.jail.max_memory,
+            max_time: args.jail.max_time,
         });
     }
     plan

@@ -6,6 +6,7 @@
 
 use super::output::GuestOutput;
 use super::timers::Timers;
+use crate::jail::Warden;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
@@ -62,11 +63,18 @@ pub struct GuestState {
     pub watches: HashMap<u64, Resource<DynPollable>>,
     /// Its stdout and stderr, flushed by the node when a call returns.
     pub outputs: [GuestOutput; 2],
+    /// Its limits, enforced.
+    pub warden: Warden,
 }
 
 impl GuestState {
     /// The state of a fresh instance.
-    pub fn new(wasi: WasiCtx, identity: Arc<GuestIdentity>, outputs: [GuestOutput; 2]) -> Self {
+    pub fn new(
+        wasi: WasiCtx,
+        identity: Arc<GuestIdentity>,
+        outputs: [GuestOutput; 2],
+        warden: Warden,
+    ) -> Self {
         GuestState {
             wasi,
             table: ResourceTable::new(),
@@ -76,6 +84,7 @@ impl GuestState {
             timers: Timers::default(),
             watches: HashMap::new(),
             outputs,
+            warden,
         }
     }
 

@@ -11,11 +11,13 @@ use super::output::{GuestOutput, Target};
 use super::state::{GuestIdentity, GuestState, MAX_SENT_BYTES, SentCall};
 use super::world::{EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
+use crate::jail::{self, Limits, Warden};
 use crate::value;
 use crate::wire;
 use anyhow::{Context as _, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, Val,
 };
@@ -28,6 +30,7 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 pub struct Runtime {
     engine: Engine,
     cache: Option<ComponentCache>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -37,11 +40,38 @@ impl Runtime {
         config.wasm_component_model(true);
         // No guest uses component-model async: leaving it off halves the cost of a call.
         config.concurrency_support(false);
+        // CPU time limits: the engine's epoch ticks every jail::TICK (see `start_ticker`).
+        config.epoch_interruption(true);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
         let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
-        Ok(Runtime { engine, cache })
+        Ok(Runtime {
+            engine,
+            cache,
+            stopping: Arc::default(),
+        })
+    }
+
+    /// Starts the one thread that ticks the engine's epoch, which CPU time limits (and
+    /// stopping a running guest) rely on. Call it once, before running guests.
+    pub fn start_ticker(&self) -> anyhow::Result<()> {
+        let engine = self.engine.clone();
+        std::thread::Builder::new()
+            .name("dhost-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(jail::TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("cannot start the epoch thread")?;
+        Ok(())
+    }
+
+    /// The flag that, once set, interrupts every running guest at the next epoch tick.
+    pub fn stopping(&self) -> &Arc<AtomicBool> {
+        &self.stopping
     }
 
     /// The engine.
@@ -95,6 +125,10 @@ pub struct GuestConfig {
     pub name: String,
     /// The arguments a WASI command receives (its name first).
     pub args: Vec<String>,
+    /// The largest linear memory, instead of the default jail's.
+    pub max_memory: Option<u64>,
+    /// The time limit per call (for a command, of its run), instead of the default jail's.
+    pub max_time: Option<std::time::Duration>,
 }
 
 /// An exported application function, resolved once at load.
@@ -117,6 +151,8 @@ pub enum CallError {
 /// A loaded WebAssembly guest: its instance, and what to start it again from.
 pub struct WasmGuest {
     config: GuestConfig,
+    limits: Limits,
+    stopping: Arc<AtomicBool>,
     /// Whether the guest reads the node's real stdin through WASI: a WASI command does,
     /// unless it hears stdin through `stdin-events` like any node guest.
     inherit_stdin: bool,
@@ -204,10 +240,28 @@ impl WasmGuest {
             GuestOutput::new(Target::Stderr),
         ];
         let inherit_stdin = world.is_command() && !world.exports_events(EventInterface::Stdin);
-        let (store, instance) =
-            instantiate(engine, &pre, &config, inherit_stdin, &identity, &outputs)?;
+        let default = Limits::default_for(world.is_command());
+        let limits = Limits {
+            max_memory: config.max_memory.unwrap_or(default.max_memory),
+            max_time: config.max_time.or(default.max_time),
+        };
+        let stopping = runtime.stopping().clone();
+        let (store, instance) = instantiate(
+            engine,
+            &pre,
+            &config,
+            Settings {
+                inherit_stdin,
+                limits: &limits,
+                stopping: &stopping,
+            },
+            &identity,
+            &outputs,
+        )?;
         let mut guest = WasmGuest {
             config,
+            limits,
+            stopping,
             inherit_stdin,
             identity,
             world,
@@ -289,10 +343,11 @@ impl WasmGuest {
 
     fn enter(&mut self, func: Func, params: &[Val], results: usize) -> anyhow::Result<()> {
         let mut results = vec![Val::Bool(false); results];
+        self.start_call();
         let outcome = func
             .call(&mut self.store, params, &mut results)
             .map_err(anyhow::Error::from);
-        self.flush_output();
+        self.end_call();
         outcome
     }
 
@@ -301,8 +356,9 @@ impl WasmGuest {
         let command = Command::new(&mut self.store, &self.instance)
             .map_err(anyhow::Error::from)
             .context("not a WASI command")?;
+        self.start_call();
         let outcome = command.wasi_cli_run().call_run(&mut self.store);
-        self.flush_output();
+        self.end_call();
         match outcome {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),
@@ -311,6 +367,21 @@ impl WasmGuest {
                 None => Err(anyhow::Error::from(e)),
             },
         }
+    }
+
+    fn start_call(&mut self) {
+        self.store.data_mut().warden.start_call();
+        self.store.set_epoch_deadline(1);
+    }
+
+    fn end_call(&mut self) {
+        self.store.data_mut().warden.end_call();
+        self.flush_output();
+    }
+
+    /// The limits the guest runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn flush_output(&self) {
@@ -360,7 +431,11 @@ impl WasmGuest {
             self.pre.engine(),
             &self.pre,
             &self.config,
-            self.inherit_stdin,
+            Settings {
+                inherit_stdin: self.inherit_stdin,
+                limits: &self.limits,
+                stopping: &self.stopping,
+            },
             &self.identity,
             &self.outputs,
         )?;
@@ -380,11 +455,18 @@ fn export_index(
         .ok_or_else(|| anyhow!("the component does not export `{name}`"))
 }
 
+/// How an instance is set up, beyond its configuration.
+struct Settings<'a> {
+    inherit_stdin: bool,
+    limits: &'a Limits,
+    stopping: &'a Arc<AtomicBool>,
+}
+
 fn instantiate(
     engine: &Engine,
     pre: &InstancePre<GuestState>,
     config: &GuestConfig,
-    inherit_stdin: bool,
+    settings: Settings<'_>,
     identity: &Arc<GuestIdentity>,
     outputs: &[GuestOutput; 2],
 ) -> anyhow::Result<(Store<GuestState>, Instance)> {
@@ -392,11 +474,15 @@ fn instantiate(
     wasi.args(&config.args)
         .stdout(outputs[0].clone())
         .stderr(outputs[1].clone());
-    if inherit_stdin {
+    if settings.inherit_stdin {
         wasi.inherit_stdin();
     }
-    let state = GuestState::new(wasi.build(), identity.clone(), outputs.clone());
+    let warden = Warden::new(settings.limits.clone(), settings.stopping.clone());
+    let state = GuestState::new(wasi.build(), identity.clone(), outputs.clone(), warden);
     let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.warden);
+    store.epoch_deadline_callback(|store| store.data().warden.on_tick());
+    store.set_epoch_deadline(1);
     let instance = pre
         .instantiate(&mut store)
         .map_err(anyhow::Error::from)

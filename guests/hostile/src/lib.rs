@@ -1,0 +1,58 @@
+//! A guest that attacks the node it runs on, one attack per exported function, so the
+//! tests can check that its jail holds and the node survives. What it learns (a file's
+//! contents, an environment variable) it prints, so a test can see what it got.
+
+wit_bindgen::generate!({
+    world: "dhost:hostile/hostile-guest",
+    path: "../../wit/hostile",
+});
+
+use exports::dhost::hostile::attacks::Guest;
+use std::hint::black_box;
+
+struct Hostile;
+
+#[allow(unconditional_recursion)] // the point of the attack
+fn recurse(depth: u64) -> u64 {
+    // black_box keeps the compiler from turning the recursion into a loop.
+    black_box(recurse(black_box(depth + 1))) + 1
+}
+
+impl Guest for Hostile {
+    fn spin() {
+        let mut n = 0u64;
+        loop {
+            n = black_box(n.wrapping_add(1));
+        }
+    }
+
+    fn hog(mib: u32) {
+        let mut blocks = Vec::new();
+        for _ in 0..mib {
+            let mut block = vec![0u8; 1 << 20];
+            block[black_box(4096)] = 1;
+            blocks.push(block);
+        }
+        println!("hostile: holding {} MiB", black_box(blocks).len());
+    }
+
+    fn recurse() {
+        println!("hostile: {}", recurse(0));
+    }
+
+    fn read_file(path: String) {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => println!("hostile: read {path}: {} bytes", text.len()),
+            Err(e) => println!("hostile: cannot read {path}: {e}"),
+        }
+    }
+
+    fn read_env(name: String) {
+        match std::env::var(&name) {
+            Ok(value) => println!("hostile: {name}={value}"),
+            Err(e) => println!("hostile: cannot read {name}: {e}"),
+        }
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,211 @@
+//! Jails: the limits and capabilities a guest runs under, and their enforcement inside
+//! wasmtime (the memory limiter and the CPU time check run on every epoch tick).
+//!
+//! Today a jail limits memory, table size and CPU time per call; the capabilities (files,
+//! environment, network) are all denied, as in the built-in default jail. `docs/jail.md`
+//! is the reference.
+
+use bytesize::ByteSize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+
+/// How often the engine's epoch ticks: the granularity of CPU time limits.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The built-in default: the largest linear memory a guest may grow to.
+pub const DEFAULT_MAX_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// The built-in default: the most CPU time one call into a node guest may take.
+pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(1);
+
+/// The most elements a guest's table may grow to.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The limits one guest runs under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// The largest linear memory, in bytes.
+    pub max_memory: u64,
+    /// The longest a call into the guest may run (for a WASI command, its whole run);
+    /// `None`: no limit.
+    pub max_time: Option<Duration>,
+}
+
+impl Limits {
+    /// The built-in default for a guest: 64 MiB, and 1 s per call for a node guest (a WASI
+    /// command runs as long as it needs unless a limit is given).
+    pub fn default_for(command: bool) -> Self {
+        Limits {
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_time: (!command).then_some(DEFAULT_MAX_TIME),
+        }
+    }
+
+    /// The limits in words, for logs and `--print-jail`.
+    pub fn describe(&self) -> String {
+        let time = match self.max_time {
+            Some(t) => format!("{} per call", humantime::format_duration(t)),
+            None => "no time limit".to_string(),
+        };
+        format!(
+            "memory {}, {time}",
+            ByteSize(self.max_memory).display().iec()
+        )
+    }
+}
+
+/// Enforces [`Limits`] on one guest's store: its memory and tables as they grow, and the
+/// time of the current call at every epoch tick.
+#[derive(Debug)]
+pub struct Warden {
+    limits: Limits,
+    /// Set when the node is stopping: a running guest is interrupted at the next tick.
+    stopping: Arc<AtomicBool>,
+    call_started: Option<Instant>,
+}
+
+impl Warden {
+    /// A warden for `limits`, which interrupts the guest once `stopping` is set.
+    pub fn new(limits: Limits, stopping: Arc<AtomicBool>) -> Self {
+        Warden {
+            limits,
+            stopping,
+            call_started: None,
+        }
+    }
+
+    /// The limits enforced.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Marks the start of a call into the guest (its time limit runs from now).
+    pub fn start_call(&mut self) {
+        self.call_started = Some(Instant::now());
+    }
+
+    /// Marks the end of a call.
+    pub fn end_call(&mut self) {
+        self.call_started = None;
+    }
+
+    /// What to do at an epoch tick while the guest runs: go on, or stop it with the reason.
+    pub fn on_tick(&self) -> wasmtime::Result<UpdateDeadline> {
+        if self.stopping.load(Ordering::Relaxed) {
+            wasmtime::bail!("interrupted: the node is stopping");
+        }
+        if let (Some(limit), Some(started)) = (self.limits.max_time, self.call_started)
+            && started.elapsed() > limit
+        {
+            wasmtime::bail!(
+                "time limit exceeded: the jail allows {} per call",
+                humantime::format_duration(limit)
+            );
+        }
+        Ok(UpdateDeadline::Continue(1))
+    }
+}
+
+impl ResourceLimiter for Warden {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limits.max_memory {
+            wasmtime::bail!(
+                "memory limit exceeded: the guest asked to grow a memory from {} to {}, the jail \
+                 allows {}",
+                ByteSize(current as u64).display().iec(),
+                ByteSize(desired as u64).display().iec(),
+                ByteSize(self.limits.max_memory).display().iec()
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            wasmtime::bail!(
+                "table limit exceeded: the guest asked to grow a table from {current} to \
+                 {desired} elements, the jail allows {MAX_TABLE_ELEMENTS}"
+            );
+        }
+        Ok(true)
+    }
+}
+
+/// Parses a size such as `64MiB`, `1 GiB` or `500000` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let size: ByteSize = s
+        .parse()
+        .map_err(|e| format!("`{s}` is not a size such as 64MiB: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err("the size must be more than 0".to_string());
+    }
+    Ok(size.as_u64())
+}
+
+/// Parses a duration such as `200ms`, `2s` or `1m 30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration such as 200ms or 2s: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be more than 0".to_string());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_as_people_write_them() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn the_warden_refuses_growth_past_the_limit_and_stops_long_calls() {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let limits = Limits {
+            max_memory: 1 << 20,
+            max_time: Some(Duration::from_millis(20)),
+        };
+        let mut warden = Warden::new(limits, stopping.clone());
+        assert!(warden.memory_growing(0, 1 << 20, None).unwrap());
+        let err = warden.memory_growing(1 << 20, 2 << 20, None).unwrap_err();
+        assert!(err.to_string().contains("memory limit exceeded"), "{err}");
+        assert!(warden.on_tick().is_ok(), "no call, no time limit");
+        warden.start_call();
+        assert!(warden.on_tick().is_ok());
+        std::thread::sleep(Duration::from_millis(30));
+        let Err(err) = warden.on_tick() else {
+            panic!("the call outlived its limit")
+        };
+        assert!(err.to_string().contains("time limit exceeded"), "{err}");
+        warden.end_call();
+        assert!(warden.on_tick().is_ok());
+        stopping.store(true, Ordering::Relaxed);
+        let Err(err) = warden.on_tick() else {
+            panic!("the node is stopping")
+        };
+        assert!(err.to_string().contains("stopping"), "{err}");
+    }
+}

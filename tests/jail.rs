@@ -1,0 +1,230 @@
+//! End-to-end tests of the default jail and its limits: hostile guests (guests/hostile,
+//! and WAT commands written here) attack the node, which must stop them, say which limit
+//! they broke, restart or unload them, and keep serving the other guests.
+
+mod common;
+
+use ciborium::Value;
+use common::*;
+use dhost::wire;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Sends the call `attacks#function(args)` to the group, as a node would.
+struct Attacker {
+    socket: UdpSocket,
+    sender: u64,
+    seq: u64,
+}
+
+impl Attacker {
+    fn new(group: SocketAddrV4) -> Self {
+        Attacker {
+            socket: group_sender(group),
+            sender: u64::from(std::process::id()) << 16,
+            seq: 0,
+        }
+    }
+
+    fn attack(&mut self, function: &str, args: &[Value]) {
+        self.seq += 1;
+        let mut datagram = Vec::new();
+        wire::encode_header(self.sender, &mut datagram);
+        let id = format!("dhost:hostile/attacks#{function}");
+        wire::encode_call(self.seq, &id, args, &mut datagram);
+        self.socket.send(&datagram).unwrap();
+    }
+}
+
+/// A node with the hostile guest and the chat, its chat user logged in as `watcher`.
+fn hostile_node(group: SocketAddrV4, extra: &[&str]) -> Dhost {
+    let (hostile, chat) = (guest("hostile"), guest("chat"));
+    let mut args: Vec<&str> = extra.to_vec();
+    args.push(hostile.to_str().unwrap());
+    args.push(chat.to_str().unwrap());
+    let mut node = Dhost::start(&node_args("jailer", group, &args));
+    node.wait_stdout("the prompt", |out| out.contains("Username: "));
+    node.type_line("watcher");
+    node
+}
+
+/// The chat still delivers: `line` typed now is printed back.
+fn chat_still_works(node: &mut Dhost, line: &str) {
+    node.type_line(line);
+    node.wait_stdout("the chat to deliver", |out| {
+        out.contains(&format!("[watcher]: {line}"))
+    });
+}
+
+#[test]
+fn a_runaway_call_is_stopped_at_its_time_limit_and_the_node_keeps_serving() {
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--max-time", "200ms"]);
+    let mut attacker = Attacker::new(group);
+    let sent = Instant::now();
+    attacker.attack("spin", &[]);
+    node.type_line("typed while the guest spins");
+    node.wait_stderr("the time limit", |err| {
+        err.contains("guest hostile restarted")
+    });
+    let stopped_after = sent.elapsed();
+    let err = node.stderr();
+    assert!(
+        err.contains(
+            "guest hostile trapped in dhost:hostile/attacks#spin: time limit exceeded: the jail \
+             allows 200ms per call"
+        ),
+        "{err}"
+    );
+    eprintln!(
+        "a spinning guest was stopped and restarted {stopped_after:?} after the call was sent"
+    );
+    assert!(stopped_after < Duration::from_secs(10), "{stopped_after:?}");
+    node.wait_stdout("the line typed during the attack", |out| {
+        out.contains("[watcher]: typed while the guest spins")
+    });
+    chat_still_works(&mut node, "after the spin");
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn memory_bombs_and_endless_recursion_are_stopped_and_the_guest_restarted() {
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--max-memory", "32MiB"]);
+    let mut attacker = Attacker::new(group);
+    attacker.attack("hog", &[Value::Integer(1024.into())]);
+    node.wait_stderr("the memory limit", |err| {
+        err.contains("memory limit exceeded")
+    });
+    chat_still_works(&mut node, "after the memory bomb");
+    attacker.attack("recurse", &[]);
+    node.wait_stderr("the stack limit", |err| {
+        err.contains("call stack exhausted")
+    });
+    chat_still_works(&mut node, "after the recursion");
+    let err = node.stderr();
+    assert!(
+        err.contains("guest hostile trapped in dhost:hostile/attacks#hog: memory limit exceeded"),
+        "{err}"
+    );
+    assert!(err.contains("the jail allows 32.0 MiB"), "{err}");
+    assert!(
+        err.contains("guest hostile trapped in dhost:hostile/attacks#recurse: wasm trap: call stack exhausted"),
+        "{err}"
+    );
+    // Restarted each time (the second time after a pause): its calls run again.
+    node.wait_stderr("the second restart", |err| {
+        err.matches("guest hostile restarted").count() == 2
+    });
+    attacker.attack("read-env", &[Value::Text("HOME".into())]);
+    node.wait_stdout("the guest to run again", |out| {
+        out.contains("hostile: cannot read HOME")
+    });
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn the_default_jail_grants_no_files_and_no_environment() {
+    let group = unique_group();
+    let mut node = hostile_node(group, &[]);
+    let mut attacker = Attacker::new(group);
+    attacker.attack("read-file", &[Value::Text("/etc/passwd".into())]);
+    attacker.attack("read-env", &[Value::Text("PATH".into())]);
+    node.wait_stdout("both attempts", |out| {
+        out.contains("hostile: cannot read PATH")
+    });
+    let out = node.stdout();
+    assert!(
+        out.contains("hostile: cannot read /etc/passwd: No such file or directory"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hostile: cannot read PATH: environment variable not found"),
+        "{out}"
+    );
+    assert!(!out.contains("bytes"), "nothing was read: {out}");
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn a_guest_that_keeps_failing_is_unloaded_and_the_node_goes_on() {
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--max-time", "50ms"]);
+    let mut attacker = Attacker::new(group);
+    let start = Instant::now();
+    while !node.stderr().contains("guest hostile unloaded") {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "never unloaded:\n{}",
+            node.stderr()
+        );
+        attacker.attack("spin", &[]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = node.stderr();
+    assert!(
+        err.contains("guest hostile unloaded: it failed 6 times within 1m"),
+        "{err}"
+    );
+    assert!(
+        err.contains("guest hostile restarts in 100ms"),
+        "with a pause: {err}"
+    );
+    chat_still_works(&mut node, "after the unload");
+    assert!(node.interrupt().success());
+}
+
+/// A WASI command whose `run` never returns.
+const SPINNING_COMMAND: &str = r#"
+(component
+  (core module $m
+    (func (export "run") (result i32) (loop $forever (br $forever)) (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $cli (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $cli)))
+"#;
+
+fn spinning_command() -> PathBuf {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("jail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.wat");
+    std::fs::write(&path, SPINNING_COMMAND).unwrap();
+    path
+}
+
+#[test]
+fn a_wasi_command_that_never_ends_is_stopped_at_its_time_limit() {
+    let spin = spinning_command();
+    let start = Instant::now();
+    let (status, _, err) = dhost_output(&["run", "--max-time", "300ms", spin.to_str().unwrap()]);
+    let took = start.elapsed();
+    assert!(!status.success());
+    assert!(
+        err.contains("guest spin failed: time limit exceeded: the jail allows 300ms per call"),
+        "{err}"
+    );
+    eprintln!("a spinning WASI command with --max-time 300ms ended after {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn ctrl_c_stops_a_node_whose_guest_runs_without_a_time_limit() {
+    let spin = spinning_command();
+    let mut node = Dhost::start(&["-v", "run", spin.to_str().unwrap()]);
+    node.wait_stderr("the command to start", |err| err.contains("ready in"));
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let status = node.interrupt();
+    assert!(!status.success(), "the command did not succeed");
+    assert!(
+        node.stderr()
+            .contains("guest spin failed: interrupted: the node is stopping"),
+        "{}",
+        node.stderr()
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
