@@ -72,9 +72,27 @@ pub struct RunArgs {
     pub cache: CacheArgs,
 }
 
-/// The limits every guest runs under (the built-in default jail unless given).
+/// What guests are granted and their limits (the built-in default jail unless given).
 #[derive(Debug, Args)]
 pub struct JailArgs {
+    /// A jail policy file (TOML): a [default] section and a [guest.NAME] section per guest.
+    /// See docs/jail.md. The flags below take precedence over it.
+    #[arg(long = "jail", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Let every guest see a host directory, read-only unless `:rw` [repeatable].
+    #[arg(long, value_name = "HOST[:GUEST][:ro|rw]")]
+    pub allow_dir: Vec<crate::jail::DirGrant>,
+
+    /// Pass one of the node's environment variables to every guest [repeatable].
+    #[arg(long, value_name = "NAME")]
+    pub allow_env: Vec<String>,
+
+    /// Let every guest connect to or bind addresses matching a pattern such as
+    /// 127.0.0.1:8080, 10.0.0.0/8:*, *:443 [repeatable].
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_net: Vec<crate::jail::AddrPattern>,
+
     /// The largest linear memory a guest may grow to, such as 64MiB [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = crate::jail::parse_size)]
     pub max_memory: Option<u64>,
@@ -83,6 +101,30 @@ pub struct JailArgs {
     /// whole run [default: 1s per call; no limit for a WASI command].
     #[arg(long, value_name = "DURATION", value_parser = crate::jail::parse_duration)]
     pub max_time: Option<std::time::Duration>,
+
+    /// The fuel (about one unit per WebAssembly instruction) one call may burn [default:
+    /// no fuel limit]. Counting fuel slows every guest a little.
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fuel: Option<u64>,
+
+    /// Print the effective jail of each guest and exit.
+    #[arg(long)]
+    pub print_jail: bool,
+}
+
+impl JailArgs {
+    /// The jail flags, with the WASI command's arguments (`-- ARGS`, if any).
+    pub fn flags(&self, args: &[String]) -> crate::jail::Flags {
+        crate::jail::Flags {
+            dirs: self.allow_dir.clone(),
+            env: self.allow_env.clone(),
+            network: self.allow_net.clone(),
+            max_memory: self.max_memory,
+            max_time: self.max_time,
+            fuel: self.fuel,
+            args: (!args.is_empty()).then(|| args.to_vec()),
+        }
+    }
 }
 
 /// Where the multicast group is.

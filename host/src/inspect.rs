@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 /// Prints the description of `args.guest` on stdout.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
-    let runtime = Runtime::new(args.cache.dir())?;
+    let runtime = Runtime::new(args.cache.dir(), false)?;
     let component = runtime
         .load_component(&args.guest)
         .with_context(|| format!("cannot inspect {}", args.guest.display()))?;

@@ -358,7 +358,12 @@ impl Node {
             Event::Datagram { from, datagram } => self.on_datagram(from, datagram),
             Event::StdinLine(line) => {
                 for g in 0..self.guests.len() {
-                    self.call_event(g, EventInterface::Stdin, &[Val::String(line.clone())]);
+                    if self.guests[g]
+                        .as_ref()
+                        .is_some_and(|guest| guest.jail().stdin)
+                    {
+                        self.call_event(g, EventInterface::Stdin, &[Val::String(line.clone())]);
+                    }
                 }
             }
             Event::Shutdown => return false,
@@ -414,6 +419,15 @@ impl Node {
             let Some(guest) = self.guests[g].as_mut() else {
                 continue;
             };
+            if !guest.jail().may_serve(function) {
+                Stats::bump(&self.stats.calls_dropped);
+                let name = guest.name().to_string();
+                self.drops.drop(format_args!(
+                    "a call from {origin} to `{function}`: the jail of guest {name} does not \
+                     allow it (its `serve` list)"
+                ));
+                continue;
+            }
             let this_args = if i + 1 == targets.len() {
                 args.take().unwrap_or_default()
             } else {

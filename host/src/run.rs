@@ -8,8 +8,9 @@
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
 use crate::cli::RunArgs;
-use crate::guest::wasm::{GuestConfig, Runtime, WasmGuest};
-use crate::guest::world::EventInterface;
+use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
+use crate::guest::world::{EventInterface, World};
+use crate::jail::Policy;
 use crate::node::{DropLog, Event, Node, Stats};
 use crate::wire;
 use anyhow::{Context as _, bail};
@@ -44,14 +45,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_or_else(|| group.default_max_datagram(), |b| b as usize);
     let max_call = max_call(max_datagram);
 
-    let runtime = Runtime::new(args.cache.dir())?;
-    let commands = load_plan(&args);
+    let policy = Policy::load(args.jail.file.as_deref(), args.jail.flags(&args.args))?;
+    let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
+    let names = guest_names(&args.guests);
+    for named in policy.named_guests() {
+        if !names.iter().any(|n| n == named) {
+            tracing::warn!(
+                "the jail policy has a section for guest `{named}`, but no guest has that name"
+            );
+        }
+    }
+    let node = NodeFacts {
+        name: &node_name,
+        max_call,
+    };
     let mut guests = Vec::with_capacity(args.guests.len());
-    for (path, config) in args.guests.iter().zip(commands) {
-        let guest = load_guest(&runtime, path, config, &node_name, max_call)
+    for (path, name) in args.guests.iter().zip(&names) {
+        let loaded = load_guest(&runtime, path, name, &policy, node, args.jail.print_jail)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
-        tracing::info!("guest {}: {}", guest.name(), guest.limits().describe());
-        guests.push(guest);
+        if let Some(guest) = loaded {
+            tracing::info!("guest {name}: {}", guest.jail().limits.describe());
+            guests.push(guest);
+        }
+    }
+    if args.jail.print_jail {
+        return Ok(ExitCode::SUCCESS);
     }
     let command = guests
         .iter()
@@ -60,7 +78,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if guests.iter().filter(|g| g.is_command()).count() > 1 {
         bail!("only one WASI command can run in a node");
     }
-    let stdin_wanted = guests.iter().any(|g| g.hears(EventInterface::Stdin));
+    let stdin_wanted = guests
+        .iter()
+        .any(|g| g.hears(EventInterface::Stdin) && g.jail().stdin);
     // A lone command that neither sends nor serves has no use for the network.
     let networked = command.is_none()
         || guests.len() > 1
@@ -141,44 +161,43 @@ fn max_call(max_datagram: usize) -> usize {
     max_datagram - header.len() - wire::CALL_FRAME_OVERHEAD
 }
 
-/// How each guest is to be started: its name, and the command arguments.
-fn load_plan(args: &RunArgs) -> Vec<GuestConfig> {
+/// The guests' names: their file stems, made distinct (chat, chat-2, ...).
+fn guest_names(paths: &[std::path::PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    let mut plan = Vec::new();
-    for path in &args.guests {
+    for path in paths {
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "guest".to_string());
-        // Two guests from files of the same name get distinct names: chat, chat-2, ...
         let mut name = stem.clone();
         let mut n = 1;
         while names.contains(&name) {
             n += 1;
             name = format!("{stem}-{n}");
         }
-        names.push(name.clone());
-        let mut command_args = vec![name.clone()];
-        command_args.extend(args.args.iter().cloned());
-        plan.push(GuestConfig {
-            name,
-            args: command_args,
-            max_memory: args.jail.max_memory,
-            max_time: args.jail.max_time,
-        });
+        names.push(name);
     }
-    plan
+    names
 }
 
+/// Loads the guest at `path` in the jail the policy gives it; with `print_jail`, only
+/// prints that jail.
 fn load_guest(
     runtime: &Runtime,
     path: &Path,
-    config: GuestConfig,
-    node_name: &str,
-    max_call: usize,
-) -> anyhow::Result<WasmGuest> {
+    name: &str,
+    policy: &Policy,
+    node: NodeFacts<'_>,
+    print_jail: bool,
+) -> anyhow::Result<Option<WasmGuest>> {
     let component = runtime.load_component(path)?;
-    WasmGuest::load(runtime, &component, config, node_name, max_call)
+    let world = World::of(&component, runtime.engine());
+    let jail = policy.jail_for(name, world.is_command());
+    if print_jail {
+        print!("guest {name} ({}):\n{}", path.display(), jail.describe());
+        return Ok(None);
+    }
+    WasmGuest::load(runtime, &component, world, name, jail, node).map(Some)
 }
 
 /// Reads stdin line by line and hands each line to the event loop.

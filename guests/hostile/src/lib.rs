@@ -47,6 +47,20 @@ impl Guest for Hostile {
         }
     }
 
+    fn write_file(path: String, text: String) {
+        match std::fs::write(&path, text) {
+            Ok(()) => println!("hostile: wrote {path}"),
+            Err(e) => println!("hostile: cannot write {path}: {e}"),
+        }
+    }
+
+    fn connect(addr: String) {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(_) => println!("hostile: connected to {addr}"),
+            Err(e) => println!("hostile: cannot connect to {addr}: {e}"),
+        }
+    }
+
     fn read_env(name: String) {
         match std::env::var(&name) {
             Ok(value) => println!("hostile: {name}={value}"),

@@ -36,7 +36,7 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 
 impl host::Host for GuestState {
     fn node_name(&mut self) -> wasmtime::Result<String> {
-        Ok(self.identity.node_name.clone())
+        Ok(self.setup.node_name.clone())
     }
 
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
@@ -44,7 +44,7 @@ impl host::Host for GuestState {
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        let (guest, message) = (&self.identity.name, &message[..end]);
+        let (guest, message) = (&self.setup.name, &message[..end]);
         match level {
             host::Level::Trace => tracing::trace!(guest = %guest, "{message}"),
             host::Level::Debug => tracing::debug!(guest = %guest, "{message}"),
@@ -58,7 +58,7 @@ impl host::Host for GuestState {
 
 impl timers::Host for GuestState {
     fn set_timer(&mut self, token: u64, after_ms: u64) -> wasmtime::Result<()> {
-        if !self.identity.hears_timers {
+        if !self.setup.hears_timers {
             wasmtime::bail!("set-timer: the guest does not export dstc:node/timer-events");
         }
         if self.timers.len() >= MAX_TIMERS {
@@ -77,7 +77,7 @@ impl timers::Host for GuestState {
 
 impl readiness::Host for GuestState {
     fn watch(&mut self, token: u64, ready: Resource<DynPollable>) -> wasmtime::Result<()> {
-        if !self.identity.hears_readiness {
+        if !self.setup.hears_readiness {
             self.table().delete(ready)?;
             wasmtime::bail!("watch: the guest does not export dstc:node/ready-events");
         }

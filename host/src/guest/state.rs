@@ -6,9 +6,10 @@
 
 use super::output::GuestOutput;
 use super::timers::Timers;
-use crate::jail::Warden;
+use crate::jail::{Jail, Warden};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,11 +24,20 @@ pub const MAX_WATCHES: usize = 1024;
 /// the guest returns.
 pub const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
 
-/// What every instance of a guest shares: its name and the node it runs on.
+/// What every instance of a guest is set up with: its name, its jail, the node it runs on.
 #[derive(Debug)]
-pub struct GuestIdentity {
+pub struct GuestSetup {
     /// The guest's name (its file stem by default).
     pub name: String,
+    /// What it is granted, and its limits.
+    pub jail: Jail,
+    /// Whether it reads the node's real stdin through WASI (a WASI command that does not
+    /// hear stdin through `stdin-events`, and whose jail grants stdin).
+    pub inherit_stdin: bool,
+    /// Set when the node is stopping: a running guest is interrupted at the next tick.
+    pub stopping: Arc<AtomicBool>,
+    /// Whether the engine counts fuel (then every call gets the jail's fuel, or no limit).
+    pub counts_fuel: bool,
     /// The node's name.
     pub node_name: String,
     /// Whether the guest exports `dstc:node/timer-events`.
@@ -51,8 +61,8 @@ pub struct SentCall {
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Who the guest is.
-    pub identity: Arc<GuestIdentity>,
+    /// How the guest is set up.
+    pub setup: Arc<GuestSetup>,
     /// Calls sent during the current call into the guest, in order.
     pub sent: Vec<SentCall>,
     /// The encoded size of `sent`.
@@ -71,14 +81,14 @@ impl GuestState {
     /// The state of a fresh instance.
     pub fn new(
         wasi: WasiCtx,
-        identity: Arc<GuestIdentity>,
+        setup: Arc<GuestSetup>,
         outputs: [GuestOutput; 2],
         warden: Warden,
     ) -> Self {
         GuestState {
             wasi,
             table: ResourceTable::new(),
-            identity,
+            setup,
             sent: Vec::new(),
             sent_bytes: 0,
             timers: Timers::default(),

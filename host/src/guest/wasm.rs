@@ -8,10 +8,10 @@
 
 use super::host_api;
 use super::output::{GuestOutput, Target};
-use super::state::{GuestIdentity, GuestState, MAX_SENT_BYTES, SentCall};
+use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES, SentCall};
 use super::world::{EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
-use crate::jail::{self, Limits, Warden};
+use crate::jail::{self, Jail, Warden};
 use crate::value;
 use crate::wire;
 use anyhow::{Context as _, anyhow, bail};
@@ -22,8 +22,8 @@ use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, Val,
 };
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// The wasmtime engine shared by every guest of a node, with the compile cache.
 #[derive(Clone)]
@@ -31,17 +31,20 @@ pub struct Runtime {
     engine: Engine,
     cache: Option<ComponentCache>,
     stopping: Arc<AtomicBool>,
+    counts_fuel: bool,
 }
 
 impl Runtime {
-    /// An engine for guests; `cache` keeps compiled components between runs.
-    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    /// An engine for guests; `cache` keeps compiled components between runs;
+    /// `consume_fuel` makes the engine count fuel, for jails that limit it.
+    pub fn new(cache_dir: Option<PathBuf>, consume_fuel: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // No guest uses component-model async: leaving it off halves the cost of a call.
         config.concurrency_support(false);
         // CPU time limits: the engine's epoch ticks every jail::TICK (see `start_ticker`).
         config.epoch_interruption(true);
+        config.consume_fuel(consume_fuel);
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
@@ -50,6 +53,7 @@ impl Runtime {
             engine,
             cache,
             stopping: Arc::default(),
+            counts_fuel: consume_fuel,
         })
     }
 
@@ -118,19 +122,6 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-/// How to start a guest.
-#[derive(Debug, Clone)]
-pub struct GuestConfig {
-    /// The guest's name.
-    pub name: String,
-    /// The arguments a WASI command receives (its name first).
-    pub args: Vec<String>,
-    /// The largest linear memory, instead of the default jail's.
-    pub max_memory: Option<u64>,
-    /// The time limit per call (for a command, of its run), instead of the default jail's.
-    pub max_time: Option<std::time::Duration>,
-}
-
 /// An exported application function, resolved once at load.
 #[derive(Debug, Clone)]
 pub struct Export {
@@ -150,13 +141,7 @@ pub enum CallError {
 
 /// A loaded WebAssembly guest: its instance, and what to start it again from.
 pub struct WasmGuest {
-    config: GuestConfig,
-    limits: Limits,
-    stopping: Arc<AtomicBool>,
-    /// Whether the guest reads the node's real stdin through WASI: a WASI command does,
-    /// unless it hears stdin through `stdin-events` like any node guest.
-    inherit_stdin: bool,
-    identity: Arc<GuestIdentity>,
+    setup: Arc<GuestSetup>,
     world: World,
     pre: InstancePre<GuestState>,
     store: Store<GuestState>,
@@ -171,29 +156,36 @@ pub struct WasmGuest {
 }
 
 impl WasmGuest {
-    /// Links and instantiates `component`. Fails, naming the import, when the node cannot
-    /// satisfy one of its imports.
+    /// Links and instantiates `component`, whose imports and exports are `world`, as
+    /// guest `name` in `jail`. Fails, naming the import, when the node cannot satisfy one of
+    /// its imports, and naming the directory when the jail grants one that cannot be opened.
     pub fn load(
         runtime: &Runtime,
         component: &Component,
-        config: GuestConfig,
-        node_name: &str,
-        max_call: usize,
+        world: World,
+        name: &str,
+        jail: Jail,
+        node: NodeFacts<'_>,
     ) -> anyhow::Result<Self> {
         let engine = runtime.engine();
-        let world = World::of(component, engine);
         let linker = link(engine, &world)?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .context("cannot link the component")?;
 
-        let identity = Arc::new(GuestIdentity {
-            name: config.name.clone(),
-            node_name: node_name.to_string(),
+        let setup = Arc::new(GuestSetup {
+            name: name.to_string(),
+            inherit_stdin: jail.stdin
+                && world.is_command()
+                && !world.exports_events(EventInterface::Stdin),
+            jail,
+            stopping: runtime.stopping().clone(),
+            counts_fuel: runtime.counts_fuel,
+            node_name: node.name.to_string(),
             hears_timers: world.exports_events(EventInterface::Timer),
             hears_readiness: world.exports_events(EventInterface::Ready),
-            max_call,
+            max_call: node.max_call,
         });
 
         let mut exports = Vec::new();
@@ -206,7 +198,7 @@ impl WasmGuest {
             for function in &iface.functions {
                 if let Some(param) = function.unsendable_param() {
                     tracing::warn!(
-                        guest = %config.name,
+                        guest = %name,
                         "not serving {}: parameter `{param}` cannot travel over the network",
                         function.id
                     );
@@ -239,31 +231,9 @@ impl WasmGuest {
             GuestOutput::new(Target::Stdout),
             GuestOutput::new(Target::Stderr),
         ];
-        let inherit_stdin = world.is_command() && !world.exports_events(EventInterface::Stdin);
-        let default = Limits::default_for(world.is_command());
-        let limits = Limits {
-            max_memory: config.max_memory.unwrap_or(default.max_memory),
-            max_time: config.max_time.or(default.max_time),
-        };
-        let stopping = runtime.stopping().clone();
-        let (store, instance) = instantiate(
-            engine,
-            &pre,
-            &config,
-            Settings {
-                inherit_stdin,
-                limits: &limits,
-                stopping: &stopping,
-            },
-            &identity,
-            &outputs,
-        )?;
+        let (store, instance) = instantiate(engine, &pre, &setup, &outputs)?;
         let mut guest = WasmGuest {
-            config,
-            limits,
-            stopping,
-            inherit_stdin,
-            identity,
+            setup,
             world,
             pre,
             store,
@@ -299,7 +269,7 @@ impl WasmGuest {
 
     /// The guest's name.
     pub fn name(&self) -> &str {
-        &self.config.name
+        &self.setup.name
     }
 
     /// What the guest imports and exports.
@@ -372,6 +342,11 @@ impl WasmGuest {
     fn start_call(&mut self) {
         self.store.data_mut().warden.start_call();
         self.store.set_epoch_deadline(1);
+        if self.setup.counts_fuel {
+            let fuel = self.setup.jail.limits.fuel.unwrap_or(u64::MAX);
+            // Cannot fail: the engine counts fuel.
+            let _ = self.store.set_fuel(fuel);
+        }
     }
 
     fn end_call(&mut self) {
@@ -379,15 +354,15 @@ impl WasmGuest {
         self.flush_output();
     }
 
-    /// The limits the guest runs under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The guest's jail.
+    pub fn jail(&self) -> &Jail {
+        &self.setup.jail
     }
 
     fn flush_output(&self) {
         for output in &self.outputs {
             if let Err(e) = output.flush_partial() {
-                tracing::debug!(guest = %self.config.name, "cannot write guest output: {e}");
+                tracing::debug!(guest = %self.setup.name, "cannot write guest output: {e}");
             }
         }
     }
@@ -427,18 +402,8 @@ impl WasmGuest {
 
     /// Replaces a trapped instance with a fresh one (state, timers and watches are lost).
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let (store, instance) = instantiate(
-            self.pre.engine(),
-            &self.pre,
-            &self.config,
-            Settings {
-                inherit_stdin: self.inherit_stdin,
-                limits: &self.limits,
-                stopping: &self.stopping,
-            },
-            &self.identity,
-            &self.outputs,
-        )?;
+        let (store, instance) =
+            instantiate(self.pre.engine(), &self.pre, &self.setup, &self.outputs)?;
         self.store = store;
         self.instance = instance;
         self.resolve()
@@ -455,30 +420,65 @@ fn export_index(
         .ok_or_else(|| anyhow!("the component does not export `{name}`"))
 }
 
-/// How an instance is set up, beyond its configuration.
-struct Settings<'a> {
-    inherit_stdin: bool,
-    limits: &'a Limits,
-    stopping: &'a Arc<AtomicBool>,
-}
-
+/// Builds the WASI context the jail allows and a store that enforces its limits, and
+/// instantiates the guest in it.
 fn instantiate(
     engine: &Engine,
     pre: &InstancePre<GuestState>,
-    config: &GuestConfig,
-    settings: Settings<'_>,
-    identity: &Arc<GuestIdentity>,
+    setup: &Arc<GuestSetup>,
     outputs: &[GuestOutput; 2],
 ) -> anyhow::Result<(Store<GuestState>, Instance)> {
+    let jail = &setup.jail;
     let mut wasi = WasiCtxBuilder::new();
-    wasi.args(&config.args)
-        .stdout(outputs[0].clone())
-        .stderr(outputs[1].clone());
-    if settings.inherit_stdin {
+    let mut args = vec![setup.name.clone()];
+    args.extend(jail.args.iter().cloned());
+    wasi.args(&args);
+    if jail.stdout {
+        wasi.stdout(outputs[0].clone());
+    }
+    if jail.stderr {
+        wasi.stderr(outputs[1].clone());
+    }
+    if setup.inherit_stdin {
         wasi.inherit_stdin();
     }
-    let warden = Warden::new(settings.limits.clone(), settings.stopping.clone());
-    let state = GuestState::new(wasi.build(), identity.clone(), outputs.clone(), warden);
+    for name in &jail.env {
+        if let Ok(value) = std::env::var(name) {
+            wasi.env(name, value);
+        }
+    }
+    for dir in &jail.dirs {
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "cannot open the directory {} its jail grants",
+                    dir.host.display()
+                )
+            })?;
+    }
+    // Every address goes through the allow-list (empty: none), so that what the jail
+    // refuses is logged.
+    wasi.allow_tcp(true).allow_udp(true);
+    let (guest, patterns) = (setup.name.clone(), Arc::new(jail.network.clone()));
+    wasi.socket_addr_check(move |addr, usage| {
+        let allowed = patterns.iter().any(|p| p.matches(&addr));
+        if !allowed {
+            tracing::warn!("guest {guest}: refused network access ({usage:?} {addr}): not in its jail's allow-list");
+        }
+        Box::pin(async move { allowed })
+    });
+    wasi.allow_ip_name_lookup(jail.name_lookup);
+    if !jail.wall_clock {
+        wasi.wall_clock(FrozenWallClock);
+    }
+    let warden = Warden::new(jail.limits.clone(), setup.stopping.clone());
+    let state = GuestState::new(wasi.build(), setup.clone(), outputs.clone(), warden);
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.warden);
     store.epoch_deadline_callback(|store| store.data().warden.on_tick());
@@ -488,6 +488,28 @@ fn instantiate(
         .map_err(anyhow::Error::from)
         .context("cannot instantiate the component")?;
     Ok((store, instance))
+}
+
+/// The wall clock of a guest whose jail denies it: always 1970-01-01.
+struct FrozenWallClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// What a guest needs to know of the node it runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeFacts<'a> {
+    /// The node's name.
+    pub name: &'a str,
+    /// The largest encoded call that fits in one datagram.
+    pub max_call: usize,
 }
 
 /// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every
@@ -540,13 +562,20 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
 
 /// The proxy of an imported application function: encodes the call and records it.
 fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::Result<()> {
+    if !state.setup.jail.may_send(function) {
+        let guest = &state.setup.name;
+        tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
+        bail!(
+            "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
+        );
+    }
     let args = params
         .iter()
         .map(value::to_cbor)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("cannot send {function}"))?;
     let body = wire::encode_call_body(function, &args);
-    let max = state.identity.max_call;
+    let max = state.setup.max_call;
     if body.len() > max {
         bail!(
             "cannot send {function}: its arguments take {} bytes encoded, more than the {max} \

@@ -1,9 +1,6 @@
-//! Jails: the limits and capabilities a guest runs under, and their enforcement inside
-//! wasmtime (the memory limiter and the CPU time check run on every epoch tick).
-//!
-//! Today a jail limits memory, table size and CPU time per call; the capabilities (files,
-//! environment, network) are all denied, as in the built-in default jail. `docs/jail.md`
-//! is the reference.
+//! The limits a guest runs under (memory, tables, CPU time and fuel per call) and their
+//! enforcement inside wasmtime: a resource limiter on the guest's store, and a check at
+//! every epoch tick of how long the current call has run.
 
 use bytesize::ByteSize;
 use std::sync::Arc;
@@ -31,6 +28,8 @@ pub struct Limits {
     /// The longest a call into the guest may run (for a WASI command, its whole run);
     /// `None`: no limit.
     pub max_time: Option<Duration>,
+    /// The fuel (roughly, WebAssembly instructions) one call may burn; `None`: no limit.
+    pub fuel: Option<u64>,
 }
 
 impl Limits {
@@ -40,6 +39,7 @@ impl Limits {
         Limits {
             max_memory: DEFAULT_MAX_MEMORY,
             max_time: (!command).then_some(DEFAULT_MAX_TIME),
+            fuel: None,
         }
     }
 
@@ -187,6 +187,7 @@ mod tests {
         let limits = Limits {
             max_memory: 1 << 20,
             max_time: Some(Duration::from_millis(20)),
+            fuel: None,
         };
         let mut warden = Warden::new(limits, stopping.clone());
         assert!(warden.memory_growing(0, 1 << 20, None).unwrap());

@@ -1,0 +1,204 @@
+//! Jails: what each guest is granted (files, environment, network, stdio, clocks, the
+//! functions it may send and serve) and the limits it runs under (memory, CPU time, fuel),
+//! from the built-in default, a policy file and command-line flags.
+//!
+//! - [`policy`]: the TOML policy file and the flags, merged into one [`Jail`] per guest;
+//! - [`net`]: the network allow-list patterns;
+//! - [`warden`]: enforcement of the limits inside wasmtime.
+//!
+//! `docs/jail.md` is the reference.
+
+pub mod net;
+pub mod policy;
+pub mod warden;
+
+pub use net::AddrPattern;
+pub use policy::{Flags, Policy};
+pub use warden::{Limits, TICK, Warden, parse_duration, parse_size};
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A host directory a guest may see, at a path of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may change what is in it.
+    pub writable: bool,
+}
+
+impl FromStr for DirGrant {
+    type Err = String;
+
+    /// Parses `HOST[:GUEST][:ro|rw]`: the guest path defaults to the host path, the mode to
+    /// read-only.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts: Vec<&str> = s.split(':').collect();
+        let writable = match parts.last().copied() {
+            Some("rw") if parts.len() > 1 => {
+                parts.pop();
+                true
+            }
+            Some("ro") if parts.len() > 1 => {
+                parts.pop();
+                false
+            }
+            _ => false,
+        };
+        let (host, guest) = match parts.as_slice() {
+            [host] => (*host, *host),
+            [host, guest] => (*host, *guest),
+            _ => return Err(format!("`{s}` is not HOST[:GUEST][:ro|rw]")),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!(
+                "`{s}` is not HOST[:GUEST][:ro|rw]: a path is empty"
+            ));
+        }
+        Ok(DirGrant {
+            host: PathBuf::from(host),
+            guest: guest.to_string(),
+            writable,
+        })
+    }
+}
+
+/// Everything one guest is granted, and its limits: the effective policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jail {
+    /// Host directories the guest sees.
+    pub dirs: Vec<DirGrant>,
+    /// Names of the node's environment variables the guest sees (with their values).
+    pub env: Vec<String>,
+    /// Arguments of a WASI command (after its name).
+    pub args: Vec<String>,
+    /// Whether the guest hears the node's stdin (stdin-events, or a command's WASI stdin).
+    pub stdin: bool,
+    /// Whether the guest's stdout reaches the node's.
+    pub stdout: bool,
+    /// Whether the guest's stderr reaches the node's.
+    pub stderr: bool,
+    /// The addresses the guest may connect to or bind; empty: no network at all.
+    pub network: Vec<AddrPattern>,
+    /// Whether the guest may look names up (DNS).
+    pub name_lookup: bool,
+    /// Whether the guest may read the wall clock (if not, it reads 1970-01-01).
+    pub wall_clock: bool,
+    /// Memory, time and fuel.
+    pub limits: Limits,
+    /// The function ids the guest may send; `None`: every one it imports.
+    pub send: Option<Vec<String>>,
+    /// The function ids of its exports that may be called; `None`: every one.
+    pub serve: Option<Vec<String>>,
+}
+
+impl Jail {
+    /// The built-in default jail: nothing granted but stdio (and stdin only to a guest
+    /// that asks for it), 64 MiB, 1 s per call (none for a WASI command).
+    pub fn default_for(command: bool) -> Jail {
+        Jail {
+            dirs: Vec::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            network: Vec::new(),
+            name_lookup: false,
+            wall_clock: true,
+            limits: Limits::default_for(command),
+            send: None,
+            serve: None,
+        }
+    }
+
+    /// Whether the guest may send `function`.
+    pub fn may_send(&self, function: &str) -> bool {
+        self.send
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|f| f == function))
+    }
+
+    /// Whether calls to the guest's `function` may run.
+    pub fn may_serve(&self, function: &str) -> bool {
+        self.serve
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|f| f == function))
+    }
+
+    /// The jail in words, one knob a line, for `--print-jail`.
+    pub fn describe(&self) -> String {
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "none".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        let mut out = String::new();
+        let dirs = self
+            .dirs
+            .iter()
+            .map(|d| {
+                let mode = if d.writable { "rw" } else { "ro" };
+                format!("{} as {} ({mode})", d.host.display(), d.guest)
+            })
+            .collect();
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        let _ = writeln!(out, "  files:       {}", list(dirs));
+        let _ = writeln!(out, "  env:         {}", list(self.env.clone()));
+        let _ = writeln!(out, "  args:        {}", list(self.args.clone()));
+        let _ = writeln!(out, "  stdin:       {}", yes(self.stdin));
+        let _ = writeln!(out, "  stdout:      {}", yes(self.stdout));
+        let _ = writeln!(out, "  stderr:      {}", yes(self.stderr));
+        let net = self.network.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  network:     {}", list(net));
+        let _ = writeln!(out, "  name-lookup: {}", yes(self.name_lookup));
+        let _ = writeln!(out, "  wall-clock:  {}", yes(self.wall_clock));
+        let _ = writeln!(out, "  limits:      {}", self.limits.describe());
+        let all = |l: &Option<Vec<String>>, what: &str| match l {
+            None => format!("every function it {what}"),
+            Some(l) => list(l.clone()),
+        };
+        let _ = writeln!(out, "  send:        {}", all(&self.send, "imports"));
+        let _ = writeln!(out, "  serve:       {}", all(&self.serve, "exports"));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_grants_parse_with_defaults() {
+        let g: DirGrant = "/srv/data".parse().unwrap();
+        assert_eq!(
+            (g.host, g.guest.as_str(), g.writable),
+            ("/srv/data".into(), "/srv/data", false)
+        );
+        let g: DirGrant = "/srv/data:/data".parse().unwrap();
+        assert_eq!((g.guest.as_str(), g.writable), ("/data", false));
+        let g: DirGrant = "/srv/data:/data:rw".parse().unwrap();
+        assert!(g.writable);
+        let g: DirGrant = "/srv/data:rw".parse().unwrap();
+        assert_eq!((g.guest.as_str(), g.writable), ("/srv/data", true));
+        assert!("a:b:c:d".parse::<DirGrant>().is_err());
+        assert!(":/data".parse::<DirGrant>().is_err());
+    }
+
+    #[test]
+    fn send_and_serve_lists_allow_only_what_they_name() {
+        let mut jail = Jail::default_for(false);
+        assert!(jail.may_send("a:b/c#d") && jail.may_serve("a:b/c#d"));
+        jail.send = Some(vec!["a:b/c#d".into()]);
+        jail.serve = Some(vec![]);
+        assert!(jail.may_send("a:b/c#d"));
+        assert!(!jail.may_send("a:b/c#e"));
+        assert!(!jail.may_serve("a:b/c#d"));
+    }
+}

@@ -1,0 +1,387 @@
+//! The jail policy file (`dhost run --jail FILE`, TOML) and the jail flags, merged into the
+//! effective [`Jail`] of each guest:
+//!
+//! built-in default  <-  `[default]`  <-  `[guest.NAME]`  <-  flags
+//!
+//! A knob set in a later layer replaces the earlier one, except the grant flags
+//! (`--allow-dir`, `--allow-env`, `--allow-net`), which add to what the file grants.
+//! Every value is checked when the file is read, so a mistake is reported with the file,
+//! the section and the knob before any guest runs.
+
+use super::{AddrPattern, DirGrant, Jail, parse_duration, parse_size};
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// One section of the policy file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Section {
+    files: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    stdin: Option<bool>,
+    stdout: Option<bool>,
+    stderr: Option<bool>,
+    network: Option<Vec<String>>,
+    name_lookup: Option<bool>,
+    wall_clock: Option<bool>,
+    max_memory: Option<String>,
+    max_time: Option<String>,
+    fuel: Option<u64>,
+    send: Option<Vec<String>>,
+    serve: Option<Vec<String>>,
+}
+
+/// The policy file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    default: Section,
+    #[serde(default)]
+    guest: BTreeMap<String, Section>,
+}
+
+/// One section, checked: every knob it sets, typed.
+#[derive(Debug, Default, Clone)]
+struct Grants {
+    dirs: Option<Vec<DirGrant>>,
+    env: Option<Vec<String>>,
+    args: Option<Vec<String>>,
+    stdin: Option<bool>,
+    stdout: Option<bool>,
+    stderr: Option<bool>,
+    network: Option<Vec<AddrPattern>>,
+    name_lookup: Option<bool>,
+    wall_clock: Option<bool>,
+    max_memory: Option<u64>,
+    /// `Some(None)`: `max-time = "off"`.
+    max_time: Option<Option<Duration>>,
+    fuel: Option<u64>,
+    send: Option<Vec<String>>,
+    serve: Option<Vec<String>>,
+}
+
+impl Section {
+    fn check(self) -> Result<Grants, String> {
+        let each =
+            |items: Option<Vec<String>>, knob: &str, parse: &dyn Fn(&str) -> Result<(), String>| {
+                if let Some(items) = &items {
+                    for item in items {
+                        parse(item).map_err(|e| format!("{knob}: {e}"))?;
+                    }
+                }
+                Ok::<_, String>(items)
+            };
+        let env = each(self.env, "env", &|name| {
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                Err(format!("`{name}` is not an environment variable name"))
+            } else {
+                Ok(())
+            }
+        })?;
+        let ids = |items, knob| {
+            each(items, knob, &|id: &str| {
+                if id.contains('#') {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{id}` is not a function id (namespace:package/interface#function)"
+                    ))
+                }
+            })
+        };
+        let send = ids(self.send, "send")?;
+        let serve = ids(self.serve, "serve")?;
+        let dirs = self
+            .files
+            .map(|f| {
+                f.iter()
+                    .map(|d| d.parse())
+                    .collect::<Result<Vec<DirGrant>, _>>()
+            })
+            .transpose()
+            .map_err(|e| format!("files: {e}"))?;
+        let network = self
+            .network
+            .map(|n| {
+                n.iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<Vec<AddrPattern>, _>>()
+            })
+            .transpose()
+            .map_err(|e| format!("network: {e}"))?;
+        let max_memory = self
+            .max_memory
+            .map(|s| parse_size(&s))
+            .transpose()
+            .map_err(|e| format!("max-memory: {e}"))?;
+        let max_time = self
+            .max_time
+            .map(|s| match s.as_str() {
+                "off" => Ok(None),
+                s => parse_duration(s).map(Some),
+            })
+            .transpose()
+            .map_err(|e| format!("max-time: {e}"))?;
+        if self.fuel == Some(0) {
+            return Err("fuel: must be more than 0".to_string());
+        }
+        Ok(Grants {
+            dirs,
+            env,
+            args: self.args,
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            network,
+            name_lookup: self.name_lookup,
+            wall_clock: self.wall_clock,
+            max_memory,
+            max_time,
+            fuel: self.fuel,
+            send,
+            serve,
+        })
+    }
+}
+
+impl Grants {
+    fn apply(&self, jail: &mut Jail) {
+        fn set<T: Clone>(knob: &Option<T>, into: &mut T) {
+            if let Some(v) = knob {
+                *into = v.clone();
+            }
+        }
+        set(&self.dirs, &mut jail.dirs);
+        set(&self.env, &mut jail.env);
+        set(&self.args, &mut jail.args);
+        set(&self.stdin, &mut jail.stdin);
+        set(&self.stdout, &mut jail.stdout);
+        set(&self.stderr, &mut jail.stderr);
+        set(&self.network, &mut jail.network);
+        set(&self.name_lookup, &mut jail.name_lookup);
+        set(&self.wall_clock, &mut jail.wall_clock);
+        set(&self.max_memory, &mut jail.limits.max_memory);
+        set(&self.max_time, &mut jail.limits.max_time);
+        if self.fuel.is_some() {
+            jail.limits.fuel = self.fuel;
+        }
+        if self.send.is_some() {
+            jail.send = self.send.clone();
+        }
+        if self.serve.is_some() {
+            jail.serve = self.serve.clone();
+        }
+    }
+}
+
+/// The jail knobs given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--allow-dir`: added to every guest's directories.
+    pub dirs: Vec<DirGrant>,
+    /// `--allow-env`: added to every guest's environment.
+    pub env: Vec<String>,
+    /// `--allow-net`: added to every guest's network allow-list.
+    pub network: Vec<AddrPattern>,
+    /// `--max-memory`.
+    pub max_memory: Option<u64>,
+    /// `--max-time`.
+    pub max_time: Option<Duration>,
+    /// `--fuel`.
+    pub fuel: Option<u64>,
+    /// The arguments after `--`, for a WASI command.
+    pub args: Option<Vec<String>>,
+}
+
+/// The policy of a node: the file's sections and the flags.
+#[derive(Debug, Default)]
+pub struct Policy {
+    default: Grants,
+    guests: BTreeMap<String, Grants>,
+    flags: Flags,
+}
+
+impl Policy {
+    /// Reads and checks the policy file at `path` (none: the built-in default only) and
+    /// adds the flags.
+    pub fn load(path: Option<&Path>, flags: Flags) -> anyhow::Result<Policy> {
+        let Some(path) = path else {
+            return Ok(Policy {
+                flags,
+                ..Policy::default()
+            });
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the jail policy {}", path.display()))?;
+        Self::parse(&text, flags).with_context(|| format!("bad jail policy {}", path.display()))
+    }
+
+    /// Checks the text of a policy file and adds the flags.
+    pub fn parse(text: &str, flags: Flags) -> anyhow::Result<Policy> {
+        let file: PolicyFile = toml::from_str(text)?;
+        let default = match file.default.check() {
+            Ok(g) => g,
+            Err(e) => bail!("[default] {e}"),
+        };
+        let mut guests = BTreeMap::new();
+        for (name, section) in file.guest {
+            match section.check() {
+                Ok(g) => guests.insert(name, g),
+                Err(e) => bail!("[guest.{name}] {e}"),
+            };
+        }
+        Ok(Policy {
+            default,
+            guests,
+            flags,
+        })
+    }
+
+    /// The guests the file has a section for.
+    pub fn named_guests(&self) -> impl Iterator<Item = &str> {
+        self.guests.keys().map(String::as_str)
+    }
+
+    /// Whether any guest may get a fuel limit (the engine must then count fuel).
+    pub fn uses_fuel(&self) -> bool {
+        self.flags.fuel.is_some()
+            || self.default.fuel.is_some()
+            || self.guests.values().any(|g| g.fuel.is_some())
+    }
+
+    /// The effective jail of guest `name` (a WASI command if `command`).
+    pub fn jail_for(&self, name: &str, command: bool) -> Jail {
+        let mut jail = Jail::default_for(command);
+        self.default.apply(&mut jail);
+        if let Some(grants) = self.guests.get(name) {
+            grants.apply(&mut jail);
+        }
+        let flags = &self.flags;
+        jail.dirs.extend(flags.dirs.iter().cloned());
+        jail.env.extend(flags.env.iter().cloned());
+        jail.network.extend(flags.network.iter().cloned());
+        if let Some(m) = flags.max_memory {
+            jail.limits.max_memory = m;
+        }
+        if let Some(t) = flags.max_time {
+            jail.limits.max_time = Some(t);
+        }
+        if flags.fuel.is_some() {
+            jail.limits.fuel = flags.fuel;
+        }
+        if let Some(args) = &flags.args {
+            jail.args = args.clone();
+        }
+        jail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [default]
+        max-memory = "32MiB"
+        env = ["LANG"]
+
+        [guest.chat]
+        files = ["/srv/chat:/data:rw"]
+        network = ["127.0.0.1:8080"]
+        max-time = "200ms"
+        send = ["dhost:chat/chat#message"]
+
+        [guest.batch]
+        max-time = "off"
+        fuel = 1000000
+        env = []
+    "#;
+
+    #[test]
+    fn layers_merge_in_order() {
+        let policy = Policy::parse(EXAMPLE, Flags::default()).unwrap();
+        let chat = policy.jail_for("chat", false);
+        assert_eq!(chat.limits.max_memory, 32 << 20);
+        assert_eq!(chat.limits.max_time, Some(Duration::from_millis(200)));
+        assert_eq!(chat.env, ["LANG"]);
+        assert_eq!(chat.dirs[0].guest, "/data");
+        assert!(chat.dirs[0].writable);
+        assert_eq!(chat.network.len(), 1);
+        assert_eq!(
+            chat.send.as_deref(),
+            Some(&["dhost:chat/chat#message".to_string()][..])
+        );
+        let batch = policy.jail_for("batch", false);
+        assert_eq!(batch.limits.max_time, None);
+        assert_eq!(batch.limits.fuel, Some(1_000_000));
+        assert!(batch.env.is_empty());
+        let other = policy.jail_for("other", false);
+        assert_eq!(other.limits.max_time, Some(Duration::from_secs(1)));
+        assert!(other.dirs.is_empty() && other.network.is_empty());
+        assert!(policy.uses_fuel());
+        assert_eq!(policy.named_guests().collect::<Vec<_>>(), ["batch", "chat"]);
+    }
+
+    #[test]
+    fn flags_replace_limits_and_add_grants() {
+        let flags = Flags {
+            dirs: vec!["/tmp:/tmp:ro".parse().unwrap()],
+            env: vec!["HOME".into()],
+            network: vec!["*:443".parse().unwrap()],
+            max_memory: Some(1 << 30),
+            max_time: Some(Duration::from_secs(3)),
+            fuel: None,
+            args: Some(vec!["x".into()]),
+        };
+        let policy = Policy::parse(EXAMPLE, flags).unwrap();
+        let chat = policy.jail_for("chat", false);
+        assert_eq!(chat.dirs.len(), 2);
+        assert_eq!(chat.env, ["LANG", "HOME"]);
+        assert_eq!(chat.network.len(), 2);
+        assert_eq!(chat.limits.max_memory, 1 << 30);
+        assert_eq!(chat.limits.max_time, Some(Duration::from_secs(3)));
+        assert_eq!(chat.args, ["x"]);
+    }
+
+    #[test]
+    fn mistakes_name_the_section_and_the_knob() {
+        for (text, want) in [
+            (
+                "[default]\nmax-memory = \"lots\"",
+                "[default] max-memory: `lots` is not a size",
+            ),
+            (
+                "[guest.a]\nmax-time = \"soon\"",
+                "[guest.a] max-time: `soon` is not a duration",
+            ),
+            (
+                "[guest.a]\nnetwork = [\"localhost\"]",
+                "[guest.a] network: `localhost` is not an address pattern",
+            ),
+            (
+                "[guest.a]\nfiles = [\"a:b:c:d\"]",
+                "[guest.a] files: `a:b:c:d` is not HOST[:GUEST][:ro|rw]",
+            ),
+            (
+                "[guest.a]\nsend = [\"message\"]",
+                "[guest.a] send: `message` is not a function id",
+            ),
+            (
+                "[guest.a]\nenv = [\"A=B\"]",
+                "[guest.a] env: `A=B` is not an environment variable name",
+            ),
+            ("[guest.a]\nfuel = 0", "[guest.a] fuel: must be more than 0"),
+            ("[default]\nnetwrk = []", "unknown field `netwrk`"),
+            ("[defaults]\n", "unknown field `defaults`"),
+            ("[default\n", "TOML parse error at line 1"),
+        ] {
+            let err = format!("{:#}", Policy::parse(text, Flags::default()).unwrap_err());
+            assert!(err.contains(want), "{text:?}: `{want}` not in {err}");
+        }
+    }
+}
