@@ -40,7 +40,7 @@ pub enum Command {
     /// lines typed on stdin. A WASI command (a Rust `fn main` built for wasm32-wasip2) runs
     /// to its end with the ARGS after `--`, and dhost exits with its status. With no GUEST
     /// the node only joins the group. Stop a node with Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 
     /// Print a component's imports and exports with their WIT types, and which functions a
     /// node would serve and send.
@@ -234,7 +234,7 @@ impl Cli {
     /// Does what the command line says.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Run(args) => crate::run::run(args),
+            Command::Run(args) => crate::run::run(*args),
             Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
         }
     }
