@@ -228,3 +228,286 @@ fn ctrl_c_stops_a_node_whose_guest_runs_without_a_time_limit() {
     );
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+/// A scratch directory tree for the file tests: `data/` (granted read-only) with a file and
+/// a symlink that points out of it, `outside/` (not granted), `rw/` (granted read-write).
+fn file_tree(tag: &str) -> PathBuf {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("files-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["data", "outside", "rw"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::write(dir.join("data/hello.txt"), "granted!").unwrap();
+    std::fs::write(dir.join("outside/secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(dir.join("outside/secret.txt"), dir.join("data/link")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret.txt", dir.join("data/rel-link")).unwrap();
+    dir
+}
+
+#[test]
+fn a_policy_grants_exactly_the_files_environment_and_network_it_names() {
+    let tree = file_tree("policy");
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (allowed_port, other_port) = (
+        allowed.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    let policy = format!(
+        r#"
+        [default]
+        max-time = "2s"
+
+        [guest.hostile]
+        files = ["{data}:/data:ro", "{rw}:/rw:rw"]
+        env = ["DHOST_TEST_GRANTED"]
+        network = ["127.0.0.1:{allowed_port}"]
+        "#,
+        data = tree.join("data").display(),
+        rw = tree.join("rw").display(),
+    );
+    let policy_file = tree.join("jail.toml");
+    std::fs::write(&policy_file, policy).unwrap();
+
+    let group = unique_group();
+    let (hostile, chat) = (guest("hostile"), guest("chat"));
+    let mut cmd = dhost_command();
+    cmd.args(node_args(
+        "policed",
+        group,
+        &[
+            "--jail",
+            policy_file.to_str().unwrap(),
+            hostile.to_str().unwrap(),
+            chat.to_str().unwrap(),
+        ],
+    ))
+    .env("DHOST_TEST_GRANTED", "yes")
+    .env("DHOST_TEST_SECRET", "no");
+    let mut node = Dhost::spawn(cmd);
+    node.wait_stdout("the prompt", |out| out.contains("Username: "));
+    let mut attacker = Attacker::new(group);
+    let text = |s: &str| Value::Text(s.into());
+    let steps: Vec<(&str, Vec<Value>, String)> = vec![
+        (
+            "read-file",
+            vec![text("/data/hello.txt")],
+            "hostile: read /data/hello.txt: 8 bytes".into(),
+        ),
+        (
+            "read-file",
+            vec![text("/data/../outside/secret.txt")],
+            "hostile: cannot read /data/../outside/secret.txt".into(),
+        ),
+        (
+            "read-file",
+            vec![text("/data/link")],
+            "hostile: cannot read /data/link".into(),
+        ),
+        (
+            "read-file",
+            vec![text("/data/rel-link")],
+            "hostile: cannot read /data/rel-link".into(),
+        ),
+        (
+            "read-file",
+            vec![text("/etc/passwd")],
+            "hostile: cannot read /etc/passwd".into(),
+        ),
+        (
+            "write-file",
+            vec![text("/data/new.txt"), text("x")],
+            "hostile: cannot write /data/new.txt".into(),
+        ),
+        (
+            "write-file",
+            vec![text("/rw/new.txt"), text("written")],
+            "hostile: wrote /rw/new.txt".into(),
+        ),
+        (
+            "read-env",
+            vec![text("DHOST_TEST_GRANTED")],
+            "hostile: DHOST_TEST_GRANTED=yes".into(),
+        ),
+        (
+            "read-env",
+            vec![text("DHOST_TEST_SECRET")],
+            "hostile: cannot read DHOST_TEST_SECRET".into(),
+        ),
+        (
+            "connect",
+            vec![text(&format!("127.0.0.1:{allowed_port}"))],
+            format!("hostile: connected to 127.0.0.1:{allowed_port}"),
+        ),
+        (
+            "connect",
+            vec![text(&format!("127.0.0.1:{other_port}"))],
+            format!("hostile: cannot connect to 127.0.0.1:{other_port}"),
+        ),
+    ];
+    for (function, args, want) in &steps {
+        attacker.attack(function, args);
+        node.wait_stdout(want, |out| out.contains(want.as_str()));
+    }
+    assert_eq!(
+        std::fs::read_to_string(tree.join("rw/new.txt")).unwrap(),
+        "written"
+    );
+    assert!(!tree.join("data/new.txt").exists());
+    let out = node.stdout();
+    assert!(
+        !out.contains("bytes") || out.matches("bytes").count() == 1,
+        "only the granted file was read:\n{out}"
+    );
+    node.wait_stderr("the refused connection in the log", |err| {
+        err.contains(&format!(
+            "guest hostile: refused network access (TcpConnect 127.0.0.1:{other_port}): not in its jail's allow-list"
+        ))
+    });
+    // The chat shares the node but not the grants: it saw none of this, and still works.
+    node.type_line("watcher");
+    chat_still_works(&mut node, "all attacks done");
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn the_default_jail_grants_no_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let group = unique_group();
+    let mut node = hostile_node(group, &[]);
+    let mut attacker = Attacker::new(group);
+    attacker.attack("connect", &[Value::Text(addr.clone())]);
+    node.wait_stdout("the refusal", |out| {
+        out.contains(&format!("hostile: cannot connect to {addr}"))
+    });
+    node.wait_stderr("the log line", |err| err.contains("refused network access"));
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn calls_a_jail_does_not_list_are_refused_both_ways() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("lists-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy_file = dir.join("jail.toml");
+    std::fs::write(
+        &policy_file,
+        r#"
+        [guest.chat]
+        send = []
+
+        [guest.hostile]
+        serve = ["dhost:hostile/attacks#read-env"]
+        "#,
+    )
+    .unwrap();
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
+    node.type_line("not allowed to speak");
+    node.wait_stderr("the refused send", |err| {
+        err.contains("guest chat restarted")
+    });
+    let err = node.stderr();
+    assert!(
+        err.contains(
+            "guest chat: refused to send dhost:chat/chat#message: not in its jail's `send` list"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("guest chat trapped in dstc:node/stdin-events#on-line: cannot send dhost:chat/chat#message: the jail of guest chat does not allow it"),
+        "{err}"
+    );
+    assert!(!node.stdout().contains("not allowed to speak"));
+
+    let mut attacker = Attacker::new(group);
+    attacker.attack("spin", &[]);
+    attacker.attack("read-env", &[Value::Text("HOME".into())]);
+    node.wait_stdout("the allowed call", |out| {
+        out.contains("hostile: cannot read HOME")
+    });
+    node.wait_stderr("the refused call", |err| err.contains("its `serve` list"));
+    let err = node.stderr();
+    assert!(
+        err.contains("to `dhost:hostile/attacks#spin`: the jail of guest hostile does not allow it (its `serve` list)"),
+        "{err}"
+    );
+    assert!(!err.contains("time limit"), "spin never ran: {err}");
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn a_fuel_limit_stops_a_spinning_call() {
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--fuel", "1000000"]);
+    Attacker::new(group).attack("spin", &[]);
+    node.wait_stderr("the fuel limit", |err| {
+        err.contains("guest hostile restarted")
+    });
+    let err = node.stderr();
+    assert!(
+        err.contains(
+            "guest hostile trapped in dhost:hostile/attacks#spin: wasm trap: all fuel consumed"
+        ),
+        "{err}"
+    );
+    chat_still_works(&mut node, "after the fuel ran out");
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn print_jail_shows_the_effective_policy_and_bad_policies_are_refused() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("print-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy_file = dir.join("jail.toml");
+    std::fs::write(&policy_file, "[default]\nenv = [\"LANG\"]\n[guest.chat]\nmax-memory = \"16MiB\"\nnetwork = [\"*:443\"]\n").unwrap();
+    let (chat, hello) = (guest("chat"), guest("hello"));
+    let (status, out, err) = dhost_output(&[
+        "run",
+        "--print-jail",
+        "--jail",
+        policy_file.to_str().unwrap(),
+        "--allow-dir",
+        "/tmp:/scratch:rw",
+        chat.to_str().unwrap(),
+        hello.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    for want in [
+        "guest chat (",
+        "  files:       /tmp as /scratch (rw)",
+        "  env:         LANG",
+        "  network:     *:443",
+        "  limits:      memory 16.0 MiB, 1s per call",
+        "guest hello (",
+        "  limits:      memory 64.0 MiB, no time limit",
+        "  send:        every function it imports",
+    ] {
+        assert!(out.contains(want), "`{want}` not in:\n{out}");
+    }
+    assert_eq!(
+        out.matches("  network:     none").count(),
+        1,
+        "hello has no network:\n{out}"
+    );
+
+    std::fs::write(&policy_file, "[guest.chat]\nmax-time = \"soon\"\n").unwrap();
+    let (status, _, err) = dhost_output(&[
+        "run",
+        "--jail",
+        policy_file.to_str().unwrap(),
+        chat.to_str().unwrap(),
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("bad jail policy"), "{err}");
+    assert!(
+        err.contains("jail.toml: [guest.chat] max-time: `soon` is not a duration"),
+        "{err}"
+    );
+}

@@ -467,7 +467,10 @@ fn instantiate(
     wasi.allow_tcp(true).allow_udp(true);
     let (guest, patterns) = (setup.name.clone(), Arc::new(jail.network.clone()));
     wasi.socket_addr_check(move |addr, usage| {
-        let allowed = patterns.iter().any(|p| p.matches(&addr));
+        // Connecting binds the socket to an ephemeral local port first: that is allowed to a
+        // guest that may reach anything at all; where it connects to is checked next.
+        let ephemeral = addr.ip().is_unspecified() && addr.port() == 0;
+        let allowed = (ephemeral && !patterns.is_empty()) || patterns.iter().any(|p| p.matches(&addr));
         if !allowed {
             tracing::warn!("guest {guest}: refused network access ({usage:?} {addr}): not in its jail's allow-list");
         }
@@ -480,6 +483,12 @@ fn instantiate(
     let warden = Warden::new(jail.limits.clone(), setup.stopping.clone());
     let state = GuestState::new(wasi.build(), setup.clone(), outputs.clone(), warden);
     let mut store = Store::new(engine, state);
+    if setup.counts_fuel {
+        // Instantiation (start functions) burns fuel too; then every call gets its own.
+        store
+            .set_fuel(jail.limits.fuel.unwrap_or(u64::MAX))
+            .map_err(anyhow::Error::from)?;
+    }
     store.limiter(|state| &mut state.warden);
     store.epoch_deadline_callback(|store| store.data().warden.on_tick());
     store.set_epoch_deadline(1);
