@@ -303,6 +303,22 @@ mod tests {
     "#;
 
     #[test]
+    fn the_example_in_the_docs_is_a_valid_policy() {
+        let doc = include_str!("../../../docs/jail.md");
+        let example = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/jail.md has a TOML example");
+        let policy = Policy::parse(example, Flags::default()).unwrap();
+        let fetcher = policy.jail_for("fetcher", false);
+        assert_eq!(fetcher.network.len(), 3);
+        assert_eq!(fetcher.limits.fuel, Some(50_000_000));
+        assert!(!fetcher.wall_clock && !fetcher.stderr && !fetcher.stdin);
+        assert_eq!(policy.jail_for("chat", false).dirs.len(), 2);
+    }
+
+    #[test]
     fn layers_merge_in_order() {
         let policy = Policy::parse(EXAMPLE, Flags::default()).unwrap();
         let chat = policy.jail_for("chat", false);
