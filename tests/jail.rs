@@ -511,3 +511,47 @@ fn print_jail_shows_the_effective_policy_and_bad_policies_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn stdout_and_the_wall_clock_can_be_withheld() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("clock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy_file = dir.join("jail.toml");
+    std::fs::write(
+        &policy_file,
+        "[guest.hostile]\nwall-clock = false\nstdout = false\n",
+    )
+    .unwrap();
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
+    Attacker::new(group).attack("read-clock", &[]);
+    node.wait_stderr("the clock on stderr", |err| err.contains("(stderr)"));
+    assert!(
+        node.stderr().contains("hostile: clock 0 (stderr)"),
+        "{}",
+        node.stderr()
+    );
+    assert!(
+        !node.stdout().contains("hostile: clock"),
+        "stdout withheld: {}",
+        node.stdout()
+    );
+    assert!(node.interrupt().success());
+
+    // By default both are there.
+    let group = unique_group();
+    let mut node = hostile_node(group, &[]);
+    Attacker::new(group).attack("read-clock", &[]);
+    node.wait_stdout("the clock on stdout", |out| out.contains("hostile: clock "));
+    let out = node.stdout();
+    let secs: u64 = out
+        .split("hostile: clock ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(secs > 1_700_000_000, "the real time: {secs}");
+    assert!(node.interrupt().success());
+}

@@ -54,6 +54,15 @@ impl Guest for Hostile {
         }
     }
 
+    fn read_clock() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        println!("hostile: clock {now}");
+        eprintln!("hostile: clock {now} (stderr)");
+    }
+
     fn connect(addr: String) {
         match std::net::TcpStream::connect(&addr) {
             Ok(_) => println!("hostile: connected to {addr}"),
