@@ -45,6 +45,48 @@ pub enum Command {
     /// Print a component's imports and exports with their WIT types, and which functions a
     /// node would serve and send.
     Inspect(InspectArgs),
+
+    /// List the nodes on the group: name, address, uptime and the functions they serve.
+    Peers(PeersArgs),
+
+    /// Send a call to every node that serves FUNCTION-ID, without waiting for a reply.
+    ///
+    /// Each ARG is JSON (a string needs quotes), checked by each receiving node against
+    /// the function's WIT signature: `dhost cast dhost:chat/chat#message '"ann"' '"hi"'`.
+    /// Options go before FUNCTION-ID: every word after it is an argument.
+    Cast(CastArgs),
+}
+
+/// Options of `dhost peers`.
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    #[command(flatten)]
+    pub group: GroupArgs,
+
+    /// How long to wait for the nodes' answers.
+    #[arg(long, value_name = "DURATION", default_value = "300ms",
+          value_parser = crate::jail::parse_duration)]
+    pub wait: std::time::Duration,
+}
+
+/// Options of `dhost cast`.
+#[derive(Debug, Args)]
+pub struct CastArgs {
+    /// The function to call, such as dhost:chat/chat#message.
+    #[arg(value_name = "FUNCTION-ID")]
+    pub function: String,
+
+    /// The arguments, one JSON value each.
+    #[arg(value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+
+    #[command(flatten)]
+    pub group: GroupArgs,
+
+    /// How long to wait for the nodes' answers before sending.
+    #[arg(long, value_name = "DURATION", default_value = "300ms",
+          value_parser = crate::jail::parse_duration)]
+    pub wait: std::time::Duration,
 }
 
 /// Options of `dhost run`.
@@ -151,6 +193,12 @@ pub struct GroupArgs {
 }
 
 impl GroupArgs {
+    /// The largest datagram to send on this group.
+    pub fn max_datagram(&self) -> usize {
+        self.max_datagram
+            .map_or_else(|| self.group().default_max_datagram(), |b| b as usize)
+    }
+
     /// The group these options name.
     pub fn group(&self) -> Group {
         Group {
@@ -236,6 +284,8 @@ impl Cli {
         match self.command {
             Command::Run(args) => crate::run::run(*args),
             Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
+            Command::Peers(args) => crate::client::peers(&args).map(|()| ExitCode::SUCCESS),
+            Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
         }
     }
 }

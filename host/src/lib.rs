@@ -6,19 +6,23 @@
 //! - [`cli`]: the command line (clap) and what each subcommand does;
 //! - [`run`]: `dhost run`: loading guests, the threads of a node, signals, exit status;
 //! - [`node`]: the event loop, routing calls to the guests that export them;
+//! - [`membership`]: announcements, the peers table, unique names;
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
 //! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`cache`]: the on-disk cache of compiled components;
-//! - [`inspect`]: `dhost inspect`.
+//! - [`inspect`]: `dhost inspect`;
+//! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost cast`).
 
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod guest;
 pub mod inspect;
 pub mod jail;
+pub mod membership;
 pub mod net;
 pub mod node;
 pub mod run;

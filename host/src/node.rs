@@ -12,6 +12,7 @@
 use crate::guest::state::SentCall;
 use crate::guest::wasm::{CallError, WasmGuest};
 use crate::guest::world::EventInterface;
+use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::wire::{self, Batcher, Datagram, Frame};
 use ciborium::Value;
 use std::collections::{HashMap, VecDeque};
@@ -21,6 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 use wasmtime::component::Val;
+
+/// How long a starting node listens for another node announcing its name.
+const CLAIM_WAIT: Duration = Duration::from_millis(150);
 
 /// How often watched pollables are checked while any guest watches one.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
@@ -211,6 +215,9 @@ struct Health {
 /// The event loop's state.
 pub struct Node {
     id: u64,
+    membership: Membership,
+    /// Set when a node that was up longer announces this node's name.
+    name_taken: Option<NameTaken>,
     guests: Vec<Option<WasmGuest>>,
     health: Vec<Health>,
     routes: HashMap<String, Vec<Route>>,
@@ -230,6 +237,7 @@ impl Node {
     /// of at most `max_datagram` bytes.
     pub fn new(
         id: u64,
+        name: &str,
         guests: Vec<WasmGuest>,
         socket: Option<UdpSocket>,
         max_datagram: usize,
@@ -244,8 +252,12 @@ impl Node {
                     .push((g, slot));
             }
         }
+        let mut served: Vec<String> = routes.keys().cloned().collect();
+        served.sort();
         Node {
             id,
+            membership: Membership::new(id, name, served),
+            name_taken: None,
             health: guests.iter().map(|_| Health::default()).collect(),
             guests: guests.into_iter().map(Some).collect(),
             routes,
@@ -260,10 +272,11 @@ impl Node {
         }
     }
 
-    /// Runs the guests' `init` hooks, then a WASI command to its end (returning its exit
-    /// status) or, without one, the event loop until [`Event::Shutdown`] or `stopping`
-    /// (returning 0).
-    pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> i32 {
+    /// Claims the node's name on the group, runs the guests' `init` hooks, then a WASI
+    /// command to its end (returning its exit status) or, without one, the event loop until
+    /// [`Event::Shutdown`] or `stopping` (returning 0). Fails when the name is taken.
+    pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> anyhow::Result<i32> {
+        let held = self.claim_name(&events)?;
         for g in 0..self.guests.len() {
             self.call_event(g, EventInterface::Lifecycle, &[]);
         }
@@ -273,28 +286,34 @@ impl Node {
             .iter()
             .position(|g| g.as_ref().is_some_and(WasmGuest::is_command))
         {
-            return self.run_command(g);
+            let code = self.run_command(g);
+            self.say_goodbye();
+            return Ok(code);
+        }
+        for event in held {
+            if !self.handle(event) {
+                return Ok(self.stop());
+            }
         }
         loop {
             let first = if self.local.is_empty() {
                 match events.recv_timeout(self.idle_timeout()) {
                     Ok(event) => Some(event),
                     Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return 0,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(self.stop()),
                 }
             } else {
                 match events.try_recv() {
                     Ok(event) => Some(event),
                     Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => return 0,
+                    Err(TryRecvError::Disconnected) => return Ok(self.stop()),
                 }
             };
             let mut next = first;
             let mut taken = 0;
             while let Some(event) = next {
                 if !self.handle(event) {
-                    self.finish_turn();
-                    return 0;
+                    return Ok(self.stop());
                 }
                 taken += 1;
                 next = if taken < MAX_EVENTS_PER_TURN {
@@ -307,9 +326,72 @@ impl Node {
             self.fire_timers();
             self.check_readiness();
             self.finish_turn();
-            if stopping.load(Ordering::Relaxed) {
-                return 0;
+            if let Some(taken) = self.name_taken.take() {
+                return Err(taken.into());
             }
+            if stopping.load(Ordering::Relaxed) {
+                return Ok(self.stop());
+            }
+        }
+    }
+
+    /// Asks the group who is there and listens for [`CLAIM_WAIT`]: if a node that is up
+    /// already announces this node's name, the name is taken. Returns the events that
+    /// arrived meanwhile, to handle once the guests are initialised.
+    fn claim_name(&mut self, events: &Receiver<Event>) -> anyhow::Result<Vec<Event>> {
+        if self.socket.is_none() {
+            return Ok(Vec::new());
+        }
+        let seq = self.next_seq();
+        self.frame.clear();
+        wire::encode_query(seq, &mut self.frame);
+        self.push_frame();
+        self.finish_turn();
+        let deadline = Instant::now() + CLAIM_WAIT;
+        let mut held = Vec::new();
+        while let Ok(event) =
+            events.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Event::Datagram { from, datagram } = &event {
+                for frame in &datagram.frames {
+                    if let Frame::Announce(a) = frame {
+                        self.membership
+                            .on_announce(datagram.header.sender, *from, a.clone())?;
+                    }
+                }
+            }
+            held.push(event);
+        }
+        Ok(held)
+    }
+
+    /// Says goodbye to the group and flushes: the node is stopping.
+    fn stop(&mut self) -> i32 {
+        self.finish_turn();
+        self.say_goodbye();
+        0
+    }
+
+    fn say_goodbye(&mut self) {
+        if self.socket.is_none() {
+            return;
+        }
+        let seq = self.next_seq();
+        self.frame.clear();
+        wire::encode_goodbye(seq, &mut self.frame);
+        self.push_frame();
+        self.flush();
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Appends the frame in `self.frame` to the outgoing batch.
+    fn push_frame(&mut self) {
+        if let Err(e) = self.batcher.push(&self.frame) {
+            tracing::error!("cannot send a frame: {e}");
         }
     }
 
@@ -335,6 +417,13 @@ impl Node {
     fn idle_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut timeout = Duration::from_secs(3600);
+        if self.socket.is_some() {
+            let mut next = self.membership.next_announce();
+            if let Some(expiry) = self.membership.next_expiry() {
+                next = next.min(expiry);
+            }
+            timeout = timeout.min(next.saturating_duration_since(now));
+        }
         for health in &self.health {
             if let Some(at) = health.restart_at {
                 timeout = timeout.min(at.saturating_duration_since(now));
@@ -384,6 +473,20 @@ impl Node {
             }
             match frame {
                 Frame::Call(call) => self.dispatch(&call.function, call.args, Origin::Remote(from)),
+                Frame::Announce(announce) => {
+                    let name = announce.name.clone();
+                    match self.membership.on_announce(sender, from, announce) {
+                        Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
+                        Ok(Change::Known) => {}
+                        Err(taken) => self.name_taken = Some(taken),
+                    }
+                }
+                Frame::Query { .. } => self.membership.on_query(),
+                Frame::Goodbye { .. } => {
+                    if let Some(peer) = self.membership.on_goodbye(sender) {
+                        tracing::info!("peer {} ({}) left", peer.name, peer.addr);
+                    }
+                }
                 Frame::Unknown { kind, .. } => {
                     tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
                 }
@@ -560,14 +663,12 @@ impl Node {
             return;
         };
         for call in guest.take_sent() {
-            self.seq += 1;
+            let seq = self.next_seq();
             if self.socket.is_some() {
                 self.frame.clear();
-                wire::encode_call_frame(self.seq, &call.body, &mut self.frame);
-                if let Err(e) = self.batcher.push(&self.frame) {
-                    // The proxy checked the size already; this is a bug, not bad input.
-                    tracing::error!("cannot send a call: {e}");
-                }
+                wire::encode_call_frame(seq, &call.body, &mut self.frame);
+                // The proxy checked the size already: this cannot fail.
+                self.push_frame();
             }
             if self.routes.contains_key(&*call.function) {
                 self.local.push(call);
@@ -613,6 +714,30 @@ impl Node {
                 Err(e) => tracing::error!("cannot decode a local call: {e}"),
             }
         }
+        if self.socket.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        for peer in self.membership.expire(now) {
+            tracing::info!(
+                "peer {} ({}) gone: no announcement for {}",
+                peer.name,
+                peer.addr,
+                humantime::format_duration(PEER_EXPIRY)
+            );
+        }
+        if self.membership.announce_due(now) {
+            let seq = self.next_seq();
+            self.frame.clear();
+            let m = &self.membership;
+            wire::encode_announce(seq, m.name(), m.uptime_ms(), m.functions(), &mut self.frame);
+            self.push_frame();
+        }
+        self.flush();
+    }
+
+    /// Sends every datagram of the outgoing batch.
+    fn flush(&mut self) {
         let Some(socket) = &self.socket else {
             return;
         };

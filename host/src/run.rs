@@ -110,7 +110,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     runtime.start_ticker()?;
     let (done_tx, done_rx) = oneshot::channel();
-    let node = Node::new(id, guests, sender, max_datagram, stats.clone());
+    let node = Node::new(id, &node_name, guests, sender, max_datagram, stats.clone());
     let stop_flag = stopping.clone();
     let event_loop = std::thread::Builder::new()
         .name("dhost-node".into())
@@ -129,7 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let code = event_loop
         .join()
-        .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the event loop panicked"))??;
     tracing::info!("node {node_name} stopped: {}", stats.summary());
     Ok(exit_code(code))
 }

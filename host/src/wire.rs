@@ -34,6 +34,15 @@ const MAX_NESTING: usize = 128;
 
 /// The kind number of a call frame.
 const KIND_CALL: u64 = 0;
+/// The kind number of an announcement.
+const KIND_ANNOUNCE: u64 = 1;
+/// The kind number of a query ("announce yourselves now").
+const KIND_QUERY: u64 = 2;
+/// The kind number of a goodbye.
+const KIND_GOODBYE: u64 = 3;
+
+/// The longest node name an announcement may carry.
+pub const MAX_NAME: usize = 255;
 
 /// Why a datagram or frame could not be read or written.
 #[derive(Debug, Error, PartialEq)]
@@ -81,6 +90,18 @@ pub struct Header {
 pub enum Frame {
     /// Run `function` with `args` on every node that serves it.
     Call(Call),
+    /// The sender is up: its name and what it serves.
+    Announce(Announce),
+    /// The sender asks every node to announce itself now.
+    Query {
+        /// The sender's sequence number.
+        seq: u64,
+    },
+    /// The sender is stopping.
+    Goodbye {
+        /// The sender's sequence number.
+        seq: u64,
+    },
     /// A frame of a kind this node does not know (sent by a newer node); skipped.
     Unknown {
         /// The kind number.
@@ -95,7 +116,8 @@ impl Frame {
     pub fn seq(&self) -> u64 {
         match self {
             Frame::Call(call) => call.seq,
-            Frame::Unknown { seq, .. } => *seq,
+            Frame::Announce(announce) => announce.seq,
+            Frame::Query { seq } | Frame::Goodbye { seq } | Frame::Unknown { seq, .. } => *seq,
         }
     }
 }
@@ -109,6 +131,19 @@ pub struct Call {
     pub function: String,
     /// The arguments, self-describing CBOR, one per parameter (see `docs/wire.md`).
     pub args: Vec<Value>,
+}
+
+/// A node's announcement of itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announce {
+    /// The sender's sequence number.
+    pub seq: u64,
+    /// The node's name.
+    pub name: String,
+    /// How long the node has been up, in milliseconds.
+    pub uptime_ms: u64,
+    /// The function ids the node's guests serve.
+    pub functions: Vec<String>,
 }
 
 /// A decoded datagram: its header and frames.
@@ -198,8 +233,12 @@ fn decode_frame(item: Value) -> Result<Frame, WireError> {
         .next()
         .and_then(|v| as_u64(&v))
         .ok_or_else(|| shape("frame", "no sequence number"))?;
-    if kind != KIND_CALL {
-        return Ok(Frame::Unknown { kind, seq });
+    match kind {
+        KIND_CALL => {}
+        KIND_ANNOUNCE => return decode_announce(seq, fields),
+        KIND_QUERY => return Ok(Frame::Query { seq }),
+        KIND_GOODBYE => return Ok(Frame::Goodbye { seq }),
+        _ => return Ok(Frame::Unknown { kind, seq }),
     }
     let Some(Value::Text(function)) = fields.next() else {
         return Err(shape("call", "no function id"));
@@ -215,6 +254,76 @@ fn decode_frame(item: Value) -> Result<Frame, WireError> {
         function,
         args,
     }))
+}
+
+fn decode_announce(seq: u64, mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
+    let shape = |why: &str| WireError::Shape {
+        what: "announce",
+        why: why.to_string(),
+    };
+    let Some(Value::Text(name)) = fields.next() else {
+        return Err(shape("no name"));
+    };
+    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(shape("the name is empty, too long or not printable"));
+    }
+    let uptime_ms = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("no uptime"))?;
+    let Some(Value::Array(items)) = fields.next() else {
+        return Err(shape("no function list"));
+    };
+    let functions = items
+        .into_iter()
+        .map(|f| match f {
+            Value::Text(f) => Ok(f),
+            _ => Err(shape("a function id is not text")),
+        })
+        .collect::<Result<_, _>>()?;
+    // Later versions may add fields: ignore them.
+    Ok(Frame::Announce(Announce {
+        seq,
+        name,
+        uptime_ms,
+        functions,
+    }))
+}
+
+/// Encodes an announcement onto the end of `out`.
+pub fn encode_announce(
+    seq: u64,
+    name: &str,
+    uptime_ms: u64,
+    functions: &[String],
+    out: &mut Vec<u8>,
+) {
+    let frame = Value::Array(vec![
+        Value::Integer(KIND_ANNOUNCE.into()),
+        Value::Integer(seq.into()),
+        Value::Text(name.to_string()),
+        Value::Integer(uptime_ms.into()),
+        Value::Array(functions.iter().map(|f| Value::Text(f.clone())).collect()),
+    ]);
+    encode_item(&frame, out);
+}
+
+/// Encodes a query onto the end of `out`.
+pub fn encode_query(seq: u64, out: &mut Vec<u8>) {
+    let frame = Value::Array(vec![
+        Value::Integer(KIND_QUERY.into()),
+        Value::Integer(seq.into()),
+    ]);
+    encode_item(&frame, out);
+}
+
+/// Encodes a goodbye onto the end of `out`.
+pub fn encode_goodbye(seq: u64, out: &mut Vec<u8>) {
+    let frame = Value::Array(vec![
+        Value::Integer(KIND_GOODBYE.into()),
+        Value::Integer(seq.into()),
+    ]);
+    encode_item(&frame, out);
 }
 
 fn as_u64(value: &Value) -> Option<u64> {
@@ -517,6 +626,89 @@ mod tests {
             assert!(
                 matches!(decode_datagram(&bytes), Err(WireError::Shape { .. })),
                 "{frame:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn membership_frames_round_trip() {
+        let mut frames = Vec::new();
+        let functions = vec!["a:b/c#d".to_string(), "a:b/c#e".to_string()];
+        let mut f = Vec::new();
+        encode_announce(1, "node-a", 1500, &functions, &mut f);
+        frames.push(f);
+        let mut f = Vec::new();
+        encode_query(2, &mut f);
+        frames.push(f);
+        let mut f = Vec::new();
+        encode_goodbye(3, &mut f);
+        frames.push(f);
+        let d = decode_datagram(&datagram(8, &frames)).unwrap();
+        assert_eq!(
+            d.frames,
+            vec![
+                Frame::Announce(Announce {
+                    seq: 1,
+                    name: "node-a".into(),
+                    uptime_ms: 1500,
+                    functions
+                }),
+                Frame::Query { seq: 2 },
+                Frame::Goodbye { seq: 3 },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_announcements_are_rejected() {
+        for fields in [
+            vec![1.into(), 1.into()],
+            vec![
+                1.into(),
+                1.into(),
+                "".into(),
+                0.into(),
+                Value::Array(vec![]),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "x".repeat(300).into(),
+                0.into(),
+                Value::Array(vec![]),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "a\nb".into(),
+                0.into(),
+                Value::Array(vec![]),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "a".into(),
+                Value::Null,
+                Value::Array(vec![]),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "a".into(),
+                0.into(),
+                Value::Array(vec![5.into()]),
+            ],
+        ] {
+            let bytes = datagram(1, &[raw(&Value::Array(fields.clone()))]);
+            assert!(
+                matches!(
+                    decode_datagram(&bytes),
+                    Err(WireError::Shape {
+                        what: "announce",
+                        ..
+                    })
+                ),
+                "{fields:?}"
             );
         }
     }
