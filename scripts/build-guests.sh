@@ -18,4 +18,9 @@ mkdir -p target/guests
 for g in "${guests[@]}"; do
     cp "target/wasm32-wasip2/guest/$g.wasm" "target/guests/$g.wasm"
 done
-echo "build-guests: built ${guests[*]} into target/guests/" >&2
+# Native plugins (not sandboxed), built with the system C compiler.
+cc=${CC:-cc}
+for plugin in raw_chat misuse; do
+    "$cc" -O2 -Wall -Werror -fPIC -shared -I tests/c -o "target/guests/$plugin.so" "tests/c/$plugin.c"
+done
+echo "build-guests: built ${guests[*]} raw_chat.so misuse.so into target/guests/" >&2

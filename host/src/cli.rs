@@ -100,6 +100,12 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 
+    /// Load a GUEST as a native DSTC plugin (.so), even if it does not look like one
+    /// (ELF files are detected anyway). NATIVE PLUGINS ARE NOT SANDBOXED: they run with
+    /// the node's own rights, and no jail applies to them.
+    #[arg(long, value_name = "PLUGIN")]
+    pub native: Vec<PathBuf>,
+
     /// The node's name [default: HOSTNAME-PID].
     #[arg(long)]
     pub name: Option<String>,

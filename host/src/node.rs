@@ -9,13 +9,14 @@
 //! from the outgoing queue, and the copy that multicast loops back is recognised by the
 //! sender id and skipped.
 
+use crate::guest::native::{self, NativePlugin};
 use crate::guest::state::SentCall;
 use crate::guest::wasm::{CallError, WasmGuest};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::wire::{self, Batcher, Datagram, Frame};
 use ciborium::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,6 +48,13 @@ pub enum Event {
     },
     /// A line of the node's stdin.
     StdinLine(String),
+    /// A descriptor a native plugin watches is ready.
+    FdReady {
+        /// The descriptor.
+        fd: i32,
+        /// The epoll events.
+        events: u32,
+    },
     /// Stop: finish the turn and return.
     Shutdown,
 }
@@ -221,6 +229,10 @@ pub struct Node {
     guests: Vec<Option<WasmGuest>>,
     health: Vec<Health>,
     routes: HashMap<String, Vec<Route>>,
+    /// The function ids native plugins serve.
+    native_routes: HashSet<String>,
+    /// The native plugins, kept so that their code stays loaded.
+    _natives: Vec<NativePlugin>,
     socket: Option<UdpSocket>,
     batcher: Batcher,
     frame: Vec<u8>,
@@ -238,6 +250,7 @@ impl Node {
     pub fn new(
         id: u64,
         name: &str,
+        natives: Vec<NativePlugin>,
         guests: Vec<WasmGuest>,
         socket: Option<UdpSocket>,
         max_datagram: usize,
@@ -252,8 +265,12 @@ impl Node {
                     .push((g, slot));
             }
         }
-        let mut served: Vec<String> = routes.keys().cloned().collect();
+        let native_routes: HashSet<String> = (0..natives.len())
+            .flat_map(NativePlugin::functions)
+            .collect();
+        let mut served: Vec<String> = routes.keys().chain(&native_routes).cloned().collect();
         served.sort();
+        served.dedup();
         Node {
             id,
             membership: Membership::new(id, name, served),
@@ -261,6 +278,8 @@ impl Node {
             health: guests.iter().map(|_| Health::default()).collect(),
             guests: guests.into_iter().map(Some).collect(),
             routes,
+            native_routes,
+            _natives: natives,
             socket,
             batcher: Batcher::new(id, max_datagram),
             frame: Vec::new(),
@@ -277,6 +296,8 @@ impl Node {
     /// [`Event::Shutdown`] or `stopping` (returning 0). Fails when the name is taken.
     pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> anyhow::Result<i32> {
         let held = self.claim_name(&events)?;
+        // Calls native plugins made while they were loaded (in their init).
+        self.collect_native_sent();
         for g in 0..self.guests.len() {
             self.call_event(g, EventInterface::Lifecycle, &[]);
         }
@@ -455,6 +476,10 @@ impl Node {
                     }
                 }
             }
+            Event::FdReady { fd, events } => {
+                native::on_ready(fd, events);
+                self.collect_native_sent();
+            }
             Event::Shutdown => return false,
         }
         true
@@ -496,7 +521,9 @@ impl Node {
 
     /// Runs `function` on every local guest that exports it.
     fn dispatch(&mut self, function: &str, args: Vec<Value>, origin: Origin) {
-        let Some(targets) = self.routes.get(function) else {
+        let native = self.native_routes.contains(function);
+        let targets = self.routes.get(function).cloned();
+        if !native && targets.is_none() {
             if let Origin::Remote(_) = origin {
                 Stats::bump(&self.stats.calls_dropped);
                 self.drops.drop(format_args!(
@@ -504,8 +531,21 @@ impl Node {
                 ));
             }
             return;
+        }
+        if native {
+            match native::call(function, args.clone()) {
+                Ok(()) => Stats::bump(&self.stats.calls_delivered),
+                Err(e) => {
+                    Stats::bump(&self.stats.calls_dropped);
+                    self.drops
+                        .drop(format_args!("a call from {origin} to `{function}`: {e}"));
+                }
+            }
+            self.collect_native_sent();
+        }
+        let Some(targets) = targets else {
+            return;
         };
-        let targets = targets.clone();
         let mut args = Some(args);
         for (i, &(g, slot)) in targets.iter().enumerate() {
             if self.health[g].restart_at.is_some() {
@@ -663,16 +703,32 @@ impl Node {
             return;
         };
         for call in guest.take_sent() {
-            let seq = self.next_seq();
-            if self.socket.is_some() {
-                self.frame.clear();
-                wire::encode_call_frame(seq, &call.body, &mut self.frame);
-                // The proxy checked the size already: this cannot fail.
-                self.push_frame();
-            }
-            if self.routes.contains_key(&*call.function) {
-                self.local.push(call);
-            }
+            self.send(call);
+        }
+    }
+
+    /// Moves the calls native plugins sent into the outgoing batch and the local queue.
+    fn collect_native_sent(&mut self) {
+        for (function, bytes) in native::take_sent() {
+            let body = wire::encode_call_body(&function, &[Value::Bytes(bytes)]);
+            self.send(SentCall {
+                function: function.into(),
+                body,
+            });
+        }
+    }
+
+    /// Sends a call to the group, and queues it for the local guests that serve it.
+    fn send(&mut self, call: SentCall) {
+        let seq = self.next_seq();
+        if self.socket.is_some() {
+            self.frame.clear();
+            wire::encode_call_frame(seq, &call.body, &mut self.frame);
+            self.push_frame();
+        }
+        if self.routes.contains_key(&*call.function) || self.native_routes.contains(&*call.function)
+        {
+            self.local.push(call);
         }
     }
 

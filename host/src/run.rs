@@ -8,6 +8,7 @@
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
 use crate::cli::RunArgs;
+use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
@@ -59,8 +60,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         name: &node_name,
         max_call,
     };
-    let mut guests = Vec::with_capacity(args.guests.len());
+    // Native plugins first: their init may prompt and read stdin, as in the original.
+    let mut natives = Vec::new();
+    let mut wasm_paths = Vec::new();
     for (path, name) in args.guests.iter().zip(&names) {
+        if args.native.contains(path) || crate::guest::native::is_elf(path) {
+            if args.jail.print_jail {
+                println!(
+                    "native plugin {name} ({}): not sandboxed, no jail applies",
+                    path.display()
+                );
+                continue;
+            }
+            let plugin = NativePlugin::load(path, name, natives.len())
+                .with_context(|| format!("cannot load native plugin {}", path.display()))?;
+            tracing::info!(
+                "native plugin {name} (not sandboxed) serves {:?}",
+                NativePlugin::functions(natives.len())
+            );
+            natives.push(plugin);
+        } else {
+            wasm_paths.push((path, name));
+        }
+    }
+    let mut guests = Vec::with_capacity(args.guests.len());
+    for (path, name) in wasm_paths {
         let loaded = load_guest(&runtime, path, name, &policy, node, args.jail.print_jail)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
         if let Some(guest) = loaded {
@@ -78,11 +102,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if guests.iter().filter(|g| g.is_command()).count() > 1 {
         bail!("only one WASI command can run in a node");
     }
+    let plugin_owns_stdin = crate::guest::native::watches(0);
     let stdin_wanted = guests
         .iter()
         .any(|g| g.hears(EventInterface::Stdin) && g.jail().stdin);
+    if stdin_wanted && plugin_owns_stdin {
+        tracing::warn!(
+            "a native plugin watches stdin: WebAssembly guests get no stdin lines in this node"
+        );
+    }
+    let stdin_wanted = stdin_wanted && !plugin_owns_stdin;
     // A lone command that neither sends nor serves has no use for the network.
     let networked = command.is_none()
+        || !natives.is_empty()
         || guests.len() > 1
         || guests
             .iter()
@@ -96,9 +128,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, None)
     };
     tracing::info!(
-        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), group {} on {}",
+        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {}",
         started.elapsed(),
         guests.len(),
+        natives.len(),
         group.addr,
         group.iface
     );
@@ -110,7 +143,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     runtime.start_ticker()?;
     let (done_tx, done_rx) = oneshot::channel();
-    let node = Node::new(id, &node_name, guests, sender, max_datagram, stats.clone());
+    if !natives.is_empty() {
+        spawn_fd_watcher(events_tx.clone())?;
+    }
+    let node = Node::new(
+        id,
+        &node_name,
+        natives,
+        guests,
+        sender,
+        max_datagram,
+        stats.clone(),
+    );
     let stop_flag = stopping.clone();
     let event_loop = std::thread::Builder::new()
         .name("dhost-node".into())
@@ -198,6 +242,31 @@ fn load_guest(
         return Ok(None);
     }
     WasmGuest::load(runtime, &component, world, name, jail, node).map(Some)
+}
+
+/// Waits for the descriptors native plugins watch and tells the event loop which are ready.
+fn spawn_fd_watcher(events: SyncSender<Event>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("dhost-epoll".into())
+        .spawn(move || {
+            loop {
+                match crate::guest::native::wait_ready() {
+                    Ok(ready) => {
+                        for (fd, ev) in ready {
+                            if events.send(Event::FdReady { fd, events: ev }).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("cannot wait for native plugins' descriptors: {e}");
+                        return;
+                    }
+                }
+            }
+        })
+        .context("cannot start the descriptor watcher thread")?;
+    Ok(())
 }
 
 /// Reads stdin line by line and hands each line to the event loop.

@@ -1,7 +1,8 @@
-//! Guests: what a node hosts. Today WebAssembly components ([`wasm`]); native DSTC plugins
-//! join them later.
+//! Guests: what a node hosts. WebAssembly components ([`wasm`]), jailed; and native DSTC
+//! plugins ([`native`]), which are not.
 
 pub mod host_api;
+pub mod native;
 pub mod output;
 pub mod state;
 pub mod timers;

@@ -1,0 +1,8 @@
+//! Exports the 2018 DSTC plugin ABI from the `dhost` executable, so that native plugins
+//! opened with dlopen find these functions (they are defined in `guest/native.rs`).
+
+fn main() {
+    for symbol in ["dstc_register_function", "dstc_srv_send", "dstc_epoll_ctl"] {
+        println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");
+    }
+}

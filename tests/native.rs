@@ -1,0 +1,172 @@
+//! End-to-end tests of native DSTC plugins (`.so`, not sandboxed): plugins on the 2018
+//! raw-bytes ABI chat between nodes; a plugin that cannot load, misuses dstc_epoll_ctl or
+//! registers bad names gets clear errors while the node keeps running.
+
+mod common;
+
+use ciborium::Value;
+use common::*;
+use dhost::wire;
+use std::process::Command;
+
+#[test]
+fn two_nodes_running_the_raw_abi_chat_plugin_chat_both_ways() {
+    let group = unique_group();
+    let plugin = guest_file("raw_chat.so");
+    let mut nodes: Vec<Dhost> = ["ann", "bob"]
+        .iter()
+        .map(|n| {
+            Dhost::start(&node_args(
+                &format!("raw-{n}"),
+                group,
+                &[plugin.to_str().unwrap()],
+            ))
+        })
+        .collect();
+    for (node, name) in nodes.iter_mut().zip(["ann", "bob"]) {
+        node.wait_stdout("the prompt", |out| out.contains("Username: "));
+        node.type_line(name);
+        node.wait_stderr("the node to join", |err| err.contains("ready in"));
+    }
+    // The plugin reads stdin with stdio, one line per readiness, as the original did:
+    // type a line, then wait for it.
+    let lines = [
+        (0, "hello from ann"),
+        (1, "hi ann, bob here"),
+        (0, "ñandú and 🦀 travel as raw bytes"),
+    ];
+    for (who, line) in lines {
+        nodes[who].type_line(line);
+        for node in &nodes {
+            node.wait_stdout(line, |out| out.contains(line));
+        }
+    }
+    let want = [
+        "[ann]: hello from ann",
+        "[bob]: hi ann, bob here",
+        "[ann]: ñandú and 🦀 travel as raw bytes",
+    ];
+    for node in &mut nodes {
+        assert_eq!(chat_lines(&node.stdout()), want);
+        assert!(
+            !node.stdout().contains("wrong data"),
+            "the callback got its own data back"
+        );
+        assert!(node.interrupt().success());
+    }
+}
+
+/// A file built by scripts/build-guests.sh.
+fn guest_file(name: &str) -> std::path::PathBuf {
+    let path = root().join("target/guests").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-guests.sh first",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_plugin_that_cannot_load_is_refused_with_the_dlerror_text() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("native-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("unresolved.c");
+    std::fs::write(
+        &source,
+        "extern void no_such_function(void);\n\
+         static void __attribute__((constructor)) init(void) { no_such_function(); }\n",
+    )
+    .unwrap();
+    let plugin = dir.join("unresolved.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(cc)
+        .args(["-fPIC", "-shared", "-o"])
+        .arg(&plugin)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (status, _, err) = dhost_output(&["run", "--ttl", "0", plugin.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(err.contains("cannot load native plugin"), "{err}");
+    assert!(
+        err.contains("undefined symbol: no_such_function"),
+        "the dlerror text: {err}"
+    );
+
+    // A file forced with --native that is no shared object.
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a plugin").unwrap();
+    let (status, _, err) = dhost_output(&[
+        "run",
+        "--native",
+        text.to_str().unwrap(),
+        text.to_str().unwrap(),
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("cannot load native plugin"), "{err}");
+    assert!(err.contains("notes.txt"), "{err}");
+}
+
+#[test]
+fn epoll_ctl_misuse_and_bad_registrations_get_errors_and_the_node_keeps_running() {
+    let group = unique_group();
+    let plugin = guest_file("misuse.so");
+    let mut node = Dhost::start(&node_args("misuse", group, &[plugin.to_str().unwrap()]));
+    node.wait_stderr("the node to join", |err| err.contains("ready in"));
+    let out = node.stdout();
+    for want in [
+        "misuse: unknown op -> -1 Invalid argument",
+        "misuse: bad fd -> -1 Bad file descriptor",
+        "misuse: del never added -> -1 No such file or directory",
+        "misuse: mod never added -> -1 No such file or directory",
+        "misuse: add -> 0 ok",
+        "misuse: add twice -> -1 File exists",
+        "misuse: del -> 0 ok",
+    ] {
+        assert!(out.contains(want), "`{want}` not in:\n{out}");
+    }
+    let err = node.stderr();
+    for want in [
+        "dstc_epoll_ctl(op 42, fd 0): unknown operation",
+        "dstc_epoll_ctl: descriptor 12345 is not open",
+        "dstc_epoll_ctl(op 1, fd 2): the descriptor is watched already",
+        "dstc_register_function: refused a name that is empty or longer than 255 bytes",
+    ] {
+        assert!(err.contains(want), "`{want}` not in:\n{err}");
+    }
+    // Still serving: a raw call to `ping` runs, one to a function nobody serves is counted.
+    let sender = group_sender(group);
+    let mut args = b"one\0\0\0\0\0two\0\0\0\0\0".to_vec();
+    args.truncate(16);
+    let mut datagram = Vec::new();
+    wire::encode_header(99, &mut datagram);
+    wire::encode_call(1, "dstc:raw/abi#ping", &[Value::Bytes(args)], &mut datagram);
+    wire::encode_call(
+        2,
+        "dstc:raw/abi#nope",
+        &[Value::Bytes(vec![])],
+        &mut datagram,
+    );
+    wire::encode_call(
+        3,
+        "dstc:raw/abi#ping",
+        &[Value::Text("not bytes".into())],
+        &mut datagram,
+    );
+    sender.send(&datagram).unwrap();
+    node.wait_stdout("the ping", |out| out.contains("misuse: ping one two"));
+    node.wait_stderr("the drops", |err| {
+        err.contains("a raw DSTC call takes one byte string")
+    });
+    assert!(
+        node.stderr()
+            .contains("no local guest serves function `dstc:raw/abi#nope`")
+    );
+    let status = node.interrupt();
+    assert!(status.success());
+    assert!(node.stderr().contains("2 dropped"), "{}", node.stderr());
+}
