@@ -2,7 +2,13 @@
 //! opened with dlopen find these functions (they are defined in `guest/native.rs`).
 
 fn main() {
-    for symbol in ["dstc_register_function", "dstc_srv_send", "dstc_epoll_ctl"] {
+    for symbol in [
+        "dstc_register_function",
+        "dstc_srv_send",
+        "dstc_epoll_ctl",
+        "dstc_register_typed",
+        "dstc_send_typed",
+    ] {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");
     }
 }

@@ -20,7 +20,13 @@ for g in "${guests[@]}"; do
 done
 # Native plugins (not sandboxed), built with the system C compiler.
 cc=${CC:-cc}
+# The C chat on dhost's header, exactly as a user builds it:
+"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -I guest-sdk/c \
+    -o target/guests/test_chat.so guests/c/test_chat/test_chat.c
+# Test plugins: on the original raw-bytes ABI, misusing the ABI, and typed arguments.
 for plugin in raw_chat misuse; do
     "$cc" -O2 -Wall -Werror -fPIC -shared -I tests/c -o "target/guests/$plugin.so" "tests/c/$plugin.c"
 done
-echo "build-guests: built ${guests[*]} raw_chat.so misuse.so into target/guests/" >&2
+"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -I guest-sdk/c \
+    -o target/guests/typed_args.so tests/c/typed_args.c
+echo "build-guests: built ${guests[*]} test_chat.so raw_chat.so misuse.so typed_args.so into target/guests/" >&2

@@ -170,3 +170,97 @@ fn epoll_ctl_misuse_and_bad_registrations_get_errors_and_the_node_keeps_running(
     assert!(status.success());
     assert!(node.stderr().contains("2 dropped"), "{}", node.stderr());
 }
+
+#[test]
+fn the_c_chat_on_our_header_chats_with_two_webassembly_nodes() {
+    let group = unique_group();
+    let (native, wasm) = (guest_file("test_chat.so"), guest("chat"));
+    let mut nodes = vec![
+        Dhost::start(&node_args("c-node", group, &[native.to_str().unwrap()])),
+        Dhost::start(&node_args("wasm-1", group, &[wasm.to_str().unwrap()])),
+        Dhost::start(&node_args("wasm-2", group, &[wasm.to_str().unwrap()])),
+    ];
+    let long_name = "n".repeat(127);
+    let names = ["carol", long_name.as_str(), "wendy"];
+    for (node, name) in nodes.iter_mut().zip(names) {
+        node.wait_stdout("the prompt", |out| out.contains("Username: "));
+        node.type_line(name);
+        node.wait_stderr("the node to join", |err| err.contains("ready in"));
+    }
+    let longest = "é".repeat(255) + "x"; // 511 bytes of UTF-8
+    let lines = [
+        (0, "hello from C".to_string()),
+        (
+            1,
+            "hello from WebAssembly, with a 127-byte name".to_string(),
+        ),
+        (0, "ünïcödé and 🦀 from C".to_string()),
+        (2, longest.clone()),
+        (0, "z".repeat(511)),
+    ];
+    for (who, line) in &lines {
+        nodes[*who].type_line(line);
+        for node in &nodes {
+            node.wait_stdout("the line", |out| out.contains(line.as_str()));
+        }
+    }
+    let want: Vec<String> = lines
+        .iter()
+        .map(|(who, line)| format!("[{}]: {line}", names[*who]))
+        .collect();
+    for node in &nodes {
+        assert_eq!(chat_lines(&node.stdout()), want);
+    }
+    // Longer than the C declaration takes: the WebAssembly nodes print it, the C node
+    // refuses it with a log line (never truncates it) and keeps chatting.
+    let too_long = "y".repeat(512);
+    nodes[1].type_line(&too_long);
+    nodes[2].wait_stdout("the long line", |out| out.contains(&too_long));
+    nodes[0].wait_stderr("the refusal", |err| {
+        err.contains("its arguments do not fit native function `message`")
+    });
+    nodes[0].type_line("still chatting");
+    nodes[2].wait_stdout("the next line", |out| {
+        out.contains("[carol]: still chatting")
+    });
+    assert!(!nodes[0].stdout().contains("yyyy"));
+    for node in &mut nodes {
+        assert!(node.interrupt().success());
+    }
+}
+
+#[test]
+fn typed_arguments_of_every_kind_arrive_intact() {
+    let group = unique_group();
+    let plugin = guest_file("typed_args.so");
+    let mut node = Dhost::start(&node_args("typed", group, &[plugin.to_str().unwrap()]));
+    node.wait_stdout("the sixteen", |out| out.contains("typed: sixteen("));
+    let out = node.stdout();
+    assert_eq!(
+        out.matches("typed: zero()").count(),
+        2,
+        "a direct call and a sent one: {out}"
+    );
+    assert!(out.contains("typed: one(-42)"), "{out}");
+    assert!(
+        out.contains(
+            "typed: sixteen(-128, 255, -32768, 65535, -2147483648, 4294967295, \
+             -9223372036854775808, 18446744073709551615, 1.50, 3.141593, 1, \"seven\", \
+             \"héllo wörld\", [1 2 254 255], {-5 6 7.125}, 1234567890123)"
+        ),
+        "{out}"
+    );
+    // The peers see the bare names it serves.
+    let (status, peers, _) = dhost_output(&[
+        "peers",
+        "--group",
+        &group.to_string(),
+        "--iface",
+        "127.0.0.1",
+        "--ttl",
+        "0",
+    ]);
+    assert!(status.success());
+    assert!(peers.contains("one sixteen zero"), "{peers}");
+    assert!(node.interrupt().success());
+}

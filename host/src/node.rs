@@ -16,7 +16,7 @@ use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::wire::{self, Batcher, Datagram, Frame};
 use ciborium::Value;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -229,8 +229,9 @@ pub struct Node {
     guests: Vec<Option<WasmGuest>>,
     health: Vec<Health>,
     routes: HashMap<String, Vec<Route>>,
-    /// The function ids native plugins serve.
-    native_routes: HashSet<String>,
+    /// The exported functions by their bare name (the part after `#`), for calls from C
+    /// plugins, which know no interface.
+    bare_routes: HashMap<String, Vec<Route>>,
     /// The native plugins, kept so that their code stays loaded.
     _natives: Vec<NativePlugin>,
     socket: Option<UdpSocket>,
@@ -265,10 +266,17 @@ impl Node {
                     .push((g, slot));
             }
         }
-        let native_routes: HashSet<String> = (0..natives.len())
-            .flat_map(NativePlugin::functions)
-            .collect();
-        let mut served: Vec<String> = routes.keys().chain(&native_routes).cloned().collect();
+        let mut bare_routes: HashMap<String, Vec<Route>> = HashMap::new();
+        for (id, targets) in &routes {
+            if let Some((_, name)) = id.rsplit_once('#') {
+                bare_routes
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(targets);
+            }
+        }
+        let native_functions = (0..natives.len()).flat_map(NativePlugin::functions);
+        let mut served: Vec<String> = routes.keys().cloned().chain(native_functions).collect();
         served.sort();
         served.dedup();
         Node {
@@ -278,7 +286,7 @@ impl Node {
             health: guests.iter().map(|_| Health::default()).collect(),
             guests: guests.into_iter().map(Some).collect(),
             routes,
-            native_routes,
+            bare_routes,
             _natives: natives,
             socket,
             batcher: Batcher::new(id, max_datagram),
@@ -521,8 +529,8 @@ impl Node {
 
     /// Runs `function` on every local guest that exports it.
     fn dispatch(&mut self, function: &str, args: Vec<Value>, origin: Origin) {
-        let native = self.native_routes.contains(function);
-        let targets = self.routes.get(function).cloned();
+        let native = native::serves(function);
+        let targets = self.local_targets(function).cloned();
         if !native && targets.is_none() {
             if let Origin::Remote(_) = origin {
                 Stats::bump(&self.stats.calls_dropped);
@@ -709,8 +717,8 @@ impl Node {
 
     /// Moves the calls native plugins sent into the outgoing batch and the local queue.
     fn collect_native_sent(&mut self) {
-        for (function, bytes) in native::take_sent() {
-            let body = wire::encode_call_body(&function, &[Value::Bytes(bytes)]);
+        for (function, args) in native::take_sent() {
+            let body = wire::encode_call_body(&function, &args);
             self.send(SentCall {
                 function: function.into(),
                 body,
@@ -726,9 +734,17 @@ impl Node {
             wire::encode_call_frame(seq, &call.body, &mut self.frame);
             self.push_frame();
         }
-        if self.routes.contains_key(&*call.function) || self.native_routes.contains(&*call.function)
-        {
+        if self.local_targets(&call.function).is_some() || native::serves(&call.function) {
             self.local.push(call);
+        }
+    }
+
+    /// The WebAssembly exports that serve `function`: by id, or by name for a bare id.
+    fn local_targets(&self, function: &str) -> Option<&Vec<Route>> {
+        match self.routes.get(function) {
+            Some(targets) => Some(targets),
+            None if !function.contains('#') => self.bare_routes.get(function),
+            None => None,
         }
     }
 

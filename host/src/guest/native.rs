@@ -12,7 +12,12 @@
 //!   loop thread once per readiness, with `ev->data` as the plugin set it.
 //!
 //! A raw call travels as function id `dstc:raw/abi#NAME` with one argument: the bytes.
-//! Plugin code only ever runs on the event loop thread (after loading), one call at a time.
+//!
+//! Plugins built with dhost's own `guest-sdk/c/dstc.h` use the typed ABI instead
+//! (`dstc_register_typed`, `dstc_send_typed`): arguments as one CBOR array, sent under the
+//! bare C name (`message`), which matches the function of that name in any WIT interface
+//! (`dhost:chat/chat#message`), both ways. Plugin code only ever runs on the event loop
+//! thread (after loading), one call at a time.
 
 use anyhow::{Context as _, bail};
 use std::collections::HashMap;
@@ -36,6 +41,10 @@ pub const MIN_ARG_BUFFER: usize = 64 * 1024;
 /// A server stub, as the plugin's `DSTC_SERVER` generated it.
 pub type ServerFn = unsafe extern "C" fn(*mut u8);
 
+/// A typed server stub, as `guest-sdk/c/dstc.h` generates it: decodes a CBOR array of
+/// arguments, calls the plugin's function and returns 0, or -1 if the arguments do not fit.
+pub type TypedServerFn = unsafe extern "C" fn(*const u8, u32) -> c_int;
+
 /// A readiness callback given to `dstc_epoll_ctl`.
 pub type EpollCallback = unsafe extern "C" fn(c_int, *mut libc::epoll_event);
 
@@ -44,6 +53,22 @@ pub type EpollCallback = unsafe extern "C" fn(c_int, *mut libc::epoll_event);
 struct Registration {
     server: ServerFn,
     plugin: usize,
+}
+
+/// A registered typed function.
+#[derive(Debug, Clone, Copy)]
+struct TypedRegistration {
+    server: TypedServerFn,
+    plugin: usize,
+}
+
+/// A call a plugin sent.
+#[derive(Debug)]
+enum Sent {
+    /// `name\0` and raw bytes, from `dstc_srv_send`.
+    Raw(Vec<u8>),
+    /// A bare name and a CBOR array of arguments, from `dstc_send_typed`.
+    Typed { name: String, args: Vec<u8> },
 }
 
 /// A watched descriptor.
@@ -58,10 +83,11 @@ struct Watch {
 #[derive(Debug, Default)]
 struct Registry {
     functions: HashMap<String, Registration>,
+    typed: HashMap<String, TypedRegistration>,
     /// The plugin being opened, to which registrations belong.
     loading: usize,
-    /// Calls sent with `dstc_srv_send`, not yet taken by the node.
-    outbox: Vec<Vec<u8>>,
+    /// Calls sent, not yet taken by the node.
+    outbox: Vec<Sent>,
     watches: HashMap<c_int, Watch>,
 }
 
@@ -92,24 +118,16 @@ fn set_errno(code: c_int) {
 /// takes a pointer to the argument bytes, as the DSTC macros generate.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Option<ServerFn>) {
-    let (Some(server), false) = (server, name.is_null()) else {
-        tracing::warn!("dstc_register_function: refused a null name or function");
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(name) = (unsafe { checked_name("dstc_register_function", name) }) else {
         return;
     };
-    // SAFETY: the caller passes a NUL-terminated string.
-    let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
-    let Ok(name) = std::str::from_utf8(&bytes[..bytes.len().min(MAX_NAME + 1)]) else {
-        tracing::warn!("dstc_register_function: refused a name that is not UTF-8");
+    let Some(server) = server else {
+        tracing::warn!("dstc_register_function({name}): refused a null function");
         return;
     };
-    if name.is_empty() || name.len() > MAX_NAME {
-        tracing::warn!(
-            "dstc_register_function: refused a name that is empty or longer than {MAX_NAME} bytes"
-        );
-        return;
-    }
     let mut registry = registry();
-    if registry.functions.len() >= MAX_FUNCTIONS {
+    if registry.functions.len() + registry.typed.len() >= MAX_FUNCTIONS {
         tracing::warn!(
             "dstc_register_function({name}): refused, {MAX_FUNCTIONS} functions are registered already"
         );
@@ -118,12 +136,88 @@ pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Opt
     let plugin = registry.loading;
     if registry
         .functions
-        .insert(name.to_string(), Registration { server, plugin })
+        .insert(name.clone(), Registration { server, plugin })
         .is_some()
     {
         tracing::warn!("dstc_register_function({name}): replaces an earlier registration");
     }
+    tracing::debug!("native plugin registered {name} (raw)");
+}
+
+/// `void dstc_register_typed(const char* name, int (*server)(const uint8_t*, uint32_t))`.
+///
+/// # Safety
+/// `name` is a NUL-terminated string (or null, refused) and `server` a typed stub.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dstc_register_typed(name: *const c_char, server: Option<TypedServerFn>) {
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(name) = (unsafe { checked_name("dstc_register_typed", name) }) else {
+        return;
+    };
+    let Some(server) = server else {
+        tracing::warn!("dstc_register_typed({name}): refused a null function");
+        return;
+    };
+    let mut registry = registry();
+    if registry.functions.len() + registry.typed.len() >= MAX_FUNCTIONS {
+        tracing::warn!(
+            "dstc_register_typed({name}): refused, {MAX_FUNCTIONS} functions are registered already"
+        );
+        return;
+    }
+    let plugin = registry.loading;
+    if registry
+        .typed
+        .insert(name.clone(), TypedRegistration { server, plugin })
+        .is_some()
+    {
+        tracing::warn!("dstc_register_typed({name}): replaces an earlier registration");
+    }
     tracing::debug!("native plugin registered {name}");
+}
+
+/// `void dstc_send_typed(const char* name, const uint8_t* args, uint32_t len)`: a call to
+/// the bare function name with a CBOR array of arguments.
+///
+/// # Safety
+/// `name` is a NUL-terminated string and `args` points to `len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, len: u32) {
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(name) = (unsafe { checked_name("dstc_send_typed", name) }) else {
+        return;
+    };
+    if args.is_null() || len as usize > crate::wire::MAX_DATAGRAM {
+        tracing::warn!("dstc_send_typed({name}): refused a null buffer or one of {len} bytes");
+        return;
+    }
+    // SAFETY: the caller passes `len` readable bytes.
+    let args = unsafe { std::slice::from_raw_parts(args, len as usize) }.to_vec();
+    registry().outbox.push(Sent::Typed { name, args });
+}
+
+/// A function name from C, if it is one: not null, UTF-8, 1 to [`MAX_NAME`] bytes.
+///
+/// # Safety
+/// `name` is a NUL-terminated string, or null.
+unsafe fn checked_name(caller: &str, name: *const c_char) -> Option<String> {
+    if name.is_null() {
+        tracing::warn!("{caller}: refused a null name");
+        return None;
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_NAME {
+        tracing::warn!("{caller}: refused a name that is empty or longer than {MAX_NAME} bytes");
+        return None;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(name) => Some(name.to_string()),
+        Err(_) => {
+            tracing::warn!("{caller}: refused a name that is not UTF-8");
+            None
+        }
+    }
 }
 
 /// `void dstc_srv_send(uint8_t* buf, uint32_t size)`: a call, `name\0` then the raw
@@ -139,7 +233,7 @@ pub unsafe extern "C" fn dstc_srv_send(buf: *const u8, size: u32) {
     }
     // SAFETY: the caller passes `size` readable bytes.
     let bytes = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
-    registry().outbox.push(bytes);
+    registry().outbox.push(Sent::Raw(bytes));
 }
 
 /// `int dstc_epoll_ctl(int op, int fd, struct epoll_event* ev, void (*cb)(int, struct epoll_event*))`:
@@ -281,27 +375,62 @@ pub fn on_ready(fd: c_int, events: u32) {
     }
 }
 
-/// Takes the calls plugins sent since the last time, as (function id, raw bytes).
-pub fn take_sent() -> Vec<(String, Vec<u8>)> {
+/// Takes the calls plugins sent since the last time, as (function id, arguments): a raw
+/// call as `dstc:raw/abi#NAME` with its bytes, a typed one as its bare name.
+pub fn take_sent() -> Vec<(String, Vec<ciborium::Value>)> {
     let outbox = std::mem::take(&mut registry().outbox);
     outbox
         .into_iter()
-        .filter_map(|buf| {
-            let Some(nul) = buf.iter().position(|&b| b == 0) else {
-                tracing::warn!("dstc_srv_send: dropped a call without a NUL after its name");
-                return None;
-            };
-            let Ok(name) = std::str::from_utf8(&buf[..nul]) else {
-                tracing::warn!("dstc_srv_send: dropped a call whose name is not UTF-8");
-                return None;
-            };
-            if name.is_empty() || name.len() > MAX_NAME {
-                tracing::warn!("dstc_srv_send: dropped a call with an empty or over-long name");
-                return None;
+        .filter_map(|sent| match sent {
+            Sent::Raw(buf) => {
+                let Some(nul) = buf.iter().position(|&b| b == 0) else {
+                    tracing::warn!("dstc_srv_send: dropped a call without a NUL after its name");
+                    return None;
+                };
+                let Ok(name) = std::str::from_utf8(&buf[..nul]) else {
+                    tracing::warn!("dstc_srv_send: dropped a call whose name is not UTF-8");
+                    return None;
+                };
+                if name.is_empty() || name.len() > MAX_NAME {
+                    tracing::warn!("dstc_srv_send: dropped a call with an empty or over-long name");
+                    return None;
+                }
+                let bytes = ciborium::Value::Bytes(buf[nul + 1..].to_vec());
+                Some((raw_function_id(name), vec![bytes]))
             }
-            Some((raw_function_id(name), buf[nul + 1..].to_vec()))
+            Sent::Typed { name, args } => {
+                match ciborium::de::from_reader::<ciborium::Value, _>(args.as_slice()) {
+                    Ok(ciborium::Value::Array(args)) => Some((name, args)),
+                    _ => {
+                        tracing::warn!("dstc_send_typed({name}): dropped a call whose arguments are not a CBOR array");
+                        None
+                    }
+                }
+            }
         })
         .collect()
+}
+
+/// The bare name a typed plugin function would serve `function` under: the id itself when
+/// it is bare, else its function part (raw ids excepted).
+fn typed_name(function: &str) -> Option<&str> {
+    match function.rsplit_once('#') {
+        None => Some(function),
+        Some((interface, _)) if interface == RAW_INTERFACE => None,
+        Some((_, name)) => Some(name),
+    }
+}
+
+/// Whether a plugin serves `function`.
+pub fn serves(function: &str) -> bool {
+    let registry = registry();
+    if let Some(name) = function
+        .strip_prefix(RAW_INTERFACE)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        return registry.functions.contains_key(name);
+    }
+    typed_name(function).is_some_and(|name| registry.typed.contains_key(name))
 }
 
 /// The function id of a raw call to `name`.
@@ -337,7 +466,8 @@ impl NativePlugin {
         &self.name
     }
 
-    /// The function ids plugin `index` registered.
+    /// The function ids plugin `index` registered: raw ones as `dstc:raw/abi#NAME`, typed
+    /// ones by their bare name.
     pub fn functions(index: usize) -> Vec<String> {
         let registry = registry();
         let mut ids: Vec<String> = registry
@@ -345,33 +475,56 @@ impl NativePlugin {
             .iter()
             .filter(|(_, r)| r.plugin == index)
             .map(|(name, _)| raw_function_id(name))
+            .chain(
+                registry
+                    .typed
+                    .iter()
+                    .filter(|(_, r)| r.plugin == index)
+                    .map(|(name, _)| name.clone()),
+            )
             .collect();
         ids.sort();
         ids
     }
 }
 
-/// Runs the server stub registered for `function` with `args`, which must be one byte
-/// string (the raw arguments).
+/// Runs the plugin function that serves `function` with `args`: a raw stub gets the one
+/// byte string it takes, a typed stub the arguments as a CBOR array, checked by the stub.
 pub fn call(function: &str, args: Vec<ciborium::Value>) -> anyhow::Result<()> {
-    let Some(name) = function
+    if let Some(name) = function
         .strip_prefix(RAW_INTERFACE)
         .and_then(|r| r.strip_prefix('#'))
-    else {
-        bail!("`{function}` is not a raw DSTC function");
+    {
+        let Some(registration) = registry().functions.get(name).copied() else {
+            bail!("no plugin registered `{name}`");
+        };
+        let bytes = match <[ciborium::Value; 1]>::try_from(args) {
+            Ok([ciborium::Value::Bytes(bytes)]) => bytes,
+            _ => bail!("a raw DSTC call takes one byte string"),
+        };
+        let mut buffer = vec![0u8; bytes.len().max(MIN_ARG_BUFFER)];
+        buffer[..bytes.len()].copy_from_slice(&bytes);
+        // SAFETY: the stub reads its arguments from the buffer, which holds at least what
+        // was sent and is zero-padded to MIN_ARG_BUFFER bytes.
+        unsafe { (registration.server)(buffer.as_mut_ptr()) };
+        return Ok(());
+    }
+    let Some(name) = typed_name(function) else {
+        bail!("`{function}` is not served by a plugin");
     };
-    let Some(registration) = registry().functions.get(name).copied() else {
+    let Some(registration) = registry().typed.get(name).copied() else {
         bail!("no plugin registered `{name}`");
     };
-    let bytes = match <[ciborium::Value; 1]>::try_from(args) {
-        Ok([ciborium::Value::Bytes(bytes)]) => bytes,
-        _ => bail!("a raw DSTC call takes one byte string"),
-    };
-    let mut buffer = vec![0u8; bytes.len().max(MIN_ARG_BUFFER)];
-    buffer[..bytes.len()].copy_from_slice(&bytes);
-    // SAFETY: the stub reads its arguments from the buffer, which holds at least what was
-    // sent and is zero-padded to MIN_ARG_BUFFER bytes.
-    unsafe { (registration.server)(buffer.as_mut_ptr()) };
+    let mut encoded = Vec::new();
+    ciborium::ser::into_writer(&ciborium::Value::Array(args), &mut encoded)
+        .map_err(|e| anyhow::anyhow!("cannot encode the arguments: {e}"))?;
+    let len = u32::try_from(encoded.len()).context("the arguments are too large")?;
+    // SAFETY: the stub reads `len` bytes of CBOR and checks every item against its C
+    // declaration before it calls the plugin's function.
+    let status = unsafe { (registration.server)(encoded.as_ptr(), len) };
+    if status != 0 {
+        bail!("its arguments do not fit native function `{name}` (as its C declaration says)");
+    }
     Ok(())
 }
 
