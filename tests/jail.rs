@@ -555,3 +555,65 @@ fn stdout_and_the_wall_clock_can_be_withheld() {
     assert!(secs > 1_700_000_000, "the real time: {secs}");
     assert!(node.interrupt().success());
 }
+
+#[test]
+fn a_jail_can_serve_a_function_to_named_nodes_only() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy_file = dir.join("jail.toml");
+    std::fs::write(
+        &policy_file,
+        "[guest.chat]\nserve = [\"dhost:chat/chat#message from trusted guarded\"]\n",
+    )
+    .unwrap();
+    let group = unique_group();
+    let chat = guest("chat");
+    let chat = chat.to_str().unwrap();
+    let mut guarded = Dhost::start(&node_args(
+        "guarded",
+        group,
+        &["--jail", policy_file.to_str().unwrap(), chat],
+    ));
+    let mut others: Vec<Dhost> = ["trusted", "stranger"]
+        .iter()
+        .map(|n| Dhost::start(&node_args(n, group, &[chat])))
+        .collect();
+    for node in std::iter::once(&mut guarded).chain(others.iter_mut()) {
+        node.wait_stdout("the prompt", |out| out.contains("Username: "));
+    }
+    // Every node knows every other by name before anyone speaks.
+    for node in std::iter::once(&guarded).chain(others.iter()) {
+        node.wait_stderr("the peers", |err| err.matches(") joined").count() >= 2);
+    }
+    guarded.type_line("g");
+    others[0].type_line("t");
+    others[1].type_line("s");
+    others[0].type_line("from the trusted node");
+    others[1].type_line("from a stranger");
+    guarded.type_line("from the guarded node itself");
+    others[1].wait_stdout("all three lines at the stranger", |out| {
+        out.contains("[g]: from the guarded node itself") && out.contains("[t]: from the trusted")
+    });
+    guarded.wait_stdout("the allowed lines", |out| {
+        out.contains("[t]: from the trusted node")
+            && out.contains("[g]: from the guarded node itself")
+    });
+    guarded.wait_stderr("the refusal", |err| err.contains("(stranger)"));
+    assert!(
+        !guarded.stdout().contains("from a stranger"),
+        "{}",
+        guarded.stdout()
+    );
+    assert!(
+        guarded.stderr().contains(
+            "(stranger) to `dhost:chat/chat#message`: the jail of guest chat does not allow it (its `serve` list)"
+        ),
+        "{}",
+        guarded.stderr()
+    );
+    for node in std::iter::once(&mut guarded).chain(others.iter_mut()) {
+        assert!(node.interrupt().success());
+    }
+}

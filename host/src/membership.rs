@@ -199,6 +199,11 @@ impl Membership {
         true
     }
 
+    /// The name of peer `id`, if it has announced itself.
+    pub fn peer_name(&self, id: u64) -> Option<&str> {
+        self.peers.get(&id).map(|p| p.name.as_str())
+    }
+
     /// The peers, by id.
     pub fn peers(&self) -> impl Iterator<Item = (&u64, &Peer)> {
         self.peers.iter()

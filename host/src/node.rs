@@ -179,18 +179,20 @@ impl Senders {
     }
 }
 
-/// Where a call came from, for the log.
+/// Where a call came from.
 #[derive(Debug, Clone, Copy)]
 enum Origin {
+    /// A guest of this node.
     Local,
-    Remote(SocketAddr),
+    /// Another node: its address and sender id.
+    Remote(SocketAddr, u64),
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::Local => f.write_str("this node"),
-            Origin::Remote(addr) => write!(f, "{addr}"),
+            Origin::Remote(addr, _) => write!(f, "{addr}"),
         }
     }
 }
@@ -384,8 +386,14 @@ impl Node {
             if let Event::Datagram { from, datagram } = &event {
                 for frame in &datagram.frames {
                     if let Frame::Announce(a) = frame {
-                        self.membership
-                            .on_announce(datagram.header.sender, *from, a.clone())?;
+                        let change = self.membership.on_announce(
+                            datagram.header.sender,
+                            *from,
+                            a.clone(),
+                        )?;
+                        if change == Change::Joined {
+                            tracing::info!("peer {} ({from}) joined", a.name);
+                        }
                     }
                 }
             }
@@ -505,7 +513,9 @@ impl Node {
                 continue;
             }
             match frame {
-                Frame::Call(call) => self.dispatch(&call.function, call.args, Origin::Remote(from)),
+                Frame::Call(call) => {
+                    self.dispatch(&call.function, call.args, Origin::Remote(from, sender))
+                }
                 Frame::Announce(announce) => {
                     let name = announce.name.clone();
                     match self.membership.on_announce(sender, from, announce) {
@@ -532,7 +542,7 @@ impl Node {
         let native = native::serves(function);
         let targets = self.local_targets(function).cloned();
         if !native && targets.is_none() {
-            if let Origin::Remote(_) = origin {
+            if let Origin::Remote(..) = origin {
                 Stats::bump(&self.stats.calls_dropped);
                 self.drops.drop(format_args!(
                     "a call from {origin}: no local guest serves function `{function}`"
@@ -570,12 +580,19 @@ impl Node {
             let Some(guest) = self.guests[g].as_mut() else {
                 continue;
             };
-            if !guest.jail().may_serve(function) {
+            let caller = match origin {
+                Origin::Local => Some(self.membership.name()),
+                Origin::Remote(_, sender) => self.membership.peer_name(sender),
+            };
+            if !guest.jail().may_serve(function, caller) {
                 Stats::bump(&self.stats.calls_dropped);
                 let name = guest.name().to_string();
+                let caller = caller
+                    .unwrap_or("a node that has not announced itself")
+                    .to_string();
                 self.drops.drop(format_args!(
-                    "a call from {origin} to `{function}`: the jail of guest {name} does not \
-                     allow it (its `serve` list)"
+                    "a call from {origin} ({caller}) to `{function}`: the jail of guest {name} \
+                     does not allow it (its `serve` list)"
                 ));
                 continue;
             }

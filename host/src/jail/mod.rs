@@ -92,7 +92,8 @@ pub struct Jail {
     pub limits: Limits,
     /// The function ids the guest may send; `None`: every one it imports.
     pub send: Option<Vec<String>>,
-    /// The function ids of its exports that may be called; `None`: every one.
+    /// The function ids of its exports that may be called, each optionally followed by
+    /// `from NODE...`, the only nodes that may call it; `None`: every export, by anyone.
     pub serve: Option<Vec<String>>,
 }
 
@@ -123,11 +124,20 @@ impl Jail {
             .is_none_or(|allowed| allowed.iter().any(|f| f == function))
     }
 
-    /// Whether calls to the guest's `function` may run.
-    pub fn may_serve(&self, function: &str) -> bool {
-        self.serve
-            .as_ref()
-            .is_none_or(|allowed| allowed.iter().any(|f| f == function))
+    /// Whether a call to the guest's `function` from node `caller` (its name, if known)
+    /// may run.
+    pub fn may_serve(&self, function: &str, caller: Option<&str>) -> bool {
+        self.serve.as_ref().is_none_or(|allowed| {
+            allowed
+                .iter()
+                .any(|entry| match entry.split_once(" from ") {
+                    None => entry == function,
+                    Some((id, nodes)) => {
+                        id.trim() == function
+                            && caller.is_some_and(|c| nodes.split_whitespace().any(|n| n == c))
+                    }
+                })
+        })
     }
 
     /// The jail in words, one knob a line, for `--print-jail`.
@@ -194,11 +204,19 @@ mod tests {
     #[test]
     fn send_and_serve_lists_allow_only_what_they_name() {
         let mut jail = Jail::default_for(false);
-        assert!(jail.may_send("a:b/c#d") && jail.may_serve("a:b/c#d"));
+        assert!(jail.may_send("a:b/c#d") && jail.may_serve("a:b/c#d", None));
         jail.send = Some(vec!["a:b/c#d".into()]);
         jail.serve = Some(vec![]);
         assert!(jail.may_send("a:b/c#d"));
         assert!(!jail.may_send("a:b/c#e"));
-        assert!(!jail.may_serve("a:b/c#d"));
+        assert!(!jail.may_serve("a:b/c#d", Some("x")));
+        jail.serve = Some(vec!["a:b/c#d from ann bob".into(), "a:b/c#e".into()]);
+        assert!(jail.may_serve("a:b/c#d", Some("bob")));
+        assert!(!jail.may_serve("a:b/c#d", Some("eve")));
+        assert!(
+            !jail.may_serve("a:b/c#d", None),
+            "an unknown caller is not ann or bob"
+        );
+        assert!(jail.may_serve("a:b/c#e", None));
     }
 }

@@ -84,7 +84,10 @@ impl Section {
             }
         })?;
         let ids = |items, knob| {
-            each(items, knob, &|id: &str| {
+            each(items, knob, &|entry: &str| {
+                let id = entry
+                    .split_once(" from ")
+                    .map_or(entry, |(id, _)| id.trim());
                 if id.contains('#') {
                     Ok(())
                 } else {
