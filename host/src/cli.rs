@@ -34,8 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a node hosting the given guests.
     ///
-    /// Each GUEST is a WebAssembly component (.wasm, or .wat text). Every function of an
-    /// application interface it imports is sent to the group; every function it exports is
+    /// Each GUEST is a WebAssembly component (.wasm, or .wat text), run in a jail, or a
+    /// native DSTC plugin (.so), which is NOT sandboxed. Every function of an application
+    /// interface a component imports is sent to the group; every function it exports is
     /// run when a call for it arrives. A guest that exports dstc:node/stdin-events gets the
     /// lines typed on stdin. A WASI command (a Rust `fn main` built for wasm32-wasip2) runs
     /// to its end with the ARGS after `--`, and dhost exits with its status. With no GUEST
