@@ -251,15 +251,7 @@ fn typed_arguments_of_every_kind_arrive_intact() {
         "{out}"
     );
     // The peers see the bare names it serves.
-    let (status, peers, _) = dhost_output(&[
-        "peers",
-        "--group",
-        &group.to_string(),
-        "--iface",
-        "127.0.0.1",
-        "--ttl",
-        "0",
-    ]);
+    let (status, peers, _) = client_output("peers", group, &[]);
     assert!(status.success());
     assert!(peers.contains("one sixteen zero"), "{peers}");
     assert!(node.interrupt().success());

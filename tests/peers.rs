@@ -7,22 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn cli(group: std::net::SocketAddrV4, args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    // The options go before the arguments (which may start with `-`, as negative numbers do).
-    let group = group.to_string();
-    let mut all: Vec<&str> = vec![
-        args[0],
-        "--group",
-        &group,
-        "--iface",
-        "127.0.0.1",
-        "--ttl",
-        "0",
-    ];
-    all.extend(&args[1..]);
-    dhost_output(&all)
-}
-
 fn peer_names(out: &str) -> Vec<String> {
     out.lines()
         .skip(1)
@@ -45,21 +29,17 @@ fn peers_come_and_go_casts_arrive_and_names_are_unique() {
     }
 
     let start = Instant::now();
-    let (status, out, err) = cli(group, &["peers"]);
+    let (status, out, err) = client_output("peers", group, &[]);
     let took = start.elapsed();
     assert!(status.success(), "{err}");
     assert_eq!(peer_names(&out), ["one", "three", "two"], "{out}");
     assert!(out.contains("dhost:chat/chat#message"), "{out}");
     assert!(took < Duration::from_secs(1), "peers answered in {took:?}");
 
-    let (status, _, err) = cli(
+    let (status, _, err) = client_output(
+        "cast",
         group,
-        &[
-            "cast",
-            "dhost:chat/chat#message",
-            r#""cli""#,
-            r#""héllo, wörld""#,
-        ],
+        &["dhost:chat/chat#message", r#""cli""#, r#""héllo, wörld""#],
     );
     assert!(status.success(), "{err}");
     assert!(
@@ -69,13 +49,14 @@ fn peers_come_and_go_casts_arrive_and_names_are_unique() {
     for node in &nodes {
         node.wait_stdout("the cast", |out| out.contains("[cli]: héllo, wörld"));
     }
-    let (status, _, err) = cli(group, &["cast", "dhost:nope/nothing#here"]);
+    let (status, _, err) = client_output("cast", group, &["dhost:nope/nothing#here"]);
     assert!(!status.success());
     assert!(err.contains("no node on"), "{err}");
     assert!(err.contains("serves dhost:nope/nothing#here"), "{err}");
-    let (status, _, err) = cli(
+    let (status, _, err) = client_output(
+        "cast",
         group,
-        &["cast", "dhost:chat/chat#message", "bare", r#""x""#],
+        &["dhost:chat/chat#message", "bare", r#""x""#],
     );
     assert!(!status.success());
     assert!(err.contains("argument 1 `bare` is not JSON"), "{err}");
@@ -95,7 +76,7 @@ fn peers_come_and_go_casts_arrive_and_names_are_unique() {
 
     // A node that stops cleanly says goodbye and is gone at once...
     assert!(nodes[2].interrupt().success());
-    let (_, out, _) = cli(group, &["peers"]);
+    let (_, out, _) = client_output("peers", group, &[]);
     assert_eq!(peer_names(&out), ["one", "two"], "{out}");
     nodes[0].wait_stderr("the goodbye", |err| {
         err.lines()
@@ -113,11 +94,11 @@ fn peers_come_and_go_casts_arrive_and_names_are_unique() {
     });
     let forgotten = killed.elapsed();
     eprintln!("a killed node was forgotten after {forgotten:?}");
-    let (_, out, _) = cli(group, &["peers"]);
+    let (_, out, _) = client_output("peers", group, &[]);
     assert_eq!(peer_names(&out), ["one"], "{out}");
     assert!(nodes[0].interrupt().success());
 
-    let (status, out, err) = cli(group, &["peers"]);
+    let (status, out, err) = client_output("peers", group, &[]);
     assert!(status.success());
     assert_eq!(out, "");
     assert!(err.contains("no node answered"), "{err}");

@@ -62,12 +62,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct PeersArgs {
     #[command(flatten)]
-    pub group: GroupArgs,
-
-    /// How long to wait for the nodes' answers.
-    #[arg(long, value_name = "DURATION", default_value = "300ms",
-          value_parser = crate::jail::parse_duration)]
-    pub wait: std::time::Duration,
+    pub survey: SurveyArgs,
 }
 
 /// Options of `dhost cast`.
@@ -82,9 +77,16 @@ pub struct CastArgs {
     pub args: Vec<String>,
 
     #[command(flatten)]
+    pub survey: SurveyArgs,
+}
+
+/// How a short-lived client reaches the group and how long it listens for answers.
+#[derive(Debug, Args)]
+pub struct SurveyArgs {
+    #[command(flatten)]
     pub group: GroupArgs,
 
-    /// How long to wait for the nodes' answers before sending.
+    /// How long to wait for the nodes' answers.
     #[arg(long, value_name = "DURATION", default_value = "300ms",
           value_parser = crate::jail::parse_duration)]
     pub wait: std::time::Duration,

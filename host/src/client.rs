@@ -144,11 +144,19 @@ pub fn parse_args(args: &[String]) -> anyhow::Result<Vec<Value>> {
         .collect()
 }
 
+impl crate::cli::SurveyArgs {
+    /// Joins the group these options name.
+    fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
+        let group = self.group.group();
+        let client = GroupClient::join(&group, self.group.max_datagram())?;
+        Ok((group, client))
+    }
+}
+
 /// `dhost peers`: prints the nodes that answer, one a line.
 pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
-    let group = args.group.group();
-    let mut client = GroupClient::join(&group, args.group.max_datagram())?;
-    let answers = client.survey(args.wait)?;
+    let (group, mut client) = args.survey.join()?;
+    let answers = client.survey(args.survey.wait)?;
     if answers.is_empty() {
         eprintln!(
             "no node answered on {} (interface {})",
@@ -183,10 +191,9 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
         );
     }
     let values = parse_args(&args.args)?;
-    let group = args.group.group();
-    let mut client = GroupClient::join(&group, args.group.max_datagram())?;
+    let (group, mut client) = args.survey.join()?;
     let servers: Vec<String> = client
-        .survey(args.wait)?
+        .survey(args.survey.wait)?
         .into_iter()
         .filter(|a| a.announce.functions.contains(&args.function))
         .map(|a| a.announce.name)

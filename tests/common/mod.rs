@@ -99,13 +99,9 @@ pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
-/// `run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
-pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-v",
-        "run",
-        "--name",
-        name,
+/// `--group GROUP --iface 127.0.0.1 --ttl 0`: the group, on loopback only.
+pub fn group_flags(group: SocketAddrV4) -> Vec<String> {
+    [
         "--group",
         &group.to_string(),
         "--iface",
@@ -115,9 +111,32 @@ pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String>
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+/// `-v run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
+pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["-v", "run", "--name", name]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(group_flags(group));
     args.extend(extra.iter().map(|s| s.to_string()));
     args
+}
+
+/// `dhost SUBCOMMAND GROUP-FLAGS ARGS...` to its end (the flags before the arguments, which
+/// may start with `-`).
+pub fn client_output(
+    subcommand: &str,
+    group: SocketAddrV4,
+    args: &[&str],
+) -> (ExitStatus, String, String) {
+    let flags = group_flags(group);
+    let mut all: Vec<&str> = vec![subcommand];
+    all.extend(flags.iter().map(String::as_str));
+    all.extend(args);
+    dhost_output(&all)
 }
 
 fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
