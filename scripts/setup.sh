@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The set-up command: installs what dhost needs on a Linux machine with Rust (the
-# wasm32-wasip2 target), builds the guests and a release dhost (plus `cargo install` into
-# ~/.cargo/bin unless DHOST_NO_INSTALL=1), then runs the demo: three chat nodes on loopback.
+# wasm32-wasip2 target), builds the guests and a release dhost, copies it into
+# ~/.cargo/bin (unless DHOST_NO_INSTALL=1), then runs the demo: three chat nodes on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-guests.sh
 cargo build --release --locked -p dhost
 if [ "${DHOST_NO_INSTALL:-0}" != 1 ]; then
-    cargo install --locked --quiet --path host --root "${CARGO_HOME:-$HOME/.cargo}"
-    echo "setup: installed dhost into ${CARGO_HOME:-$HOME/.cargo}/bin" >&2
+    bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    mkdir -p "$bin"
+    install -m 755 target/release/dhost "$bin/dhost"
+    echo "setup: installed dhost into $bin (on your PATH if cargo is)" >&2
 fi
 scripts/demo.sh
