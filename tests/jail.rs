@@ -617,3 +617,52 @@ fn a_jail_can_serve_a_function_to_named_nodes_only() {
         assert!(node.interrupt().success());
     }
 }
+
+#[test]
+fn name_lookups_are_checked_against_the_jail() {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy_file = dir.join("jail.toml");
+    // Only names that resolve without the network (from /etc/hosts) are looked up here.
+    std::fs::write(
+        &policy_file,
+        "[guest.hostile]\nname-lookup = [\"localhost\"]\n",
+    )
+    .unwrap();
+    let group = unique_group();
+    let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
+    let mut attacker = Attacker::new(group);
+    attacker.attack("lookup", &[Value::Text("localhost".into())]);
+    attacker.attack(
+        "lookup",
+        &[Value::Text("exfiltrate.example.invalid".into())],
+    );
+    node.wait_stdout("both lookups", |out| {
+        out.contains("cannot look up exfiltrate")
+    });
+    let out = node.stdout();
+    assert!(out.contains("hostile: localhost is 127.0.0.1"), "{out}");
+    assert!(
+        out.contains("hostile: cannot look up exfiltrate.example.invalid: Permission denied"),
+        "{out}"
+    );
+    assert!(
+        node.stderr().contains(
+            "guest hostile: refused to look up `exfiltrate.example.invalid`: not in its jail's name-lookup list"
+        ),
+        "{}",
+        node.stderr()
+    );
+    assert!(node.interrupt().success());
+
+    // The default jail looks nothing up.
+    let group = unique_group();
+    let mut node = hostile_node(group, &[]);
+    Attacker::new(group).attack("lookup", &[Value::Text("localhost".into())]);
+    node.wait_stdout("the refusal", |out| {
+        out.contains("hostile: cannot look up localhost")
+    });
+    assert!(node.interrupt().success());
+}

@@ -63,6 +63,17 @@ impl Guest for Hostile {
         eprintln!("hostile: clock {now} (stderr)");
     }
 
+    fn lookup(name: String) {
+        use std::net::ToSocketAddrs;
+        match (name.as_str(), 80).to_socket_addrs() {
+            Ok(addrs) => {
+                let addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                println!("hostile: {name} is {}", addrs.join(" "));
+            }
+            Err(e) => println!("hostile: cannot look up {name}: {e}"),
+        }
+    }
+
     fn connect(addr: String) {
         match std::net::TcpStream::connect(&addr) {
             Ok(_) => println!("hostile: connected to {addr}"),

@@ -2,6 +2,7 @@
 //! plugins ([`native`]), which are not.
 
 pub mod host_api;
+pub mod name_lookup;
 pub mod native;
 pub mod output;
 pub mod state;

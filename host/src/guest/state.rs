@@ -102,6 +102,11 @@ impl GuestState {
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
     }
+
+    /// The WASI context and resource table, borrowed apart from how the guest is set up.
+    pub fn split(&mut self) -> (&mut WasiCtx, &mut ResourceTable, &GuestSetup) {
+        (&mut self.wasi, &mut self.table, &self.setup)
+    }
 }
 
 impl WasiView for GuestState {

@@ -11,7 +11,7 @@ use super::output::{GuestOutput, Target};
 use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES, SentCall};
 use super::world::{EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
-use crate::jail::{self, Jail, Warden};
+use crate::jail::{self, Jail, NameLookup, Warden};
 use crate::value;
 use crate::wire;
 use anyhow::{Context as _, anyhow, bail};
@@ -476,7 +476,8 @@ fn instantiate(
         }
         Box::pin(async move { allowed })
     });
-    wasi.allow_ip_name_lookup(jail.name_lookup);
+    // Which names it may look up is checked by `name_lookup`, linked over wasmtime-wasi's.
+    wasi.allow_ip_name_lookup(jail.name_lookup != NameLookup::None);
     if !jail.wall_clock {
         wasi.wall_clock(FrozenWallClock);
     }
@@ -526,6 +527,7 @@ pub struct NodeFacts<'a> {
 fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+    super::name_lookup::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
     host_api::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
     for import in &world.imports {
         match &import.role {

@@ -67,6 +67,35 @@ impl FromStr for DirGrant {
     }
 }
 
+/// The names a guest may look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameLookup {
+    /// None: name lookup fails.
+    None,
+    /// Any name.
+    Any,
+    /// These names; `*.example.com` stands for any name under example.com.
+    Names(Vec<String>),
+}
+
+impl NameLookup {
+    /// Whether looking up `name` is allowed.
+    pub fn permits(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            NameLookup::None => false,
+            NameLookup::Any => true,
+            NameLookup::Names(names) => names.iter().any(|pattern| {
+                let pattern = pattern.to_ascii_lowercase();
+                match pattern.strip_prefix("*.") {
+                    Some(domain) => name.ends_with(&format!(".{domain}")),
+                    None => name == pattern,
+                }
+            }),
+        }
+    }
+}
+
 /// Everything one guest is granted, and its limits: the effective policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Jail {
@@ -84,8 +113,8 @@ pub struct Jail {
     pub stderr: bool,
     /// The addresses the guest may connect to or bind; empty: no network at all.
     pub network: Vec<AddrPattern>,
-    /// Whether the guest may look names up (DNS).
-    pub name_lookup: bool,
+    /// Which names the guest may look up (DNS).
+    pub name_lookup: NameLookup,
     /// Whether the guest may read the wall clock (if not, it reads 1970-01-01).
     pub wall_clock: bool,
     /// Memory, time and fuel.
@@ -109,7 +138,7 @@ impl Jail {
             stdout: true,
             stderr: true,
             network: Vec::new(),
-            name_lookup: false,
+            name_lookup: NameLookup::None,
             wall_clock: true,
             limits: Limits::default_for(command),
             send: None,
@@ -167,7 +196,12 @@ impl Jail {
         let _ = writeln!(out, "  stderr:      {}", yes(self.stderr));
         let net = self.network.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "  network:     {}", list(net));
-        let _ = writeln!(out, "  name-lookup: {}", yes(self.name_lookup));
+        let lookup = match &self.name_lookup {
+            NameLookup::None => "no".to_string(),
+            NameLookup::Any => "any name".to_string(),
+            NameLookup::Names(names) => names.join(", "),
+        };
+        let _ = writeln!(out, "  name-lookup: {lookup}");
         let _ = writeln!(out, "  wall-clock:  {}", yes(self.wall_clock));
         let _ = writeln!(out, "  limits:      {}", self.limits.describe());
         let all = |l: &Option<Vec<String>>, what: &str| match l {
@@ -199,6 +233,17 @@ mod tests {
         assert_eq!((g.guest.as_str(), g.writable), ("/srv/data", true));
         assert!("a:b:c:d".parse::<DirGrant>().is_err());
         assert!(":/data".parse::<DirGrant>().is_err());
+    }
+
+    #[test]
+    fn name_lookups_allow_exact_names_and_subdomains() {
+        let names = NameLookup::Names(vec!["example.com".into(), "*.internal.net".into()]);
+        assert!(names.permits("example.com") && names.permits("EXAMPLE.com."));
+        assert!(!names.permits("www.example.com"));
+        assert!(names.permits("db.internal.net"));
+        assert!(!names.permits("internal.net") && !names.permits("evilinternal.net"));
+        assert!(NameLookup::Any.permits("anything"));
+        assert!(!NameLookup::None.permits("localhost"));
     }
 
     #[test]

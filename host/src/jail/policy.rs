@@ -8,7 +8,7 @@
 //! Every value is checked when the file is read, so a mistake is reported with the file,
 //! the section and the knob before any guest runs.
 
-use super::{AddrPattern, DirGrant, Jail, parse_duration, parse_size};
+use super::{AddrPattern, DirGrant, Jail, NameLookup, parse_duration, parse_size};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -26,13 +26,21 @@ struct Section {
     stdout: Option<bool>,
     stderr: Option<bool>,
     network: Option<Vec<String>>,
-    name_lookup: Option<bool>,
+    name_lookup: Option<LookupKnob>,
     wall_clock: Option<bool>,
     max_memory: Option<String>,
     max_time: Option<String>,
     fuel: Option<u64>,
     send: Option<Vec<String>>,
     serve: Option<Vec<String>>,
+}
+
+/// `name-lookup`: `true` (any name), `false`, or a list of names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LookupKnob {
+    All(bool),
+    Names(Vec<String>),
 }
 
 /// The policy file, as written.
@@ -55,7 +63,7 @@ struct Grants {
     stdout: Option<bool>,
     stderr: Option<bool>,
     network: Option<Vec<AddrPattern>>,
-    name_lookup: Option<bool>,
+    name_lookup: Option<NameLookup>,
     wall_clock: Option<bool>,
     max_memory: Option<u64>,
     /// `Some(None)`: `max-time = "off"`.
@@ -141,7 +149,11 @@ impl Section {
             stdout: self.stdout,
             stderr: self.stderr,
             network,
-            name_lookup: self.name_lookup,
+            name_lookup: self.name_lookup.map(|knob| match knob {
+                LookupKnob::All(true) => NameLookup::Any,
+                LookupKnob::All(false) => NameLookup::None,
+                LookupKnob::Names(names) => NameLookup::Names(names),
+            }),
             wall_clock: self.wall_clock,
             max_memory,
             max_time,
@@ -318,6 +330,8 @@ mod tests {
         assert_eq!(fetcher.network.len(), 3);
         assert_eq!(fetcher.limits.fuel, Some(50_000_000));
         assert!(!fetcher.wall_clock && !fetcher.stderr && !fetcher.stdin);
+        assert!(fetcher.name_lookup.permits("db.internal.example"));
+        assert!(!fetcher.name_lookup.permits("example.com"));
         assert_eq!(policy.jail_for("chat", false).dirs.len(), 2);
     }
 
