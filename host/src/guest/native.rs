@@ -48,17 +48,10 @@ pub type TypedServerFn = unsafe extern "C" fn(*const u8, u32) -> c_int;
 /// A readiness callback given to `dstc_epoll_ctl`.
 pub type EpollCallback = unsafe extern "C" fn(c_int, *mut libc::epoll_event);
 
-/// A registered function.
+/// A registered function: its server stub (raw or typed) and the plugin it belongs to.
 #[derive(Debug, Clone, Copy)]
-struct Registration {
-    server: ServerFn,
-    plugin: usize,
-}
-
-/// A registered typed function.
-#[derive(Debug, Clone, Copy)]
-struct TypedRegistration {
-    server: TypedServerFn,
+struct Registration<F> {
+    server: F,
     plugin: usize,
 }
 
@@ -82,8 +75,8 @@ struct Watch {
 /// The global state the C ABI reaches.
 #[derive(Debug, Default)]
 struct Registry {
-    functions: HashMap<String, Registration>,
-    typed: HashMap<String, TypedRegistration>,
+    functions: HashMap<String, Registration<ServerFn>>,
+    typed: HashMap<String, Registration<TypedServerFn>>,
     /// The plugin being opened, to which registrations belong.
     loading: usize,
     /// Calls sent, not yet taken by the node.
@@ -119,29 +112,9 @@ fn set_errno(code: c_int) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Option<ServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
-    let Some(name) = (unsafe { checked_name("dstc_register_function", name) }) else {
-        return;
-    };
-    let Some(server) = server else {
-        tracing::warn!("dstc_register_function({name}): refused a null function");
-        return;
-    };
-    let mut registry = registry();
-    if registry.functions.len() + registry.typed.len() >= MAX_FUNCTIONS {
-        tracing::warn!(
-            "dstc_register_function({name}): refused, {MAX_FUNCTIONS} functions are registered already"
-        );
-        return;
+    if let Some(name) = unsafe { checked_name("dstc_register_function", name) } {
+        register("dstc_register_function", name, server, |r| &mut r.functions);
     }
-    let plugin = registry.loading;
-    if registry
-        .functions
-        .insert(name.clone(), Registration { server, plugin })
-        .is_some()
-    {
-        tracing::warn!("dstc_register_function({name}): replaces an earlier registration");
-    }
-    tracing::debug!("native plugin registered {name} (raw)");
 }
 
 /// `void dstc_register_typed(const char* name, int (*server)(const uint8_t*, uint32_t))`.
@@ -151,27 +124,33 @@ pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Opt
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dstc_register_typed(name: *const c_char, server: Option<TypedServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
-    let Some(name) = (unsafe { checked_name("dstc_register_typed", name) }) else {
-        return;
-    };
+    if let Some(name) = unsafe { checked_name("dstc_register_typed", name) } {
+        register("dstc_register_typed", name, server, |r| &mut r.typed);
+    }
+}
+
+/// Registers `server` as `name` for the plugin being loaded, in the table `table` picks.
+fn register<F: Copy>(
+    caller: &str,
+    name: String,
+    server: Option<F>,
+    table: fn(&mut Registry) -> &mut HashMap<String, Registration<F>>,
+) {
     let Some(server) = server else {
-        tracing::warn!("dstc_register_typed({name}): refused a null function");
+        tracing::warn!("{caller}({name}): refused a null function");
         return;
     };
     let mut registry = registry();
     if registry.functions.len() + registry.typed.len() >= MAX_FUNCTIONS {
         tracing::warn!(
-            "dstc_register_typed({name}): refused, {MAX_FUNCTIONS} functions are registered already"
+            "{caller}({name}): refused, {MAX_FUNCTIONS} functions are registered already"
         );
         return;
     }
     let plugin = registry.loading;
-    if registry
-        .typed
-        .insert(name.clone(), TypedRegistration { server, plugin })
-        .is_some()
-    {
-        tracing::warn!("dstc_register_typed({name}): replaces an earlier registration");
+    let replaced = table(&mut registry).insert(name.clone(), Registration { server, plugin });
+    if replaced.is_some() {
+        tracing::warn!("{caller}({name}): replaces an earlier registration");
     }
     tracing::debug!("native plugin registered {name}");
 }
