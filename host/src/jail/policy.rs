@@ -107,24 +107,8 @@ impl Section {
         };
         let send = ids(self.send, "send")?;
         let serve = ids(self.serve, "serve")?;
-        let dirs = self
-            .files
-            .map(|f| {
-                f.iter()
-                    .map(|d| d.parse())
-                    .collect::<Result<Vec<DirGrant>, _>>()
-            })
-            .transpose()
-            .map_err(|e| format!("files: {e}"))?;
-        let network = self
-            .network
-            .map(|n| {
-                n.iter()
-                    .map(|p| p.parse())
-                    .collect::<Result<Vec<AddrPattern>, _>>()
-            })
-            .transpose()
-            .map_err(|e| format!("network: {e}"))?;
+        let dirs = parse_all::<DirGrant>(self.files, "files")?;
+        let network = parse_all::<AddrPattern>(self.network, "network")?;
         let max_memory = self
             .max_memory
             .map(|s| parse_size(&s))
@@ -162,6 +146,22 @@ impl Section {
             serve,
         })
     }
+}
+
+/// Parses every item of a list knob, naming the knob in the error.
+fn parse_all<T: std::str::FromStr<Err = String>>(
+    items: Option<Vec<String>>,
+    knob: &str,
+) -> Result<Option<Vec<T>>, String> {
+    items
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i.parse())
+                .collect::<Result<Vec<T>, _>>()
+        })
+        .transpose()
+        .map_err(|e| format!("{knob}: {e}"))
 }
 
 impl Grants {
