@@ -187,13 +187,7 @@ const SPINNING_COMMAND: &str = r#"
 "#;
 
 fn spinning_command() -> PathBuf {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("jail-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("spin.wat");
-    std::fs::write(&path, SPINNING_COMMAND).unwrap();
-    path
+    scratch_file("jail", "spin.wat", SPINNING_COMMAND)
 }
 
 #[test]
@@ -232,9 +226,7 @@ fn ctrl_c_stops_a_node_whose_guest_runs_without_a_time_limit() {
 /// A scratch directory tree for the file tests: `data/` (granted read-only) with a file and
 /// a symlink that points out of it, `outside/` (not granted), `rw/` (granted read-write).
 fn file_tree(tag: &str) -> PathBuf {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("files-{tag}-{}", std::process::id()));
+    let dir = scratch_dir(&format!("files-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     for sub in ["data", "outside", "rw"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -389,13 +381,9 @@ fn the_default_jail_grants_no_network() {
 
 #[test]
 fn calls_a_jail_does_not_list_are_refused_both_ways() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("lists-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy_file = dir.join("jail.toml");
-    std::fs::write(
-        &policy_file,
+    let policy_file = scratch_file(
+        "lists",
+        "jail.toml",
         r#"
         [guest.chat]
         send = []
@@ -403,8 +391,7 @@ fn calls_a_jail_does_not_list_are_refused_both_ways() {
         [guest.hostile]
         serve = ["dhost:hostile/attacks#read-env"]
         "#,
-    )
-    .unwrap();
+    );
     let group = unique_group();
     let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
     node.type_line("not allowed to speak");
@@ -461,12 +448,11 @@ fn a_fuel_limit_stops_a_spinning_call() {
 
 #[test]
 fn print_jail_shows_the_effective_policy_and_bad_policies_are_refused() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("print-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy_file = dir.join("jail.toml");
-    std::fs::write(&policy_file, "[default]\nenv = [\"LANG\"]\n[guest.chat]\nmax-memory = \"16MiB\"\nnetwork = [\"*:443\"]\n").unwrap();
+    let policy_file = scratch_file(
+        "print",
+        "jail.toml",
+        "[default]\nenv = [\"LANG\"]\n[guest.chat]\nmax-memory = \"16MiB\"\nnetwork = [\"*:443\"]\n",
+    );
     let (chat, hello) = (guest("chat"), guest("hello"));
     let (status, out, err) = dhost_output(&[
         "run",
@@ -514,16 +500,11 @@ fn print_jail_shows_the_effective_policy_and_bad_policies_are_refused() {
 
 #[test]
 fn stdout_and_the_wall_clock_can_be_withheld() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("clock-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy_file = dir.join("jail.toml");
-    std::fs::write(
-        &policy_file,
+    let policy_file = scratch_file(
+        "clock",
+        "jail.toml",
         "[guest.hostile]\nwall-clock = false\nstdout = false\n",
-    )
-    .unwrap();
+    );
     let group = unique_group();
     let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
     Attacker::new(group).attack("read-clock", &[]);
@@ -558,16 +539,11 @@ fn stdout_and_the_wall_clock_can_be_withheld() {
 
 #[test]
 fn a_jail_can_serve_a_function_to_named_nodes_only() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("peers-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy_file = dir.join("jail.toml");
-    std::fs::write(
-        &policy_file,
+    let policy_file = scratch_file(
+        "peers",
+        "jail.toml",
         "[guest.chat]\nserve = [\"dhost:chat/chat#message from trusted guarded\"]\n",
-    )
-    .unwrap();
+    );
     let group = unique_group();
     let chat = guest("chat");
     let chat = chat.to_str().unwrap();
@@ -620,17 +596,12 @@ fn a_jail_can_serve_a_function_to_named_nodes_only() {
 
 #[test]
 fn name_lookups_are_checked_against_the_jail() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("dns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy_file = dir.join("jail.toml");
     // Only names that resolve without the network (from /etc/hosts) are looked up here.
-    std::fs::write(
-        &policy_file,
+    let policy_file = scratch_file(
+        "dns",
+        "jail.toml",
         "[guest.hostile]\nname-lookup = [\"localhost\"]\n",
-    )
-    .unwrap();
+    );
     let group = unique_group();
     let mut node = hostile_node(group, &["--jail", policy_file.to_str().unwrap()]);
     let mut attacker = Attacker::new(group);

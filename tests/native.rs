@@ -69,10 +69,7 @@ fn guest_file(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_plugin_that_cannot_load_is_refused_with_the_dlerror_text() {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("native-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("native");
     let source = dir.join("unresolved.c");
     std::fs::write(
         &source,

@@ -9,17 +9,6 @@ use common::*;
 use dhost::wire;
 use std::path::PathBuf;
 
-/// Writes `text` to a fresh file named `name` and returns its path.
-fn scratch_file(name: &str, text: &[u8]) -> PathBuf {
-    let dir = root()
-        .join("target/test-scratch")
-        .join(format!("{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn a_wasi_command_gets_its_arguments_and_sets_the_exit_status() {
     let hello = guest("hello");
@@ -37,15 +26,21 @@ fn a_wasi_command_gets_its_arguments_and_sets_the_exit_status() {
 #[test]
 fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
     let missing = "no/such/guest.wasm";
-    let not_wasm = scratch_file("notes.wasm", b"these are not the bytes you are looking for");
-    let core = scratch_file("core.wat", b"(module)");
+    let not_wasm = scratch_file(
+        "node",
+        "notes.wasm",
+        b"these are not the bytes you are looking for",
+    );
+    let core = scratch_file("node", "core.wat", b"(module)");
     let needs_reply = scratch_file(
+        "node",
         "kv-client.wat",
         br#"(component
               (import "dhost:kv/store" (instance
                 (export "get" (func (param "key" string) (result (option string)))))))"#,
     );
     let unknown_node_api = scratch_file(
+        "node",
         "odd.wat",
         br#"(component (import "dstc:node/teleport" (instance (export "go" (func)))))"#,
     );
@@ -113,7 +108,7 @@ const CRASHER: &str = r#"
 #[test]
 fn a_guest_that_traps_is_restarted_and_the_node_keeps_serving() {
     let group = unique_group();
-    let crasher = scratch_file("crasher.wat", CRASHER.as_bytes());
+    let crasher = scratch_file("node", "crasher.wat", CRASHER.as_bytes());
     let chat = guest("chat");
     let mut node = Dhost::start(&node_args(
         "crashy",
@@ -266,9 +261,7 @@ fn inspect_shows_the_wit_types_and_what_the_node_would_do() {
 
 #[test]
 fn a_second_start_takes_the_compiled_guest_from_the_cache() {
-    let cache = root()
-        .join("target/test-scratch")
-        .join(format!("cache-{}", std::process::id()));
+    let cache = scratch_dir("cache");
     let _ = std::fs::remove_dir_all(&cache);
     let hello = guest("hello");
     let run = || {

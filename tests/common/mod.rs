@@ -34,6 +34,22 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// A fresh directory of this test process's own under target/test-scratch.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = root()
+        .join("target/test-scratch")
+        .join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `text` to the file `name` in [`scratch_dir`]`(tag)` and returns its path.
+pub fn scratch_file(tag: &str, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let path = scratch_dir(tag).join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A multicast group and port no other test uses at the same time.
 pub fn unique_group() -> SocketAddrV4 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
