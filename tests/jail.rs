@@ -420,7 +420,7 @@ fn calls_a_jail_does_not_list_are_refused_both_ways() {
     node.wait_stderr("the refused call", |err| err.contains("its `serve` list"));
     let err = node.stderr();
     assert!(
-        err.contains("to `dhost:hostile/attacks#spin`: the jail of guest hostile does not allow it (its `serve` list)"),
+        err.contains("to `dhost:hostile/attacks#spin`: the jail of guest hostile does not let a node that has not announced itself call it (its `serve` list)"),
         "{err}"
     );
     assert!(!err.contains("time limit"), "spin never ran: {err}");
@@ -576,7 +576,7 @@ fn a_jail_can_serve_a_function_to_named_nodes_only() {
         out.contains("[t]: from the trusted node")
             && out.contains("[g]: from the guarded node itself")
     });
-    guarded.wait_stderr("the refusal", |err| err.contains("(stranger)"));
+    guarded.wait_stderr("the refusal", |err| err.contains("does not let stranger"));
     assert!(
         !guarded.stdout().contains("from a stranger"),
         "{}",
@@ -584,7 +584,7 @@ fn a_jail_can_serve_a_function_to_named_nodes_only() {
     );
     assert!(
         guarded.stderr().contains(
-            "(stranger) to `dhost:chat/chat#message`: the jail of guest chat does not allow it (its `serve` list)"
+            "to `dhost:chat/chat#message`: the jail of guest chat does not let stranger call it (its `serve` list)"
         ),
         "{}",
         guarded.stderr()

@@ -32,13 +32,6 @@ fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
         b"these are not the bytes you are looking for",
     );
     let core = scratch_file("node", "core.wat", b"(module)");
-    let needs_reply = scratch_file(
-        "node",
-        "kv-client.wat",
-        br#"(component
-              (import "dhost:kv/store" (instance
-                (export "get" (func (param "key" string) (result (option string)))))))"#,
-    );
     let unknown_node_api = scratch_file(
         "node",
         "odd.wat",
@@ -56,15 +49,6 @@ fn guests_that_cannot_load_are_refused_with_the_file_and_the_reason() {
         (
             core.clone(),
             vec!["core.wat: it is a core WebAssembly module, not a component"],
-        ),
-        (
-            needs_reply.clone(),
-            vec![
-                "cannot load guest",
-                "kv-client.wat",
-                "cannot satisfy import `dhost:kv/store#get`",
-                "calls with replies are not supported yet",
-            ],
         ),
         (
             unknown_node_api.clone(),

@@ -20,7 +20,7 @@ mod bindings {
     });
 }
 
-pub use bindings::dstc::node::{host, readiness, timers};
+pub use bindings::dstc::node::{calls, host, readiness, timers};
 pub use bindings::wasi::io;
 pub use host::Level;
 
@@ -42,6 +42,13 @@ pub fn set_timer(token: u64, after: Duration) {
 /// Disarms timer `token`; returns whether it was armed.
 pub fn cancel_timer(token: u64) -> bool {
     timers::cancel_timer(token)
+}
+
+/// Sends this guest's following calls with replies to the node named `node`; `None` goes
+/// back to the default: this node if one of its guests serves the function, otherwise a
+/// peer that announces it.
+pub fn set_target(node: Option<&str>) {
+    calls::set_target(node);
 }
 
 /// Logs at debug level with `format!` arguments.

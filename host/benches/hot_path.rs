@@ -5,6 +5,7 @@
 //! Run with `cargo bench -p dhost --bench hot_path` after `scripts/build-guests.sh`.
 
 use ciborium::Value;
+use dhost::guest::calls::Calls;
 use dhost::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use dhost::guest::world::World;
 use dhost::jail::Jail;
@@ -29,9 +30,11 @@ fn stress_guest() -> WasmGuest {
         .load_component(&path)
         .expect("the stress guest compiles");
     let world = World::of(&component, runtime.engine());
+    let calls = std::sync::Arc::new(Calls::new("bench", None));
     let node = NodeFacts {
         name: "bench",
         max_call: 60_000,
+        calls: &calls,
     };
     WasmGuest::load(
         &runtime,

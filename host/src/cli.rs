@@ -47,15 +47,50 @@ pub enum Command {
     /// node would serve and send.
     Inspect(InspectArgs),
 
-    /// List the nodes on the group: name, address, uptime and the functions they serve.
+    /// List the nodes on the group: name, TCP address, uptime, the connections each holds
+    /// to its peers, and the functions they serve.
     Peers(PeersArgs),
 
-    /// Send a call to every node that serves FUNCTION-ID, without waiting for a reply.
+    /// Call FUNCTION-ID on the node named NODE and print its result as JSON.
+    ///
+    /// Each ARG is JSON (a string needs quotes), checked by NODE against the function's WIT
+    /// signature: `dhost call ann 'dhost:kv/store#get' '"k"'`. A function without results
+    /// prints `null` once NODE has run it. Fails (exit status 1, the reason on stderr) when
+    /// no such node answers, the call fails there, or no reply comes within --timeout.
+    /// Options go before NODE: every word after FUNCTION-ID is an argument.
+    Call(CallArgs),
+
+    /// Send a call to every node that serves FUNCTION-ID (or to one with --node), without
+    /// waiting for it to run.
     ///
     /// Each ARG is JSON (a string needs quotes), checked by each receiving node against
     /// the function's WIT signature: `dhost cast dhost:chat/chat#message '"ann"' '"hi"'`.
     /// Options go before FUNCTION-ID: every word after it is an argument.
     Cast(CastArgs),
+}
+
+/// Options of `dhost call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The name of the node to call.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+
+    /// The function to call, such as dhost:kv/store#get.
+    #[arg(value_name = "FUNCTION-ID")]
+    pub function: String,
+
+    /// The arguments, one JSON value each.
+    #[arg(value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+
+    /// How long to wait for the reply.
+    #[arg(long, value_name = "DURATION", default_value = "5s",
+          value_parser = crate::jail::parse_duration)]
+    pub timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub survey: SurveyArgs,
 }
 
 /// Options of `dhost peers`.
@@ -75,6 +110,10 @@ pub struct CastArgs {
     /// The arguments, one JSON value each.
     #[arg(value_name = "ARG", allow_hyphen_values = true)]
     pub args: Vec<String>,
+
+    /// Send the call to this node only, over TCP (still without waiting for it to run).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
 
     #[command(flatten)]
     pub survey: SurveyArgs,
@@ -117,10 +156,38 @@ pub struct RunArgs {
     pub group: GroupArgs,
 
     #[command(flatten)]
+    pub tcp: TcpArgs,
+
+    #[command(flatten)]
     pub jail: JailArgs,
 
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+/// The node's TCP port, for calls with replies, and its connections to peers.
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    /// The address and port to take calls with replies on, announced to the group
+    /// [default: an ephemeral port on the --iface address].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// The most connections this node opens to one peer.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub pool_size: u16,
+
+    /// The most connections the TCP port keeps open at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// How long a connection may go without sending a whole frame before it is closed
+    /// (idle peers, and peers too slow to finish a frame).
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::jail::parse_duration)]
+    pub idle_timeout: std::time::Duration,
 }
 
 /// What guests are granted and their limits (the built-in default jail unless given).
@@ -158,6 +225,11 @@ pub struct JailArgs {
     #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..))]
     pub fuel: Option<u64>,
 
+    /// How long a guest waits for the reply to a call with a reply, such as 2s [default:
+    /// 5s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::jail::parse_duration)]
+    pub call_timeout: Option<std::time::Duration>,
+
     /// Print the effective jail of each guest and exit.
     #[arg(long)]
     pub print_jail: bool,
@@ -173,6 +245,7 @@ impl JailArgs {
             max_memory: self.max_memory,
             max_time: self.max_time,
             fuel: self.fuel,
+            call_timeout: self.call_timeout,
             args: (!args.is_empty()).then(|| args.to_vec()),
         }
     }
@@ -294,6 +367,7 @@ impl Cli {
             Command::Run(args) => crate::run::run(*args),
             Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
             Command::Peers(args) => crate::client::peers(&args).map(|()| ExitCode::SUCCESS),
+            Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
             Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
         }
     }

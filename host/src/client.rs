@@ -1,8 +1,10 @@
-//! Short-lived clients of the group, for the CLI: `dhost peers` and `dhost cast`. A client
-//! joins the group like a node, asks every node to announce itself at once (so it never
-//! waits for the periodic announcements), and leaves.
+//! Short-lived clients of the group, for the CLI: `dhost peers`, `dhost call` and
+//! `dhost cast`. A client joins the group like a node, asks every node to announce itself
+//! at once (so it never waits for the periodic announcements), calls over TCP through a
+//! pool of its own when it calls one node, and leaves.
 
 use crate::net::Group;
+use crate::rpc::{Outcome, Pool};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
 use ciborium::Value;
@@ -63,6 +65,15 @@ impl GroupClient {
 
     /// Asks every node to announce itself and collects the answers that come within `wait`.
     pub fn survey(&mut self, wait: Duration) -> anyhow::Result<Vec<Answer>> {
+        self.survey_until(wait, |_| false)
+    }
+
+    /// Like [`Self::survey`], but stops as soon as `enough` says the answers so far are.
+    pub fn survey_until(
+        &mut self,
+        wait: Duration,
+        enough: impl Fn(&[Answer]) -> bool,
+    ) -> anyhow::Result<Vec<Answer>> {
         self.send_frame(wire::encode_query)?;
         let deadline = Instant::now() + wait;
         let mut answers: Vec<Answer> = Vec::new();
@@ -94,6 +105,9 @@ impl GroupClient {
                     answers.retain(|a| a.id != id);
                     answers.push(Answer { id, addr, announce });
                 }
+            }
+            if enough(&answers) {
+                break;
             }
         }
         answers.sort_by(|a, b| a.announce.name.cmp(&b.announce.name));
@@ -164,34 +178,129 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    println!("{:<20} {:<22} {:>10}  FUNCTIONS", "NAME", "ADDRESS", "UP");
+    println!(
+        "{:<20} {:<22} {:>8}  {:<20} FUNCTIONS",
+        "NAME", "ADDRESS", "UP", "CONNECTIONS"
+    );
     for a in &answers {
         let up = format!("{:.1}s", a.announce.uptime_ms as f64 / 1000.0);
-        let functions = if a.announce.functions.is_empty() {
-            "-".to_string()
-        } else {
-            a.announce.functions.join(" ")
+        let list = |items: Vec<String>| {
+            if items.is_empty() {
+                "-".to_string()
+            } else {
+                items.join(" ")
+            }
         };
+        let links = list(
+            a.announce
+                .links
+                .iter()
+                .map(|(name, n)| format!("{name}:{n}"))
+                .collect(),
+        );
+        let address = a.announce.tcp.unwrap_or(a.addr).to_string();
         println!(
-            "{:<20} {:<22} {:>10}  {functions}",
+            "{:<20} {address:<22} {up:>8}  {links:<20} {}",
             a.announce.name,
-            a.addr,
-            up.to_string()
+            list(a.announce.functions.clone())
         );
     }
     Ok(())
 }
 
-/// `dhost cast`: sends the call once, if any node serves the function.
-pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
-    if !args.function.contains('#') {
+/// Finds node `name` on the group: its TCP address.
+fn find_node(
+    client: &mut GroupClient,
+    group: &Group,
+    name: &str,
+    wait: Duration,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let answers = client.survey_until(wait, |answers| {
+        answers.iter().any(|a| a.announce.name == name)
+    })?;
+    let Some(answer) = answers.iter().find(|a| a.announce.name == name) else {
+        let others: Vec<&str> = answers.iter().map(|a| a.announce.name.as_str()).collect();
         bail!(
-            "`{}` is not a function id (namespace:package/interface#function)",
-            args.function
+            "no node named {name} answered on {} within {} (nodes that did: {})",
+            group.addr,
+            humantime::format_duration(wait),
+            if others.is_empty() {
+                "none".to_string()
+            } else {
+                others.join(", ")
+            }
         );
+    };
+    answer
+        .announce
+        .tcp
+        .with_context(|| format!("node {name} takes no calls over TCP (it announced no port)"))
+}
+
+/// Calls `function` on the node at `addr` through a pool of one connection, running on a
+/// thread of its own; returns the outcome.
+fn call_once(
+    addr: std::net::SocketAddr,
+    node: &str,
+    function: &str,
+    args: Vec<Value>,
+    wants_reply: bool,
+    timeout: Duration,
+) -> anyhow::Result<Outcome> {
+    let (pool, handle) = Pool::new(1, rand::random(), None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    std::thread::Builder::new()
+        .name("dhost-pool".into())
+        .spawn(move || runtime.block_on(pool.run()))
+        .context("cannot start the connection thread")?;
+    Ok(handle.call(addr, node, function, args, wants_reply, timeout))
+}
+
+fn check_function_id(function: &str) -> anyhow::Result<()> {
+    if !function.contains('#') {
+        bail!("`{function}` is not a function id (namespace:package/interface#function)");
     }
+    Ok(())
+}
+
+/// `dhost call`: calls the function on one node and prints the result as JSON.
+pub fn call(args: &crate::cli::CallArgs) -> anyhow::Result<()> {
+    check_function_id(&args.function)?;
     let values = parse_args(&args.args)?;
     let (group, mut client) = args.survey.join()?;
+    let addr = find_node(&mut client, &group, &args.node, args.survey.wait)?;
+    let outcome = call_once(addr, &args.node, &args.function, values, true, args.timeout)?;
+    match outcome {
+        Ok(result) => {
+            println!("{}", cbor_to_json(result));
+            Ok(())
+        }
+        Err(failure) => bail!(
+            "the call to {} on node {} failed: {failure}",
+            args.function,
+            args.node
+        ),
+    }
+}
+
+/// `dhost cast`: sends the call once, if any node serves the function; with `--node`, to
+/// that node only, over TCP.
+pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
+    check_function_id(&args.function)?;
+    let values = parse_args(&args.args)?;
+    let (group, mut client) = args.survey.join()?;
+    if let Some(node) = &args.node {
+        let addr = find_node(&mut client, &group, node, args.survey.wait)?;
+        let timeout = Duration::from_secs(5);
+        if let Err(failure) = call_once(addr, node, &args.function, values, false, timeout)? {
+            bail!("cannot cast {} to node {node}: {failure}", args.function);
+        }
+        eprintln!("cast {} to {node}", args.function);
+        return Ok(());
+    }
     let servers: Vec<String> = client
         .survey(args.survey.wait)?
         .into_iter()
@@ -204,6 +313,42 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
     client.cast(&args.function, &values)?;
     eprintln!("cast {} to {}", args.function, servers.join(", "));
     Ok(())
+}
+
+/// Converts a CBOR value (a call's result) to JSON: byte strings become arrays of
+/// numbers, map keys that are not text become their JSON text, tags are dropped.
+pub fn cbor_to_json(value: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(b),
+        Value::Integer(i) => {
+            let i = i128::from(i);
+            match (u64::try_from(i), i64::try_from(i)) {
+                (Ok(u), _) => J::from(u),
+                (_, Ok(s)) => J::from(s),
+                _ => J::String(i.to_string()),
+            }
+        }
+        Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        Value::Text(s) => J::String(s),
+        Value::Bytes(bytes) => J::Array(bytes.into_iter().map(J::from).collect()),
+        Value::Array(items) => J::Array(items.into_iter().map(cbor_to_json).collect()),
+        Value::Map(entries) => J::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::Text(s) => s,
+                        other => cbor_to_json(other).to_string(),
+                    };
+                    (key, cbor_to_json(v))
+                })
+                .collect(),
+        ),
+        Value::Tag(_, inner) => cbor_to_json(*inner),
+        _ => J::Null,
+    }
 }
 
 #[cfg(test)]
@@ -237,5 +382,22 @@ mod tests {
         );
         let err = parse_args(&["ann".into()]).unwrap_err().to_string();
         assert!(err.contains("argument 1 `ann` is not JSON"), "{err}");
+    }
+
+    #[test]
+    fn results_become_json() {
+        let value = Value::Map(vec![
+            (
+                Value::Text("ok".into()),
+                Value::Array(vec![Value::Text("v".into()), Value::Null]),
+            ),
+            (Value::Integer(1.into()), Value::Bytes(vec![1, 2])),
+            (Value::Text("big".into()), Value::Integer((-5).into())),
+            (Value::Text("nan".into()), Value::Float(f64::NAN)),
+        ]);
+        assert_eq!(
+            cbor_to_json(value).to_string(),
+            r#"{"1":[1,2],"big":-5,"nan":null,"ok":["v",null]}"#
+        );
     }
 }

@@ -10,11 +10,12 @@
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
+//! - [`rpc`]: calls to one node over TCP: frames, the node's port, connection pools;
 //! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`cache`]: the on-disk cache of compiled components;
 //! - [`inspect`]: `dhost inspect`;
-//! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost cast`).
+//! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
 
 pub mod cache;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod jail;
 pub mod membership;
 pub mod net;
 pub mod node;
+pub mod rpc;
 pub mod run;
 pub mod value;
 pub mod wire;

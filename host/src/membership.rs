@@ -34,6 +34,10 @@ pub struct Peer {
     pub uptime_ms: u64,
     /// The function ids it serves.
     pub functions: Vec<String>,
+    /// Where it takes calls with replies, if it does.
+    pub tcp: Option<SocketAddr>,
+    /// The peers it holds TCP connections to, with how many.
+    pub links: Vec<(String, u64)>,
     /// When it last announced itself.
     pub last_seen: Instant,
 }
@@ -71,6 +75,8 @@ pub struct Membership {
     peers: HashMap<u64, Peer>,
     next_announce: Instant,
     last_answer: Option<Instant>,
+    /// Whether a peer joined, left or changed what it serves since [`Self::take_changed`].
+    changed: bool,
 }
 
 impl Membership {
@@ -86,6 +92,7 @@ impl Membership {
             peers: HashMap::new(),
             next_announce: now,
             last_answer: None,
+            changed: false,
         }
     }
 
@@ -148,12 +155,24 @@ impl Membership {
             addr,
             uptime_ms: announce.uptime_ms,
             functions: announce.functions,
+            tcp: announce.tcp,
+            links: announce.links,
             last_seen: Instant::now(),
         };
-        Ok(match self.peers.insert(sender, peer) {
+        let change = match self.peers.get(&sender) {
             None => Change::Joined,
-            Some(_) => Change::Known,
-        })
+            Some(old) => {
+                if old.functions != peer.functions || old.tcp != peer.tcp || old.name != peer.name {
+                    self.changed = true;
+                }
+                Change::Known
+            }
+        };
+        if change == Change::Joined {
+            self.changed = true;
+        }
+        self.peers.insert(sender, peer);
+        Ok(change)
     }
 
     /// Someone asked every node to announce itself: do so soon (at most every 100 ms).
@@ -165,7 +184,15 @@ impl Membership {
 
     /// Node `sender` said goodbye; returns it if it was known.
     pub fn on_goodbye(&mut self, sender: u64) -> Option<Peer> {
-        self.peers.remove(&sender)
+        let gone = self.peers.remove(&sender);
+        self.changed |= gone.is_some();
+        gone
+    }
+
+    /// Whether a peer joined, left, or changed its name, port or functions since the last
+    /// time this was asked.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Forgets the peers not heard from for [`PEER_EXPIRY`]; returns them.
@@ -176,6 +203,7 @@ impl Membership {
             .filter(|(_, p)| now.duration_since(p.last_seen) > PEER_EXPIRY)
             .map(|(id, _)| *id)
             .collect();
+        self.changed |= !gone.is_empty();
         gone.iter().filter_map(|id| self.peers.remove(id)).collect()
     }
 
@@ -220,6 +248,8 @@ mod tests {
             name: name.into(),
             uptime_ms,
             functions: vec!["a:b/c#d".into()],
+            tcp: None,
+            links: Vec::new(),
         }
     }
 

@@ -9,12 +9,15 @@
 //! from the outgoing queue, and the copy that multicast loops back is recognised by the
 //! sender id and skipped.
 
+use crate::guest::calls::{Calls, PeerEntry};
 use crate::guest::native::{self, NativePlugin};
 use crate::guest::state::SentCall;
 use crate::guest::wasm::{CallError, WasmGuest};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
-use crate::wire::{self, Batcher, Datagram, Frame};
+use crate::rpc::server::IncomingCall;
+use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::wire::{self, Announce, Batcher, Datagram, Frame};
 use ciborium::Value;
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
@@ -33,6 +36,9 @@ const READINESS_INTERVAL: Duration = Duration::from_millis(10);
 /// The most events taken in one turn before the turn is finished (and the batch flushed).
 const MAX_EVENTS_PER_TURN: usize = 1024;
 
+/// The most peers whose connection counts an announcement lists.
+const MAX_LINKS_ANNOUNCED: usize = 64;
+
 /// The most senders whose sequence numbers are remembered.
 const MAX_SENDERS: usize = 4096;
 
@@ -46,6 +52,8 @@ pub enum Event {
         /// Its header and frames.
         datagram: Datagram,
     },
+    /// A call from the node's TCP port.
+    Call(Box<IncomingCall>),
     /// A line of the node's stdin.
     StdinLine(String),
     /// A descriptor a native plugin watches is ready.
@@ -72,8 +80,10 @@ pub struct Stats {
     pub datagrams_sent: AtomicU64,
     /// Datagrams that could not be sent.
     pub send_errors: AtomicU64,
-    /// Calls run by a local guest.
+    /// Calls run by a local guest (multicast, or from the TCP port).
     pub calls_delivered: AtomicU64,
+    /// Calls from the TCP port answered with a failure.
+    pub calls_failed: AtomicU64,
     /// Calls dropped: unknown function id, arguments that do not fit, duplicates.
     pub calls_dropped: AtomicU64,
     /// Guest traps.
@@ -90,7 +100,7 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "{} datagrams received ({} malformed, {} overrun), {} sent ({} failed), \
-             {} calls run, {} dropped, {} guest traps",
+             {} calls run, {} dropped, {} failed, {} guest traps",
             get(&self.datagrams_received),
             get(&self.datagrams_malformed),
             get(&self.datagrams_overrun),
@@ -98,6 +108,7 @@ impl Stats {
             get(&self.send_errors),
             get(&self.calls_delivered),
             get(&self.calls_dropped),
+            get(&self.calls_failed),
             get(&self.traps),
         )
     }
@@ -126,7 +137,7 @@ impl DropLog {
     }
 
     /// Logs one drop, unless too many were said this second.
-    pub fn drop(&mut self, reason: std::fmt::Arguments<'_>) {
+    pub fn dropped(&mut self, reason: std::fmt::Arguments<'_>) {
         if self.window.elapsed() >= Duration::from_secs(1) {
             if self.unsaid > 0 {
                 tracing::warn!("... and {} more dropped in the last second", self.unsaid);
@@ -244,12 +255,29 @@ pub struct Node {
     senders: Senders,
     stats: Arc<Stats>,
     drops: DropLog,
+    /// What the guests share to make calls with replies (the node keeps its peers fresh).
+    calls: Arc<Calls>,
+    /// The node's TCP port, announced.
+    tcp: Option<SocketAddr>,
+    /// The pool of connections to peers, whose counts are announced.
+    pool: Option<PoolHandle>,
+}
+
+/// Where the node is reachable and how it calls out, for [`Node::new`].
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// The node's TCP port.
+    pub tcp: Option<SocketAddr>,
+    /// Its pool of connections to peers.
+    pub pool: Option<PoolHandle>,
 }
 
 impl Node {
     /// A node with id `id` (the sender id of its datagrams) hosting `guests`, sending to
     /// the group through `socket` (none: the node keeps its calls to itself) in datagrams
-    /// of at most `max_datagram` bytes.
+    /// of at most `max_datagram` bytes, and taking calls with replies as `links` say.
+    /// `calls` is what the guests were loaded with.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         name: &str,
@@ -258,6 +286,8 @@ impl Node {
         socket: Option<UdpSocket>,
         max_datagram: usize,
         stats: Arc<Stats>,
+        calls: Arc<Calls>,
+        links: Links,
     ) -> Self {
         let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
         for (g, guest) in guests.iter().enumerate() {
@@ -277,6 +307,17 @@ impl Node {
                     .extend(targets);
             }
         }
+        let local = routes
+            .iter()
+            .map(|(id, targets)| {
+                let servers = targets
+                    .iter()
+                    .map(|&(g, slot)| guests[g].local_server(slot))
+                    .collect();
+                (id.clone(), servers)
+            })
+            .collect();
+        calls.set_local(local);
         let native_functions = (0..natives.len()).flat_map(NativePlugin::functions);
         let mut served: Vec<String> = routes.keys().cloned().chain(native_functions).collect();
         served.sort();
@@ -298,6 +339,9 @@ impl Node {
             senders: Senders::default(),
             stats,
             drops: DropLog::new(),
+            calls,
+            tcp: links.tcp,
+            pool: links.pool,
         }
     }
 
@@ -467,11 +511,12 @@ impl Node {
             }
         }
         for guest in self.guests.iter().flatten() {
-            let state = guest.state_ref();
-            if let Some(deadline) = state.timers.next_deadline() {
+            let (deadline, watching) =
+                guest.with_state(|state| (state.timers.next_deadline(), !state.watches.is_empty()));
+            if let Some(deadline) = deadline {
                 timeout = timeout.min(deadline.saturating_duration_since(now));
             }
-            if !state.watches.is_empty() {
+            if watching {
                 timeout = timeout.min(READINESS_INTERVAL);
             }
         }
@@ -482,6 +527,7 @@ impl Node {
     fn handle(&mut self, event: Event) -> bool {
         match event {
             Event::Datagram { from, datagram } => self.on_datagram(from, datagram),
+            Event::Call(call) => self.on_call(*call),
             Event::StdinLine(line) => {
                 for g in 0..self.guests.len() {
                     if self.guests[g]
@@ -544,7 +590,7 @@ impl Node {
         if !native && targets.is_none() {
             if let Origin::Remote(..) = origin {
                 Stats::bump(&self.stats.calls_dropped);
-                self.drops.drop(format_args!(
+                self.drops.dropped(format_args!(
                     "a call from {origin}: no local guest serves function `{function}`"
                 ));
             }
@@ -556,7 +602,7 @@ impl Node {
                 Err(e) => {
                     Stats::bump(&self.stats.calls_dropped);
                     self.drops
-                        .drop(format_args!("a call from {origin} to `{function}`: {e}"));
+                        .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
                 }
             }
             self.collect_native_sent();
@@ -566,33 +612,11 @@ impl Node {
         };
         let mut args = Some(args);
         for (i, &(g, slot)) in targets.iter().enumerate() {
-            if self.health[g].restart_at.is_some() {
+            if let Err(refused) = self.admit(g, function, origin) {
                 Stats::bump(&self.stats.calls_dropped);
-                let name = self.guests[g]
-                    .as_ref()
-                    .map_or("?", |g| g.name())
-                    .to_string();
-                self.drops.drop(format_args!(
-                    "a call from {origin} to `{function}`: guest {name} is waiting to restart"
-                ));
-                continue;
-            }
-            let Some(guest) = self.guests[g].as_mut() else {
-                continue;
-            };
-            let caller = match origin {
-                Origin::Local => Some(self.membership.name()),
-                Origin::Remote(_, sender) => self.membership.peer_name(sender),
-            };
-            if !guest.jail().may_serve(function, caller) {
-                Stats::bump(&self.stats.calls_dropped);
-                let name = guest.name().to_string();
-                let caller = caller
-                    .unwrap_or("a node that has not announced itself")
-                    .to_string();
-                self.drops.drop(format_args!(
-                    "a call from {origin} ({caller}) to `{function}`: the jail of guest {name} \
-                     does not allow it (its `serve` list)"
+                self.drops.dropped(format_args!(
+                    "a call from {origin} to `{function}`: {}",
+                    refused.message
                 ));
                 continue;
             }
@@ -601,20 +625,163 @@ impl Node {
             } else {
                 args.clone().unwrap_or_default()
             };
-            match guest.call(slot, this_args) {
+            if let Err(failure) = self.run_guest(g, slot, function, this_args)
+                && failure.kind != FailureKind::Trapped
+            {
+                // (A trap is logged as such, with the guest's restart.)
+                self.drops.dropped(format_args!(
+                    "a call from {origin} to `{function}`: {}",
+                    failure.message
+                ));
+            }
+        }
+        self.restart_trapped_by_calls();
+    }
+
+    /// Whether guest `g` may run a call to `function` from `origin` now: it is loaded, not
+    /// waiting to restart, and its jail's `serve` list lets the caller in.
+    fn admit(&self, g: usize, function: &str, origin: Origin) -> Result<(), CallFailure> {
+        let Some(guest) = self.guests[g].as_ref() else {
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                "its guest was unloaded after failing too often",
+            ));
+        };
+        let name = guest.name();
+        if self.health[g].restart_at.is_some() {
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                format!("guest {name} is waiting to restart"),
+            ));
+        }
+        let caller = match origin {
+            Origin::Local => Some(self.membership.name()),
+            Origin::Remote(_, sender) => self.membership.peer_name(sender),
+        };
+        if !guest.jail().may_serve(function, caller) {
+            let caller = caller.unwrap_or("a node that has not announced itself");
+            return Err(CallFailure::new(
+                FailureKind::Refused,
+                format!(
+                    "the jail of guest {name} does not let {caller} call it (its `serve` list)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs export `slot` of guest `g`, counts it, collects what it sent, and restarts it
+    /// if it trapped; returns its result as CBOR (`null` without results).
+    fn run_guest(&mut self, g: usize, slot: usize, function: &str, args: Vec<Value>) -> Outcome {
+        let Some(guest) = self.guests[g].as_mut() else {
+            return Err(CallFailure::new(FailureKind::Unavailable, "unloaded"));
+        };
+        let name = guest.name().to_string();
+        match guest.call(slot, args) {
+            Ok(result) => {
+                Stats::bump(&self.stats.calls_delivered);
+                self.collect_sent(g);
+                result
+                    .as_ref()
+                    .map_or(Ok(Value::Null), crate::value::to_cbor)
+                    .map_err(|e| {
+                        CallFailure::new(
+                            FailureKind::BadArguments,
+                            format!("the result of guest {name} cannot be sent: {e}"),
+                        )
+                    })
+            }
+            Err(CallError::BadArguments(e)) => {
+                Stats::bump(&self.stats.calls_dropped);
+                Err(CallFailure::new(
+                    FailureKind::BadArguments,
+                    format!("its arguments do not fit guest {name}: {e}"),
+                ))
+            }
+            Err(CallError::Trapped(e)) => {
+                let failure = CallFailure::new(
+                    FailureKind::Trapped,
+                    format!("guest {name} trapped: {}", e.root_cause()),
+                );
+                self.trapped(g, function, e);
+                Err(failure)
+            }
+        }
+    }
+
+    /// A call from the TCP port: a cast runs like a multicast call; a call runs on one
+    /// guest and its outcome goes back.
+    fn on_call(&mut self, call: IncomingCall) {
+        let IncomingCall {
+            request,
+            caller,
+            reply,
+        } = call;
+        let origin = Origin::Remote(caller.addr, caller.node);
+        if !request.wants_reply {
+            self.dispatch(&request.function, request.args, origin);
+            return;
+        }
+        let outcome = self.call_with_reply(&request.function, request.args, origin);
+        if let Err(failure) = &outcome {
+            Stats::bump(&self.stats.calls_failed);
+            tracing::debug!(
+                "a call from {origin} to `{}` failed: {failure}",
+                request.function
+            );
+        }
+        if let Err(why) = reply.send(request.id, &outcome) {
+            self.drops.dropped(format_args!(
+                "the reply to {origin} for `{}`: {why}",
+                request.function
+            ));
+        }
+    }
+
+    /// Runs `function` on the first local guest that serves it and admits the caller (or
+    /// on the native plugin that serves it).
+    fn call_with_reply(&mut self, function: &str, args: Vec<Value>, origin: Origin) -> Outcome {
+        let Some(targets) = self.local_targets(function).cloned() else {
+            if native::serves(function) {
+                let outcome = native::call(function, args)
+                    .map(|()| Value::Null)
+                    .map_err(|e| CallFailure::new(FailureKind::BadArguments, e));
+                self.collect_native_sent();
+                return outcome;
+            }
+            return Err(CallFailure::new(
+                FailureKind::NoServer,
+                format!(
+                    "node {} serves no function {function}",
+                    self.membership.name()
+                ),
+            ));
+        };
+        let mut refused = None;
+        for (g, slot) in targets {
+            match self.admit(g, function, origin) {
                 Ok(()) => {
-                    Stats::bump(&self.stats.calls_delivered);
-                    self.collect_sent(g);
+                    let outcome = self.run_guest(g, slot, function, args);
+                    self.restart_trapped_by_calls();
+                    return outcome;
                 }
-                Err(CallError::BadArguments(e)) => {
-                    Stats::bump(&self.stats.calls_dropped);
-                    let name = guest.name().to_string();
-                    self.drops.drop(format_args!(
-                        "a call from {origin} to `{function}`: its arguments do not fit guest \
-                         {name}: {e}"
-                    ));
-                }
-                Err(CallError::Trapped(e)) => self.trapped(g, function, e),
+                Err(failure) => refused = Some(failure),
+            }
+        }
+        Err(refused.unwrap_or_else(|| CallFailure::new(FailureKind::NoServer, function)))
+    }
+
+    /// Restarts the guests that trapped in a call another guest made to them.
+    fn restart_trapped_by_calls(&mut self) {
+        if !self.calls.take_trapped() {
+            return;
+        }
+        for g in 0..self.guests.len() {
+            if let Some(error) = self.guests[g]
+                .as_mut()
+                .and_then(WasmGuest::take_unreported_trap)
+            {
+                self.trapped(g, "a call from another guest", error);
             }
         }
     }
@@ -770,7 +937,7 @@ impl Node {
         for g in 0..self.guests.len() {
             while let Some(token) = self.guests[g]
                 .as_mut()
-                .and_then(|guest| guest.state().timers.pop_due(now))
+                .and_then(|guest| guest.with_state(|state| state.timers.pop_due(now)))
             {
                 self.call_event(g, EventInterface::Timer, &[Val::U64(token)]);
             }
@@ -797,6 +964,10 @@ impl Node {
 
     /// Ends a turn: delivers the calls sent locally, then flushes the batch to the group.
     fn finish_turn(&mut self) {
+        // Guests called by other guests (calls with replies) may have sent calls too.
+        for g in 0..self.guests.len() {
+            self.collect_sent(g);
+        }
         for call in std::mem::take(&mut self.local) {
             match wire::decode_call_body(&call.body) {
                 Ok((function, args)) => self.dispatch(&function, args, Origin::Local),
@@ -815,14 +986,55 @@ impl Node {
                 humantime::format_duration(PEER_EXPIRY)
             );
         }
+        if self.membership.take_changed() {
+            self.calls.set_peers(
+                self.membership
+                    .peers()
+                    .map(|(_, p)| {
+                        let entry = PeerEntry {
+                            tcp: p.tcp,
+                            functions: p.functions.iter().cloned().collect(),
+                        };
+                        (p.name.clone(), entry)
+                    })
+                    .collect(),
+            );
+        }
         if self.membership.announce_due(now) {
-            let seq = self.next_seq();
+            let announce = self.announcement();
             self.frame.clear();
-            let m = &self.membership;
-            wire::encode_announce(seq, m.name(), m.uptime_ms(), m.functions(), &mut self.frame);
+            wire::encode_announce(&announce, &mut self.frame);
             self.push_frame();
         }
         self.flush();
+    }
+
+    /// What the node says of itself: name, uptime, functions, TCP port, connections.
+    fn announcement(&mut self) -> Announce {
+        let seq = self.next_seq();
+        let m = &self.membership;
+        let mut links: Vec<(String, u64)> = match &self.pool {
+            Some(pool) => {
+                let by_addr = pool.links();
+                m.peers()
+                    .filter_map(|(_, p)| {
+                        let n = by_addr.get(&p.tcp?)?;
+                        Some((p.name.clone(), *n as u64))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        links.sort();
+        links.truncate(MAX_LINKS_ANNOUNCED);
+        Announce {
+            seq,
+            name: m.name().to_string(),
+            uptime_ms: m.uptime_ms(),
+            functions: m.functions().to_vec(),
+            tcp: self.tcp,
+            links,
+        }
     }
 
     /// Sends every datagram of the outgoing batch.

@@ -5,17 +5,22 @@
 //! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
 //!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
 //!   or SIGTERM into a clean shutdown;
+//!   and runs the node's TCP port and its pool of connections to peers (calls with replies);
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
 use crate::cli::RunArgs;
+use crate::guest::calls::Calls;
 use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
-use crate::node::{DropLog, Event, Node, Stats};
+use crate::node::{DropLog, Event, Links, Node, Stats};
+use crate::rpc::Pool;
+use crate::rpc::server::ServerLimits;
 use crate::wire;
 use anyhow::{Context as _, bail};
 use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -56,9 +61,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let id: u64 = rand::random();
+    let (pool, pool_handle) = Pool::new(usize::from(args.tcp.pool_size), id, Some(&node_name));
+    let calls = Arc::new(Calls::new(&node_name, Some(pool_handle.clone())));
     let node = NodeFacts {
         name: &node_name,
         max_call,
+        calls: &calls,
     };
     // Native plugins first: their init may prompt and read stdin, as in the original.
     let mut natives = Vec::new();
@@ -120,20 +129,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|g| g.world().sends().next().is_some() || g.world().serves().next().is_some());
 
-    let id: u64 = rand::random();
     let stats = Arc::new(Stats::default());
-    let (receiver, sender) = if networked {
-        (Some(group.receiver()?), Some(group.sender()?))
+    let (receiver, sender, listener) = if networked {
+        let listen = args
+            .tcp
+            .listen
+            .unwrap_or_else(|| SocketAddr::new(group.iface.into(), 0));
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
+        listener.set_nonblocking(true)?;
+        (
+            Some(group.receiver()?),
+            Some(group.sender()?),
+            Some(listener),
+        )
     } else {
-        (None, None)
+        (None, None, None)
     };
+    let tcp = listener.as_ref().map(|l| l.local_addr()).transpose()?;
     tracing::info!(
-        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {}",
+        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {}, calls on {}",
         started.elapsed(),
         guests.len(),
         natives.len(),
         group.addr,
-        group.iface
+        group.iface,
+        tcp.map_or("no port".to_string(), |a| a.to_string()),
     );
 
     let (events_tx, events_rx) = mpsc::sync_channel(EVENT_QUEUE);
@@ -154,6 +175,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sender,
         max_datagram,
         stats.clone(),
+        calls,
+        Links {
+            tcp,
+            pool: Some(pool_handle),
+        },
     );
     let stop_flag = stopping.clone();
     let event_loop = std::thread::Builder::new()
@@ -169,7 +195,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    network.block_on(receive(receiver, events_tx, done_rx, &stopping, &stats))?;
+    let limits = ServerLimits {
+        max_connections: args.tcp.max_connections as usize,
+        idle: args.tcp.idle_timeout,
+    };
+    network.block_on(async {
+        if let Some(listener) = listener {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(crate::rpc::server::serve(
+                listener,
+                events_tx.clone(),
+                limits,
+            ));
+        }
+        tokio::spawn(pool.run());
+        receive(receiver, events_tx, done_rx, &stopping, &stats).await
+    })?;
 
     let code = event_loop
         .join()
@@ -361,7 +402,7 @@ async fn receive(
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
-                            drops.drop(format_args!(
+                            drops.dropped(format_args!(
                                 "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
                                  datagrams behind"
                             ));
@@ -370,7 +411,7 @@ async fn receive(
                     },
                     Err(e) => {
                         stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
-                        drops.drop(format_args!("a datagram of {len} bytes from {from}: {e}"));
+                        drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
                     }
                 }
             }

@@ -14,6 +14,7 @@
 //! datagram it came in, and every failure is a [`WireError`] that says what was wrong.
 
 use ciborium::value::{Integer, Value};
+use std::net::SocketAddr;
 use thiserror::Error;
 
 /// The version of the wire format this node speaks.
@@ -144,6 +145,10 @@ pub struct Announce {
     pub uptime_ms: u64,
     /// The function ids the node's guests serve.
     pub functions: Vec<String>,
+    /// Where the node takes calls with replies (its TCP port), if it does.
+    pub tcp: Option<SocketAddr>,
+    /// The peers this node holds TCP connections to, by name, with how many.
+    pub links: Vec<(String, u64)>,
 }
 
 /// A decoded datagram: its header and frames.
@@ -165,7 +170,7 @@ pub fn decode_datagram(mut bytes: &[u8]) -> Result<Datagram, WireError> {
     Ok(Datagram { header, frames })
 }
 
-fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
+pub(crate) fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
     ciborium::de::from_reader_with_recursion_limit(bytes, MAX_NESTING)
         .map_err(|e| WireError::Malformed(describe_cbor_error(e)))
 }
@@ -281,29 +286,60 @@ fn decode_announce(seq: u64, mut fields: impl Iterator<Item = Value>) -> Result<
             _ => Err(shape("a function id is not text")),
         })
         .collect::<Result<_, _>>()?;
+    let tcp = match fields.next() {
+        None | Some(Value::Null) => None,
+        Some(Value::Text(addr)) => Some(
+            addr.parse()
+                .map_err(|_| shape("the TCP address is not an address and port"))?,
+        ),
+        Some(_) => return Err(shape("the TCP address is not text")),
+    };
+    let links = match fields.next() {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+                    Ok([Value::Text(name), count]) => as_u64(&count)
+                        .map(|n| (name, n))
+                        .ok_or_else(|| shape("a link count is not a number")),
+                    _ => Err(shape("a link is not [name, count]")),
+                },
+                _ => Err(shape("a link is not [name, count]")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(shape("the links are not an array")),
+    };
     // Later versions may add fields: ignore them.
     Ok(Frame::Announce(Announce {
         seq,
         name,
         uptime_ms,
         functions,
+        tcp,
+        links,
     }))
 }
 
 /// Encodes an announcement onto the end of `out`.
-pub fn encode_announce(
-    seq: u64,
-    name: &str,
-    uptime_ms: u64,
-    functions: &[String],
-    out: &mut Vec<u8>,
-) {
+pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
+    let text = |s: &str| Value::Text(s.to_string());
     let frame = Value::Array(vec![
         Value::Integer(KIND_ANNOUNCE.into()),
-        Value::Integer(seq.into()),
-        Value::Text(name.to_string()),
-        Value::Integer(uptime_ms.into()),
-        Value::Array(functions.iter().map(|f| Value::Text(f.clone())).collect()),
+        Value::Integer(announce.seq.into()),
+        text(&announce.name),
+        Value::Integer(announce.uptime_ms.into()),
+        Value::Array(announce.functions.iter().map(|f| text(f)).collect()),
+        announce
+            .tcp
+            .map_or(Value::Null, |addr| Value::Text(addr.to_string())),
+        Value::Array(
+            announce
+                .links
+                .iter()
+                .map(|(name, n)| Value::Array(vec![text(name), Value::Integer((*n).into())]))
+                .collect(),
+        ),
     ]);
     encode_item(&frame, out);
 }
@@ -326,7 +362,7 @@ pub fn encode_goodbye(seq: u64, out: &mut Vec<u8>) {
     encode_item(&frame, out);
 }
 
-fn as_u64(value: &Value) -> Option<u64> {
+pub(crate) fn as_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Integer(i) => u64::try_from(*i).ok(),
         _ => None,
@@ -334,7 +370,7 @@ fn as_u64(value: &Value) -> Option<u64> {
 }
 
 /// Encodes one CBOR item onto the end of `out`.
-fn encode_item(value: &Value, out: &mut Vec<u8>) {
+pub(crate) fn encode_item(value: &Value, out: &mut Vec<u8>) {
     // Writing CBOR to a Vec cannot fail: the only errors are the writer's.
     ciborium::ser::into_writer(value, out).expect("CBOR encoding into a Vec does not fail");
 }
@@ -634,8 +670,16 @@ mod tests {
     fn membership_frames_round_trip() {
         let mut frames = Vec::new();
         let functions = vec!["a:b/c#d".to_string(), "a:b/c#e".to_string()];
+        let announce = Announce {
+            seq: 1,
+            name: "node-a".into(),
+            uptime_ms: 1500,
+            functions,
+            tcp: Some("127.0.0.1:4100".parse().unwrap()),
+            links: vec![("node-b".into(), 2)],
+        };
         let mut f = Vec::new();
-        encode_announce(1, "node-a", 1500, &functions, &mut f);
+        encode_announce(&announce, &mut f);
         frames.push(f);
         let mut f = Vec::new();
         encode_query(2, &mut f);
@@ -647,12 +691,7 @@ mod tests {
         assert_eq!(
             d.frames,
             vec![
-                Frame::Announce(Announce {
-                    seq: 1,
-                    name: "node-a".into(),
-                    uptime_ms: 1500,
-                    functions
-                }),
+                Frame::Announce(announce),
                 Frame::Query { seq: 2 },
                 Frame::Goodbye { seq: 3 },
             ]
@@ -697,6 +736,23 @@ mod tests {
                 "a".into(),
                 0.into(),
                 Value::Array(vec![5.into()]),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "a".into(),
+                0.into(),
+                Value::Array(vec![]),
+                "not an address".into(),
+            ],
+            vec![
+                1.into(),
+                1.into(),
+                "a".into(),
+                0.into(),
+                Value::Array(vec![]),
+                Value::Null,
+                Value::Array(vec![Value::Array(vec!["b".into()])]),
             ],
         ] {
             let bytes = datagram(1, &[raw(&Value::Array(fields.clone()))]);

@@ -1,4 +1,4 @@
-//! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`), as guests see
+//! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`, `calls`), as guests see
 //! them: typed bindings generated from `wit/node/node.wit`, implemented on [`GuestState`].
 //!
 //! The functions only record what the guest asked for; the node acts on it once the
@@ -21,7 +21,7 @@ mod bindings {
     });
 }
 
-use bindings::dstc::node::{host, readiness, timers};
+use bindings::dstc::node::{calls, host, readiness, timers};
 
 /// The longest log message a guest may write; longer ones are cut.
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -31,6 +31,7 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     timers::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     readiness::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    calls::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 
@@ -96,6 +97,22 @@ impl readiness::Host for GuestState {
             Some(old) => drop_pollable(self, old).map(|()| true),
             None => Ok(false),
         }
+    }
+}
+
+impl calls::Host for GuestState {
+    fn set_target(&mut self, node: Option<String>) -> wasmtime::Result<()> {
+        if let Some(name) = &node
+            && (name.is_empty() || name.len() > crate::wire::MAX_NAME)
+        {
+            wasmtime::bail!("set-target: `{name}` cannot be a node name (1 to 255 bytes)");
+        }
+        self.target = node;
+        Ok(())
+    }
+
+    fn target(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.target.clone())
     }
 }
 

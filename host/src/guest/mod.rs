@@ -1,6 +1,7 @@
 //! Guests: what a node hosts. WebAssembly components ([`wasm`]), jailed; and native DSTC
 //! plugins ([`native`]), which are not.
 
+pub mod calls;
 pub mod host_api;
 pub mod name_lookup;
 pub mod native;

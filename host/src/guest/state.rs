@@ -46,6 +46,8 @@ pub struct GuestSetup {
     pub hears_readiness: bool,
     /// The largest encoded call the node can send in one datagram.
     pub max_call: usize,
+    /// Where the node's calls with replies go.
+    pub calls: Arc<super::calls::Calls>,
 }
 
 /// A call the guest sent, encoded for the wire without its sequence number.
@@ -75,6 +77,8 @@ pub struct GuestState {
     pub outputs: [GuestOutput; 2],
     /// Its limits, enforced.
     pub warden: Warden,
+    /// The node its calls with replies go to (`dstc:node/calls.set-target`), if set.
+    pub target: Option<String>,
 }
 
 impl GuestState {
@@ -95,6 +99,7 @@ impl GuestState {
             watches: HashMap::new(),
             outputs,
             warden,
+            target: None,
         }
     }
 

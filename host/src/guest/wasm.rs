@@ -9,15 +9,16 @@
 use super::host_api;
 use super::output::{GuestOutput, Target};
 use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES, SentCall};
-use super::world::{EventInterface, Function, Role, World};
+use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::jail::{self, Jail, NameLookup, Warden};
+use crate::rpc::{CallFailure, FailureKind};
 use crate::value;
 use crate::wire;
 use anyhow::{Context as _, anyhow, bail};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, Val,
 };
@@ -139,20 +140,37 @@ pub enum CallError {
     Trapped(anyhow::Error),
 }
 
-/// A loaded WebAssembly guest: its instance, and what to start it again from.
+/// A loaded WebAssembly guest: what does not change while it runs ([`GuestShared`]), and
+/// its instance ([`GuestCore`]), behind a lock so that another guest of the node can call
+/// it with a call with a reply ([`LocalServer`]) while the node runs the first.
 pub struct WasmGuest {
+    shared: Arc<GuestShared>,
+    core: Arc<Mutex<GuestCore>>,
+}
+
+/// What a guest is loaded with and keeps across restarts.
+struct GuestShared {
     setup: Arc<GuestSetup>,
     world: World,
     pre: InstancePre<GuestState>,
-    store: Store<GuestState>,
-    instance: Instance,
     exports: Vec<Export>,
     /// The event hooks the guest exports, by `EventInterface as usize`.
     event_indices: [Option<ComponentExportIndex>; 4],
+    outputs: [GuestOutput; 2],
+}
+
+/// A guest's current instance.
+struct GuestCore {
+    store: Store<GuestState>,
+    instance: Instance,
     /// The current instance's functions for `exports` and `event_indices`.
     funcs: Vec<Func>,
     event_funcs: [Option<Func>; 4],
-    outputs: [GuestOutput; 2],
+    /// Set when the instance trapped in a call from another guest, until the node hears
+    /// of it (with the reason) and restarts it.
+    unreported_trap: Option<anyhow::Error>,
+    /// Whether the instance trapped and is not restarted yet: it cannot be entered.
+    broken: bool,
 }
 
 impl WasmGuest {
@@ -186,6 +204,7 @@ impl WasmGuest {
             hears_timers: world.exports_events(EventInterface::Timer),
             hears_readiness: world.exports_events(EventInterface::Ready),
             max_call: node.max_call,
+            calls: node.calls.clone(),
         });
 
         let mut exports = Vec::new();
@@ -231,104 +250,91 @@ impl WasmGuest {
             GuestOutput::new(Target::Stdout),
             GuestOutput::new(Target::Stderr),
         ];
-        let (store, instance) = instantiate(engine, &pre, &setup, &outputs)?;
-        let mut guest = WasmGuest {
+        let shared = Arc::new(GuestShared {
             setup,
             world,
             pre,
-            store,
-            instance,
             exports,
             event_indices,
-            funcs: Vec::new(),
-            event_funcs: [None; 4],
             outputs,
-        };
-        guest.resolve()?;
-        Ok(guest)
+        });
+        let core = shared.instantiate()?;
+        Ok(WasmGuest {
+            shared,
+            core: Arc::new(Mutex::new(core)),
+        })
     }
 
-    /// Looks up the functions of the current instance, from the indices found at load.
-    fn resolve(&mut self) -> anyhow::Result<()> {
-        let (instance, store) = (&self.instance, &mut self.store);
-        let mut lookup = |index: &ComponentExportIndex| {
-            instance
-                .get_func(&mut *store, index)
-                .ok_or_else(|| anyhow!("an export is missing from the instance"))
-        };
-        self.funcs = self
-            .exports
-            .iter()
-            .map(|e| lookup(&e.index))
-            .collect::<anyhow::Result<_>>()?;
-        for (func, index) in self.event_funcs.iter_mut().zip(&self.event_indices) {
-            *func = index.as_ref().map(&mut lookup).transpose()?;
-        }
-        Ok(())
+    /// The guest's instance. The node's thread is the only one that enters guests, so the
+    /// lock is free unless this very guest is running further up the stack.
+    fn core(&self) -> MutexGuard<'_, GuestCore> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The guest's name.
     pub fn name(&self) -> &str {
-        &self.setup.name
+        &self.shared.setup.name
     }
 
     /// What the guest imports and exports.
     pub fn world(&self) -> &World {
-        &self.world
+        &self.shared.world
     }
 
     /// The application functions the guest serves, in slot order.
     pub fn exports(&self) -> &[Export] {
-        &self.exports
+        &self.shared.exports
     }
 
     /// Whether the guest is a WASI command.
     pub fn is_command(&self) -> bool {
-        self.world.is_command()
+        self.shared.world.is_command()
     }
 
     /// Whether the guest exports the event interface `events`.
     pub fn hears(&self, events: EventInterface) -> bool {
-        self.event_funcs[events as usize].is_some()
+        self.shared.event_indices[events as usize].is_some()
     }
 
-    /// Calls exported function `slot` with CBOR arguments, checked against its signature.
-    pub fn call(&mut self, slot: usize, args: Vec<ciborium::Value>) -> Result<(), CallError> {
-        let export = &self.exports[slot];
-        let params = value::args_from_cbor(args, &export.function.params)
-            .map_err(CallError::BadArguments)?;
-        let func = self.funcs[slot];
-        let results = export.function.results.len();
-        self.enter(func, &params, results)
-            .map_err(CallError::Trapped)
+    /// A handle to call exported function `slot` from another guest of the node.
+    pub fn local_server(&self, slot: usize) -> LocalServer {
+        LocalServer {
+            shared: self.shared.clone(),
+            core: self.core.clone(),
+            slot,
+        }
+    }
+
+    /// Calls exported function `slot` with CBOR arguments, checked against its signature;
+    /// returns its result, if it has one.
+    pub fn call(
+        &mut self,
+        slot: usize,
+        args: Vec<ciborium::Value>,
+    ) -> Result<Option<Val>, CallError> {
+        let shared = &self.shared;
+        shared.call(&mut self.core(), slot, args)
     }
 
     /// Calls the event function of `events`, if the guest exports it.
     pub fn call_event(&mut self, events: EventInterface, params: &[Val]) -> anyhow::Result<()> {
-        match self.event_funcs[events as usize] {
-            Some(func) => self.enter(func, params, 0),
+        let mut core = self.core();
+        match core.event_funcs[events as usize] {
+            Some(func) => self.shared.enter(&mut core, func, params, 0).map(drop),
             None => Ok(()),
         }
     }
 
-    fn enter(&mut self, func: Func, params: &[Val], results: usize) -> anyhow::Result<()> {
-        let mut results = vec![Val::Bool(false); results];
-        self.start_call();
-        let outcome = func
-            .call(&mut self.store, params, &mut results)
-            .map_err(anyhow::Error::from);
-        self.end_call();
-        outcome
-    }
-
     /// Runs a WASI command's `run`; `Ok(code)` is its exit status.
     pub fn run_command(&mut self) -> anyhow::Result<i32> {
-        let command = Command::new(&mut self.store, &self.instance)
+        let mut core = self.core();
+        let core = &mut *core;
+        let command = Command::new(&mut core.store, &core.instance)
             .map_err(anyhow::Error::from)
             .context("not a WASI command")?;
-        self.start_call();
-        let outcome = command.wasi_cli_run().call_run(&mut self.store);
-        self.end_call();
+        self.shared.start_call(core);
+        let outcome = command.wasi_cli_run().call_run(&mut core.store);
+        self.shared.end_call(core);
         match outcome {
             Ok(Ok(())) => Ok(0),
             Ok(Err(())) => Ok(1),
@@ -339,54 +345,34 @@ impl WasmGuest {
         }
     }
 
-    fn start_call(&mut self) {
-        self.store.data_mut().warden.start_call();
-        self.store.set_epoch_deadline(1);
-        if self.setup.counts_fuel {
-            let fuel = self.setup.jail.limits.fuel.unwrap_or(u64::MAX);
-            // Cannot fail: the engine counts fuel.
-            let _ = self.store.set_fuel(fuel);
-        }
-    }
-
-    fn end_call(&mut self) {
-        self.store.data_mut().warden.end_call();
-        self.flush_output();
-    }
-
     /// The guest's jail.
     pub fn jail(&self) -> &Jail {
-        &self.setup.jail
-    }
-
-    fn flush_output(&self) {
-        for output in &self.outputs {
-            if let Err(e) = output.flush_partial() {
-                tracing::debug!(guest = %self.setup.name, "cannot write guest output: {e}");
-            }
-        }
+        &self.shared.setup.jail
     }
 
     /// Takes the calls the guest sent since the last time.
     pub fn take_sent(&mut self) -> Vec<SentCall> {
-        let state = self.store.data_mut();
+        let mut core = self.core();
+        let state = core.store.data_mut();
         state.sent_bytes = 0;
         std::mem::take(&mut state.sent)
     }
 
-    /// The guest's store data (timers, watches).
-    pub fn state(&mut self) -> &mut GuestState {
-        self.store.data_mut()
+    /// Runs `f` on the guest's store data (timers, watches).
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut GuestState) -> R) -> R {
+        f(self.core().store.data_mut())
     }
 
-    /// The guest's store data, to read.
-    pub fn state_ref(&self) -> &GuestState {
-        self.store.data()
+    /// The trap of a call another guest made into this one, if the node has not heard of
+    /// it yet.
+    pub fn take_unreported_trap(&mut self) -> Option<anyhow::Error> {
+        self.core().unreported_trap.take()
     }
 
     /// Stops watching the pollables that are ready now and returns their tokens.
     pub fn take_ready(&mut self) -> anyhow::Result<Vec<u64>> {
-        let state = self.store.data_mut();
+        let mut core = self.core();
+        let state = core.store.data_mut();
         let mut ready = Vec::new();
         let watched: Vec<(u64, u32)> = state.watches.iter().map(|(t, r)| (*t, r.rep())).collect();
         for (token, rep) in watched {
@@ -402,11 +388,165 @@ impl WasmGuest {
 
     /// Replaces a trapped instance with a fresh one (state, timers and watches are lost).
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let (store, instance) =
+        let fresh = self.shared.instantiate()?;
+        *self.core() = fresh;
+        Ok(())
+    }
+}
+
+impl GuestShared {
+    /// A fresh instance, its functions looked up from the indices found at load.
+    fn instantiate(&self) -> anyhow::Result<GuestCore> {
+        let (mut store, instance) =
             instantiate(self.pre.engine(), &self.pre, &self.setup, &self.outputs)?;
-        self.store = store;
-        self.instance = instance;
-        self.resolve()
+        let mut lookup = |index: &ComponentExportIndex| {
+            instance
+                .get_func(&mut store, index)
+                .ok_or_else(|| anyhow!("an export is missing from the instance"))
+        };
+        let funcs = self
+            .exports
+            .iter()
+            .map(|e| lookup(&e.index))
+            .collect::<anyhow::Result<_>>()?;
+        let mut event_funcs = [None; 4];
+        for (func, index) in event_funcs.iter_mut().zip(&self.event_indices) {
+            *func = index.as_ref().map(&mut lookup).transpose()?;
+        }
+        Ok(GuestCore {
+            store,
+            instance,
+            funcs,
+            event_funcs,
+            unreported_trap: None,
+            broken: false,
+        })
+    }
+
+    fn call(
+        &self,
+        core: &mut GuestCore,
+        slot: usize,
+        args: Vec<ciborium::Value>,
+    ) -> Result<Option<Val>, CallError> {
+        let export = &self.exports[slot];
+        let params = value::args_from_cbor(args, &export.function.params)
+            .map_err(CallError::BadArguments)?;
+        let func = core.funcs[slot];
+        let results = export.function.results.len();
+        self.enter(core, func, &params, results)
+            .map(|mut results| results.pop())
+            .map_err(CallError::Trapped)
+    }
+
+    fn enter(
+        &self,
+        core: &mut GuestCore,
+        func: Func,
+        params: &[Val],
+        results: usize,
+    ) -> anyhow::Result<Vec<Val>> {
+        let mut results = vec![Val::Bool(false); results];
+        self.start_call(core);
+        let outcome = func
+            .call(&mut core.store, params, &mut results)
+            .map_err(anyhow::Error::from);
+        self.end_call(core);
+        if outcome.is_err() {
+            core.broken = true;
+        }
+        outcome.map(|()| results)
+    }
+
+    fn start_call(&self, core: &mut GuestCore) {
+        core.store.data_mut().warden.start_call();
+        core.store.set_epoch_deadline(1);
+        if self.setup.counts_fuel {
+            let fuel = self.setup.jail.limits.fuel.unwrap_or(u64::MAX);
+            // Cannot fail: the engine counts fuel.
+            let _ = core.store.set_fuel(fuel);
+        }
+    }
+
+    fn end_call(&self, core: &mut GuestCore) {
+        core.store.data_mut().warden.end_call();
+        for output in &self.outputs {
+            if let Err(e) = output.flush_partial() {
+                tracing::debug!(guest = %self.setup.name, "cannot write guest output: {e}");
+            }
+        }
+    }
+}
+
+/// One exported function of a guest, callable by another guest of the same node: the
+/// local half of a call with a reply ("this node first if it serves it").
+#[derive(Clone)]
+pub struct LocalServer {
+    shared: Arc<GuestShared>,
+    core: Arc<Mutex<GuestCore>>,
+    slot: usize,
+}
+
+impl LocalServer {
+    /// The serving guest's name.
+    pub fn guest(&self) -> &str {
+        &self.shared.setup.name
+    }
+
+    /// Whether the guest can take a call now: not running further up this very call chain
+    /// (which would wait for itself), and not waiting to restart after a trap.
+    pub fn is_available(&self) -> bool {
+        self.core.try_lock().is_ok_and(|core| !core.broken)
+    }
+
+    /// Whether the guest's jail lets node `caller` call the function.
+    pub fn admits(&self, caller: &str) -> bool {
+        let function = &self.shared.exports[self.slot].function.id;
+        self.shared.setup.jail.may_serve(function, Some(caller))
+    }
+
+    /// Calls the function with CBOR arguments; returns its result as CBOR (`null` without
+    /// results). A trap leaves the guest for the node to restart.
+    pub fn call(&self, args: Vec<ciborium::Value>) -> Result<ciborium::Value, CallFailure> {
+        let name = self.guest();
+        let function = &self.shared.exports[self.slot].function.id;
+        let Ok(mut core) = self.core.try_lock() else {
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                format!(
+                    "guest {name} is busy further up this call chain (a call back into a caller)"
+                ),
+            ));
+        };
+        if core.broken {
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                format!("guest {name} is restarting after a trap"),
+            ));
+        }
+        match self.shared.call(&mut core, self.slot, args) {
+            Ok(result) => result
+                .as_ref()
+                .map_or(Ok(ciborium::Value::Null), value::to_cbor)
+                .map_err(|e| {
+                    CallFailure::new(
+                        FailureKind::BadArguments,
+                        format!("the result of {function} cannot be sent: {e}"),
+                    )
+                }),
+            Err(CallError::BadArguments(e)) => Err(CallFailure::new(
+                FailureKind::BadArguments,
+                format!("the arguments do not fit {function} of guest {name}: {e}"),
+            )),
+            Err(CallError::Trapped(e)) => {
+                let failure = CallFailure::new(
+                    FailureKind::Trapped,
+                    format!("guest {name} trapped in {function}: {}", e.root_cause()),
+                );
+                core.unreported_trap = Some(e);
+                Err(failure)
+            }
+        }
     }
 }
 
@@ -520,6 +660,8 @@ pub struct NodeFacts<'a> {
     pub name: &'a str,
     /// The largest encoded call that fits in one datagram.
     pub max_call: usize,
+    /// Where the guests' calls with replies go.
+    pub calls: &'a Arc<super::calls::Calls>,
 }
 
 /// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every
@@ -536,20 +678,37 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
             Role::Application => {
                 let mut instance = linker.instance(&import.name).map_err(anyhow::Error::from)?;
                 for function in &import.functions {
-                    if !function.results.is_empty() {
-                        bail!(
-                            "cannot satisfy import `{}`: it returns a result, and calls with \
-                             replies are not supported yet (only functions without results \
-                             are sent to the group)",
-                            function.id
-                        );
-                    }
                     if let Some(param) = function.unsendable_param() {
                         bail!(
                             "cannot satisfy import `{}`: parameter `{param}` cannot travel \
                              over the network",
                             function.id
                         );
+                    }
+                    if !function.results.is_empty() {
+                        if !function.results.iter().all(world::sendable) {
+                            bail!(
+                                "cannot satisfy import `{}`: its result cannot travel over \
+                                 the network",
+                                function.id
+                            );
+                        }
+                        let function = Arc::new(function.clone());
+                        instance
+                            .func_new(
+                                &function.name.clone(),
+                                move |mut store, _ty, params, results| {
+                                    super::calls::call_with_reply(
+                                        store.data_mut(),
+                                        &function,
+                                        params,
+                                        results,
+                                    )
+                                    .map_err(wasmtime::Error::from_anyhow)
+                                },
+                            )
+                            .map_err(anyhow::Error::from)?;
+                        continue;
                     }
                     let id: Arc<str> = function.id.as_str().into();
                     instance

@@ -19,6 +19,10 @@ pub use warden::{Limits, TICK, Warden, parse_duration, parse_size};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
+
+/// The built-in default: how long a guest waits for the reply to a call (as in rot).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A host directory a guest may see, at a path of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +123,8 @@ pub struct Jail {
     pub wall_clock: bool,
     /// Memory, time and fuel.
     pub limits: Limits,
+    /// How long the guest waits for the reply to a call with a reply.
+    pub call_timeout: Duration,
     /// The function ids the guest may send; `None`: every one it imports.
     pub send: Option<Vec<String>>,
     /// The function ids of its exports that may be called, each optionally followed by
@@ -141,6 +147,7 @@ impl Jail {
             name_lookup: NameLookup::None,
             wall_clock: true,
             limits: Limits::default_for(command),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             send: None,
             serve: None,
         }
@@ -204,6 +211,11 @@ impl Jail {
         let _ = writeln!(out, "  name-lookup: {lookup}");
         let _ = writeln!(out, "  wall-clock:  {}", yes(self.wall_clock));
         let _ = writeln!(out, "  limits:      {}", self.limits.describe());
+        let _ = writeln!(
+            out,
+            "  call-timeout: {}",
+            humantime::format_duration(self.call_timeout)
+        );
         let all = |l: &Option<Vec<String>>, what: &str| match l {
             None => format!("every function it {what}"),
             Some(l) => list(l.clone()),

@@ -31,6 +31,7 @@ struct Section {
     max_memory: Option<String>,
     max_time: Option<String>,
     fuel: Option<u64>,
+    call_timeout: Option<String>,
     send: Option<Vec<String>>,
     serve: Option<Vec<String>>,
 }
@@ -69,6 +70,7 @@ struct Grants {
     /// `Some(None)`: `max-time = "off"`.
     max_time: Option<Option<Duration>>,
     fuel: Option<u64>,
+    call_timeout: Option<Duration>,
     send: Option<Vec<String>>,
     serve: Option<Vec<String>>,
 }
@@ -122,6 +124,14 @@ impl Section {
             })
             .transpose()
             .map_err(|e| format!("max-time: {e}"))?;
+        let call_timeout = self
+            .call_timeout
+            .map(|s| parse_duration(&s))
+            .transpose()
+            .map_err(|e| format!("call-timeout: {e}"))?;
+        if call_timeout.is_some_and(|t| t.is_zero()) {
+            return Err("call-timeout: must be more than 0".to_string());
+        }
         if self.fuel == Some(0) {
             return Err("fuel: must be more than 0".to_string());
         }
@@ -142,6 +152,7 @@ impl Section {
             max_memory,
             max_time,
             fuel: self.fuel,
+            call_timeout,
             send,
             serve,
         })
@@ -182,6 +193,7 @@ impl Grants {
         set(&self.wall_clock, &mut jail.wall_clock);
         set(&self.max_memory, &mut jail.limits.max_memory);
         set(&self.max_time, &mut jail.limits.max_time);
+        set(&self.call_timeout, &mut jail.call_timeout);
         if self.fuel.is_some() {
             jail.limits.fuel = self.fuel;
         }
@@ -209,6 +221,8 @@ pub struct Flags {
     pub max_time: Option<Duration>,
     /// `--fuel`.
     pub fuel: Option<u64>,
+    /// `--call-timeout`.
+    pub call_timeout: Option<Duration>,
     /// The arguments after `--`, for a WASI command.
     pub args: Option<Vec<String>>,
 }
@@ -289,6 +303,9 @@ impl Policy {
         if flags.fuel.is_some() {
             jail.limits.fuel = flags.fuel;
         }
+        if let Some(t) = flags.call_timeout {
+            jail.call_timeout = t;
+        }
         if let Some(args) = &flags.args {
             jail.args = args.clone();
         }
@@ -309,6 +326,7 @@ mod tests {
         files = ["/srv/chat:/data:rw"]
         network = ["127.0.0.1:8080"]
         max-time = "200ms"
+        call-timeout = "2s"
         send = ["dhost:chat/chat#message"]
 
         [guest.batch]
@@ -341,6 +359,7 @@ mod tests {
         let chat = policy.jail_for("chat", false);
         assert_eq!(chat.limits.max_memory, 32 << 20);
         assert_eq!(chat.limits.max_time, Some(Duration::from_millis(200)));
+        assert_eq!(chat.call_timeout, Duration::from_secs(2));
         assert_eq!(chat.env, ["LANG"]);
         assert_eq!(chat.dirs[0].guest, "/data");
         assert!(chat.dirs[0].writable);
@@ -355,6 +374,7 @@ mod tests {
         assert!(batch.env.is_empty());
         let other = policy.jail_for("other", false);
         assert_eq!(other.limits.max_time, Some(Duration::from_secs(1)));
+        assert_eq!(other.call_timeout, Duration::from_secs(5));
         assert!(other.dirs.is_empty() && other.network.is_empty());
         assert!(policy.uses_fuel());
         assert_eq!(policy.named_guests().collect::<Vec<_>>(), ["batch", "chat"]);
@@ -369,6 +389,7 @@ mod tests {
             max_memory: Some(1 << 30),
             max_time: Some(Duration::from_secs(3)),
             fuel: None,
+            call_timeout: Some(Duration::from_millis(500)),
             args: Some(vec!["x".into()]),
         };
         let policy = Policy::parse(EXAMPLE, flags).unwrap();
@@ -378,6 +399,7 @@ mod tests {
         assert_eq!(chat.network.len(), 2);
         assert_eq!(chat.limits.max_memory, 1 << 30);
         assert_eq!(chat.limits.max_time, Some(Duration::from_secs(3)));
+        assert_eq!(chat.call_timeout, Duration::from_millis(500));
         assert_eq!(chat.args, ["x"]);
     }
 

@@ -86,6 +86,14 @@ impl Warden {
         self.call_started = Some(Instant::now());
     }
 
+    /// Leaves `waited` out of the current call's time: the guest was waiting for the reply
+    /// to a call of its own, not running.
+    pub fn exclude(&mut self, waited: Duration) {
+        if let Some(started) = &mut self.call_started {
+            *started += waited;
+        }
+    }
+
     /// Marks the end of a call.
     pub fn end_call(&mut self) {
         self.call_started = None;

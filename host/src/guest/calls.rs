@@ -1,0 +1,302 @@
+//! Calls with replies, from the calling guest's side: an imported function that has
+//! results is run by one node, and the guest waits for the result.
+//!
+//! Where it goes: the node named with `dstc:node/calls.set-target` if the guest named one;
+//! otherwise this node, if one of its guests serves the function and can take the call, and
+//! otherwise a peer that announces it (in turn, when several do). A local call enters the
+//! serving guest directly; a remote one goes through the node's connection pool
+//! ([`crate::rpc::pool`]) and blocks the node's thread until the reply or the guest's
+//! call timeout. The wait does not count against the caller's CPU time limit.
+//!
+//! Every failure becomes a [`CallFailure`], handed to the guest as an error value when the
+//! function's result type can carry it ([`failure_value`]) and as a trap otherwise.
+
+use super::state::GuestState;
+use super::wasm::LocalServer;
+use super::world::Function;
+use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::value;
+use anyhow::anyhow;
+use ciborium::Value;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
+use std::time::Instant;
+use wasmtime::component::{Type, Val};
+
+/// A peer, as calls with replies see it: where it takes calls and what it serves.
+#[derive(Debug, Clone)]
+pub struct PeerEntry {
+    /// Its TCP address, if it announced one.
+    pub tcp: Option<SocketAddr>,
+    /// The function ids it serves.
+    pub functions: HashSet<String>,
+}
+
+/// What every guest of a node shares to make calls with replies.
+#[derive(Debug)]
+pub struct Calls {
+    node_name: String,
+    /// The functions this node's guests serve, set once every guest is loaded.
+    local: OnceLock<HashMap<String, Vec<LocalServer>>>,
+    /// The peers, by name, kept up to date by the node as announcements come and go.
+    peers: RwLock<HashMap<String, PeerEntry>>,
+    pool: Option<PoolHandle>,
+    /// Set when a local call trapped, for the node to restart the guest.
+    trapped: AtomicBool,
+    /// Turns among the peers that serve the same function.
+    turn: AtomicUsize,
+}
+
+impl std::fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalServer({})", self.guest())
+    }
+}
+
+impl Calls {
+    /// The calls of node `node_name`, going out through `pool` (none: this node has no
+    /// network, and serves calls with replies only locally).
+    pub fn new(node_name: &str, pool: Option<PoolHandle>) -> Self {
+        Calls {
+            node_name: node_name.to_string(),
+            local: OnceLock::new(),
+            peers: RwLock::default(),
+            pool,
+            trapped: AtomicBool::new(false),
+            turn: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets the functions this node's guests serve (once, after loading them).
+    pub fn set_local(&self, local: HashMap<String, Vec<LocalServer>>) {
+        let _ = self.local.set(local);
+    }
+
+    /// Replaces what is known of the peers.
+    pub fn set_peers(&self, peers: HashMap<String, PeerEntry>) {
+        *self.peers.write().unwrap_or_else(PoisonError::into_inner) = peers;
+    }
+
+    /// Whether a local call trapped since the last time (the node then looks for it).
+    pub fn take_trapped(&self) -> bool {
+        self.trapped.swap(false, Ordering::Relaxed)
+    }
+
+    fn local_servers(&self, function: &str) -> &[LocalServer] {
+        self.local
+            .get()
+            .and_then(|l| l.get(function))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Runs `function` on the first local guest that serves it and can take the call.
+    fn call_local(&self, function: &str, args: Vec<Value>) -> Option<Outcome> {
+        let servers = self.local_servers(function);
+        let server = servers
+            .iter()
+            .find(|s| s.is_available() && s.admits(&self.node_name))
+            .or_else(|| servers.first())?;
+        if !server.admits(&self.node_name) {
+            return Some(Err(CallFailure::new(
+                FailureKind::Refused,
+                format!(
+                    "the jail of guest {} does not let node {} call {function} (its `serve` list)",
+                    server.guest(),
+                    self.node_name
+                ),
+            )));
+        }
+        let outcome = server.call(args);
+        if matches!(&outcome, Err(f) if f.kind == FailureKind::Trapped) {
+            self.trapped.store(true, Ordering::Relaxed);
+        }
+        Some(outcome)
+    }
+
+    /// Whether a local guest serves `function` and can take a call now.
+    fn local_available(&self, function: &str) -> bool {
+        self.local_servers(function)
+            .iter()
+            .any(|s| s.is_available() && s.admits(&self.node_name))
+    }
+
+    /// The peer to send `function` to: `target` if named, else one that serves it.
+    fn choose_peer(
+        &self,
+        function: &str,
+        target: Option<&str>,
+    ) -> Result<(String, SocketAddr), CallFailure> {
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        let (name, entry) = match target {
+            Some(name) => {
+                let entry = peers.get(name).ok_or_else(|| {
+                    CallFailure::new(
+                        FailureKind::NoServer,
+                        format!("no node named {name} is on the group"),
+                    )
+                })?;
+                if !entry.functions.contains(function) {
+                    return Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        format!("node {name} does not serve {function}"),
+                    ));
+                }
+                (name.to_string(), entry)
+            }
+            None => {
+                let mut serving: Vec<(&String, &PeerEntry)> = peers
+                    .iter()
+                    .filter(|(_, p)| p.functions.contains(function) && p.tcp.is_some())
+                    .collect();
+                if serving.is_empty() {
+                    return Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        format!("no node on the group serves {function}"),
+                    ));
+                }
+                serving.sort_by(|a, b| a.0.cmp(b.0));
+                let turn = self.turn.fetch_add(1, Ordering::Relaxed) % serving.len();
+                let (name, entry) = serving[turn];
+                (name.clone(), entry)
+            }
+        };
+        let tcp = entry.tcp.ok_or_else(|| {
+            CallFailure::new(
+                FailureKind::NoServer,
+                format!("node {name} takes no calls with replies (it announced no TCP port)"),
+            )
+        })?;
+        Ok((name, tcp))
+    }
+}
+
+/// The proxy of an imported function with results: runs it on one node and hands the
+/// guest the result, or the failure as the rule in the module doc says.
+pub fn call_with_reply(
+    state: &mut GuestState,
+    function: &Function,
+    params: &[Val],
+    results: &mut [Val],
+) -> anyhow::Result<()> {
+    let outcome = route(state, function, params);
+    let result_ty = function
+        .results
+        .first()
+        .ok_or_else(|| anyhow!("{} has no result", function.id))?;
+    let outcome = outcome.and_then(|value| {
+        value::from_cbor(value, result_ty).map_err(|e| {
+            CallFailure::new(
+                FailureKind::BadArguments,
+                format!(
+                    "the result of {} does not fit this guest's type: {e}",
+                    function.id
+                ),
+            )
+        })
+    });
+    let value = match outcome {
+        Ok(value) => value,
+        Err(failure) => {
+            tracing::debug!(guest = %state.setup.name, "call to {} failed: {failure}", function.id);
+            failure_value(result_ty, &failure)
+                .ok_or_else(|| anyhow!("the call to {} failed: {failure}", function.id))?
+        }
+    };
+    if let Some(slot) = results.first_mut() {
+        *slot = value;
+    }
+    Ok(())
+}
+
+/// Sends the call where it should go and waits for the outcome.
+fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome {
+    let id = function.id.as_str();
+    if !state.setup.jail.may_send(id) {
+        let guest = &state.setup.name;
+        tracing::warn!("guest {guest}: refused to call {id}: not in its jail's `send` list");
+        return Err(CallFailure::new(
+            FailureKind::Refused,
+            format!("the jail of guest {guest} does not let it call {id} (its `send` list)"),
+        ));
+    }
+    let args = params
+        .iter()
+        .map(value::to_cbor)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            CallFailure::new(FailureKind::BadArguments, format!("cannot send {id}: {e}"))
+        })?;
+    let calls = state.setup.calls.clone();
+    let target = state.target.clone();
+    let started = Instant::now();
+    let outcome = match target.as_deref() {
+        Some(name) if name == calls.node_name => calls.call_local(id, args).unwrap_or_else(|| {
+            Err(CallFailure::new(
+                FailureKind::NoServer,
+                format!("this node ({name}) does not serve {id}"),
+            ))
+        }),
+        None if calls.local_available(id) => calls
+            .call_local(id, args)
+            .unwrap_or_else(|| Err(CallFailure::new(FailureKind::NoServer, id))),
+        _ => match calls.choose_peer(id, target.as_deref()) {
+            Ok((peer, addr)) => match &calls.pool {
+                Some(pool) => {
+                    let timeout = state.setup.jail.call_timeout;
+                    pool.call(addr, &peer, id, args, true, timeout)
+                }
+                None => Err(CallFailure::new(
+                    FailureKind::NoServer,
+                    "this node is not on the network",
+                )),
+            },
+            // A local guest that is busy further up the call chain is better named than
+            // "no server" when no peer can take the call either.
+            Err(_) if target.is_none() && !calls.local_servers(id).is_empty() => {
+                Err(CallFailure::new(
+                    FailureKind::Unavailable,
+                    format!(
+                        "the guest of this node that serves {id} cannot take the call now \
+                         (busy further up this call chain, restarting, or its jail refuses \
+                         this node), and no peer serves it"
+                    ),
+                ))
+            }
+            Err(e) => Err(e),
+        },
+    };
+    state.warden.exclude(started.elapsed());
+    outcome
+}
+
+/// The failure as a value of the function's result type, if the type can carry it:
+/// `result<T, string>` gets the message, and `result<T, E>` where E is a variant or enum
+/// with a case of the failure's kind (such as `dstc:node/calls.call-error`) gets that case
+/// (with the message, if the case carries a string).
+pub fn failure_value(result_ty: &Type, failure: &CallFailure) -> Option<Val> {
+    let Type::Result(result) = result_ty else {
+        return None;
+    };
+    let error = match result.err()? {
+        Type::String => Val::String(failure.to_string()),
+        Type::Variant(variant) => {
+            let case = variant
+                .cases()
+                .find(|case| case.name == failure.kind.name())?;
+            let payload = match case.ty {
+                None => None,
+                Some(Type::String) => Some(Box::new(Val::String(failure.message.clone()))),
+                Some(_) => return None,
+            };
+            Val::Variant(case.name.to_string(), payload)
+        }
+        Type::Enum(cases) => {
+            let name = cases.names().find(|n| *n == failure.kind.name())?;
+            Val::Enum(name.to_string())
+        }
+        _ => return None,
+    };
+    Some(Val::Result(Err(Some(Box::new(error)))))
+}

@@ -1,0 +1,370 @@
+//! The frames of the node's TCP port: what a connection opens with, and the hello, request
+//! and reply frames that follow, each one CBOR item behind a 4-byte big-endian length.
+//!
+//! ```text
+//! connection = magic frame*            ; both sides send the magic first
+//! magic      = d9 d9 f7 01             ; the CBOR self-describe tag 55799, then the version
+//! frame      = length:u32be cbor-item  ; at most MAX_FRAME bytes of CBOR
+//! hello      = [8, node-id, name / null]
+//! request    = [4, id, function-id, [arg*], wants-reply]
+//! reply      = [5, id, true, result]  /  [5, id, false, error-kind, message]
+//! ```
+//!
+//! The magic's first byte is not ASCII, so no text command starts with it: the mailbox text
+//! protocol shares the port. `docs/wire.md` is the reference. Every byte is hostile:
+//! decoding never panics and every failure is a [`WireError`].
+
+use crate::wire::{WireError, as_u64, encode_item, next_item};
+use ciborium::value::Value;
+use std::fmt;
+
+/// What both sides of a binary connection send first.
+pub const MAGIC: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x01];
+
+/// The largest frame (CBOR bytes after the length prefix) a connection accepts.
+pub const MAX_FRAME: usize = 1024 * 1024;
+
+const KIND_REQUEST: u64 = 4;
+const KIND_REPLY: u64 = 5;
+const KIND_HELLO: u64 = 8;
+
+/// The longest error message a reply carries; longer ones are cut.
+const MAX_MESSAGE: usize = 4096;
+
+/// One frame of a binary connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// The connecting node says who it is (for the `serve` lists of jails).
+    Hello {
+        /// Its node id.
+        node: u64,
+        /// Its name; `None` for a short-lived client such as `dhost call`.
+        name: Option<String>,
+    },
+    /// Run a function on the receiving node.
+    Request(Request),
+    /// The outcome of request `id`.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// The result (CBOR `null` for a function without results), or why it failed.
+        outcome: Result<Value, CallFailure>,
+    },
+}
+
+/// A call to one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Chosen by the caller, unique among its requests on the connection.
+    pub id: u64,
+    /// The function id.
+    pub function: String,
+    /// The arguments, one CBOR value per parameter.
+    pub args: Vec<Value>,
+    /// Whether the caller waits for a reply (a call) or not (a cast).
+    pub wants_reply: bool,
+}
+
+/// Why a call with a reply failed: the cases of `dstc:node/calls.call-error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No node serves the function.
+    NoServer,
+    /// No reply came in time.
+    Timeout,
+    /// The connection to the serving node was lost, or it left the group.
+    PeerGone,
+    /// The serving guest trapped.
+    Trapped,
+    /// The arguments do not fit the serving guest's signature.
+    BadArguments,
+    /// The serving guest's jail refuses the caller.
+    Refused,
+    /// The serving guest or node cannot take the call now.
+    Unavailable,
+}
+
+impl FailureKind {
+    /// Every kind.
+    pub const ALL: [FailureKind; 7] = [
+        FailureKind::NoServer,
+        FailureKind::Timeout,
+        FailureKind::PeerGone,
+        FailureKind::Trapped,
+        FailureKind::BadArguments,
+        FailureKind::Refused,
+        FailureKind::Unavailable,
+    ];
+
+    /// The case name in `call-error`, which is also its name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::NoServer => "no-server",
+            FailureKind::Timeout => "timeout",
+            FailureKind::PeerGone => "peer-gone",
+            FailureKind::Trapped => "trapped",
+            FailureKind::BadArguments => "bad-arguments",
+            FailureKind::Refused => "refused",
+            FailureKind::Unavailable => "unavailable",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A failed call with a reply: the kind, and a message for people.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {message}", kind.name())]
+pub struct CallFailure {
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The details.
+    pub message: String,
+}
+
+impl CallFailure {
+    /// A failure of `kind`.
+    pub fn new(kind: FailureKind, message: impl fmt::Display) -> Self {
+        CallFailure {
+            kind,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Decodes the CBOR of one frame (without its length prefix).
+pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
+    let item = next_item(&mut bytes)?;
+    if !bytes.is_empty() {
+        return Err(shape("frame", "trailing bytes after the frame"));
+    }
+    let Value::Array(fields) = item else {
+        return Err(shape("frame", "not an array"));
+    };
+    let mut fields = fields.into_iter();
+    let kind = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("frame", "no kind"))?;
+    match kind {
+        KIND_HELLO => {
+            let node = fields
+                .next()
+                .and_then(|v| as_u64(&v))
+                .ok_or_else(|| shape("hello", "no node id"))?;
+            let name = match fields.next() {
+                None | Some(Value::Null) => None,
+                Some(Value::Text(name)) if valid_name(&name) => Some(name),
+                Some(_) => return Err(shape("hello", "the name is not printable text")),
+            };
+            Ok(Frame::Hello { node, name })
+        }
+        KIND_REQUEST => {
+            let id = fields
+                .next()
+                .and_then(|v| as_u64(&v))
+                .ok_or_else(|| shape("request", "no id"))?;
+            let Some(Value::Text(function)) = fields.next() else {
+                return Err(shape("request", "no function id"));
+            };
+            let Some(Value::Array(args)) = fields.next() else {
+                return Err(shape("request", "no argument array"));
+            };
+            let Some(Value::Bool(wants_reply)) = fields.next() else {
+                return Err(shape("request", "no wants-reply flag"));
+            };
+            Ok(Frame::Request(Request {
+                id,
+                function,
+                args,
+                wants_reply,
+            }))
+        }
+        KIND_REPLY => {
+            let id = fields
+                .next()
+                .and_then(|v| as_u64(&v))
+                .ok_or_else(|| shape("reply", "no id"))?;
+            let outcome = match fields.next() {
+                Some(Value::Bool(true)) => Ok(fields.next().unwrap_or(Value::Null)),
+                Some(Value::Bool(false)) => {
+                    let kind = match fields.next() {
+                        Some(Value::Text(kind)) => FailureKind::from_name(&kind)
+                            .ok_or_else(|| shape("reply", "an unknown error kind"))?,
+                        _ => return Err(shape("reply", "no error kind")),
+                    };
+                    let Some(Value::Text(message)) = fields.next() else {
+                        return Err(shape("reply", "no error message"));
+                    };
+                    Err(CallFailure { kind, message })
+                }
+                _ => return Err(shape("reply", "no success flag")),
+            };
+            Ok(Frame::Reply { id, outcome })
+        }
+        other => Err(WireError::Shape {
+            what: "frame",
+            why: format!("unknown kind {other}"),
+        }),
+    }
+}
+
+fn shape(what: &'static str, why: &str) -> WireError {
+    WireError::Shape {
+        what,
+        why: why.to_string(),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= crate::wire::MAX_NAME && !name.chars().any(char::is_control)
+}
+
+/// Encodes a hello.
+pub fn encode_hello(node: u64, name: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let name = name.map_or(Value::Null, |n| Value::Text(n.to_string()));
+    encode_item(
+        &Value::Array(vec![KIND_HELLO.into(), node.into(), name]),
+        &mut out,
+    );
+    out
+}
+
+/// Encodes a request.
+pub fn encode_request(id: u64, function: &str, args: &[Value], wants_reply: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(function.len() + 32);
+    out.push(0x85); // an array of 5 items
+    encode_item(&Value::Integer(KIND_REQUEST.into()), &mut out);
+    encode_item(&Value::Integer(id.into()), &mut out);
+    // The arguments are borrowed: encode them in place rather than clone them into a Value.
+    ciborium::ser::into_writer(function, &mut out).expect("CBOR encoding into a Vec does not fail");
+    ciborium::ser::into_writer(args, &mut out).expect("CBOR encoding into a Vec does not fail");
+    encode_item(&Value::Bool(wants_reply), &mut out);
+    out
+}
+
+/// Encodes a reply.
+pub fn encode_reply(id: u64, outcome: &Result<Value, CallFailure>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let frame = match outcome {
+        Ok(value) => {
+            out.push(0x84); // an array of 4 items
+            encode_item(&Value::Integer(KIND_REPLY.into()), &mut out);
+            encode_item(&Value::Integer(id.into()), &mut out);
+            encode_item(&Value::Bool(true), &mut out);
+            encode_item(value, &mut out);
+            return out;
+        }
+        Err(failure) => {
+            let mut end = failure.message.len().min(MAX_MESSAGE);
+            while !failure.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            Value::Array(vec![
+                KIND_REPLY.into(),
+                id.into(),
+                Value::Bool(false),
+                Value::Text(failure.kind.name().to_string()),
+                Value::Text(failure.message[..end].to_string()),
+            ])
+        }
+    };
+    encode_item(&frame, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let hello = encode_hello(7, Some("ann"));
+        assert_eq!(
+            decode(&hello),
+            Ok(Frame::Hello {
+                node: 7,
+                name: Some("ann".into())
+            })
+        );
+        let args = vec![Value::Text("k".into()), Value::Integer(3.into())];
+        let request = encode_request(9, "a:b/c#d", &args, true);
+        assert_eq!(
+            decode(&request),
+            Ok(Frame::Request(Request {
+                id: 9,
+                function: "a:b/c#d".into(),
+                args,
+                wants_reply: true
+            }))
+        );
+        for outcome in [
+            Ok(Value::Null),
+            Ok(Value::Text("v".into())),
+            Err(CallFailure::new(FailureKind::Trapped, "guest kv trapped")),
+        ] {
+            assert_eq!(
+                decode(&encode_reply(u64::MAX, &outcome)),
+                Ok(Frame::Reply {
+                    id: u64::MAX,
+                    outcome
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn every_failure_kind_has_a_wire_name() {
+        for kind in FailureKind::ALL {
+            assert_eq!(FailureKind::from_name(kind.name()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn long_error_messages_are_cut() {
+        let failure = CallFailure::new(FailureKind::Trapped, "é".repeat(MAX_MESSAGE));
+        let Ok(Frame::Reply {
+            outcome: Err(got), ..
+        }) = decode(&encode_reply(1, &Err(failure)))
+        else {
+            panic!("not a failed reply");
+        };
+        assert!(got.message.len() <= MAX_MESSAGE);
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_not_panics() {
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0xff],
+            vec![0x9f],                   // an unterminated array
+            vec![0x81, 0x18],             // truncated integer
+            vec![0x82, 0x04, 0x01],       // a request without a function
+            vec![0x83, 0x08, 0x01, 0x05], // a hello whose name is a number
+            vec![0x81, 0x19, 0x01, 0x00], // unknown kind 256
+            encode_reply(1, &Ok(Value::Null))
+                .into_iter()
+                .chain([0x00])
+                .collect(), // trailing bytes
+        ];
+        for bytes in cases {
+            assert!(decode(&bytes).is_err(), "{bytes:02x?}");
+        }
+        // A reply with an error kind this node does not know.
+        let mut out = Vec::new();
+        encode_item(
+            &Value::Array(vec![
+                5.into(),
+                1.into(),
+                Value::Bool(false),
+                "exploded".into(),
+                "x".into(),
+            ]),
+            &mut out,
+        );
+        assert!(decode(&out).is_err());
+    }
+}

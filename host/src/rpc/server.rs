@@ -1,0 +1,222 @@
+//! The node's TCP port: accepts connections (at most a set number at once), tells the
+//! binary protocol from a text one by the first byte, reads request frames and hands
+//! them to the event loop, and writes back the replies the event loop sends.
+//!
+//! A connection is hostile like a datagram: frames longer than [`MAX_FRAME`] close it, a
+//! frame must arrive whole within the idle timeout (so a peer sending a byte a second is
+//! cut off), and a connection over the cap is closed at once. Each case is logged (at most
+//! a few lines a second) and the node keeps serving.
+
+use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
+use super::pool::codec;
+use crate::node::{DropLog, Event};
+use futures_util::{SinkExt as _, StreamExt as _};
+use std::net::SocketAddr;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError as TrySendErrorAsync;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// How many replies may wait to be written to one connection; a peer that does not read
+/// them is disconnected.
+const REPLY_QUEUE: usize = 1024;
+
+/// The limits of the TCP port.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// The most connections open at once.
+    pub max_connections: usize,
+    /// How long a connection may stay without completing a frame.
+    pub idle: Duration,
+}
+
+/// A request from a connection, for the event loop.
+#[derive(Debug)]
+pub struct IncomingCall {
+    /// The request.
+    pub request: Request,
+    /// Who sent it.
+    pub caller: Caller,
+    /// Where the reply goes (encoded with [`frame::encode_reply`]).
+    pub reply: ReplyTo,
+}
+
+/// The node at the other end of a connection, as its hello said.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its node id (0 until it says hello).
+    pub node: u64,
+}
+
+/// The way back to a connection, usable from the event loop's thread.
+#[derive(Debug, Clone)]
+pub struct ReplyTo(mpsc::Sender<Vec<u8>>);
+
+impl ReplyTo {
+    /// Queues the reply to request `id`; fails when the connection is gone or has stopped
+    /// reading its replies.
+    pub fn send(
+        &self,
+        id: u64,
+        outcome: &Result<ciborium::Value, CallFailure>,
+    ) -> Result<(), String> {
+        self.0
+            .try_send(frame::encode_reply(id, outcome))
+            .map_err(|e| match e {
+                TrySendErrorAsync::Full(_) => {
+                    format!("the caller has not read its last {REPLY_QUEUE} replies")
+                }
+                TrySendErrorAsync::Closed(_) => "the connection is closed".to_string(),
+            })
+    }
+}
+
+/// Accepts connections on `listener` until the runtime stops.
+pub async fn serve(listener: TcpListener, events: SyncSender<Event>, limits: ServerLimits) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let drops = Arc::new(Mutex::new(DropLog::new()));
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, most likely: wait a little rather than spin.
+                log_drop(&drops, format_args!("a connection: cannot accept it: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            log_drop(
+                &drops,
+                format_args!(
+                    "a connection from {addr}: {} connections are open already (--max-connections)",
+                    limits.max_connections
+                ),
+            );
+            continue;
+        };
+        let (events, drops) = (events.clone(), drops.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(why) = connection(stream, addr, events, limits.idle).await {
+                log_drop(&drops, format_args!("the connection from {addr}: {why}"));
+            }
+        });
+    }
+}
+
+fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
+    drops
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .dropped(reason);
+}
+
+/// Serves one connection until it closes, fails or idles; the error says why it ended.
+async fn connection(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    events: SyncSender<Event>,
+    idle: Duration,
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(idle, stream.peek(&mut first)).await {
+        Err(_) => {
+            return Err(format!(
+                "it sent nothing for {}",
+                humantime::format_duration(idle)
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("cannot read: {e}")),
+        Ok(Ok(0)) => return Ok(()),
+        Ok(Ok(_)) => {}
+    }
+    if first[0] != MAGIC[0] {
+        return text_protocol(stream).await;
+    }
+    let mut magic = [0u8; 4];
+    match tokio::time::timeout(idle, stream.read_exact(&mut magic)).await {
+        Ok(Ok(_)) if magic == MAGIC => {}
+        Ok(Ok(_)) => return Err(format!("bad magic {magic:02x?} (expected {MAGIC:02x?})")),
+        Ok(Err(e)) => return Err(format!("cannot read the magic: {e}")),
+        Err(_) => return Err("the magic did not arrive in time".to_string()),
+    }
+    stream
+        .write_all(&MAGIC)
+        .await
+        .map_err(|e| format!("cannot write: {e}"))?;
+    tracing::debug!("binary connection from {addr}");
+
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(read, codec());
+    let (replies, mut outgoing) = mpsc::channel::<Vec<u8>>(REPLY_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(write, codec());
+        while let Some(reply) = outgoing.recv().await {
+            if sink.send(bytes::Bytes::from(reply)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reply_to = ReplyTo(replies);
+    let mut caller = Caller { addr, node: 0 };
+    let outcome = loop {
+        let next = match tokio::time::timeout(idle, frames.next()).await {
+            Err(_) => {
+                break Err(format!(
+                    "no complete frame for {} (idle, or too slow)",
+                    humantime::format_duration(idle)
+                ));
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(Err(e))) => break Err(format!("{e} (frames are at most {MAX_FRAME} bytes)")),
+            Ok(Some(Ok(bytes))) => bytes,
+        };
+        match frame::decode(&next) {
+            Ok(Frame::Hello { node, .. }) => caller.node = node,
+            Ok(Frame::Request(request)) => {
+                let (id, wants_reply) = (request.id, request.wants_reply);
+                let call = IncomingCall {
+                    request,
+                    caller: caller.clone(),
+                    reply: reply_to.clone(),
+                };
+                match events.try_send(Event::Call(Box::new(call))) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        let failure = CallFailure::new(
+                            FailureKind::Unavailable,
+                            "the node is overloaded: its event queue is full",
+                        );
+                        if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+                            break Err(why);
+                        }
+                    }
+                    Err(TrySendError::Disconnected(_)) => break Ok(()),
+                }
+            }
+            Ok(Frame::Reply { .. }) => break Err("it sent a reply, but asked nothing".to_string()),
+            Err(e) => break Err(format!("a malformed frame: {e}")),
+        }
+    };
+    drop(reply_to);
+    // Let the replies already queued go out (the writer ends when every sender is gone).
+    let _ = writer.await;
+    outcome
+}
+
+/// A connection that does not open with the binary magic: a text protocol.
+async fn text_protocol(mut stream: TcpStream) -> Result<(), String> {
+    stream
+        .write_all(b"ERR this port speaks the dhost binary protocol only\r\n")
+        .await
+        .map_err(|e| format!("cannot write: {e}"))?;
+    Err("it spoke text, which this node does not serve".to_string())
+}
