@@ -1,7 +1,8 @@
 //! A WASI command that calls the key-value store (`guests/kv`) with calls with replies:
 //! `dhost run kv-client.wasm -- [--node NODE] COMMAND`, COMMAND one of `put KEY VALUE`,
-//! `get KEY`, `keys`, `crash REASON` and `count`. Failures come back as error values and
-//! are printed as `error: ...`; `--node` sends the calls to the node named NODE.
+//! `get KEY`, `keys`, `crash REASON`, `count` and `bench COUNT KEY` (COUNT `get`s, one after
+//! the other, and their round-trip times). Failures come back as error values and are
+//! printed as `error: ...`; `--node` sends the calls to the node named NODE.
 
 wit_bindgen::generate!({
     world: "dhost:kv/kv-client",
@@ -13,9 +14,33 @@ wit_bindgen::generate!({
 use dhost::kv::{admin, store};
 use dstc::node::calls::{self, CallError};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-const USAGE: &str =
-    "usage: kv-client [--node NODE] put KEY VALUE | get KEY | keys | crash REASON | count";
+const USAGE: &str = "usage: kv-client [--node NODE] put KEY VALUE | get KEY | keys | \
+                     crash REASON | count | bench COUNT KEY";
+
+/// Calls `get(key)` `count` times and prints the median, 99th percentile, mean and
+/// slowest round trip.
+fn bench(count: usize, key: &str) {
+    let mut times: Vec<Duration> = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        let call = Instant::now();
+        std::hint::black_box(store::get(key));
+        times.push(call.elapsed());
+    }
+    let total = started.elapsed();
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "get x{count}: median {:.1} us, p99 {:.1} us, mean {:.1} us, max {:.1} us, {:.0} calls/s",
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        total.as_secs_f64() * 1e6 / count as f64,
+        at(1.0).as_secs_f64() * 1e6,
+        count as f64 / total.as_secs_f64()
+    );
+}
 
 /// The case name of `error`, as in the WIT, and its message.
 fn describe(error: &CallError) -> (&'static str, &str) {
@@ -44,6 +69,13 @@ fn main() -> ExitCode {
         }
         ["get", key] => println!("{}", store::get(key).as_deref().unwrap_or("(none)")),
         ["keys"] => store::keys().iter().for_each(|key| println!("{key}")),
+        ["bench", count, key] => match count.parse::<usize>() {
+            Ok(count) if count > 0 => bench(count, key),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         ["crash", reason] => match admin::crash(reason) {
             Ok(value) => println!("ok: {value}"),
             Err(message) => {
