@@ -303,11 +303,25 @@ const MAGIC: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x01];
 #[test]
 fn the_tcp_port_survives_hostile_peers() {
     let group = unique_group();
+    let policy = scratch_file(
+        "calls",
+        "serve.toml",
+        r#"[guest.kv]
+serve = ["dhost:kv/store#keys", "dhost:kv/admin#crash", "dhost:kv/store#get from ann"]
+"#,
+    );
     let node = start_node(
         "target",
         group,
         &["kv"],
-        &["--max-connections", "4", "--idle-timeout", "1s"],
+        &[
+            "--max-connections",
+            "4",
+            "--idle-timeout",
+            "1s",
+            "--jail",
+            policy.to_str().unwrap(),
+        ],
     );
     let port = tcp_port(&node);
     let serving = || call_ok(group, "target", "dhost:kv/store#keys", &[]) == "[]";

@@ -111,6 +111,14 @@ impl Membership {
         &self.functions
     }
 
+    /// Changes the function ids this node serves, and announces them at once.
+    pub fn set_functions(&mut self, functions: Vec<String>) {
+        if functions != self.functions {
+            self.functions = functions;
+            self.next_announce = Instant::now();
+        }
+    }
+
     /// Takes an announcement by node `sender` from `addr`.
     pub fn on_announce(
         &mut self,

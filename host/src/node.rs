@@ -211,6 +211,15 @@ impl std::fmt::Display for Origin {
 /// A local guest's exported function: guest index and export slot.
 type Route = (usize, usize);
 
+/// The function ids a node serves: its guests' routes and its `natives` native plugins'.
+fn served(routes: &HashMap<String, Vec<Route>>, natives: usize) -> Vec<String> {
+    let native_functions = (0..natives).flat_map(NativePlugin::functions);
+    let mut served: Vec<String> = routes.keys().cloned().chain(native_functions).collect();
+    served.sort();
+    served.dedup();
+    served
+}
+
 /// How often a guest may fail within [`RESTART_WINDOW`] and still be restarted.
 const MAX_RESTARTS: usize = 5;
 
@@ -318,10 +327,7 @@ impl Node {
             })
             .collect();
         calls.set_local(local);
-        let native_functions = (0..natives.len()).flat_map(NativePlugin::functions);
-        let mut served: Vec<String> = routes.keys().cloned().chain(native_functions).collect();
-        served.sort();
-        served.dedup();
+        let served = served(&routes, natives.len());
         Node {
             id,
             membership: Membership::new(id, name, served),
@@ -874,11 +880,22 @@ impl Node {
         }
     }
 
+    /// Unloads guest `g`: it serves nothing any more, and the node says so at once.
     fn unload(&mut self, g: usize, why: &str) {
         self.health[g].restart_at = None;
-        if let Some(guest) = self.guests[g].take() {
-            tracing::error!("guest {} unloaded: {why}", guest.name());
+        let Some(guest) = self.guests[g].take() else {
+            return;
+        };
+        guest.retire();
+        tracing::error!("guest {} unloaded: {why}", guest.name());
+        for table in [&mut self.routes, &mut self.bare_routes] {
+            for targets in table.values_mut() {
+                targets.retain(|&(target, _)| target != g);
+            }
+            table.retain(|_, targets| !targets.is_empty());
         }
+        self.membership
+            .set_functions(served(&self.routes, self._natives.len()));
     }
 
     /// Guest `g`, if it is loaded and not waiting to restart.

@@ -386,6 +386,12 @@ impl WasmGuest {
         Ok(ready)
     }
 
+    /// Marks the guest as out of service for good (it is being unloaded): other guests'
+    /// calls to it fail from now on.
+    pub fn retire(&self) {
+        self.core().broken = true;
+    }
+
     /// Replaces a trapped instance with a fresh one (state, timers and watches are lost).
     pub fn restart(&mut self) -> anyhow::Result<()> {
         let fresh = self.shared.instantiate()?;
@@ -521,7 +527,7 @@ impl LocalServer {
         if core.broken {
             return Err(CallFailure::new(
                 FailureKind::Unavailable,
-                format!("guest {name} is restarting after a trap"),
+                format!("guest {name} is restarting after a trap, or was unloaded"),
             ));
         }
         match self.shared.call(&mut core, self.slot, args) {
