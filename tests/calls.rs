@@ -77,13 +77,6 @@ fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, String)
     dhost_output(&args)
 }
 
-fn peer_names(out: &str) -> Vec<String> {
-    out.lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn calls_with_replies_between_three_nodes() {
     let group = unique_group();

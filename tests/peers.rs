@@ -7,13 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn peer_names(out: &str) -> Vec<String> {
-    out.lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn peers_come_and_go_casts_arrive_and_names_are_unique() {
     let group = unique_group();

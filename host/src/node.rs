@@ -12,7 +12,7 @@
 use crate::guest::calls::{Calls, PeerEntry};
 use crate::guest::native::{self, NativePlugin};
 use crate::guest::state::SentCall;
-use crate::guest::wasm::{CallError, WasmGuest};
+use crate::guest::wasm::{WasmGuest, into_reply};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::rpc::server::IncomingCall;
@@ -682,34 +682,20 @@ impl Node {
         let Some(guest) = self.guests[g].as_mut() else {
             return Err(CallFailure::new(FailureKind::Unavailable, "unloaded"));
         };
-        let name = guest.name().to_string();
-        match guest.call(slot, args) {
+        let outcome = guest.call(slot, args);
+        let reply = into_reply(guest.name(), outcome);
+        match reply {
             Ok(result) => {
                 Stats::bump(&self.stats.calls_delivered);
                 self.collect_sent(g);
-                result
-                    .as_ref()
-                    .map_or(Ok(Value::Null), crate::value::to_cbor)
-                    .map_err(|e| {
-                        CallFailure::new(
-                            FailureKind::BadArguments,
-                            format!("the result of guest {name} cannot be sent: {e}"),
-                        )
-                    })
+                Ok(result)
             }
-            Err(CallError::BadArguments(e)) => {
+            Err((failure, Some(trap))) => {
+                self.trapped(g, function, trap);
+                Err(failure)
+            }
+            Err((failure, None)) => {
                 Stats::bump(&self.stats.calls_dropped);
-                Err(CallFailure::new(
-                    FailureKind::BadArguments,
-                    format!("its arguments do not fit guest {name}: {e}"),
-                ))
-            }
-            Err(CallError::Trapped(e)) => {
-                let failure = CallFailure::new(
-                    FailureKind::Trapped,
-                    format!("guest {name} trapped: {}", e.root_cause()),
-                );
-                self.trapped(g, function, e);
                 Err(failure)
             }
         }

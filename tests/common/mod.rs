@@ -287,3 +287,12 @@ pub fn chat_lines(text: &str) -> Vec<String> {
         .filter(|l| l.starts_with('['))
         .collect()
 }
+
+/// The node names in the output of `dhost peers` (the first word of every line but the
+/// heading).
+pub fn peer_names(out: &str) -> Vec<String> {
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}

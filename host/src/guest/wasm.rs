@@ -515,7 +515,6 @@ impl LocalServer {
     /// results). A trap leaves the guest for the node to restart.
     pub fn call(&self, args: Vec<ciborium::Value>) -> Result<ciborium::Value, CallFailure> {
         let name = self.guest();
-        let function = &self.shared.exports[self.slot].function.id;
         let Ok(mut core) = self.core.try_lock() else {
             return Err(CallFailure::new(
                 FailureKind::Unavailable,
@@ -530,28 +529,35 @@ impl LocalServer {
                 format!("guest {name} is restarting after a trap, or was unloaded"),
             ));
         }
-        match self.shared.call(&mut core, self.slot, args) {
-            Ok(result) => result
-                .as_ref()
-                .map_or(Ok(ciborium::Value::Null), value::to_cbor)
-                .map_err(|e| {
-                    CallFailure::new(
-                        FailureKind::BadArguments,
-                        format!("the result of {function} cannot be sent: {e}"),
-                    )
-                }),
-            Err(CallError::BadArguments(e)) => Err(CallFailure::new(
-                FailureKind::BadArguments,
-                format!("the arguments do not fit {function} of guest {name}: {e}"),
-            )),
-            Err(CallError::Trapped(e)) => {
-                let failure = CallFailure::new(
-                    FailureKind::Trapped,
-                    format!("guest {name} trapped in {function}: {}", e.root_cause()),
-                );
-                core.unreported_trap = Some(e);
-                Err(failure)
-            }
+        into_reply(name, self.shared.call(&mut core, self.slot, args)).map_err(|(failure, trap)| {
+            core.unreported_trap = trap;
+            failure
+        })
+    }
+}
+
+/// A call's outcome as its caller receives it: the result as CBOR (`null` without
+/// results), or the failure, with the error of the trap when the guest trapped (for the
+/// node to restart it).
+pub fn into_reply(
+    guest: &str,
+    outcome: Result<Option<Val>, CallError>,
+) -> Result<ciborium::Value, (CallFailure, Option<anyhow::Error>)> {
+    match outcome {
+        Ok(result) => result
+            .as_ref()
+            .map_or(Ok(ciborium::Value::Null), value::to_cbor)
+            .map_err(|e| {
+                let why = format!("the result of guest {guest} cannot be sent: {e}");
+                (CallFailure::new(FailureKind::BadArguments, why), None)
+            }),
+        Err(CallError::BadArguments(e)) => {
+            let why = format!("its arguments do not fit guest {guest}: {e}");
+            Err((CallFailure::new(FailureKind::BadArguments, why), None))
+        }
+        Err(CallError::Trapped(e)) => {
+            let why = format!("guest {guest} trapped: {}", e.root_cause());
+            Err((CallFailure::new(FailureKind::Trapped, why), Some(e)))
         }
     }
 }
