@@ -60,6 +60,11 @@ pub enum Command {
     /// Options go before NODE: every word after FUNCTION-ID is an argument.
     Call(CallArgs),
 
+    /// Serve mailboxes on a TCP port of their own (what `dipc` does), or stop such a server
+    /// (what `dipcrm` does).
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+
     /// Send a call to every node that serves FUNCTION-ID (or to one with --node), without
     /// waiting for it to run.
     ///
@@ -67,6 +72,128 @@ pub enum Command {
     /// the function's WIT signature: `dhost cast dhost:chat/chat#message '"ann"' '"hi"'`.
     /// Options go before FUNCTION-ID: every word after it is an argument.
     Cast(CastArgs),
+}
+
+/// `dhost mailbox ...`.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Serve MAILBOXES mailboxes of SIZE KiB on PORT, with writes of at most PACKET KiB,
+    /// over the text protocol (docs/mailboxes.md). In the foreground until Ctrl-C, or in the
+    /// background with --daemon (then it is `dipc`).
+    Serve(MailboxServeArgs),
+    /// Stop the background server on PORT (then it is `dipcrm`).
+    Stop(MailboxStopArgs),
+}
+
+/// The arguments of `dipc` and `dhost mailbox serve`.
+#[derive(Debug, Args)]
+pub struct MailboxServeArgs {
+    /// The number of mailboxes (numbered from 0).
+    #[arg(value_name = "MAILBOXES")]
+    pub count: u64,
+
+    /// The size of one mailbox, in KiB.
+    #[arg(value_name = "SIZE")]
+    pub size_kib: u64,
+
+    /// The TCP port to serve on.
+    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// The most data one write may carry, in KiB (at most SIZE).
+    #[arg(value_name = "PACKET")]
+    pub packet_kib: u64,
+
+    /// Go to the background once the port accepts connections, logging to
+    /// STATE-DIR/dipc-PORT.log, with the pid in STATE-DIR/dipc-PORT.pid.
+    #[arg(long)]
+    pub daemon: bool,
+
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value_t = crate::mailbox::daemon::default_bind())]
+    pub bind: std::net::IpAddr,
+
+    /// How long a command waits for a mailbox's lock before it gets a timeout error.
+    #[arg(long, value_name = "DURATION", default_value = "5s",
+          value_parser = crate::jail::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+
+    /// The most connections open at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// How long a connection may stay without sending a command.
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = crate::jail::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The arguments of `dipcrm` and `dhost mailbox stop`.
+#[derive(Debug, Args)]
+pub struct MailboxStopArgs {
+    /// The port of the server to stop.
+    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where background mailbox servers keep their pid and log files.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state directory [env: DHOST_STATE_DIR] [default: ~/.local/state/dhost].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl MailboxServeArgs {
+    /// Checks the arguments and starts the server.
+    pub fn run(self) -> anyhow::Result<()> {
+        let mut config =
+            crate::mailbox::MailboxConfig::new(self.count, self.size_kib, self.packet_kib)?;
+        config.lock_timeout = self.lock_timeout;
+        crate::mailbox::daemon::start(crate::mailbox::daemon::ServerOptions {
+            config,
+            addr: std::net::SocketAddr::new(self.bind, self.port),
+            limits: crate::rpc::server::ServerLimits {
+                max_connections: self.max_connections as usize,
+                idle: self.idle_timeout,
+            },
+            state_dir: crate::mailbox::daemon::state_dir(self.state.state_dir),
+            daemon: self.daemon,
+        })
+    }
+}
+
+impl MailboxStopArgs {
+    /// Stops the server.
+    pub fn run(self) -> anyhow::Result<()> {
+        crate::mailbox::daemon::stop(
+            &crate::mailbox::daemon::state_dir(self.state.state_dir),
+            self.port,
+        )
+    }
+}
+
+/// `dipc MAILBOXES SIZE PORT PACKET`: starts a mailbox server in the background.
+#[derive(Debug, Parser)]
+#[command(name = "dipc", version)]
+pub struct DipcCli {
+    #[command(flatten)]
+    pub serve: MailboxServeArgs,
+}
+
+/// `dipcrm PORT`: stops the mailbox server on PORT.
+#[derive(Debug, Parser)]
+#[command(name = "dipcrm", version)]
+pub struct DipcrmCli {
+    #[command(flatten)]
+    pub stop: MailboxStopArgs,
 }
 
 /// Options of `dhost call`.
@@ -159,6 +286,9 @@ pub struct RunArgs {
     pub tcp: TcpArgs,
 
     #[command(flatten)]
+    pub mailboxes: NodeMailboxArgs,
+
+    #[command(flatten)]
     pub jail: JailArgs,
 
     #[command(flatten)]
@@ -188,6 +318,35 @@ pub struct TcpArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s",
           value_parser = crate::jail::parse_duration)]
     pub idle_timeout: std::time::Duration,
+}
+
+/// Mailboxes a node serves on its TCP port, beside its guests.
+#[derive(Debug, Args)]
+pub struct NodeMailboxArgs {
+    /// Serve this many mailboxes on the node's TCP port (text protocol, docs/mailboxes.md).
+    #[arg(long, value_name = "K", requires = "mailbox_size")]
+    pub mailboxes: Option<u64>,
+
+    /// The size of one mailbox, in KiB.
+    #[arg(long, value_name = "KB", requires = "mailboxes")]
+    pub mailbox_size: Option<u64>,
+
+    /// The most data one write may carry, in KiB [default: the mailbox size].
+    #[arg(long, value_name = "KB", requires = "mailboxes")]
+    pub packet_size: Option<u64>,
+}
+
+impl NodeMailboxArgs {
+    /// The mailboxes asked for, checked.
+    pub fn config(&self) -> anyhow::Result<Option<crate::mailbox::MailboxConfig>> {
+        let (Some(count), Some(size)) = (self.mailboxes, self.mailbox_size) else {
+            return Ok(None);
+        };
+        let packet = self.packet_size.unwrap_or(size);
+        Ok(Some(crate::mailbox::MailboxConfig::new(
+            count, size, packet,
+        )?))
+    }
 }
 
 /// What guests are granted and their limits (the built-in default jail unless given).
@@ -342,6 +501,17 @@ fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
     Ok(addr)
 }
 
+/// Sends logs to stderr at `level` (or what RUST_LOG says).
+pub fn init_logging_at(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
 impl Cli {
     /// Sends logs to stderr at the level -v/-q (or RUST_LOG) asks for.
     pub fn init_logging(&self) {
@@ -352,13 +522,7 @@ impl Cli {
             (false, 2) => "debug",
             _ => "trace",
         };
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-            .init();
+        init_logging_at(level);
     }
 
     /// Does what the command line says.
@@ -367,6 +531,8 @@ impl Cli {
             Command::Run(args) => crate::run::run(*args),
             Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
             Command::Peers(args) => crate::client::peers(&args).map(|()| ExitCode::SUCCESS),
+            Command::Mailbox(MailboxCommand::Serve(args)) => args.run().map(|()| ExitCode::SUCCESS),
+            Command::Mailbox(MailboxCommand::Stop(args)) => args.run().map(|()| ExitCode::SUCCESS),
             Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
             Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
         }

@@ -13,6 +13,7 @@
 //! - [`rpc`]: calls to one node over TCP: frames, the node's port, connection pools;
 //! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
+//! - [`mailbox`]: mailboxes, their text protocol, `dipc` and `dipcrm`;
 //! - [`cache`]: the on-disk cache of compiled components;
 //! - [`inspect`]: `dhost inspect`;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
@@ -23,6 +24,7 @@ pub mod client;
 pub mod guest;
 pub mod inspect;
 pub mod jail;
+pub mod mailbox;
 pub mod membership;
 pub mod net;
 pub mod node;

@@ -16,7 +16,7 @@ use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
 use crate::node::{DropLog, Event, Links, Node, Stats};
 use crate::rpc::Pool;
-use crate::rpc::server::ServerLimits;
+use crate::rpc::server::{ServerLimits, Services};
 use crate::wire;
 use anyhow::{Context as _, bail};
 use std::io::BufRead;
@@ -31,6 +31,7 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// How many events (datagrams, stdin lines) may wait for the event loop. When it falls
 /// this far behind, further datagrams are dropped and counted rather than held in memory.
@@ -51,6 +52,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_or_else(|| group.default_max_datagram(), |b| b as usize);
     let max_call = max_call(max_datagram);
 
+    let mailboxes = args
+        .mailboxes
+        .config()?
+        .map(|config| Arc::new(crate::mailbox::Mailboxes::new(config)));
     let policy = Policy::load(args.jail.file.as_deref(), args.jail.flags(&args.args))?;
     let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
     let names = guest_names(&args.guests);
@@ -202,11 +207,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     network.block_on(async {
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            tokio::spawn(crate::rpc::server::serve(
-                listener,
-                events_tx.clone(),
-                limits,
-            ));
+            let services = Services {
+                calls: Some(events_tx.clone()),
+                mailboxes,
+            };
+            let stop = CancellationToken::new();
+            tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }
         tokio::spawn(pool.run());
         receive(receiver, events_tx, done_rx, &stopping, &stats).await

@@ -1,6 +1,8 @@
-//! The node's TCP port: accepts connections (at most a set number at once), tells the
-//! binary protocol from a text one by the first byte, reads request frames and hands
-//! them to the event loop, and writes back the replies the event loop sends.
+//! The node's TCP port: accepts connections (at most a set number at once) and tells the
+//! binary protocol from the text one by the first byte. Binary connections carry calls:
+//! request frames go to the event loop and its replies are written back. Text connections
+//! speak the mailbox protocol ([`crate::mailbox::protocol`]) when the port serves
+//! mailboxes. A standalone mailbox server (`dipc`) is this same port without an event loop.
 //!
 //! A connection is hostile like a datagram: frames longer than [`MAX_FRAME`] close it, a
 //! frame must arrive whole within the idle timeout (so a peer sending a byte a second is
@@ -9,6 +11,7 @@
 
 use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
 use super::pool::codec;
+use crate::mailbox::{Mailboxes, protocol};
 use crate::node::{DropLog, Event};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
@@ -20,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError as TrySendErrorAsync;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How many replies may wait to be written to one connection; a peer that does not read
 /// them is disconnected.
@@ -77,12 +82,32 @@ impl ReplyTo {
     }
 }
 
-/// Accepts connections on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener, events: SyncSender<Event>, limits: ServerLimits) {
+/// What a port serves.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    /// Calls, handed to the node's event loop (binary connections).
+    pub calls: Option<SyncSender<Event>>,
+    /// Mailboxes (text connections).
+    pub mailboxes: Option<Arc<Mailboxes>>,
+}
+
+/// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
+/// lets every connection finish the command in progress, and returns.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    limits: ServerLimits,
+    stop: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let drops = Arc::new(Mutex::new(DropLog::new()));
+    let connections = TaskTracker::new();
     loop {
-        let (stream, addr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let (stream, addr) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, most likely: wait a little rather than spin.
@@ -99,16 +124,21 @@ pub async fn serve(listener: TcpListener, events: SyncSender<Event>, limits: Ser
                     limits.max_connections
                 ),
             );
+            // Say so to a person at a telnet prompt; a binary client sees the close.
+            let _ = stream.try_write(b"ERR too many connections\r\n");
             continue;
         };
-        let (events, drops) = (events.clone(), drops.clone());
-        tokio::spawn(async move {
+        let (services, drops, stop) = (services.clone(), drops.clone(), stop.clone());
+        connections.spawn(async move {
             let _permit = permit;
-            if let Err(why) = connection(stream, addr, events, limits.idle).await {
+            if let Err(why) = connection(stream, addr, services, limits.idle, stop).await {
                 log_drop(&drops, format_args!("the connection from {addr}: {why}"));
             }
         });
     }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
 }
 
 fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
@@ -122,8 +152,9 @@ fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
 async fn connection(
     mut stream: TcpStream,
     addr: SocketAddr,
-    events: SyncSender<Event>,
+    services: Services,
     idle: Duration,
+    stop: CancellationToken,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
@@ -139,8 +170,14 @@ async fn connection(
         Ok(Ok(_)) => {}
     }
     if first[0] != MAGIC[0] {
-        return text_protocol(stream).await;
+        return match &services.mailboxes {
+            Some(boxes) => protocol::serve(stream, boxes, idle, &stop).await,
+            None => refuse(stream, "ERR this port serves no mailboxes\r\n").await,
+        };
     }
+    let Some(events) = services.calls else {
+        return refuse(stream, "ERR this port serves mailboxes only, no calls\r\n").await;
+    };
     let mut magic = [0u8; 4];
     match tokio::time::timeout(idle, stream.read_exact(&mut magic)).await {
         Ok(Ok(_)) if magic == MAGIC => {}
@@ -212,11 +249,11 @@ async fn connection(
     outcome
 }
 
-/// A connection that does not open with the binary magic: a text protocol.
-async fn text_protocol(mut stream: TcpStream) -> Result<(), String> {
+/// Tells the client what this port does not serve, and closes.
+async fn refuse(mut stream: TcpStream, why: &str) -> Result<(), String> {
     stream
-        .write_all(b"ERR this port speaks the dhost binary protocol only\r\n")
+        .write_all(why.as_bytes())
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
-    Err("it spoke text, which this node does not serve".to_string())
+    Err(why.trim_start_matches("ERR ").trim_end().to_string())
 }
