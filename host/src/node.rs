@@ -211,10 +211,23 @@ impl std::fmt::Display for Origin {
 /// A local guest's exported function: guest index and export slot.
 type Route = (usize, usize);
 
-/// The function ids a node serves: its guests' routes and its `natives` native plugins'.
-fn served(routes: &HashMap<String, Vec<Route>>, natives: usize) -> Vec<String> {
+/// The function ids a node serves: its guests' routes, its `natives` native plugins', and
+/// the mailbox functions if it serves mailboxes.
+fn served(routes: &HashMap<String, Vec<Route>>, natives: usize, calls: &Calls) -> Vec<String> {
     let native_functions = (0..natives).flat_map(NativePlugin::functions);
-    let mut served: Vec<String> = routes.keys().cloned().chain(native_functions).collect();
+    let mailboxes = [
+        crate::mailbox::READ_FUNCTION,
+        crate::mailbox::WRITE_FUNCTION,
+    ]
+    .into_iter()
+    .filter(|_| calls.serves_mailboxes())
+    .map(str::to_string);
+    let mut served: Vec<String> = routes
+        .keys()
+        .cloned()
+        .chain(native_functions)
+        .chain(mailboxes)
+        .collect();
     served.sort();
     served.dedup();
     served
@@ -327,7 +340,7 @@ impl Node {
             })
             .collect();
         calls.set_local(local);
-        let served = served(&routes, natives.len());
+        let served = served(&routes, natives.len(), &calls);
         Node {
             id,
             membership: Membership::new(id, name, served),
@@ -881,7 +894,7 @@ impl Node {
             table.retain(|_, targets| !targets.is_empty());
         }
         self.membership
-            .set_functions(served(&self.routes, self._natives.len()));
+            .set_functions(served(&self.routes, self._natives.len(), &self.calls));
     }
 
     /// Guest `g`, if it is loaded and not waiting to restart.

@@ -68,7 +68,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let id: u64 = rand::random();
     let (pool, pool_handle) = Pool::new(usize::from(args.tcp.pool_size), id, Some(&node_name));
-    let calls = Arc::new(Calls::new(&node_name, Some(pool_handle.clone())));
+    // The network thread's runtime, made now: guests wait on it for mailbox locks.
+    let network = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let mut calls = Calls::new(&node_name, Some(pool_handle.clone()));
+    if let Some(boxes) = &mailboxes {
+        calls = calls.with_mailboxes(boxes.clone(), network.handle().clone());
+    }
+    let calls = Arc::new(calls);
     let node = NodeFacts {
         name: &node_name,
         max_call,
@@ -127,12 +136,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let stdin_wanted = stdin_wanted && !plugin_owns_stdin;
     // A lone command that neither sends nor serves has no use for the network.
+    // (Mailboxes are reached through the node's port and its peers' ports.)
     let networked = command.is_none()
         || !natives.is_empty()
         || guests.len() > 1
-        || guests
-            .iter()
-            .any(|g| g.world().sends().next().is_some() || g.world().serves().next().is_some());
+        || mailboxes.is_some()
+        || guests.iter().any(|g| {
+            let world = g.world();
+            world.sends().next().is_some()
+                || world.serves().next().is_some()
+                || world
+                    .imports
+                    .iter()
+                    .any(|i| i.name.starts_with("dstc:node/mailboxes"))
+        });
 
     let stats = Arc::new(Stats::default());
     let (receiver, sender, listener) = if networked {
@@ -196,10 +213,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the event loop thread")?;
 
-    let network = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
     let limits = ServerLimits {
         max_connections: args.tcp.max_connections as usize,
         idle: args.tcp.idle_timeout,

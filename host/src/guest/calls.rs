@@ -14,6 +14,7 @@
 use super::state::GuestState;
 use super::wasm::LocalServer;
 use super::world::Function;
+use crate::mailbox::Mailboxes;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
 use crate::value;
 use anyhow::anyhow;
@@ -21,7 +22,7 @@ use ciborium::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 use wasmtime::component::{Type, Val};
 
@@ -47,6 +48,8 @@ pub struct Calls {
     trapped: AtomicBool,
     /// Turns among the peers that serve the same function.
     turn: AtomicUsize,
+    /// This node's mailboxes, and the runtime their locks wait on.
+    mailboxes: Option<(Arc<Mailboxes>, tokio::runtime::Handle)>,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -66,6 +69,64 @@ impl Calls {
             pool,
             trapped: AtomicBool::new(false),
             turn: AtomicUsize::new(0),
+            mailboxes: None,
+        }
+    }
+
+    /// Gives guests this node's mailboxes, whose waits run on `runtime` (a runtime that
+    /// another thread drives: the node's network thread).
+    pub fn with_mailboxes(
+        mut self,
+        boxes: Arc<Mailboxes>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        self.mailboxes = Some((boxes, runtime));
+        self
+    }
+
+    /// Whether this node serves mailboxes.
+    pub fn serves_mailboxes(&self) -> bool {
+        self.mailboxes.is_some()
+    }
+
+    /// Runs a mailbox function on this node (`target` none or this node's name) or on the
+    /// peer named `target`, waiting at most `timeout` for a peer.
+    pub fn mailbox_call(
+        &self,
+        target: Option<&str>,
+        function: &str,
+        args: Vec<Value>,
+        timeout: std::time::Duration,
+    ) -> Outcome {
+        match target {
+            Some(peer) if peer != self.node_name => {
+                let (peer, addr) = self.choose_peer(function, Some(peer)).map_err(|f| {
+                    if f.message.contains("does not serve") {
+                        CallFailure::new(f.kind, format!("node {peer} serves no mailboxes"))
+                    } else {
+                        f
+                    }
+                })?;
+                match &self.pool {
+                    Some(pool) => pool.call(addr, &peer, function, args, true, timeout),
+                    None => Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        "this node is not on the network",
+                    )),
+                }
+            }
+            _ => match &self.mailboxes {
+                Some((boxes, runtime)) => {
+                    runtime.block_on(crate::mailbox::serve_call(Some(boxes), function, args))
+                }
+                None => Err(CallFailure::new(
+                    FailureKind::NoServer,
+                    format!(
+                        "this node ({}) serves no mailboxes (dhost run --mailboxes)",
+                        self.node_name
+                    ),
+                )),
+            },
         }
     }
 

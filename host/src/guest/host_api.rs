@@ -1,4 +1,5 @@
-//! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`, `calls`), as guests see
+//! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`, `calls`,
+//! `mailboxes`), as guests see
 //! them: typed bindings generated from `wit/node/node.wit`, implemented on [`GuestState`].
 //!
 //! The functions only record what the guest asked for; the node acts on it once the
@@ -21,7 +22,7 @@ mod bindings {
     });
 }
 
-use bindings::dstc::node::{calls, host, readiness, timers};
+use bindings::dstc::node::{calls, host, mailboxes, readiness, timers};
 
 /// The longest log message a guest may write; longer ones are cut.
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -32,6 +33,7 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     timers::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     readiness::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     calls::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    mailboxes::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 
@@ -113,6 +115,73 @@ impl calls::Host for GuestState {
 
     fn target(&mut self) -> wasmtime::Result<Option<String>> {
         Ok(self.target.clone())
+    }
+}
+
+impl mailboxes::Host for GuestState {
+    fn read(
+        &mut self,
+        node: Option<String>,
+        number: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, calls::CallError>> {
+        let args = vec![ciborium::Value::from(number)];
+        Ok(
+            match mailbox_call(self, node, crate::mailbox::READ_FUNCTION, args) {
+                Ok(ciborium::Value::Bytes(data)) => Ok(data),
+                Ok(_) => Err(calls::CallError::BadArguments(
+                    "the node answered a read with something other than bytes".to_string(),
+                )),
+                Err(failure) => Err(call_error(failure)),
+            },
+        )
+    }
+
+    fn write(
+        &mut self,
+        node: Option<String>,
+        number: u32,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), calls::CallError>> {
+        let args = vec![ciborium::Value::from(number), ciborium::Value::Bytes(data)];
+        Ok(
+            mailbox_call(self, node, crate::mailbox::WRITE_FUNCTION, args)
+                .map(drop)
+                .map_err(call_error),
+        )
+    }
+}
+
+/// Runs a mailbox function for the guest, leaving the wait out of its CPU time.
+fn mailbox_call(
+    state: &mut GuestState,
+    node: Option<String>,
+    function: &str,
+    args: Vec<ciborium::Value>,
+) -> crate::rpc::Outcome {
+    let started = Instant::now();
+    let calls = state.setup.calls.clone();
+    let outcome = calls.mailbox_call(
+        node.as_deref(),
+        function,
+        args,
+        state.setup.jail.call_timeout,
+    );
+    state.warden.exclude(started.elapsed());
+    outcome
+}
+
+/// A failure as the guest's `call-error`.
+fn call_error(failure: crate::rpc::CallFailure) -> calls::CallError {
+    use crate::rpc::FailureKind as K;
+    let m = failure.message;
+    match failure.kind {
+        K::NoServer => calls::CallError::NoServer(m),
+        K::Timeout => calls::CallError::Timeout(m),
+        K::PeerGone => calls::CallError::PeerGone(m),
+        K::Trapped => calls::CallError::Trapped(m),
+        K::BadArguments => calls::CallError::BadArguments(m),
+        K::Refused => calls::CallError::Refused(m),
+        K::Unavailable => calls::CallError::Unavailable(m),
     }
 }
 

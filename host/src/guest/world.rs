@@ -16,7 +16,7 @@ pub const NODE_PACKAGE: &str = "dstc:node/";
 const CLI_RUN: &str = "wasi:cli/run";
 
 /// The `dstc:node` interfaces a guest may import.
-pub const NODE_IMPORTS: [&str; 4] = ["host", "timers", "readiness", "calls"];
+pub const NODE_IMPORTS: [&str; 5] = ["host", "timers", "readiness", "calls", "mailboxes"];
 
 /// The `dstc:node` interfaces a guest may export to hear about events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -218,6 +218,25 @@ async fn connection(
         };
         match frame::decode(&next) {
             Ok(Frame::Hello { node, .. }) => caller.node = node,
+            Ok(Frame::Request(request))
+                if crate::mailbox::is_mailbox_function(&request.function) =>
+            {
+                // Served here, beside the event loop: a mailbox needs no guest.
+                let (boxes, reply_to) = (services.mailboxes.clone(), reply_to.clone());
+                tokio::spawn(async move {
+                    let Request {
+                        id,
+                        function,
+                        args,
+                        wants_reply,
+                    } = request;
+                    let outcome =
+                        crate::mailbox::serve_call(boxes.as_deref(), &function, args).await;
+                    if wants_reply {
+                        let _ = reply_to.send(id, &outcome);
+                    }
+                });
+            }
             Ok(Frame::Request(request)) => {
                 let (id, wants_reply) = (request.id, request.wants_reply);
                 let call = IncomingCall {
