@@ -20,7 +20,7 @@ mod bindings {
     });
 }
 
-pub use bindings::dstc::node::{calls, host, readiness, timers};
+pub use bindings::dstc::node::{calls, host, mailboxes, readiness, timers};
 pub use bindings::wasi::io;
 pub use host::Level;
 
@@ -49,6 +49,22 @@ pub fn cancel_timer(token: u64) -> bool {
 /// peer that announces it.
 pub fn set_target(node: Option<&str>) {
     calls::set_target(node);
+}
+
+/// The case name of a call error, as in the WIT (`no-server`, `timeout`, ...), and its
+/// message. A guest whose own bindings use `call-error` shares this type by generating
+/// them with `with: { "dstc:node/calls": dhost_guest::calls }`.
+pub fn describe(error: &calls::CallError) -> (&'static str, &str) {
+    use calls::CallError as E;
+    match error {
+        E::NoServer(m) => ("no-server", m),
+        E::Timeout(m) => ("timeout", m),
+        E::PeerGone(m) => ("peer-gone", m),
+        E::Trapped(m) => ("trapped", m),
+        E::BadArguments(m) => ("bad-arguments", m),
+        E::Refused(m) => ("refused", m),
+        E::Unavailable(m) => ("unavailable", m),
+    }
 }
 
 /// Logs at debug level with `format!` arguments.

@@ -7,12 +7,12 @@
 wit_bindgen::generate!({
     world: "dhost:kv/kv-client",
     path: ["../../wit/node", "../../wit/kv"],
-    // wit-bindgen asks for interfaces of other packages to be named: generate `calls` here.
-    with: { "dstc:node/calls": generate },
+    // The node's interfaces come from the guest SDK, with their `call-error`.
+    with: { "dstc:node/calls": dhost_guest::calls },
 });
 
 use dhost::kv::{admin, store};
-use dstc::node::calls::{self, CallError};
+use dhost_guest::{calls, describe};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -40,19 +40,6 @@ fn bench(count: usize, key: &str) {
         at(1.0).as_secs_f64() * 1e6,
         count as f64 / total.as_secs_f64()
     );
-}
-
-/// The case name of `error`, as in the WIT, and its message.
-fn describe(error: &CallError) -> (&'static str, &str) {
-    match error {
-        CallError::NoServer(m) => ("no-server", m),
-        CallError::Timeout(m) => ("timeout", m),
-        CallError::PeerGone(m) => ("peer-gone", m),
-        CallError::Trapped(m) => ("trapped", m),
-        CallError::BadArguments(m) => ("bad-arguments", m),
-        CallError::Refused(m) => ("refused", m),
-        CallError::Unavailable(m) => ("unavailable", m),
-    }
 }
 
 fn main() -> ExitCode {

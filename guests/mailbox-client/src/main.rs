@@ -6,27 +6,17 @@
 wit_bindgen::generate!({
     world: "dhost:mailbox-client/mailbox-client",
     path: ["../../wit/node", "../../wit/mailbox-client"],
-    generate_all,
+    // The node's interfaces come from the guest SDK.
+    with: {
+        "dstc:node/calls": dhost_guest::calls,
+        "dstc:node/mailboxes": dhost_guest::mailboxes,
+    },
 });
 
-use dstc::node::calls::CallError;
-use dstc::node::mailboxes;
+use dhost_guest::{describe, mailboxes};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: mailbox-client [--node NODE] (write N TEXT | read N)...";
-
-/// The case name of `error`, as in the WIT, and its message.
-fn describe(error: &CallError) -> (&'static str, &str) {
-    match error {
-        CallError::NoServer(m) => ("no-server", m),
-        CallError::Timeout(m) => ("timeout", m),
-        CallError::PeerGone(m) => ("peer-gone", m),
-        CallError::Trapped(m) => ("trapped", m),
-        CallError::BadArguments(m) => ("bad-arguments", m),
-        CallError::Refused(m) => ("refused", m),
-        CallError::Unavailable(m) => ("unavailable", m),
-    }
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
