@@ -452,3 +452,44 @@ fn the_python_client_talks_to_dipc() {
     );
     assert!(run("dipcrm", &state, &[&p]).0.success());
 }
+
+#[test]
+fn a_store_file_keeps_the_mailboxes_across_a_restart() {
+    let state = state_dir("dipc-store");
+    let store = state.join("boxes.store");
+    let _ = std::fs::remove_file(&store);
+    let port = free_port();
+    let p = port.to_string();
+    let s = store.to_str().unwrap();
+    let start = |count: &str| {
+        run(
+            "dipc",
+            &state,
+            &[count, "1", &p, "1", "--bind", "127.0.0.1", "--store", s],
+        )
+    };
+    let (status, _, err) = start("4");
+    assert!(status.success(), "{err}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr);
+    assert_eq!(c.write(2, b"survives"), "OK");
+    drop(c);
+    assert!(run("dipcrm", &state, &[&p]).0.success());
+
+    let (status, _, err) = start("4");
+    assert!(status.success(), "{err}");
+    let mut c = Client::connect(addr);
+    assert_eq!(c.read(2).unwrap(), b"survives");
+    assert_eq!(c.read(1).unwrap(), b"");
+    drop(c);
+    assert!(run("dipcrm", &state, &[&p]).0.success());
+
+    // A store made for other mailboxes is refused, before anything starts.
+    let (status, _, err) = start("5");
+    assert!(!status.success());
+    assert!(
+        err.contains("holds 4 mailboxes of 1 KiB, not 5 of 1 KiB"),
+        "{err}"
+    );
+    assert!(!state.join(format!("dipc-{port}.pid")).exists());
+}

@@ -128,6 +128,11 @@ pub struct MailboxServeArgs {
           value_parser = crate::jail::parse_duration)]
     pub idle_timeout: std::time::Duration,
 
+    /// Keep the mailboxes in FILE (memory-mapped, created if missing), so that they
+    /// survive a restart; FILE must have been made for the same MAILBOXES and SIZE.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -166,6 +171,7 @@ impl MailboxServeArgs {
             },
             state_dir: crate::mailbox::daemon::state_dir(self.state.state_dir),
             daemon: self.daemon,
+            store: self.store,
         })
     }
 }
@@ -334,18 +340,24 @@ pub struct NodeMailboxArgs {
     /// The most data one write may carry, in KiB [default: the mailbox size].
     #[arg(long, value_name = "KB", requires = "mailboxes")]
     pub packet_size: Option<u64>,
+
+    /// Keep the mailboxes in FILE (memory-mapped), so that they survive a restart.
+    #[arg(long, value_name = "FILE", requires = "mailboxes")]
+    pub mailbox_store: Option<PathBuf>,
 }
 
 impl NodeMailboxArgs {
-    /// The mailboxes asked for, checked.
-    pub fn config(&self) -> anyhow::Result<Option<crate::mailbox::MailboxConfig>> {
+    /// The mailboxes asked for, if any: checked, and opened from their store file.
+    pub fn open(&self) -> anyhow::Result<Option<crate::mailbox::Mailboxes>> {
         let (Some(count), Some(size)) = (self.mailboxes, self.mailbox_size) else {
             return Ok(None);
         };
         let packet = self.packet_size.unwrap_or(size);
-        Ok(Some(crate::mailbox::MailboxConfig::new(
-            count, size, packet,
-        )?))
+        let config = crate::mailbox::MailboxConfig::new(count, size, packet)?;
+        Ok(Some(match &self.mailbox_store {
+            Some(path) => crate::mailbox::Mailboxes::stored(config, path)?,
+            None => crate::mailbox::Mailboxes::new(config),
+        }))
     }
 }
 

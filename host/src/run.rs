@@ -52,10 +52,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_or_else(|| group.default_max_datagram(), |b| b as usize);
     let max_call = max_call(max_datagram);
 
-    let mailboxes = args
-        .mailboxes
-        .config()?
-        .map(|config| Arc::new(crate::mailbox::Mailboxes::new(config)));
+    let mailboxes = args.mailboxes.open()?.map(Arc::new);
     let policy = Policy::load(args.jail.file.as_deref(), args.jail.flags(&args.args))?;
     let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
     let names = guest_names(&args.guests);

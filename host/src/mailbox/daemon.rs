@@ -7,6 +7,8 @@
 //! returns, the port already accepting connections; the child detaches from the terminal,
 //! logs to `dipc-PORT.log` beside it and serves until SIGTERM or SIGINT, when it closes the
 //! port, lets every connection finish the command in progress, and removes its pid file.
+//! With `--store FILE` the mailboxes live in that file ([`super::store`]), opened before
+//! the fork so that a bad file is reported too.
 
 use super::{MailboxConfig, Mailboxes};
 use crate::rpc::server::{self, ServerLimits, Services};
@@ -34,6 +36,8 @@ pub struct ServerOptions {
     pub state_dir: PathBuf,
     /// Whether to go to the background.
     pub daemon: bool,
+    /// The file to keep the mailboxes in, if any.
+    pub store: Option<PathBuf>,
 }
 
 /// The state directory: `--state-dir`, else `$DHOST_STATE_DIR`, else the user's state
@@ -60,6 +64,10 @@ fn log_file(state_dir: &Path, port: u16) -> PathBuf {
 /// Starts a mailbox server as `options` say. In the foreground it returns when the server
 /// stops; as a daemon, as soon as the port accepts connections.
 pub fn start(options: ServerOptions) -> anyhow::Result<()> {
+    let boxes = Arc::new(match &options.store {
+        Some(path) => Mailboxes::stored(options.config, path)?,
+        None => Mailboxes::new(options.config),
+    });
     let listener = TcpListener::bind(options.addr)
         .with_context(|| format!("cannot listen on {}", options.addr))?;
     let port = listener.local_addr()?.port();
@@ -95,7 +103,7 @@ pub fn start(options: ServerOptions) -> anyhow::Result<()> {
             }
         }
     }
-    let outcome = serve(listener, &options);
+    let outcome = serve(listener, boxes, &options);
     if options.daemon {
         let _ = std::fs::remove_file(&pid_path);
     }
@@ -122,7 +130,11 @@ fn detach(log: &std::fs::File) -> anyhow::Result<()> {
 }
 
 /// Serves the mailboxes on `listener` until SIGTERM or SIGINT.
-fn serve(listener: TcpListener, options: &ServerOptions) -> anyhow::Result<()> {
+fn serve(
+    listener: TcpListener,
+    boxes: Arc<Mailboxes>,
+    options: &ServerOptions,
+) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -136,7 +148,7 @@ fn serve(listener: TcpListener, options: &ServerOptions) -> anyhow::Result<()> {
         let mut terminate = signal(SignalKind::terminate())?;
         let services = Services {
             calls: None,
-            mailboxes: Some(Arc::new(Mailboxes::new(options.config))),
+            mailboxes: Some(boxes.clone()),
         };
         tracing::info!(
             "serving {} on {addr} (pid {})",
@@ -156,6 +168,9 @@ fn serve(listener: TcpListener, options: &ServerOptions) -> anyhow::Result<()> {
         tracing::info!("stopping: the port is closed, connections finish their command");
         stop.cancel();
         serving.await?;
+        boxes
+            .flush()
+            .context("cannot write the mailbox store back")?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -4,6 +4,7 @@
 //! - this module: the blocks and their locks ([`Mailboxes`]), and their limits
 //!   ([`MailboxConfig`]);
 //! - [`protocol`]: the telnet-friendly text protocol (`r N`, `w N`, `q`);
+//! - [`store`]: mailboxes kept in a memory-mapped file (`--store`);
 //! - [`daemon`]: standalone mailbox servers (`dhost mailbox serve`, `dipc`) on a port of
 //!   their own (the node's port, [`crate::rpc::server`], without calls), and stopping them
 //!   (`dipcrm`).
@@ -20,6 +21,7 @@
 
 pub mod daemon;
 pub mod protocol;
+pub mod store;
 
 use crate::rpc::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;
@@ -161,20 +163,70 @@ pub enum MailboxError {
     },
 }
 
+/// The content of one mailbox: in memory, or in a slot of a store file.
+#[derive(Debug)]
+enum Content {
+    Memory(Vec<u8>),
+    Stored(store::Slot),
+}
+
+impl Content {
+    fn get(&self) -> &[u8] {
+        match self {
+            Content::Memory(data) => data,
+            Content::Stored(slot) => slot.get(),
+        }
+    }
+
+    fn set(&mut self, data: &[u8]) {
+        match self {
+            Content::Memory(content) => {
+                content.clear();
+                content.extend_from_slice(data);
+            }
+            Content::Stored(slot) => slot.set(data),
+        }
+    }
+}
+
 /// The mailboxes of one server or node.
 #[derive(Debug)]
 pub struct Mailboxes {
     config: MailboxConfig,
-    boxes: Vec<RwLock<Vec<u8>>>,
+    // (Declared before `store`, so that the slots go before the map they point into.)
+    boxes: Vec<RwLock<Content>>,
+    store: Option<store::Store>,
 }
 
 impl Mailboxes {
-    /// Empty mailboxes as `config` says (memory is taken as they fill).
+    /// Empty mailboxes as `config` says, in memory (taken as they fill).
     pub fn new(config: MailboxConfig) -> Self {
         Mailboxes {
             config,
-            boxes: (0..config.count).map(|_| RwLock::new(Vec::new())).collect(),
+            boxes: (0..config.count)
+                .map(|_| RwLock::new(Content::Memory(Vec::new())))
+                .collect(),
+            store: None,
         }
+    }
+
+    /// Mailboxes as `config` says, kept in the store file at `path` (created if missing,
+    /// with empty mailboxes; otherwise they hold what they held).
+    pub fn stored(config: MailboxConfig, path: &std::path::Path) -> anyhow::Result<Self> {
+        let (store, slots) = store::Store::open(path, &config)?;
+        Ok(Mailboxes {
+            config,
+            boxes: slots
+                .into_iter()
+                .map(|slot| RwLock::new(Content::Stored(slot)))
+                .collect(),
+            store: Some(store),
+        })
+    }
+
+    /// Writes the store file's changes back to disk (nothing without a store).
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.store.as_ref().map_or(Ok(()), store::Store::flush)
     }
 
     /// The configuration.
@@ -187,7 +239,7 @@ impl Mailboxes {
         self.config.packet.min(self.config.size)
     }
 
-    fn mailbox(&self, number: u64) -> Result<(usize, &RwLock<Vec<u8>>), MailboxError> {
+    fn mailbox(&self, number: u64) -> Result<(usize, &RwLock<Content>), MailboxError> {
         usize::try_from(number)
             .ok()
             .and_then(|n| self.boxes.get(n).map(|b| (n, b)))
@@ -212,7 +264,7 @@ impl Mailboxes {
                 number: n,
                 waited: started.elapsed(),
             })?;
-        Ok((content.clone(), started.elapsed()))
+        Ok((content.get().to_vec(), started.elapsed()))
     }
 
     /// Replaces mailbox `number`'s content with `data`; returns how long it waited.
@@ -231,8 +283,7 @@ impl Mailboxes {
                 number: n,
                 waited: started.elapsed(),
             })?;
-        content.clear();
-        content.extend_from_slice(data);
+        content.set(data);
         Ok(started.elapsed())
     }
 }
