@@ -64,12 +64,12 @@ fn log_file(state_dir: &Path, port: u16) -> PathBuf {
 /// Starts a mailbox server as `options` say. In the foreground it returns when the server
 /// stops; as a daemon, as soon as the port accepts connections.
 pub fn start(options: ServerOptions) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(options.addr)
+        .with_context(|| format!("cannot listen on {}", options.addr))?;
     let boxes = Arc::new(match &options.store {
         Some(path) => Mailboxes::stored(options.config, path)?,
         None => Mailboxes::new(options.config),
     });
-    let listener = TcpListener::bind(options.addr)
-        .with_context(|| format!("cannot listen on {}", options.addr))?;
     let port = listener.local_addr()?.port();
     let pid_path = pid_file(&options.state_dir, port);
     if options.daemon {
