@@ -291,7 +291,7 @@ fn hostile_clients_get_errors_and_the_server_keeps_serving() {
             b"r 99999999999999999999999\n",
             "ERR `99999999999999999999999` is not a mailbox number",
         ),
-        (b"w -1 3\n", "ERR `-1` is not a mailbox number"),
+        (b"w -1 3\nabc", "ERR `-1` is not a mailbox number"),
         (b"\xff\xfe\x00\n", "ERR a command line must be text"),
     ] {
         c.send(command);
@@ -492,4 +492,59 @@ fn a_store_file_keeps_the_mailboxes_across_a_restart() {
         "{err}"
     );
     assert!(!state.join(format!("dipc-{port}.pid")).exists());
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_cut_off() {
+    let state = state_dir("dipc-deaf");
+    let port = free_port();
+    let p = port.to_string();
+    let (status, _, err) = run(
+        "dipc",
+        &state,
+        &[
+            "1",
+            "1024",
+            &p,
+            "1024",
+            "--bind",
+            "127.0.0.1",
+            "--idle-timeout",
+            "1s",
+            "--max-connections",
+            "1",
+        ],
+    );
+    assert!(status.success(), "{err}");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut writer = Client::connect(addr);
+    assert_eq!(writer.write(0, &vec![b'm'; 1024 * 1024]), "OK");
+    drop(writer);
+    std::thread::sleep(Duration::from_millis(300)); // its slot is free again
+    // Asks for a mebibyte fifty times and never reads: the server's writes stall, and the
+    // one connection the server allows is taken.
+    let mut deaf = TcpStream::connect(addr).unwrap();
+    deaf.write_all(&b"r 0\n".repeat(50)).unwrap();
+    let started = Instant::now();
+    loop {
+        let mut c = Client::connect(addr);
+        c.send(b"r 9\n");
+        let line = c.line();
+        if line.starts_with("ERR no mailbox 9") {
+            break; // a slot was free: the deaf client was cut off
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deaf client kept its slot"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let started = Instant::now();
+    assert!(run("dipcrm", &state, &[&p]).0.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "dipcrm took {:?}",
+        started.elapsed()
+    );
+    drop(deaf);
 }

@@ -268,7 +268,7 @@ pub struct Node {
     /// plugins, which know no interface.
     bare_routes: HashMap<String, Vec<Route>>,
     /// The native plugins, kept so that their code stays loaded.
-    _natives: Vec<NativePlugin>,
+    natives: Vec<NativePlugin>,
     socket: Option<UdpSocket>,
     batcher: Batcher,
     frame: Vec<u8>,
@@ -349,7 +349,7 @@ impl Node {
             guests: guests.into_iter().map(Some).collect(),
             routes,
             bare_routes,
-            _natives: natives,
+            natives,
             socket,
             batcher: Batcher::new(id, max_datagram),
             frame: Vec::new(),
@@ -604,6 +604,7 @@ impl Node {
 
     /// Runs `function` on every local guest that exports it.
     fn dispatch(&mut self, function: &str, args: Vec<Value>, origin: Origin) {
+        self.restart_trapped_by_calls();
         let native = native::serves(function);
         let targets = self.local_targets(function).cloned();
         if !native && targets.is_none() {
@@ -746,6 +747,7 @@ impl Node {
     /// Runs `function` on the first local guest that serves it and admits the caller (or
     /// on the native plugin that serves it).
     fn call_with_reply(&mut self, function: &str, args: Vec<Value>, origin: Origin) -> Outcome {
+        self.restart_trapped_by_calls();
         let Some(targets) = self.local_targets(function).cloned() else {
             if native::serves(function) {
                 let outcome = native::call(function, args)
@@ -793,13 +795,16 @@ impl Node {
 
     /// Calls a guest's event hook, if it exports it.
     fn call_event(&mut self, g: usize, events: EventInterface, params: &[Val]) {
+        self.restart_trapped_by_calls();
         let Some(guest) = self.live(g) else {
             return;
         };
         if !guest.hears(events) {
             return;
         }
-        match guest.call_event(events, params) {
+        let outcome = guest.call_event(events, params);
+        self.restart_trapped_by_calls();
+        match outcome {
             Ok(()) => self.collect_sent(g),
             Err(e) => {
                 let what = format!("dstc:node/{}#{}", events.interface(), events.function());
@@ -894,7 +899,7 @@ impl Node {
             table.retain(|_, targets| !targets.is_empty());
         }
         self.membership
-            .set_functions(served(&self.routes, self._natives.len(), &self.calls));
+            .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
 
     /// Guest `g`, if it is loaded and not waiting to restart.
@@ -980,7 +985,8 @@ impl Node {
 
     /// Ends a turn: delivers the calls sent locally, then flushes the batch to the group.
     fn finish_turn(&mut self) {
-        // Guests called by other guests (calls with replies) may have sent calls too.
+        // Guests called by other guests (calls with replies) may have sent calls, or trapped.
+        self.restart_trapped_by_calls();
         for g in 0..self.guests.len() {
             self.collect_sent(g);
         }
@@ -1017,9 +1023,15 @@ impl Node {
             );
         }
         if self.membership.announce_due(now) {
-            let announce = self.announcement();
-            self.frame.clear();
-            wire::encode_announce(&announce, &mut self.frame);
+            let mut announce = self.announcement();
+            // Connection counts are a courtesy: drop them rather than not announce at all.
+            loop {
+                self.frame.clear();
+                wire::encode_announce(&announce, &mut self.frame);
+                if self.frame.len() <= self.batcher.max_frame() || announce.links.pop().is_none() {
+                    break;
+                }
+            }
             self.push_frame();
         }
         self.flush();

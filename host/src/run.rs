@@ -221,6 +221,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 calls: Some(events_tx.clone()),
                 mailboxes,
             };
+            // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }

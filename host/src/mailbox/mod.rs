@@ -21,7 +21,7 @@
 
 pub mod daemon;
 pub mod protocol;
-pub mod store;
+mod store;
 
 use crate::rpc::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;

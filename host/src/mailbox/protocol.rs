@@ -33,7 +33,7 @@ pub const MAX_COMMAND_LINE: usize = 256;
 pub const QUIET: Duration = Duration::from_millis(100);
 
 /// One command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `r N`.
     Read(u64),
@@ -41,6 +41,14 @@ pub enum Command {
     Write {
         /// The mailbox.
         number: u64,
+        /// How many bytes follow, if the client said.
+        length: Option<u64>,
+    },
+    /// `w N` or `w N LENGTH` whose N is not a mailbox number: the data that follows is
+    /// still read (and dropped) before the error reply, so that the connection stays in step.
+    BadWrite {
+        /// What is wrong.
+        reason: String,
         /// How many bytes follow, if the client said.
         length: Option<u64>,
     },
@@ -63,14 +71,29 @@ pub fn parse(line: &[u8]) -> Result<Command, String> {
     match words.as_slice() {
         [] => Ok(Command::Nothing),
         ["r", n] => Ok(Command::Read(number(n, "mailbox number")?)),
-        ["w", n] => Ok(Command::Write {
-            number: number(n, "mailbox number")?,
-            length: None,
+        ["w", n] => Ok(match number(n, "mailbox number") {
+            Ok(number) => Command::Write {
+                number,
+                length: None,
+            },
+            Err(reason) => Command::BadWrite {
+                reason,
+                length: None,
+            },
         }),
-        ["w", n, length] => Ok(Command::Write {
-            number: number(n, "mailbox number")?,
-            length: Some(number(length, "length")?),
-        }),
+        ["w", n, length] => {
+            let length = number(length, "length")?;
+            Ok(match number(n, "mailbox number") {
+                Ok(number) => Command::Write {
+                    number,
+                    length: Some(length),
+                },
+                Err(reason) => Command::BadWrite {
+                    reason,
+                    length: Some(length),
+                },
+            })
+        }
         ["q"] => Ok(Command::Quit),
         [command, ..] => {
             let mut shown: String = command.chars().take(32).collect();
@@ -225,8 +248,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Err(why) => error(&why),
             Ok(Command::Nothing) => continue,
             Ok(Command::Quit) => {
-                writer.write_all(b"BYE\r\n").await.map_err(io)?;
+                send_reply(&mut writer, b"BYE\r\n", idle, stop).await?;
                 return Ok(());
+            }
+            Ok(Command::BadWrite { reason, length }) => {
+                // Read past the data the client sends anyway, so that it stays in step.
+                let _dropped = match length {
+                    Some(length) => read_exact_or_skip(&mut reader, length, 0, idle).await,
+                    None => read_data(&mut reader, 0, idle).await,
+                }
+                .map_err(|e| format!("the data of a bad `w` did not arrive: {e}"))?;
+                error(&reason)
             }
             Ok(Command::Read(number)) => match boxes.read(number).await {
                 Ok((data, _)) => {
@@ -253,7 +285,31 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         };
-        writer.write_all(&reply).await.map_err(io)?;
+        send_reply(&mut writer, &reply, idle, stop).await?;
+    }
+}
+
+/// How long a reply may take to go out once the server is stopping.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Writes a reply within the idle timeout (a client that does not read its replies is
+/// disconnected), or, once the server is stopping, within a short grace.
+async fn send_reply<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    reply: &[u8],
+    idle: Duration,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let write = writer.write_all(reply);
+    tokio::pin!(write);
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout(idle, &mut write) => outcome,
+        () = stop.cancelled() => tokio::time::timeout(STOP_GRACE, &mut write).await,
+    };
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("it does not read its replies".to_string()),
     }
 }
 
@@ -382,7 +438,8 @@ mod tests {
             b"w 0 5000\n",
             &[b'y'; 5000],
             &[b'z'; 300],
-            b"\nr 0\n",
+            b"\nw 99999999999999999999 4\nabcdr 0\n",
+            b"w x\nignored data\nr 0\n",
         ])
         .await;
         let lines: Vec<&str> = out.split("\r\n").collect();
@@ -398,8 +455,20 @@ mod tests {
         );
         assert_eq!(lines[4], "ERR a command line is at most 256 bytes");
         assert_eq!(
-            lines[5], "OK 0",
+            lines[5],
+            "ERR `99999999999999999999` is not a mailbox number (a whole number from 0)"
+        );
+        assert_eq!(
+            lines[6], "OK 0",
             "mailbox 0 kept its (empty) content: {out}"
+        );
+        assert_eq!(
+            lines[8],
+            "ERR `x` is not a mailbox number (a whole number from 0)"
+        );
+        assert_eq!(
+            lines[9], "OK 0",
+            "the data of the bad write was skipped: {out}"
         );
     }
 

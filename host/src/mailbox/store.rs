@@ -9,8 +9,11 @@
 //! slot   = length:u64 data:[u8; size]
 //! ```
 //!
-//! A file made for another number or size of mailboxes is refused, naming both. Each slot
-//! is a region of the map of its own, reached only through its mailbox's lock.
+//! A file made for another number or size of mailboxes is refused, naming both, and so is
+//! a file another server has open (an exclusive `flock`, held while the store is open):
+//! two processes writing one slot would tear each other's writes. Each slot is a region of
+//! the map of its own, reached only through its mailbox's lock; slots are handed only to
+//! [`super::Mailboxes`], which drops them before the map.
 
 use super::MailboxConfig;
 use anyhow::{Context as _, bail};
@@ -24,13 +27,15 @@ const LENGTH: usize = 8;
 
 /// The memory map of a store file; it must outlive the [`Slot`]s made from it.
 #[derive(Debug)]
-pub struct Store {
+pub(super) struct Store {
     map: MmapMut,
+    /// The open file, which holds the lock.
+    _file: std::fs::File,
 }
 
 /// One mailbox's region of the map: its length field and its room.
 #[derive(Debug)]
-pub struct Slot {
+pub(super) struct Slot {
     ptr: *mut u8,
     size: usize,
 }
@@ -45,7 +50,7 @@ unsafe impl Sync for Slot {}
 
 impl Slot {
     /// The content.
-    pub fn get(&self) -> &[u8] {
+    pub(super) fn get(&self) -> &[u8] {
         // SAFETY: the slot is LENGTH + size bytes of a live map (see `Store::open`), and
         // the lock that lends `&self` keeps writers out.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr, LENGTH + self.size) };
@@ -57,7 +62,7 @@ impl Slot {
     }
 
     /// Replaces the content with `data` (at most the mailbox size).
-    pub fn set(&mut self, data: &[u8]) {
+    pub(super) fn set(&mut self, data: &[u8]) {
         let data = &data[..data.len().min(self.size)];
         // SAFETY: as in `get`; `&mut self` means no reader holds the slot.
         let bytes = unsafe { std::slice::from_raw_parts_mut(self.ptr, LENGTH + self.size) };
@@ -69,7 +74,7 @@ impl Slot {
 impl Store {
     /// Opens the store at `path`, creating it for `config` if it does not exist; returns it
     /// and one slot per mailbox.
-    pub fn open(path: &Path, config: &MailboxConfig) -> anyhow::Result<(Store, Vec<Slot>)> {
+    pub(super) fn open(path: &Path, config: &MailboxConfig) -> anyhow::Result<(Store, Vec<Slot>)> {
         let slot = LENGTH + config.size;
         let total = HEADER + slot * config.count;
         let file = std::fs::OpenOptions::new()
@@ -79,6 +84,14 @@ impl Store {
             .truncate(false)
             .open(path)
             .with_context(|| format!("cannot open the mailbox store {}", path.display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock takes the descriptor of a file open for the whole call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == -1 {
+            bail!(
+                "the mailbox store {} is in use by another process",
+                path.display()
+            );
+        }
         let existing = file.metadata()?.len();
         if existing == 0 {
             file.set_len(total as u64)
@@ -112,11 +125,11 @@ impl Store {
                 size: config.size,
             })
             .collect();
-        Ok((Store { map }, slots))
+        Ok((Store { map, _file: file }, slots))
     }
 
     /// Writes what changed back to the file.
-    pub fn flush(&self) -> std::io::Result<()> {
+    pub(super) fn flush(&self) -> std::io::Result<()> {
         self.map.flush()
     }
 }
@@ -167,9 +180,13 @@ mod tests {
             slots[0].set(&[7u8; 2000]);
             store.flush().unwrap();
         }
-        let (_store, slots) = Store::open(&path, &config).unwrap();
+        let (store, slots) = Store::open(&path, &config).unwrap();
         assert_eq!(slots[2].get(), b"kept");
+        let err = Store::open(&path, &config).unwrap_err().to_string();
+        assert!(err.contains("is in use by another process"), "{err}");
         assert_eq!(slots[0].get(), &[7u8; 1024][..], "cut to the mailbox size");
+        drop(slots);
+        drop(store);
         let other = MailboxConfig::new(4, 1, 1).unwrap();
         let err = Store::open(&path, &other).unwrap_err().to_string();
         assert!(

@@ -59,13 +59,13 @@ pub struct Outgoing {
 }
 
 /// How many connections the pool holds, by peer address.
-pub type Links = Arc<Mutex<HashMap<SocketAddr, usize>>>;
+pub type LinkCounts = Arc<Mutex<HashMap<SocketAddr, usize>>>;
 
 /// The callers' side of a pool: cheap to clone, usable from any thread.
 #[derive(Debug, Clone)]
 pub struct PoolHandle {
     calls: mpsc::Sender<Outgoing>,
-    links: Links,
+    links: LinkCounts,
 }
 
 impl PoolHandle {
@@ -129,7 +129,7 @@ pub struct Pool {
     calls: mpsc::Receiver<Outgoing>,
     size: usize,
     hello: Arc<[u8]>,
-    links: Links,
+    links: LinkCounts,
 }
 
 /// One connection, as the pool sees it.
@@ -150,7 +150,7 @@ impl Pool {
     /// (`None`: a short-lived client), and its handle.
     pub fn new(size: usize, node: u64, name: Option<&str>) -> (Pool, PoolHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let links = Links::default();
+        let links = LinkCounts::default();
         let pool = Pool {
             calls: rx,
             size: size.max(1),
@@ -165,6 +165,10 @@ impl Pool {
         let mut peers: HashMap<SocketAddr, Vec<Connection>> = HashMap::new();
         let mut next_id: u64 = 0;
         while let Some(call) = self.calls.recv().await {
+            if next_id.is_multiple_of(1024) {
+                // Forget the peers whose connections have all closed (peers come and go).
+                peers.retain(|_, connections| connections.iter().any(|c| !c.jobs.is_closed()));
+            }
             let connections = peers.entry(call.addr).or_default();
             connections.retain(|c| !c.jobs.is_closed());
             let least_busy = connections
@@ -232,12 +236,12 @@ impl Pool {
 
 /// Counts a connection in the pool's links while it lives.
 struct LinkGuard {
-    links: Links,
+    links: LinkCounts,
     addr: SocketAddr,
 }
 
 impl LinkGuard {
-    fn new(links: Links, addr: SocketAddr) -> Self {
+    fn new(links: LinkCounts, addr: SocketAddr) -> Self {
         *links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -290,6 +294,8 @@ impl ConnectionTask {
         let mut last_used = Instant::now();
         let why = loop {
             tokio::select! {
+                // Jobs first: a call that arrives as the connection idles out is still sent.
+                biased;
                 job = jobs.recv() => {
                     let Some(job) = job else { break "the pool closed".to_string() };
                     last_used = Instant::now();
@@ -330,7 +336,7 @@ impl ConnectionTask {
                         self.pending.remove(&id);
                         self.in_flight.fetch_sub(1, Ordering::Relaxed);
                     }
-                    if self.pending.is_empty() && last_used.elapsed() >= IDLE {
+                    if self.pending.is_empty() && jobs.is_empty() && last_used.elapsed() >= IDLE {
                         break "idle".to_string();
                     }
                 }

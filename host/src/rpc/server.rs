@@ -20,15 +20,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::error::TrySendError as TrySendErrorAsync;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How many replies may wait to be written to one connection; a peer that does not read
-/// them is disconnected.
-const REPLY_QUEUE: usize = 1024;
+/// How many bytes of replies may wait to be written to one connection; a peer that does
+/// not read them is disconnected.
+const REPLY_BYTES: usize = 4 << 20;
+
+/// How many mailbox requests one connection may have in flight; further ones wait.
+const MAILBOX_IN_FLIGHT: usize = 16;
+
+/// How long a connection may take to finish once the port is closing.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// The limits of the TCP port.
 #[derive(Debug, Clone, Copy)]
@@ -61,24 +66,45 @@ pub struct Caller {
 
 /// The way back to a connection, usable from the event loop's thread.
 #[derive(Debug, Clone)]
-pub struct ReplyTo(mpsc::Sender<Vec<u8>>);
+pub struct ReplyTo {
+    queue: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    /// The bytes that may still be queued ([`REPLY_BYTES`] in all).
+    budget: Arc<Semaphore>,
+    /// Cancelled to close the connection (its peer does not read its replies).
+    closing: CancellationToken,
+}
 
 impl ReplyTo {
-    /// Queues the reply to request `id`; fails when the connection is gone or has stopped
-    /// reading its replies.
+    /// Queues the reply to request `id`; fails, and closes the connection, when its peer
+    /// has stopped reading its replies. A result too large for a frame is replied to with
+    /// an error instead.
     pub fn send(
         &self,
         id: u64,
         outcome: &Result<ciborium::Value, CallFailure>,
     ) -> Result<(), String> {
-        self.0
-            .try_send(frame::encode_reply(id, outcome))
-            .map_err(|e| match e {
-                TrySendErrorAsync::Full(_) => {
-                    format!("the caller has not read its last {REPLY_QUEUE} replies")
-                }
-                TrySendErrorAsync::Closed(_) => "the connection is closed".to_string(),
-            })
+        let mut reply = frame::encode_reply(id, outcome);
+        if reply.len() > MAX_FRAME {
+            let failure = CallFailure::new(
+                FailureKind::BadArguments,
+                format!(
+                    "the result takes {} bytes, more than a frame carries ({MAX_FRAME})",
+                    reply.len()
+                ),
+            );
+            reply = frame::encode_reply(id, &Err(failure));
+        }
+        let bytes = u32::try_from(reply.len()).unwrap_or(u32::MAX);
+        let Ok(permit) = self.budget.clone().try_acquire_many_owned(bytes) else {
+            self.closing.cancel();
+            return Err(format!(
+                "the caller has not read {} MiB of replies: disconnected",
+                REPLY_BYTES >> 20
+            ));
+        };
+        self.queue
+            .send((reply, permit))
+            .map_err(|_| "the connection is closed".to_string())
     }
 }
 
@@ -193,19 +219,34 @@ async fn connection(
 
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, codec());
-    let (replies, mut outgoing) = mpsc::channel::<Vec<u8>>(REPLY_QUEUE);
-    let writer = tokio::spawn(async move {
+    let (replies, mut outgoing) = mpsc::unbounded_channel();
+    let closing = CancellationToken::new();
+    let reply_to = ReplyTo {
+        queue: replies,
+        budget: Arc::new(Semaphore::new(REPLY_BYTES)),
+        closing: closing.clone(),
+    };
+    let writer_closing = closing.clone();
+    let mut writer = tokio::spawn(async move {
         let mut sink = FramedWrite::new(write, codec());
-        while let Some(reply) = outgoing.recv().await {
-            if sink.send(bytes::Bytes::from(reply)).await.is_err() {
+        while let Some((reply, _permit)) = outgoing.recv().await {
+            let sent = tokio::time::timeout(idle, sink.send(bytes::Bytes::from(reply))).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                writer_closing.cancel();
                 break;
             }
         }
     });
-    let reply_to = ReplyTo(replies);
+    let mailbox_permits = Arc::new(Semaphore::new(MAILBOX_IN_FLIGHT));
     let mut caller = Caller { addr, node: 0 };
     let outcome = loop {
-        let next = match tokio::time::timeout(idle, frames.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, frames.next()) => next,
+            () = closing.cancelled() => {
+                break Err("it does not read its replies".to_string());
+            }
+        };
+        let next = match next {
             Err(_) => {
                 break Err(format!(
                     "no complete frame for {} (idle, or too slow)",
@@ -221,9 +262,14 @@ async fn connection(
             Ok(Frame::Request(request))
                 if crate::mailbox::is_mailbox_function(&request.function) =>
             {
-                // Served here, beside the event loop: a mailbox needs no guest.
+                // Served here, beside the event loop (a mailbox needs no guest), a few at a
+                // time per connection.
+                let Ok(permit) = mailbox_permits.clone().acquire_owned().await else {
+                    break Ok(());
+                };
                 let (boxes, reply_to) = (services.mailboxes.clone(), reply_to.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let Request {
                         id,
                         function,
@@ -263,8 +309,14 @@ async fn connection(
         }
     };
     drop(reply_to);
-    // Let the replies already queued go out (the writer ends when every sender is gone).
-    let _ = writer.await;
+    // Let the replies already queued go out (the writer ends when every sender is gone:
+    // calls still queued for the event loop hold one), for a while at most.
+    if tokio::time::timeout(idle.min(CLOSING_GRACE * 5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     outcome
 }
 
