@@ -89,6 +89,8 @@ pub struct Dhost {
     stdin: Option<ChildStdin>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads that collect stdout and stderr, until the pipes close.
+    collectors: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// The `dhost` command with the test's cache, ready for arguments.
@@ -101,18 +103,15 @@ pub fn dhost_command() -> Command {
     cmd
 }
 
-/// Runs `dhost ARGS` to its end; returns its status, stdout and stderr.
+/// Runs `dhost ARGS` to its end; returns its status, stdout and stderr. A run that has not
+/// ended after [`PATIENCE`] is killed and fails the test (a hung test never hangs CI).
 pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
-    let out = dhost_command()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("dhost runs");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut cmd = dhost_command();
+    cmd.args(args).stdin(Stdio::null());
+    let mut run = Dhost::spawn(cmd);
+    run.stdin.take();
+    let status = run.wait_exit();
+    (status, run.stdout(), run.stderr())
 }
 
 /// `--group GROUP --iface 127.0.0.1 --ttl 0`: the group, on loopback only.
@@ -155,7 +154,10 @@ pub fn client_output(
     dhost_output(&all)
 }
 
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -167,7 +169,7 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
                     .push_str(&String::from_utf8_lossy(&buf[..n])),
             }
         }
-    });
+    })
 }
 
 impl Dhost {
@@ -187,13 +189,16 @@ impl Dhost {
             .spawn()
             .expect("dhost starts");
         let (stdout, stderr) = (Arc::default(), Arc::default());
-        collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
-        collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        let collectors = vec![
+            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
         Dhost {
             stdin: child.stdin.take(),
             child,
             stdout,
             stderr,
+            collectors,
         }
     }
 
@@ -254,8 +259,10 @@ impl Dhost {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait works") {
-                // Let the collector threads drain the pipes.
-                std::thread::sleep(Duration::from_millis(50));
+                // Everything it printed is collected once the pipes close.
+                for collector in self.collectors.drain(..) {
+                    let _ = collector.join();
+                }
                 return status;
             }
             if start.elapsed() > PATIENCE {
