@@ -92,6 +92,23 @@ fn state_dir(tag: &str) -> PathBuf {
     scratch_dir(tag)
 }
 
+/// Starts `dipc MAILBOXES SIZE PORT PACKET EXTRA...` on a free port of 127.0.0.1, with a
+/// state directory of its own (`tag`); returns the directory, the port and its address.
+fn start_dipc(
+    tag: &str,
+    [mailboxes, size, packet]: [&str; 3],
+    extra: &[&str],
+) -> (PathBuf, String, SocketAddr) {
+    let state = state_dir(tag);
+    let port = free_port().to_string();
+    let mut args = vec![mailboxes, size, &port, packet, "--bind", "127.0.0.1"];
+    args.extend(extra);
+    let (status, _, err) = run("dipc", &state, &args);
+    assert!(status.success(), "{err}");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    (state, port, addr)
+}
+
 #[test]
 fn dipc_and_dipcrm_as_the_assignment_uses_them() {
     let state = state_dir("dipc");
@@ -218,12 +235,7 @@ fn is_whole(data: &[u8]) -> bool {
 
 #[test]
 fn many_clients_at_once_see_only_whole_writes_and_never_wait_forever() {
-    let state = state_dir("dipc-load");
-    let port = free_port();
-    let p = port.to_string();
-    let (status, _, err) = run("dipc", &state, &["4", "1", &p, "1", "--bind", "127.0.0.1"]);
-    assert!(status.success(), "{err}");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (state, p, addr) = start_dipc("dipc-load", ["4", "1", "1"], &[]);
     let until = Instant::now() + Duration::from_secs(4);
     let clients: Vec<_> = (0..64)
         .map(|id| {
@@ -275,12 +287,7 @@ fn many_clients_at_once_see_only_whole_writes_and_never_wait_forever() {
 
 #[test]
 fn hostile_clients_get_errors_and_the_server_keeps_serving() {
-    let state = state_dir("dipc-hostile");
-    let port = free_port();
-    let p = port.to_string();
-    let (status, _, err) = run("dipc", &state, &["4", "1", &p, "1", "--bind", "127.0.0.1"]);
-    assert!(status.success(), "{err}");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (state, p, addr) = start_dipc("dipc-hostile", ["4", "1", "1"], &[]);
     let mut c = Client::connect(addr);
     assert_eq!(c.write(1, b"before"), "OK");
     for (command, want) in [
@@ -426,11 +433,7 @@ fn the_python_client_talks_to_dipc() {
         eprintln!("no python3 here: the Python client is not tested");
         return;
     }
-    let state = state_dir("dipc-python");
-    let port = free_port();
-    let p = port.to_string();
-    let (status, _, err) = run("dipc", &state, &["4", "1", &p, "1", "--bind", "127.0.0.1"]);
-    assert!(status.success(), "{err}");
+    let (state, p, _) = start_dipc("dipc-python", ["4", "1", "1"], &[]);
     let mut client = Command::new("python3")
         .arg(root().join("scripts/dipc_client.py"))
         .arg(&p)
@@ -496,27 +499,11 @@ fn a_store_file_keeps_the_mailboxes_across_a_restart() {
 
 #[test]
 fn a_client_that_does_not_read_its_replies_is_cut_off() {
-    let state = state_dir("dipc-deaf");
-    let port = free_port();
-    let p = port.to_string();
-    let (status, _, err) = run(
-        "dipc",
-        &state,
-        &[
-            "1",
-            "1024",
-            &p,
-            "1024",
-            "--bind",
-            "127.0.0.1",
-            "--idle-timeout",
-            "1s",
-            "--max-connections",
-            "1",
-        ],
+    let (state, p, addr) = start_dipc(
+        "dipc-deaf",
+        ["1", "1024", "1024"],
+        &["--idle-timeout", "1s", "--max-connections", "1"],
     );
-    assert!(status.success(), "{err}");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut writer = Client::connect(addr);
     assert_eq!(writer.write(0, &vec![b'm'; 1024 * 1024]), "OK");
     drop(writer);

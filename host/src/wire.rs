@@ -226,14 +226,7 @@ fn decode_frame(item: Value) -> Result<Frame, WireError> {
         what,
         why: why.to_string(),
     };
-    let Value::Array(fields) = item else {
-        return Err(shape("frame", "not an array"));
-    };
-    let mut fields = fields.into_iter();
-    let kind = fields
-        .next()
-        .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("frame", "no kind"))?;
+    let (kind, mut fields) = kind_and_fields(item)?;
     let seq = fields
         .next()
         .and_then(|v| as_u64(&v))
@@ -360,6 +353,23 @@ pub fn encode_goodbye(seq: u64, out: &mut Vec<u8>) {
         Value::Integer(seq.into()),
     ]);
     encode_item(&frame, out);
+}
+
+/// Opens a frame, an array whose first item is its kind: returns the kind and the rest.
+pub(crate) fn kind_and_fields(item: Value) -> Result<(u64, std::vec::IntoIter<Value>), WireError> {
+    let shape = |why: &str| WireError::Shape {
+        what: "frame",
+        why: why.to_string(),
+    };
+    let Value::Array(fields) = item else {
+        return Err(shape("not an array"));
+    };
+    let mut fields = fields.into_iter();
+    let kind = fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape("no kind"))?;
+    Ok((kind, fields))
 }
 
 pub(crate) fn as_u64(value: &Value) -> Option<u64> {

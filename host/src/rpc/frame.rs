@@ -14,7 +14,7 @@
 //! protocol shares the port. `docs/wire.md` is the reference. Every byte is hostile:
 //! decoding never panics and every failure is a [`WireError`].
 
-use crate::wire::{WireError, as_u64, encode_item, next_item};
+use crate::wire::{WireError, as_u64, encode_item, kind_and_fields, next_item};
 use ciborium::value::Value;
 use std::fmt;
 
@@ -140,14 +140,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
     if !bytes.is_empty() {
         return Err(shape("frame", "trailing bytes after the frame"));
     }
-    let Value::Array(fields) = item else {
-        return Err(shape("frame", "not an array"));
-    };
-    let mut fields = fields.into_iter();
-    let kind = fields
-        .next()
-        .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("frame", "no kind"))?;
+    let (kind, mut fields) = kind_and_fields(item)?;
     match kind {
         KIND_HELLO => {
             let node = fields
