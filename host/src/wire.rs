@@ -194,14 +194,7 @@ fn decode_header(item: Value) -> Result<Header, WireError> {
         what: "header",
         why: why.to_string(),
     };
-    let Value::Array(fields) = *inner else {
-        return Err(shape("not an array"));
-    };
-    let mut fields = fields.into_iter();
-    let version = fields
-        .next()
-        .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("no version"))?;
+    let (version, mut fields) = open_array(*inner, "header", "version")?;
     if version != VERSION {
         return Err(WireError::Version(version));
     }
@@ -357,19 +350,26 @@ pub fn encode_goodbye(seq: u64, out: &mut Vec<u8>) {
 
 /// Opens a frame, an array whose first item is its kind: returns the kind and the rest.
 pub(crate) fn kind_and_fields(item: Value) -> Result<(u64, std::vec::IntoIter<Value>), WireError> {
-    let shape = |why: &str| WireError::Shape {
-        what: "frame",
-        why: why.to_string(),
-    };
+    open_array(item, "frame", "kind")
+}
+
+/// Opens `what` (a header or a frame), an array whose first item is the unsigned number
+/// `first`: returns that number and the rest.
+fn open_array(
+    item: Value,
+    what: &'static str,
+    first: &str,
+) -> Result<(u64, std::vec::IntoIter<Value>), WireError> {
+    let shape = |why: String| WireError::Shape { what, why };
     let Value::Array(fields) = item else {
-        return Err(shape("not an array"));
+        return Err(shape("not an array".to_string()));
     };
     let mut fields = fields.into_iter();
-    let kind = fields
+    let number = fields
         .next()
         .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("no kind"))?;
-    Ok((kind, fields))
+        .ok_or_else(|| shape(format!("no {first}")))?;
+    Ok((number, fields))
 }
 
 pub(crate) fn as_u64(value: &Value) -> Option<u64> {
