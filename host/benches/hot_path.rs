@@ -49,6 +49,15 @@ fn stress_guest() -> WasmGuest {
 
 const SET_VALUE: &str = "dhost:stress/sink#set-value";
 
+/// The export slot of `set-value` in the stress guest.
+fn set_value_slot(guest: &WasmGuest) -> usize {
+    guest
+        .exports()
+        .iter()
+        .position(|e| e.function.id == SET_VALUE)
+        .expect("the stress guest exports set-value")
+}
+
 #[divan::bench]
 fn encode_call_frame(bencher: divan::Bencher) {
     let body = wire::encode_call_body(SET_VALUE, &[Value::Integer(123_456.into())]);
@@ -82,7 +91,10 @@ fn decode_datagram_of_1000_calls(bencher: divan::Bencher) {
 #[divan::bench]
 fn check_arguments_against_wit(bencher: divan::Bencher) {
     let guest = stress_guest();
-    let params = guest.exports()[0].function.params.clone();
+    let params = guest.exports()[set_value_slot(&guest)]
+        .function
+        .params
+        .clone();
     bencher
         .bench_local(|| value::args_from_cbor(vec![Value::Integer(42.into())], black_box(&params)));
 }
@@ -92,9 +104,10 @@ fn check_arguments_against_wit(bencher: divan::Bencher) {
 #[divan::bench]
 fn dispatch_into_a_webassembly_guest(bencher: divan::Bencher) {
     let mut guest = stress_guest();
+    let slot = set_value_slot(&guest);
     let mut v = 0i64;
     bencher.bench_local(|| {
-        let result = guest.call(0, vec![Value::Integer(v.into())]);
+        let result = guest.call(slot, vec![Value::Integer(v.into())]);
         v += 1;
         result.is_ok()
     });

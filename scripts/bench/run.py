@@ -1,0 +1,463 @@
+"""The benchmark driver behind scripts/bench.sh: runs every figure of the bench side by side
+with its baseline, prints a table and writes target/bench/results.json.
+
+    python3 scripts/bench/run.py [--runs N] [--count N] [--quick]
+
+Figures (each the median of --runs runs, with min and max):
+
+  1. multicast throughput of 10 M ordered set-value calls, sender node to receiver node:
+     WebAssembly guests, native plugins, and raw UDP between two threads (the baseline);
+     a run that lost or reordered any call is a failure, not a figure;
+  2. round trip of a call with a reply between two nodes, beside a raw TCP ping-pong;
+  3. start-up, from `dhost run` to the first call delivered, cold and warm compile cache;
+  4. one dispatch into a WebAssembly guest in process, beside a native call (divan);
+  5. resident memory of an idle node with the chat guest, and with 100 guests.
+
+It expects the release build, the guests and the udp_stress example (bench.sh builds
+them). All traffic stays on this host: loopback, TTL 0, groups of its own. bench.sh runs it
+inside a private network namespace when it can make one.
+"""
+
+import argparse
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DHOST = os.path.join(ROOT, "target/release/dhost")
+GUESTS = os.path.join(ROOT, "target/guests")
+UDP_STRESS = os.path.join(ROOT, "target/release/examples/udp_stress")
+RATE = re.compile(
+    r"stress: (\d+) of (\d+) values in order in ([\d.]+) s \((\d+) calls/s\), (\d+) lost, (\d+) out of order"
+)
+
+
+def fresh_group():
+    return f"239.255.{random.randint(1, 250)}.{random.randint(1, 250)}:{random.randint(20000, 40000)}"
+
+
+def net_args(group):
+    return ["--group", group, "--iface", "127.0.0.1", "--ttl", "0"]
+
+
+class Process:
+    """A child process whose stdout and stderr lines are collected as they come."""
+
+    def __init__(self, args, env=None, stdin=subprocess.DEVNULL):
+        self.args = args
+        self.lines = queue.Queue()
+        self.output = []
+        self.proc = subprocess.Popen(
+            args,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            errors="replace",
+        )
+        self.readers = [
+            threading.Thread(target=self._read, args=(s,), daemon=True)
+            for s in (self.proc.stdout, self.proc.stderr)
+        ]
+        for r in self.readers:
+            r.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.output.append(line.rstrip("\n"))
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern, timeout):
+        """The first line matching `pattern` within `timeout` seconds, or None."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    return None
+                continue
+            match = re.search(pattern, line)
+            if match:
+                return match
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+
+def summary(values):
+    """Median, min and max of the runs that counted."""
+    if not values:
+        return {"median": None, "min": None, "max": None, "runs": 0}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "runs": len(values),
+    }
+
+
+def parse_rate(line):
+    m = RATE.search(line)
+    if not m:
+        return None
+    in_order, count, secs, rate, lost, reordered = m.groups()
+    return {
+        "in_order": int(in_order),
+        "count": int(count),
+        "seconds": float(secs),
+        "calls_per_second": int(rate),
+        "lost": int(lost),
+        "out_of_order": int(reordered),
+    }
+
+
+def counted(run, count):
+    """Whether a throughput run counts: every call arrived, in order."""
+    return (
+        run is not None
+        and run["in_order"] == count
+        and run["lost"] == 0
+        and run["out_of_order"] == 0
+    )
+
+
+# ---- 1. multicast throughput -------------------------------------------------------------
+
+
+def throughput_dhost(kind, runs, count, window, timeout):
+    group = fresh_group()
+    if kind == "wasm":
+        receiver_guest = os.path.join(GUESTS, "stress.wasm")
+        sender_guest = os.path.join(GUESTS, "stress-sender.wasm")
+        env_args = ["--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW"]
+    else:
+        receiver_guest = os.path.join(GUESTS, "stress_receiver.so")
+        sender_guest = os.path.join(GUESTS, "stress_sender.so")
+        env_args = []
+    env = dict(os.environ, STRESS_COUNT=str(count), STRESS_WINDOW=str(window))
+    receiver = Process(
+        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), receiver_guest]
+    )
+    results = []
+    try:
+        if not receiver.wait_for(r"ready in", 60):
+            raise RuntimeError(f"the {kind} receiver did not start: {receiver.output[-5:]}")
+        for i in range(runs):
+            sender = Process(
+                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *env_args, sender_guest],
+                env=env,
+            )
+            try:
+                m = receiver.wait_for(RATE.pattern, timeout)
+                run = parse_rate(m.group(0)) if m else None
+            finally:
+                sender.stop()
+            if run is None:
+                run = {"failed": f"no report within {timeout} s", "sender": sender.output[-5:]}
+            results.append(run)
+            progress(f"  {kind} run {i + 1}: {describe_run(run, count)}")
+    finally:
+        receiver.stop()
+    return results
+
+
+def throughput_baseline(runs, count, window, timeout):
+    results = []
+    for i in range(runs):
+        group = fresh_group()
+        try:
+            out = subprocess.run(
+                [UDP_STRESS, str(count), str(window), group, "127.0.0.1"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            run = parse_rate(out.stdout) or {"failed": out.stderr.strip()[-200:]}
+        except subprocess.TimeoutExpired:
+            run = {"failed": f"no report within {timeout} s"}
+        results.append(run)
+        progress(f"  raw UDP run {i + 1}: {describe_run(run, count)}")
+    return results
+
+
+def describe_run(run, count):
+    if "failed" in run:
+        return "FAILED: " + run["failed"]
+    verdict = "" if counted(run, count) else "  FAILED: calls lost or out of order"
+    return (
+        f"{run['calls_per_second']:,} calls/s, {run['in_order']:,} of {run['count']:,} in order, "
+        f"{run['lost']} lost{verdict}"
+    )
+
+
+# ---- 2. call with a reply ----------------------------------------------------------------
+
+
+def round_trips(runs, count):
+    group = fresh_group()
+    server = Process([DHOST, "run", "--name", "bench-server", *net_args(group), os.path.join(GUESTS, "kv.wasm")])
+    pattern = r"median ([\d.]+) us, p99 ([\d.]+) us"
+    dhost_runs, tcp_runs = [], []
+    try:
+        for _ in range(100):
+            put = subprocess.run(
+                [DHOST, "call", *net_args(group), "bench-server", "dhost:kv/store#put", '"k"', '"a value of some length"'],
+                capture_output=True,
+            )
+            if put.returncode == 0:
+                break
+            time.sleep(0.1)
+        for i in range(runs):
+            out = subprocess.run(
+                [DHOST, "run", "--name", "bench-client", *net_args(group), os.path.join(GUESTS, "kv-client.wasm"),
+                 "--", "--node", "bench-server", "bench", str(count), "k"],
+                capture_output=True, text=True, timeout=120,
+            )
+            m = re.search(pattern, out.stdout)
+            if m:
+                dhost_runs.append((float(m.group(1)), float(m.group(2))))
+            ping = subprocess.run(
+                [sys.executable, os.path.join(ROOT, "scripts/bench/tcp_ping_pong.py"), str(count)],
+                capture_output=True, text=True, timeout=120,
+            )
+            m = re.search(pattern, ping.stdout)
+            if m:
+                tcp_runs.append((float(m.group(1)), float(m.group(2))))
+            progress(f"  round trips run {i + 1}: dhost {dhost_runs[-1:]} us, TCP {tcp_runs[-1:]} us")
+    finally:
+        server.stop()
+    return dhost_runs, tcp_runs
+
+
+# ---- 3. start-up -------------------------------------------------------------------------
+
+
+def startup(runs):
+    """From spawning a sender node to its first call printed by a receiver node."""
+    group = fresh_group()
+    receiver = Process(
+        [DHOST, "run", "-v", "--name", "startup-rx", *net_args(group), os.path.join(GUESTS, "stress.wasm")]
+    )
+    cold, warm = [], []
+    env = dict(os.environ, STRESS_COUNT="1", STRESS_WINDOW="1")
+    try:
+        if not receiver.wait_for(r"ready in", 60):
+            raise RuntimeError("the start-up receiver did not start")
+        for i in range(runs):
+            cache = tempfile.mkdtemp(prefix="dhost-bench-cache-")
+            try:
+                for figures in (cold, warm):
+                    started = time.monotonic()
+                    sender = Process(
+                        [DHOST, "run", "--name", f"startup-tx-{i}-{len(figures)}", *net_args(group),
+                         "--cache-dir", cache, "--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW",
+                         os.path.join(GUESTS, "stress-sender.wasm")],
+                        env=env,
+                    )
+                    m = receiver.wait_for(r"stress: 1 of 1 values", 60)
+                    elapsed = time.monotonic() - started
+                    sender.stop()
+                    if m:
+                        figures.append(elapsed * 1000)
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+            progress(f"  start-up run {i + 1}: cold {cold[-1:]} ms, warm {warm[-1:]} ms")
+    finally:
+        receiver.stop()
+    return cold, warm
+
+
+# ---- 4. dispatch -------------------------------------------------------------------------
+
+
+DIVAN_ROW = re.compile(r"([a-z_]+)\s+([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)")
+
+
+def to_ns(value, unit):
+    return float(value) * {"ns": 1, "µs": 1e3, "us": 1e3, "ms": 1e6}[unit]
+
+
+def dispatch(runs):
+    """Median ns per call of divan's hot_path benchmarks, one divan run per run."""
+    figures = {}
+    for i in range(runs):
+        out = subprocess.run(
+            ["cargo", "bench", "--quiet", "-p", "dhost", "--bench", "hot_path"],
+            cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        )
+        for line in out.stdout.splitlines():
+            m = DIVAN_ROW.search(line)
+            if m:
+                name = m.group(1)
+                # Columns: fastest, slowest, median.
+                figures.setdefault(name, []).append(to_ns(m.group(6), m.group(7)))
+        progress(f"  dispatch run {i + 1}: {sorted((k, v[-1]) for k, v in figures.items())}")
+        if out.returncode != 0:
+            progress(out.stderr[-2000:])
+    return figures
+
+
+# ---- 5. memory ---------------------------------------------------------------------------
+
+
+def memory(runs, guests=100):
+    chat = os.path.join(GUESTS, "chat.wasm")
+    idle, many = [], []
+    folder = tempfile.mkdtemp(prefix="dhost-bench-guests-")
+    try:
+        copies = []
+        for n in range(guests):
+            path = os.path.join(folder, f"chat{n:03}.wasm")
+            os.symlink(chat, path)
+            copies.append(path)
+        for i in range(runs):
+            for figures, loaded in ((idle, [chat]), (many, copies)):
+                group = fresh_group()
+                node = Process([DHOST, "run", "-v", "--name", f"memory-{i}", *net_args(group), *loaded],
+                               stdin=subprocess.PIPE)
+                try:
+                    if node.wait_for(r"ready in", 120):
+                        time.sleep(1.0)
+                        figures.append(node.rss_kib() / 1024)
+                finally:
+                    node.stop()
+            progress(f"  memory run {i + 1}: 1 chat guest {idle[-1:]} MiB, {guests} guests {many[-1:]} MiB")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return idle, many
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+
+def progress(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def fmt(s, unit, scale=1.0, digits=0):
+    if s["median"] is None:
+        return "failed", ""
+    f = f"{{:,.{digits}f}}"
+    return (
+        f"{f.format(s['median'] * scale)} {unit}",
+        f"{f.format(s['min'] * scale)} .. {f.format(s['max'] * scale)}",
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--count", type=int, default=10_000_000, help="calls per throughput run (default 10 M)")
+    parser.add_argument("--window", type=int, default=131_072, help="calls a sender may be ahead (default 131072)")
+    parser.add_argument("--round-trips", type=int, default=5000, help="calls per round-trip run (default 5000)")
+    parser.add_argument("--skip", action="append", default=[], metavar="PART",
+                        choices=["throughput", "calls", "startup", "dispatch", "memory"],
+                        help="leave a part out (repeatable)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
+    args = parser.parse_args()
+    timeout = max(60, args.count / 50_000)
+
+    results = {"runs": args.runs, "count": args.count, "window": args.window, "figures": {}}
+    rows = []
+
+    def add(key, name, s, unit, baseline=None, scale=1.0, digits=0, higher_is_better=True):
+        results["figures"][key] = dict(s, unit=unit)
+        median, spread = fmt(s, unit, scale, digits)
+        ratio = ""
+        if baseline and baseline["median"] and s["median"]:
+            r = s["median"] / baseline["median"] if higher_is_better else baseline["median"] / s["median"]
+            ratio = f"{r:.2f}x"
+        rows.append((name, median, spread, ratio))
+
+    if "throughput" not in args.skip:
+        progress(f"throughput: {args.count:,} ordered set-value calls, {args.runs} runs each")
+        raw = throughput_baseline(args.runs, args.count, args.window, timeout)
+        native = throughput_dhost("native", args.runs, args.count, args.window, timeout)
+        wasm = throughput_dhost("wasm", args.runs, args.count, args.window, timeout)
+        results["throughput_runs"] = {"raw_udp": raw, "native": native, "wasm": wasm}
+        rate = lambda rs: summary([r["calls_per_second"] for r in rs if counted(r, args.count)])
+        base = rate(raw)
+        add("throughput_raw_udp", "throughput, raw UDP (baseline)", base, "calls/s")
+        add("throughput_native", "throughput, native -> native", rate(native), "calls/s", base)
+        add("throughput_wasm", "throughput, wasm -> wasm", rate(wasm), "calls/s", base)
+        for name, rs in (("raw_udp", raw), ("native", native), ("wasm", wasm)):
+            results["figures"][f"throughput_{name}"]["failed_runs"] = sum(not counted(r, args.count) for r in rs)
+
+    if "calls" not in args.skip:
+        progress(f"calls with a reply: {args.round_trips} round trips per run")
+        dhost_runs, tcp_runs = round_trips(args.runs, args.round_trips)
+        tcp_median = summary([m for m, _ in tcp_runs])
+        tcp_p99 = summary([p for _, p in tcp_runs])
+        add("call_tcp_median_us", "round trip, raw TCP ping-pong, median", tcp_median, "us", digits=1)
+        add("call_tcp_p99_us", "round trip, raw TCP ping-pong, p99", tcp_p99, "us", digits=1)
+        add("call_median_us", "round trip, call with reply, median", summary([m for m, _ in dhost_runs]), "us",
+            tcp_median, digits=1, higher_is_better=False)
+        add("call_p99_us", "round trip, call with reply, p99", summary([p for _, p in dhost_runs]), "us",
+            tcp_p99, digits=1, higher_is_better=False)
+
+    if "startup" not in args.skip:
+        progress("start-up: dhost run to the first call delivered")
+        cold, warm = startup(args.runs)
+        add("startup_cold_ms", "start-up to first call, cold cache", summary(cold), "ms")
+        add("startup_warm_ms", "start-up to first call, warm cache", summary(warm), "ms")
+
+    if "dispatch" not in args.skip:
+        progress("dispatch: cargo bench --bench hot_path (divan)")
+        figures = dispatch(args.runs)
+        native = summary(figures.get("native_call", []))
+        add("dispatch_native_ns", "dispatch, native call (baseline)", native, "ns", digits=1)
+        add("dispatch_wasm_ns", "dispatch into a wasm guest", summary(figures.get("dispatch_into_a_webassembly_guest", [])),
+            "ns", native, digits=1, higher_is_better=False)
+        for name, values in sorted(figures.items()):
+            results["figures"].setdefault(f"divan_{name}_ns", dict(summary(values), unit="ns"))
+
+    if "memory" not in args.skip:
+        progress("memory: resident size of an idle node")
+        idle, many = memory(args.runs)
+        add("rss_chat_mib", "memory, idle node with chat", summary(idle), "MiB", digits=1)
+        add("rss_100_guests_mib", "memory, idle node with 100 guests", summary(many), "MiB", digits=1)
+
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as out:
+        json.dump(results, out, indent=2)
+
+    widths = [max(len(r[i]) for r in rows + [("figure", "median", "min .. max", "vs baseline")]) for i in range(4)]
+    header = ("figure", "median", "min .. max", "vs baseline")
+    print()
+    for row in [header, tuple("-" * w for w in widths)] + rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"\n{args.runs} runs per figure; results in {os.path.relpath(args.out, ROOT)}")
+    failed = [k for k, v in results["figures"].items() if v.get("median") is None or v.get("failed_runs")]
+    if failed:
+        print(f"failed or incomplete: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
