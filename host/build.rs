@@ -10,5 +10,7 @@ fn main() {
         "dstc_send_typed",
     ] {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");
+        // The hot-path benchmark loads a plugin too.
+        println!("cargo:rustc-link-arg-benches=-Wl,--export-dynamic-symbol={symbol}");
     }
 }

@@ -1,16 +1,18 @@
-//! Benchmarks of the hot path, to show a regression in review: encoding and decoding call
-//! frames, checking arguments against a WIT signature, and one call into a WebAssembly
-//! guest in process, beside a plain native call as the baseline.
+//! Benchmarks of the hot path, to show a regression in review: encoding a call's
+//! arguments, batching calls into datagrams and decoding them, reading arguments against a
+//! WIT signature, and one call into a WebAssembly guest in process, beside one call into
+//! a native plugin and a plain native call as the baselines.
 //!
 //! Run with `cargo bench -p dhost --bench hot_path` after `scripts/build-guests.sh`.
 
-use ciborium::Value;
 use dhost::guest::calls::Calls;
+use dhost::guest::native;
 use dhost::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use dhost::guest::world::World;
 use dhost::jail::Jail;
 use dhost::{value, wire};
 use std::hint::black_box;
+use wasmtime::component::Val;
 
 fn main() {
     divan::main();
@@ -58,57 +60,98 @@ fn set_value_slot(guest: &WasmGuest) -> usize {
         .expect("the stress guest exports set-value")
 }
 
-#[divan::bench]
-fn encode_call_frame(bencher: divan::Bencher) {
-    let body = wire::encode_call_body(SET_VALUE, &[Value::Integer(123_456.into())]);
-    let mut out = Vec::with_capacity(64);
-    let mut seq = 0u64;
-    bencher.bench_local(|| {
-        out.clear();
-        seq += 1;
-        wire::encode_call_frame(seq, black_box(&body), &mut out);
-        out.len()
-    });
+/// The arguments of `set-value(123456)`, as one CBOR array.
+fn set_value_args(v: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    value::encode_args(&[Val::S32(v)], &mut out).expect("an s32 encodes");
+    out
 }
 
 #[divan::bench]
-fn encode_call_body(bencher: divan::Bencher) {
-    let args = [Value::Integer(123_456.into())];
-    bencher.bench_local(|| wire::encode_call_body(black_box(SET_VALUE), black_box(&args)));
+fn encode_arguments(bencher: divan::Bencher) {
+    let args = [Val::S32(123_456)];
+    let mut out = Vec::with_capacity(64);
+    bencher.bench_local(|| {
+        out.clear();
+        value::encode_args(black_box(&args), &mut out)
+    });
+}
+
+/// 1000 set-value calls batched into a datagram; the time per call is this divided by 1000.
+#[divan::bench]
+fn batch_1000_calls(bencher: divan::Bencher) {
+    let args: Vec<Vec<u8>> = (0..1000).map(set_value_args).collect();
+    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM);
+    let mut seq = 0u64;
+    bencher.bench_local(|| {
+        for a in &args {
+            seq += 1;
+            let _ = batcher.push_call(seq, SET_VALUE, a);
+        }
+        batcher.take().len()
+    });
 }
 
 /// One datagram of 1000 set-value calls; the time per call is this divided by 1000.
 #[divan::bench]
 fn decode_datagram_of_1000_calls(bencher: divan::Bencher) {
-    let mut datagram = Vec::new();
-    wire::encode_header(7, &mut datagram);
+    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM);
     for v in 0..1000 {
-        wire::encode_call(v, SET_VALUE, &[Value::Integer(v.into())], &mut datagram);
+        batcher
+            .push_call(v as u64, SET_VALUE, &set_value_args(v))
+            .expect("a call fits");
     }
+    let datagram = batcher.take().remove(0);
     bencher.bench_local(|| wire::decode_datagram(black_box(&datagram)).map(|d| d.frames.len()));
 }
 
 #[divan::bench]
-fn check_arguments_against_wit(bencher: divan::Bencher) {
+fn read_arguments_against_wit(bencher: divan::Bencher) {
     let guest = stress_guest();
     let params = guest.exports()[set_value_slot(&guest)]
         .function
         .params
         .clone();
-    bencher
-        .bench_local(|| value::args_from_cbor(vec![Value::Integer(42.into())], black_box(&params)));
+    let args = set_value_args(42);
+    let mut out = Vec::new();
+    bencher.bench_local(|| value::args_from_cbor_bytes(black_box(&args), &params, &mut out));
 }
 
-/// One call into the guest from CBOR arguments: checking them, lifting them into the
-/// guest and running `set-value`.
+/// One call into the guest from CBOR arguments: reading them against the signature,
+/// lifting them into the guest and running `set-value`.
 #[divan::bench]
 fn dispatch_into_a_webassembly_guest(bencher: divan::Bencher) {
     let mut guest = stress_guest();
     let slot = set_value_slot(&guest);
-    let mut v = 0i64;
+    let args: Vec<Vec<u8>> = (0..4096).map(set_value_args).collect();
+    let mut sent = dhost::guest::outbox::Outbox::default();
+    let mut i = 0;
     bencher.bench_local(|| {
-        let result = guest.call(slot, vec![Value::Integer(v.into())]);
-        v += 1;
+        let result = guest.call_cbor(slot, &args[i % args.len()]);
+        i += 1;
+        guest.take_sent(&mut sent);
+        sent.clear();
+        result.is_ok()
+    });
+}
+
+/// One call into the native stress receiver (`guests/c/stress`) from CBOR arguments:
+/// its typed stub decodes them and runs `set_value`.
+#[divan::bench]
+fn dispatch_into_a_native_plugin(bencher: divan::Bencher) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/guests/stress_receiver.so");
+    let _plugin = native::NativePlugin::load(&path, "stress_receiver", 0)
+        .expect("the native stress receiver loads (run scripts/build-guests.sh)");
+    let server = native::resolve("set_value").expect("the plugin serves set_value");
+    let args: Vec<Vec<u8>> = (0..4096).map(set_value_args).collect();
+    let mut sent = dhost::guest::outbox::Outbox::default();
+    let mut i = 0;
+    bencher.bench_local(|| {
+        let result = server.call("set_value", &args[i % args.len()]);
+        i += 1;
+        native::take_sent(&mut sent);
+        sent.clear();
         result.is_ok()
     });
 }

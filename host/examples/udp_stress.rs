@@ -32,7 +32,8 @@ fn main() -> std::io::Result<()> {
         })
     };
     let count = number(10_000_000)?;
-    let window = number(131_072)?;
+    // Twice the reporting interval at least: a report always comes before the sender stalls.
+    let window = number(131_072)?.max(2 * PROGRESS_EVERY);
     let group: SocketAddrV4 = args
         .next()
         .as_deref()

@@ -19,6 +19,7 @@
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
 
 pub mod cache;
+pub mod cbor;
 pub mod cli;
 pub mod client;
 pub mod guest;

@@ -11,7 +11,7 @@
 
 use crate::guest::calls::{Calls, PeerEntry};
 use crate::guest::native::{self, NativePlugin};
-use crate::guest::state::SentCall;
+use crate::guest::outbox::Outbox;
 use crate::guest::wasm::{WasmGuest, into_reply};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
@@ -166,8 +166,9 @@ struct Senders {
 }
 
 impl Senders {
-    /// Whether frame `seq` of `sender` is new (and remembers it).
-    fn accept(&mut self, sender: u64, seq: u64) -> bool {
+    /// How many of the `count` frames of `sender` from `seq` on were seen already (they
+    /// lead: a sender's numbers only grow); remembers the rest as seen.
+    fn stale(&mut self, sender: u64, seq: u64, count: u64) -> u64 {
         let now = Instant::now();
         if !self.next.contains_key(&sender) && self.next.len() >= MAX_SENDERS {
             // Forget the sender heard from least recently.
@@ -182,11 +183,9 @@ impl Senders {
         }
         let entry = self.next.entry(sender).or_insert((seq, now));
         entry.1 = now;
-        if seq < entry.0 {
-            return false;
-        }
-        entry.0 = seq.saturating_add(1);
-        true
+        let stale = entry.0.saturating_sub(seq).min(count);
+        entry.0 = entry.0.max(seq.saturating_add(count));
+        stale
     }
 }
 
@@ -273,7 +272,13 @@ pub struct Node {
     batcher: Batcher,
     frame: Vec<u8>,
     seq: u64,
-    local: Vec<SentCall>,
+    /// Calls sent by this node's guests and plugins to functions it serves itself,
+    /// delivered at the end of the turn.
+    local: Outbox,
+    /// An emptied outbox, handed to a guest for its next calls when its calls are taken.
+    spare: Outbox,
+    /// The last function sent, and whether this node serves it (sent calls come in runs).
+    last_sent: Option<(Arc<str>, bool)>,
     senders: Senders,
     stats: Arc<Stats>,
     drops: DropLog,
@@ -354,7 +359,9 @@ impl Node {
             batcher: Batcher::new(id, max_datagram),
             frame: Vec::new(),
             seq: 0,
-            local: Vec::new(),
+            local: Outbox::default(),
+            spare: Outbox::default(),
+            last_sent: None,
             senders: Senders::default(),
             stats,
             drops: DropLog::new(),
@@ -572,15 +579,24 @@ impl Node {
             return; // our own, looped back: already delivered locally
         }
         for frame in datagram.frames {
-            if !self.senders.accept(sender, frame.seq()) {
-                Stats::bump(&self.stats.calls_dropped);
-                tracing::debug!("dropped a duplicate frame {} from {from}", frame.seq());
-                continue;
+            let count = match &frame {
+                Frame::Call(call) => call.count as u64,
+                _ => 1,
+            };
+            let stale = self.senders.stale(sender, frame.seq(), count);
+            if stale > 0 {
+                self.stats.calls_dropped.fetch_add(stale, Ordering::Relaxed);
+                tracing::debug!("dropped {stale} duplicate frame(s) from {from}");
+                if stale == count {
+                    continue;
+                }
             }
             match frame {
-                Frame::Call(call) => {
-                    self.dispatch(&call.function, call.args, Origin::Remote(from, sender))
-                }
+                Frame::Call(call) => self.dispatch(
+                    &call.function,
+                    call.arguments().skip(stale as usize),
+                    Origin::Remote(from, sender),
+                ),
                 Frame::Announce(announce) => {
                     let name = announce.name.clone();
                     match self.membership.on_announce(sender, from, announce) {
@@ -602,58 +618,68 @@ impl Node {
         }
     }
 
-    /// Runs `function` on every local guest that exports it.
-    fn dispatch(&mut self, function: &str, args: Vec<Value>, origin: Origin) {
+    /// Runs a run of calls to `function` (each call's arguments one CBOR array) on every
+    /// local guest and plugin that serves it. Who serves it, and whether they admit the
+    /// caller, is found once for the run.
+    fn dispatch<'a>(
+        &mut self,
+        function: &str,
+        calls: impl Iterator<Item = &'a [u8]>,
+        origin: Origin,
+    ) {
         self.restart_trapped_by_calls();
-        let native = native::serves(function);
-        let targets = self.local_targets(function).cloned();
-        if !native && targets.is_none() {
+        let native = native::resolve(function);
+        let mut targets = self.local_targets(function).cloned().unwrap_or_default();
+        if native.is_none() && targets.is_empty() {
             if let Origin::Remote(..) = origin {
-                Stats::bump(&self.stats.calls_dropped);
+                let n = calls.count() as u64;
+                self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
                 self.drops.dropped(format_args!(
-                    "a call from {origin}: no local guest serves function `{function}`"
+                    "{n} call(s) from {origin}: no local guest serves function `{function}`"
                 ));
             }
             return;
         }
-        if native {
-            match native::call(function, args.clone()) {
-                Ok(()) => Stats::bump(&self.stats.calls_delivered),
-                Err(e) => {
-                    Stats::bump(&self.stats.calls_dropped);
-                    self.drops
-                        .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
-                }
-            }
-            self.collect_native_sent();
-        }
-        let Some(targets) = targets else {
-            return;
-        };
-        let mut args = Some(args);
-        for (i, &(g, slot)) in targets.iter().enumerate() {
-            if let Err(refused) = self.admit(g, function, origin) {
-                Stats::bump(&self.stats.calls_dropped);
+        let mut refused = 0;
+        targets.retain(|&(g, _)| match self.admit(g, function, origin) {
+            Ok(()) => true,
+            Err(failure) => {
+                refused += 1;
                 self.drops.dropped(format_args!(
-                    "a call from {origin} to `{function}`: {}",
-                    refused.message
-                ));
-                continue;
-            }
-            let this_args = if i + 1 == targets.len() {
-                args.take().unwrap_or_default()
-            } else {
-                args.clone().unwrap_or_default()
-            };
-            if let Err(failure) = self.run_guest(g, slot, function, this_args)
-                && failure.kind != FailureKind::Trapped
-            {
-                // (A trap is logged as such, with the guest's restart.)
-                self.drops.dropped(format_args!(
-                    "a call from {origin} to `{function}`: {}",
+                    "calls from {origin} to `{function}`: {}",
                     failure.message
                 ));
+                false
             }
+        });
+        for args in calls {
+            self.stats
+                .calls_dropped
+                .fetch_add(refused, Ordering::Relaxed);
+            if let Some(server) = native {
+                match server.call(function, args) {
+                    Ok(()) => Stats::bump(&self.stats.calls_delivered),
+                    Err(e) => {
+                        Stats::bump(&self.stats.calls_dropped);
+                        self.drops
+                            .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
+                    }
+                }
+            }
+            for &(g, slot) in &targets {
+                if let Err(failure) = self.run_guest(g, slot, function, args)
+                    && failure.kind != FailureKind::Trapped
+                {
+                    // (A trap is logged as such, with the guest's restart.)
+                    self.drops.dropped(format_args!(
+                        "a call from {origin} to `{function}`: {}",
+                        failure.message
+                    ));
+                }
+            }
+        }
+        if native.is_some() {
+            self.collect_native_sent();
         }
         self.restart_trapped_by_calls();
     }
@@ -690,13 +716,22 @@ impl Node {
         Ok(())
     }
 
-    /// Runs export `slot` of guest `g`, counts it, collects what it sent, and restarts it
-    /// if it trapped; returns its result as CBOR (`null` without results).
-    fn run_guest(&mut self, g: usize, slot: usize, function: &str, args: Vec<Value>) -> Outcome {
+    /// Runs export `slot` of guest `g` with `args` (one CBOR array), counts it, collects
+    /// what it sent, and restarts it if it trapped; returns its result as CBOR (`null`
+    /// without results).
+    fn run_guest(&mut self, g: usize, slot: usize, function: &str, args: &[u8]) -> Outcome {
+        if self.health[g].restart_at.is_some() {
+            Stats::bump(&self.stats.calls_dropped);
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                "waiting to restart",
+            ));
+        }
         let Some(guest) = self.guests[g].as_mut() else {
+            Stats::bump(&self.stats.calls_dropped);
             return Err(CallFailure::new(FailureKind::Unavailable, "unloaded"));
         };
-        let outcome = guest.call(slot, args);
+        let outcome = guest.call_cbor(slot, args);
         let reply = into_reply(guest.name(), outcome);
         match reply {
             Ok(result) => {
@@ -724,11 +759,13 @@ impl Node {
             reply,
         } = call;
         let origin = Origin::Remote(caller.addr, caller.node);
+        let mut args = Vec::new();
+        wire::encode_item(&Value::Array(request.args), &mut args);
         if !request.wants_reply {
-            self.dispatch(&request.function, request.args, origin);
+            self.dispatch(&request.function, std::iter::once(&args[..]), origin);
             return;
         }
-        let outcome = self.call_with_reply(&request.function, request.args, origin);
+        let outcome = self.call_with_reply(&request.function, &args, origin);
         if let Err(failure) = &outcome {
             Stats::bump(&self.stats.calls_failed);
             tracing::debug!(
@@ -746,11 +783,12 @@ impl Node {
 
     /// Runs `function` on the first local guest that serves it and admits the caller (or
     /// on the native plugin that serves it).
-    fn call_with_reply(&mut self, function: &str, args: Vec<Value>, origin: Origin) -> Outcome {
+    fn call_with_reply(&mut self, function: &str, args: &[u8], origin: Origin) -> Outcome {
         self.restart_trapped_by_calls();
         let Some(targets) = self.local_targets(function).cloned() else {
-            if native::serves(function) {
-                let outcome = native::call(function, args)
+            if let Some(server) = native::resolve(function) {
+                let outcome = server
+                    .call(function, args)
                     .map(|()| Value::Null)
                     .map_err(|e| CallFailure::new(FailureKind::BadArguments, e));
                 self.collect_native_sent();
@@ -898,6 +936,7 @@ impl Node {
             }
             table.retain(|_, targets| !targets.is_empty());
         }
+        self.last_sent = None;
         self.membership
             .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
@@ -915,33 +954,51 @@ impl Node {
         let Some(guest) = self.guests[g].as_mut() else {
             return;
         };
-        for call in guest.take_sent() {
-            self.send(call);
-        }
+        let mut sent = std::mem::take(&mut self.spare);
+        guest.take_sent(&mut sent);
+        self.send_all(sent);
     }
 
     /// Moves the calls native plugins sent into the outgoing batch and the local queue.
     fn collect_native_sent(&mut self) {
-        for (function, args) in native::take_sent() {
-            let body = wire::encode_call_body(&function, &args);
-            self.send(SentCall {
-                function: function.into(),
-                body,
-            });
+        let mut sent = std::mem::take(&mut self.spare);
+        native::take_sent(&mut sent);
+        self.send_all(sent);
+    }
+
+    /// Sends every call of `sent`, then keeps the emptied outbox as the spare.
+    fn send_all(&mut self, mut sent: Outbox) {
+        for (function, args) in sent.iter() {
+            self.send(function, args);
         }
+        sent.clear();
+        self.spare = sent;
     }
 
     /// Sends a call to the group, and queues it for the local guests that serve it.
-    fn send(&mut self, call: SentCall) {
+    fn send(&mut self, function: &Arc<str>, args: &[u8]) {
         let seq = self.next_seq();
-        if self.socket.is_some() {
-            self.frame.clear();
-            wire::encode_call_frame(seq, &call.body, &mut self.frame);
-            self.push_frame();
+        if self.socket.is_some()
+            && let Err(e) = self.batcher.push_call(seq, function, args)
+        {
+            tracing::error!("cannot send a call to {function}: {e}");
         }
-        if self.local_targets(&call.function).is_some() || native::serves(&call.function) {
-            self.local.push(call);
+        if self.serves_locally(function) {
+            self.local.push_encoded(function, args);
         }
+    }
+
+    /// Whether a guest or plugin of this node serves `function` (remembered for the last
+    /// function asked about: sent calls come in runs).
+    fn serves_locally(&mut self, function: &Arc<str>) -> bool {
+        if let Some((last, serves)) = &self.last_sent
+            && Arc::ptr_eq(last, function)
+        {
+            return *serves;
+        }
+        let serves = self.local_targets(function).is_some() || native::serves(function);
+        self.last_sent = Some((function.clone(), serves));
+        serves
     }
 
     /// The WebAssembly exports that serve `function`: by id, or by name for a bare id.
@@ -990,11 +1047,14 @@ impl Node {
         for g in 0..self.guests.len() {
             self.collect_sent(g);
         }
-        for call in std::mem::take(&mut self.local) {
-            match wire::decode_call_body(&call.body) {
-                Ok((function, args)) => self.dispatch(&function, args, Origin::Local),
-                Err(e) => tracing::error!("cannot decode a local call: {e}"),
-            }
+        let mut local = std::mem::take(&mut self.local);
+        for (function, args) in local.runs() {
+            self.dispatch(function, args, Origin::Local);
+        }
+        // Calls sent meanwhile wait for the next turn; else the room is kept.
+        if self.local.is_empty() {
+            local.clear();
+            self.local = local;
         }
         if self.socket.is_none() {
             return;
@@ -1089,14 +1149,24 @@ mod tests {
     #[test]
     fn duplicates_and_replays_are_refused_per_sender() {
         let mut senders = Senders::default();
-        assert!(senders.accept(1, 5));
-        assert!(senders.accept(1, 6));
-        assert!(!senders.accept(1, 6));
-        assert!(!senders.accept(1, 2));
-        assert!(senders.accept(1, 9)); // a gap: lost frames, not a duplicate
-        assert!(senders.accept(2, 0));
-        assert!(senders.accept(1, u64::MAX));
-        assert!(!senders.accept(1, u64::MAX - 1));
+        let mut accept = |sender, seq| senders.stale(sender, seq, 1) == 0;
+        assert!(accept(1, 5));
+        assert!(accept(1, 6));
+        assert!(!accept(1, 6));
+        assert!(!accept(1, 2));
+        assert!(accept(1, 9)); // a gap: lost frames, not a duplicate
+        assert!(accept(2, 0));
+        assert!(accept(1, u64::MAX));
+        assert!(!accept(1, u64::MAX - 1));
+    }
+
+    #[test]
+    fn a_run_that_overlaps_what_was_seen_skips_its_stale_calls() {
+        let mut senders = Senders::default();
+        assert_eq!(senders.stale(1, 10, 100), 0); // 10..110
+        assert_eq!(senders.stale(1, 100, 20), 10); // 100..110 seen, 110..120 new
+        assert_eq!(senders.stale(1, 50, 10), 10); // all seen
+        assert_eq!(senders.stale(1, 200, 5), 0); // a gap
     }
 
     #[test]
@@ -1111,7 +1181,7 @@ mod tests {
     fn the_sender_table_is_bounded() {
         let mut senders = Senders::default();
         for s in 0..(MAX_SENDERS as u64 + 100) {
-            assert!(senders.accept(s, 0));
+            assert_eq!(senders.stale(s, 0, 1), 0);
         }
         assert_eq!(senders.next.len(), MAX_SENDERS);
     }

@@ -226,7 +226,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }
         tokio::spawn(pool.run());
-        receive(receiver, events_tx, done_rx, &stopping, &stats).await
+        receive(id, receiver, events_tx, done_rx, &stopping, &stats).await
     })?;
 
     let code = event_loop
@@ -384,10 +384,12 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<us
     Ok(consumed)
 }
 
-/// The network thread: receives and decodes datagrams until the event loop ends or a
-/// signal asks the node to stop (through `stopping`, which the event loop checks every
-/// turn, and a `Shutdown` event to wake it).
+/// The network thread: receives and decodes datagrams (but for the node's own, sender
+/// `id`, which multicast loops back) until the event loop ends or a signal asks the node
+/// to stop (through `stopping`, which the event loop checks every turn, and a `Shutdown`
+/// event to wake it).
 async fn receive(
+    id: u64,
     socket: Option<std::net::UdpSocket>,
     events: SyncSender<Event>,
     mut done: oneshot::Receiver<()>,
@@ -414,8 +416,18 @@ async fn receive(
                     }
                 };
                 stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                match wire::decode_datagram(&buf[..len]) {
-                    Ok(datagram) => match events.try_send(Event::Datagram { from, datagram }) {
+                let mut bytes = &buf[..len];
+                let decoded = wire::read_header(&mut bytes).and_then(|header| {
+                    // The node's own, looped back: its calls were delivered locally.
+                    if header.sender == id {
+                        return Ok(None);
+                    }
+                    let frames = wire::decode_frames(bytes)?;
+                    Ok(Some(wire::Datagram { header, frames }))
+                });
+                match decoded {
+                    Ok(None) => {}
+                    Ok(Some(datagram)) => match events.try_send(Event::Datagram { from, datagram }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);

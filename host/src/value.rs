@@ -22,7 +22,9 @@
 //! | map | map |
 //! | resources, futures, streams | not sendable: refused |
 
+use crate::cbor::Cursor;
 use ciborium::value::{Integer, Value};
+use ciborium_ll::Header;
 use std::fmt;
 use thiserror::Error;
 use wasmtime::component::{Type, Val};
@@ -151,6 +153,116 @@ pub fn args_from_cbor(args: Vec<Value>, params: &[(String, Type)]) -> Result<Vec
         .zip(params)
         .map(|(arg, (name, ty))| from_cbor(arg, ty).map_err(|e| e.within(name)))
         .collect()
+}
+
+/// Decodes a call's arguments from one CBOR array, as bytes, against the parameters'
+/// types. Scalars and strings are read straight from the bytes (the hot path); anything
+/// else, and every mismatch, goes through [`args_from_cbor`], whose errors say what is
+/// wrong.
+pub fn args_from_cbor_bytes(
+    bytes: &[u8],
+    params: &[(String, Type)],
+    out: &mut Vec<Val>,
+) -> Result<(), ValueError> {
+    out.clear();
+    if read_scalars(bytes, params, out).is_none() {
+        out.clear();
+        let args = match ciborium::de::from_reader(bytes) {
+            Ok(Value::Array(args)) => args,
+            Ok(other) => return Err(mismatch("an array of arguments", &other)),
+            Err(_) => return Err(ValueError::new("the arguments are not well-formed CBOR")),
+        };
+        out.extend(args_from_cbor(args, params)?);
+    }
+    Ok(())
+}
+
+/// Reads an array of scalars and strings matching `params` exactly; `None` for anything
+/// else.
+fn read_scalars(bytes: &[u8], params: &[(String, Type)], out: &mut Vec<Val>) -> Option<()> {
+    let mut cursor = Cursor::new(bytes);
+    match cursor.head().ok()? {
+        Header::Array(Some(n)) if n == params.len() => {}
+        _ => return None,
+    }
+    for (_, ty) in params {
+        let val = match (ty, cursor.head().ok()?) {
+            (Type::Bool, Header::Simple(20)) => Val::Bool(false),
+            (Type::Bool, Header::Simple(21)) => Val::Bool(true),
+            (Type::String, Header::Text(Some(len))) => {
+                let text = cursor.rest().get(..len)?;
+                let text = std::str::from_utf8(text).ok()?.to_string();
+                cursor = Cursor::new(&cursor.rest()[len..]);
+                Val::String(text)
+            }
+            (ty, Header::Positive(n)) => int_val(ty, i128::from(n))?,
+            (ty, Header::Negative(n)) => int_val(ty, -1 - i128::from(n))?,
+            _ => return None,
+        };
+        out.push(val);
+    }
+    cursor.is_empty().then_some(())
+}
+
+/// An integer as a value of integer type `ty`, if it is one and the integer fits.
+fn int_val(ty: &Type, n: i128) -> Option<Val> {
+    Some(match ty {
+        Type::S8 => Val::S8(n.try_into().ok()?),
+        Type::U8 => Val::U8(n.try_into().ok()?),
+        Type::S16 => Val::S16(n.try_into().ok()?),
+        Type::U16 => Val::U16(n.try_into().ok()?),
+        Type::S32 => Val::S32(n.try_into().ok()?),
+        Type::U32 => Val::U32(n.try_into().ok()?),
+        Type::S64 => Val::S64(n.try_into().ok()?),
+        Type::U64 => Val::U64(n.try_into().ok()?),
+        _ => return None,
+    })
+}
+
+/// Encodes a call's arguments as one CBOR array onto the end of `out`: scalars and strings
+/// straight to bytes, anything else through [`to_cbor`]. Fails for values that cannot
+/// leave their guest; `out` is then as it was.
+pub fn encode_args(args: &[Val], out: &mut Vec<u8>) -> Result<(), ValueError> {
+    // Writing to a Vec cannot fail: the results of the writes are only the writer's.
+    fn push(out: &mut Vec<u8>, head: Header) {
+        let _ = ciborium_ll::Encoder::from(out).push(head);
+    }
+    let start = out.len();
+    push(out, Header::Array(Some(args.len())));
+    for arg in args {
+        match *arg {
+            Val::Bool(b) => push(out, Header::Simple(if b { 21 } else { 20 })),
+            Val::S8(n) => push(out, int_head(n.into())),
+            Val::U8(n) => push(out, int_head(n.into())),
+            Val::S16(n) => push(out, int_head(n.into())),
+            Val::U16(n) => push(out, int_head(n.into())),
+            Val::S32(n) => push(out, int_head(n.into())),
+            Val::U32(n) => push(out, int_head(n.into())),
+            Val::S64(n) => push(out, int_head(n.into())),
+            Val::U64(n) => push(out, int_head(n.into())),
+            Val::String(ref s) => {
+                let _ = ciborium_ll::Encoder::from(&mut *out).text(s, None);
+            }
+            _ => match to_cbor(arg) {
+                Ok(value) => {
+                    let _ = ciborium::ser::into_writer(&value, &mut *out);
+                }
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+fn int_head(n: i128) -> Header {
+    if n >= 0 {
+        Header::Positive(n as u64)
+    } else {
+        Header::Negative((-1 - n) as u64)
+    }
 }
 
 /// Decodes one value against its WIT type.

@@ -6,14 +6,22 @@
 //! ```text
 //! datagram = header frame*
 //! header   = 55799([version, sender, auth])   ; the self-describe tag is the magic
-//! frame    = [kind, seq, ...]                 ; kind 0 = call: [0, seq, function-id, [arg*]]
+//! frame    = [kind, seq, ...]                 ; kind 0 = call: [0, seq, function-id, [arg*]+]
 //! ```
+//!
+//! A call frame carries one or more argument arrays: a *run* of calls to one function with
+//! consecutive sequence numbers, so that a burst of calls pays for the function id once.
+//! The [`Batcher`] extends the open run of a datagram in place (an indefinite-length
+//! array), and decoding checks a run's arguments once and hands them on as CBOR bytes,
+//! without building a [`Value`] per call.
 //!
 //! `docs/wire.md` is the reference; this module is the only code that reads or writes it.
 //! Every byte is assumed hostile: decoding never panics, every length is bounded by the
 //! datagram it came in, and every failure is a [`WireError`] that says what was wrong.
 
-use ciborium::value::{Integer, Value};
+use crate::cbor::{Cursor, MAX_NESTING, starts_array};
+use ciborium::value::Value;
+use ciborium_ll::Header as Head;
 use std::net::SocketAddr;
 use thiserror::Error;
 
@@ -29,9 +37,6 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// The largest datagram for a path whose MTU is 1500 bytes (Ethernet): 1500 less the IPv4
 /// and UDP headers, so that a datagram is never fragmented.
 pub const ETHERNET_DATAGRAM: usize = 1472;
-
-/// How deep CBOR may nest before a frame is refused (a guard against stack exhaustion).
-const MAX_NESTING: usize = 128;
 
 /// The kind number of a call frame.
 const KIND_CALL: u64 = 0;
@@ -123,15 +128,41 @@ impl Frame {
     }
 }
 
-/// A call to every node that serves `function`.
+/// A run of calls to every node that serves `function`: one or more calls with consecutive
+/// sequence numbers from `seq`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
-    /// The sender's sequence number (one counter per sender, over all frames).
+    /// The sender's sequence number of the first call (one counter per sender, over all
+    /// frames).
     pub seq: u64,
     /// The function id, `namespace:package/interface#function`.
     pub function: String,
-    /// The arguments, self-describing CBOR, one per parameter (see `docs/wire.md`).
-    pub args: Vec<Value>,
+    /// The calls' arguments: `count` CBOR arrays, one after the other, each checked to be
+    /// well-formed (see `docs/wire.md` for what the values mean).
+    pub args: Vec<u8>,
+    /// How many calls the run holds (at least one).
+    pub count: usize,
+}
+
+impl Call {
+    /// A run of one call, with its arguments as CBOR values.
+    pub fn single(seq: u64, function: &str, args: &[Value]) -> Self {
+        let mut bytes = Vec::new();
+        encode_item(&Value::Array(args.to_vec()), &mut bytes);
+        Call {
+            seq,
+            function: function.to_string(),
+            args: bytes,
+            count: 1,
+        }
+    }
+
+    /// Each call's argument array, as CBOR bytes, in order.
+    pub fn arguments(&self) -> impl Iterator<Item = &[u8]> {
+        let mut cursor = Cursor::new(&self.args);
+        // The arrays were checked when the frame was decoded: reading them again succeeds.
+        std::iter::from_fn(move || (!cursor.is_empty()).then(|| cursor.item().ok()).flatten())
+    }
 }
 
 /// A node's announcement of itself.
@@ -162,12 +193,88 @@ pub struct Datagram {
 
 /// Decodes one datagram. Any malformed item rejects the whole datagram.
 pub fn decode_datagram(mut bytes: &[u8]) -> Result<Datagram, WireError> {
-    let header = decode_header(next_item(&mut bytes)?)?;
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        frames.push(decode_frame(next_item(&mut bytes)?)?);
-    }
+    let header = read_header(&mut bytes)?;
+    let frames = decode_frames(bytes)?;
     Ok(Datagram { header, frames })
+}
+
+/// Reads the header that opens a datagram, leaving `bytes` at its first frame (so that a
+/// node can skip its own datagrams without decoding their frames).
+pub fn read_header(bytes: &mut &[u8]) -> Result<Header, WireError> {
+    decode_header(next_item(bytes)?)
+}
+
+/// Decodes the frames of a datagram, after its header.
+pub fn decode_frames(bytes: &[u8]) -> Result<Vec<Frame>, WireError> {
+    let mut frames = Vec::new();
+    let mut cursor = Cursor::new(bytes);
+    while !cursor.is_empty() {
+        frames.push(decode_frame_at(&mut cursor)?);
+    }
+    Ok(frames)
+}
+
+/// Decodes the frame at the cursor: a call run without building its arguments, any other
+/// kind through [`Value`].
+fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
+    let start = cursor.clone();
+    let shape = |why: &str| WireError::Shape {
+        what: "call",
+        why: why.to_string(),
+    };
+    let len = match cursor.head()? {
+        Head::Array(Some(0)) => return Err(shape_of("frame", "no kind")),
+        Head::Array(len) => len,
+        _ => return Err(shape_of("frame", "not an array")),
+    };
+    if !matches!(cursor.head()?, Head::Positive(KIND_CALL)) {
+        let mut whole = start;
+        let item = whole.item()?;
+        *cursor = whole;
+        return decode_frame(next_item(&mut &item[..])?);
+    }
+    if len.is_some_and(|n| n < 4) {
+        return Err(shape("fewer than 4 fields"));
+    }
+    let seq = cursor
+        .uint()
+        .map_err(|_| shape_of("frame", "no sequence number"))?;
+    let function = cursor
+        .text()
+        .map_err(|_| shape("no function id"))?
+        .to_string();
+    let args_start = cursor.position();
+    let mut count = 0;
+    loop {
+        match len {
+            Some(n) if count + 3 == n => break,
+            None if cursor.at_break()? => break,
+            _ => {}
+        }
+        if !starts_array(cursor.rest()) {
+            return Err(shape("an argument list is not an array"));
+        }
+        cursor.item()?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(shape("no argument array"));
+    }
+    let args_end = cursor.position() - usize::from(len.is_none());
+    let args = start.rest()[args_start - start.position()..args_end - start.position()].to_vec();
+    Ok(Frame::Call(Call {
+        seq,
+        function,
+        args,
+        count,
+    }))
+}
+
+fn shape_of(what: &'static str, why: &str) -> WireError {
+    WireError::Shape {
+        what,
+        why: why.to_string(),
+    }
 }
 
 pub(crate) fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
@@ -214,37 +321,19 @@ fn decode_header(item: Value) -> Result<Header, WireError> {
     })
 }
 
+/// Decodes a frame of any kind but a call.
 fn decode_frame(item: Value) -> Result<Frame, WireError> {
-    let shape = |what, why: &str| WireError::Shape {
-        what,
-        why: why.to_string(),
-    };
     let (kind, mut fields) = kind_and_fields(item)?;
     let seq = fields
         .next()
         .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("frame", "no sequence number"))?;
+        .ok_or_else(|| shape_of("frame", "no sequence number"))?;
     match kind {
-        KIND_CALL => {}
-        KIND_ANNOUNCE => return decode_announce(seq, fields),
-        KIND_QUERY => return Ok(Frame::Query { seq }),
-        KIND_GOODBYE => return Ok(Frame::Goodbye { seq }),
-        _ => return Ok(Frame::Unknown { kind, seq }),
+        KIND_ANNOUNCE => decode_announce(seq, fields),
+        KIND_QUERY => Ok(Frame::Query { seq }),
+        KIND_GOODBYE => Ok(Frame::Goodbye { seq }),
+        _ => Ok(Frame::Unknown { kind, seq }),
     }
-    let Some(Value::Text(function)) = fields.next() else {
-        return Err(shape("call", "no function id"));
-    };
-    let Some(Value::Array(args)) = fields.next() else {
-        return Err(shape("call", "no argument array"));
-    };
-    if fields.next().is_some() {
-        return Err(shape("call", "more than 4 fields"));
-    }
-    Ok(Frame::Call(Call {
-        seq,
-        function,
-        args,
-    }))
 }
 
 fn decode_announce(seq: u64, mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
@@ -398,60 +487,51 @@ pub fn encode_header(sender: u64, out: &mut Vec<u8>) {
     encode_item(&header, out);
 }
 
-/// Encodes the part of a call frame that does not depend on when it is sent: the function
-/// id and the argument array. A guest's call is encoded once, as it is made.
-pub fn encode_call_body(function: &str, args: &[Value]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(function.len() + 16);
-    // Serialising to a Vec cannot fail.
-    ciborium::ser::into_writer(function, &mut body)
-        .expect("CBOR encoding into a Vec does not fail");
-    ciborium::ser::into_writer(args, &mut body).expect("CBOR encoding into a Vec does not fail");
-    body
+/// How many bytes a call frame adds to its function id and arguments at most: the array
+/// head, the kind, the longest sequence number, the id's text head and the break.
+pub const CALL_FRAME_OVERHEAD: usize = 1 + 1 + 9 + 9 + 1;
+
+/// The encoded size of a call frame of one call to `function` with `args_len` bytes of
+/// arguments, at most.
+pub fn call_frame_len(function: &str, args_len: usize) -> usize {
+    CALL_FRAME_OVERHEAD + function.len() + args_len
 }
 
-/// How many bytes a call frame adds to its body at most: the array head, the kind and the
-/// longest sequence number.
-pub const CALL_FRAME_OVERHEAD: usize = 2 + 9;
-
-/// Encodes a call frame from its sequence number and a body made by [`encode_call_body`].
-pub fn encode_call_frame(seq: u64, body: &[u8], out: &mut Vec<u8>) {
-    out.push(0x84); // an array of 4 items
-    encode_item(&Value::Integer(Integer::from(KIND_CALL)), out);
-    encode_item(&Value::Integer(Integer::from(seq)), out);
-    out.extend_from_slice(body);
-}
-
-/// Decodes a body made by [`encode_call_body`] into the function id and the arguments.
-pub fn decode_call_body(mut body: &[u8]) -> Result<(String, Vec<Value>), WireError> {
-    let shape = |why: &str| WireError::Shape {
-        what: "call",
-        why: why.to_string(),
-    };
-    let Value::Text(function) = next_item(&mut body)? else {
-        return Err(shape("no function id"));
-    };
-    let Value::Array(args) = next_item(&mut body)? else {
-        return Err(shape("no argument array"));
-    };
-    if !body.is_empty() {
-        return Err(shape("trailing bytes"));
-    }
-    Ok((function, args))
-}
-
-/// Encodes a call frame onto the end of `out`.
+/// Encodes a call frame of one call onto the end of `out`.
 pub fn encode_call(seq: u64, function: &str, args: &[Value], out: &mut Vec<u8>) {
-    encode_call_frame(seq, &encode_call_body(function, args), out);
+    let mut encoded = Vec::new();
+    encode_item(&Value::Array(args.to_vec()), &mut encoded);
+    open_call_run(seq, function, out);
+    out.extend_from_slice(&encoded);
+    out.push(BREAK);
+}
+
+/// The CBOR break that closes an indefinite-length array.
+const BREAK: u8 = 0xff;
+
+/// Opens a call run, `[_ 0, seq, function,`, onto the end of `out`; the caller appends
+/// argument arrays and the break.
+fn open_call_run(seq: u64, function: &str, out: &mut Vec<u8>) {
+    let mut encoder = ciborium_ll::Encoder::from(&mut *out);
+    // Writing to a Vec cannot fail.
+    let _ = encoder.push(Head::Array(None));
+    let _ = encoder.push(Head::Positive(KIND_CALL));
+    let _ = encoder.push(Head::Positive(seq));
+    let _ = encoder.text(function, None);
 }
 
 /// Packs encoded frames into datagrams of at most `max` bytes, each opening with the
-/// sender's header. Frames keep their order; a frame never spans two datagrams.
+/// sender's header. Frames keep their order; a frame never spans two datagrams. Calls to
+/// the function of the datagram's last frame, with the next sequence number, join its run.
 #[derive(Debug)]
 pub struct Batcher {
     header: Vec<u8>,
     max: usize,
     current: Vec<u8>,
     full: Vec<Vec<u8>>,
+    /// The function of the run that ends the current datagram, and the run's next
+    /// sequence number.
+    run: Option<(String, u64)>,
 }
 
 impl Batcher {
@@ -464,6 +544,7 @@ impl Batcher {
             header,
             max,
             full: Vec::new(),
+            run: None,
         }
     }
 
@@ -481,11 +562,57 @@ impl Batcher {
             });
         }
         if self.current.len() + frame.len() > self.max {
-            let next = self.header.clone();
-            self.full.push(std::mem::replace(&mut self.current, next));
+            self.next_datagram();
         }
         self.current.extend_from_slice(frame);
+        self.run = None;
         Ok(())
+    }
+
+    /// Appends call `seq` to `function` with `args`, one CBOR array: to the open run if it
+    /// continues it, else as a run of its own.
+    pub fn push_call(&mut self, seq: u64, function: &str, args: &[u8]) -> Result<(), WireError> {
+        let continues = self
+            .run
+            .as_ref()
+            .is_some_and(|(f, next)| *next == seq && f == function);
+        if continues && self.current.len() + args.len() <= self.max {
+            self.current.pop(); // the break
+            self.current.extend_from_slice(args);
+            self.current.push(BREAK);
+            if let Some((_, next)) = &mut self.run {
+                *next += 1;
+            }
+            return Ok(());
+        }
+        let size = call_frame_len(function, args.len());
+        if size > self.max_frame() {
+            return Err(WireError::TooLarge {
+                size: size + self.header.len(),
+                max: self.max,
+            });
+        }
+        if self.current.len() + size > self.max {
+            self.next_datagram();
+        }
+        open_call_run(seq, function, &mut self.current);
+        self.current.extend_from_slice(args);
+        self.current.push(BREAK);
+        match &mut self.run {
+            Some((f, next)) => {
+                f.clear();
+                f.push_str(function);
+                *next = seq + 1;
+            }
+            None => self.run = Some((function.to_string(), seq + 1)),
+        }
+        Ok(())
+    }
+
+    fn next_datagram(&mut self) {
+        let next = self.header.clone();
+        self.full.push(std::mem::replace(&mut self.current, next));
+        self.run = None;
     }
 
     /// Whether no frame is waiting.
@@ -496,9 +623,9 @@ impl Batcher {
     /// Takes every datagram packed so far, the partly filled one included.
     pub fn take(&mut self) -> Vec<Vec<u8>> {
         if self.current.len() > self.header.len() {
-            let next = self.header.clone();
-            self.full.push(std::mem::replace(&mut self.current, next));
+            self.next_datagram();
         }
+        self.run = None;
         std::mem::take(&mut self.full)
     }
 }
@@ -554,43 +681,106 @@ mod tests {
         assert_eq!(
             d.frames,
             vec![
-                Frame::Call(Call {
-                    seq: 7,
-                    function: "dhost:chat/chat#message".into(),
-                    args
-                }),
-                Frame::Call(Call {
-                    seq: 8,
-                    function: "a:b/c#d".into(),
-                    args: vec![]
-                }),
+                Frame::Call(Call::single(7, "dhost:chat/chat#message", &args)),
+                Frame::Call(Call::single(8, "a:b/c#d", &[])),
             ]
         );
     }
 
+    fn args(values: &[Value]) -> Vec<u8> {
+        raw(&Value::Array(values.to_vec()))
+    }
+
     #[test]
-    fn a_frame_made_from_a_body_decodes_as_a_call() {
-        let args = vec![Value::Text("ann".into()), Value::Integer(7.into())];
-        let body = encode_call_body("dhost:chat/chat#message", &args);
-        assert_eq!(
-            decode_call_body(&body).unwrap(),
-            ("dhost:chat/chat#message".to_string(), args.clone())
-        );
-        for seq in [0, 23, 24, 255, 65_536, u64::MAX] {
-            let mut frame = Vec::new();
-            encode_call_frame(seq, &body, &mut frame);
-            assert!(frame.len() <= body.len() + CALL_FRAME_OVERHEAD);
-            let d = decode_datagram(&datagram(1, &[frame])).unwrap();
-            assert_eq!(
-                d.frames,
-                vec![Frame::Call(Call {
-                    seq,
-                    function: "dhost:chat/chat#message".into(),
-                    args: args.clone()
-                })]
-            );
+    fn consecutive_calls_to_one_function_travel_as_one_run() {
+        let mut batcher = Batcher::new(1, MAX_DATAGRAM);
+        for v in 0..1000u64 {
+            batcher
+                .push_call(v + 10, "a:b/c#set", &args(&[v.into()]))
+                .unwrap();
         }
-        assert!(decode_call_body(&body[..body.len() - 1]).is_err());
+        batcher.push_call(2000, "a:b/c#set", &args(&[])).unwrap(); // a gap: a new run
+        batcher.push_call(2001, "a:b/c#other", &args(&[])).unwrap();
+        let mut f = Vec::new();
+        encode_query(2002, &mut f);
+        batcher.push(&f).unwrap();
+        batcher.push_call(2003, "a:b/c#other", &args(&[])).unwrap();
+        let datagrams = batcher.take();
+        assert_eq!(datagrams.len(), 1);
+        // 1000 calls of a small argument cost little more than their arguments.
+        assert!(
+            datagrams[0].len() < 1000 * 4 + 200,
+            "{}",
+            datagrams[0].len()
+        );
+        let frames = decode_datagram(&datagrams[0]).unwrap().frames;
+        let Frame::Call(run) = &frames[0] else {
+            panic!("{frames:?}")
+        };
+        assert_eq!(
+            (run.seq, run.count, run.function.as_str()),
+            (10, 1000, "a:b/c#set")
+        );
+        let decoded: Vec<Value> = run
+            .arguments()
+            .map(|a| ciborium::de::from_reader(a).unwrap())
+            .collect();
+        let expected: Vec<Value> = (0..1000u64).map(|v| Value::Array(vec![v.into()])).collect();
+        assert_eq!(decoded, expected);
+        let seqs: Vec<(u64, usize)> = frames
+            .iter()
+            .map(|f| match f {
+                Frame::Call(c) => (c.seq, c.count),
+                other => (other.seq(), 0),
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [(10, 1000), (2000, 1), (2001, 1), (2002, 0), (2003, 1)]
+        );
+    }
+
+    #[test]
+    fn a_run_is_cut_where_the_datagram_is_full() {
+        let mut batcher = Batcher::new(1, 300);
+        for v in 0..200u64 {
+            batcher
+                .push_call(v, "a:b/c#set", &args(&[v.into()]))
+                .unwrap();
+        }
+        let mut next = 0;
+        for d in batcher.take() {
+            assert!(d.len() <= 300);
+            for frame in decode_datagram(&d).unwrap().frames {
+                let Frame::Call(run) = frame else { panic!() };
+                assert_eq!(run.seq, next);
+                next += run.count as u64;
+            }
+        }
+        assert_eq!(next, 200);
+    }
+
+    #[test]
+    fn definite_and_indefinite_call_frames_decode_alike() {
+        let definite = raw(&Value::Array(vec![
+            0.into(),
+            5.into(),
+            "a:b/c#d".into(),
+            Value::Array(vec![1.into()]),
+            Value::Array(vec![2.into()]),
+        ]));
+        let mut indefinite = Vec::new();
+        encode_call(5, "a:b/c#d", &[1.into()], &mut indefinite);
+        indefinite.pop();
+        indefinite.extend(args(&[2.into()]));
+        indefinite.push(BREAK);
+        let a = decode_datagram(&datagram(1, &[definite])).unwrap();
+        let b = decode_datagram(&datagram(1, &[indefinite])).unwrap();
+        assert_eq!(a, b);
+        let Frame::Call(run) = &a.frames[0] else {
+            panic!()
+        };
+        assert_eq!(run.count, 2);
     }
 
     #[test]
@@ -658,6 +848,7 @@ mod tests {
             Value::Array(vec![]),
             Value::Array(vec![0.into()]),
             Value::Array(vec![0.into(), 1.into()]),
+            Value::Array(vec![0.into(), 1.into(), "f".into()]),
             Value::Array(vec![0.into(), 1.into(), 5.into(), Value::Array(vec![])]),
             Value::Array(vec![0.into(), 1.into(), "f".into(), "not args".into()]),
             Value::Array(vec![

@@ -3,7 +3,8 @@
  *
  * Calls set_value(0), set_value(1), ... up to STRESS_COUNT (10 million unless the
  * environment says otherwise), then finish(count), keeping at most STRESS_WINDOW values
- * (131072 by default) ahead of what the receivers reported with progress(next): a sender
+ * (131072 by default, 32768 at least, since receivers report every 16384 values) ahead of
+ * what the receivers reported with progress(next): a sender
  * that ran ahead would overrun the receivers and lose calls. The first window leaves from
  * the plugin's init; each progress report releases more.
  *
@@ -13,6 +14,9 @@
 
 DSTC_CLIENT(set_value, int, )
 DSTC_CLIENT(finish, int, )
+
+/* Twice the receivers' reporting interval: a report always comes before the sender runs dry. */
+#define MIN_WINDOW (2 * 16384)
 
 static int count = 10000000;
 static int window = 131072;
@@ -50,6 +54,8 @@ static void init(void)
 {
     count = setting("STRESS_COUNT", count);
     window = setting("STRESS_WINDOW", window);
+    if (window < MIN_WINDOW)
+        window = MIN_WINDOW;
     fprintf(stderr, "stress_sender: sending %d values, at most %d ahead of the receivers\n", count, window);
     send_up_to(window);
 }

@@ -1,9 +1,9 @@
 //! The sending side of the DSTC stress test: calls `set-value` with 0, 1, 2, ... up to
 //! `STRESS_COUNT` (10 million unless the environment says otherwise), then `finish`.
 //!
-//! It keeps at most `STRESS_WINDOW` values (131072 by default) ahead of what the receivers
-//! reported with `progress`: a sender that ran ahead would overrun the receivers' buffers
-//! and lose calls. Calls made inside one call into the guest leave when it returns, batched
+//! It keeps at most `STRESS_WINDOW` values (131072 by default, 32768 at least, since
+//! receivers report every 16384 values) ahead of what the receivers reported with
+//! `progress`: a sender that ran ahead would overrun the receivers' buffers and lose calls. Calls made inside one call into the guest leave when it returns, batched
 //! into full datagrams by the node. (The jail must pass the variables: `--allow-env`.)
 
 wit_bindgen::generate!({
@@ -15,6 +15,10 @@ use dhost::stress::sink::{finish, set_value};
 use exports::dhost::stress::flow;
 use exports::dstc::node::lifecycle;
 use std::cell::Cell;
+
+/// The smallest window: twice the receivers' reporting interval, so that a report always
+/// comes before the sender runs dry.
+const MIN_WINDOW: i32 = 2 * 16_384;
 
 thread_local! {
     /// How many values to send.
@@ -62,7 +66,7 @@ impl lifecycle::Guest for Sender {
             COUNT.set(n);
         }
         if let Some(n) = setting("STRESS_WINDOW") {
-            WINDOW.set(n);
+            WINDOW.set(n.max(MIN_WINDOW));
         }
         eprintln!(
             "stress-sender: sending {} values, at most {} ahead of the receivers",

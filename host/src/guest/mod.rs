@@ -5,6 +5,7 @@ pub mod calls;
 pub mod host_api;
 pub mod name_lookup;
 pub mod native;
+pub mod outbox;
 pub mod output;
 pub mod state;
 pub mod timers;

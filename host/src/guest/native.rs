@@ -19,6 +19,8 @@
 //! (`dhost:chat/chat#message`), both ways. Plugin code only ever runs on the event loop
 //! thread (after loading), one call at a time.
 
+use super::outbox::Outbox;
+use crate::cbor::Cursor;
 use anyhow::{Context as _, bail};
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int};
@@ -55,15 +57,6 @@ struct Registration<F> {
     plugin: usize,
 }
 
-/// A call a plugin sent.
-#[derive(Debug)]
-enum Sent {
-    /// `name\0` and raw bytes, from `dstc_srv_send`.
-    Raw(Vec<u8>),
-    /// A bare name and a CBOR array of arguments, from `dstc_send_typed`.
-    Typed { name: String, args: Vec<u8> },
-}
-
 /// A watched descriptor.
 #[derive(Debug, Clone, Copy)]
 struct Watch {
@@ -80,7 +73,7 @@ struct Registry {
     /// The plugin being opened, to which registrations belong.
     loading: usize,
     /// Calls sent, not yet taken by the node.
-    outbox: Vec<Sent>,
+    outbox: Outbox,
     watches: HashMap<c_int, Watch>,
 }
 
@@ -113,7 +106,9 @@ fn set_errno(code: c_int) {
 pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Option<ServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
     if let Some(name) = unsafe { checked_name("dstc_register_function", name) } {
-        register("dstc_register_function", name, server, |r| &mut r.functions);
+        register("dstc_register_function", name.to_string(), server, |r| {
+            &mut r.functions
+        });
     }
 }
 
@@ -125,7 +120,9 @@ pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Opt
 pub unsafe extern "C" fn dstc_register_typed(name: *const c_char, server: Option<TypedServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
     if let Some(name) = unsafe { checked_name("dstc_register_typed", name) } {
-        register("dstc_register_typed", name, server, |r| &mut r.typed);
+        register("dstc_register_typed", name.to_string(), server, |r| {
+            &mut r.typed
+        });
     }
 }
 
@@ -171,27 +168,34 @@ pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, l
         return;
     }
     // SAFETY: the caller passes `len` readable bytes.
-    let args = unsafe { std::slice::from_raw_parts(args, len as usize) }.to_vec();
-    registry().outbox.push(Sent::Typed { name, args });
+    let args = unsafe { std::slice::from_raw_parts(args, len as usize) };
+    let mut cursor = Cursor::new(args);
+    if !crate::cbor::starts_array(args) || cursor.item().is_err() || !cursor.is_empty() {
+        tracing::warn!(
+            "dstc_send_typed({name}): dropped a call whose arguments are not a CBOR array"
+        );
+        return;
+    }
+    registry().outbox.push_encoded(name, args);
 }
 
 /// A function name from C, if it is one: not null, UTF-8, 1 to [`MAX_NAME`] bytes.
 ///
 /// # Safety
 /// `name` is a NUL-terminated string, or null.
-unsafe fn checked_name(caller: &str, name: *const c_char) -> Option<String> {
+unsafe fn checked_name<'a>(caller: &str, name: *const c_char) -> Option<&'a str> {
     if name.is_null() {
         tracing::warn!("{caller}: refused a null name");
         return None;
     }
-    // SAFETY: the caller passes a NUL-terminated string.
+    // SAFETY: the caller passes a NUL-terminated string, which outlives this call.
     let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
     if bytes.is_empty() || bytes.len() > MAX_NAME {
         tracing::warn!("{caller}: refused a name that is empty or longer than {MAX_NAME} bytes");
         return None;
     }
     match std::str::from_utf8(bytes) {
-        Ok(name) => Some(name.to_string()),
+        Ok(name) => Some(name),
         Err(_) => {
             tracing::warn!("{caller}: refused a name that is not UTF-8");
             None
@@ -211,8 +215,27 @@ pub unsafe extern "C" fn dstc_srv_send(buf: *const u8, size: u32) {
         return;
     }
     // SAFETY: the caller passes `size` readable bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
-    registry().outbox.push(Sent::Raw(bytes));
+    let buf = unsafe { std::slice::from_raw_parts(buf, size as usize) };
+    let Some(nul) = buf.iter().position(|&b| b == 0) else {
+        tracing::warn!("dstc_srv_send: dropped a call without a NUL after its name");
+        return;
+    };
+    let Ok(name) = std::str::from_utf8(&buf[..nul]) else {
+        tracing::warn!("dstc_srv_send: dropped a call whose name is not UTF-8");
+        return;
+    };
+    if name.is_empty() || name.len() > MAX_NAME {
+        tracing::warn!("dstc_srv_send: dropped a call with an empty or over-long name");
+        return;
+    }
+    let mut args = Vec::with_capacity(buf.len() - nul + 8);
+    crate::wire::encode_item(
+        &ciborium::Value::Array(vec![ciborium::Value::Bytes(buf[nul + 1..].to_vec())]),
+        &mut args,
+    );
+    registry()
+        .outbox
+        .push_encoded(&raw_function_id(name), &args);
 }
 
 /// `int dstc_epoll_ctl(int op, int fd, struct epoll_event* ev, void (*cb)(int, struct epoll_event*))`:
@@ -354,40 +377,10 @@ pub fn on_ready(fd: c_int, events: u32) {
     }
 }
 
-/// Takes the calls plugins sent since the last time, as (function id, arguments): a raw
-/// call as `dstc:raw/abi#NAME` with its bytes, a typed one as its bare name.
-pub fn take_sent() -> Vec<(String, Vec<ciborium::Value>)> {
-    let outbox = std::mem::take(&mut registry().outbox);
-    outbox
-        .into_iter()
-        .filter_map(|sent| match sent {
-            Sent::Raw(buf) => {
-                let Some(nul) = buf.iter().position(|&b| b == 0) else {
-                    tracing::warn!("dstc_srv_send: dropped a call without a NUL after its name");
-                    return None;
-                };
-                let Ok(name) = std::str::from_utf8(&buf[..nul]) else {
-                    tracing::warn!("dstc_srv_send: dropped a call whose name is not UTF-8");
-                    return None;
-                };
-                if name.is_empty() || name.len() > MAX_NAME {
-                    tracing::warn!("dstc_srv_send: dropped a call with an empty or over-long name");
-                    return None;
-                }
-                let bytes = ciborium::Value::Bytes(buf[nul + 1..].to_vec());
-                Some((raw_function_id(name), vec![bytes]))
-            }
-            Sent::Typed { name, args } => {
-                match ciborium::de::from_reader::<ciborium::Value, _>(args.as_slice()) {
-                    Ok(ciborium::Value::Array(args)) => Some((name, args)),
-                    _ => {
-                        tracing::warn!("dstc_send_typed({name}): dropped a call whose arguments are not a CBOR array");
-                        None
-                    }
-                }
-            }
-        })
-        .collect()
+/// Moves the calls plugins sent into `out`, which the caller hands over empty (its room is
+/// kept for the next calls).
+pub fn take_sent(out: &mut Outbox) {
+    std::mem::swap(&mut registry().outbox, out);
 }
 
 /// The bare name a typed plugin function would serve `function` under: the id itself when
@@ -402,14 +395,27 @@ fn typed_name(function: &str) -> Option<&str> {
 
 /// Whether a plugin serves `function`.
 pub fn serves(function: &str) -> bool {
+    resolve(function).is_some()
+}
+
+/// The plugin function that serves `function`, if one does: a raw id names a raw stub, any
+/// other id a typed stub by its bare name.
+pub fn resolve(function: &str) -> Option<NativeServer> {
     let registry = registry();
     if let Some(name) = function
         .strip_prefix(RAW_INTERFACE)
         .and_then(|r| r.strip_prefix('#'))
     {
-        return registry.functions.contains_key(name);
+        return registry
+            .functions
+            .get(name)
+            .map(|r| NativeServer::Raw(r.server));
     }
-    typed_name(function).is_some_and(|name| registry.typed.contains_key(name))
+    let name = typed_name(function)?;
+    registry
+        .typed
+        .get(name)
+        .map(|r| NativeServer::Typed(r.server))
 }
 
 /// The function id of a raw call to `name`.
@@ -467,44 +473,53 @@ impl NativePlugin {
     }
 }
 
-/// Runs the plugin function that serves `function` with `args`: a raw stub gets the one
-/// byte string it takes, a typed stub the arguments as a CBOR array, checked by the stub.
-pub fn call(function: &str, args: Vec<ciborium::Value>) -> anyhow::Result<()> {
-    if let Some(name) = function
-        .strip_prefix(RAW_INTERFACE)
-        .and_then(|r| r.strip_prefix('#'))
-    {
-        let Some(registration) = registry().functions.get(name).copied() else {
-            bail!("no plugin registered `{name}`");
-        };
-        let bytes = match <[ciborium::Value; 1]>::try_from(args) {
-            Ok([ciborium::Value::Bytes(bytes)]) => bytes,
-            _ => bail!("a raw DSTC call takes one byte string"),
-        };
-        let mut buffer = vec![0u8; bytes.len().max(MIN_ARG_BUFFER)];
-        buffer[..bytes.len()].copy_from_slice(&bytes);
-        // SAFETY: the stub reads its arguments from the buffer, which holds at least what
-        // was sent and is zero-padded to MIN_ARG_BUFFER bytes.
-        unsafe { (registration.server)(buffer.as_mut_ptr()) };
-        return Ok(());
+/// A plugin function, found once for a run of calls to it (registrations are never
+/// removed, so it stays valid).
+#[derive(Debug, Clone, Copy)]
+pub enum NativeServer {
+    /// A stub of the original ABI.
+    Raw(ServerFn),
+    /// A stub of dhost's typed ABI.
+    Typed(TypedServerFn),
+}
+
+impl NativeServer {
+    /// Runs the function with `args`, one CBOR array: a raw stub gets the one byte string
+    /// it takes, a typed stub the array itself, checked by the stub.
+    pub fn call(self, function: &str, args: &[u8]) -> anyhow::Result<()> {
+        match self {
+            NativeServer::Raw(server) => {
+                let bytes = match ciborium::de::from_reader(args) {
+                    Ok(ciborium::Value::Array(items)) => {
+                        match <[ciborium::Value; 1]>::try_from(items) {
+                            Ok([ciborium::Value::Bytes(bytes)]) => bytes,
+                            _ => bail!("a raw DSTC call takes one byte string"),
+                        }
+                    }
+                    _ => bail!("a raw DSTC call takes one byte string"),
+                };
+                let mut buffer = vec![0u8; bytes.len().max(MIN_ARG_BUFFER)];
+                buffer[..bytes.len()].copy_from_slice(&bytes);
+                // SAFETY: the stub reads its arguments from the buffer, which holds at least
+                // what was sent and is zero-padded to MIN_ARG_BUFFER bytes.
+                unsafe { server(buffer.as_mut_ptr()) };
+                Ok(())
+            }
+            NativeServer::Typed(server) => {
+                let len = u32::try_from(args.len()).context("the arguments are too large")?;
+                // SAFETY: the stub reads `len` bytes of CBOR and checks every item against
+                // its C declaration before it calls the plugin's function.
+                let status = unsafe { server(args.as_ptr(), len) };
+                if status != 0 {
+                    let name = typed_name(function).unwrap_or(function);
+                    bail!(
+                        "its arguments do not fit native function `{name}` (as its C declaration says)"
+                    );
+                }
+                Ok(())
+            }
+        }
     }
-    let Some(name) = typed_name(function) else {
-        bail!("`{function}` is not served by a plugin");
-    };
-    let Some(registration) = registry().typed.get(name).copied() else {
-        bail!("no plugin registered `{name}`");
-    };
-    let mut encoded = Vec::new();
-    ciborium::ser::into_writer(&ciborium::Value::Array(args), &mut encoded)
-        .map_err(|e| anyhow::anyhow!("cannot encode the arguments: {e}"))?;
-    let len = u32::try_from(encoded.len()).context("the arguments are too large")?;
-    // SAFETY: the stub reads `len` bytes of CBOR and checks every item against its C
-    // declaration before it calls the plugin's function.
-    let status = unsafe { (registration.server)(encoded.as_ptr(), len) };
-    if status != 0 {
-        bail!("its arguments do not fit native function `{name}` (as its C declaration says)");
-    }
-    Ok(())
 }
 
 /// Whether the file at `path` is an ELF shared object (a native plugin).

@@ -4,6 +4,7 @@
 //! The node reads and empties these after every call into the guest, so nothing a guest
 //! does re-enters a guest.
 
+use super::outbox::Outbox;
 use super::output::GuestOutput;
 use super::timers::Timers;
 use crate::jail::{Jail, Warden};
@@ -50,15 +51,6 @@ pub struct GuestSetup {
     pub calls: Arc<super::calls::Calls>,
 }
 
-/// A call the guest sent, encoded for the wire without its sequence number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SentCall {
-    /// The function id.
-    pub function: Arc<str>,
-    /// The encoded function id and arguments (see [`crate::wire::encode_call_body`]).
-    pub body: Vec<u8>,
-}
-
 /// The data of one guest instance's `Store`.
 pub struct GuestState {
     wasi: WasiCtx,
@@ -66,9 +58,7 @@ pub struct GuestState {
     /// How the guest is set up.
     pub setup: Arc<GuestSetup>,
     /// Calls sent during the current call into the guest, in order.
-    pub sent: Vec<SentCall>,
-    /// The encoded size of `sent`.
-    pub sent_bytes: usize,
+    pub sent: Outbox,
     /// Its armed timers.
     pub timers: Timers,
     /// Its watched pollables, by token.
@@ -93,8 +83,7 @@ impl GuestState {
             wasi,
             table: ResourceTable::new(),
             setup,
-            sent: Vec::new(),
-            sent_bytes: 0,
+            sent: Outbox::default(),
             timers: Timers::default(),
             watches: HashMap::new(),
             outputs,

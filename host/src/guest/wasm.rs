@@ -7,14 +7,14 @@
 //! node sends it once the guest returns. Exports are resolved to indices once, at load.
 
 use super::host_api;
+use super::outbox::Outbox;
 use super::output::{GuestOutput, Target};
-use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES, SentCall};
+use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES};
 use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::jail::{self, Jail, NameLookup, Warden};
 use crate::rpc::{CallFailure, FailureKind};
 use crate::value;
-use crate::wire;
 use anyhow::{Context as _, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -171,6 +171,8 @@ struct GuestCore {
     unreported_trap: Option<anyhow::Error>,
     /// Whether the instance trapped and is not restarted yet: it cannot be entered.
     broken: bool,
+    /// Room for a call's parameters, kept from call to call.
+    params: Vec<Val>,
 }
 
 impl WasmGuest {
@@ -316,6 +318,13 @@ impl WasmGuest {
         shared.call(&mut self.core(), slot, args)
     }
 
+    /// Calls exported function `slot` with its arguments as one CBOR array (as they came
+    /// off the wire), checked against its signature; returns its result, if it has one.
+    pub fn call_cbor(&mut self, slot: usize, args: &[u8]) -> Result<Option<Val>, CallError> {
+        let shared = &self.shared;
+        shared.call_cbor(&mut self.core(), slot, args)
+    }
+
     /// Calls the event function of `events`, if the guest exports it.
     pub fn call_event(&mut self, events: EventInterface, params: &[Val]) -> anyhow::Result<()> {
         let mut core = self.core();
@@ -350,12 +359,14 @@ impl WasmGuest {
         &self.shared.setup.jail
     }
 
-    /// Takes the calls the guest sent since the last time.
-    pub fn take_sent(&mut self) -> Vec<SentCall> {
+    /// Moves the calls the guest sent since the last time into `out`, which the caller
+    /// hands over empty (its room is kept for the guest's next calls).
+    pub fn take_sent(&mut self, out: &mut Outbox) {
         let mut core = self.core();
         let state = core.store.data_mut();
-        state.sent_bytes = 0;
-        std::mem::take(&mut state.sent)
+        if !state.sent.is_empty() {
+            std::mem::swap(&mut state.sent, out);
+        }
     }
 
     /// Runs `f` on the guest's store data (timers, watches).
@@ -426,6 +437,7 @@ impl GuestShared {
             event_funcs,
             unreported_trap: None,
             broken: false,
+            params: Vec::new(),
         })
     }
 
@@ -435,12 +447,36 @@ impl GuestShared {
         slot: usize,
         args: Vec<ciborium::Value>,
     ) -> Result<Option<Val>, CallError> {
-        let export = &self.exports[slot];
-        let params = value::args_from_cbor(args, &export.function.params)
+        let params = value::args_from_cbor(args, &self.exports[slot].function.params)
             .map_err(CallError::BadArguments)?;
+        self.call_with(core, slot, &params)
+    }
+
+    fn call_cbor(
+        &self,
+        core: &mut GuestCore,
+        slot: usize,
+        args: &[u8],
+    ) -> Result<Option<Val>, CallError> {
+        let mut params = std::mem::take(&mut core.params);
+        let outcome =
+            value::args_from_cbor_bytes(args, &self.exports[slot].function.params, &mut params)
+                .map_err(CallError::BadArguments)
+                .and_then(|()| self.call_with(core, slot, &params));
+        params.clear();
+        core.params = params;
+        outcome
+    }
+
+    fn call_with(
+        &self,
+        core: &mut GuestCore,
+        slot: usize,
+        params: &[Val],
+    ) -> Result<Option<Val>, CallError> {
         let func = core.funcs[slot];
-        let results = export.function.results.len();
-        self.enter(core, func, &params, results)
+        let results = self.exports[slot].function.results.len();
+        self.enter(core, func, params, results)
             .map(|mut results| results.pop())
             .map_err(CallError::Trapped)
     }
@@ -751,31 +787,26 @@ fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::
             "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
         );
     }
-    let args = params
-        .iter()
-        .map(value::to_cbor)
-        .collect::<Result<Vec<_>, _>>()
+    state
+        .sent
+        .push(function, |out| value::encode_args(params, out))
         .with_context(|| format!("cannot send {function}"))?;
-    let body = wire::encode_call_body(function, &args);
+    let size = state.sent.last_len();
     let max = state.setup.max_call;
-    if body.len() > max {
-        bail!(
-            "cannot send {function}: its arguments take {} bytes encoded, more than the {max} \
-             bytes one datagram carries",
-            body.len()
-        );
-    }
-    if state.sent_bytes + body.len() > MAX_SENT_BYTES {
-        bail!(
-            "cannot send {function}: this call into the guest already sent {} MiB of calls, \
-             the most the node queues before the guest returns",
+    let refused = if function.len() + size > max {
+        format!(
+            "its arguments take {size} bytes encoded, more than the {max} bytes one datagram \
+             carries"
+        )
+    } else if state.sent.byte_len() > MAX_SENT_BYTES {
+        format!(
+            "this call into the guest already sent {} MiB of calls, the most the node queues \
+             before the guest returns",
             MAX_SENT_BYTES >> 20
-        );
-    }
-    state.sent_bytes += body.len();
-    state.sent.push(SentCall {
-        function: function.clone(),
-        body,
-    });
-    Ok(())
+        )
+    } else {
+        return Ok(());
+    };
+    state.sent.pop();
+    bail!("cannot send {function}: {refused}")
 }

@@ -1,0 +1,260 @@
+//! A cursor over CBOR bytes for the hot path: it reads one item head at a time (with
+//! ciborium-ll) and steps over whole items without building them, so that a datagram of
+//! thousands of calls is checked once and its arguments handed on as byte slices, not as
+//! trees of [`ciborium::Value`].
+//!
+//! Every read is bounded by the slice: a length that runs past the end, nesting deeper
+//! than [`MAX_NESTING`], a stray break or a malformed head is a [`WireError`], never a
+//! panic.
+
+use crate::wire::WireError;
+use ciborium_ll::{Decoder, Header};
+
+/// How deep CBOR may nest before it is refused (a guard against stack exhaustion).
+pub const MAX_NESTING: usize = 128;
+
+/// A position in a slice of CBOR bytes.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, pos: 0 }
+    }
+
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    /// How far the cursor is into its slice.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
+    /// Reads the head of the next item (for strings, not their content).
+    pub fn head(&mut self) -> Result<Header, WireError> {
+        let rest = self.rest();
+        if rest.is_empty() {
+            return Err(WireError::Malformed("truncated".to_string()));
+        }
+        let mut decoder = Decoder::from(rest);
+        let header = decoder.pull().map_err(|e| match e {
+            ciborium_ll::Error::Io(_) => WireError::Malformed("truncated".to_string()),
+            ciborium_ll::Error::Syntax(at) => {
+                WireError::Malformed(format!("syntax error at byte {}", self.pos + at))
+            }
+        })?;
+        self.pos += decoder.offset();
+        Ok(header)
+    }
+
+    /// Takes `len` bytes of string content.
+    fn content(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+        let rest = self.rest();
+        if len > rest.len() {
+            return Err(WireError::Malformed("truncated".to_string()));
+        }
+        self.pos += len;
+        Ok(&rest[..len])
+    }
+
+    /// Reads an unsigned integer.
+    pub fn uint(&mut self) -> Result<u64, WireError> {
+        match self.head()? {
+            Header::Positive(n) => Ok(n),
+            other => Err(unexpected("an unsigned integer", other)),
+        }
+    }
+
+    /// Reads a text string of definite length.
+    pub fn text(&mut self) -> Result<&'a str, WireError> {
+        match self.head()? {
+            Header::Text(Some(len)) => std::str::from_utf8(self.content(len)?)
+                .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string())),
+            other => Err(unexpected("text", other)),
+        }
+    }
+
+    /// Steps over one whole item and returns its bytes.
+    pub fn item(&mut self) -> Result<&'a [u8], WireError> {
+        let start = self.pos;
+        self.skip_nested(0)?;
+        Ok(&self.bytes[start..self.pos])
+    }
+
+    /// Steps over one whole item at nesting depth `depth`.
+    fn skip_nested(&mut self, depth: usize) -> Result<(), WireError> {
+        if depth > MAX_NESTING {
+            return Err(WireError::Malformed(format!(
+                "nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        match self.head()? {
+            Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
+            Header::Break => return Err(WireError::Malformed("a stray break".to_string())),
+            Header::Tag(_) => self.skip_nested(depth + 1)?,
+            Header::Bytes(Some(len)) => {
+                self.content(len)?;
+            }
+            Header::Text(Some(len)) => {
+                std::str::from_utf8(self.content(len)?)
+                    .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string()))?;
+            }
+            Header::Bytes(None) | Header::Text(None) => loop {
+                // Segments: strings of the same kind, up to a break.
+                match self.head()? {
+                    Header::Break => break,
+                    Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
+                        self.content(len)?;
+                    }
+                    other => return Err(unexpected("a string segment", other)),
+                }
+            },
+            Header::Array(Some(len)) => {
+                // Every item takes a byte at least: a count beyond the rest is a lie.
+                if len > self.rest().len() {
+                    return Err(WireError::Malformed("truncated".to_string()));
+                }
+                for _ in 0..len {
+                    self.skip_nested(depth + 1)?;
+                }
+            }
+            Header::Map(Some(len)) => {
+                if len > self.rest().len() / 2 {
+                    return Err(WireError::Malformed("truncated".to_string()));
+                }
+                for _ in 0..len * 2 {
+                    self.skip_nested(depth + 1)?;
+                }
+            }
+            Header::Array(None) | Header::Map(None) => {
+                while !self.at_break()? {
+                    self.skip_nested(depth + 1)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the next item is a break, which is then read.
+    pub fn at_break(&mut self) -> Result<bool, WireError> {
+        match self.rest().first() {
+            None => Err(WireError::Malformed("truncated".to_string())),
+            Some(0xff) => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+}
+
+/// Whether `bytes` start with the head of an array (CBOR major type 4).
+pub fn starts_array(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| b >> 5 == 4)
+}
+
+fn unexpected(expected: &str, found: Header) -> WireError {
+    let found = match found {
+        Header::Positive(_) => "an unsigned integer",
+        Header::Negative(_) => "a negative integer",
+        Header::Float(_) => "a float",
+        Header::Simple(_) => "a simple value",
+        Header::Tag(_) => "a tag",
+        Header::Break => "a break",
+        Header::Bytes(_) => "bytes",
+        Header::Text(_) => "text",
+        Header::Array(_) => "an array",
+        Header::Map(_) => "a map",
+    };
+    WireError::Malformed(format!("expected {expected}, found {found}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciborium::Value;
+
+    fn encoded(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(value, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn items_are_stepped_over_whole() {
+        let values = [
+            Value::Integer(5.into()),
+            Value::Integer((-70_000).into()),
+            Value::Text("héllo".into()),
+            Value::Bytes(vec![1, 2, 3]),
+            Value::Array(vec![Value::Null, Value::Float(1.5), Value::Bool(true)]),
+            Value::Map(vec![(Value::Text("k".into()), Value::Array(vec![]))]),
+            Value::Tag(42, Box::new(Value::Text("t".into()))),
+        ];
+        let mut bytes = Vec::new();
+        for v in &values {
+            bytes.extend(encoded(v));
+        }
+        let mut cursor = Cursor::new(&bytes);
+        for v in &values {
+            assert_eq!(cursor.item().unwrap(), encoded(v).as_slice());
+        }
+        assert!(cursor.is_empty());
+    }
+
+    #[test]
+    fn indefinite_items_are_stepped_over() {
+        // [_ 1, (_ "a", "b"), {_ 1: 2}]
+        let bytes = [
+            0x9f, 0x01, 0x7f, 0x61, b'a', 0x61, b'b', 0xff, 0xbf, 0x01, 0x02, 0xff, 0xff,
+        ];
+        let mut cursor = Cursor::new(&bytes);
+        assert_eq!(cursor.item().unwrap().len(), bytes.len());
+    }
+
+    #[test]
+    fn bad_bytes_are_errors() {
+        for bytes in [
+            &[][..],
+            &[0x9f, 0x01][..],                                           // no break
+            &[0xff][..],                                                 // a stray break
+            &[0x83, 0x01][..],                                           // two items short
+            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], // 2^64 items
+            &[0x7a, 0xff, 0xff, 0xff, 0xff][..],                         // 4 GiB of text
+            &[0x62, 0xff, 0xfe][..],                                     // not UTF-8
+        ] {
+            assert!(Cursor::new(bytes).item().is_err(), "{bytes:x?}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut bytes = vec![0x81; 10_000];
+        bytes.push(0x00);
+        assert!(Cursor::new(&bytes).item().is_err());
+        let mut bytes = vec![0x81; MAX_NESTING];
+        bytes.push(0x00);
+        assert!(Cursor::new(&bytes).item().is_ok());
+    }
+
+    #[test]
+    fn heads_and_text() {
+        let mut bytes = encoded(&Value::Integer(300.into()));
+        bytes.extend(encoded(&Value::Text("abc".into())));
+        let mut cursor = Cursor::new(&bytes);
+        assert_eq!(cursor.uint().unwrap(), 300);
+        assert_eq!(cursor.text().unwrap(), "abc");
+        assert!(cursor.uint().is_err());
+    }
+}

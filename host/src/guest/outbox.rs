@@ -1,0 +1,172 @@
+//! The calls a guest or a native plugin sent and the node has not taken yet: each a
+//! function id and its arguments as one CBOR array, all in one growing buffer, so that
+//! sending a call allocates nothing once the buffer has grown (the node hands the emptied
+//! buffer back).
+
+use std::sync::Arc;
+
+/// Sent calls, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// The calls' argument arrays, one after the other.
+    bytes: Vec<u8>,
+    /// Each call's function id and where its arguments end in `bytes`.
+    calls: Vec<(Arc<str>, usize)>,
+}
+
+impl Outbox {
+    /// Appends a call to `function` whose arguments `encode` writes onto the end of the
+    /// buffer; nothing is appended if it fails.
+    pub fn push<E>(
+        &mut self,
+        function: &Arc<str>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.bytes.len();
+        if let Err(e) = encode(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(e);
+        }
+        self.calls.push((function.clone(), self.bytes.len()));
+        Ok(())
+    }
+
+    /// Appends a call to `function` with arguments already encoded, reusing the last
+    /// call's id when it is the same function.
+    pub fn push_encoded(&mut self, function: &str, args: &[u8]) {
+        let id = match self.calls.last() {
+            Some((last, _)) if **last == *function => last.clone(),
+            _ => Arc::from(function),
+        };
+        self.bytes.extend_from_slice(args);
+        self.calls.push((id, self.bytes.len()));
+    }
+
+    /// Removes the last call.
+    pub fn pop(&mut self) {
+        if self.calls.pop().is_some() {
+            let end = self.calls.last().map_or(0, |(_, end)| *end);
+            self.bytes.truncate(end);
+        }
+    }
+
+    /// The size of the last call's arguments.
+    pub fn last_len(&self) -> usize {
+        let start = self
+            .calls
+            .len()
+            .checked_sub(2)
+            .map_or(0, |i| self.calls[i].1);
+        self.calls.last().map_or(0, |(_, end)| end - start)
+    }
+
+    /// Whether no call is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// How many bytes of arguments are waiting.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Forgets every call, keeping the buffers' room.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.calls.clear();
+    }
+
+    /// The calls, in order: function id and argument bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &[u8])> {
+        let mut start = 0;
+        self.calls.iter().map(move |(function, end)| {
+            let args = &self.bytes[start..*end];
+            start = *end;
+            (function, args)
+        })
+    }
+
+    /// The calls grouped into runs of consecutive calls to one function: each run's
+    /// function id and its calls' argument bytes.
+    pub fn runs(&self) -> impl Iterator<Item = (&Arc<str>, impl Iterator<Item = &[u8]>)> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let (function, _) = self.calls.get(at)?;
+            let len = self.calls[at..]
+                .iter()
+                .take_while(|(f, _)| Arc::ptr_eq(f, function) || f == function)
+                .count();
+            let start = at.checked_sub(1).map_or(0, |i| self.calls[i].1);
+            let ends = &self.calls[at..at + len];
+            at += len;
+            let mut from = start;
+            let args = ends.iter().map(move |(_, end)| {
+                let args = &self.bytes[from..*end];
+                from = *end;
+                args
+            });
+            Some((function, args))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An encoder that appends `bytes`.
+    fn append(bytes: &[u8]) -> impl FnOnce(&mut Vec<u8>) -> Result<(), ()> + '_ {
+        move |out| {
+            out.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn calls_come_out_in_order_and_in_runs() {
+        let mut outbox = Outbox::default();
+        let a: Arc<str> = "a".into();
+        outbox.push(&a, append(&[1])).unwrap();
+        outbox.push(&a, append(&[2, 2])).unwrap();
+        assert!(
+            outbox
+                .push(&a, |out| {
+                    out.push(9);
+                    Err(())
+                })
+                .is_err()
+        );
+        outbox.push_encoded("b", &[3]);
+        outbox.push_encoded("b", &[4]);
+        outbox.push_encoded("a", &[5]);
+        assert_eq!(outbox.last_len(), 1);
+        let calls: Vec<(&str, &[u8])> = outbox.iter().map(|(f, a)| (&**f, a)).collect();
+        assert_eq!(
+            calls,
+            [
+                ("a", &[1][..]),
+                ("a", &[2, 2]),
+                ("b", &[3]),
+                ("b", &[4]),
+                ("a", &[5])
+            ]
+        );
+        let runs: Vec<(String, Vec<Vec<u8>>)> = outbox
+            .runs()
+            .map(|(f, args)| (f.to_string(), args.map(<[u8]>::to_vec).collect()))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                ("a".to_string(), vec![vec![1], vec![2, 2]]),
+                ("b".to_string(), vec![vec![3], vec![4]]),
+                ("a".to_string(), vec![vec![5]]),
+            ]
+        );
+        outbox.pop();
+        assert_eq!(outbox.byte_len(), 5);
+        outbox.clear();
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.runs().count(), 0);
+    }
+}
