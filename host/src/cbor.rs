@@ -44,8 +44,45 @@ impl<'a> Cursor<'a> {
     /// Reads the head of the next item (for strings, not their content).
     pub fn head(&mut self) -> Result<Header, WireError> {
         let rest = self.rest();
-        if rest.is_empty() {
+        let Some(&initial) = rest.first() else {
             return Err(WireError::Malformed("truncated".to_string()));
+        };
+        // The common heads (integers, strings and containers of definite length, false,
+        // true, null), read here; the rest (floats, tags, indefinite lengths, errors) by
+        // ciborium-ll, whose generic reader costs more than these few bytes are worth.
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let argument = match info {
+            0..=23 => Some((u64::from(info), 1)),
+            24 => rest.get(1).map(|&b| (u64::from(b), 2)),
+            25 => rest
+                .get(1..3)
+                .map(|b| (u64::from(u16::from_be_bytes([b[0], b[1]])), 3)),
+            26 => rest
+                .get(1..5)
+                .map(|b| (u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])), 5)),
+            27 => rest
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| (u64::from_be_bytes(b), 9)),
+            _ => None,
+        };
+        let fast = argument.and_then(|(n, len)| {
+            let size = usize::try_from(n).ok();
+            let header = match major {
+                0 => Header::Positive(n),
+                1 => Header::Negative(n),
+                2 => Header::Bytes(Some(size?)),
+                3 => Header::Text(Some(size?)),
+                4 => Header::Array(Some(size?)),
+                5 => Header::Map(Some(size?)),
+                7 if (20..=22).contains(&info) => Header::Simple(info),
+                _ => return None,
+            };
+            Some((header, len))
+        });
+        if let Some((header, len)) = fast {
+            self.pos += len;
+            return Ok(header);
         }
         let mut decoder = Decoder::from(rest);
         let header = decoder.pull().map_err(|e| match e {
@@ -246,6 +283,57 @@ mod tests {
         let mut bytes = vec![0x81; MAX_NESTING];
         bytes.push(0x00);
         assert!(Cursor::new(&bytes).item().is_ok());
+    }
+
+    #[test]
+    fn heads_read_here_match_ciborium_ll() {
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        for n in [
+            0u64,
+            23,
+            24,
+            255,
+            256,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            for major in 0..8u8 {
+                let mut out = Vec::new();
+                let mut encoder = ciborium_ll::Encoder::from(&mut out);
+                let header = match major {
+                    0 => Header::Positive(n),
+                    1 => Header::Negative(n),
+                    2 => Header::Bytes(Some(n as usize)),
+                    3 => Header::Text(Some(n as usize)),
+                    4 => Header::Array(Some(n as usize)),
+                    5 => Header::Map(Some(n as usize)),
+                    6 => Header::Tag(n),
+                    _ => Header::Simple((n % 256) as u8),
+                };
+                encoder.push(header).unwrap();
+                samples.push(out);
+            }
+        }
+        for b in 0..=255u8 {
+            samples.push(vec![b, 1, 2, 3, 4, 5, 6, 7, 8]);
+            samples.push(vec![b]);
+        }
+        for bytes in samples {
+            let ours = Cursor::new(&bytes).head();
+            let mut decoder = Decoder::from(&bytes[..]);
+            let theirs = decoder.pull().map(|h| (h, decoder.offset()));
+            match (ours, theirs) {
+                (Ok(h), Ok((t, len))) => {
+                    let mut cursor = Cursor::new(&bytes);
+                    cursor.head().unwrap();
+                    assert_eq!((h, cursor.position()), (t, len), "{bytes:x?}");
+                }
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{bytes:x?}: {ours:?} vs {theirs:?}"),
+            }
+        }
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod outbox;
 pub mod output;
 pub mod state;
 pub mod timers;
+pub mod typed;
 pub mod wasm;
 pub mod world;

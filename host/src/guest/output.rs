@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
@@ -34,6 +35,9 @@ pub enum Target {
 pub struct GuestOutput {
     target: Target,
     pending: Arc<Mutex<Vec<u8>>>,
+    /// Whether `pending` holds anything: checked after every call into the guest, which
+    /// usually wrote nothing, without taking the lock.
+    has_pending: Arc<AtomicBool>,
 }
 
 impl GuestOutput {
@@ -42,6 +46,7 @@ impl GuestOutput {
         GuestOutput {
             target,
             pending: Arc::default(),
+            has_pending: Arc::default(),
         }
     }
 
@@ -57,16 +62,25 @@ impl GuestOutput {
         let complete = match pending.iter().rposition(|&b| b == b'\n') {
             Some(last) => last + 1,
             None if pending.len() > MAX_PENDING => pending.len(),
-            None => return Ok(()),
+            None => {
+                self.has_pending.store(true, Ordering::Release);
+                return Ok(());
+            }
         };
         let result = self.emit(&pending[..complete]);
         pending.drain(..complete);
+        self.has_pending
+            .store(!pending.is_empty(), Ordering::Release);
         result
     }
 
     /// Writes whatever is pending, complete line or not.
     pub fn flush_partial(&self) -> io::Result<()> {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut pending = self.pending();
+        self.has_pending.store(false, Ordering::Release);
         if pending.is_empty() {
             return Ok(());
         }

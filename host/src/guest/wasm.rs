@@ -10,6 +10,7 @@ use super::host_api;
 use super::outbox::Outbox;
 use super::output::{GuestOutput, Target};
 use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES};
+use super::typed::{self, TypedExport};
 use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::jail::{self, Jail, NameLookup, Warden};
@@ -173,6 +174,8 @@ struct GuestCore {
     broken: bool,
     /// Room for a call's parameters, kept from call to call.
     params: Vec<Val>,
+    /// The typed form of each of `funcs` whose signature has one (the fast path).
+    typed: Vec<Option<TypedExport>>,
 }
 
 impl WasmGuest {
@@ -421,7 +424,7 @@ impl GuestShared {
                 .get_func(&mut store, index)
                 .ok_or_else(|| anyhow!("an export is missing from the instance"))
         };
-        let funcs = self
+        let funcs: Vec<Func> = self
             .exports
             .iter()
             .map(|e| lookup(&e.index))
@@ -430,6 +433,14 @@ impl GuestShared {
         for (func, index) in event_funcs.iter_mut().zip(&self.event_indices) {
             *func = index.as_ref().map(&mut lookup).transpose()?;
         }
+        let typed = self
+            .exports
+            .iter()
+            .zip(&funcs)
+            .map(|(e, &func)| {
+                TypedExport::of(func, &store, &e.function.params, &e.function.results)
+            })
+            .collect();
         Ok(GuestCore {
             store,
             instance,
@@ -438,6 +449,7 @@ impl GuestShared {
             unreported_trap: None,
             broken: false,
             params: Vec::new(),
+            typed,
         })
     }
 
@@ -458,6 +470,19 @@ impl GuestShared {
         slot: usize,
         args: &[u8],
     ) -> Result<Option<Val>, CallError> {
+        if let Some(typed) = core.typed[slot] {
+            self.start_call(core);
+            let outcome = typed.call(&mut core.store, args);
+            self.end_call(core);
+            match outcome {
+                Some(Ok(())) => return Ok(None),
+                Some(Err(e)) => {
+                    core.broken = true;
+                    return Err(CallError::Trapped(anyhow::Error::from(e)));
+                }
+                None => {} // the bytes do not fit: the dynamic path says why
+            }
+        }
         let mut params = std::mem::take(&mut core.params);
         let outcome =
             value::args_from_cbor_bytes(args, &self.exports[slot].function.params, &mut params)
@@ -679,7 +704,7 @@ fn instantiate(
             .map_err(anyhow::Error::from)?;
     }
     store.limiter(|state| &mut state.warden);
-    store.epoch_deadline_callback(|store| store.data().warden.on_tick());
+    store.epoch_deadline_callback(|mut store| store.data_mut().warden.on_tick());
     store.set_epoch_deadline(1);
     let instance = pre
         .instantiate(&mut store)
@@ -759,9 +784,24 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
                         continue;
                     }
                     let id: Arc<str> = function.id.as_str().into();
+                    let typed_id = id.clone();
+                    let fast = typed::define_sender(
+                        &mut instance,
+                        &function.name,
+                        &function.params,
+                        move |state: &mut GuestState, encode| {
+                            send(state, &typed_id, |out| {
+                                encode(out);
+                                Ok(())
+                            })
+                        },
+                    )?;
+                    if fast {
+                        continue;
+                    }
                     instance
                         .func_new(&function.name, move |mut store, _ty, params, _results| {
-                            send(store.data_mut(), &id, params)
+                            send(store.data_mut(), &id, |out| value::encode_args(params, out))
                                 .map_err(wasmtime::Error::from_anyhow)
                         })
                         .map_err(anyhow::Error::from)?;
@@ -778,8 +818,13 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
     Ok(linker)
 }
 
-/// The proxy of an imported application function: encodes the call and records it.
-fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::Result<()> {
+/// The proxy of an imported application function: records a call to `function` whose
+/// arguments `encode` writes as one CBOR array.
+fn send(
+    state: &mut GuestState,
+    function: &Arc<str>,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), value::ValueError>,
+) -> anyhow::Result<()> {
     if !state.setup.jail.may_send(function) {
         let guest = &state.setup.name;
         tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
@@ -789,7 +834,7 @@ fn send(state: &mut GuestState, function: &Arc<str>, params: &[Val]) -> anyhow::
     }
     state
         .sent
-        .push(function, |out| value::encode_args(params, out))
+        .push(function, encode)
         .with_context(|| format!("cannot send {function}"))?;
     let size = state.sent.last_len();
     let max = state.setup.max_call;

@@ -63,7 +63,10 @@ pub struct Warden {
     limits: Limits,
     /// Set when the node is stopping: a running guest is interrupted at the next tick.
     stopping: Arc<AtomicBool>,
+    /// When the current call saw its first tick.
     call_started: Option<Instant>,
+    /// Whether a call into the guest is running.
+    in_call: bool,
 }
 
 impl Warden {
@@ -73,6 +76,7 @@ impl Warden {
             limits,
             stopping,
             call_started: None,
+            in_call: false,
         }
     }
 
@@ -81,9 +85,12 @@ impl Warden {
         &self.limits
     }
 
-    /// Marks the start of a call into the guest (its time limit runs from now).
+    /// Marks the start of a call into the guest. Its time is measured from the first epoch
+    /// tick it sees (less than a [`TICK`] after it starts), so that a short call costs no
+    /// clock reading: a call over its limit is stopped within two ticks, never early.
     pub fn start_call(&mut self) {
-        self.call_started = Some(Instant::now());
+        self.call_started = None;
+        self.in_call = true;
     }
 
     /// Leaves `waited` out of the current call's time: the guest was waiting for the reply
@@ -97,12 +104,17 @@ impl Warden {
     /// Marks the end of a call.
     pub fn end_call(&mut self) {
         self.call_started = None;
+        self.in_call = false;
     }
 
     /// What to do at an epoch tick while the guest runs: go on, or stop it with the reason.
-    pub fn on_tick(&self) -> wasmtime::Result<UpdateDeadline> {
+    pub fn on_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
         if self.stopping.load(Ordering::Relaxed) {
             wasmtime::bail!("interrupted: the node is stopping");
+        }
+        if self.in_call && self.call_started.is_none() {
+            // The call's first tick: its time runs from here (less than a tick ago it began).
+            self.call_started = Some(Instant::now());
         }
         if let (Some(limit), Some(started)) = (self.limits.max_time, self.call_started)
             && started.elapsed() > limit
