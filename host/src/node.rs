@@ -731,12 +731,16 @@ impl Node {
             Stats::bump(&self.stats.calls_dropped);
             return Err(CallFailure::new(FailureKind::Unavailable, "unloaded"));
         };
-        let outcome = guest.call_cbor(slot, args);
-        let reply = into_reply(guest.name(), outcome);
+        let mut sent = std::mem::take(&mut self.spare);
+        let reply = match guest.call_cbor(slot, args, &mut sent) {
+            Ok(None) => Ok(Value::Null),
+            outcome => into_reply(guest.name(), outcome),
+        };
+        // What it sent before it returned (or trapped) was sent.
+        self.send_all(sent);
         match reply {
             Ok(result) => {
                 Stats::bump(&self.stats.calls_delivered);
-                self.collect_sent(g);
                 Ok(result)
             }
             Err((failure, Some(trap))) => {
@@ -966,30 +970,29 @@ impl Node {
         self.send_all(sent);
     }
 
-    /// Sends every call of `sent`, then keeps the emptied outbox as the spare.
+    /// Sends every call of `sent` to the group, and queues those to functions this node
+    /// serves for its own guests; then keeps the emptied outbox as the spare.
     fn send_all(&mut self, mut sent: Outbox) {
-        for (function, args) in sent.iter() {
-            self.send(function, args);
+        for (function, calls) in sent.runs() {
+            let local = self.serves_locally(function);
+            for args in calls {
+                let seq = self.next_seq();
+                if self.socket.is_some()
+                    && let Err(e) = self.batcher.push_call(seq, function, args)
+                {
+                    tracing::error!("cannot send a call to {function}: {e}");
+                }
+                if local {
+                    self.local.push_encoded(function, args);
+                }
+            }
         }
         sent.clear();
         self.spare = sent;
     }
 
-    /// Sends a call to the group, and queues it for the local guests that serve it.
-    fn send(&mut self, function: &Arc<str>, args: &[u8]) {
-        let seq = self.next_seq();
-        if self.socket.is_some()
-            && let Err(e) = self.batcher.push_call(seq, function, args)
-        {
-            tracing::error!("cannot send a call to {function}: {e}");
-        }
-        if self.serves_locally(function) {
-            self.local.push_encoded(function, args);
-        }
-    }
-
     /// Whether a guest or plugin of this node serves `function` (remembered for the last
-    /// function asked about: sent calls come in runs).
+    /// function asked about: a guest tends to send to one function again and again).
     fn serves_locally(&mut self, function: &Arc<str>) -> bool {
         if let Some((last, serves)) = &self.last_sent
             && Arc::ptr_eq(last, function)

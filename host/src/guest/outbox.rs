@@ -10,8 +10,11 @@ use std::sync::Arc;
 pub struct Outbox {
     /// The calls' argument arrays, one after the other.
     bytes: Vec<u8>,
-    /// Each call's function id and where its arguments end in `bytes`.
-    calls: Vec<(Arc<str>, usize)>,
+    /// Where each call's arguments end in `bytes`.
+    ends: Vec<usize>,
+    /// Runs of consecutive calls to one function: its id, and how many calls there are up
+    /// to the end of the run (so a call costs no reference count of its own).
+    runs: Vec<(Arc<str>, usize)>,
 }
 
 impl Outbox {
@@ -27,42 +30,48 @@ impl Outbox {
             self.bytes.truncate(start);
             return Err(e);
         }
-        self.calls.push((function.clone(), self.bytes.len()));
+        self.ends.push(self.bytes.len());
+        match self.runs.last_mut() {
+            Some((last, end)) if Arc::ptr_eq(last, function) => *end += 1,
+            _ => self.runs.push((function.clone(), self.ends.len())),
+        }
         Ok(())
     }
 
-    /// Appends a call to `function` with arguments already encoded, reusing the last
-    /// call's id when it is the same function.
+    /// Appends a call to `function` with arguments already encoded.
     pub fn push_encoded(&mut self, function: &str, args: &[u8]) {
-        let id = match self.calls.last() {
-            Some((last, _)) if **last == *function => last.clone(),
-            _ => Arc::from(function),
-        };
         self.bytes.extend_from_slice(args);
-        self.calls.push((id, self.bytes.len()));
+        self.ends.push(self.bytes.len());
+        match self.runs.last_mut() {
+            Some((last, end)) if **last == *function => *end += 1,
+            _ => self.runs.push((Arc::from(function), self.ends.len())),
+        }
     }
 
     /// Removes the last call.
     pub fn pop(&mut self) {
-        if self.calls.pop().is_some() {
-            let end = self.calls.last().map_or(0, |(_, end)| *end);
-            self.bytes.truncate(end);
+        if self.ends.pop().is_none() {
+            return;
+        }
+        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
+        let start = self.runs.len().checked_sub(2).map_or(0, |i| self.runs[i].1);
+        if let Some((_, end)) = self.runs.last_mut() {
+            *end -= 1;
+            if *end == start {
+                self.runs.pop();
+            }
         }
     }
 
     /// The size of the last call's arguments.
     pub fn last_len(&self) -> usize {
-        let start = self
-            .calls
-            .len()
-            .checked_sub(2)
-            .map_or(0, |i| self.calls[i].1);
-        self.calls.last().map_or(0, |(_, end)| end - start)
+        let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
+        self.ends.last().map_or(0, |end| end - start)
     }
 
     /// Whether no call is waiting.
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
+        self.ends.is_empty()
     }
 
     /// How many bytes of arguments are waiting.
@@ -73,40 +82,35 @@ impl Outbox {
     /// Forgets every call, keeping the buffers' room.
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.calls.clear();
+        self.ends.clear();
+        self.runs.clear();
     }
 
-    /// The calls, in order: function id and argument bytes.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &[u8])> {
-        let mut start = 0;
-        self.calls.iter().map(move |(function, end)| {
-            let args = &self.bytes[start..*end];
-            start = *end;
-            (function, args)
+    /// The calls' argument bytes from call `from` to call `to`.
+    fn args(&self, from: usize, to: usize) -> impl Iterator<Item = &[u8]> {
+        let mut start = from.checked_sub(1).map_or(0, |i| self.ends[i]);
+        self.ends[from..to].iter().map(move |&end| {
+            let args = &self.bytes[start..end];
+            start = end;
+            args
         })
     }
 
     /// The calls grouped into runs of consecutive calls to one function: each run's
     /// function id and its calls' argument bytes.
     pub fn runs(&self) -> impl Iterator<Item = (&Arc<str>, impl Iterator<Item = &[u8]>)> {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let (function, _) = self.calls.get(at)?;
-            let len = self.calls[at..]
-                .iter()
-                .take_while(|(f, _)| Arc::ptr_eq(f, function) || f == function)
-                .count();
-            let start = at.checked_sub(1).map_or(0, |i| self.calls[i].1);
-            let ends = &self.calls[at..at + len];
-            at += len;
-            let mut from = start;
-            let args = ends.iter().map(move |(_, end)| {
-                let args = &self.bytes[from..*end];
-                from = *end;
-                args
-            });
-            Some((function, args))
+        let mut from = 0;
+        self.runs.iter().map(move |(function, to)| {
+            let args = self.args(from, *to);
+            from = *to;
+            (function, args)
         })
+    }
+
+    /// The calls, in order: function id and argument bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &[u8])> {
+        self.runs()
+            .flat_map(|(function, args)| args.map(move |a| (function, a)))
     }
 }
 
@@ -165,6 +169,10 @@ mod tests {
         );
         outbox.pop();
         assert_eq!(outbox.byte_len(), 5);
+        assert_eq!(outbox.runs().count(), 2);
+        outbox.pop();
+        assert_eq!(outbox.runs().count(), 2);
+        assert_eq!(outbox.iter().count(), 3);
         outbox.clear();
         assert!(outbox.is_empty());
         assert_eq!(outbox.runs().count(), 0);

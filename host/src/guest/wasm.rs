@@ -323,9 +323,22 @@ impl WasmGuest {
 
     /// Calls exported function `slot` with its arguments as one CBOR array (as they came
     /// off the wire), checked against its signature; returns its result, if it has one.
-    pub fn call_cbor(&mut self, slot: usize, args: &[u8]) -> Result<Option<Val>, CallError> {
+    /// The calls the guest sent meanwhile go into `sent`, handed over empty (as with
+    /// [`WasmGuest::take_sent`], without taking the guest's lock again).
+    pub fn call_cbor(
+        &mut self,
+        slot: usize,
+        args: &[u8],
+        sent: &mut Outbox,
+    ) -> Result<Option<Val>, CallError> {
         let shared = &self.shared;
-        shared.call_cbor(&mut self.core(), slot, args)
+        let mut core = self.core();
+        let outcome = shared.call_cbor(&mut core, slot, args);
+        let state = core.store.data_mut();
+        if !state.sent.is_empty() {
+            std::mem::swap(&mut state.sent, sent);
+        }
+        outcome
     }
 
     /// Calls the event function of `events`, if the guest exports it.
