@@ -580,7 +580,7 @@ impl Node {
         }
         for frame in datagram.frames {
             let count = match &frame {
-                Frame::Call(call) => call.count as u64,
+                Frame::Call(call) => call.count() as u64,
                 _ => 1,
             };
             let stale = self.senders.stale(sender, frame.seq(), count);

@@ -137,11 +137,11 @@ pub struct Call {
     pub seq: u64,
     /// The function id, `namespace:package/interface#function`.
     pub function: String,
-    /// The calls' arguments: `count` CBOR arrays, one after the other, each checked to be
-    /// well-formed (see `docs/wire.md` for what the values mean).
-    pub args: Vec<u8>,
-    /// How many calls the run holds (at least one).
-    pub count: usize,
+    /// The calls' arguments: one CBOR array per call, one after the other, each checked to
+    /// be well-formed (see `docs/wire.md` for what the values mean).
+    args: Vec<u8>,
+    /// Where each call's array ends in `args`.
+    ends: Vec<u32>,
 }
 
 impl Call {
@@ -152,16 +152,24 @@ impl Call {
         Call {
             seq,
             function: function.to_string(),
+            ends: vec![bytes.len() as u32],
             args: bytes,
-            count: 1,
         }
+    }
+
+    /// How many calls the run holds (at least one).
+    pub fn count(&self) -> usize {
+        self.ends.len()
     }
 
     /// Each call's argument array, as CBOR bytes, in order.
     pub fn arguments(&self) -> impl Iterator<Item = &[u8]> {
-        let mut cursor = Cursor::new(&self.args);
-        // The arrays were checked when the frame was decoded: reading them again succeeds.
-        std::iter::from_fn(move || (!cursor.is_empty()).then(|| cursor.item().ok()).flatten())
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let args = &self.args[start..end as usize];
+            start = end as usize;
+            args
+        })
     }
 }
 
@@ -244,10 +252,10 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
         .map_err(|_| shape("no function id"))?
         .to_string();
     let args_start = cursor.position();
-    let mut count = 0;
+    let mut ends = Vec::new();
     loop {
         match len {
-            Some(n) if count + 3 == n => break,
+            Some(n) if ends.len() + 3 == n => break,
             None if cursor.at_break()? => break,
             _ => {}
         }
@@ -255,18 +263,19 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
             return Err(shape("an argument list is not an array"));
         }
         cursor.item()?;
-        count += 1;
+        // (A datagram is far shorter than 4 GiB.)
+        ends.push((cursor.position() - args_start) as u32);
     }
-    if count == 0 {
+    let Some(&args_len) = ends.last() else {
         return Err(shape("no argument array"));
-    }
-    let args_end = cursor.position() - usize::from(len.is_none());
-    let args = start.rest()[args_start - start.position()..args_end - start.position()].to_vec();
+    };
+    let from = args_start - start.position();
+    let args = start.rest()[from..from + args_len as usize].to_vec();
     Ok(Frame::Call(Call {
         seq,
         function,
         args,
-        count,
+        ends,
     }))
 }
 
@@ -718,7 +727,7 @@ mod tests {
             panic!("{frames:?}")
         };
         assert_eq!(
-            (run.seq, run.count, run.function.as_str()),
+            (run.seq, run.count(), run.function.as_str()),
             (10, 1000, "a:b/c#set")
         );
         let decoded: Vec<Value> = run
@@ -730,7 +739,7 @@ mod tests {
         let seqs: Vec<(u64, usize)> = frames
             .iter()
             .map(|f| match f {
-                Frame::Call(c) => (c.seq, c.count),
+                Frame::Call(c) => (c.seq, c.count()),
                 other => (other.seq(), 0),
             })
             .collect();
@@ -754,7 +763,7 @@ mod tests {
             for frame in decode_datagram(&d).unwrap().frames {
                 let Frame::Call(run) = frame else { panic!() };
                 assert_eq!(run.seq, next);
-                next += run.count as u64;
+                next += run.count() as u64;
             }
         }
         assert_eq!(next, 200);
@@ -780,7 +789,7 @@ mod tests {
         let Frame::Call(run) = &a.frames[0] else {
             panic!()
         };
-        assert_eq!(run.count, 2);
+        assert_eq!(run.count(), 2);
     }
 
     #[test]

@@ -379,7 +379,11 @@ def main():
                         choices=["throughput", "calls", "startup", "dispatch", "memory"],
                         help="leave a part out (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
+    parser.add_argument("--dhost", help="the dhost executable to measure (default: the release build)")
     args = parser.parse_args()
+    if args.dhost:
+        global DHOST
+        DHOST = os.path.abspath(args.dhost)
     timeout = max(60, args.count / 50_000)
 
     results = {"runs": args.runs, "count": args.count, "window": args.window, "figures": {}}
