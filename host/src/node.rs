@@ -3,7 +3,9 @@
 //!
 //! One *turn* of the loop takes every event waiting (datagrams decoded by the network
 //! thread, stdin lines), fires due timers and ready pollables, delivers locally the calls
-//! the node's own guests sent, and finally flushes the outgoing batch to the group. A call
+//! the node's own guests sent, and finally flushes the outgoing batch to the group. The
+//! calls sent while handling one event are flushed as soon as it is handled, so that a
+//! long queue does not hold back what a peer may be waiting for. A call
 //! a guest sends while it runs is only recorded, and delivered after it returns: a guest
 //! is never re-entered. A call reaches each node once, the sender's own included: locally
 //! from the outgoing queue, and the copy that multicast loops back is recognised by the
@@ -375,6 +377,7 @@ impl Node {
     /// command to its end (returning its exit status) or, without one, the event loop until
     /// [`Event::Shutdown`] or `stopping` (returning 0). Fails when the name is taken.
     pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> anyhow::Result<i32> {
+        native::run_plugins_on_this_thread();
         let held = self.claim_name(&events)?;
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
@@ -416,6 +419,10 @@ impl Node {
                 if !self.handle(event) {
                     return Ok(self.stop());
                 }
+                // What the guests sent in answer to this event leaves now, not after the
+                // rest of the queue: a peer may be waiting for it (a reply, a progress
+                // report that opens a sender's window).
+                self.flush();
                 taken += 1;
                 next = if taken < MAX_EVENTS_PER_TURN {
                     events.try_recv().ok()
@@ -974,15 +981,16 @@ impl Node {
     /// serves for its own guests; then keeps the emptied outbox as the spare.
     fn send_all(&mut self, mut sent: Outbox) {
         for (function, calls) in sent.runs() {
-            let local = self.serves_locally(function);
-            for args in calls {
-                let seq = self.next_seq();
-                if self.socket.is_some()
-                    && let Err(e) = self.batcher.push_call(seq, function, args)
-                {
-                    tracing::error!("cannot send a call to {function}: {e}");
-                }
-                if local {
+            let first = self.seq + 1;
+            self.seq += calls.len() as u64;
+            if self.socket.is_some() {
+                self.batcher
+                    .push_calls(first, function, calls.clone(), |e| {
+                        tracing::error!("cannot send a call to {function}: {e}")
+                    });
+            }
+            if self.serves_locally(function) {
+                for args in calls {
                     self.local.push_encoded(function, args);
                 }
             }

@@ -585,13 +585,7 @@ impl Batcher {
             .run
             .as_ref()
             .is_some_and(|(f, next)| *next == seq && f == function);
-        if continues && self.current.len() + args.len() <= self.max {
-            self.current.pop(); // the break
-            self.current.extend_from_slice(args);
-            self.current.push(BREAK);
-            if let Some((_, next)) = &mut self.run {
-                *next += 1;
-            }
+        if continues && self.extend_run(args) {
             return Ok(());
         }
         let size = call_frame_len(function, args.len());
@@ -616,6 +610,45 @@ impl Batcher {
             None => self.run = Some((function.to_string(), seq + 1)),
         }
         Ok(())
+    }
+
+    /// Appends calls `seq`, `seq + 1`, ... to `function`, one per argument array of
+    /// `calls`, as [`Batcher::push_call`] would one by one, but without comparing function
+    /// ids after the first. A call too large for any datagram is handed to `refused`.
+    pub fn push_calls<'a>(
+        &mut self,
+        seq: u64,
+        function: &str,
+        calls: impl IntoIterator<Item = &'a [u8]>,
+        mut refused: impl FnMut(WireError),
+    ) {
+        let mut in_run = false;
+        for (seq, args) in (seq..).zip(calls) {
+            if in_run && self.extend_run(args) {
+                continue;
+            }
+            in_run = match self.push_call(seq, function, args) {
+                Ok(()) => true,
+                Err(e) => {
+                    refused(e);
+                    false
+                }
+            };
+        }
+    }
+
+    /// Appends one call's arguments to the open run, if the datagram has room.
+    fn extend_run(&mut self, args: &[u8]) -> bool {
+        if self.current.len() + args.len() > self.max {
+            return false;
+        }
+        self.current.pop(); // the break
+        self.current.extend_from_slice(args);
+        self.current.push(BREAK);
+        if let Some((_, next)) = &mut self.run {
+            *next += 1;
+        }
+        true
     }
 
     fn next_datagram(&mut self) {
@@ -747,6 +780,27 @@ mod tests {
             seqs,
             [(10, 1000), (2000, 1), (2001, 1), (2002, 0), (2003, 1)]
         );
+    }
+
+    #[test]
+    fn pushing_calls_together_packs_as_pushing_them_one_by_one() {
+        let calls: Vec<Vec<u8>> = (0..5000u64).map(|v| args(&[v.into()])).collect();
+        let mut one_by_one = Batcher::new(1, 4000);
+        let mut together = Batcher::new(1, 4000);
+        one_by_one.push_call(1, "a:b/c#set", &calls[0]).unwrap();
+        together.push_call(1, "a:b/c#set", &calls[0]).unwrap();
+        for (seq, a) in (2..).zip(&calls[1..]) {
+            one_by_one.push_call(seq, "a:b/c#set", a).unwrap();
+        }
+        together.push_calls(2, "a:b/c#set", calls[1..].iter().map(Vec::as_slice), |e| {
+            panic!("{e}")
+        });
+        let big = vec![0x80; 5000];
+        let mut refused = 0;
+        together.push_calls(5001, "a:b/c#set", [&big[..], &calls[0]], |_| refused += 1);
+        one_by_one.push_call(5002, "a:b/c#set", &calls[0]).unwrap();
+        assert_eq!(refused, 1);
+        assert_eq!(together.take(), one_by_one.take());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 use super::outbox::Outbox;
 use crate::cbor::Cursor;
 use anyhow::{Context as _, bail};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int};
 use std::path::Path;
@@ -159,12 +160,18 @@ fn register<F: Copy>(
 /// `name` is a NUL-terminated string and `args` points to `len` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, len: u32) {
-    // SAFETY: the caller passes a NUL-terminated string, or null.
-    let Some(name) = (unsafe { checked_name("dstc_send_typed", name) }) else {
+    if name.is_null() {
+        tracing::warn!("dstc_send_typed: refused a null name");
         return;
-    };
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    let shown = || String::from_utf8_lossy(name);
     if args.is_null() || len as usize > crate::wire::MAX_DATAGRAM {
-        tracing::warn!("dstc_send_typed({name}): refused a null buffer or one of {len} bytes");
+        tracing::warn!(
+            "dstc_send_typed({}): refused a null buffer or one of {len} bytes",
+            shown()
+        );
         return;
     }
     // SAFETY: the caller passes `len` readable bytes.
@@ -172,11 +179,47 @@ pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, l
     let mut cursor = Cursor::new(args);
     if !crate::cbor::starts_array(args) || cursor.item().is_err() || !cursor.is_empty() {
         tracing::warn!(
-            "dstc_send_typed({name}): dropped a call whose arguments are not a CBOR array"
+            "dstc_send_typed({}): dropped a call whose arguments are not a CBOR array",
+            shown()
         );
         return;
     }
-    registry().outbox.push_encoded(name, args);
+    with_outbox(|outbox| {
+        // The name of the call before was checked already: a run costs one check.
+        if outbox.extend_last_run(name, args) {
+            return;
+        }
+        if let Some(name) = checked_name_bytes("dstc_send_typed", name) {
+            outbox.push_encoded(name, args);
+        }
+    });
+}
+
+thread_local! {
+    /// The calls sent from the node's event loop thread, where plugins run once loaded:
+    /// kept without a lock. `None` on every other thread.
+    static SENT_ON_THIS_THREAD: RefCell<Option<Outbox>> = const { RefCell::new(None) };
+}
+
+/// Makes this thread the one plugins run on (the node's event loop): calls they send
+/// from it are kept without taking the registry's lock.
+pub fn run_plugins_on_this_thread() {
+    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| *sent = Some(Outbox::default()));
+}
+
+/// Runs `f` on the outbox of this thread if it is the event loop's, else the registry's.
+fn with_outbox(f: impl FnOnce(&mut Outbox)) {
+    let mut f = Some(f);
+    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
+        if let Some(sent) = sent.as_mut()
+            && let Some(f) = f.take()
+        {
+            f(sent);
+        }
+    });
+    if let Some(f) = f {
+        f(&mut registry().outbox);
+    }
 }
 
 /// A function name from C, if it is one: not null, UTF-8, 1 to [`MAX_NAME`] bytes.
@@ -189,7 +232,11 @@ unsafe fn checked_name<'a>(caller: &str, name: *const c_char) -> Option<&'a str>
         return None;
     }
     // SAFETY: the caller passes a NUL-terminated string, which outlives this call.
-    let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
+    checked_name_bytes(caller, unsafe { CStr::from_ptr(name) }.to_bytes())
+}
+
+/// `bytes` as a function name: 1 to [`MAX_NAME`] bytes of UTF-8.
+fn checked_name_bytes<'a>(caller: &str, bytes: &'a [u8]) -> Option<&'a str> {
     if bytes.is_empty() || bytes.len() > MAX_NAME {
         tracing::warn!("{caller}: refused a name that is empty or longer than {MAX_NAME} bytes");
         return None;
@@ -380,7 +427,24 @@ pub fn on_ready(fd: c_int, events: u32) {
 /// Moves the calls plugins sent into `out`, which the caller hands over empty (its room is
 /// kept for the next calls).
 pub fn take_sent(out: &mut Outbox) {
-    std::mem::swap(&mut registry().outbox, out);
+    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
+        if let Some(sent) = sent.as_mut().filter(|sent| !sent.is_empty()) {
+            std::mem::swap(sent, out);
+        }
+    });
+    // Calls sent from other threads: while loading, or from a plugin's own threads.
+    let mut registry = registry();
+    if registry.outbox.is_empty() {
+        return;
+    }
+    if out.is_empty() {
+        std::mem::swap(&mut registry.outbox, out);
+        return;
+    }
+    for (function, args) in registry.outbox.iter() {
+        out.push_encoded(function, args);
+    }
+    registry.outbox.clear();
 }
 
 /// The bare name a typed plugin function would serve `function` under: the id itself when

@@ -48,6 +48,21 @@ impl Outbox {
         }
     }
 
+    /// Appends a call with arguments already encoded to the last run, if that run's
+    /// function id is `function` (as bytes); false, appending nothing, if not.
+    pub fn extend_last_run(&mut self, function: &[u8], args: &[u8]) -> bool {
+        let Some((last, end)) = self.runs.last_mut() else {
+            return false;
+        };
+        if last.as_bytes() != function {
+            return false;
+        }
+        self.bytes.extend_from_slice(args);
+        self.ends.push(self.bytes.len());
+        *end += 1;
+        true
+    }
+
     /// Removes the last call.
     pub fn pop(&mut self) {
         if self.ends.pop().is_none() {
@@ -87,7 +102,7 @@ impl Outbox {
     }
 
     /// The calls' argument bytes from call `from` to call `to`.
-    fn args(&self, from: usize, to: usize) -> impl Iterator<Item = &[u8]> {
+    fn args(&self, from: usize, to: usize) -> impl ExactSizeIterator<Item = &[u8]> + Clone {
         let mut start = from.checked_sub(1).map_or(0, |i| self.ends[i]);
         self.ends[from..to].iter().map(move |&end| {
             let args = &self.bytes[start..end];
@@ -98,7 +113,9 @@ impl Outbox {
 
     /// The calls grouped into runs of consecutive calls to one function: each run's
     /// function id and its calls' argument bytes.
-    pub fn runs(&self) -> impl Iterator<Item = (&Arc<str>, impl Iterator<Item = &[u8]>)> {
+    pub fn runs(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<str>, impl ExactSizeIterator<Item = &[u8]> + Clone)> {
         let mut from = 0;
         self.runs.iter().map(move |(function, to)| {
             let args = self.args(from, *to);
@@ -141,7 +158,8 @@ mod tests {
                 .is_err()
         );
         outbox.push_encoded("b", &[3]);
-        outbox.push_encoded("b", &[4]);
+        assert!(!outbox.extend_last_run(b"a", &[9]));
+        assert!(outbox.extend_last_run(b"b", &[4]));
         outbox.push_encoded("a", &[5]);
         assert_eq!(outbox.last_len(), 1);
         let calls: Vec<(&str, &[u8])> = outbox.iter().map(|(f, a)| (&**f, a)).collect();
