@@ -1083,6 +1083,19 @@ mod tests {
                 ),
             ],
         );
+        // And a datagram of runs, as a node's batcher packs them.
+        let mut batcher = Batcher::new(3, MAX_DATAGRAM);
+        for v in 0..50u64 {
+            let f = if v % 20 < 15 {
+                "a:b/c#set"
+            } else {
+                "a:b/c#other"
+            };
+            batcher
+                .push_call(v, f, &args(&[v.into(), "x".into()]))
+                .unwrap();
+        }
+        let runs = batcher.take().remove(0);
         // A small xorshift generator: the same mutations every run.
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {
@@ -1091,8 +1104,12 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for _ in 0..50_000 {
-            let mut bytes = valid.clone();
+        for i in 0..100_000 {
+            let mut bytes = if i % 2 == 0 {
+                valid.clone()
+            } else {
+                runs.clone()
+            };
             for _ in 0..(next() % 4 + 1) {
                 let at = (next() as usize) % bytes.len();
                 match next() % 4 {

@@ -295,7 +295,7 @@ def startup(runs):
 # ---- 4. dispatch -------------------------------------------------------------------------
 
 
-DIVAN_ROW = re.compile(r"([a-z_]+)\s+([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)")
+DIVAN_ROW = re.compile(r"([a-z0-9_]+)\s+([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)\s*│\s*([\d.]+) (ns|µs|us|ms)")
 
 
 def to_ns(value, unit):
