@@ -140,7 +140,7 @@ fn arguments_too_large_for_a_datagram_are_an_error_for_the_sender() {
     node.wait_stderr("the error", |err| err.contains("guest chat restarted"));
     let err = node.stderr();
     assert!(
-        err.contains("cannot send dhost:chat/chat#message: its arguments take 10"),
+        err.contains("cannot send dhost:chat/chat#message: the call takes 10"),
         "{err}"
     );
     assert!(err.contains("bytes one datagram carries"), "{err}");

@@ -105,6 +105,13 @@ impl<'a> Cursor<'a> {
         Ok(&rest[..len])
     }
 
+    /// Takes `len` bytes of text content, which must be UTF-8.
+    fn utf8(&mut self, len: usize) -> Result<(), WireError> {
+        std::str::from_utf8(self.content(len)?)
+            .map(drop)
+            .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string()))
+    }
+
     /// Reads an unsigned integer.
     pub fn uint(&mut self) -> Result<u64, WireError> {
         match self.head()? {
@@ -136,25 +143,24 @@ impl<'a> Cursor<'a> {
                 "nested deeper than {MAX_NESTING} levels"
             )));
         }
-        match self.head()? {
+        let head = self.head()?;
+        match head {
             Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
             Header::Break => return Err(WireError::Malformed("a stray break".to_string())),
             Header::Tag(_) => self.skip_nested(depth + 1)?,
             Header::Bytes(Some(len)) => {
                 self.content(len)?;
             }
-            Header::Text(Some(len)) => {
-                std::str::from_utf8(self.content(len)?)
-                    .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string()))?;
-            }
+            Header::Text(Some(len)) => self.utf8(len)?,
             Header::Bytes(None) | Header::Text(None) => loop {
-                // Segments: strings of the same kind, up to a break.
-                match self.head()? {
-                    Header::Break => break,
-                    Header::Bytes(Some(len)) | Header::Text(Some(len)) => {
+                // Segments: definite strings of the same kind, up to a break.
+                match (head, self.head()?) {
+                    (_, Header::Break) => break,
+                    (Header::Bytes(None), Header::Bytes(Some(len))) => {
                         self.content(len)?;
                     }
-                    other => return Err(unexpected("a string segment", other)),
+                    (Header::Text(None), Header::Text(Some(len))) => self.utf8(len)?,
+                    (_, other) => return Err(unexpected("a string segment", other)),
                 }
             },
             Header::Array(Some(len)) => {
@@ -175,8 +181,15 @@ impl<'a> Cursor<'a> {
                 }
             }
             Header::Array(None) | Header::Map(None) => {
+                let mut items = 0usize;
                 while !self.at_break()? {
                     self.skip_nested(depth + 1)?;
+                    items += 1;
+                }
+                if matches!(head, Header::Map(None)) && items % 2 == 1 {
+                    return Err(WireError::Malformed(
+                        "a map key without a value".to_string(),
+                    ));
                 }
             }
         }
@@ -270,6 +283,10 @@ mod tests {
             &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], // 2^64 items
             &[0x7a, 0xff, 0xff, 0xff, 0xff][..],                         // 4 GiB of text
             &[0x62, 0xff, 0xfe][..],                                     // not UTF-8
+            &[0x5f, 0x61, b'a', 0xff][..],                               // text in bytes
+            &[0x7f, 0x41, b'a', 0xff][..],                               // bytes in text
+            &[0x7f, 0x62, 0xff, 0xfe, 0xff][..],                         // a segment not UTF-8
+            &[0xbf, 0x01, 0xff][..],                                     // {_ 1}
         ] {
             assert!(Cursor::new(bytes).item().is_err(), "{bytes:x?}");
         }

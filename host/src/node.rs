@@ -280,7 +280,7 @@ pub struct Node {
     /// An emptied outbox, handed to a guest for its next calls when its calls are taken.
     spare: Outbox,
     /// The last function sent, and whether this node serves it (sent calls come in runs).
-    last_sent: Option<(Arc<str>, bool)>,
+    serves_cache: Option<(Arc<str>, bool)>,
     senders: Senders,
     stats: Arc<Stats>,
     drops: DropLog,
@@ -363,7 +363,7 @@ impl Node {
             seq: 0,
             local: Outbox::default(),
             spare: Outbox::default(),
-            last_sent: None,
+            serves_cache: None,
             senders: Senders::default(),
             stats,
             drops: DropLog::new(),
@@ -673,6 +673,10 @@ impl Node {
                             .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
                     }
                 }
+                // In order with what the guests send for this call.
+                if native::sent_on_this_thread() {
+                    self.collect_native_sent();
+                }
             }
             for &(g, slot) in &targets {
                 if let Err(failure) = self.run_guest(g, slot, function, args)
@@ -696,6 +700,7 @@ impl Node {
                 .fetch_add(refused * calls_seen, Ordering::Relaxed);
         }
         if native.is_some() {
+            // (What plugins sent from threads of their own.)
             self.collect_native_sent();
         }
         self.restart_trapped_by_calls();
@@ -957,7 +962,7 @@ impl Node {
             }
             table.retain(|_, targets| !targets.is_empty());
         }
-        self.last_sent = None;
+        self.serves_cache = None;
         self.membership
             .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
@@ -1012,13 +1017,13 @@ impl Node {
     /// Whether a guest or plugin of this node serves `function` (remembered for the last
     /// function asked about: a guest tends to send to one function again and again).
     fn serves_locally(&mut self, function: &Arc<str>) -> bool {
-        if let Some((last, serves)) = &self.last_sent
+        if let Some((last, serves)) = &self.serves_cache
             && Arc::ptr_eq(last, function)
         {
             return *serves;
         }
         let serves = self.local_targets(function).is_some() || native::serves(function);
-        self.last_sent = Some((function.clone(), serves));
+        self.serves_cache = Some((function.clone(), serves));
         serves
     }
 

@@ -257,7 +257,8 @@ pub fn encode_args(args: &[Val], out: &mut Vec<u8>) -> Result<(), ValueError> {
     Ok(())
 }
 
-fn int_head(n: i128) -> Header {
+/// The CBOR head of an integer.
+pub(crate) fn int_head(n: i128) -> Header {
     if n >= 0 {
         Header::Positive(n as u64)
     } else {

@@ -25,8 +25,9 @@ use ciborium_ll::Header as Head;
 use std::net::SocketAddr;
 use thiserror::Error;
 
-/// The version of the wire format this node speaks.
-pub const VERSION: u64 = 1;
+/// The version of the wire format this node speaks. (Version 1 sent every call as a frame
+/// of its own and refused frames of more than one argument array: version 2 sends runs.)
+pub const VERSION: u64 = 2;
 
 /// The CBOR "self-described CBOR" tag (RFC 8949 §3.4.6), used as the datagram's magic.
 pub const MAGIC_TAG: u64 = 55799;
@@ -605,9 +606,9 @@ impl Batcher {
             Some((f, next)) => {
                 f.clear();
                 f.push_str(function);
-                *next = seq + 1;
+                *next = seq.wrapping_add(1);
             }
-            None => self.run = Some((function.to_string(), seq + 1)),
+            None => self.run = Some((function.to_string(), seq.wrapping_add(1))),
         }
         Ok(())
     }
@@ -623,7 +624,8 @@ impl Batcher {
         mut refused: impl FnMut(WireError),
     ) {
         let mut in_run = false;
-        for (seq, args) in (seq..).zip(calls) {
+        let seqs = std::iter::successors(Some(seq), |s| Some(s.wrapping_add(1)));
+        for (seq, args) in seqs.zip(calls) {
             if in_run && self.extend_run(args) {
                 continue;
             }
@@ -646,7 +648,7 @@ impl Batcher {
         self.current.extend_from_slice(args);
         self.current.push(BREAK);
         if let Some((_, next)) = &mut self.run {
-            *next += 1;
+            *next = next.wrapping_add(1);
         }
         true
     }
@@ -882,9 +884,9 @@ mod tests {
     fn wrong_version_is_rejected() {
         let header = Value::Tag(
             MAGIC_TAG,
-            Box::new(Value::Array(vec![2.into(), 1.into(), Value::Null])),
+            Box::new(Value::Array(vec![3.into(), 1.into(), Value::Null])),
         );
-        assert_eq!(decode_datagram(&raw(&header)), Err(WireError::Version(2)));
+        assert_eq!(decode_datagram(&raw(&header)), Err(WireError::Version(3)));
     }
 
     #[test]
@@ -892,9 +894,9 @@ mod tests {
         for inner in [
             Value::Text("x".into()),
             Value::Array(vec![]),
-            Value::Array(vec![1.into()]),
-            Value::Array(vec![1.into(), (-1).into()]),
-            Value::Array(vec![1.into(), 5.into(), 3.into()]),
+            Value::Array(vec![VERSION.into()]),
+            Value::Array(vec![VERSION.into(), (-1).into()]),
+            Value::Array(vec![VERSION.into(), 5.into(), 3.into()]),
         ] {
             let bytes = raw(&Value::Tag(MAGIC_TAG, Box::new(inner.clone())));
             assert!(

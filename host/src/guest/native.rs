@@ -107,9 +107,7 @@ fn set_errno(code: c_int) {
 pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Option<ServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
     if let Some(name) = unsafe { checked_name("dstc_register_function", name) } {
-        register("dstc_register_function", name.to_string(), server, |r| {
-            &mut r.functions
-        });
+        register("dstc_register_function", name, server, |r| &mut r.functions);
     }
 }
 
@@ -121,9 +119,7 @@ pub unsafe extern "C" fn dstc_register_function(name: *const c_char, server: Opt
 pub unsafe extern "C" fn dstc_register_typed(name: *const c_char, server: Option<TypedServerFn>) {
     // SAFETY: the caller passes a NUL-terminated string, or null.
     if let Some(name) = unsafe { checked_name("dstc_register_typed", name) } {
-        register("dstc_register_typed", name.to_string(), server, |r| {
-            &mut r.typed
-        });
+        register("dstc_register_typed", name, server, |r| &mut r.typed);
     }
 }
 
@@ -207,11 +203,14 @@ pub fn run_plugins_on_this_thread() {
     SENT_ON_THIS_THREAD.with_borrow_mut(|sent| *sent = Some(Outbox::default()));
 }
 
-/// Runs `f` on the outbox of this thread if it is the event loop's, else the registry's.
+/// Runs `f` on the outbox of this thread if it is the event loop's, else the registry's
+/// (also on a thread whose thread-locals are being torn down: never a panic across the C
+/// ABI).
 fn with_outbox(f: impl FnOnce(&mut Outbox)) {
     let mut f = Some(f);
-    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
-        if let Some(sent) = sent.as_mut()
+    let _ = SENT_ON_THIS_THREAD.try_with(|sent| {
+        if let Ok(mut sent) = sent.try_borrow_mut()
+            && let Some(sent) = sent.as_mut()
             && let Some(f) = f.take()
         {
             f(sent);
@@ -222,17 +221,27 @@ fn with_outbox(f: impl FnOnce(&mut Outbox)) {
     }
 }
 
+/// Whether plugins sent calls from the event loop thread that the node has not taken.
+pub fn sent_on_this_thread() -> bool {
+    SENT_ON_THIS_THREAD
+        .try_with(|sent| {
+            sent.try_borrow()
+                .is_ok_and(|s| s.as_ref().is_some_and(|s| !s.is_empty()))
+        })
+        .unwrap_or(false)
+}
+
 /// A function name from C, if it is one: not null, UTF-8, 1 to [`MAX_NAME`] bytes.
 ///
 /// # Safety
 /// `name` is a NUL-terminated string, or null.
-unsafe fn checked_name<'a>(caller: &str, name: *const c_char) -> Option<&'a str> {
+unsafe fn checked_name(caller: &str, name: *const c_char) -> Option<String> {
     if name.is_null() {
         tracing::warn!("{caller}: refused a null name");
         return None;
     }
-    // SAFETY: the caller passes a NUL-terminated string, which outlives this call.
-    checked_name_bytes(caller, unsafe { CStr::from_ptr(name) }.to_bytes())
+    // SAFETY: the caller passes a NUL-terminated string.
+    checked_name_bytes(caller, unsafe { CStr::from_ptr(name) }.to_bytes()).map(str::to_string)
 }
 
 /// `bytes` as a function name: 1 to [`MAX_NAME`] bytes of UTF-8.
@@ -267,22 +276,16 @@ pub unsafe extern "C" fn dstc_srv_send(buf: *const u8, size: u32) {
         tracing::warn!("dstc_srv_send: dropped a call without a NUL after its name");
         return;
     };
-    let Ok(name) = std::str::from_utf8(&buf[..nul]) else {
-        tracing::warn!("dstc_srv_send: dropped a call whose name is not UTF-8");
+    let Some(name) = checked_name_bytes("dstc_srv_send", &buf[..nul]) else {
         return;
     };
-    if name.is_empty() || name.len() > MAX_NAME {
-        tracing::warn!("dstc_srv_send: dropped a call with an empty or over-long name");
-        return;
-    }
     let mut args = Vec::with_capacity(buf.len() - nul + 8);
     crate::wire::encode_item(
         &ciborium::Value::Array(vec![ciborium::Value::Bytes(buf[nul + 1..].to_vec())]),
         &mut args,
     );
-    registry()
-        .outbox
-        .push_encoded(&raw_function_id(name), &args);
+    let id = raw_function_id(name);
+    with_outbox(|outbox| outbox.push_encoded(&id, &args));
 }
 
 /// `int dstc_epoll_ctl(int op, int fd, struct epoll_event* ev, void (*cb)(int, struct epoll_event*))`:

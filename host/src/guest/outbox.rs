@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+/// How much room an emptied outbox keeps for the next calls, per buffer.
+pub const KEPT_ROOM: usize = 1 << 20;
+
 /// Sent calls, in order.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -94,11 +97,25 @@ impl Outbox {
         self.bytes.len()
     }
 
-    /// Forgets every call, keeping the buffers' room.
+    /// How much memory the waiting calls take: their arguments, and what the outbox keeps
+    /// for each call and each run.
+    pub fn footprint(&self) -> usize {
+        self.bytes.len()
+            + self.ends.len() * std::mem::size_of::<usize>()
+            + self.runs.len() * std::mem::size_of::<(Arc<str>, usize)>()
+    }
+
+    /// Forgets every call, keeping the buffers' room up to [`KEPT_ROOM`] bytes (a burst
+    /// larger than that gives its memory back).
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.ends.clear();
         self.runs.clear();
+        self.bytes.shrink_to(KEPT_ROOM);
+        self.ends
+            .shrink_to(KEPT_ROOM / std::mem::size_of::<usize>());
+        self.runs
+            .shrink_to(KEPT_ROOM / std::mem::size_of::<(Arc<str>, usize)>());
     }
 
     /// The calls' argument bytes from call `from` to call `to`.

@@ -35,14 +35,8 @@ macro_rules! integer_arg {
             fn is(ty: &Type) -> bool {
                 matches!(ty, Type::$wit)
             }
-            #[allow(unused_comparisons, clippy::cast_sign_loss, clippy::cast_possible_wrap)]
             fn encode(&self, out: &mut Vec<u8>) {
-                let n = *self;
-                if n >= 0 {
-                    push(out, Header::Positive(n as u64));
-                } else {
-                    push(out, Header::Negative(!(n as i64) as u64));
-                }
+                push(out, crate::value::int_head(i128::from(*self)));
             }
             fn decode(cursor: &mut Cursor<'_>) -> Option<Self> {
                 match cursor.head().ok()? {
@@ -167,29 +161,34 @@ impl TypedExport {
         None
     }
 
-    /// Calls the function with `args`, one CBOR array: `None` when the bytes do not fit
-    /// its parameters (the dynamic path then says why), else the call's outcome.
-    pub fn call(
+    /// Calls the function with `args`, one CBOR array, running `start` on the store just
+    /// before entering the guest: `None` when the bytes do not fit its parameters (the
+    /// guest was not entered, `start` did not run: the dynamic path then says why), else
+    /// the call's outcome.
+    pub fn call<S: AsContextMut>(
         self,
-        store: impl AsContextMut,
+        store: S,
         args: &[u8],
+        start: impl FnOnce(&mut S),
     ) -> Option<Result<(), wasmtime::Error>> {
-        fn run<P: Args>(
+        fn run<P: Args, S: AsContextMut>(
             func: TypedFunc<P, ()>,
-            mut store: impl AsContextMut,
+            mut store: S,
             args: &[u8],
+            start: impl FnOnce(&mut S),
         ) -> Option<Result<(), wasmtime::Error>> {
             let params = P::decode(args)?;
+            start(&mut store);
             Some(func.call(&mut store, params))
         }
         match self {
-            TypedExport::Unit(f) => run(f, store, args),
-            TypedExport::S32(f) => run(f, store, args),
-            TypedExport::U32(f) => run(f, store, args),
-            TypedExport::S64(f) => run(f, store, args),
-            TypedExport::U64(f) => run(f, store, args),
-            TypedExport::Str(f) => run(f, store, args),
-            TypedExport::StrStr(f) => run(f, store, args),
+            TypedExport::Unit(f) => run(f, store, args, start),
+            TypedExport::S32(f) => run(f, store, args, start),
+            TypedExport::U32(f) => run(f, store, args, start),
+            TypedExport::S64(f) => run(f, store, args, start),
+            TypedExport::U64(f) => run(f, store, args, start),
+            TypedExport::Str(f) => run(f, store, args, start),
+            TypedExport::StrStr(f) => run(f, store, args, start),
         }
     }
 }

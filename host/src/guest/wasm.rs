@@ -139,6 +139,8 @@ pub enum CallError {
     BadArguments(value::ValueError),
     /// The guest trapped: this instance is unusable and must be restarted.
     Trapped(anyhow::Error),
+    /// The instance trapped earlier and is waiting for its restart; it was not entered.
+    Broken,
 }
 
 /// A loaded WebAssembly guest: what does not change while it runs ([`GuestShared`]), and
@@ -357,7 +359,7 @@ impl WasmGuest {
         let command = Command::new(&mut core.store, &core.instance)
             .map_err(anyhow::Error::from)
             .context("not a WASI command")?;
-        self.shared.start_call(core);
+        self.shared.start_call(&mut core.store);
         let outcome = command.wasi_cli_run().call_run(&mut core.store);
         self.shared.end_call(core);
         match outcome {
@@ -483,10 +485,16 @@ impl GuestShared {
         slot: usize,
         args: &[u8],
     ) -> Result<Option<Val>, CallError> {
+        if core.broken {
+            // It trapped in a call from another guest, earlier in this run of calls: the
+            // node restarts it once the run is over.
+            return Err(CallError::Broken);
+        }
         if let Some(typed) = core.typed[slot] {
-            self.start_call(core);
-            let outcome = typed.call(&mut core.store, args);
-            self.end_call(core);
+            let outcome = typed.call(&mut core.store, args, |store| self.start_call(store));
+            if outcome.is_some() {
+                self.end_call(core);
+            }
             match outcome {
                 Some(Ok(())) => return Ok(None),
                 Some(Err(e)) => {
@@ -527,7 +535,7 @@ impl GuestShared {
         results: usize,
     ) -> anyhow::Result<Vec<Val>> {
         let mut results = vec![Val::Bool(false); results];
-        self.start_call(core);
+        self.start_call(&mut core.store);
         let outcome = func
             .call(&mut core.store, params, &mut results)
             .map_err(anyhow::Error::from);
@@ -538,13 +546,13 @@ impl GuestShared {
         outcome.map(|()| results)
     }
 
-    fn start_call(&self, core: &mut GuestCore) {
-        core.store.data_mut().warden.start_call();
-        core.store.set_epoch_deadline(1);
+    fn start_call(&self, store: &mut Store<GuestState>) {
+        store.data_mut().warden.start_call();
+        store.set_epoch_deadline(1);
         if self.setup.counts_fuel {
             let fuel = self.setup.jail.limits.fuel.unwrap_or(u64::MAX);
             // Cannot fail: the engine counts fuel.
-            let _ = core.store.set_fuel(fuel);
+            let _ = store.set_fuel(fuel);
         }
     }
 
@@ -632,6 +640,10 @@ pub fn into_reply(
         Err(CallError::Trapped(e)) => {
             let why = format!("guest {guest} trapped: {}", e.root_cause());
             Err((CallFailure::new(FailureKind::Trapped, why), Some(e)))
+        }
+        Err(CallError::Broken) => {
+            let why = format!("guest {guest} is restarting after a trap");
+            Err((CallFailure::new(FailureKind::Unavailable, why), None))
         }
     }
 }
@@ -853,10 +865,11 @@ fn send(
     let max = state.setup.max_call;
     let refused = if function.len() + size > max {
         format!(
-            "its arguments take {size} bytes encoded, more than the {max} bytes one datagram \
-             carries"
+            "the call takes {} bytes encoded (its function id and arguments), more than the \
+             {max} bytes one datagram carries",
+            function.len() + size
         )
-    } else if state.sent.byte_len() > MAX_SENT_BYTES {
+    } else if state.sent.footprint() > MAX_SENT_BYTES {
         format!(
             "this call into the guest already sent {} MiB of calls, the most the node queues \
              before the guest returns",
