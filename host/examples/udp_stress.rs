@@ -26,26 +26,18 @@ const KIND_FINISH: u8 = 1;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let mut number = |default: u32| {
-        args.next().map_or(Ok(default), |a| {
-            a.parse::<u32>().map_err(std::io::Error::other)
-        })
-    };
-    let count = number(10_000_000)?;
+    // The next argument, or `default` when there is none.
+    let mut next = |default: &str| args.next().unwrap_or_else(|| default.to_string());
+    let count: u32 = next("10000000").parse().map_err(std::io::Error::other)?;
     // Twice the reporting interval at least: a report always comes before the sender stalls.
-    let window = number(131_072)?.max(2 * PROGRESS_EVERY);
-    let group: SocketAddrV4 = args
-        .next()
-        .as_deref()
-        .unwrap_or("239.255.77.1:47231")
+    let window = next("131072")
+        .parse::<u32>()
+        .map_err(std::io::Error::other)?
+        .max(2 * PROGRESS_EVERY);
+    let group: SocketAddrV4 = next("239.255.77.1:47231")
         .parse()
         .map_err(std::io::Error::other)?;
-    let iface: Ipv4Addr = args
-        .next()
-        .as_deref()
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .map_err(std::io::Error::other)?;
+    let iface: Ipv4Addr = next("127.0.0.1").parse().map_err(std::io::Error::other)?;
 
     let receiver = group_receiver(group, iface)?;
     let progress = UdpSocket::bind((iface, 0))?;

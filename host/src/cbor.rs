@@ -120,6 +120,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Reads an integer, of either sign.
+    pub fn int(&mut self) -> Result<i128, WireError> {
+        match self.head()? {
+            Header::Positive(n) => Ok(i128::from(n)),
+            Header::Negative(n) => Ok(-1 - i128::from(n)),
+            other => Err(unexpected("an integer", other)),
+        }
+    }
+
     /// Reads a text string of definite length.
     pub fn text(&mut self) -> Result<&'a str, WireError> {
         match self.head()? {

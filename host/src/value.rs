@@ -186,18 +186,14 @@ fn read_scalars(bytes: &[u8], params: &[(String, Type)], out: &mut Vec<Val>) -> 
         _ => return None,
     }
     for (_, ty) in params {
-        let val = match (ty, cursor.head().ok()?) {
-            (Type::Bool, Header::Simple(20)) => Val::Bool(false),
-            (Type::Bool, Header::Simple(21)) => Val::Bool(true),
-            (Type::String, Header::Text(Some(len))) => {
-                let text = cursor.rest().get(..len)?;
-                let text = std::str::from_utf8(text).ok()?.to_string();
-                cursor = Cursor::new(&cursor.rest()[len..]);
-                Val::String(text)
-            }
-            (ty, Header::Positive(n)) => int_val(ty, i128::from(n))?,
-            (ty, Header::Negative(n)) => int_val(ty, -1 - i128::from(n))?,
-            _ => return None,
+        let val = match ty {
+            Type::Bool => match cursor.head().ok()? {
+                Header::Simple(20) => Val::Bool(false),
+                Header::Simple(21) => Val::Bool(true),
+                _ => return None,
+            },
+            Type::String => Val::String(cursor.text().ok()?.to_string()),
+            ty => int_val(ty, cursor.int().ok()?)?,
         };
         out.push(val);
     }

@@ -147,6 +147,7 @@ pub struct Call {
 
 impl Call {
     /// A run of one call, with its arguments as CBOR values.
+    #[cfg(test)]
     pub fn single(seq: u64, function: &str, args: &[Value]) -> Self {
         let mut bytes = Vec::new();
         encode_item(&Value::Array(args.to_vec()), &mut bytes);
@@ -511,23 +512,23 @@ pub fn call_frame_len(function: &str, args_len: usize) -> usize {
 pub fn encode_call(seq: u64, function: &str, args: &[Value], out: &mut Vec<u8>) {
     let mut encoded = Vec::new();
     encode_item(&Value::Array(args.to_vec()), &mut encoded);
-    open_call_run(seq, function, out);
-    out.extend_from_slice(&encoded);
-    out.push(BREAK);
+    encode_call_run(seq, function, &encoded, out);
 }
 
 /// The CBOR break that closes an indefinite-length array.
 const BREAK: u8 = 0xff;
 
-/// Opens a call run, `[_ 0, seq, function,`, onto the end of `out`; the caller appends
-/// argument arrays and the break.
-fn open_call_run(seq: u64, function: &str, out: &mut Vec<u8>) {
+/// Encodes a run of one call, `[_ 0, seq, function, args]` with `args` one CBOR array,
+/// onto the end of `out`; the run stays open to more calls (see [`Batcher`]).
+fn encode_call_run(seq: u64, function: &str, args: &[u8], out: &mut Vec<u8>) {
     let mut encoder = ciborium_ll::Encoder::from(&mut *out);
     // Writing to a Vec cannot fail.
     let _ = encoder.push(Head::Array(None));
     let _ = encoder.push(Head::Positive(KIND_CALL));
     let _ = encoder.push(Head::Positive(seq));
     let _ = encoder.text(function, None);
+    out.extend_from_slice(args);
+    out.push(BREAK);
 }
 
 /// Packs encoded frames into datagrams of at most `max` bytes, each opening with the
@@ -599,9 +600,7 @@ impl Batcher {
         if self.current.len() + size > self.max {
             self.next_datagram();
         }
-        open_call_run(seq, function, &mut self.current);
-        self.current.extend_from_slice(args);
-        self.current.push(BREAK);
+        encode_call_run(seq, function, args, &mut self.current);
         match &mut self.run {
             Some((f, next)) => {
                 f.clear();

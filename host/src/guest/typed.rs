@@ -39,11 +39,7 @@ macro_rules! integer_arg {
                 push(out, crate::value::int_head(i128::from(*self)));
             }
             fn decode(cursor: &mut Cursor<'_>) -> Option<Self> {
-                match cursor.head().ok()? {
-                    Header::Positive(n) => n.try_into().ok(),
-                    Header::Negative(n) => (-1 - i128::from(n)).try_into().ok(),
-                    _ => None,
-                }
+                cursor.int().ok()?.try_into().ok()
             }
         }
     )*};

@@ -336,10 +336,7 @@ impl WasmGuest {
         let shared = &self.shared;
         let mut core = self.core();
         let outcome = shared.call_cbor(&mut core, slot, args);
-        let state = core.store.data_mut();
-        if !state.sent.is_empty() {
-            std::mem::swap(&mut state.sent, sent);
-        }
+        hand_over_sent(core.store.data_mut(), sent);
         outcome
     }
 
@@ -380,11 +377,7 @@ impl WasmGuest {
     /// Moves the calls the guest sent since the last time into `out`, which the caller
     /// hands over empty (its room is kept for the guest's next calls).
     pub fn take_sent(&mut self, out: &mut Outbox) {
-        let mut core = self.core();
-        let state = core.store.data_mut();
-        if !state.sent.is_empty() {
-            std::mem::swap(&mut state.sent, out);
-        }
+        hand_over_sent(self.core().store.data_mut(), out);
     }
 
     /// Runs `f` on the guest's store data (timers, watches).
@@ -563,6 +556,13 @@ impl GuestShared {
                 tracing::debug!(guest = %self.setup.name, "cannot write guest output: {e}");
             }
         }
+    }
+}
+
+/// Swaps the calls a guest sent with `out`, an emptied outbox, if it sent any.
+fn hand_over_sent(state: &mut GuestState, out: &mut Outbox) {
+    if !state.sent.is_empty() {
+        std::mem::swap(&mut state.sent, out);
     }
 }
 
