@@ -16,7 +16,7 @@ fn garbage() -> Vec<(Vec<u8>, &'static str)> {
     // Each hand-made call comes from a sender id of its own, so no sequence number repeats.
     let call = |sender: u64, function: &str, args: Vec<Value>| {
         let mut d = Vec::new();
-        wire::encode_header(sender, &mut d);
+        wire::encode_header(sender, Some(1), &mut d);
         wire::encode_call(1, function, &args, &mut d);
         d
     };

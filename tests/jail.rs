@@ -30,7 +30,7 @@ impl Attacker {
     fn attack(&mut self, function: &str, args: &[Value]) {
         self.seq += 1;
         let mut datagram = Vec::new();
-        wire::encode_header(self.sender, &mut datagram);
+        wire::encode_header(self.sender, Some(self.seq), &mut datagram);
         let id = format!("dhost:hostile/attacks#{function}");
         wire::encode_call(self.seq, &id, args, &mut datagram);
         self.socket.send(&datagram).unwrap();

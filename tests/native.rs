@@ -140,7 +140,7 @@ fn epoll_ctl_misuse_and_bad_registrations_get_errors_and_the_node_keeps_running(
     let mut args = b"one\0\0\0\0\0two\0\0\0\0\0".to_vec();
     args.truncate(16);
     let mut datagram = Vec::new();
-    wire::encode_header(99, &mut datagram);
+    wire::encode_header(99, Some(1), &mut datagram);
     wire::encode_call(1, "dstc:raw/abi#ping", &[Value::Bytes(args)], &mut datagram);
     wire::encode_call(
         2,

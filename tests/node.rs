@@ -103,7 +103,7 @@ fn a_guest_that_traps_is_restarted_and_the_node_keeps_serving() {
     let sender = group_sender(group);
     for seq in 1..=2 {
         let mut datagram = Vec::new();
-        wire::encode_header(77, &mut datagram);
+        wire::encode_header(77, Some(seq), &mut datagram);
         wire::encode_call(seq, "dhost:test/crash#boom", &[], &mut datagram);
         sender.send(&datagram).unwrap();
     }
@@ -206,7 +206,7 @@ fn a_node_without_guests_joins_the_group_from_the_environment_and_stops_cleanly(
     node.wait_stderr("ready", |err| err.contains("node empty"));
     let sender = group_sender(group);
     let mut datagram = Vec::new();
-    wire::encode_header(5, &mut datagram);
+    wire::encode_header(5, Some(1), &mut datagram);
     wire::encode_call(
         1,
         "dhost:chat/chat#message",

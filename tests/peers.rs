@@ -82,7 +82,7 @@ fn peers_come_and_go_casts_arrive_and_names_are_unique() {
     nodes[0].wait_stderr("the expiry", |err| {
         err.lines().any(|l| {
             l.contains("peer two (127.0.0.1:")
-                && l.ends_with(") gone: no announcement for 3s 500ms")
+                && l.ends_with(") gone: nothing heard from it for 3s 500ms")
         })
     });
     let forgotten = killed.elapsed();

@@ -33,10 +33,19 @@ fn stress_guest() -> WasmGuest {
         .expect("the stress guest compiles");
     let world = World::of(&component, runtime.engine());
     let calls = std::sync::Arc::new(Calls::new("bench", None));
+    // A node without a network: what the guest sends goes nowhere.
+    let outgoing = std::sync::Arc::new(dhost::stream::outgoing::Outgoing::new(
+        7,
+        wire::MAX_DATAGRAM,
+        dhost::stream::StreamConfig::default(),
+        std::sync::Arc::default(),
+        std::sync::Arc::default(),
+    ));
     let node = NodeFacts {
         name: "bench",
         max_call: 60_000,
         calls: &calls,
+        outgoing: &outgoing,
     };
     WasmGuest::load(
         &runtime,
@@ -81,7 +90,7 @@ fn encode_arguments(bencher: divan::Bencher) {
 #[divan::bench]
 fn batch_1000_calls(bencher: divan::Bencher) {
     let args: Vec<Vec<u8>> = (0..1000).map(set_value_args).collect();
-    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM);
+    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM, true);
     let mut seq = 0u64;
     bencher.bench_local(|| {
         for a in &args {
@@ -95,13 +104,14 @@ fn batch_1000_calls(bencher: divan::Bencher) {
 /// One datagram of 1000 set-value calls; the time per call is this divided by 1000.
 #[divan::bench]
 fn decode_datagram_of_1000_calls(bencher: divan::Bencher) {
-    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM);
+    let mut batcher = wire::Batcher::new(7, wire::MAX_DATAGRAM, true);
     for v in 0..1000 {
         batcher
             .push_call(v as u64, SET_VALUE, &set_value_args(v))
             .expect("a call fits");
     }
-    let datagram = batcher.take().remove(0);
+    let mut datagram = batcher.take().remove(0);
+    wire::stamp(&mut datagram, 1);
     bencher.bench_local(|| wire::decode_datagram(black_box(&datagram)).map(|d| d.frames.len()));
 }
 
@@ -125,9 +135,10 @@ fn dispatch_into_a_webassembly_guest(bencher: divan::Bencher) {
     let slot = set_value_slot(&guest);
     let args: Vec<Vec<u8>> = (0..4096).map(set_value_args).collect();
     let mut sent = dhost::guest::outbox::Outbox::default();
+    let mut local = dhost::guest::outbox::Outbox::default();
     let mut i = 0;
     bencher.bench_local(|| {
-        let result = guest.call_cbor(slot, &args[i % args.len()], &mut sent);
+        let result = guest.call_cbor(slot, &args[i % args.len()], &mut sent, &mut local);
         i += 1;
         sent.clear();
         result.is_ok()
@@ -145,11 +156,12 @@ fn dispatch_into_a_native_plugin(bencher: divan::Bencher) {
     let server = native::resolve("set_value").expect("the plugin serves set_value");
     let args: Vec<Vec<u8>> = (0..4096).map(set_value_args).collect();
     let mut sent = dhost::guest::outbox::Outbox::default();
+    let mut local = dhost::guest::outbox::Outbox::default();
     let mut i = 0;
     bencher.bench_local(|| {
         let result = server.call("set_value", &args[i % args.len()]);
         i += 1;
-        native::take_sent(&mut sent);
+        native::take_sent(&mut sent, &mut local);
         sent.clear();
         result.is_ok()
     });

@@ -96,7 +96,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `len` bytes of string content.
-    fn content(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+    pub(crate) fn content(&mut self, len: usize) -> Result<&'a [u8], WireError> {
         let rest = self.rest();
         if len > rest.len() {
             return Err(WireError::Malformed("truncated".to_string()));

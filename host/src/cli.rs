@@ -289,6 +289,9 @@ pub struct RunArgs {
     pub group: GroupArgs,
 
     #[command(flatten)]
+    pub stream: StreamArgs,
+
+    #[command(flatten)]
     pub tcp: TcpArgs,
 
     #[command(flatten)]
@@ -459,6 +462,54 @@ impl GroupArgs {
             iface: self.iface,
             ttl: self.ttl,
         }
+    }
+}
+
+/// How the node's stream of calls to the group is paced and repaired (docs/wire.md).
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// The most bytes this node sends beyond what its slowest live receiver has run, such
+    /// as 4MiB; a guest that sends faster waits. Receivers may ask for less (what their
+    /// receive buffers hold) [default: 4MiB].
+    #[arg(long, value_name = "SIZE", value_parser = crate::jail::parse_size)]
+    pub window: Option<u64>,
+
+    /// The most bytes of sent datagrams kept for resending once every live receiver has
+    /// them (what a receiver still lacks is kept anyway) [default: 16MiB, and at least the
+    /// window].
+    #[arg(long, value_name = "SIZE", value_parser = crate::jail::parse_size)]
+    pub retransmit_buffer: Option<u64>,
+
+    /// How long sent datagrams are kept for resending once every live receiver has them.
+    #[arg(long, value_name = "DURATION", default_value = "5s",
+          value_parser = crate::jail::parse_duration)]
+    pub retransmit_age: std::time::Duration,
+
+    /// Send without flow control and without repairs (receivers still count what they
+    /// lose): for measuring what reliability costs, or a group where loss is fine.
+    #[arg(long, conflicts_with_all = ["window", "retransmit_buffer"])]
+    pub unreliable: bool,
+}
+
+impl StreamArgs {
+    /// The stream's knobs, checked.
+    pub fn config(&self) -> anyhow::Result<crate::stream::StreamConfig> {
+        use crate::stream::{DEFAULT_KEEP_BYTES, DEFAULT_WINDOW, StreamConfig};
+        if self.unreliable {
+            return Ok(StreamConfig::unreliable());
+        }
+        let window = self.window.unwrap_or(DEFAULT_WINDOW);
+        let config = StreamConfig {
+            window: Some(window),
+            keep_bytes: self
+                .retransmit_buffer
+                .unwrap_or_else(|| DEFAULT_KEEP_BYTES.max(window)),
+            keep_age: self.retransmit_age,
+        };
+        config
+            .check()
+            .map_err(|why| anyhow::anyhow!("--window and --retransmit-buffer: {why}"))?;
+        Ok(config)
     }
 }
 

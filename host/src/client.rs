@@ -26,8 +26,10 @@ pub struct Answer {
 pub struct GroupClient {
     receiver: UdpSocket,
     sender: UdpSocket,
+    group: SocketAddr,
     id: u64,
-    seq: u64,
+    /// The number of the next sequenced datagram (a client's stream starts at 1).
+    next: u64,
     max_datagram: usize,
 }
 
@@ -39,17 +41,24 @@ impl GroupClient {
         Ok(GroupClient {
             receiver,
             sender: group.sender()?,
+            group: SocketAddr::V4(group.addr),
             id: rand::random(),
-            seq: 0,
+            next: 1,
             max_datagram,
         })
     }
 
-    fn send_frame(&mut self, encode: impl FnOnce(u64, &mut Vec<u8>)) -> anyhow::Result<()> {
-        self.seq += 1;
+    /// Sends one datagram of the frames `encode` writes: a control datagram, or the next of
+    /// the client's stream.
+    fn send_datagram(
+        &mut self,
+        sequenced: bool,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> anyhow::Result<()> {
         let mut datagram = Vec::new();
-        wire::encode_header(self.id, &mut datagram);
-        encode(self.seq, &mut datagram);
+        let seq = sequenced.then_some(self.next);
+        wire::encode_header(self.id, seq, &mut datagram);
+        encode(&mut datagram);
         if datagram.len() > self.max_datagram {
             bail!(
                 "the call takes {} bytes encoded, more than the {} bytes one datagram carries",
@@ -58,8 +67,11 @@ impl GroupClient {
             );
         }
         self.sender
-            .send(&datagram)
+            .send_to(&datagram, self.group)
             .context("cannot send to the group")?;
+        if sequenced {
+            self.next += 1;
+        }
         Ok(())
     }
 
@@ -74,7 +86,7 @@ impl GroupClient {
         wait: Duration,
         enough: impl Fn(&[Answer]) -> bool,
     ) -> anyhow::Result<Vec<Answer>> {
-        self.send_frame(wire::encode_query)?;
+        self.send_datagram(false, wire::encode_query)?;
         let deadline = Instant::now() + wait;
         let mut answers: Vec<Answer> = Vec::new();
         let mut buf = vec![0u8; 65_536];
@@ -114,9 +126,10 @@ impl GroupClient {
         Ok(answers)
     }
 
-    /// Sends a call to every node that serves `function`.
+    /// Sends a call to every node that serves `function`: the first (and only) datagram
+    /// of the client's stream, so that receivers run it once.
     pub fn cast(&mut self, function: &str, args: &[Value]) -> anyhow::Result<()> {
-        self.send_frame(|seq, out| wire::encode_call(seq, function, args, out))
+        self.send_datagram(true, |out| wire::encode_call(1, function, args, out))
     }
 }
 

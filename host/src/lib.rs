@@ -8,6 +8,8 @@
 //! - [`node`]: the event loop, routing calls to the guests that export them;
 //! - [`membership`]: announcements, the peers table, unique names;
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
+//! - [`stream`]: reliable multicast: each node's stream of datagrams, repaired and paced;
+//! - [`stats`]: the counters in a node's closing summary, and the log of dropped input;
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
 //! - [`rpc`]: calls to one node over TCP: frames, the node's port, connection pools;
@@ -31,5 +33,7 @@ pub mod net;
 pub mod node;
 pub mod rpc;
 pub mod run;
+pub mod stats;
+pub mod stream;
 pub mod value;
 pub mod wire;

@@ -190,6 +190,14 @@ impl Membership {
         self.next_announce = self.next_announce.min(earliest.max(now));
     }
 
+    /// Node `sender` sent something (a call, a heartbeat): it is alive, even if it is too
+    /// busy to announce itself (a guest sending in a long loop).
+    pub fn heard_from(&mut self, sender: u64) {
+        if let Some(peer) = self.peers.get_mut(&sender) {
+            peer.last_seen = Instant::now();
+        }
+    }
+
     /// Node `sender` said goodbye; returns it if it was known.
     pub fn on_goodbye(&mut self, sender: u64) -> Option<Peer> {
         let gone = self.peers.remove(&sender);
@@ -203,16 +211,18 @@ impl Membership {
         std::mem::take(&mut self.changed)
     }
 
-    /// Forgets the peers not heard from for [`PEER_EXPIRY`]; returns them.
-    pub fn expire(&mut self, now: Instant) -> Vec<Peer> {
+    /// Forgets the peers not heard from for [`PEER_EXPIRY`]; returns them, with their ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<(u64, Peer)> {
         let gone: Vec<u64> = self
             .peers
             .iter()
-            .filter(|(_, p)| now.duration_since(p.last_seen) > PEER_EXPIRY)
+            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > PEER_EXPIRY)
             .map(|(id, _)| *id)
             .collect();
         self.changed |= !gone.is_empty();
-        gone.iter().filter_map(|id| self.peers.remove(id)).collect()
+        gone.into_iter()
+            .filter_map(|id| self.peers.remove(&id).map(|p| (id, p)))
+            .collect()
     }
 
     /// When the next announcement is due.
@@ -252,12 +262,10 @@ mod tests {
 
     fn announce(name: &str, uptime_ms: u64) -> Announce {
         Announce {
-            seq: 1,
             name: name.into(),
             uptime_ms,
             functions: vec!["a:b/c#d".into()],
-            tcp: None,
-            links: Vec::new(),
+            ..Announce::default()
         }
     }
 

@@ -1,6 +1,7 @@
-//! The node's multicast sockets (socket2): one that receives the group's datagrams, joined
-//! on the chosen interface with address reuse so several nodes share one machine, and one
-//! that sends to the group through that interface with loopback on.
+//! The node's sockets to the group (socket2): one that receives the group's datagrams,
+//! joined on the chosen interface with address reuse so several nodes share one machine,
+//! and one bound to the interface that sends to the group (with loopback on) and to single
+//! nodes, and receives what single nodes send back (statuses of the node's stream).
 
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -62,7 +63,8 @@ impl Group {
         Ok(socket.into())
     }
 
-    /// A blocking socket that sends to the group through the interface.
+    /// A blocking socket that sends to the group through the interface (with `send_to`:
+    /// it is not connected, so that it also receives what single nodes send it).
     pub fn sender(&self) -> anyhow::Result<UdpSocket> {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_multicast_if_v4(&self.iface).with_context(|| {
@@ -70,10 +72,20 @@ impl Group {
         })?;
         socket.set_multicast_ttl_v4(self.ttl)?;
         socket.set_multicast_loop_v4(true)?;
+        if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER / 4) {
+            tracing::debug!("cannot enlarge the receive buffer of the stream socket: {e}");
+        }
         socket
             .bind(&SocketAddr::V4(SocketAddrV4::new(self.iface, 0)).into())
             .with_context(|| format!("cannot bind to the interface {}", self.iface))?;
-        socket.connect(&SocketAddr::V4(self.addr).into())?;
         Ok(socket.into())
     }
+}
+
+/// How many bytes the kernel lets `socket` hold before it drops what arrives (what it
+/// granted of what was asked: `net.core.rmem_max` caps it).
+pub fn receive_buffer(socket: &UdpSocket) -> usize {
+    socket2::SockRef::from(socket)
+        .recv_buffer_size()
+        .unwrap_or(212_992)
 }

@@ -1,15 +1,18 @@
 //! The node's event loop: it owns the guests, the routing table from function ids to the
-//! guests that export them, and the outgoing batch, and runs on one thread of its own.
+//! guests that export them, and the receiving side of the peers' streams, and runs on one
+//! thread of its own.
 //!
 //! One *turn* of the loop takes every event waiting (datagrams decoded by the network
 //! thread, stdin lines), fires due timers and ready pollables, delivers locally the calls
-//! the node's own guests sent, and finally flushes the outgoing batch to the group. The
+//! the node's own guests sent, reports to the peers how far it has run their streams (and
+//! asks for what it misses), and finally flushes what its guests sent to the group. The
 //! calls sent while handling one event are flushed as soon as it is handled, so that a
-//! long queue does not hold back what a peer may be waiting for. A call
-//! a guest sends while it runs is only recorded, and delivered after it returns: a guest
-//! is never re-entered. A call reaches each node once, the sender's own included: locally
-//! from the outgoing queue, and the copy that multicast loops back is recognised by the
-//! sender id and skipped.
+//! long queue does not hold back what a peer may be waiting for. A call a guest sends
+//! while it runs is only recorded (or, for a long burst, sent before it returns: see
+//! [`crate::stream::outgoing`]), and delivered locally after it returns: a guest is never
+//! re-entered. A call reaches each node once, the sender's own included: locally from the
+//! outgoing queue, and the copy that multicast loops back is recognised by the sender id
+//! and skipped.
 
 use crate::guest::calls::{Calls, PeerEntry};
 use crate::guest::native::{self, NativePlugin};
@@ -19,12 +22,15 @@ use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::rpc::server::IncomingCall;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
-use crate::wire::{self, Announce, Batcher, Datagram, Frame};
+use crate::stats::{DropLog, Stats};
+use crate::stream::outgoing::{Outgoing, Patience};
+use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
+use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
 use ciborium::Value;
-use std::collections::{HashMap, VecDeque};
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 use wasmtime::component::Val;
@@ -41,8 +47,11 @@ const MAX_EVENTS_PER_TURN: usize = 1024;
 /// The most peers whose connection counts an announcement lists.
 const MAX_LINKS_ANNOUNCED: usize = 64;
 
-/// The most senders whose sequence numbers are remembered.
-const MAX_SENDERS: usize = 4096;
+/// How long a stopping node waits for its receivers to run what it sent.
+pub const LINGER: Duration = Duration::from_secs(3);
+
+/// The most streams of peers gone that the closing summary still names.
+const MAX_STREAMS_REMEMBERED: usize = 64;
 
 /// What the network and stdin threads hand the event loop.
 #[derive(Debug)]
@@ -53,6 +62,8 @@ pub enum Event {
         from: SocketAddr,
         /// Its header and frames.
         datagram: Datagram,
+        /// Its size in bytes.
+        len: usize,
     },
     /// A call from the node's TCP port.
     Call(Box<IncomingCall>),
@@ -67,128 +78,6 @@ pub enum Event {
     },
     /// Stop: finish the turn and return.
     Shutdown,
-}
-
-/// Counters of what the node received, ran and dropped, shared with the network thread.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Datagrams received from the group (well-formed or not).
-    pub datagrams_received: AtomicU64,
-    /// Datagrams dropped because they could not be decoded.
-    pub datagrams_malformed: AtomicU64,
-    /// Datagrams dropped because the event loop was too far behind.
-    pub datagrams_overrun: AtomicU64,
-    /// Datagrams sent to the group.
-    pub datagrams_sent: AtomicU64,
-    /// Datagrams that could not be sent.
-    pub send_errors: AtomicU64,
-    /// Calls run by a local guest (multicast, or from the TCP port).
-    pub calls_delivered: AtomicU64,
-    /// Calls from the TCP port answered with a failure.
-    pub calls_failed: AtomicU64,
-    /// Calls dropped: unknown function id, arguments that do not fit, duplicates.
-    pub calls_dropped: AtomicU64,
-    /// Guest traps.
-    pub traps: AtomicU64,
-}
-
-impl Stats {
-    fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A one-line summary for the log.
-    pub fn summary(&self) -> String {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        format!(
-            "{} datagrams received ({} malformed, {} overrun), {} sent ({} failed), \
-             {} calls run, {} dropped, {} failed, {} guest traps",
-            get(&self.datagrams_received),
-            get(&self.datagrams_malformed),
-            get(&self.datagrams_overrun),
-            get(&self.datagrams_sent),
-            get(&self.send_errors),
-            get(&self.calls_delivered),
-            get(&self.calls_dropped),
-            get(&self.calls_failed),
-            get(&self.traps),
-        )
-    }
-}
-
-/// A log of dropped input that says every drop, up to a number per second, and then how
-/// many it left unsaid: hostile traffic cannot flood the log.
-#[derive(Debug)]
-pub struct DropLog {
-    window: Instant,
-    said: u32,
-    unsaid: u64,
-}
-
-impl DropLog {
-    /// Lines said per second at most.
-    const PER_SECOND: u32 = 20;
-
-    /// An empty log.
-    pub fn new() -> Self {
-        DropLog {
-            window: Instant::now(),
-            said: 0,
-            unsaid: 0,
-        }
-    }
-
-    /// Logs one drop, unless too many were said this second.
-    pub fn dropped(&mut self, reason: std::fmt::Arguments<'_>) {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            if self.unsaid > 0 {
-                tracing::warn!("... and {} more dropped in the last second", self.unsaid);
-            }
-            *self = DropLog::new();
-        }
-        if self.said < Self::PER_SECOND {
-            self.said += 1;
-            tracing::warn!("dropped {reason}");
-        } else {
-            self.unsaid += 1;
-        }
-    }
-}
-
-impl Default for DropLog {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The next sequence number expected from each sender, to drop duplicates.
-#[derive(Debug, Default)]
-struct Senders {
-    next: HashMap<u64, (u64, Instant)>,
-}
-
-impl Senders {
-    /// How many of the `count` frames of `sender` from `seq` on were seen already (they
-    /// lead: a sender's numbers only grow); remembers the rest as seen.
-    fn stale(&mut self, sender: u64, seq: u64, count: u64) -> u64 {
-        let now = Instant::now();
-        if !self.next.contains_key(&sender) && self.next.len() >= MAX_SENDERS {
-            // Forget the sender heard from least recently.
-            if let Some(oldest) = self
-                .next
-                .iter()
-                .min_by_key(|(_, (_, seen))| *seen)
-                .map(|(k, _)| *k)
-            {
-                self.next.remove(&oldest);
-            }
-        }
-        let entry = self.next.entry(sender).or_insert((seq, now));
-        entry.1 = now;
-        let stale = entry.0.saturating_sub(seq).min(count);
-        entry.0 = entry.0.max(seq.saturating_add(count));
-        stale
-    }
 }
 
 /// Where a call came from.
@@ -270,18 +159,21 @@ pub struct Node {
     bare_routes: HashMap<String, Vec<Route>>,
     /// The native plugins, kept so that their code stays loaded.
     natives: Vec<NativePlugin>,
-    socket: Option<UdpSocket>,
-    batcher: Batcher,
+    /// Where the calls the guests and plugins send go: the group, and this node.
+    outgoing: Arc<Outgoing>,
+    /// Whether the node is on the group (else it keeps its calls to itself).
+    on_group: bool,
+    /// An encoded control frame being built.
     frame: Vec<u8>,
-    seq: u64,
     /// Calls sent by this node's guests and plugins to functions it serves itself,
     /// delivered at the end of the turn.
     local: Outbox,
     /// An emptied outbox, handed to a guest for its next calls when its calls are taken.
     spare: Outbox,
-    /// The last function sent, and whether this node serves it (sent calls come in runs).
-    serves_cache: Option<(Arc<str>, bool)>,
-    senders: Senders,
+    /// The peers' streams, as this node receives them.
+    streams: ReceiveStreams<Datagram>,
+    /// What was received of the streams of peers gone, by name, for the closing summary.
+    gone_streams: VecDeque<(String, Counts)>,
     stats: Arc<Stats>,
     drops: DropLog,
     /// What the guests share to make calls with replies (the node keeps its peers fresh).
@@ -295,6 +187,11 @@ pub struct Node {
 /// Where the node is reachable and how it calls out, for [`Node::new`].
 #[derive(Debug, Clone, Default)]
 pub struct Links {
+    /// Whether the node is on the group (its [`Outgoing`] has a socket).
+    pub on_group: bool,
+    /// How many bytes of a peer's stream, beyond what it has run, the node can take (what
+    /// its receive buffer holds).
+    pub receive_window: u64,
     /// The node's TCP port.
     pub tcp: Option<SocketAddr>,
     /// Its pool of connections to peers.
@@ -302,18 +199,16 @@ pub struct Links {
 }
 
 impl Node {
-    /// A node with id `id` (the sender id of its datagrams) hosting `guests`, sending to
-    /// the group through `socket` (none: the node keeps its calls to itself) in datagrams
-    /// of at most `max_datagram` bytes, and taking calls with replies as `links` say.
-    /// `calls` is what the guests were loaded with.
+    /// A node with id `id` (the sender id of its datagrams) hosting `guests`, sending what
+    /// they send through `outgoing`, and taking calls as `links` say. `calls` is what the
+    /// guests were loaded with.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         name: &str,
         natives: Vec<NativePlugin>,
         guests: Vec<WasmGuest>,
-        socket: Option<UdpSocket>,
-        max_datagram: usize,
+        outgoing: Arc<Outgoing>,
         stats: Arc<Stats>,
         calls: Arc<Calls>,
         links: Links,
@@ -348,7 +243,7 @@ impl Node {
             .collect();
         calls.set_local(local);
         let served = served(&routes, natives.len(), &calls);
-        Node {
+        let node = Node {
             id,
             membership: Membership::new(id, name, served),
             name_taken: None,
@@ -357,27 +252,40 @@ impl Node {
             routes,
             bare_routes,
             natives,
-            socket,
-            batcher: Batcher::new(id, max_datagram),
+            outgoing,
+            on_group: links.on_group,
             frame: Vec::new(),
-            seq: 0,
             local: Outbox::default(),
             spare: Outbox::default(),
-            serves_cache: None,
-            senders: Senders::default(),
+            streams: ReceiveStreams::new(links.receive_window),
+            gone_streams: VecDeque::new(),
             stats,
             drops: DropLog::new(),
             calls,
             tcp: links.tcp,
             pool: links.pool,
-        }
+        };
+        node.tell_outgoing_what_is_served();
+        node
+    }
+
+    /// Tells [`Outgoing`] which functions this node serves itself (so that it runs the
+    /// calls its own guests send to them).
+    fn tell_outgoing_what_is_served(&self) {
+        let ids: HashSet<String> = self.routes.keys().cloned().collect();
+        let bare: HashSet<String> = self.bare_routes.keys().cloned().collect();
+        self.outgoing.set_serves(Arc::new(move |function: &str| {
+            ids.contains(function)
+                || (!function.contains('#') && bare.contains(function))
+                || native::serves(function)
+        }));
     }
 
     /// Claims the node's name on the group, runs the guests' `init` hooks, then a WASI
     /// command to its end (returning its exit status) or, without one, the event loop until
     /// [`Event::Shutdown`] or `stopping` (returning 0). Fails when the name is taken.
     pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> anyhow::Result<i32> {
-        native::run_plugins_on_this_thread();
+        native::run_plugins_on_this_thread(self.outgoing.clone());
         let held = self.claim_name(&events)?;
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
@@ -447,20 +355,20 @@ impl Node {
     /// already announces this node's name, the name is taken. Returns the events that
     /// arrived meanwhile, to handle once the guests are initialised.
     fn claim_name(&mut self, events: &Receiver<Event>) -> anyhow::Result<Vec<Event>> {
-        if self.socket.is_none() {
+        if !self.on_group {
             return Ok(Vec::new());
         }
-        let seq = self.next_seq();
+        // (It announces itself only once the name is its own: a node refused its name was
+        // never anyone's peer, nor a receiver their windows wait for.)
         self.frame.clear();
-        wire::encode_query(seq, &mut self.frame);
-        self.push_frame();
-        self.finish_turn();
+        wire::encode_query(&mut self.frame);
+        self.outgoing.send_control(&self.frame);
         let deadline = Instant::now() + CLAIM_WAIT;
         let mut held = Vec::new();
         while let Ok(event) =
             events.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if let Event::Datagram { from, datagram } = &event {
+            if let Event::Datagram { from, datagram, .. } = &event {
                 for frame in &datagram.frames {
                     if let Frame::Announce(a) = frame {
                         let change = self.membership.on_announce(
@@ -479,7 +387,8 @@ impl Node {
         Ok(held)
     }
 
-    /// Says goodbye to the group and flushes: the node is stopping.
+    /// Sends what is left, waits (at most [`LINGER`]) for the receivers to run it, says
+    /// goodbye and says what the node received of each peer: the node is stopping.
     fn stop(&mut self) -> i32 {
         self.finish_turn();
         self.say_goodbye();
@@ -487,26 +396,66 @@ impl Node {
     }
 
     fn say_goodbye(&mut self) {
-        if self.socket.is_none() {
-            return;
+        if self.on_group {
+            let deadline = Instant::now() + LINGER;
+            if let Err(stopped) = self.outgoing.flush(Patience::Until(deadline)) {
+                tracing::warn!("{stopped}");
+            }
+            if !self.outgoing.linger(deadline) {
+                tracing::warn!(
+                    "stopping before every receiver ran all this node sent (waited {})",
+                    humantime::format_duration(LINGER)
+                );
+            }
+            self.frame.clear();
+            wire::encode_goodbye(&mut self.frame);
+            self.outgoing.send_control(&self.frame);
         }
-        let seq = self.next_seq();
-        self.frame.clear();
-        wire::encode_goodbye(seq, &mut self.frame);
-        self.push_frame();
-        self.flush();
+        self.say_what_was_received();
     }
 
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+    /// Logs, per peer, the calls received, repaired and lost (at info level: the closing
+    /// summary).
+    fn say_what_was_received(&self) {
+        for (peer, counts) in self.stream_counts() {
+            tracing::info!(
+                "from {}: {} calls received ({} repaired), {} lost ({} datagrams); {} \
+                 duplicate datagrams",
+                peer.peer,
+                peer.received,
+                peer.repaired,
+                peer.lost,
+                counts.lost_datagrams,
+                counts.duplicates
+            );
+        }
     }
 
-    /// Appends the frame in `self.frame` to the outgoing batch.
-    fn push_frame(&mut self) {
-        if let Err(e) = self.batcher.push(&self.frame) {
-            tracing::error!("cannot send a frame: {e}");
-        }
+    /// What this node received of each stream, followed or gone, by peer name (a sender
+    /// that never announced itself by its id).
+    fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
+        let name = |id: u64| {
+            self.membership
+                .peer_name(id)
+                .map_or_else(|| format!("{id:016x}"), str::to_string)
+        };
+        let mut all: Vec<(StreamCounts, Counts)> = self
+            .streams
+            .counts()
+            .map(|(id, c)| (name(id), c))
+            .chain(self.gone_streams.iter().cloned())
+            .map(|(peer, c)| {
+                let shown = StreamCounts {
+                    peer,
+                    received: c.received,
+                    repaired: c.repaired,
+                    lost: c.lost,
+                };
+                (shown, c)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.peer.cmp(&b.0.peer));
+        all
     }
 
     fn run_command(&mut self, g: usize) -> i32 {
@@ -531,10 +480,13 @@ impl Node {
     fn idle_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut timeout = Duration::from_secs(3600);
-        if self.socket.is_some() {
+        if self.on_group {
             let mut next = self.membership.next_announce();
             if let Some(expiry) = self.membership.next_expiry() {
                 next = next.min(expiry);
+            }
+            if let Some(due) = self.streams.next_deadline() {
+                next = next.min(due);
             }
             timeout = timeout.min(next.saturating_duration_since(now));
         }
@@ -559,7 +511,16 @@ impl Node {
     /// Handles one event; false on shutdown.
     fn handle(&mut self, event: Event) -> bool {
         match event {
-            Event::Datagram { from, datagram } => self.on_datagram(from, datagram),
+            Event::Datagram {
+                from,
+                datagram,
+                len,
+            } => {
+                self.stats
+                    .queued_bytes
+                    .fetch_sub(len as u64, Ordering::Relaxed);
+                self.on_datagram(from, datagram, len);
+            }
             Event::Call(call) => self.on_call(*call),
             Event::StdinLine(line) => {
                 for g in 0..self.guests.len() {
@@ -580,30 +541,91 @@ impl Node {
         true
     }
 
-    fn on_datagram(&mut self, from: SocketAddr, datagram: Datagram) {
+    /// A datagram from a peer: a sequenced one goes through its sender's stream (run in
+    /// order, once; a gap is asked for), a control datagram is handled at once.
+    fn on_datagram(&mut self, from: SocketAddr, datagram: Datagram, len: usize) {
         let sender = datagram.header.sender;
         if sender == self.id {
             return; // our own, looped back: already delivered locally
         }
-        for frame in datagram.frames {
-            let count = match &frame {
-                Frame::Call(call) => call.count() as u64,
-                _ => 1,
-            };
-            let stale = self.senders.stale(sender, frame.seq(), count);
-            if stale > 0 {
-                self.stats.calls_dropped.fetch_add(stale, Ordering::Relaxed);
-                tracing::debug!("dropped {stale} duplicate frame(s) from {from}");
-                if stale == count {
-                    continue;
-                }
+        self.membership.heard_from(sender);
+        let now = Instant::now();
+        let Some(seq) = datagram.header.seq else {
+            self.handle_frames(from, sender, datagram.frames, false);
+            return;
+        };
+        let meta = Meta {
+            bytes: len,
+            calls: calls_of(&datagram),
+        };
+        let ran = self.streams.on_data(sender, from, seq, meta, datagram, now);
+        self.run_delivered(from, ran);
+        if let Some((to, status)) = self.streams.status_for(sender, now) {
+            self.outgoing.send_status(to, &status);
+        }
+    }
+
+    /// Runs the datagrams a stream hands over, in order, and says what was lost.
+    fn run_delivered(&mut self, from: SocketAddr, ran: Vec<Delivered<Datagram>>) {
+        for delivered in ran {
+            if delivered.repaired
+                && let Some((_, count)) = delivered.meta.calls
+            {
+                Stats::add(&self.stats.calls_repaired, count);
             }
+            let sender = delivered.item.header.sender;
+            self.handle_frames(from, sender, delivered.item.frames, true);
+        }
+        self.say_losses();
+    }
+
+    /// Logs each gap lost for good, once, naming the sender and the datagrams (and calls).
+    fn say_losses(&mut self) {
+        for loss in self.streams.take_losses() {
+            let name = self
+                .membership
+                .peer_name(loss.sender)
+                .map_or_else(|| format!("{:016x}", loss.sender), str::to_string);
+            let (first, last) = loss.datagrams;
+            let calls = match loss.calls {
+                Some((a, b)) => {
+                    Stats::add(&self.stats.calls_lost, b - a + 1);
+                    format!("calls {a} to {b}, {} in all", b - a + 1)
+                }
+                None => "calls unknown".to_string(),
+            };
+            tracing::warn!(
+                "lost datagrams {first} to {last} from {name} ({calls}): {}",
+                loss.why
+            );
+        }
+    }
+
+    /// The frames of a datagram from `sender`, in order. Calls run only from a stream
+    /// (`sequenced`): a call in a control datagram could run twice or out of order.
+    fn handle_frames(
+        &mut self,
+        from: SocketAddr,
+        sender: u64,
+        frames: Vec<Frame>,
+        sequenced: bool,
+    ) {
+        for frame in frames {
             match frame {
-                Frame::Call(call) => self.dispatch(
+                Frame::Call(call) if sequenced => self.dispatch(
                     &call.function,
-                    call.arguments().skip(stale as usize),
+                    call.arguments(),
                     Origin::Remote(from, sender),
                 ),
+                Frame::Call(call) => {
+                    let n = call.count() as u64;
+                    Stats::add(&self.stats.calls_dropped, n);
+                    self.drops.dropped(format_args!(
+                        "{n} call(s) from {from} to `{}`: they came in a datagram without a \
+                         sequence number (calls travel only in a sender's stream)",
+                        call.function
+                    ));
+                }
                 Frame::Announce(announce) => {
                     let name = announce.name.clone();
                     match self.membership.on_announce(sender, from, announce) {
@@ -612,17 +634,46 @@ impl Node {
                         Err(taken) => self.name_taken = Some(taken),
                     }
                 }
-                Frame::Query { .. } => self.membership.on_query(),
-                Frame::Goodbye { .. } => {
+                Frame::Query => self.membership.on_query(),
+                Frame::Goodbye => {
+                    // (Its last datagrams run first, while it is still a peer.)
+                    self.forget_stream(sender, from, None);
                     if let Some(peer) = self.membership.on_goodbye(sender) {
                         tracing::info!("peer {} ({}) left", peer.name, peer.addr);
                     }
                 }
-                Frame::Unknown { kind, .. } => {
+                Frame::Position(position) if !sequenced => {
+                    let ran = self
+                        .streams
+                        .on_position(sender, from, position, Instant::now());
+                    self.run_delivered(from, ran);
+                }
+                Frame::Position(_) | Frame::Status(_) => {
+                    // (Statuses come to the node's own socket, not the group's.)
+                    tracing::debug!("skipped a stream frame out of place from {from}");
+                }
+                Frame::Unknown { kind } => {
                     tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
                 }
             }
         }
+    }
+
+    /// Stops following the stream of `sender`, which left (it sent from `from`; `name`
+    /// if it is no longer a peer): what it never repaired is lost, what was held after
+    /// that runs.
+    fn forget_stream(&mut self, sender: u64, from: SocketAddr, name: Option<&str>) {
+        let Some((counts, ran)) = self.streams.forget(sender, Instant::now()) else {
+            return;
+        };
+        let name = name
+            .or_else(|| self.membership.peer_name(sender))
+            .map_or_else(|| format!("{sender:016x}"), str::to_string);
+        self.gone_streams.push_back((name, counts));
+        if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
+            self.gone_streams.pop_front();
+        }
+        self.run_delivered(from, ran);
     }
 
     /// Runs a run of calls to `function` (each call's arguments one CBOR array) on every
@@ -754,7 +805,7 @@ impl Node {
             return Err(CallFailure::new(FailureKind::Unavailable, "unloaded"));
         };
         let mut sent = std::mem::take(&mut self.spare);
-        let reply = match guest.call_cbor(slot, args, &mut sent) {
+        let reply = match guest.call_cbor(slot, args, &mut sent, &mut self.local) {
             Ok(None) => Ok(Value::Null),
             outcome => into_reply(guest.name(), outcome),
         };
@@ -962,7 +1013,7 @@ impl Node {
             }
             table.retain(|_, targets| !targets.is_empty());
         }
-        self.serves_cache = None;
+        self.tell_outgoing_what_is_served();
         self.membership
             .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
@@ -981,50 +1032,29 @@ impl Node {
             return;
         };
         let mut sent = std::mem::take(&mut self.spare);
-        guest.take_sent(&mut sent);
+        guest.take_sent(&mut sent, &mut self.local);
         self.send_all(sent);
     }
 
     /// Moves the calls native plugins sent into the outgoing batch and the local queue.
     fn collect_native_sent(&mut self) {
         let mut sent = std::mem::take(&mut self.spare);
-        native::take_sent(&mut sent);
+        native::take_sent(&mut sent, &mut self.local);
         self.send_all(sent);
     }
 
     /// Sends every call of `sent` to the group, and queues those to functions this node
     /// serves for its own guests; then keeps the emptied outbox as the spare.
     fn send_all(&mut self, mut sent: Outbox) {
-        for (function, calls) in sent.runs() {
-            let first = self.seq + 1;
-            self.seq += calls.len() as u64;
-            if self.socket.is_some() {
-                self.batcher
-                    .push_calls(first, function, calls.clone(), |e| {
-                        tracing::error!("cannot send a call to {function}: {e}")
-                    });
-            }
-            if self.serves_locally(function) {
-                for args in calls {
-                    self.local.push_encoded(function, args);
-                }
-            }
+        if sent.is_empty() {
+            self.spare = sent;
+            return;
+        }
+        if let Err(stopped) = self.outgoing.send(&sent, &mut self.local) {
+            tracing::debug!("{stopped}");
         }
         sent.clear();
         self.spare = sent;
-    }
-
-    /// Whether a guest or plugin of this node serves `function` (remembered for the last
-    /// function asked about: a guest tends to send to one function again and again).
-    fn serves_locally(&mut self, function: &Arc<str>) -> bool {
-        if let Some((last, serves)) = &self.serves_cache
-            && Arc::ptr_eq(last, function)
-        {
-            return *serves;
-        }
-        let serves = self.local_targets(function).is_some() || native::serves(function);
-        self.serves_cache = Some((function.clone(), serves));
-        serves
     }
 
     /// The WebAssembly exports that serve `function`: by id, or by name for a bare id.
@@ -1082,17 +1112,18 @@ impl Node {
             local.clear();
             self.local = local;
         }
-        if self.socket.is_none() {
+        if !self.on_group {
             return;
         }
         let now = Instant::now();
-        for peer in self.membership.expire(now) {
+        for (id, peer) in self.membership.expire(now) {
             tracing::info!(
-                "peer {} ({}) gone: no announcement for {}",
+                "peer {} ({}) gone: nothing heard from it for {}",
                 peer.name,
                 peer.addr,
                 humantime::format_duration(PEER_EXPIRY)
             );
+            self.forget_stream(id, peer.addr, Some(&peer.name));
         }
         if self.membership.take_changed() {
             self.calls.set_peers(
@@ -1108,24 +1139,48 @@ impl Node {
                     .collect(),
             );
         }
+        self.report_streams(now);
         if self.membership.announce_due(now) {
             let mut announce = self.announcement();
-            // Connection counts are a courtesy: drop them rather than not announce at all.
+            // Connection counts and stream counts are a courtesy: drop them rather than not
+            // announce at all.
+            let max = self.outgoing.max_control_frames();
             loop {
                 self.frame.clear();
                 wire::encode_announce(&announce, &mut self.frame);
-                if self.frame.len() <= self.batcher.max_frame() || announce.links.pop().is_none() {
+                if self.frame.len() <= max
+                    || (announce.streams.pop().is_none() && announce.links.pop().is_none())
+                {
                     break;
                 }
             }
-            self.push_frame();
+            self.outgoing.send_control(&self.frame);
         }
         self.flush();
     }
 
-    /// What the node says of itself: name, uptime, functions, TCP port, connections.
+    /// Gives up the gaps of peers' streams that stayed unrepaired too long, and sends the
+    /// statuses due: requests for what is missing, and how far the node has run.
+    fn report_streams(&mut self, now: Instant) {
+        let ran = self.streams.give_up(now);
+        if let Some(first) = ran.first() {
+            let sender = first.item.header.sender;
+            let from = self
+                .membership
+                .peers()
+                .find(|&(&id, _)| id == sender)
+                .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |(_, p)| p.addr);
+            self.run_delivered(from, ran);
+        }
+        self.say_losses();
+        for (to, status) in self.streams.statuses(now) {
+            self.outgoing.send_status(to, &status);
+        }
+    }
+
+    /// What the node says of itself: name, uptime, functions, TCP port, connections, and
+    /// what it received of each peer's stream.
     fn announcement(&mut self) -> Announce {
-        let seq = self.next_seq();
         let m = &self.membership;
         let mut links: Vec<(String, u64)> = match &self.pool {
             Some(pool) => {
@@ -1141,31 +1196,39 @@ impl Node {
         };
         links.sort();
         links.truncate(MAX_LINKS_ANNOUNCED);
+        let mut streams: Vec<StreamCounts> = self
+            .stream_counts()
+            .into_iter()
+            .map(|(shown, _)| shown)
+            .collect();
+        streams.truncate(wire::MAX_STREAMS_ANNOUNCED);
         Announce {
-            seq,
             name: m.name().to_string(),
             uptime_ms: m.uptime_ms(),
             functions: m.functions().to_vec(),
             tcp: self.tcp,
             links,
+            streams,
         }
     }
 
-    /// Sends every datagram of the outgoing batch.
+    /// Sends what the guests sent so far (the last datagram partly filled).
     fn flush(&mut self) {
-        let Some(socket) = &self.socket else {
-            return;
-        };
-        for datagram in self.batcher.take() {
-            match socket.send(&datagram) {
-                Ok(_) => Stats::bump(&self.stats.datagrams_sent),
-                Err(e) => {
-                    Stats::bump(&self.stats.send_errors);
-                    tracing::warn!("cannot send a datagram of {} bytes: {e}", datagram.len());
-                }
-            }
+        if let Err(stopped) = self.outgoing.flush(Patience::UntilStopping) {
+            tracing::debug!("{stopped}");
         }
     }
+}
+
+/// The number of the first call of a datagram and how many calls it carries, if any.
+fn calls_of(datagram: &Datagram) -> Option<(u64, u64)> {
+    let mut runs = datagram.frames.iter().filter_map(|f| match f {
+        Frame::Call(call) => Some(call),
+        _ => None,
+    });
+    let first = runs.next()?;
+    let count = first.count() as u64 + runs.map(|c| c.count() as u64).sum::<u64>();
+    Some((first.first, count))
 }
 
 #[cfg(test)]
@@ -1173,42 +1236,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn duplicates_and_replays_are_refused_per_sender() {
-        let mut senders = Senders::default();
-        let mut accept = |sender, seq| senders.stale(sender, seq, 1) == 0;
-        assert!(accept(1, 5));
-        assert!(accept(1, 6));
-        assert!(!accept(1, 6));
-        assert!(!accept(1, 2));
-        assert!(accept(1, 9)); // a gap: lost frames, not a duplicate
-        assert!(accept(2, 0));
-        assert!(accept(1, u64::MAX));
-        assert!(!accept(1, u64::MAX - 1));
-    }
-
-    #[test]
-    fn a_run_that_overlaps_what_was_seen_skips_its_stale_calls() {
-        let mut senders = Senders::default();
-        assert_eq!(senders.stale(1, 10, 100), 0); // 10..110
-        assert_eq!(senders.stale(1, 100, 20), 10); // 100..110 seen, 110..120 new
-        assert_eq!(senders.stale(1, 50, 10), 10); // all seen
-        assert_eq!(senders.stale(1, 200, 5), 0); // a gap
-    }
-
-    #[test]
     fn restarts_pause_longer_after_each_failure() {
         let pauses: Vec<u64> = (1..=9)
             .map(|n| restart_pause(n).as_millis() as u64)
             .collect();
         assert_eq!(pauses, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-    }
-
-    #[test]
-    fn the_sender_table_is_bounded() {
-        let mut senders = Senders::default();
-        for s in 0..(MAX_SENDERS as u64 + 100) {
-            assert_eq!(senders.stale(s, 0, 1), 0);
-        }
-        assert_eq!(senders.next.len(), MAX_SENDERS);
     }
 }

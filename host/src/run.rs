@@ -6,6 +6,8 @@
 //!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
 //!   or SIGTERM into a clean shutdown;
 //!   and runs the node's TCP port and its pool of connections to peers (calls with replies);
+//! - the *stream* thread ([`crate::stream::outgoing`]), which hears the receivers'
+//!   statuses of the node's stream, resends what they miss and sends heartbeats;
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
 use crate::cli::RunArgs;
@@ -14,9 +16,11 @@ use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
-use crate::node::{DropLog, Event, Links, Node, Stats};
+use crate::node::{Event, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
+use crate::stats::{DropLog, Stats};
+use crate::stream::outgoing::Outgoing;
 use crate::wire;
 use anyhow::{Context as _, bail};
 use std::io::BufRead;
@@ -33,9 +37,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-/// How many events (datagrams, stdin lines) may wait for the event loop. When it falls
-/// this far behind, further datagrams are dropped and counted rather than held in memory.
-const EVENT_QUEUE: usize = 1024;
+/// How many events (datagrams, stdin lines) may wait for the event loop.
+const EVENT_QUEUE: usize = 65_536;
+
+/// How many bytes of datagrams may wait for the event loop. When it falls this far behind,
+/// further datagrams are dropped (as overrun: their senders resend them when asked)
+/// rather than held in memory. Flow control keeps each sender well within it.
+const QUEUE_BYTES: u64 = 64 << 20;
+
+/// The most a node asks a sender to send beyond what it has run, whatever its receive
+/// buffer (the receive side's window).
+const MAX_RECEIVE_WINDOW: u64 = 16 << 20;
 
 /// The longest line read from stdin; longer lines are cut there.
 const MAX_STDIN_LINE: usize = 64 * 1024;
@@ -64,6 +76,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let id: u64 = rand::random();
+    let stream_config = args.stream.config()?;
+    let stats = Arc::new(Stats::default());
+    let outgoing = Arc::new(Outgoing::new(
+        id,
+        max_datagram,
+        stream_config,
+        runtime.stopping().clone(),
+        stats.clone(),
+    ));
     let (pool, pool_handle) = Pool::new(usize::from(args.tcp.pool_size), id, Some(&node_name));
     // The network thread's runtime, made now: guests wait on it for mailbox locks.
     let network = tokio::runtime::Builder::new_current_thread()
@@ -79,6 +100,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         name: &node_name,
         max_call,
         calls: &calls,
+        outgoing: &outgoing,
     };
     // Native plugins first: their init may prompt and read stdin, as in the original.
     let mut natives = Vec::new();
@@ -148,8 +170,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     .any(|i| i.name.starts_with("dstc:node/mailboxes"))
         });
 
-    let stats = Arc::new(Stats::default());
-    let (receiver, sender, listener) = if networked {
+    let (receiver, listener) = if networked {
         let listen = args
             .tcp
             .listen
@@ -157,14 +178,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
         listener.set_nonblocking(true)?;
-        (
-            Some(group.receiver()?),
-            Some(group.sender()?),
-            Some(listener),
-        )
+        let receiver = group.receiver()?;
+        outgoing.attach(group.sender()?, SocketAddr::V4(group.addr));
+        (Some(receiver), Some(listener))
     } else {
-        (None, None, None)
+        (None, None)
     };
+    // What this node asks each sender to keep within: what its receive buffer holds (half
+    // of what the kernel grants, which counts its own overhead too).
+    let receive_window = receiver.as_ref().map_or(MAX_RECEIVE_WINDOW, |socket| {
+        let granted = crate::net::receive_buffer(socket) as u64;
+        (granted / 2).clamp(64 * 1024, MAX_RECEIVE_WINDOW)
+    });
     let tcp = listener.as_ref().map(|l| l.local_addr()).transpose()?;
     tracing::info!(
         "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {}, calls on {}",
@@ -182,6 +207,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         spawn_stdin_reader(events_tx.clone())?;
     }
     runtime.start_ticker()?;
+    outgoing
+        .start_stream_thread()
+        .context("cannot start the stream thread")?;
     let (done_tx, done_rx) = oneshot::channel();
     if !natives.is_empty() {
         spawn_fd_watcher(events_tx.clone())?;
@@ -191,11 +219,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &node_name,
         natives,
         guests,
-        sender,
-        max_datagram,
+        outgoing.clone(),
         stats.clone(),
         calls,
         Links {
+            on_group: networked,
+            receive_window,
             tcp,
             pool: Some(pool_handle),
         },
@@ -226,7 +255,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }
         tokio::spawn(pool.run());
-        receive(id, receiver, events_tx, done_rx, &stopping, &stats).await
+        receive(
+            id, receiver, events_tx, done_rx, &stopping, &stats, &outgoing,
+        )
+        .await
     })?;
 
     let code = event_loop
@@ -259,7 +291,7 @@ fn validate_name(name: &str) -> anyhow::Result<()> {
 /// The largest encoded call body that fits in one datagram.
 fn max_call(max_datagram: usize) -> usize {
     let mut header = Vec::new();
-    wire::encode_header(u64::MAX, &mut header);
+    wire::encode_header(u64::MAX, Some(u64::MAX), &mut header);
     max_datagram - header.len() - wire::CALL_FRAME_OVERHEAD
 }
 
@@ -387,7 +419,8 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<us
 /// The network thread: receives and decodes datagrams (but for the node's own, sender
 /// `id`, which multicast loops back) until the event loop ends or a signal asks the node
 /// to stop (through `stopping`, which the event loop checks every turn, and a `Shutdown`
-/// event to wake it).
+/// event to wake it). It tells `outgoing` which nodes announce themselves and which say
+/// goodbye: the receivers its window waits for (even while the event loop is busy).
 async fn receive(
     id: u64,
     socket: Option<std::net::UdpSocket>,
@@ -395,6 +428,7 @@ async fn receive(
     mut done: oneshot::Receiver<()>,
     stopping: &AtomicBool,
     stats: &Stats,
+    outgoing: &Outgoing,
 ) -> anyhow::Result<()> {
     let stop = || {
         stopping.store(true, Ordering::Relaxed);
@@ -425,23 +459,48 @@ async fn receive(
                     let frames = wire::decode_frames(bytes)?;
                     Ok(Some(wire::Datagram { header, frames }))
                 });
-                match decoded {
-                    Ok(None) => {}
-                    Ok(Some(datagram)) => match events.try_send(Event::Datagram { from, datagram }) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => {
-                            stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
-                            drops.dropped(format_args!(
-                                "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
-                                 datagrams behind"
-                            ));
-                        }
-                        Err(TrySendError::Disconnected(_)) => break,
-                    },
+                let datagram = match decoded {
+                    Ok(None) => continue,
+                    Ok(Some(datagram)) => datagram,
                     Err(e) => {
                         stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
                         drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
+                        continue;
                     }
+                };
+                // Control datagrams (announcements, heartbeats) say a node is alive; an
+                // announcement makes it a receiver the window waits for.
+                let sender = datagram.header.sender;
+                if datagram.header.seq.is_none() {
+                    let announces = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Announce(_)));
+                    let leaves = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Goodbye));
+                    if leaves {
+                        outgoing.left(sender);
+                    } else {
+                        outgoing.heard(sender, announces);
+                    }
+                }
+                let queued = stats.queued_bytes.load(Ordering::Relaxed);
+                if queued + len as u64 > QUEUE_BYTES {
+                    stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
+                    drops.dropped(format_args!(
+                        "a datagram of {len} bytes from {from}: the node is {queued} bytes \
+                         behind"
+                    ));
+                    continue;
+                }
+                stats.queued_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                match events.try_send(Event::Datagram { from, datagram, len }) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        stats.queued_bytes.fetch_sub(len as u64, Ordering::Relaxed);
+                        stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
+                        drops.dropped(format_args!(
+                            "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
+                             datagrams behind"
+                        ));
+                    }
+                    Err(TrySendError::Disconnected(_)) => break,
                 }
             }
             _ = interrupt.recv() => { stop(); break; }

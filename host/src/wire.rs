@@ -5,12 +5,18 @@
 //!
 //! ```text
 //! datagram = header frame*
-//! header   = 55799([version, sender, auth])   ; the self-describe tag is the magic
-//! frame    = [kind, seq, ...]                 ; kind 0 = call: [0, seq, function-id, [arg*]+]
+//! header   = 55799([version, sender, seq, auth])  ; the self-describe tag is the magic
+//! frame    = [kind, ...]                         ; kind 0 = calls: [0, first, function-id, [arg*]+]
 //! ```
 //!
+//! A datagram whose header has a sequence number `seq` is *sequenced*: it is the `seq`-th
+//! of its sender's stream, which receivers deliver in order, once, repairing gaps
+//! ([`crate::stream`]). Calls travel only in sequenced datagrams. A datagram whose `seq` is
+//! null is a *control* datagram (announcements, queries, goodbyes, stream positions and
+//! statuses), handled at once.
+//!
 //! A call frame carries one or more argument arrays: a *run* of calls to one function with
-//! consecutive sequence numbers, so that a burst of calls pays for the function id once.
+//! consecutive call numbers, so that a burst of calls pays for the function id once.
 //! The [`Batcher`] extends the open run of a datagram in place (an indefinite-length
 //! array), and decoding checks a run's arguments once and hands them on as CBOR bytes,
 //! without building a [`Value`] per call.
@@ -26,8 +32,9 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 /// The version of the wire format this node speaks. (Version 1 sent every call as a frame
-/// of its own and refused frames of more than one argument array: version 2 sends runs.)
-pub const VERSION: u64 = 2;
+/// of its own; version 2 sent runs of calls, unsequenced; version 3 numbers datagrams in
+/// one stream per sender, repaired and flow-controlled.)
+pub const VERSION: u64 = 3;
 
 /// The CBOR "self-described CBOR" tag (RFC 8949 §3.4.6), used as the datagram's magic.
 pub const MAGIC_TAG: u64 = 55799;
@@ -47,9 +54,19 @@ const KIND_ANNOUNCE: u64 = 1;
 const KIND_QUERY: u64 = 2;
 /// The kind number of a goodbye.
 const KIND_GOODBYE: u64 = 3;
+/// The kind number of a sender's stream position.
+const KIND_POSITION: u64 = 6;
+/// The kind number of a receiver's status of a stream.
+const KIND_STATUS: u64 = 7;
 
 /// The longest node name an announcement may carry.
 pub const MAX_NAME: usize = 255;
+
+/// The most missing ranges one status may ask for.
+pub const MAX_MISSING_RANGES: usize = 32;
+
+/// The most peers whose streams an announcement describes.
+pub const MAX_STREAMS_ANNOUNCED: usize = 64;
 
 /// Why a datagram or frame could not be read or written.
 #[derive(Debug, Error, PartialEq)]
@@ -86,9 +103,12 @@ pub enum WireError {
 pub struct Header {
     /// The wire version.
     pub version: u64,
-    /// The sending node's id: random, fresh for every run of a node.
+    /// The sending node's id: random, fresh for every run (incarnation) of a node.
     pub sender: u64,
-    /// Reserved for an authentication tag over the frames; `None` today.
+    /// The datagram's number in its sender's stream (from 1), or `None` for a control
+    /// datagram.
+    pub seq: Option<u64>,
+    /// Reserved for an authentication tag over the datagram; `None` today.
     pub auth: Option<Vec<u8>>,
 }
 
@@ -100,42 +120,27 @@ pub enum Frame {
     /// The sender is up: its name and what it serves.
     Announce(Announce),
     /// The sender asks every node to announce itself now.
-    Query {
-        /// The sender's sequence number.
-        seq: u64,
-    },
+    Query,
     /// The sender is stopping.
-    Goodbye {
-        /// The sender's sequence number.
-        seq: u64,
-    },
+    Goodbye,
+    /// Where the sender's stream stands: what it sent, and what it can still resend.
+    Position(Position),
+    /// A receiver's status of one sender's stream (sent to that sender alone).
+    Status(Status),
     /// A frame of a kind this node does not know (sent by a newer node); skipped.
     Unknown {
         /// The kind number.
         kind: u64,
-        /// The sender's sequence number.
-        seq: u64,
     },
 }
 
-impl Frame {
-    /// The sender's sequence number of this frame.
-    pub fn seq(&self) -> u64 {
-        match self {
-            Frame::Call(call) => call.seq,
-            Frame::Announce(announce) => announce.seq,
-            Frame::Query { seq } | Frame::Goodbye { seq } | Frame::Unknown { seq, .. } => *seq,
-        }
-    }
-}
-
 /// A run of calls to every node that serves `function`: one or more calls with consecutive
-/// sequence numbers from `seq`.
+/// call numbers from `first`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
-    /// The sender's sequence number of the first call (one counter per sender, over all
-    /// frames).
-    pub seq: u64,
+    /// The sender's number of the first call of the run (one counter per sender
+    /// incarnation, over its calls only, from 1): receivers count lost calls by it.
+    pub first: u64,
     /// The function id, `namespace:package/interface#function`.
     pub function: String,
     /// The calls' arguments: one CBOR array per call, one after the other, each checked to
@@ -148,11 +153,11 @@ pub struct Call {
 impl Call {
     /// A run of one call, with its arguments as CBOR values.
     #[cfg(test)]
-    pub fn single(seq: u64, function: &str, args: &[Value]) -> Self {
+    pub fn single(first: u64, function: &str, args: &[Value]) -> Self {
         let mut bytes = Vec::new();
         encode_item(&Value::Array(args.to_vec()), &mut bytes);
         Call {
-            seq,
+            first,
             function: function.to_string(),
             ends: vec![bytes.len() as u32],
             args: bytes,
@@ -176,10 +181,8 @@ impl Call {
 }
 
 /// A node's announcement of itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Announce {
-    /// The sender's sequence number.
-    pub seq: u64,
     /// The node's name.
     pub name: String,
     /// How long the node has been up, in milliseconds.
@@ -190,6 +193,45 @@ pub struct Announce {
     pub tcp: Option<SocketAddr>,
     /// The peers this node holds TCP connections to, by name, with how many.
     pub links: Vec<(String, u64)>,
+    /// What this node received of each peer's stream.
+    pub streams: Vec<StreamCounts>,
+}
+
+/// What a node received of one peer's stream, as its announcements say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamCounts {
+    /// The peer's name (or its id in hex, if it never announced itself).
+    pub peer: String,
+    /// Calls received and run (or offered to the guests: calls no guest serves count too).
+    pub received: u64,
+    /// Of those, calls that arrived in a repair (a resend asked for).
+    pub repaired: u64,
+    /// Calls lost for good: gone from the sender before they could be repaired.
+    pub lost: u64,
+}
+
+/// Where a sender's stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The number its next datagram will have: it sent every datagram below.
+    pub next: u64,
+    /// The oldest datagram it can still resend (`next` when it keeps none).
+    pub oldest: u64,
+}
+
+/// A receiver's status of a sender's stream: what it has run, how much more it can take,
+/// and what it misses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The id of the sender whose stream this is about.
+    pub stream: u64,
+    /// The receiver has run every datagram of the stream below this number.
+    pub delivered: u64,
+    /// How many more bytes of the stream, beyond `delivered`, it can take.
+    pub window: u64,
+    /// Ranges of datagrams it misses and asks to be resent, `(first, last)` inclusive, at
+    /// most [`MAX_MISSING_RANGES`].
+    pub missing: Vec<(u64, u64)>,
 }
 
 /// A decoded datagram: its header and frames.
@@ -209,9 +251,12 @@ pub fn decode_datagram(mut bytes: &[u8]) -> Result<Datagram, WireError> {
 }
 
 /// Reads the header that opens a datagram, leaving `bytes` at its first frame (so that a
-/// node can skip its own datagrams without decoding their frames).
+/// node can skip its own datagrams, and duplicates, without decoding their frames).
 pub fn read_header(bytes: &mut &[u8]) -> Result<Header, WireError> {
-    decode_header(next_item(bytes)?)
+    let mut cursor = Cursor::new(bytes);
+    let header = decode_header(&mut cursor)?;
+    *bytes = cursor.rest();
+    Ok(header)
 }
 
 /// Decodes the frames of a datagram, after its header.
@@ -246,9 +291,7 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
     if len.is_some_and(|n| n < 4) {
         return Err(shape("fewer than 4 fields"));
     }
-    let seq = cursor
-        .uint()
-        .map_err(|_| shape_of("frame", "no sequence number"))?;
+    let first = cursor.uint().map_err(|_| shape("no call number"))?;
     let function = cursor
         .text()
         .map_err(|_| shape("no function id"))?
@@ -274,7 +317,7 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
     let from = args_start - start.position();
     let args = start.rest()[from..from + args_len as usize].to_vec();
     Ok(Frame::Call(Call {
-        seq,
+        first,
         function,
         args,
         ends,
@@ -304,54 +347,87 @@ fn describe_cbor_error<E: std::fmt::Debug>(error: ciborium::de::Error<E>) -> Str
     }
 }
 
-fn decode_header(item: Value) -> Result<Header, WireError> {
-    let Value::Tag(MAGIC_TAG, inner) = item else {
-        return Err(WireError::NoMagic);
+/// Reads the header at the cursor: the magic tag, then `[version, sender, seq, auth, ...]`
+/// (fields a later version adds are skipped).
+fn decode_header(cursor: &mut Cursor<'_>) -> Result<Header, WireError> {
+    match cursor.head()? {
+        Head::Tag(MAGIC_TAG) => {}
+        Head::Break => return Err(WireError::Malformed("a stray break".to_string())),
+        _ => return Err(WireError::NoMagic),
+    }
+    let shape = |why: &str| shape_of("header", why);
+    let len = match cursor.head()? {
+        Head::Array(len) => len,
+        _ => return Err(shape("not an array")),
     };
-    let shape = |why: &str| WireError::Shape {
-        what: "header",
-        why: why.to_string(),
+    // Whether the array has another field (reading its break when it ends).
+    let (mut read, mut ended) = (0, false);
+    let mut more = |cursor: &mut Cursor<'_>| -> Result<bool, WireError> {
+        let more = !ended
+            && match len {
+                Some(n) => read < n,
+                None => !cursor.at_break()?,
+            };
+        read += 1;
+        ended = !more;
+        Ok(more)
     };
-    let (version, mut fields) = open_array(*inner, "header", "version")?;
+    if !more(cursor)? {
+        return Err(shape("no version"));
+    }
+    let version = cursor.uint().map_err(|_| shape("no version"))?;
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    let sender = fields
-        .next()
-        .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape("no sender id"))?;
-    let auth = match fields.next() {
-        None | Some(Value::Null) => None,
-        Some(Value::Bytes(tag)) => Some(tag),
-        Some(_) => return Err(shape("auth tag is neither bytes nor null")),
+    if !more(cursor)? {
+        return Err(shape("no sender id"));
+    }
+    let sender = cursor.uint().map_err(|_| shape("no sender id"))?;
+    if !more(cursor)? {
+        return Err(shape("no sequence number"));
+    }
+    let seq = match cursor.head()? {
+        Head::Positive(0) => return Err(shape("sequence number 0 (streams start at 1)")),
+        Head::Positive(n) => Some(n),
+        Head::Simple(ciborium_ll::simple::NULL) => None,
+        _ => return Err(shape("the sequence number is neither a number nor null")),
     };
+    let auth = if more(cursor)? {
+        match cursor.head()? {
+            Head::Simple(ciborium_ll::simple::NULL) => None,
+            Head::Bytes(Some(len)) => Some(cursor.content(len)?.to_vec()),
+            _ => return Err(shape("auth tag is neither bytes nor null")),
+        }
+    } else {
+        None
+    };
+    // Later versions may add fields: step over them.
+    while more(cursor)? {
+        cursor.item()?;
+    }
     Ok(Header {
         version,
         sender,
+        seq,
         auth,
     })
 }
 
 /// Decodes a frame of any kind but a call.
 fn decode_frame(item: Value) -> Result<Frame, WireError> {
-    let (kind, mut fields) = kind_and_fields(item)?;
-    let seq = fields
-        .next()
-        .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape_of("frame", "no sequence number"))?;
+    let (kind, fields) = kind_and_fields(item)?;
     match kind {
-        KIND_ANNOUNCE => decode_announce(seq, fields),
-        KIND_QUERY => Ok(Frame::Query { seq }),
-        KIND_GOODBYE => Ok(Frame::Goodbye { seq }),
-        _ => Ok(Frame::Unknown { kind, seq }),
+        KIND_ANNOUNCE => decode_announce(fields),
+        KIND_QUERY => Ok(Frame::Query),
+        KIND_GOODBYE => Ok(Frame::Goodbye),
+        KIND_POSITION => decode_position(fields),
+        KIND_STATUS => decode_status(fields),
+        _ => Ok(Frame::Unknown { kind }),
     }
 }
 
-fn decode_announce(seq: u64, mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
-    let shape = |why: &str| WireError::Shape {
-        what: "announce",
-        why: why.to_string(),
-    };
+fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
+    let shape = |why: &str| shape_of("announce", why);
     let Some(Value::Text(name)) = fields.next() else {
         return Err(shape("no name"));
     };
@@ -384,37 +460,132 @@ fn decode_announce(seq: u64, mut fields: impl Iterator<Item = Value>) -> Result<
         None => Vec::new(),
         Some(Value::Array(items)) => items
             .into_iter()
-            .map(|item| match item {
-                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
-                    Ok([Value::Text(name), count]) => as_u64(&count)
-                        .map(|n| (name, n))
-                        .ok_or_else(|| shape("a link count is not a number")),
-                    _ => Err(shape("a link is not [name, count]")),
-                },
-                _ => Err(shape("a link is not [name, count]")),
+            .map(|item| match numbers_after_name(item, 1) {
+                Some((name, n)) => Ok((name, n[0])),
+                None => Err(shape("a link is not [name, count]")),
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(shape("the links are not an array")),
     };
+    let streams = match fields.next() {
+        None => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_STREAMS_ANNOUNCED => items
+            .into_iter()
+            .map(|item| match numbers_after_name(item, 3) {
+                Some((peer, n)) => Ok(StreamCounts {
+                    peer,
+                    received: n[0],
+                    repaired: n[1],
+                    lost: n[2],
+                }),
+                None => Err(shape("a stream is not [name, received, repaired, lost]")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(shape("the streams are not an array of at most 64")),
+    };
     // Later versions may add fields: ignore them.
     Ok(Frame::Announce(Announce {
-        seq,
         name,
         uptime_ms,
         functions,
         tcp,
         links,
+        streams,
     }))
+}
+
+/// `[name, n1, ..., nN]` as the name and `N` unsigned numbers.
+fn numbers_after_name(item: Value, n: usize) -> Option<(String, Vec<u64>)> {
+    let Value::Array(items) = item else {
+        return None;
+    };
+    if items.len() != n + 1 {
+        return None;
+    }
+    let mut items = items.into_iter();
+    let Some(Value::Text(name)) = items.next() else {
+        return None;
+    };
+    let numbers = items.map(|v| as_u64(&v)).collect::<Option<Vec<u64>>>()?;
+    Some((name, numbers))
+}
+
+fn decode_position(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
+    let shape = |why: &str| shape_of("position", why);
+    let mut number = |what: &str| {
+        fields
+            .next()
+            .and_then(|v| as_u64(&v))
+            .ok_or_else(|| shape(what))
+    };
+    let next = number("no next sequence number")?;
+    let oldest = number("no oldest sequence number")?;
+    if oldest > next || next == 0 || oldest == 0 {
+        return Err(shape(
+            "the oldest datagram kept is after the next one, or 0",
+        ));
+    }
+    Ok(Frame::Position(Position { next, oldest }))
+}
+
+fn decode_status(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
+    let shape = |why: &str| shape_of("status", why);
+    let mut number = |what: &str| {
+        fields
+            .next()
+            .and_then(|v| as_u64(&v))
+            .ok_or_else(|| shape(what))
+    };
+    let stream = number("no stream id")?;
+    let delivered = number("no delivered position")?;
+    let window = number("no window")?;
+    let missing = match fields.next() {
+        None => Vec::new(),
+        Some(Value::Array(ranges)) if ranges.len() <= MAX_MISSING_RANGES => ranges
+            .into_iter()
+            .map(|range| match numbers_after_nothing(range) {
+                Some((first, last)) if first <= last && first >= delivered => Ok((first, last)),
+                _ => Err(shape(
+                    "a missing range is not [first, last] at or after the delivered position",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(shape(&format!(
+                "the missing ranges are not an array of at most {MAX_MISSING_RANGES}"
+            )));
+        }
+    };
+    Ok(Frame::Status(Status {
+        stream,
+        delivered,
+        window,
+        missing,
+    }))
+}
+
+/// `[first, last]` as two unsigned numbers.
+fn numbers_after_nothing(item: Value) -> Option<(u64, u64)> {
+    match item {
+        Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+            Ok([a, b]) => Some((as_u64(&a)?, as_u64(&b)?)),
+            Err(_) => None,
+        },
+        _ => None,
+    }
+}
+
+fn uint(n: u64) -> Value {
+    Value::Integer(n.into())
 }
 
 /// Encodes an announcement onto the end of `out`.
 pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
     let text = |s: &str| Value::Text(s.to_string());
     let frame = Value::Array(vec![
-        Value::Integer(KIND_ANNOUNCE.into()),
-        Value::Integer(announce.seq.into()),
+        uint(KIND_ANNOUNCE),
         text(&announce.name),
-        Value::Integer(announce.uptime_ms.into()),
+        uint(announce.uptime_ms),
         Value::Array(announce.functions.iter().map(|f| text(f)).collect()),
         announce
             .tcp
@@ -423,7 +594,22 @@ pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
             announce
                 .links
                 .iter()
-                .map(|(name, n)| Value::Array(vec![text(name), Value::Integer((*n).into())]))
+                .map(|(name, n)| Value::Array(vec![text(name), uint(*n)]))
+                .collect(),
+        ),
+        Value::Array(
+            announce
+                .streams
+                .iter()
+                .take(MAX_STREAMS_ANNOUNCED)
+                .map(|s| {
+                    Value::Array(vec![
+                        text(&s.peer),
+                        uint(s.received),
+                        uint(s.repaired),
+                        uint(s.lost),
+                    ])
+                })
                 .collect(),
         ),
     ]);
@@ -431,45 +617,55 @@ pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
 }
 
 /// Encodes a query onto the end of `out`.
-pub fn encode_query(seq: u64, out: &mut Vec<u8>) {
+pub fn encode_query(out: &mut Vec<u8>) {
+    encode_item(&Value::Array(vec![uint(KIND_QUERY)]), out);
+}
+
+/// Encodes a goodbye onto the end of `out`.
+pub fn encode_goodbye(out: &mut Vec<u8>) {
+    encode_item(&Value::Array(vec![uint(KIND_GOODBYE)]), out);
+}
+
+/// Encodes a stream position onto the end of `out`.
+pub fn encode_position(position: Position, out: &mut Vec<u8>) {
     let frame = Value::Array(vec![
-        Value::Integer(KIND_QUERY.into()),
-        Value::Integer(seq.into()),
+        uint(KIND_POSITION),
+        uint(position.next),
+        uint(position.oldest),
     ]);
     encode_item(&frame, out);
 }
 
-/// Encodes a goodbye onto the end of `out`.
-pub fn encode_goodbye(seq: u64, out: &mut Vec<u8>) {
+/// Encodes a status onto the end of `out` (at most [`MAX_MISSING_RANGES`] ranges of it).
+pub fn encode_status(status: &Status, out: &mut Vec<u8>) {
     let frame = Value::Array(vec![
-        Value::Integer(KIND_GOODBYE.into()),
-        Value::Integer(seq.into()),
+        uint(KIND_STATUS),
+        uint(status.stream),
+        uint(status.delivered),
+        uint(status.window),
+        Value::Array(
+            status
+                .missing
+                .iter()
+                .take(MAX_MISSING_RANGES)
+                .map(|&(first, last)| Value::Array(vec![uint(first), uint(last)]))
+                .collect(),
+        ),
     ]);
     encode_item(&frame, out);
 }
 
 /// Opens a frame, an array whose first item is its kind: returns the kind and the rest.
 pub(crate) fn kind_and_fields(item: Value) -> Result<(u64, std::vec::IntoIter<Value>), WireError> {
-    open_array(item, "frame", "kind")
-}
-
-/// Opens `what` (a header or a frame), an array whose first item is the unsigned number
-/// `first`: returns that number and the rest.
-fn open_array(
-    item: Value,
-    what: &'static str,
-    first: &str,
-) -> Result<(u64, std::vec::IntoIter<Value>), WireError> {
-    let shape = |why: String| WireError::Shape { what, why };
     let Value::Array(fields) = item else {
-        return Err(shape("not an array".to_string()));
+        return Err(shape_of("frame", "not an array"));
     };
     let mut fields = fields.into_iter();
-    let number = fields
+    let kind = fields
         .next()
         .and_then(|v| as_u64(&v))
-        .ok_or_else(|| shape(format!("no {first}")))?;
-    Ok((number, fields))
+        .ok_or_else(|| shape_of("frame", "no kind"))?;
+    Ok((kind, fields))
 }
 
 pub(crate) fn as_u64(value: &Value) -> Option<u64> {
@@ -485,21 +681,40 @@ pub(crate) fn encode_item(value: &Value, out: &mut Vec<u8>) {
     ciborium::ser::into_writer(value, out).expect("CBOR encoding into a Vec does not fail");
 }
 
-/// Encodes the header of a datagram sent by `sender`.
-pub fn encode_header(sender: u64, out: &mut Vec<u8>) {
-    let header = Value::Tag(
-        MAGIC_TAG,
-        Box::new(Value::Array(vec![
-            Value::Integer(VERSION.into()),
-            Value::Integer(sender.into()),
-            Value::Null,
-        ])),
-    );
-    encode_item(&header, out);
+/// The bytes of the magic tag and the header's array head, for four fields.
+const HEADER_START: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x84];
+
+/// Where the 8 bytes of a sequenced datagram's number lie in the header [`encode_header`]
+/// writes: after the magic, the array head, the version (one byte) and the sender (a
+/// 9-byte integer), past the number's own head byte.
+const SEQ_AT: usize = HEADER_START.len() + 1 + 9 + 1;
+
+/// Encodes the header of a datagram sent by `sender`: sequenced with number `seq`, or a
+/// control datagram. The sender and the number take 9 bytes each whatever their value,
+/// so that a sequenced datagram can be packed first and numbered as it leaves
+/// ([`stamp`]).
+pub fn encode_header(sender: u64, seq: Option<u64>, out: &mut Vec<u8>) {
+    out.extend_from_slice(&HEADER_START);
+    out.push(VERSION as u8); // (a version below 24 is its own head)
+    out.push(0x1b);
+    out.extend_from_slice(&sender.to_be_bytes());
+    match seq {
+        Some(seq) => {
+            out.push(0x1b);
+            out.extend_from_slice(&seq.to_be_bytes());
+        }
+        None => out.push(0xf6), // null: a control datagram
+    }
+    out.push(0xf6); // auth: none
+}
+
+/// Numbers a sequenced datagram whose header [`encode_header`] wrote.
+pub fn stamp(datagram: &mut [u8], seq: u64) {
+    datagram[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_be_bytes());
 }
 
 /// How many bytes a call frame adds to its function id and arguments at most: the array
-/// head, the kind, the longest sequence number, the id's text head and the break.
+/// head, the kind, the longest call number, the id's text head and the break.
 pub const CALL_FRAME_OVERHEAD: usize = 1 + 1 + 9 + 9 + 1;
 
 /// The encoded size of a call frame of one call to `function` with `args_len` bytes of
@@ -508,48 +723,49 @@ pub fn call_frame_len(function: &str, args_len: usize) -> usize {
     CALL_FRAME_OVERHEAD + function.len() + args_len
 }
 
-/// Encodes a call frame of one call onto the end of `out`.
-pub fn encode_call(seq: u64, function: &str, args: &[Value], out: &mut Vec<u8>) {
+/// Encodes a call frame of one call, number `first`, onto the end of `out`.
+pub fn encode_call(first: u64, function: &str, args: &[Value], out: &mut Vec<u8>) {
     let mut encoded = Vec::new();
     encode_item(&Value::Array(args.to_vec()), &mut encoded);
-    encode_call_run(seq, function, &encoded, out);
+    encode_call_run(first, function, &encoded, out);
 }
 
 /// The CBOR break that closes an indefinite-length array.
 const BREAK: u8 = 0xff;
 
-/// Encodes a run of one call, `[_ 0, seq, function, args]` with `args` one CBOR array,
+/// Encodes a run of one call, `[_ 0, first, function, args]` with `args` one CBOR array,
 /// onto the end of `out`; the run stays open to more calls (see [`Batcher`]).
-fn encode_call_run(seq: u64, function: &str, args: &[u8], out: &mut Vec<u8>) {
+fn encode_call_run(first: u64, function: &str, args: &[u8], out: &mut Vec<u8>) {
     let mut encoder = ciborium_ll::Encoder::from(&mut *out);
     // Writing to a Vec cannot fail.
     let _ = encoder.push(Head::Array(None));
     let _ = encoder.push(Head::Positive(KIND_CALL));
-    let _ = encoder.push(Head::Positive(seq));
+    let _ = encoder.push(Head::Positive(first));
     let _ = encoder.text(function, None);
     out.extend_from_slice(args);
     out.push(BREAK);
 }
 
 /// Packs encoded frames into datagrams of at most `max` bytes, each opening with the
-/// sender's header. Frames keep their order; a frame never spans two datagrams. Calls to
-/// the function of the datagram's last frame, with the next sequence number, join its run.
+/// sender's header (sequenced, to be numbered with [`stamp`] as it leaves, or control).
+/// Frames keep their order; a frame never spans two datagrams. Calls to the function of
+/// the datagram's last frame, with the next call number, join its run.
 #[derive(Debug)]
 pub struct Batcher {
     header: Vec<u8>,
     max: usize,
     current: Vec<u8>,
     full: Vec<Vec<u8>>,
-    /// The function of the run that ends the current datagram, and the run's next
-    /// sequence number.
+    /// The function of the run that ends the current datagram, and the run's next call
+    /// number.
     run: Option<(String, u64)>,
 }
 
 impl Batcher {
-    /// A batcher for datagrams of at most `max` bytes from `sender`.
-    pub fn new(sender: u64, max: usize) -> Self {
+    /// A batcher for datagrams of at most `max` bytes from `sender`, sequenced or not.
+    pub fn new(sender: u64, max: usize, sequenced: bool) -> Self {
         let mut header = Vec::new();
-        encode_header(sender, &mut header);
+        encode_header(sender, sequenced.then_some(0), &mut header);
         Batcher {
             current: header.clone(),
             header,
@@ -663,6 +879,16 @@ impl Batcher {
         self.full.is_empty() && self.current.len() == self.header.len()
     }
 
+    /// Whether a datagram is full and waiting.
+    pub fn has_full(&self) -> bool {
+        !self.full.is_empty()
+    }
+
+    /// Takes the datagrams filled so far, leaving the one being filled.
+    pub fn take_full(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.full)
+    }
+
     /// Takes every datagram packed so far, the partly filled one included.
     pub fn take(&mut self) -> Vec<Vec<u8>> {
         if self.current.len() > self.header.len() {
@@ -685,7 +911,7 @@ mod tests {
 
     fn datagram(sender: u64, frames: &[Vec<u8>]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_header(sender, &mut out);
+        encode_header(sender, Some(1), &mut out);
         for f in frames {
             out.extend_from_slice(f);
         }
@@ -718,6 +944,7 @@ mod tests {
             Header {
                 version: VERSION,
                 sender: 42,
+                seq: Some(1),
                 auth: None
             }
         );
@@ -736,7 +963,7 @@ mod tests {
 
     #[test]
     fn consecutive_calls_to_one_function_travel_as_one_run() {
-        let mut batcher = Batcher::new(1, MAX_DATAGRAM);
+        let mut batcher = Batcher::new(1, MAX_DATAGRAM, false);
         for v in 0..1000u64 {
             batcher
                 .push_call(v + 10, "a:b/c#set", &args(&[v.into()]))
@@ -745,7 +972,7 @@ mod tests {
         batcher.push_call(2000, "a:b/c#set", &args(&[])).unwrap(); // a gap: a new run
         batcher.push_call(2001, "a:b/c#other", &args(&[])).unwrap();
         let mut f = Vec::new();
-        encode_query(2002, &mut f);
+        encode_query(&mut f);
         batcher.push(&f).unwrap();
         batcher.push_call(2003, "a:b/c#other", &args(&[])).unwrap();
         let datagrams = batcher.take();
@@ -761,7 +988,7 @@ mod tests {
             panic!("{frames:?}")
         };
         assert_eq!(
-            (run.seq, run.count(), run.function.as_str()),
+            (run.first, run.count(), run.function.as_str()),
             (10, 1000, "a:b/c#set")
         );
         let decoded: Vec<Value> = run
@@ -773,21 +1000,18 @@ mod tests {
         let seqs: Vec<(u64, usize)> = frames
             .iter()
             .map(|f| match f {
-                Frame::Call(c) => (c.seq, c.count()),
-                other => (other.seq(), 0),
+                Frame::Call(c) => (c.first, c.count()),
+                _ => (0, 0),
             })
             .collect();
-        assert_eq!(
-            seqs,
-            [(10, 1000), (2000, 1), (2001, 1), (2002, 0), (2003, 1)]
-        );
+        assert_eq!(seqs, [(10, 1000), (2000, 1), (2001, 1), (0, 0), (2003, 1)]);
     }
 
     #[test]
     fn pushing_calls_together_packs_as_pushing_them_one_by_one() {
         let calls: Vec<Vec<u8>> = (0..5000u64).map(|v| args(&[v.into()])).collect();
-        let mut one_by_one = Batcher::new(1, 4000);
-        let mut together = Batcher::new(1, 4000);
+        let mut one_by_one = Batcher::new(1, 4000, true);
+        let mut together = Batcher::new(1, 4000, true);
         one_by_one.push_call(1, "a:b/c#set", &calls[0]).unwrap();
         together.push_call(1, "a:b/c#set", &calls[0]).unwrap();
         for (seq, a) in (2..).zip(&calls[1..]) {
@@ -806,7 +1030,7 @@ mod tests {
 
     #[test]
     fn a_run_is_cut_where_the_datagram_is_full() {
-        let mut batcher = Batcher::new(1, 300);
+        let mut batcher = Batcher::new(1, 300, false);
         for v in 0..200u64 {
             batcher
                 .push_call(v, "a:b/c#set", &args(&[v.into()]))
@@ -817,7 +1041,7 @@ mod tests {
             assert!(d.len() <= 300);
             for frame in decode_datagram(&d).unwrap().frames {
                 let Frame::Call(run) = frame else { panic!() };
-                assert_eq!(run.seq, next);
+                assert_eq!(run.first, next);
                 next += run.count() as u64;
             }
         }
@@ -883,9 +1107,9 @@ mod tests {
     fn wrong_version_is_rejected() {
         let header = Value::Tag(
             MAGIC_TAG,
-            Box::new(Value::Array(vec![3.into(), 1.into(), Value::Null])),
+            Box::new(Value::Array(vec![2.into(), 1.into(), Value::Null])),
         );
-        assert_eq!(decode_datagram(&raw(&header)), Err(WireError::Version(3)));
+        assert_eq!(decode_datagram(&raw(&header)), Err(WireError::Version(2)));
     }
 
     #[test]
@@ -895,7 +1119,10 @@ mod tests {
             Value::Array(vec![]),
             Value::Array(vec![VERSION.into()]),
             Value::Array(vec![VERSION.into(), (-1).into()]),
-            Value::Array(vec![VERSION.into(), 5.into(), 3.into()]),
+            Value::Array(vec![VERSION.into(), 5.into()]),
+            Value::Array(vec![VERSION.into(), 5.into(), 0.into()]),
+            Value::Array(vec![VERSION.into(), 5.into(), "x".into()]),
+            Value::Array(vec![VERSION.into(), 5.into(), 1.into(), 3.into()]),
         ] {
             let bytes = raw(&Value::Tag(MAGIC_TAG, Box::new(inner.clone())));
             assert!(
@@ -936,74 +1163,49 @@ mod tests {
         let mut frames = Vec::new();
         let functions = vec!["a:b/c#d".to_string(), "a:b/c#e".to_string()];
         let announce = Announce {
-            seq: 1,
             name: "node-a".into(),
             uptime_ms: 1500,
             functions,
             tcp: Some("127.0.0.1:4100".parse().unwrap()),
             links: vec![("node-b".into(), 2)],
+            streams: vec![StreamCounts {
+                peer: "node-c".into(),
+                received: 10,
+                repaired: 2,
+                lost: 1,
+            }],
         };
         let mut f = Vec::new();
         encode_announce(&announce, &mut f);
         frames.push(f);
         let mut f = Vec::new();
-        encode_query(2, &mut f);
+        encode_query(&mut f);
         frames.push(f);
         let mut f = Vec::new();
-        encode_goodbye(3, &mut f);
+        encode_goodbye(&mut f);
         frames.push(f);
         let d = decode_datagram(&datagram(8, &frames)).unwrap();
         assert_eq!(
             d.frames,
-            vec![
-                Frame::Announce(announce),
-                Frame::Query { seq: 2 },
-                Frame::Goodbye { seq: 3 },
-            ]
+            vec![Frame::Announce(announce), Frame::Query, Frame::Goodbye,]
         );
     }
 
     #[test]
     fn bad_announcements_are_rejected() {
         for fields in [
-            vec![1.into(), 1.into()],
+            vec![1.into()],
+            vec![1.into(), "".into(), 0.into(), Value::Array(vec![])],
             vec![
-                1.into(),
-                1.into(),
-                "".into(),
-                0.into(),
-                Value::Array(vec![]),
-            ],
-            vec![
-                1.into(),
                 1.into(),
                 "x".repeat(300).into(),
                 0.into(),
                 Value::Array(vec![]),
             ],
+            vec![1.into(), "a\nb".into(), 0.into(), Value::Array(vec![])],
+            vec![1.into(), "a".into(), Value::Null, Value::Array(vec![])],
+            vec![1.into(), "a".into(), 0.into(), Value::Array(vec![5.into()])],
             vec![
-                1.into(),
-                1.into(),
-                "a\nb".into(),
-                0.into(),
-                Value::Array(vec![]),
-            ],
-            vec![
-                1.into(),
-                1.into(),
-                "a".into(),
-                Value::Null,
-                Value::Array(vec![]),
-            ],
-            vec![
-                1.into(),
-                1.into(),
-                "a".into(),
-                0.into(),
-                Value::Array(vec![5.into()]),
-            ],
-            vec![
-                1.into(),
                 1.into(),
                 "a".into(),
                 0.into(),
@@ -1012,12 +1214,20 @@ mod tests {
             ],
             vec![
                 1.into(),
-                1.into(),
                 "a".into(),
                 0.into(),
                 Value::Array(vec![]),
                 Value::Null,
                 Value::Array(vec![Value::Array(vec!["b".into()])]),
+            ],
+            vec![
+                1.into(),
+                "a".into(),
+                0.into(),
+                Value::Array(vec![]),
+                Value::Null,
+                Value::Array(vec![]),
+                Value::Array(vec![Value::Array(vec!["b".into(), 1.into(), 2.into()])]),
             ],
         ] {
             let bytes = datagram(1, &[raw(&Value::Array(fields.clone()))]);
@@ -1038,7 +1248,7 @@ mod tests {
     fn unknown_kinds_are_skipped_not_rejected() {
         let frame = Value::Array(vec![9.into(), 3.into(), "future".into()]);
         let d = decode_datagram(&datagram(1, &[raw(&frame)])).unwrap();
-        assert_eq!(d.frames, vec![Frame::Unknown { kind: 9, seq: 3 }]);
+        assert_eq!(d.frames, vec![Frame::Unknown { kind: 9 }]);
     }
 
     #[test]
@@ -1085,7 +1295,7 @@ mod tests {
             ],
         );
         // And a datagram of runs, as a node's batcher packs them.
-        let mut batcher = Batcher::new(3, MAX_DATAGRAM);
+        let mut batcher = Batcher::new(3, MAX_DATAGRAM, false);
         for v in 0..50u64 {
             let f = if v % 20 < 15 {
                 "a:b/c#set"
@@ -1131,7 +1341,7 @@ mod tests {
 
     #[test]
     fn batcher_packs_in_order_and_splits_at_the_limit() {
-        let mut batcher = Batcher::new(5, 200);
+        let mut batcher = Batcher::new(5, 200, false);
         assert!(batcher.is_empty());
         let frames: Vec<Vec<u8>> = (0..20)
             .map(|i| call(i, "a:b/c#d", vec![Value::Text("x".repeat(20))]))
@@ -1147,19 +1357,134 @@ mod tests {
             assert!(d.len() <= 200);
             let decoded = decode_datagram(d).unwrap();
             assert_eq!(decoded.header.sender, 5);
-            seqs.extend(decoded.frames.iter().map(Frame::seq));
+            seqs.extend(decoded.frames.iter().map(|f| match f {
+                Frame::Call(c) => c.first,
+                other => panic!("{other:?}"),
+            }));
         }
         assert_eq!(seqs, (0..20).collect::<Vec<_>>());
     }
 
     #[test]
     fn batcher_refuses_a_frame_larger_than_a_datagram() {
-        let mut batcher = Batcher::new(5, 100);
+        let mut batcher = Batcher::new(5, 100, false);
         let big = call(1, "a:b/c#d", vec![Value::Text("x".repeat(100))]);
         assert!(matches!(
             batcher.push(&big),
             Err(WireError::TooLarge { max: 100, .. })
         ));
         assert!(batcher.is_empty());
+    }
+
+    #[test]
+    fn a_sequenced_datagram_is_numbered_as_it_leaves() {
+        let mut batcher = Batcher::new(0xabcd, MAX_DATAGRAM, true);
+        batcher.push_call(1, "a:b/c#d", &args(&[5.into()])).unwrap();
+        let mut datagram = batcher.take().remove(0);
+        // Not numbered yet: no receiver takes it.
+        assert!(matches!(
+            decode_datagram(&datagram),
+            Err(WireError::Shape { what: "header", .. })
+        ));
+        stamp(&mut datagram, u64::MAX - 1);
+        let header = decode_datagram(&datagram).unwrap().header;
+        assert_eq!((header.sender, header.seq), (0xabcd, Some(u64::MAX - 1)));
+        stamp(&mut datagram, 7);
+        assert_eq!(decode_datagram(&datagram).unwrap().header.seq, Some(7));
+        let mut control = Vec::new();
+        encode_header(3, None, &mut control);
+        assert_eq!(decode_datagram(&control).unwrap().header.seq, None);
+    }
+
+    #[test]
+    fn headers_of_other_shapes_decode_alike() {
+        // Minimal integers, an indefinite array, an auth tag and a field of a later version.
+        let header = Value::Tag(
+            MAGIC_TAG,
+            Box::new(Value::Array(vec![
+                VERSION.into(),
+                5.into(),
+                9.into(),
+                Value::Bytes(vec![1, 2, 3]),
+                "later".into(),
+            ])),
+        );
+        let d = decode_datagram(&raw(&header)).unwrap();
+        assert_eq!(
+            d.header,
+            Header {
+                version: VERSION,
+                sender: 5,
+                seq: Some(9),
+                auth: Some(vec![1, 2, 3])
+            }
+        );
+        let mut indefinite = vec![0xd9, 0xd9, 0xf7, 0x9f, VERSION as u8, 0x05, 0xf6, 0xff];
+        assert_eq!(decode_datagram(&indefinite).unwrap().header.seq, None);
+        indefinite.pop();
+        assert!(decode_datagram(&indefinite).is_err());
+    }
+
+    #[test]
+    fn stream_frames_round_trip() {
+        let position = Position {
+            next: 10,
+            oldest: 4,
+        };
+        let status = Status {
+            stream: 77,
+            delivered: 3,
+            window: 1 << 20,
+            missing: vec![(3, 3), (5, 9)],
+        };
+        let mut frames = vec![Vec::new(), Vec::new()];
+        encode_position(position, &mut frames[0]);
+        encode_status(&status, &mut frames[1]);
+        let d = decode_datagram(&datagram(8, &frames)).unwrap();
+        assert_eq!(
+            d.frames,
+            vec![Frame::Position(position), Frame::Status(status)]
+        );
+    }
+
+    #[test]
+    fn impossible_positions_and_statuses_are_rejected() {
+        let too_many: Vec<Value> = (0..=MAX_MISSING_RANGES as u64)
+            .map(|i| Value::Array(vec![(10 + 2 * i).into(), (10 + 2 * i).into()]))
+            .collect();
+        for frame in [
+            vec![KIND_POSITION.into(), 3.into(), 4.into()],
+            vec![KIND_POSITION.into(), 0.into(), 0.into()],
+            vec![KIND_POSITION.into(), 3.into()],
+            vec![KIND_STATUS.into(), 1.into(), 2.into()],
+            vec![
+                KIND_STATUS.into(),
+                1.into(),
+                5.into(),
+                0.into(),
+                Value::Array(too_many),
+            ],
+            vec![
+                KIND_STATUS.into(),
+                1.into(),
+                5.into(),
+                0.into(),
+                Value::Array(vec![Value::Array(vec![4.into(), 6.into()])]),
+            ],
+            vec![
+                KIND_STATUS.into(),
+                1.into(),
+                5.into(),
+                0.into(),
+                Value::Array(vec![Value::Array(vec![8.into(), 6.into()])]),
+            ],
+            vec![KIND_STATUS.into(), 1.into(), (-5).into(), 0.into()],
+        ] {
+            let bytes = datagram(1, &[raw(&Value::Array(frame.clone()))]);
+            assert!(
+                matches!(decode_datagram(&bytes), Err(WireError::Shape { .. })),
+                "{frame:?}"
+            );
+        }
     }
 }

@@ -69,13 +69,15 @@ pub fn unique_group() -> SocketAddrV4 {
 
 /// A socket that sends to `group` on loopback only (TTL 0), for hand-made datagrams.
 pub fn group_sender(group: SocketAddrV4) -> UdpSocket {
-    dhost::net::Group {
+    let socket = dhost::net::Group {
         addr: group,
         iface: Ipv4Addr::LOCALHOST,
         ttl: 0,
     }
     .sender()
-    .expect("a loopback multicast sender")
+    .expect("a loopback multicast sender");
+    socket.connect(group).expect("a multicast sender connects");
+    socket
 }
 
 /// The compile cache the tests share (compiling a guest once per test run is enough).
@@ -243,6 +245,21 @@ impl Dhost {
         }
     }
 
+    /// Sends the signal `name` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Kills the process (SIGKILL: it says no goodbye) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGINT (Ctrl-C) and waits for the process to end.
     pub fn interrupt(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -282,6 +299,117 @@ impl Drop for Dhost {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A network namespace of the test's own: only `lo`, up, with multicast routed to it, so
+/// that several nodes share a network that nothing leaves and that loss can be injected
+/// into (nftables; this kernel has no netem). Removed when dropped. Making one needs root
+/// (CI runs as root).
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// A fresh namespace; panics, saying why, when it cannot be made.
+    pub fn new(tag: &str) -> Netns {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "dh-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let ns = Netns { name };
+        ns.ip(&["netns", "add", &ns.name]);
+        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns.ip(&["-n", &ns.name, "route", "add", "224.0.0.0/4", "dev", "lo"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2): {e}"));
+        assert!(
+            out.status.success(),
+            "`ip {}` failed (network namespaces need root; CI runs as root): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `nft ARGS` inside the namespace.
+    fn nft(&self, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nft: {e}"));
+        assert!(
+            out.status.success(),
+            "`nft {}` failed (is nftables installed? .ci/run installs it): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Drops `percent` % of the UDP datagrams that arrive for `port`, at random.
+    pub fn drop_udp(&self, port: u16, percent: u32) {
+        self.nft(&["add", "table", "inet", "loss"]);
+        self.nft(&[
+            "add",
+            "chain",
+            "inet",
+            "loss",
+            "in",
+            "{ type filter hook input priority 0; }",
+        ]);
+        let rule = format!("udp dport {port} numgen random mod 100 < {percent} drop");
+        let mut args = vec!["add", "rule", "inet", "loss", "in"];
+        args.extend(rule.split(' '));
+        self.nft(&args);
+    }
+
+    /// The `dhost` command (as [`dhost_command`]), run inside the namespace.
+    pub fn dhost_command(&self) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, env!("CARGO_BIN_EXE_dhost")])
+            .env("DHOST_CACHE_DIR", cache_dir())
+            .env_remove("RUST_LOG")
+            .env_remove("DHOST_GROUP")
+            .env_remove("DHOST_IFACE");
+        cmd
+    }
+
+    /// Starts `dhost ARGS` inside the namespace.
+    pub fn start<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Dhost {
+        let mut cmd = self.dhost_command();
+        cmd.args(args);
+        Dhost::spawn(cmd)
+    }
+
+    /// Runs `f` inside the namespace, on a thread of its own (for a test's own sockets).
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("the namespace's file");
+            // SAFETY: setns on this thread only, with a namespace file descriptor.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("the thread in the namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 

@@ -2,14 +2,20 @@
  * stress_sender.c: the sending side of the DSTC stress test, as a native plugin.
  *
  * Calls set_value(0), set_value(1), ... up to STRESS_COUNT (10 million unless the
- * environment says otherwise), then finish(count), keeping at most STRESS_WINDOW values
- * (131072 by default, 32768 at least, since receivers report every 16384 values) ahead of
- * what the receivers reported with progress(next): a sender
- * that ran ahead would overrun the receivers and lose calls. The first window leaves from
- * the plugin's init; each progress report releases more.
+ * environment says otherwise), then finish(count), as fast as the node lets it: as DSTC's
+ * stress client, it leaves pacing to the node, whose window to the receivers makes a call
+ * wait (inside dstc_set_value) while the receivers are a window behind. It starts once the
+ * node runs (from a descriptor that is ready at once), not inside dlopen, when the node
+ * does not know its receivers yet.
+ *
+ * With STRESS_WINDOW set (for comparing with a node run --unreliable), it keeps at most
+ * that many values (32768 at least, since receivers report every 16384 values) ahead of
+ * what the receivers reported with progress(next): the flow control of the application
+ * that dhost made unnecessary.
  *
  *   gcc -O2 -fPIC -shared -I guest-sdk/c -o stress_sender.so stress_sender.c
  */
+#include <unistd.h>
 #include "dstc.h"
 
 DSTC_CLIENT(set_value, int, )
@@ -19,8 +25,9 @@ DSTC_CLIENT(finish, int, )
 #define MIN_WINDOW (2 * 16384)
 
 static int count = 10000000;
-static int window = 131072;
+static int window; /* 0: no window of the application's own */
 static int sent;
+static int start_pipe[2] = { -1, -1 };
 
 static int setting(const char *name, int fallback)
 {
@@ -47,16 +54,42 @@ static void send_up_to(long long limit)
         dstc_finish(count);
 }
 
-void progress(int next) { send_up_to((long long)next + window); }
+void progress(int next)
+{
+    if (window > 0)
+        send_up_to((long long)next + window);
+}
 DSTC_SERVER(progress, int, )
+
+/* The node runs: send everything (or the first window). */
+static void start(int fd, struct epoll_event *ev)
+{
+    (void)ev;
+    dstc_epoll_ctl(EPOLL_CTL_DEL, fd, 0, 0);
+    close(start_pipe[0]);
+    close(start_pipe[1]);
+    send_up_to(window > 0 ? window : count);
+}
 
 static void init(void)
 {
+    struct epoll_event ev;
     count = setting("STRESS_COUNT", count);
-    window = setting("STRESS_WINDOW", window);
-    if (window < MIN_WINDOW)
+    window = setting("STRESS_WINDOW", 0);
+    if (window > 0 && window < MIN_WINDOW)
         window = MIN_WINDOW;
-    fprintf(stderr, "stress_sender: sending %d values, at most %d ahead of the receivers\n", count, window);
-    send_up_to(window);
+    if (window > 0)
+        fprintf(stderr, "stress_sender: sending %d values, at most %d ahead of the receivers\n",
+                count, window);
+    else
+        fprintf(stderr, "stress_sender: sending %d values as fast as the node lets it\n", count);
+    /* A pipe with a byte in it is ready at once: start() runs when the node does. */
+    if (pipe(start_pipe) != 0 || write(start_pipe[1], "", 1) != 1) {
+        perror("stress_sender: pipe");
+        return;
+    }
+    ev.events = EPOLLIN;
+    ev.data.fd = start_pipe[0];
+    dstc_epoll_ctl(EPOLL_CTL_ADD, start_pipe[0], &ev, start);
 }
 DSTC_ON_LOAD(init)

@@ -1,10 +1,14 @@
 //! The sending side of the DSTC stress test: calls `set-value` with 0, 1, 2, ... up to
-//! `STRESS_COUNT` (10 million unless the environment says otherwise), then `finish`.
+//! `STRESS_COUNT` (10 million unless the environment says otherwise), then `finish`, in
+//! one tight loop in `init`, as fast as the node lets it: the node's window to the
+//! receivers makes a call wait while they are a window behind (so the jail must allow the
+//! loop's own CPU time: `--max-time`; the waiting does not count).
 //!
-//! It keeps at most `STRESS_WINDOW` values (131072 by default, 32768 at least, since
-//! receivers report every 16384 values) ahead of what the receivers reported with
-//! `progress`: a sender that ran ahead would overrun the receivers' buffers and lose calls. Calls made inside one call into the guest leave when it returns, batched
-//! into full datagrams by the node. (The jail must pass the variables: `--allow-env`.)
+//! With `STRESS_WINDOW` set (for comparing with a node run `--unreliable`), it keeps at
+//! most that many values (32768 at least, since receivers report every 16384 values)
+//! ahead of what the receivers reported with `progress`: the flow control of the
+//! application that the node made unnecessary. (The jail must pass the variables:
+//! `--allow-env`.)
 
 wit_bindgen::generate!({
     world: "dhost:stress/stress-sender",
@@ -23,8 +27,8 @@ const MIN_WINDOW: i32 = 2 * 16_384;
 thread_local! {
     /// How many values to send.
     static COUNT: Cell<i32> = const { Cell::new(10_000_000) };
-    /// How far ahead of the receivers the sender may be.
-    static WINDOW: Cell<i32> = const { Cell::new(131_072) };
+    /// How far ahead of the receivers' reports the sender may be (0: no window of its own).
+    static WINDOW: Cell<i32> = const { Cell::new(0) };
     /// The next value to send.
     static SENT: Cell<i32> = const { Cell::new(0) };
 }
@@ -68,18 +72,30 @@ impl lifecycle::Guest for Sender {
         if let Some(n) = setting("STRESS_WINDOW") {
             WINDOW.set(n.max(MIN_WINDOW));
         }
-        eprintln!(
-            "stress-sender: sending {} values, at most {} ahead of the receivers",
-            COUNT.get(),
-            WINDOW.get()
-        );
-        send_up_to(WINDOW.get());
+        match WINDOW.get() {
+            0 => {
+                eprintln!(
+                    "stress-sender: sending {} values as fast as the node lets it",
+                    COUNT.get()
+                );
+                send_up_to(COUNT.get());
+            }
+            window => {
+                eprintln!(
+                    "stress-sender: sending {} values, at most {window} ahead of the receivers",
+                    COUNT.get()
+                );
+                send_up_to(window);
+            }
+        }
     }
 }
 
 impl flow::Guest for Sender {
     fn progress(next: i32) {
-        send_up_to(next.saturating_add(WINDOW.get()));
+        if WINDOW.get() > 0 {
+            send_up_to(next.saturating_add(WINDOW.get()));
+        }
     }
 }
 

@@ -20,13 +20,15 @@
 //! thread (after loading), one call at a time.
 
 use super::outbox::Outbox;
+use super::state::FLUSH_SENT_BYTES;
 use crate::cbor::Cursor;
+use crate::stream::outgoing::Outgoing;
 use anyhow::{Context as _, bail};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The interface raw function ids live in: `dstc:raw/abi#NAME`.
 pub const RAW_INTERFACE: &str = "dstc:raw/abi";
@@ -191,29 +193,53 @@ pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, l
     });
 }
 
+/// The calls plugins sent from the node's event loop thread, and where they go.
+struct EventLoopOutbox {
+    /// Calls not sent on yet.
+    sent: Outbox,
+    /// Calls sent on already (a long burst leaves before the plugin returns) to functions
+    /// this node serves: the node runs them next.
+    local: Outbox,
+    outgoing: Arc<Outgoing>,
+}
+
 thread_local! {
     /// The calls sent from the node's event loop thread, where plugins run once loaded:
     /// kept without a lock. `None` on every other thread.
-    static SENT_ON_THIS_THREAD: RefCell<Option<Outbox>> = const { RefCell::new(None) };
+    static SENT_ON_THIS_THREAD: RefCell<Option<EventLoopOutbox>> = const { RefCell::new(None) };
 }
 
 /// Makes this thread the one plugins run on (the node's event loop): calls they send
-/// from it are kept without taking the registry's lock.
-pub fn run_plugins_on_this_thread() {
-    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| *sent = Some(Outbox::default()));
+/// from it are kept without taking the registry's lock, and a long burst leaves through
+/// `outgoing` before the plugin returns (the plugin waits there while the window to the
+/// receivers is full).
+pub fn run_plugins_on_this_thread(outgoing: Arc<Outgoing>) {
+    SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
+        *sent = Some(EventLoopOutbox {
+            sent: Outbox::default(),
+            local: Outbox::default(),
+            outgoing,
+        })
+    });
 }
 
-/// Runs `f` on the outbox of this thread if it is the event loop's, else the registry's
-/// (also on a thread whose thread-locals are being torn down: never a panic across the C
-/// ABI).
+/// Runs `f` on the outbox of this thread if it is the event loop's (sending a long burst
+/// on), else the registry's (also on a thread whose thread-locals are being torn down:
+/// never a panic across the C ABI).
 fn with_outbox(f: impl FnOnce(&mut Outbox)) {
     let mut f = Some(f);
     let _ = SENT_ON_THIS_THREAD.try_with(|sent| {
         if let Ok(mut sent) = sent.try_borrow_mut()
-            && let Some(sent) = sent.as_mut()
+            && let Some(out) = sent.as_mut()
             && let Some(f) = f.take()
         {
-            f(sent);
+            f(&mut out.sent);
+            if out.sent.byte_len() >= FLUSH_SENT_BYTES {
+                if let Err(stopped) = out.outgoing.send(&out.sent, &mut out.local) {
+                    tracing::debug!("{stopped}");
+                }
+                out.sent.clear();
+            }
         }
     });
     if let Some(f) = f {
@@ -225,8 +251,10 @@ fn with_outbox(f: impl FnOnce(&mut Outbox)) {
 pub fn sent_on_this_thread() -> bool {
     SENT_ON_THIS_THREAD
         .try_with(|sent| {
-            sent.try_borrow()
-                .is_ok_and(|s| s.as_ref().is_some_and(|s| !s.is_empty()))
+            sent.try_borrow().is_ok_and(|s| {
+                s.as_ref()
+                    .is_some_and(|s| !s.sent.is_empty() || !s.local.is_empty())
+            })
         })
         .unwrap_or(false)
 }
@@ -428,11 +456,19 @@ pub fn on_ready(fd: c_int, events: u32) {
 }
 
 /// Moves the calls plugins sent into `out`, which the caller hands over empty (its room is
-/// kept for the next calls).
-pub fn take_sent(out: &mut Outbox) {
+/// kept for the next calls), after appending to `local` those to this node that were sent
+/// on already.
+pub fn take_sent(out: &mut Outbox, local: &mut Outbox) {
     SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
-        if let Some(sent) = sent.as_mut().filter(|sent| !sent.is_empty()) {
-            std::mem::swap(sent, out);
+        let Some(sent) = sent.as_mut() else {
+            return;
+        };
+        for (function, args) in sent.local.iter() {
+            local.push_encoded(function, args);
+        }
+        sent.local.clear();
+        if !sent.sent.is_empty() {
+            std::mem::swap(&mut sent.sent, out);
         }
     });
     // Calls sent from other threads: while loading, or from a plugin's own threads.

@@ -21,9 +21,14 @@ pub const MAX_TIMERS: usize = 4096;
 /// The most pollables one guest may have watched at once.
 pub const MAX_WATCHES: usize = 1024;
 
-/// The most bytes of encoded calls one call into a guest may send; they are queued until
-/// the guest returns.
+/// The most bytes of encoded calls one call into a guest may queue until it returns: calls
+/// to functions its own node serves (the node runs them once the guest returns), and, on a
+/// node without a network, every call.
 pub const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Once a guest has this many bytes of calls waiting, they leave before it returns (and
+/// the guest waits there while the window to the receivers is full).
+pub const FLUSH_SENT_BYTES: usize = 64 * 1024;
 
 /// What every instance of a guest is set up with: its name, its jail, the node it runs on.
 #[derive(Debug)]
@@ -49,6 +54,8 @@ pub struct GuestSetup {
     pub max_call: usize,
     /// Where the node's calls with replies go.
     pub calls: Arc<super::calls::Calls>,
+    /// Where the calls it sends go.
+    pub outgoing: Arc<crate::stream::outgoing::Outgoing>,
 }
 
 /// The data of one guest instance's `Store`.
@@ -57,8 +64,11 @@ pub struct GuestState {
     table: ResourceTable,
     /// How the guest is set up.
     pub setup: Arc<GuestSetup>,
-    /// Calls sent during the current call into the guest, in order.
+    /// Calls sent during the current call into the guest, in order, not sent on yet.
     pub sent: Outbox,
+    /// Calls sent on to the group already during the current call into the guest, to
+    /// functions its own node serves: the node runs them when the guest returns.
+    pub sent_local: Outbox,
     /// Its armed timers.
     pub timers: Timers,
     /// Its watched pollables, by token.
@@ -84,6 +94,7 @@ impl GuestState {
             table: ResourceTable::new(),
             setup,
             sent: Outbox::default(),
+            sent_local: Outbox::default(),
             timers: Timers::default(),
             watches: HashMap::new(),
             outputs,

@@ -9,7 +9,7 @@
 use super::host_api;
 use super::outbox::Outbox;
 use super::output::{GuestOutput, Target};
-use super::state::{GuestSetup, GuestState, MAX_SENT_BYTES};
+use super::state::{FLUSH_SENT_BYTES, GuestSetup, GuestState, MAX_SENT_BYTES};
 use super::typed::{self, TypedExport};
 use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
@@ -212,6 +212,7 @@ impl WasmGuest {
             hears_readiness: world.exports_events(EventInterface::Ready),
             max_call: node.max_call,
             calls: node.calls.clone(),
+            outgoing: node.outgoing.clone(),
         });
 
         let mut exports = Vec::new();
@@ -325,18 +326,19 @@ impl WasmGuest {
 
     /// Calls exported function `slot` with its arguments as one CBOR array (as they came
     /// off the wire), checked against its signature; returns its result, if it has one.
-    /// The calls the guest sent meanwhile go into `sent`, handed over empty (as with
-    /// [`WasmGuest::take_sent`], without taking the guest's lock again).
+    /// The calls the guest sent meanwhile go into `sent`, handed over empty, and `local`
+    /// (as with [`WasmGuest::take_sent`], without taking the guest's lock again).
     pub fn call_cbor(
         &mut self,
         slot: usize,
         args: &[u8],
         sent: &mut Outbox,
+        local: &mut Outbox,
     ) -> Result<Option<Val>, CallError> {
         let shared = &self.shared;
         let mut core = self.core();
         let outcome = shared.call_cbor(&mut core, slot, args);
-        hand_over_sent(core.store.data_mut(), sent);
+        hand_over_sent(core.store.data_mut(), sent, local);
         outcome
     }
 
@@ -375,9 +377,10 @@ impl WasmGuest {
     }
 
     /// Moves the calls the guest sent since the last time into `out`, which the caller
-    /// hands over empty (its room is kept for the guest's next calls).
-    pub fn take_sent(&mut self, out: &mut Outbox) {
-        hand_over_sent(self.core().store.data_mut(), out);
+    /// hands over empty (its room is kept for the guest's next calls), after appending to
+    /// `local` the calls to this node that left before the guest returned.
+    pub fn take_sent(&mut self, out: &mut Outbox, local: &mut Outbox) {
+        hand_over_sent(self.core().store.data_mut(), out, local);
     }
 
     /// Runs `f` on the guest's store data (timers, watches).
@@ -559,8 +562,15 @@ impl GuestShared {
     }
 }
 
-/// Swaps the calls a guest sent with `out`, an emptied outbox, if it sent any.
-fn hand_over_sent(state: &mut GuestState, out: &mut Outbox) {
+/// Swaps the calls a guest sent with `out`, an emptied outbox, if it sent any; appends to
+/// `local` the calls to this node sent on before (they came first).
+fn hand_over_sent(state: &mut GuestState, out: &mut Outbox, local: &mut Outbox) {
+    if !state.sent_local.is_empty() {
+        for (function, args) in state.sent_local.iter() {
+            local.push_encoded(function, args);
+        }
+        state.sent_local.clear();
+    }
     if !state.sent.is_empty() {
         std::mem::swap(&mut state.sent, out);
     }
@@ -760,6 +770,8 @@ pub struct NodeFacts<'a> {
     pub max_call: usize,
     /// Where the guests' calls with replies go.
     pub calls: &'a Arc<super::calls::Calls>,
+    /// Where the calls they send go.
+    pub outgoing: &'a Arc<crate::stream::outgoing::Outgoing>,
 }
 
 /// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every
@@ -869,15 +881,31 @@ fn send(
              {max} bytes one datagram carries",
             function.len() + size
         )
-    } else if state.sent.footprint() > MAX_SENT_BYTES {
+    } else if state.sent.footprint() + state.sent_local.footprint() > MAX_SENT_BYTES {
         format!(
-            "this call into the guest already sent {} MiB of calls, the most the node queues \
-             before the guest returns",
+            "this call into the guest already sent {} MiB of calls that wait for it to \
+             return (calls to its own node, or on a node without a network), the most the \
+             node queues",
             MAX_SENT_BYTES >> 20
         )
     } else {
+        if state.sent.byte_len() >= FLUSH_SENT_BYTES {
+            send_before_return(state)?;
+        }
         return Ok(());
     };
     state.sent.pop();
     bail!("cannot send {function}: {refused}")
+}
+
+/// Sends on the calls a guest sent so far, before it returns (copying those its own node
+/// serves, which run once it returns): a guest in a tight loop waits here while the
+/// window to the receivers is full, and that time is not counted as its own.
+fn send_before_return(state: &mut GuestState) -> anyhow::Result<()> {
+    let outgoing = state.setup.outgoing.clone();
+    let outcome = outgoing.send(&state.sent, &mut state.sent_local);
+    state.sent.clear();
+    let waited = outcome.map_err(|_| anyhow!("interrupted: the node is stopping"))?;
+    state.warden.exclude(waited);
+    Ok(())
 }

@@ -12,7 +12,8 @@
 use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
 use super::pool::codec;
 use crate::mailbox::{Mailboxes, protocol};
-use crate::node::{DropLog, Event};
+use crate::node::Event;
+use crate::stats::DropLog;
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};

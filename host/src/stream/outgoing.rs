@@ -1,0 +1,534 @@
+//! Where the calls a node's guests and plugins send go: into the node's stream to the
+//! group (numbered, packed into sequenced datagrams, paced by the window, kept for
+//! repair), and to the node's own guests that serve them ("call once, execute many"
+//! includes the caller's node).
+//!
+//! An [`Outgoing`] is shared by the event loop, by the guests and plugins it runs (a guest
+//! in a tight loop flushes its calls before it returns, and waits there while the window
+//! is full: back-pressure, never a dropped call), by the network thread (which tells it
+//! of announcements and goodbyes, the receivers' liveness) and by the *stream thread*,
+//! which hears receivers' statuses on the node's unicast socket, resends what they miss,
+//! answers what is gone with the stream's position, and multicasts heartbeats.
+
+use super::StreamConfig;
+use super::send::SendStream;
+use crate::guest::outbox::Outbox;
+use crate::stats::{DropLog, Stats};
+use crate::wire::{self, Batcher, Frame, Status};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a sender waiting for room sleeps before it looks again (receivers expire, the
+/// node stops).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// How often the stream thread wakes when nothing is due, to forget silent receivers and
+/// old datagrams.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// The shortest pause between two answers "gone" (the stream's position, multicast).
+const GONE_ANSWER_GAP: Duration = Duration::from_millis(5);
+
+/// The most bytes a stream position frame takes.
+const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
+
+/// Whether this node serves a function itself (its guests' and plugins' functions, by id
+/// or, for calls from C plugins, by bare name).
+pub type ServesLocally = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How long a sender may wait for room in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Until the node stops.
+    UntilStopping,
+    /// Until this instant (the node is stopping and lingers to send what it has).
+    Until(Instant),
+}
+
+/// The node stopped (or its last moment passed) while the window was full.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the node is stopping: {datagrams} datagram(s) of calls were not sent (the receivers had \
+     not made room for them)"
+)]
+pub struct Stopped {
+    /// The datagrams not sent.
+    pub datagrams: usize,
+}
+
+/// The node's sockets to the group.
+#[derive(Debug)]
+struct Network {
+    /// Sends to the group and to single nodes; receives statuses.
+    socket: UdpSocket,
+    /// The group's address.
+    group: SocketAddr,
+}
+
+/// What the lock guards.
+struct Inner {
+    stream: SendStream,
+    batcher: Batcher,
+    /// Datagrams packed and waiting for room in the window, in order.
+    pending: VecDeque<Vec<u8>>,
+    /// The number of the next call sent.
+    next_call: u64,
+    drops: DropLog,
+    last_gone_answer: Option<Instant>,
+}
+
+/// The sending side of a node (see the module's documentation).
+pub struct Outgoing {
+    id: u64,
+    max_datagram: usize,
+    network: OnceLock<Network>,
+    inner: Mutex<Inner>,
+    /// Signalled when the window may have opened.
+    room: Condvar,
+    stopping: Arc<AtomicBool>,
+    serves: RwLock<ServesLocally>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing").field("id", &self.id).finish()
+    }
+}
+
+impl Outgoing {
+    /// The sending side of node `id`, in datagrams of at most `max_datagram` bytes, as
+    /// `config` says; waits for room only until `stopping` is set. It sends nothing until
+    /// [`Self::attach`] gives it a socket: calls only reach this node's own guests.
+    pub fn new(
+        id: u64,
+        max_datagram: usize,
+        config: StreamConfig,
+        stopping: Arc<AtomicBool>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let now = Instant::now();
+        Outgoing {
+            id,
+            max_datagram,
+            network: OnceLock::new(),
+            inner: Mutex::new(Inner {
+                stream: SendStream::new(id, config, now),
+                batcher: Batcher::new(id, max_datagram, true),
+                pending: VecDeque::new(),
+                next_call: 1,
+                drops: DropLog::new(),
+                last_gone_answer: None,
+            }),
+            room: Condvar::new(),
+            stopping,
+            serves: RwLock::new(Arc::new(|_: &str| false)),
+            stats,
+        }
+    }
+
+    /// Sends to `group` through `socket` (bound to the interface, not connected, so that it
+    /// also hears statuses) from now on.
+    pub fn attach(&self, socket: UdpSocket, group: SocketAddr) {
+        let _ = self.network.set(Network { socket, group });
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where the node's unicast socket is, if it has one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.network.get()?.socket.local_addr().ok()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Says which functions the node serves itself.
+    pub fn set_serves(&self, serves: ServesLocally) {
+        *self.serves.write().unwrap_or_else(PoisonError::into_inner) = serves;
+    }
+
+    /// Whether the node serves `function` itself.
+    pub fn serves_locally(&self, function: &str) -> bool {
+        (self.serves.read().unwrap_or_else(PoisonError::into_inner))(function)
+    }
+
+    /// Queues `sent`'s calls for the group and copies into `local` those this node serves
+    /// itself; sends the datagrams that are full, waiting while the window is full.
+    /// Returns how long it waited.
+    pub fn send(&self, sent: &Outbox, local: &mut Outbox) -> Result<Duration, Stopped> {
+        if sent.is_empty() {
+            return Ok(Duration::ZERO); // (after every call into a guest that sent nothing)
+        }
+        let serves = self
+            .serves
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let networked = self.network.get().is_some();
+        let mut inner = self.lock();
+        for (function, calls) in sent.runs() {
+            if networked {
+                let first = inner.next_call;
+                inner.next_call += calls.len() as u64;
+                inner
+                    .batcher
+                    .push_calls(first, function, calls.clone(), |e| {
+                        tracing::error!("cannot send a call to {function}: {e}")
+                    });
+            }
+            if serves(function) {
+                for args in calls {
+                    local.push_encoded(function, args);
+                }
+            }
+        }
+        if !inner.batcher.has_full() && inner.pending.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let full = inner.batcher.take_full();
+        inner.pending.extend(full);
+        self.transmit(inner, Patience::UntilStopping)
+    }
+
+    /// Sends every call queued, the last datagram partly filled or not, waiting as
+    /// `patience` allows.
+    pub fn flush(&self, patience: Patience) -> Result<Duration, Stopped> {
+        let mut inner = self.lock();
+        if inner.batcher.is_empty() && inner.pending.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let all = inner.batcher.take();
+        inner.pending.extend(all);
+        self.transmit(inner, patience)
+    }
+
+    /// Numbers, keeps and sends the pending datagrams, each when the window has room for
+    /// it; what `patience` does not leave time for stays pending.
+    fn transmit(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        patience: Patience,
+    ) -> Result<Duration, Stopped> {
+        let Some(network) = self.network.get() else {
+            inner.pending.clear();
+            return Ok(Duration::ZERO);
+        };
+        let mut waited = Duration::ZERO;
+        while let Some(len) = inner.pending.front().map(Vec::len) {
+            while !inner.stream.has_room(len) {
+                let now = Instant::now();
+                let limit = match patience {
+                    Patience::UntilStopping if self.stopping.load(Ordering::Relaxed) => now,
+                    Patience::UntilStopping => now + WAIT_SLICE,
+                    Patience::Until(deadline) => deadline,
+                };
+                if now >= limit {
+                    return Err(Stopped {
+                        datagrams: inner.pending.len(),
+                    });
+                }
+                inner = self
+                    .room
+                    .wait_timeout(inner, WAIT_SLICE.min(limit - now))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                let after = Instant::now();
+                waited += after - now;
+                expire(&mut inner, after);
+            }
+            let Some(datagram) = inner.pending.pop_front() else {
+                break;
+            };
+            let now = Instant::now();
+            let bytes = inner.stream.record(datagram, now);
+            send_to(
+                network,
+                bytes,
+                network.group,
+                &self.stats.datagrams_sent,
+                &self.stats,
+            );
+            inner.stream.evict(now);
+        }
+        Ok(waited)
+    }
+
+    /// The most bytes of control frames one control datagram carries.
+    pub fn max_control_frames(&self) -> usize {
+        let mut header = Vec::new();
+        wire::encode_header(self.id, None, &mut header);
+        self.max_datagram - header.len() - POSITION_FRAME_MAX
+    }
+
+    /// Sends `frames` (encoded control frames: announcements, queries, goodbyes) to the
+    /// group in one control datagram, after the stream's position once the node has sent
+    /// calls (every control datagram is a heartbeat).
+    pub fn send_control(&self, frames: &[u8]) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        let position = {
+            let inner = self.lock();
+            inner.stream.started().then(|| inner.stream.position())
+        };
+        let mut datagram = Vec::with_capacity(frames.len() + 64);
+        wire::encode_header(self.id, None, &mut datagram);
+        if let Some(position) = position {
+            wire::encode_position(position, &mut datagram);
+        }
+        datagram.extend_from_slice(frames);
+        send_to(
+            network,
+            &datagram,
+            network.group,
+            &self.stats.datagrams_sent,
+            &self.stats,
+        );
+    }
+
+    /// Sends `status` to the sender at `to`, by unicast.
+    pub fn send_status(&self, to: SocketAddr, status: &Status) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        let mut datagram = Vec::with_capacity(64);
+        wire::encode_header(self.id, None, &mut datagram);
+        wire::encode_status(status, &mut datagram);
+        if let Err(e) = network.socket.send_to(&datagram, to) {
+            tracing::debug!("cannot send a status to {to}: {e}");
+        }
+    }
+
+    /// Node `id` sent a control datagram: it is alive. If it `announced` itself, it is a
+    /// receiver (from the stream's current position if it is new).
+    pub fn heard(&self, id: u64, announced: bool) {
+        let mut inner = self.lock();
+        if announced {
+            inner.stream.heard(id, Instant::now());
+        } else {
+            inner.stream.alive(id, Instant::now());
+        }
+    }
+
+    /// Node `id` said goodbye: it no longer holds the window back.
+    pub fn left(&self, id: u64) {
+        if self.lock().stream.left(id) {
+            self.room.notify_all();
+        }
+    }
+
+    /// Waits until every live receiver has run everything sent, or `deadline`; whether
+    /// they have.
+    pub fn linger(&self, deadline: Instant) -> bool {
+        if self.network.get().is_none() {
+            return true;
+        }
+        let mut inner = self.lock();
+        loop {
+            let now = Instant::now();
+            expire(&mut inner, now);
+            if !inner.stream.is_reliable() || !inner.stream.lagging() {
+                return true;
+            }
+            if now >= deadline {
+                return false;
+            }
+            inner = self
+                .room
+                .wait_timeout(inner, WAIT_SLICE.min(deadline - now))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Starts the stream thread, if the node has a socket: it hears statuses, resends, and
+    /// sends heartbeats, for as long as the process runs.
+    pub fn start_stream_thread(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.network.get().is_none() {
+            return Ok(());
+        }
+        let this = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("dhost-stream".into())
+            .spawn(move || this.hear_statuses())
+            .map(drop)
+    }
+
+    /// The stream thread's loop.
+    fn hear_statuses(&self) {
+        let Some(network) = self.network.get() else {
+            return;
+        };
+        let mut buf = vec![0u8; 65_536];
+        let mut timeout = IDLE_TICK;
+        let _ = network.socket.set_read_timeout(Some(timeout));
+        loop {
+            match network.socket.recv_from(&mut buf) {
+                Ok((len, from)) => self.on_control(network, &buf[..len], from),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => {
+                    // (An ICMP error for a status sent earlier, for one.)
+                    tracing::debug!("the stream socket: {e}");
+                }
+            }
+            let next = self.tick(network, Instant::now());
+            if next != timeout {
+                timeout = next;
+                let _ = network.socket.set_read_timeout(Some(timeout));
+            }
+        }
+    }
+
+    /// A datagram on the unicast socket: statuses of this node's stream.
+    fn on_control(&self, network: &Network, bytes: &[u8], from: SocketAddr) {
+        let mut rest = bytes;
+        let decoded = wire::read_header(&mut rest).and_then(|header| {
+            if header.seq.is_some() {
+                return Err(wire::WireError::Shape {
+                    what: "status",
+                    why: "it came in a sequenced datagram".to_string(),
+                });
+            }
+            Ok((header.sender, wire::decode_frames(rest)?))
+        });
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let (sender, frames) = match decoded {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                Stats::bump(&self.stats.datagrams_malformed);
+                inner.drops.dropped(format_args!(
+                    "a datagram of {} bytes from {from}: {e}",
+                    bytes.len()
+                ));
+                return;
+            }
+        };
+        for frame in frames {
+            let Frame::Status(status) = frame else {
+                continue; // nothing else is sent to this socket
+            };
+            let answer = match inner.stream.on_status(sender, &status, now) {
+                Ok(answer) => answer,
+                Err(refused) => {
+                    inner.drops.dropped(format_args!(
+                        "a status from {from} ({sender:016x}): {refused}"
+                    ));
+                    continue;
+                }
+            };
+            for &seq in &answer.resend {
+                if let Some(bytes) = inner.stream.kept(seq) {
+                    send_to(
+                        network,
+                        bytes,
+                        network.group,
+                        &self.stats.datagrams_resent,
+                        &self.stats,
+                    );
+                }
+            }
+            if let (Some(first), Some(last)) = (answer.resend.first(), answer.resend.last()) {
+                tracing::debug!(
+                    "resent {} datagram(s) to {from} ({first} to {last})",
+                    answer.resend.len()
+                );
+            }
+            let quiet = inner
+                .last_gone_answer
+                .is_none_or(|at| now.saturating_duration_since(at) >= GONE_ANSWER_GAP);
+            if answer.gone && quiet {
+                inner.last_gone_answer = Some(now);
+                let mut datagram = Vec::new();
+                wire::encode_header(self.id, None, &mut datagram);
+                wire::encode_position(inner.stream.position(), &mut datagram);
+                send_to(
+                    network,
+                    &datagram,
+                    network.group,
+                    &self.stats.datagrams_sent,
+                    &self.stats,
+                );
+            }
+            if answer.opened {
+                self.room.notify_all();
+            }
+        }
+    }
+
+    /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
+    /// heartbeat. Returns how long it may sleep.
+    fn tick(&self, network: &Network, now: Instant) -> Duration {
+        let mut inner = self.lock();
+        expire(&mut inner, now);
+        inner.stream.evict(now);
+        if let Some(position) = inner.stream.heartbeat(now) {
+            let mut datagram = Vec::new();
+            wire::encode_header(self.id, None, &mut datagram);
+            wire::encode_position(position, &mut datagram);
+            send_to(
+                network,
+                &datagram,
+                network.group,
+                &self.stats.datagrams_sent,
+                &self.stats,
+            );
+        }
+        // While a heartbeat may be due, look often; else rarely (two values, so that the
+        // socket's timeout is seldom set anew).
+        let sleep = if inner.stream.next_heartbeat().is_some() {
+            super::send::HEARTBEAT_FIRST
+        } else {
+            IDLE_TICK
+        };
+        drop(inner);
+        // The room may have opened (a receiver expired): let waiting senders look.
+        self.room.notify_all();
+        sleep
+    }
+}
+
+/// Forgets receivers not heard from for too long, saying so.
+fn expire(inner: &mut Inner, now: Instant) {
+    for (id, receiver) in inner.stream.expire(now) {
+        tracing::info!(
+            "receiver {id:016x} not heard from for {}: no longer waited for (it had run up to \
+             datagram {} of {})",
+            humantime::format_duration(crate::membership::PEER_EXPIRY),
+            receiver.delivered.saturating_sub(1),
+            inner.stream.next() - 1
+        );
+    }
+}
+
+/// Sends `bytes` to `to`, counting it in `counter` (or as an error).
+fn send_to(
+    network: &Network,
+    bytes: &[u8],
+    to: SocketAddr,
+    counter: &std::sync::atomic::AtomicU64,
+    stats: &Stats,
+) {
+    match network.socket.send_to(bytes, to) {
+        Ok(_) => Stats::bump(counter),
+        Err(e) => {
+            Stats::bump(&stats.send_errors);
+            tracing::warn!(
+                "cannot send a datagram of {} bytes to {to}: {e}",
+                bytes.len()
+            );
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! End-to-end tests of reliable multicast (docs/wire.md, "Streams"): a sender whose guest
+//! calls `set-value(0..N)` in a tight loop, with no pacing of its own, and receivers that
+//! check every value arrives once and in order, inside a network namespace of the test's
+//! own where datagrams can be dropped at random (nftables), receivers stopped or killed,
+//! late joiners started, and hostile statuses and datagrams sent.
+
+mod common;
+
+use ciborium::Value;
+use common::*;
+use dhost::wire;
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// What a stress receiver printed when the run finished.
+#[derive(Debug)]
+struct Report {
+    in_order: u64,
+    lost: u64,
+    out_of_order: u64,
+    seconds: f64,
+}
+
+/// The receiver's report in `stdout`, if it printed one.
+fn report(stdout: &str) -> Option<Report> {
+    let line = stdout.lines().find(|l| l.starts_with("stress: "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // stress: IN of COUNT values in order in SECS s (RATE calls/s), LOST lost, OOO out of order
+    let number = |i: usize| words.get(i)?.trim_end_matches(',').parse::<f64>().ok();
+    Some(Report {
+        in_order: number(1)? as u64,
+        seconds: number(8)?,
+        lost: number(12)? as u64,
+        out_of_order: number(14)? as u64,
+    })
+}
+
+/// Waits for `node`'s report.
+fn wait_report(node: &Dhost) -> Report {
+    node.wait_stdout("the receiver's report", |out| report(out).is_some());
+    report(&node.stdout()).expect("a report")
+}
+
+/// Asserts that `node` received all `count` values, in order.
+fn assert_all_in_order(node: &Dhost, count: u64) -> Report {
+    let r = wait_report(node);
+    assert_eq!(
+        (r.in_order, r.lost, r.out_of_order),
+        (count, 0, 0),
+        "{}\n{}",
+        node.stdout(),
+        node.stderr()
+    );
+    r
+}
+
+/// Starts a WebAssembly stress receiver called `name` in `ns`.
+fn receiver(ns: &Netns, name: &str, group: SocketAddrV4) -> Dhost {
+    let stress = guest("stress");
+    let node = ns.start(&node_args(name, group, &[stress.to_str().unwrap()]));
+    node.wait_stderr("the receiver to start", |err| err.contains("ready in"));
+    node
+}
+
+/// Starts a WebAssembly stress sender in `ns`: `count` calls in one tight loop.
+fn sender(ns: &Netns, group: SocketAddrV4, count: u64, extra: &[&str]) -> Dhost {
+    let sender = guest("stress-sender");
+    let mut args = vec!["--allow-env", "STRESS_COUNT", "--max-time", "120s"];
+    args.extend(extra);
+    args.push(sender.to_str().unwrap());
+    let mut cmd = ns.dhost_command();
+    cmd.args(node_args("stress-tx", group, &args))
+        .env("STRESS_COUNT", count.to_string());
+    Dhost::spawn(cmd)
+}
+
+/// What a stopping node said it received from `peer`: calls received, repaired, lost.
+fn received_from(node: &mut Dhost, peer: &str) -> (u64, u64, u64) {
+    node.interrupt();
+    let err = node.stderr();
+    let prefix = format!("from {peer}: ");
+    let line = err
+        .lines()
+        .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no summary of {peer}'s stream:\n{err}"));
+    // N calls received (R repaired), L lost (D datagrams); X duplicate datagrams
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
+
+#[test]
+fn a_million_calls_with_no_pacing_arrive_in_order() {
+    let ns = Netns::new("plain");
+    let group = unique_group();
+    let mut rx = receiver(&ns, "rx", group);
+    let _tx = sender(&ns, group, 1_000_000, &[]);
+    assert_all_in_order(&rx, 1_000_000);
+    let (received, _, lost) = received_from(&mut rx, "stress-tx");
+    assert_eq!((received, lost), (1_000_001, 0)); // the values, and `finish`
+}
+
+#[test]
+fn a_million_calls_with_five_percent_loss_arrive_in_order_repaired() {
+    let ns = Netns::new("loss");
+    let group = unique_group();
+    ns.drop_udp(group.port(), 5);
+    let mut rx = receiver(&ns, "rx", group);
+    let mut tx = sender(&ns, group, 1_000_000, &[]);
+    assert_all_in_order(&rx, 1_000_000);
+    let (received, repaired, lost) = received_from(&mut rx, "stress-tx");
+    assert_eq!((received, lost), (1_000_001, 0));
+    // About one call in twenty was lost on the way and sent again.
+    assert!(
+        (10_000..200_000).contains(&repaired),
+        "{repaired} repaired\n{}",
+        rx.stderr()
+    );
+    tx.interrupt();
+    assert!(
+        tx.stderr().contains("resent") && !tx.stderr().contains(" 0 resent"),
+        "{}",
+        tx.stderr()
+    );
+}
+
+#[test]
+fn a_receiver_paused_for_two_seconds_loses_nothing_and_slows_the_sender() {
+    let ns = Netns::new("pause");
+    let group = unique_group();
+    let rx1 = receiver(&ns, "rx1", group);
+    let rx2 = receiver(&ns, "rx2", group);
+    let started = Instant::now();
+    let _tx = sender(&ns, group, 1_000_000, &[]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        report(&rx1.stdout()).is_none(),
+        "the stream ended before the pause: make it longer"
+    );
+    rx2.signal("STOP");
+    std::thread::sleep(Duration::from_secs(2));
+    rx2.signal("CONT");
+    let r1 = assert_all_in_order(&rx1, 1_000_000);
+    assert_all_in_order(&rx2, 1_000_000);
+    // The receiver that ran on waited for the paused one: the sender was held back.
+    assert!(
+        started.elapsed() > Duration::from_millis(2500) && r1.seconds > 1.9,
+        "{r1:?}"
+    );
+}
+
+#[test]
+fn a_receiver_killed_mid_stream_holds_the_sender_back_only_until_it_expires() {
+    let ns = Netns::new("kill");
+    let group = unique_group();
+    let rx1 = receiver(&ns, "rx1", group);
+    let mut rx2 = receiver(&ns, "rx2", group);
+    let mut tx = sender(&ns, group, 1_000_000, &[]);
+    std::thread::sleep(Duration::from_millis(600));
+    rx2.kill();
+    let r1 = assert_all_in_order(&rx1, 1_000_000);
+    assert!(r1.seconds > 3.0, "{r1:?}");
+    tx.interrupt();
+    assert!(
+        tx.stderr().contains("no longer waited for"),
+        "{}",
+        tx.stderr()
+    );
+}
+
+#[test]
+fn a_late_joiner_starts_at_the_current_position_without_a_false_gap() {
+    let ns = Netns::new("late");
+    let group = unique_group();
+    let rx1 = receiver(&ns, "rx1", group);
+    let _tx = sender(&ns, group, 1_000_000, &[]);
+    std::thread::sleep(Duration::from_millis(800));
+    let mut late = receiver(&ns, "late", group);
+    assert_all_in_order(&rx1, 1_000_000);
+    let r = wait_report(&late);
+    // The values before it joined count as lost for the guest, which expects 0 first;
+    // after that, none is missing and none came out of order.
+    assert!(r.lost > 0, "it joined too late or too early: {r:?}");
+    assert_eq!(
+        (r.in_order + r.lost, r.out_of_order),
+        (1_000_000, 0),
+        "{r:?}"
+    );
+    let (received, _, lost) = received_from(&mut late, "stress-tx");
+    assert_eq!((received, lost), (r.in_order + 1, 0), "{}", late.stderr());
+}
+
+/// The first announcement of the node called `name` that `listener` (a socket of the
+/// test's own on the group) hears: the node's sender id and the address it sends from.
+fn find_node(listener: &UdpSocket, name: &str) -> (u64, SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let Ok((len, from)) = listener.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(d) = wire::decode_datagram(&buf[..len]) else {
+            continue;
+        };
+        let named = d
+            .frames
+            .iter()
+            .any(|f| matches!(f, wire::Frame::Announce(a) if a.name == name));
+        if named {
+            return (d.header.sender, from);
+        }
+    }
+    panic!("{name} never announced itself");
+}
+
+#[test]
+fn hostile_statuses_and_forged_resends_neither_stall_a_sender_nor_run_a_call_twice() {
+    let ns = Netns::new("hostile");
+    let group = unique_group();
+    let (listener, attacker) = ns.run(move || {
+        let g = dhost::net::Group {
+            addr: group,
+            iface: std::net::Ipv4Addr::LOCALHOST,
+            ttl: 0,
+        };
+        let socket = g.receiver().expect("a group socket");
+        socket.set_nonblocking(false).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        (socket, g.sender().expect("a socket"))
+    });
+    let rx = receiver(&ns, "rx", group);
+    let (rx_id, _) = find_node(&listener, "rx");
+    let mut tx = sender(&ns, group, 1_000_000, &[]);
+    let (tx_id, tx_addr) = find_node(&listener, "stress-tx");
+    // (Once the sender knows the receiver, statuses in its name are taken.)
+    tx.wait_stderr("the sender to know the receiver", |err| {
+        err.contains("peer rx (")
+    });
+    let status = |from: u64, delivered: u64, missing: Vec<(u64, u64)>| {
+        let mut d = Vec::new();
+        wire::encode_header(from, None, &mut d);
+        wire::encode_status(
+            &wire::Status {
+                stream: tx_id,
+                delivered,
+                window: u64::MAX,
+                missing,
+            },
+            &mut d,
+        );
+        d
+    };
+    // A status from a node that is not a peer; one claiming what was never sent; a NACK
+    // storm in the receiver's name for everything there is and more; garbage.
+    for i in 0..2000u64 {
+        let forged = match i % 4 {
+            0 => status(0xbad, 1, vec![(1, u64::MAX)]),
+            1 => status(rx_id, u64::MAX, vec![]),
+            2 => status(rx_id, 1, vec![(1, 1_000_000), (2_000_000, u64::MAX)]),
+            _ => b"\xd9\xd9\xf7 not a status".to_vec(),
+        };
+        attacker.send_to(&forged, tx_addr).unwrap();
+    }
+    // A "resend" of the first datagram that differs from it: value 0 again. The receiver
+    // has it already and must not run it twice.
+    let mut resend = Vec::new();
+    wire::encode_header(tx_id, Some(1), &mut resend);
+    let arg = Value::Array(vec![0.into()]);
+    let mut frame = Vec::new();
+    ciborium::ser::into_writer(
+        &Value::Array(vec![
+            0.into(),
+            1.into(),
+            "dhost:stress/sink#set-value".into(),
+            arg,
+        ]),
+        &mut frame,
+    )
+    .unwrap();
+    resend.extend(frame);
+    let group_addr = SocketAddr::V4(group);
+    std::thread::sleep(Duration::from_millis(300));
+    attacker.send_to(&resend, group_addr).unwrap();
+    assert_all_in_order(&rx, 1_000_000);
+    tx.interrupt();
+    let err = tx.stderr();
+    assert!(
+        err.contains("a status from a node that is not a peer"),
+        "{err}"
+    );
+    assert!(err.contains("but this node has sent only up to"), "{err}");
+    // The storm was answered within the resend budget, not once per request.
+    let resent: u64 = err
+        .lines()
+        .find_map(|l| l.split_once(" sent (").map(|(_, r)| r.to_string()))
+        .and_then(|r| r.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .expect("the sender's summary");
+    assert!(resent < 5000, "{resent} resent\n{err}");
+}
