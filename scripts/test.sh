@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # The test command: builds the guests the end-to-end tests load, checks formatting and
 # lints, then runs every test (unit tests, and end-to-end tests that start real dhost
-# processes on loopback multicast). The last lines are cargo test's summary.
+# processes on loopback multicast, some inside network namespaces of their own). The last
+# lines are cargo test's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The reliable-multicast tests inject loss with nftables inside network namespaces of
+# their own (which needs root, as CI has): install nftables where it is missing.
+if ! command -v nft >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing nftables" >&2
+    apt-get install -y -qq nftables >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nftables >/dev/null; }
+fi
 scripts/build-guests.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

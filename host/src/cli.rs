@@ -48,7 +48,8 @@ pub enum Command {
     Inspect(InspectArgs),
 
     /// List the nodes on the group: name, TCP address, uptime, the connections each holds
-    /// to its peers, and the functions they serve.
+    /// to its peers, the calls each received from its peers' streams (and of those, how
+    /// many were repaired, and how many were lost for good), and the functions they serve.
     Peers(PeersArgs),
 
     /// Call FUNCTION-ID on the node named NODE and print its result as JSON.
@@ -229,6 +230,11 @@ pub struct CallArgs {
 /// Options of `dhost peers`.
 #[derive(Debug, Args)]
 pub struct PeersArgs {
+    /// Also list, for each node, the calls it received, had repaired and lost from each
+    /// peer's stream (the columns RECEIVED, REPAIRED and LOST sum them).
+    #[arg(long)]
+    pub streams: bool,
+
     #[command(flatten)]
     pub survey: SurveyArgs,
 }

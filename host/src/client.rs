@@ -192,10 +192,12 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:<22} {:>8}  {:<20} FUNCTIONS",
-        "NAME", "ADDRESS", "UP", "CONNECTIONS"
+        "{:<20} {:<22} {:>8}  {:<20} {:>10} {:>9} {:>6}  FUNCTIONS",
+        "NAME", "ADDRESS", "UP", "CONNECTIONS", "RECEIVED", "REPAIRED", "LOST"
     );
     for a in &answers {
+        let streams = &a.announce.streams;
+        let total = |f: fn(&wire::StreamCounts) -> u64| streams.iter().map(f).sum::<u64>();
         let up = format!("{:.1}s", a.announce.uptime_ms as f64 / 1000.0);
         let list = |items: Vec<String>| {
             if items.is_empty() {
@@ -213,10 +215,29 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         );
         let address = a.announce.tcp.unwrap_or(a.addr).to_string();
         println!(
-            "{:<20} {address:<22} {up:>8}  {links:<20} {}",
+            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6}  {}",
             a.announce.name,
+            total(|s| s.received),
+            total(|s| s.repaired),
+            total(|s| s.lost),
             list(a.announce.functions.clone())
         );
+    }
+    if args.streams {
+        // What each node received of each peer's stream.
+        println!();
+        println!(
+            "{:<20} {:<20} {:>10} {:>9} {:>6}",
+            "NODE", "FROM", "RECEIVED", "REPAIRED", "LOST"
+        );
+        for a in &answers {
+            for s in &a.announce.streams {
+                println!(
+                    "{:<20} {:<20} {:>10} {:>9} {:>6}",
+                    a.announce.name, s.peer, s.received, s.repaired, s.lost
+                );
+            }
+        }
     }
     Ok(())
 }

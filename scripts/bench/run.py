@@ -5,9 +5,12 @@ with its baseline, prints a table and writes target/bench/results.json.
 
 Figures (each the median of --runs runs, with min and max):
 
-  1. multicast throughput of 10 M ordered set-value calls, sender node to receiver node:
-     WebAssembly guests, native plugins, and raw UDP between two threads (the baseline);
-     a run that lost or reordered any call is a failure, not a figure;
+  1. multicast throughput of 10 M ordered set-value calls, sender node to receiver node,
+     WebAssembly guests and native plugins: with no pacing in the application (the node's
+     reliable stream paces it), the same with 5 % of the datagrams dropped (nftables), and
+     with reliability off (--unreliable) and the application's own window; beside raw UDP
+     between two threads (the baseline). A run that lost or reordered any call is a
+     failure, not a figure;
   2. round trip of a call with a reply between two nodes, beside a raw TCP ping-pong;
   3. start-up, from `dhost run` to the first call delivered, cold and warm compile cache;
   4. one dispatch into a WebAssembly guest in process, beside a native call (divan);
@@ -149,27 +152,61 @@ def counted(run, count):
 # ---- 1. multicast throughput -------------------------------------------------------------
 
 
-def throughput_dhost(kind, runs, count, window, timeout):
+STREAM_LINE = re.compile(r"from (stress-tx-\S+): (\d+) calls received \((\d+) repaired\), (\d+) lost \((\d+) datagrams\)")
+
+
+class DroppedDatagrams:
+    """Drops `percent` % of the UDP datagrams to `port` at random (nftables; inside the
+    bench's own network namespace)."""
+
+    def __init__(self, port, percent):
+        self.table = f"dhost_bench_{port}"
+        rule = f"udp dport {port} numgen random mod 100 < {percent} drop"
+        commands = [
+            ["nft", "add", "table", "inet", self.table],
+            ["nft", "add", "chain", "inet", self.table, "in", "{ type filter hook input priority 0; }"],
+            ["nft", "add", "rule", "inet", self.table, "in", *rule.split()],
+        ]
+        for command in commands:
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f"cannot inject loss with nftables: {' '.join(command)}: {out.stderr.strip()}")
+
+    def remove(self):
+        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
+
+
+def throughput_dhost(kind, mode, runs, count, window, timeout):
+    """Throughput runs of one kind (native, wasm) in one mode: `reliable` (no pacing in the
+    application), `loss` (the same, with 5 % of the group's datagrams dropped at random),
+    or `unreliable` (--unreliable, the application's window). Returns the runs, and what
+    the receiver said of each sender's stream."""
     group = fresh_group()
     if kind == "wasm":
         receiver_guest = os.path.join(GUESTS, "stress.wasm")
         sender_guest = os.path.join(GUESTS, "stress-sender.wasm")
-        env_args = ["--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW"]
+        env_args = ["--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW", "--max-time", "600s"]
     else:
         receiver_guest = os.path.join(GUESTS, "stress_receiver.so")
         sender_guest = os.path.join(GUESTS, "stress_sender.so")
         env_args = []
-    env = dict(os.environ, STRESS_COUNT=str(count), STRESS_WINDOW=str(window))
+    env = dict(os.environ, STRESS_COUNT=str(count))
+    node_args = []
+    if mode == "unreliable":
+        env["STRESS_WINDOW"] = str(window)
+        node_args = ["--unreliable"]
+    results, streams = [], []
+    loss = DroppedDatagrams(int(group.rsplit(":", 1)[1]), 5) if mode == "loss" else None
     receiver = Process(
         [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), receiver_guest]
     )
-    results = []
     try:
         if not receiver.wait_for(r"ready in", 60):
             raise RuntimeError(f"the {kind} receiver did not start: {receiver.output[-5:]}")
         for i in range(runs):
             sender = Process(
-                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *env_args, sender_guest],
+                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *node_args, *env_args,
+                 sender_guest],
                 env=env,
             )
             try:
@@ -180,10 +217,18 @@ def throughput_dhost(kind, runs, count, window, timeout):
             if run is None:
                 run = {"failed": f"no report within {timeout} s", "sender": sender.output[-5:]}
             results.append(run)
-            progress(f"  {kind} run {i + 1}: {describe_run(run, count)}")
+            progress(f"  {kind} ({mode}) run {i + 1}: {describe_run(run, count)}")
     finally:
         receiver.stop()
-    return results
+        if loss:
+            loss.remove()
+    for line in receiver.output:
+        m = STREAM_LINE.search(line)
+        if m:
+            name, received, repaired, lost, datagrams = m.groups()
+            streams.append({"sender": name, "received": int(received), "repaired": int(repaired),
+                            "lost": int(lost), "lost_datagrams": int(datagrams)})
+    return results, streams
 
 
 def throughput_baseline(runs, count, window, timeout):
@@ -264,7 +309,7 @@ def startup(runs):
         [DHOST, "run", "-v", "--name", "startup-rx", *net_args(group), os.path.join(GUESTS, "stress.wasm")]
     )
     cold, warm = [], []
-    env = dict(os.environ, STRESS_COUNT="1", STRESS_WINDOW="1")
+    env = dict(os.environ, STRESS_COUNT="1")
     try:
         if not receiver.wait_for(r"ready in", 60):
             raise RuntimeError("the start-up receiver did not start")
@@ -275,7 +320,7 @@ def startup(runs):
                     started = time.monotonic()
                     sender = Process(
                         [DHOST, "run", "--name", f"startup-tx-{i}-{len(figures)}", *net_args(group),
-                         "--cache-dir", cache, "--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW",
+                         "--cache-dir", cache, "--allow-env", "STRESS_COUNT",
                          os.path.join(GUESTS, "stress-sender.wasm")],
                         env=env,
                     )
@@ -373,7 +418,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     parser.add_argument("--count", type=int, default=10_000_000, help="calls per throughput run (default 10 M)")
-    parser.add_argument("--window", type=int, default=131_072, help="calls a sender may be ahead (default 131072)")
+    parser.add_argument("--window", type=int, default=131_072,
+                        help="calls a sender may be ahead in the runs without reliability, and in the raw UDP "
+                             "baseline (default 131072)")
     parser.add_argument("--round-trips", type=int, default=5000, help="calls per round-trip run (default 5000)")
     parser.add_argument("--skip", action="append", default=[], metavar="PART",
                         choices=["throughput", "calls", "startup", "dispatch", "memory"],
@@ -401,16 +448,37 @@ def main():
     if "throughput" not in args.skip:
         progress(f"throughput: {args.count:,} ordered set-value calls, {args.runs} runs each")
         raw = throughput_baseline(args.runs, args.count, args.window, timeout)
-        native = throughput_dhost("native", args.runs, args.count, args.window, timeout)
-        wasm = throughput_dhost("wasm", args.runs, args.count, args.window, timeout)
-        results["throughput_runs"] = {"raw_udp": raw, "native": native, "wasm": wasm}
         rate = lambda rs: summary([r["calls_per_second"] for r in rs if counted(r, args.count)])
         base = rate(raw)
         add("throughput_raw_udp", "throughput, raw UDP (baseline)", base, "calls/s")
-        add("throughput_native", "throughput, native -> native", rate(native), "calls/s", base)
-        add("throughput_wasm", "throughput, wasm -> wasm", rate(wasm), "calls/s", base)
-        for name, rs in (("raw_udp", raw), ("native", native), ("wasm", wasm)):
-            results["figures"][f"throughput_{name}"]["failed_runs"] = sum(not counted(r, args.count) for r in rs)
+        results["throughput_runs"] = {"raw_udp": raw}
+        results["figures"]["throughput_raw_udp"]["failed_runs"] = sum(not counted(r, args.count) for r in raw)
+        modes = (
+            ("unreliable", "reliability off, application window"),
+            ("reliable", "no application pacing"),
+            ("loss", "no application pacing, 5 % loss"),
+        )
+        medians = {}
+        for kind in ("native", "wasm"):
+            for mode, words in modes:
+                try:
+                    runs_, streams = throughput_dhost(kind, mode, args.runs, args.count, args.window, timeout)
+                except RuntimeError as e:
+                    progress(f"  {kind} ({mode}): {e}")
+                    runs_, streams = [{"failed": str(e)}], []
+                key = f"throughput_{kind}_{mode}"
+                results["throughput_runs"][f"{kind}_{mode}"] = runs_
+                results["streams"] = results.get("streams", {})
+                results["streams"][f"{kind}_{mode}"] = streams
+                figure = rate(runs_)
+                medians[(kind, mode)] = figure["median"]
+                add(key, f"throughput, {kind}, {words}", figure, "calls/s", base)
+                results["figures"][key]["failed_runs"] = sum(not counted(r, args.count) for r in runs_)
+        results["reliability_cost"] = {
+            kind: (medians[(kind, "reliable")] / medians[(kind, "unreliable")]
+                   if medians.get((kind, "reliable")) and medians.get((kind, "unreliable")) else None)
+            for kind in ("native", "wasm")
+        }
 
     if "calls" not in args.skip:
         progress(f"calls with a reply: {args.round_trips} round trips per run")
@@ -456,6 +524,14 @@ def main():
     for row in [header, tuple("-" * w for w in widths)] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{args.runs} runs per figure; results in {os.path.relpath(args.out, ROOT)}")
+    for kind, ratio in results.get("reliability_cost", {}).items():
+        if ratio:
+            print(f"{kind}: with reliability, {ratio:.2f}x the speed without it (medians)")
+    for key, streams in results.get("streams", {}).items():
+        if key.endswith("_loss"):
+            for s in streams:
+                print(f"{key}: the receiver got from {s['sender']}: {s['received']:,} calls, "
+                      f"{s['repaired']:,} of them repaired, {s['lost']} lost ({s['lost_datagrams']} datagrams)")
     failed = [k for k, v in results["figures"].items() if v.get("median") is None or v.get("failed_runs")]
     if failed:
         print(f"failed or incomplete: {', '.join(failed)}")
