@@ -37,8 +37,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-/// How many events (datagrams, stdin lines) may wait for the event loop.
-const EVENT_QUEUE: usize = 65_536;
+/// How many events (datagrams, stdin lines) may wait for the event loop. (The channel
+/// takes room for all of them at once: 8192 is about 1 MiB.)
+const EVENT_QUEUE: usize = 8192;
 
 /// How many bytes of datagrams may wait for the event loop. When it falls this far behind,
 /// further datagrams are dropped (as overrun: their senders resend them when asked)

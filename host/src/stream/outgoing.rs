@@ -11,7 +11,7 @@
 //! answers what is gone with the stream's position, and multicasts heartbeats.
 
 use super::StreamConfig;
-use super::send::SendStream;
+use super::send::{Review, SendStream};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -500,16 +500,26 @@ impl Outgoing {
     }
 }
 
-/// Forgets receivers not heard from for too long, saying so.
+/// Forgets receivers not heard from for too long, and stops waiting for those silent too
+/// long, saying so.
 fn expire(inner: &mut Inner, now: Instant) {
-    for (id, receiver) in inner.stream.expire(now) {
-        tracing::info!(
-            "receiver {id:016x} not heard from for {}: no longer waited for (it had run up to \
-             datagram {} of {})",
-            humantime::format_duration(crate::membership::PEER_EXPIRY),
-            receiver.delivered.saturating_sub(1),
-            inner.stream.next() - 1
-        );
+    let sent = inner.stream.next() - 1;
+    for change in inner.stream.review(now) {
+        match change {
+            Review::Gone(id, receiver) => tracing::info!(
+                "receiver {id:016x} not heard from for {}: no longer waited for (it had run \
+                 up to datagram {} of {sent})",
+                humantime::format_duration(crate::membership::PEER_EXPIRY),
+                receiver.delivered.saturating_sub(1),
+            ),
+            Review::Stalled(id, receiver) => tracing::warn!(
+                "receiver {id:016x} has reported nothing for {} while {} datagram(s) behind \
+                 (stopped, or its event loop is held by a guest): no longer waited for until \
+                 it reports again",
+                humantime::format_duration(super::send::STALL_AFTER),
+                sent + 1 - receiver.delivered,
+            ),
+        }
     }
 }
 

@@ -17,6 +17,11 @@ pub const INITIAL_WINDOW: u64 = 256 * 1024;
 /// The smallest window a receiver may ask for (smaller figures are raised to it).
 pub const MIN_WINDOW: u64 = 16 * 1024;
 
+/// How long a receiver that lags may stay silent (no status) and still be waited for: a
+/// receiver paused longer (stopped, or its event loop held by a guest of its own) no longer
+/// holds the window back, until it reports again.
+pub const STALL_AFTER: Duration = PEER_EXPIRY;
+
 /// The most receivers a sender keeps track of.
 const MAX_RECEIVERS: usize = 4096;
 
@@ -53,10 +58,23 @@ pub struct Receiver {
     pub delivered: u64,
     /// How many bytes beyond `delivered` it can take.
     pub window: u64,
-    /// When it was last heard from (a status or an announcement).
+    /// When it was last heard from (a status, an announcement, a heartbeat).
     pub heard: Instant,
     /// Whether it has sent a status yet.
     pub reported: bool,
+    /// Since when its silence counts: its last status, or when it started to lag.
+    pub quiet_since: Instant,
+    /// Whether it lagged without a word for [`STALL_AFTER`]: it is not waited for.
+    pub stalled: bool,
+}
+
+/// What became of a receiver as time passed.
+#[derive(Debug, Clone, Copy)]
+pub enum Review {
+    /// Not heard from for [`PEER_EXPIRY`]: forgotten.
+    Gone(u64, Receiver),
+    /// It lags and has said nothing for [`STALL_AFTER`]: no longer waited for.
+    Stalled(u64, Receiver),
 }
 
 /// Why a status was not taken.
@@ -176,9 +194,14 @@ impl SendStream {
         }
     }
 
-    /// The position of the slowest live receiver, if any.
+    /// The position of the slowest receiver waited for, if any.
     fn slowest(&self) -> Option<u64> {
-        self.receivers.values().map(|r| r.delivered).min()
+        self.waited_for().map(|r| r.delivered).min()
+    }
+
+    /// The receivers the window waits for: all but those stalled.
+    fn waited_for(&self) -> impl Iterator<Item = &Receiver> {
+        self.receivers.values().filter(|r| !r.stalled)
     }
 
     /// How many bytes were sent beyond the slowest live receiver's position, and how many
@@ -190,11 +213,7 @@ impl SendStream {
         let Some(slowest) = self.slowest() else {
             return (0, window);
         };
-        let allowed = self
-            .receivers
-            .values()
-            .map(|r| r.window)
-            .fold(window, u64::min);
+        let allowed = self.waited_for().map(|r| r.window).fold(window, u64::min);
         (self.sent_bytes - self.offset(slowest), allowed)
     }
 
@@ -210,6 +229,12 @@ impl SendStream {
     pub fn record(&mut self, mut datagram: Vec<u8>, now: Instant) -> &[u8] {
         let seq = self.next;
         wire::stamp(&mut datagram, seq);
+        // Receivers that had everything start to lag now: their silence counts from here.
+        for receiver in self.receivers.values_mut() {
+            if receiver.delivered >= seq {
+                receiver.quiet_since = now;
+            }
+        }
         self.next += 1;
         let len = datagram.len() as u64;
         self.kept.push_back(Kept {
@@ -262,6 +287,8 @@ impl SendStream {
                 window: INITIAL_WINDOW,
                 heard: now,
                 reported: false,
+                quiet_since: now,
+                stalled: false,
             })
             .heard = now;
     }
@@ -278,17 +305,24 @@ impl SendStream {
         self.receivers.remove(&id).is_some()
     }
 
-    /// Forgets receivers not heard from for [`PEER_EXPIRY`]; returns them.
-    pub fn expire(&mut self, now: Instant) -> Vec<(u64, Receiver)> {
-        let gone: Vec<u64> = self
-            .receivers
-            .iter()
-            .filter(|(_, r)| now.saturating_duration_since(r.heard) > PEER_EXPIRY)
-            .map(|(&id, _)| id)
-            .collect();
-        gone.into_iter()
-            .filter_map(|id| self.receivers.remove(&id).map(|r| (id, r)))
-            .collect()
+    /// Forgets receivers not heard from for [`PEER_EXPIRY`], and stops waiting for those
+    /// that lag and have said nothing for [`STALL_AFTER`]; returns what changed.
+    pub fn review(&mut self, now: Instant) -> Vec<Review> {
+        let mut changes = Vec::new();
+        let next = self.next;
+        self.receivers.retain(|&id, r| {
+            if now.saturating_duration_since(r.heard) > PEER_EXPIRY {
+                changes.push(Review::Gone(id, *r));
+                return false;
+            }
+            let silent = now.saturating_duration_since(r.quiet_since) > STALL_AFTER;
+            if !r.stalled && r.delivered < next && silent {
+                r.stalled = true;
+                changes.push(Review::Stalled(id, *r));
+            }
+            true
+        });
+        changes
     }
 
     /// Takes receiver `from`'s status: its position and window, and the datagrams it asks
@@ -327,6 +361,12 @@ impl SendStream {
         receiver.window = status.window.clamp(MIN_WINDOW, limit.max(MIN_WINDOW));
         receiver.heard = now;
         receiver.reported = true;
+        receiver.quiet_since = now;
+        receiver.stalled = false;
+        if receiver.delivered < next && self.heartbeat.is_none() {
+            // (It lags, perhaps back from a pause: the tail may need finding.)
+            self.heartbeat = Some((now + HEARTBEAT_FIRST, HEARTBEAT_FIRST));
+        }
         self.refill_budget(now);
         let oldest = self.oldest();
         'ranges: for &(first, last) in &status.missing {
@@ -480,9 +520,43 @@ mod tests {
         let later = now + PEER_EXPIRY + Duration::from_millis(1);
         s.on_status(2, &status(3, 1 << 20, &[]), later).unwrap();
         assert!(!s.has_room(40_000));
-        let gone: Vec<u64> = s.expire(later).into_iter().map(|(id, _)| id).collect();
+        let gone: Vec<u64> = s
+            .review(later)
+            .into_iter()
+            .filter_map(|r| match r {
+                Review::Gone(id, _) => Some(id),
+                Review::Stalled(..) => None,
+            })
+            .collect();
         assert_eq!(gone, [3]);
         assert!(s.has_room(40_000));
+    }
+
+    #[test]
+    fn a_receiver_that_lags_in_silence_is_not_waited_for_until_it_reports_again() {
+        let now = Instant::now();
+        let mut s = SendStream::new(1, config(50_000), now);
+        s.heard(2, now);
+        // Idle for a while: silence while it has everything does not count.
+        let later = now + STALL_AFTER * 2;
+        s.heard(2, later);
+        s.record(datagram(40_000), later);
+        assert!(s.review(later + Duration::from_secs(1)).is_empty());
+        assert!(!s.has_room(40_000));
+        // Announcing itself (its event loop held by a guest) is not reporting.
+        let paused = later + STALL_AFTER + Duration::from_millis(1);
+        s.heard(2, paused);
+        let changes = s.review(paused);
+        assert!(
+            matches!(changes[..], [Review::Stalled(2, _)]),
+            "{changes:?}"
+        );
+        assert!(s.has_room(40_000));
+        s.record(datagram(40_000), paused);
+        assert!(s.review(paused).is_empty(), "said once");
+        // It reports again: waited for again, from where it is.
+        s.on_status(2, &status(2, 1 << 20, &[]), paused).unwrap();
+        assert!(!s.has_room(40_000));
     }
 
     #[test]
