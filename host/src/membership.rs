@@ -198,8 +198,8 @@ impl Membership {
         }
     }
 
-    /// Node `sender` said goodbye; returns it if it was known.
-    pub fn on_goodbye(&mut self, sender: u64) -> Option<Peer> {
+    /// Forgets node `sender` (it said goodbye, or fell silent); returns it if it was known.
+    pub fn forget(&mut self, sender: u64) -> Option<Peer> {
         let gone = self.peers.remove(&sender);
         self.changed |= gone.is_some();
         gone
@@ -211,17 +211,12 @@ impl Membership {
         std::mem::take(&mut self.changed)
     }
 
-    /// Forgets the peers not heard from for [`PEER_EXPIRY`]; returns them, with their ids.
-    pub fn expire(&mut self, now: Instant) -> Vec<(u64, Peer)> {
-        let gone: Vec<u64> = self
-            .peers
+    /// The peers not heard from for [`PEER_EXPIRY`] (to [`Self::forget`]).
+    pub fn silent(&self, now: Instant) -> Vec<u64> {
+        self.peers
             .iter()
             .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > PEER_EXPIRY)
             .map(|(id, _)| *id)
-            .collect();
-        self.changed |= !gone.is_empty();
-        gone.into_iter()
-            .filter_map(|id| self.peers.remove(&id).map(|p| (id, p)))
             .collect()
     }
 
@@ -294,9 +289,10 @@ mod tests {
             "our own"
         );
         assert_eq!(m.peers().count(), 2);
-        assert_eq!(m.on_goodbye(2).map(|p| p.name), Some("two".into()));
+        assert_eq!(m.forget(2).map(|p| p.name), Some("two".into()));
         let later = Instant::now() + PEER_EXPIRY + Duration::from_millis(1);
-        assert_eq!(m.expire(later).len(), 1);
+        assert_eq!(m.silent(later), [3]);
+        assert!(m.forget(3).is_some());
         assert_eq!(m.peers().count(), 0);
     }
 

@@ -174,6 +174,8 @@ pub struct Node {
     streams: ReceiveStreams<Datagram>,
     /// What was received of the streams of peers gone, by name, for the closing summary.
     gone_streams: VecDeque<(String, Counts)>,
+    /// Whether the last turn took every event waiting (peers are judged silent only then).
+    caught_up: bool,
     stats: Arc<Stats>,
     drops: DropLog,
     /// What the guests share to make calls with replies (the node keeps its peers fresh).
@@ -259,6 +261,7 @@ impl Node {
             spare: Outbox::default(),
             streams: ReceiveStreams::new(links.receive_window),
             gone_streams: VecDeque::new(),
+            caught_up: true,
             stats,
             drops: DropLog::new(),
             calls,
@@ -338,6 +341,8 @@ impl Node {
                     None
                 };
             }
+            // (The turn ended because nothing was waiting, not at the turn's limit.)
+            self.caught_up = taken < MAX_EVENTS_PER_TURN;
             self.restart_due();
             self.fire_timers();
             self.check_readiness();
@@ -559,14 +564,14 @@ impl Node {
             calls: calls_of(&datagram),
         };
         let ran = self.streams.on_data(sender, from, seq, meta, datagram, now);
-        self.run_delivered(from, ran);
+        self.run_delivered(ran);
         if let Some((to, status)) = self.streams.status_for(sender, now) {
             self.outgoing.send_status(to, &status);
         }
     }
 
     /// Runs the datagrams a stream hands over, in order, and says what was lost.
-    fn run_delivered(&mut self, from: SocketAddr, ran: Vec<Delivered<Datagram>>) {
+    fn run_delivered(&mut self, ran: Vec<Delivered<Datagram>>) {
         for delivered in ran {
             if delivered.repaired
                 && let Some((_, count)) = delivered.meta.calls
@@ -574,7 +579,7 @@ impl Node {
                 Stats::add(&self.stats.calls_repaired, count);
             }
             let sender = delivered.item.header.sender;
-            self.handle_frames(from, sender, delivered.item.frames, true);
+            self.handle_frames(delivered.from, sender, delivered.item.frames, true);
         }
         self.say_losses();
     }
@@ -637,8 +642,8 @@ impl Node {
                 Frame::Query => self.membership.on_query(),
                 Frame::Goodbye => {
                     // (Its last datagrams run first, while it is still a peer.)
-                    self.forget_stream(sender, from, None);
-                    if let Some(peer) = self.membership.on_goodbye(sender) {
+                    self.forget_stream(sender, None);
+                    if let Some(peer) = self.membership.forget(sender) {
                         tracing::info!("peer {} ({}) left", peer.name, peer.addr);
                     }
                 }
@@ -646,7 +651,7 @@ impl Node {
                     let ran = self
                         .streams
                         .on_position(sender, from, position, Instant::now());
-                    self.run_delivered(from, ran);
+                    self.run_delivered(ran);
                 }
                 Frame::Position(_) | Frame::Status(_) => {
                     // (Statuses come to the node's own socket, not the group's.)
@@ -659,10 +664,9 @@ impl Node {
         }
     }
 
-    /// Stops following the stream of `sender`, which left (it sent from `from`; `name`
-    /// if it is no longer a peer): what it never repaired is lost, what was held after
-    /// that runs.
-    fn forget_stream(&mut self, sender: u64, from: SocketAddr, name: Option<&str>) {
+    /// Stops following the stream of `sender`, which left (`name` if it is no longer a
+    /// peer): what it never repaired is lost, what was held after that runs.
+    fn forget_stream(&mut self, sender: u64, name: Option<&str>) {
         let Some((counts, ran)) = self.streams.forget(sender, Instant::now()) else {
             return;
         };
@@ -673,7 +677,7 @@ impl Node {
         if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
             self.gone_streams.pop_front();
         }
-        self.run_delivered(from, ran);
+        self.run_delivered(ran);
     }
 
     /// Runs a run of calls to `function` (each call's arguments one CBOR array) on every
@@ -1116,14 +1120,26 @@ impl Node {
             return;
         }
         let now = Instant::now();
-        for (id, peer) in self.membership.expire(now) {
-            tracing::info!(
-                "peer {} ({}) gone: nothing heard from it for {}",
-                peer.name,
-                peer.addr,
-                humantime::format_duration(PEER_EXPIRY)
-            );
-            self.forget_stream(id, peer.addr, Some(&peer.name));
+        // Peers fall silent only when the node has caught up: a datagram of theirs still
+        // in the queue is a sign of life.
+        if self.caught_up {
+            for id in self.membership.silent(now) {
+                // (Its last datagrams run first, while it is still a peer.)
+                self.forget_stream(id, None);
+                if let Some(peer) = self.membership.forget(id) {
+                    tracing::info!(
+                        "peer {} ({}) gone: nothing heard from it for {}",
+                        peer.name,
+                        peer.addr,
+                        humantime::format_duration(PEER_EXPIRY)
+                    );
+                }
+            }
+            for id in self.streams.idle(now) {
+                if self.membership.peer_name(id).is_none() {
+                    self.forget_stream(id, None);
+                }
+            }
         }
         if self.membership.take_changed() {
             self.calls.set_peers(
@@ -1163,15 +1179,7 @@ impl Node {
     /// statuses due: requests for what is missing, and how far the node has run.
     fn report_streams(&mut self, now: Instant) {
         let ran = self.streams.give_up(now);
-        if let Some(first) = ran.first() {
-            let sender = first.item.header.sender;
-            let from = self
-                .membership
-                .peers()
-                .find(|&(&id, _)| id == sender)
-                .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |(_, p)| p.addr);
-            self.run_delivered(from, ran);
-        }
+        self.run_delivered(ran);
         self.say_losses();
         for (to, status) in self.streams.statuses(now) {
             self.outgoing.send_status(to, &status);

@@ -478,7 +478,7 @@ async fn receive(
                     if leaves {
                         outgoing.left(sender);
                     } else {
-                        outgoing.heard(sender, announces);
+                        outgoing.heard(sender, from, announces);
                     }
                 }
                 let queued = stats.queued_bytes.load(Ordering::Relaxed);

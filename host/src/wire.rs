@@ -62,6 +62,10 @@ const KIND_STATUS: u64 = 7;
 /// The longest node name an announcement may carry.
 pub const MAX_NAME: usize = 255;
 
+/// Datagram and call numbers are below this (2^63): a stream never gets near it, and a
+/// receiver counting past a number from the network cannot overflow.
+pub const NUMBERS_BELOW: u64 = 1 << 63;
+
 /// The most missing ranges one status may ask for.
 pub const MAX_MISSING_RANGES: usize = 32;
 
@@ -291,7 +295,11 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
     if len.is_some_and(|n| n < 4) {
         return Err(shape("fewer than 4 fields"));
     }
-    let first = cursor.uint().map_err(|_| shape("no call number"))?;
+    let first = cursor
+        .uint()
+        .ok()
+        .filter(|&n| n < NUMBERS_BELOW)
+        .ok_or_else(|| shape("no call number (below 2^63)"))?;
     let function = cursor
         .text()
         .map_err(|_| shape("no function id"))?
@@ -388,6 +396,9 @@ fn decode_header(cursor: &mut Cursor<'_>) -> Result<Header, WireError> {
     }
     let seq = match cursor.head()? {
         Head::Positive(0) => return Err(shape("sequence number 0 (streams start at 1)")),
+        Head::Positive(n) if n >= NUMBERS_BELOW => {
+            return Err(shape("a sequence number of 2^63 or more"));
+        }
         Head::Positive(n) => Some(n),
         Head::Simple(ciborium_ll::simple::NULL) => None,
         _ => return Err(shape("the sequence number is neither a number nor null")),
@@ -520,9 +531,9 @@ fn decode_position(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
     };
     let next = number("no next sequence number")?;
     let oldest = number("no oldest sequence number")?;
-    if oldest > next || next == 0 || oldest == 0 {
+    if oldest > next || oldest == 0 || next >= NUMBERS_BELOW {
         return Err(shape(
-            "the oldest datagram kept is after the next one, or 0",
+            "the oldest datagram kept is after the next one, or 0, or past 2^63",
         ));
     }
     Ok(Frame::Position(Position { next, oldest }))
@@ -1121,6 +1132,7 @@ mod tests {
             Value::Array(vec![VERSION.into(), (-1).into()]),
             Value::Array(vec![VERSION.into(), 5.into()]),
             Value::Array(vec![VERSION.into(), 5.into(), 0.into()]),
+            Value::Array(vec![VERSION.into(), 5.into(), (1u64 << 63).into()]),
             Value::Array(vec![VERSION.into(), 5.into(), "x".into()]),
             Value::Array(vec![VERSION.into(), 5.into(), 1.into(), 3.into()]),
         ] {
@@ -1142,6 +1154,12 @@ mod tests {
             Value::Array(vec![0.into(), 1.into(), "f".into()]),
             Value::Array(vec![0.into(), 1.into(), 5.into(), Value::Array(vec![])]),
             Value::Array(vec![0.into(), 1.into(), "f".into(), "not args".into()]),
+            Value::Array(vec![
+                0.into(),
+                u64::MAX.into(),
+                "f".into(),
+                Value::Array(vec![]),
+            ]),
             Value::Array(vec![
                 0.into(),
                 1.into(),
@@ -1386,9 +1404,12 @@ mod tests {
             decode_datagram(&datagram),
             Err(WireError::Shape { what: "header", .. })
         ));
-        stamp(&mut datagram, u64::MAX - 1);
+        stamp(&mut datagram, NUMBERS_BELOW - 1);
         let header = decode_datagram(&datagram).unwrap().header;
-        assert_eq!((header.sender, header.seq), (0xabcd, Some(u64::MAX - 1)));
+        assert_eq!(
+            (header.sender, header.seq),
+            (0xabcd, Some(NUMBERS_BELOW - 1))
+        );
         stamp(&mut datagram, 7);
         assert_eq!(decode_datagram(&datagram).unwrap().header.seq, Some(7));
         let mut control = Vec::new();
@@ -1455,6 +1476,7 @@ mod tests {
         for frame in [
             vec![KIND_POSITION.into(), 3.into(), 4.into()],
             vec![KIND_POSITION.into(), 0.into(), 0.into()],
+            vec![KIND_POSITION.into(), u64::MAX.into(), 1.into()],
             vec![KIND_POSITION.into(), 3.into()],
             vec![KIND_STATUS.into(), 1.into(), 2.into()],
             vec![

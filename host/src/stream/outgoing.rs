@@ -29,8 +29,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// old datagrams.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// The shortest pause between two answers "gone" (the stream's position, multicast).
-const GONE_ANSWER_GAP: Duration = Duration::from_millis(5);
+/// The shortest pause between two answers with the stream's position (multicast) to
+/// requests for datagrams this node no longer holds, or never sent.
+const POSITION_ANSWER_GAP: Duration = Duration::from_millis(5);
 
 /// The most bytes a stream position frame takes.
 const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
@@ -77,7 +78,7 @@ struct Inner {
     /// The number of the next call sent.
     next_call: u64,
     drops: DropLog,
-    last_gone_answer: Option<Instant>,
+    last_position_answer: Option<Instant>,
 }
 
 /// The sending side of a node (see the module's documentation).
@@ -91,6 +92,8 @@ pub struct Outgoing {
     stopping: Arc<AtomicBool>,
     serves: RwLock<ServesLocally>,
     stats: Arc<Stats>,
+    /// Whether the stream thread sleeps its long sleep (nothing to send heartbeats for).
+    stream_thread_idle: AtomicBool,
 }
 
 impl std::fmt::Debug for Outgoing {
@@ -121,12 +124,13 @@ impl Outgoing {
                 pending: VecDeque::new(),
                 next_call: 1,
                 drops: DropLog::new(),
-                last_gone_answer: None,
+                last_position_answer: None,
             }),
             room: Condvar::new(),
             stopping,
             serves: RwLock::new(Arc::new(|_: &str| false)),
             stats,
+            stream_thread_idle: AtomicBool::new(false),
         }
     }
 
@@ -212,9 +216,9 @@ impl Outgoing {
 
     /// Numbers, keeps and sends the pending datagrams, each when the window has room for
     /// it; what `patience` does not leave time for stays pending.
-    fn transmit(
-        &self,
-        mut inner: MutexGuard<'_, Inner>,
+    fn transmit<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
         patience: Patience,
     ) -> Result<Duration, Stopped> {
         let Some(network) = self.network.get() else {
@@ -249,14 +253,24 @@ impl Outgoing {
             };
             let now = Instant::now();
             let bytes = inner.stream.record(datagram, now);
+            inner.stream.evict(now);
+            // (Sent without the lock: the stream thread and the network thread need it.)
+            drop(inner);
             send_to(
                 network,
-                bytes,
+                &bytes,
                 network.group,
                 &self.stats.datagrams_sent,
                 &self.stats,
             );
-            inner.stream.evict(now);
+            if self.stream_thread_idle.swap(false, Ordering::Relaxed)
+                && let Ok(own) = network.socket.local_addr()
+            {
+                // The stream thread sleeps long while nothing is sent: wake it for the
+                // heartbeats this datagram may need.
+                let _ = network.socket.send_to(&[], own);
+            }
+            inner = self.lock();
         }
         Ok(waited)
     }
@@ -307,12 +321,13 @@ impl Outgoing {
         }
     }
 
-    /// Node `id` sent a control datagram: it is alive. If it `announced` itself, it is a
-    /// receiver (from the stream's current position if it is new).
-    pub fn heard(&self, id: u64, announced: bool) {
+    /// Node `id` sent a control datagram from `from`: it is alive. If it `announced`
+    /// itself, it is a receiver (from the stream's current position if it is new), whose
+    /// statuses must come from that address.
+    pub fn heard(&self, id: u64, from: SocketAddr, announced: bool) {
         let mut inner = self.lock();
         if announced {
-            inner.stream.heard(id, Instant::now());
+            inner.stream.heard(id, from, Instant::now());
         } else {
             inner.stream.alive(id, Instant::now());
         }
@@ -393,6 +408,9 @@ impl Outgoing {
 
     /// A datagram on the unicast socket: statuses of this node's stream.
     fn on_control(&self, network: &Network, bytes: &[u8], from: SocketAddr) {
+        if bytes.is_empty() {
+            return; // a wake-up (see `transmit`)
+        }
         let mut rest = bytes;
         let decoded = wire::read_header(&mut rest).and_then(|header| {
             if header.seq.is_some() {
@@ -416,11 +434,14 @@ impl Outgoing {
                 return;
             }
         };
+        // What to send once the lock is released: resends, and the position.
+        let mut resends = Vec::new();
+        let mut position = None;
         for frame in frames {
             let Frame::Status(status) = frame else {
                 continue; // nothing else is sent to this socket
             };
-            let answer = match inner.stream.on_status(sender, &status, now) {
+            let answer = match inner.stream.on_status(sender, from, &status, now) {
                 Ok(answer) => answer,
                 Err(refused) => {
                     inner.drops.dropped(format_args!(
@@ -429,43 +450,56 @@ impl Outgoing {
                     continue;
                 }
             };
-            for &seq in &answer.resend {
-                if let Some(bytes) = inner.stream.kept(seq) {
-                    send_to(
-                        network,
-                        bytes,
-                        network.group,
-                        &self.stats.datagrams_resent,
-                        &self.stats,
-                    );
-                }
-            }
+            resends.extend(
+                answer
+                    .resend
+                    .iter()
+                    .filter_map(|&seq| inner.stream.kept(seq)),
+            );
             if let (Some(first), Some(last)) = (answer.resend.first(), answer.resend.last()) {
                 tracing::debug!(
-                    "resent {} datagram(s) to {from} ({first} to {last})",
+                    "resending {} datagram(s) to {from} ({first} to {last})",
                     answer.resend.len()
                 );
             }
             let quiet = inner
-                .last_gone_answer
-                .is_none_or(|at| now.saturating_duration_since(at) >= GONE_ANSWER_GAP);
-            if answer.gone && quiet {
-                inner.last_gone_answer = Some(now);
-                let mut datagram = Vec::new();
-                wire::encode_header(self.id, None, &mut datagram);
-                wire::encode_position(inner.stream.position(), &mut datagram);
-                send_to(
-                    network,
-                    &datagram,
-                    network.group,
-                    &self.stats.datagrams_sent,
-                    &self.stats,
-                );
+                .last_position_answer
+                .is_none_or(|at| now.saturating_duration_since(at) >= POSITION_ANSWER_GAP);
+            if answer.position && quiet {
+                inner.last_position_answer = Some(now);
+                position = Some(inner.stream.position());
             }
             if answer.opened {
                 self.room.notify_all();
             }
         }
+        drop(inner);
+        for bytes in resends {
+            send_to(
+                network,
+                &bytes,
+                network.group,
+                &self.stats.datagrams_resent,
+                &self.stats,
+            );
+        }
+        if let Some(position) = position {
+            self.send_position(network, position);
+        }
+    }
+
+    /// Multicasts the stream's position, in a control datagram of its own.
+    fn send_position(&self, network: &Network, position: wire::Position) {
+        let mut datagram = Vec::with_capacity(64);
+        wire::encode_header(self.id, None, &mut datagram);
+        wire::encode_position(position, &mut datagram);
+        send_to(
+            network,
+            &datagram,
+            network.group,
+            &self.stats.datagrams_sent,
+            &self.stats,
+        );
     }
 
     /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
@@ -474,26 +508,20 @@ impl Outgoing {
         let mut inner = self.lock();
         expire(&mut inner, now);
         inner.stream.evict(now);
-        if let Some(position) = inner.stream.heartbeat(now) {
-            let mut datagram = Vec::new();
-            wire::encode_header(self.id, None, &mut datagram);
-            wire::encode_position(position, &mut datagram);
-            send_to(
-                network,
-                &datagram,
-                network.group,
-                &self.stats.datagrams_sent,
-                &self.stats,
-            );
-        }
+        let heartbeat = inner.stream.heartbeat(now);
         // While a heartbeat may be due, look often; else rarely (two values, so that the
         // socket's timeout is seldom set anew).
-        let sleep = if inner.stream.next_heartbeat().is_some() {
+        let active = inner.stream.next_heartbeat().is_some();
+        self.stream_thread_idle.store(!active, Ordering::Relaxed);
+        let sleep = if active {
             super::send::HEARTBEAT_FIRST
         } else {
             IDLE_TICK
         };
         drop(inner);
+        if let Some(position) = heartbeat {
+            self.send_position(network, position);
+        }
         // The room may have opened (a receiver expired): let waiting senders look.
         self.room.notify_all();
         sleep

@@ -8,8 +8,10 @@
 //! history). Datagrams run in their sender's order, each once; a datagram that arrives
 //! after a gap is held until the gap is repaired or known to be lost. A gap is lost for
 //! good when the sender says it no longer holds it, when the sender leaves or expires, or
-//! when it has not been repaired within [`GIVE_UP`]; the calls in it are counted, and the
-//! gap is logged once (see [`Loss`]).
+//! when nothing moved for [`GIVE_UP`] while it was asked for; the calls in it are counted,
+//! and the gap is logged once (see [`Loss`]). A stream that is forgotten leaves a
+//! tombstone (its sender and position), so that a late resend or duplicate never starts
+//! it again and runs its calls a second time.
 //!
 //! The payload `T` is whatever the node delivers (a decoded datagram); [`Meta`] says how
 //! large it is and which calls it carries.
@@ -22,22 +24,34 @@ use std::time::{Duration, Instant};
 /// How far past the next datagram to run a datagram may be and still be held.
 pub const MAX_AHEAD: u64 = 1 << 16;
 
-/// The first request for a gap goes at once; then again after this pause, doubling up to
-/// [`NACK_MAX`].
+/// A new gap is asked for at once; then again after this pause, doubling up to
+/// [`NACK_MAX`] (and back to this pause whenever the stream moves on).
 pub const NACK_FIRST: Duration = Duration::from_millis(10);
 
-/// The longest pause between two requests for one gap.
+/// The longest pause between two requests for a gap.
 pub const NACK_MAX: Duration = Duration::from_secs(1);
 
-/// How long a gap may stay unrepaired before its datagrams count as lost.
+/// How long a stream with a gap may stay without moving on before the gap's datagrams
+/// count as lost.
 pub const GIVE_UP: Duration = Duration::from_secs(10);
 
 /// The shortest pause between two progress reports to one sender (but see
 /// [`ReceiveStreams::status_for`]: a quarter window run is reported at once).
 pub const STATUS_DELAY: Duration = Duration::from_millis(1);
 
-/// The most senders whose streams are followed at once.
+/// How long the stream of a sender that is not a peer (a short-lived client) is followed
+/// after it last sent something.
+pub const IDLE_STREAM: Duration = Duration::from_secs(60);
+
+/// How long the position of a forgotten stream is remembered.
+const TOMBSTONE_KEPT: Duration = Duration::from_secs(600);
+
+/// The most senders whose streams are followed at once (and whose forgotten streams are
+/// remembered).
 const MAX_STREAMS: usize = 4096;
+
+/// The most bytes one stream may hold after gaps, beyond the window it asked for.
+const HELD_SLACK: usize = 65_536;
 
 /// The most bytes held after gaps, over all streams.
 const MAX_HELD_TOTAL: usize = 256 << 20;
@@ -56,6 +70,8 @@ pub struct Meta {
 pub struct Delivered<T> {
     /// The datagram.
     pub item: T,
+    /// Where its sender sends from.
+    pub from: SocketAddr,
     /// Whether it came after a gap was seen (a resend, or one overtaken on the way).
     pub repaired: bool,
     /// What the node said of it.
@@ -122,6 +138,17 @@ struct Held<T> {
     repaired: bool,
 }
 
+/// Asking for what a stream misses.
+#[derive(Debug, Clone, Copy)]
+struct Asking {
+    /// Since when the stream has not moved on.
+    since: Instant,
+    /// When to ask next.
+    at: Instant,
+    /// The pause after that.
+    pause: Duration,
+}
+
 /// One sender's stream, as this node receives it.
 #[derive(Debug)]
 struct Incoming<T> {
@@ -133,8 +160,11 @@ struct Incoming<T> {
     highest: u64,
     held: BTreeMap<u64, Held<T>>,
     held_bytes: usize,
-    /// When the current gap was seen, when to ask for it next, and the pause after that.
-    gap: Option<(Instant, Instant, Duration)>,
+    /// While datagrams are missing: asking for them.
+    asking: Option<Asking>,
+    /// The sender asked where this node stands (a position): the next status says what
+    /// is missing too.
+    asked: bool,
     /// The position last reported (0: none yet), when, and the bytes run since.
     reported: u64,
     reported_at: Option<Instant>,
@@ -157,7 +187,8 @@ impl<T> Incoming<T> {
             highest: next - 1,
             held: BTreeMap::new(),
             held_bytes: 0,
-            gap: None,
+            asking: None,
+            asked: false,
             // (Not reported yet: the sender hears where this node starts at once.)
             reported: 0,
             reported_at: None,
@@ -175,59 +206,71 @@ impl<T> Incoming<T> {
         self.highest >= self.next
     }
 
+    /// Datagrams are missing, some of them newly found (`new`): ask at once for new ones.
+    fn missing_found(&mut self, new: bool, now: Instant) {
+        match &mut self.asking {
+            None => {
+                self.asking = Some(Asking {
+                    since: now,
+                    at: now,
+                    pause: NACK_FIRST,
+                })
+            }
+            Some(asking) if new => {
+                asking.at = now;
+                asking.pause = NACK_FIRST;
+            }
+            Some(_) => {}
+        }
+    }
+
     /// The missing ranges, at most [`MAX_MISSING_RANGES`].
     fn missing(&self) -> Vec<(u64, u64)> {
         let mut ranges = Vec::new();
         let mut from = self.next;
         for &seq in self.held.keys() {
+            if ranges.len() == MAX_MISSING_RANGES {
+                return ranges;
+            }
             if seq > from {
                 ranges.push((from, seq - 1));
             }
             from = seq + 1;
         }
-        if from <= self.highest {
+        if from <= self.highest && ranges.len() < MAX_MISSING_RANGES {
             ranges.push((from, self.highest));
         }
-        ranges.truncate(MAX_MISSING_RANGES);
         ranges
     }
 
-    /// Hands over `item` (datagram `next`) and every held datagram after it, in order;
-    /// settles the calls of a loss before them.
+    /// Hands over `item` (datagram `next`) and every held datagram after it, in order.
     fn run(&mut self, item: T, meta: Meta, repaired: bool, out: &mut Vec<Delivered<T>>) {
-        self.deliver(
-            Delivered {
-                item,
-                repaired,
-                meta,
-            },
-            out,
-        );
+        self.deliver(item, meta, repaired, out);
         self.run_held(out);
     }
 
     fn run_held(&mut self, out: &mut Vec<Delivered<T>>) {
         while let Some(held) = self.held.remove(&self.next) {
             self.held_bytes -= held.meta.bytes;
-            self.deliver(
-                Delivered {
-                    item: held.item,
-                    repaired: held.repaired,
-                    meta: held.meta,
-                },
-                out,
-            );
+            self.deliver(held.item, held.meta, held.repaired, out);
         }
         if !self.has_gap() {
-            self.gap = None;
+            self.asking = None;
         }
     }
 
-    fn deliver(&mut self, delivered: Delivered<T>, out: &mut Vec<Delivered<T>>) {
+    /// Hands over datagram `next`, counting its calls (and the calls of a loss before it).
+    fn deliver(&mut self, item: T, meta: Meta, repaired: bool, out: &mut Vec<Delivered<T>>) {
         self.next += 1;
         self.highest = self.highest.max(self.next - 1);
-        self.unreported_bytes += delivered.meta.bytes as u64;
-        if let Some((first, count)) = delivered.meta.calls {
+        self.unreported_bytes += meta.bytes as u64;
+        if let Some(asking) = &mut self.asking {
+            // The stream moves on: patience starts afresh (`heard` is now: every change to
+            // a stream starts with hearing from its sender).
+            asking.since = self.heard;
+            asking.pause = NACK_FIRST;
+        }
+        if let Some((first, count)) = meta.calls {
             // The calls between the last ones run and these were in the datagrams lost.
             if let Some(mut loss) = self.pending_loss.take() {
                 if let Some(expected) = self.next_call
@@ -238,13 +281,18 @@ impl<T> Incoming<T> {
                 }
                 self.settled.push(loss);
             }
-            self.next_call = Some(first + count);
+            self.next_call = Some(first.saturating_add(count));
             self.counts.received += count;
-            if delivered.repaired {
+            if repaired {
                 self.counts.repaired += count;
             }
         }
-        out.push(delivered);
+        out.push(Delivered {
+            item,
+            from: self.addr,
+            repaired,
+            meta,
+        });
     }
 
     /// Gives up datagrams `next` to `to - 1` that are not held (they are lost), running
@@ -274,6 +322,7 @@ impl<T> Incoming<T> {
         match &mut self.pending_loss {
             Some(loss) if loss.datagrams.1 + 1 == first => loss.datagrams.1 = last,
             _ => {
+                self.settled.extend(self.pending_loss.take());
                 self.pending_loss = Some(Loss {
                     sender,
                     datagrams: (first, last),
@@ -283,12 +332,28 @@ impl<T> Incoming<T> {
             }
         }
     }
+
+    /// Forgets what is held from datagram `from` on (the sender says it never sent it):
+    /// it is no longer known to exist.
+    fn drop_beyond(&mut self, from: u64) {
+        let dropped = self.held.split_off(&from);
+        for held in dropped.values() {
+            self.held_bytes -= held.meta.bytes;
+            self.counts.refused += 1;
+        }
+        self.highest = self.highest.min(from - 1).max(self.next - 1);
+        if !self.has_gap() {
+            self.asking = None;
+        }
+    }
 }
 
 /// The streams this node receives, one per sender.
 #[derive(Debug)]
 pub struct ReceiveStreams<T> {
     streams: HashMap<u64, Incoming<T>>,
+    /// The positions of forgotten streams, and when they were forgotten.
+    tombstones: HashMap<u64, (u64, Instant)>,
     /// How many bytes beyond what it has run this node can take from one sender.
     window: u64,
     held_total: usize,
@@ -300,6 +365,7 @@ impl<T> ReceiveStreams<T> {
     pub fn new(window: u64) -> Self {
         ReceiveStreams {
             streams: HashMap::new(),
+            tombstones: HashMap::new(),
             window,
             held_total: 0,
             losses: Vec::new(),
@@ -311,26 +377,55 @@ impl<T> ReceiveStreams<T> {
         self.window
     }
 
-    /// Follows the stream of `sender`, started at `next` if it is new (forgetting the
-    /// sender heard from least recently when too many are followed).
+    /// Follows the stream of `sender`, started at `next` if it is new (where it was
+    /// forgotten, if it was), forgetting the sender heard from least recently when too
+    /// many are followed.
     fn follow(&mut self, sender: u64, addr: SocketAddr, next: u64, now: Instant) {
-        if !self.streams.contains_key(&sender)
-            && self.streams.len() >= MAX_STREAMS
-            && let Some(oldest) = self
-                .streams
-                .iter()
-                .min_by_key(|(_, s)| s.heard)
-                .map(|(&id, _)| id)
-            && let Some(dropped) = self.streams.remove(&oldest)
-        {
-            self.held_total = self.held_total.saturating_sub(dropped.held_bytes);
+        if !self.streams.contains_key(&sender) {
+            if self.streams.len() >= MAX_STREAMS
+                && let Some(oldest) = self
+                    .streams
+                    .iter()
+                    .min_by_key(|(_, s)| s.heard)
+                    .map(|(&id, _)| id)
+            {
+                self.bury(oldest, now);
+            }
+            let start = match self.tombstones.remove(&sender) {
+                Some((position, _)) => position,
+                None => next.max(1),
+            };
+            self.streams.insert(sender, Incoming::new(addr, start, now));
         }
-        let stream = self
-            .streams
-            .entry(sender)
-            .or_insert_with(|| Incoming::new(addr, next.max(1), now));
-        stream.heard = now;
-        stream.addr = addr;
+        if let Some(stream) = self.streams.get_mut(&sender) {
+            stream.heard = now;
+            stream.addr = addr;
+        }
+    }
+
+    /// Removes `sender`'s stream, remembering where it stood (its held datagrams and
+    /// pending loss go unsaid: only for a stream pushed out by too many others).
+    fn bury(&mut self, sender: u64, now: Instant) {
+        if let Some(stream) = self.streams.remove(&sender) {
+            self.held_total = self.held_total.saturating_sub(stream.held_bytes);
+            self.remember(sender, stream.next, now);
+        }
+    }
+
+    /// Remembers that `sender`'s stream stood at `next` when it was forgotten.
+    fn remember(&mut self, sender: u64, next: u64, now: Instant) {
+        self.tombstones
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) <= TOMBSTONE_KEPT);
+        if self.tombstones.len() >= MAX_STREAMS
+            && let Some(oldest) = self
+                .tombstones
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(&id, _)| id)
+        {
+            self.tombstones.remove(&oldest);
+        }
+        self.tombstones.insert(sender, (next, now));
     }
 
     /// Datagram `seq` of `sender`'s stream, from `addr`: returns what runs now, in order
@@ -351,14 +446,16 @@ impl<T> ReceiveStreams<T> {
                 stream.counts.duplicates += 1;
                 return;
             }
-            let repaired = stream.gap.is_some() && seq <= stream.highest;
+            let repaired = stream.asking.is_some() && seq <= stream.highest;
             if seq == stream.next {
                 stream.run(item, meta, repaired, out);
                 return;
             }
             let bound = stream.next.saturating_add(MAX_AHEAD);
+            let new_gap = seq > stream.highest + 1;
             stream.highest = stream.highest.max(seq.min(bound));
-            let room = stream.held_bytes + meta.bytes <= window + 65_536 && meta.bytes <= room_left;
+            let room =
+                stream.held_bytes + meta.bytes <= window + HELD_SLACK && meta.bytes <= room_left;
             if seq > bound || !room {
                 stream.counts.refused += 1;
             } else {
@@ -372,15 +469,13 @@ impl<T> ReceiveStreams<T> {
                     },
                 );
             }
-            if stream.gap.is_none() {
-                stream.gap = Some((now, now, NACK_FIRST));
-            }
+            stream.missing_found(new_gap, now);
         })
     }
 
     /// Where `sender`'s stream stands, from a heartbeat, an announcement or an answer to a
     /// request: a stream not followed yet starts there; a tail lost on the way is asked
-    /// for; what the sender no longer holds is lost.
+    /// for; what the sender no longer holds is lost; what it never sent is forgotten.
     pub fn on_position(
         &mut self,
         sender: u64,
@@ -390,31 +485,34 @@ impl<T> ReceiveStreams<T> {
     ) -> Vec<Delivered<T>> {
         self.with_stream(sender, addr, position.next, now, |stream, out| {
             // The sender says where it stands while a receiver lags: answer with where
-            // this node stands (its last status may have been lost).
+            // this node stands and what it misses (its last status may have been lost).
             stream.reported = 0;
+            stream.asked = true;
             if stream.next < position.oldest {
                 stream.highest = stream.highest.max(position.oldest - 1);
                 stream.skip_to(position.oldest, LossCause::Gone, sender, out);
             }
             let last_sent = position.next - 1;
-            if last_sent > stream.highest {
+            if last_sent < stream.highest {
+                // Beyond what it sent: forged, or a position overtaken by newer datagrams
+                // (asked for again if so).
+                stream.drop_beyond(position.next.max(stream.next));
+            } else if last_sent > stream.highest {
                 stream.highest = last_sent.min(stream.next.saturating_add(MAX_AHEAD));
-                if stream.gap.is_none() && stream.has_gap() {
-                    stream.gap = Some((now, now, NACK_FIRST));
-                }
+                stream.missing_found(true, now);
             }
         })
     }
 
-    /// Gives up the gaps asked for during [`GIVE_UP`] without an answer: their datagrams
-    /// are lost, and what was held after them runs now.
+    /// Gives up the gaps of streams that have not moved on for [`GIVE_UP`] while they were
+    /// asked for: their datagrams are lost, and what was held after them runs now.
     pub fn give_up(&mut self, now: Instant) -> Vec<Delivered<T>> {
         let stale: Vec<(u64, SocketAddr, u64)> = self
             .streams
             .iter()
             .filter(|(_, s)| {
-                s.gap
-                    .is_some_and(|(since, _, _)| now.saturating_duration_since(since) > GIVE_UP)
+                s.asking
+                    .is_some_and(|a| now.saturating_duration_since(a.since) > GIVE_UP)
             })
             .map(|(&id, s)| (id, s.addr, s.next))
             .collect();
@@ -423,18 +521,16 @@ impl<T> ReceiveStreams<T> {
             out.extend(self.with_stream(sender, addr, next, now, |stream, out| {
                 let to = stream.highest + 1;
                 stream.skip_to(to, LossCause::NoAnswer, sender, out);
-                stream.gap = None;
+                stream.asking = None;
+                // Said now, even if no later datagram tells how many calls were lost.
+                stream.settled.extend(stream.pending_loss.take());
             }));
-            // Said now, even if no later datagram tells how many calls were lost.
-            if let Some(stream) = self.streams.get_mut(&sender) {
-                self.losses.extend(stream.pending_loss.take());
-            }
         }
         out
     }
 
     /// Runs `f` on `sender`'s stream (started at `next` if new) and keeps the books after
-    /// it: the bytes held, and the losses whose calls are known now.
+    /// it: the bytes held, and the losses that can be said now.
     fn with_stream(
         &mut self,
         sender: u64,
@@ -467,20 +563,20 @@ impl<T> ReceiveStreams<T> {
         let quarter = self.window / 4;
         let window = self.window;
         let stream = self.streams.get_mut(&sender)?;
-        let nack = stream.gap.is_some_and(|(_, at, _)| at <= now);
+        let nack = stream.asking.is_some_and(|a| a.at <= now);
         if nack || stream.unreported_bytes >= quarter.max(1) {
             return Some(Self::report(sender, stream, window, nack, now));
         }
         None
     }
 
-    /// Every status due now: requests for gaps, and progress not reported for
-    /// [`STATUS_DELAY`].
+    /// Every status due now: requests for gaps, and progress (or an answer to a
+    /// position) not reported for [`STATUS_DELAY`].
     pub fn statuses(&mut self, now: Instant) -> Vec<(SocketAddr, Status)> {
         let window = self.window;
         let mut due = Vec::new();
         for (&sender, stream) in &mut self.streams {
-            let nack = stream.gap.is_some_and(|(_, at, _)| at <= now);
+            let nack = stream.asking.is_some_and(|a| a.at <= now);
             let progress = stream.next > stream.reported
                 && stream
                     .reported_at
@@ -499,10 +595,11 @@ impl<T> ReceiveStreams<T> {
         nack: bool,
         now: Instant,
     ) -> (SocketAddr, Status) {
-        let missing = if nack {
-            if let Some((since, _, pause)) = stream.gap {
-                stream.gap = Some((since, now + pause, (pause * 2).min(NACK_MAX)));
-            }
+        if nack && let Some(asking) = &mut stream.asking {
+            asking.at = now + asking.pause;
+            asking.pause = (asking.pause * 2).min(NACK_MAX);
+        }
+        let missing = if nack || std::mem::take(&mut stream.asked) {
             stream.missing()
         } else {
             Vec::new()
@@ -524,7 +621,7 @@ impl<T> ReceiveStreams<T> {
         self.streams
             .values()
             .filter_map(|s| {
-                let nack = s.gap.map(|(since, at, _)| at.min(since + GIVE_UP));
+                let nack = s.asking.map(|a| a.at.min(a.since + GIVE_UP));
                 let progress = (s.next > s.reported)
                     .then(|| s.reported_at.map_or(s.heard, |at| at + STATUS_DELAY));
                 nack.into_iter().chain(progress).min()
@@ -534,7 +631,8 @@ impl<T> ReceiveStreams<T> {
 
     /// Stops following `sender` (it left or expired): what it never repaired is lost, and
     /// what was held after it runs now. Returns what was received of the stream, and what
-    /// runs.
+    /// runs. The stream's position is remembered: what comes from it later, below that,
+    /// is a duplicate.
     pub fn forget(&mut self, sender: u64, now: Instant) -> Option<(Counts, Vec<Delivered<T>>)> {
         let (addr, next) = self.streams.get(&sender).map(|s| (s.addr, s.next))?;
         let out = self.with_stream(sender, addr, next, now, |stream, out| {
@@ -542,10 +640,22 @@ impl<T> ReceiveStreams<T> {
                 let to = stream.highest + 1;
                 stream.skip_to(to, LossCause::SenderGone, sender, out);
             }
+            stream.settled.extend(stream.pending_loss.take());
         });
         let stream = self.streams.remove(&sender)?;
-        self.losses.extend(stream.pending_loss);
+        self.losses.extend(stream.settled);
+        self.remember(sender, stream.next, now);
         Some((stream.counts, out))
+    }
+
+    /// The senders whose streams have had nothing for [`IDLE_STREAM`] and no gap (to
+    /// forget those that are not peers: short-lived clients).
+    pub fn idle(&self, now: Instant) -> Vec<u64> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| !s.has_gap() && now.saturating_duration_since(s.heard) > IDLE_STREAM)
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// Takes the losses found since the last call, to log each once.
@@ -766,5 +876,84 @@ mod tests {
         assert!(counts.refused > 1000, "{counts:?}");
         // The held bytes stay within the window (and a datagram).
         assert!(r.streams[&S].held_bytes <= 1000 + 65_536);
+    }
+
+    #[test]
+    fn a_forgotten_stream_never_runs_a_late_resend_again() {
+        let now = Instant::now();
+        let mut r = ReceiveStreams::new(1 << 20);
+        feed(&mut r, 1, now);
+        feed(&mut r, 2, now);
+        r.forget(S, now);
+        // A resend of 2 that was on its way, then the sender goes on (it was only slow).
+        assert!(feed(&mut r, 2, now).is_empty());
+        assert_eq!(feed(&mut r, 3, now), [3]);
+        assert!(r.take_losses().is_empty());
+    }
+
+    #[test]
+    fn a_new_gap_is_asked_for_at_once_while_an_older_one_is_pending() {
+        let now = Instant::now();
+        let mut r = ReceiveStreams::new(1 << 20);
+        feed(&mut r, 1, now);
+        feed(&mut r, 3, now);
+        assert_eq!(r.status_for(S, now).unwrap().1.missing, [(2, 2)]);
+        let soon = now + Duration::from_millis(1);
+        assert!(r.status_for(S, soon).is_none());
+        feed(&mut r, 4, soon);
+        assert!(r.status_for(S, soon).is_none(), "nothing new is missing");
+        feed(&mut r, 6, soon);
+        assert_eq!(r.status_for(S, soon).unwrap().1.missing, [(2, 2), (5, 5)]);
+    }
+
+    #[test]
+    fn patience_runs_from_the_last_progress() {
+        let now = Instant::now();
+        let mut r = ReceiveStreams::new(1 << 20);
+        feed(&mut r, 1, now);
+        feed(&mut r, 3, now);
+        feed(&mut r, 5, now);
+        let later = now + GIVE_UP - Duration::from_secs(1);
+        assert_eq!(feed(&mut r, 2, later), [2, 3]);
+        // Ten seconds after the gap was first seen, but not after the stream last moved.
+        assert!(
+            r.give_up(now + GIVE_UP + Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(
+            r.give_up(later + GIVE_UP + Duration::from_millis(1)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_position_forgets_what_the_sender_never_sent_and_asks_for_its_tail() {
+        let now = Instant::now();
+        let mut r = ReceiveStreams::new(1 << 20);
+        feed(&mut r, 1, now);
+        // A forged datagram far ahead; the sender's position says it sent only 1 and 2.
+        assert!(feed(&mut r, 60_000, now).is_empty());
+        r.status_for(S, now);
+        r.on_position(S, addr(), Position { next: 3, oldest: 1 }, now);
+        let (_, status) = r.statuses(now + STATUS_DELAY).pop().unwrap();
+        assert_eq!((status.delivered, status.missing), (2, vec![(2, 2)]));
+        assert_eq!(feed(&mut r, 2, now), [2]);
+        assert!(!r.streams[&S].has_gap());
+        assert_eq!(r.counts().next().unwrap().1.refused, 1);
+    }
+
+    #[test]
+    fn the_answer_to_a_position_says_what_is_missing() {
+        let now = Instant::now();
+        let mut r = ReceiveStreams::new(1 << 20);
+        feed(&mut r, 1, now);
+        feed(&mut r, 3, now);
+        r.status_for(S, now);
+        // The request was lost; the heartbeat comes before the next request is due.
+        let soon = now + Duration::from_millis(2);
+        r.on_position(S, addr(), Position { next: 4, oldest: 1 }, soon);
+        let statuses = r.statuses(soon);
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(statuses[0].1.missing, [(2, 2)]);
     }
 }

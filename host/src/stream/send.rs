@@ -9,6 +9,8 @@ use super::StreamConfig;
 use crate::membership::PEER_EXPIRY;
 use crate::wire::{self, Position, Status};
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The window assumed for a receiver until its first status says what it can take.
@@ -28,6 +30,9 @@ const MAX_RECEIVERS: usize = 4096;
 /// The most datagrams one status makes the sender resend.
 pub const MAX_RESENDS_PER_STATUS: usize = 256;
 
+/// The most datagrams one status makes the sender look at (resent or not).
+const MAX_EXAMINED_PER_STATUS: usize = 4 * MAX_RESENDS_PER_STATUS;
+
 /// A datagram is resent at most once within this time, however many receivers ask.
 pub const RESEND_HOLDOFF: Duration = Duration::from_millis(5);
 
@@ -41,8 +46,8 @@ pub const HEARTBEAT_MAX: Duration = Duration::from_secs(1);
 /// A sent datagram, kept for resending.
 #[derive(Debug)]
 struct Kept {
-    /// The datagram, numbered.
-    bytes: Vec<u8>,
+    /// The datagram, numbered (shared, so that it is sent without holding a lock).
+    bytes: Arc<Vec<u8>>,
     /// How many bytes of the stream came before it.
     offset: u64,
     /// When it was first sent.
@@ -54,6 +59,8 @@ struct Kept {
 /// What a sender knows of one receiver.
 #[derive(Debug, Clone, Copy)]
 pub struct Receiver {
+    /// Where it sends from (its announcements and statuses).
+    pub addr: SocketAddr,
     /// It has run every datagram below this number.
     pub delivered: u64,
     /// How many bytes beyond `delivered` it can take.
@@ -86,6 +93,9 @@ pub enum Refused {
     /// It is about another sender's stream.
     #[error("a status about another stream ({0:016x})")]
     OtherStream(u64),
+    /// It comes from another address than the peer's announcements.
+    #[error("a status from {0}, not from the address the peer announces itself from")]
+    WrongAddress(SocketAddr),
     /// It claims to have run datagrams this node never sent.
     #[error("a status claiming datagram {claimed}, but this node has sent only up to {sent}")]
     Impossible {
@@ -101,9 +111,9 @@ pub enum Refused {
 pub struct Answer {
     /// The datagrams to resend, by number, in order.
     pub resend: Vec<u64>,
-    /// Whether it asked for datagrams this node no longer holds (answer with the
-    /// position, so that the receiver counts them lost).
-    pub gone: bool,
+    /// Whether it asked for datagrams this node no longer holds (or never sent): answer
+    /// with the position, so that the receiver counts them lost (or forgets them).
+    pub position: bool,
     /// Whether it asked for more than one status may have resent (the rest is left for the
     /// receiver's next request).
     pub truncated: bool,
@@ -226,7 +236,7 @@ impl SendStream {
 
     /// Numbers `datagram` (packed with a sequenced header), keeps it for resending, and
     /// returns it to be sent (then call [`Self::evict`]).
-    pub fn record(&mut self, mut datagram: Vec<u8>, now: Instant) -> &[u8] {
+    pub fn record(&mut self, mut datagram: Vec<u8>, now: Instant) -> Arc<Vec<u8>> {
         let seq = self.next;
         wire::stamp(&mut datagram, seq);
         // Receivers that had everything start to lag now: their silence counts from here.
@@ -237,8 +247,9 @@ impl SendStream {
         }
         self.next += 1;
         let len = datagram.len() as u64;
+        let bytes = Arc::new(datagram);
         self.kept.push_back(Kept {
-            bytes: datagram,
+            bytes: bytes.clone(),
             offset: self.sent_bytes,
             sent_at: now,
             last_sent: now,
@@ -246,7 +257,7 @@ impl SendStream {
         self.kept_bytes += len;
         self.sent_bytes += len;
         self.heartbeat = Some((now + HEARTBEAT_FIRST, HEARTBEAT_FIRST));
-        &self.kept.back().expect("just kept").bytes
+        bytes
     }
 
     /// Forgets kept datagrams that every live receiver has and that are beyond the
@@ -270,9 +281,9 @@ impl SendStream {
         }
     }
 
-    /// A node announced itself (or said anything): it is a live receiver, which starts at
-    /// the current position if it is new.
-    pub fn heard(&mut self, id: u64, now: Instant) {
+    /// A node announced itself from `addr`: it is a live receiver, which starts at the
+    /// current position if it is new.
+    pub fn heard(&mut self, id: u64, addr: SocketAddr, now: Instant) {
         if id == self.id {
             return;
         }
@@ -280,17 +291,17 @@ impl SendStream {
             return;
         }
         let next = self.next;
-        self.receivers
-            .entry(id)
-            .or_insert(Receiver {
-                delivered: next,
-                window: INITIAL_WINDOW,
-                heard: now,
-                reported: false,
-                quiet_since: now,
-                stalled: false,
-            })
-            .heard = now;
+        let receiver = self.receivers.entry(id).or_insert(Receiver {
+            addr,
+            delivered: next,
+            window: INITIAL_WINDOW,
+            heard: now,
+            reported: false,
+            quiet_since: now,
+            stalled: false,
+        });
+        receiver.heard = now;
+        receiver.addr = addr;
     }
 
     /// A receiver sent something: it is alive (nothing happens for other nodes).
@@ -325,11 +336,12 @@ impl SendStream {
         changes
     }
 
-    /// Takes receiver `from`'s status: its position and window, and the datagrams it asks
-    /// for (within the resend budget).
+    /// Takes receiver `from`'s status, sent from `addr`: its position and window, and the
+    /// datagrams it asks for (within the resend budget).
     pub fn on_status(
         &mut self,
         from: u64,
+        addr: SocketAddr,
         status: &Status,
         now: Instant,
     ) -> Result<Answer, Refused> {
@@ -340,6 +352,9 @@ impl SendStream {
         let Some(receiver) = self.receivers.get_mut(&from) else {
             return Err(Refused::NotAPeer);
         };
+        if receiver.addr != addr {
+            return Err(Refused::WrongAddress(addr));
+        }
         if status.delivered > next {
             return Err(Refused::Impossible {
                 claimed: status.delivered,
@@ -369,15 +384,20 @@ impl SendStream {
         }
         self.refill_budget(now);
         let oldest = self.oldest();
+        let mut examined = 0;
         'ranges: for &(first, last) in &status.missing {
-            if first >= next {
-                continue; // never sent: nothing to do
+            if last >= next || first < oldest {
+                // Gone, or never sent: the position tells it.
+                answer.position = true;
             }
-            if first < oldest {
-                answer.gone = true;
+            if first >= next {
+                continue;
             }
             for seq in first.max(oldest)..=last.min(next - 1) {
-                if answer.resend.len() >= MAX_RESENDS_PER_STATUS {
+                examined += 1;
+                if answer.resend.len() >= MAX_RESENDS_PER_STATUS
+                    || examined > MAX_EXAMINED_PER_STATUS
+                {
                     answer.truncated = true;
                     break 'ranges;
                 }
@@ -411,9 +431,9 @@ impl SendStream {
     }
 
     /// Datagram `seq`, if it is kept.
-    pub fn kept(&self, seq: u64) -> Option<&[u8]> {
+    pub fn kept(&self, seq: u64) -> Option<Arc<Vec<u8>>> {
         let oldest = self.oldest();
-        (seq >= oldest && seq < self.next).then(|| &*self.kept[(seq - oldest) as usize].bytes)
+        (seq >= oldest && seq < self.next).then(|| self.kept[(seq - oldest) as usize].bytes.clone())
     }
 
     /// Whether a live receiver has not run everything sent.
@@ -465,6 +485,11 @@ mod tests {
         }
     }
 
+    /// Where receiver `id` sends from.
+    fn peer(id: u64) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 4000 + id as u16))
+    }
+
     fn config(window: u64) -> StreamConfig {
         StreamConfig {
             window: Some(window),
@@ -479,8 +504,8 @@ mod tests {
         let mut s = SendStream::new(1, config(100_000), now);
         // Alone, a sender is never held back.
         assert!(s.has_room(60_000));
-        s.heard(2, now);
-        s.heard(3, now);
+        s.heard(2, peer(2), now);
+        s.heard(3, peer(3), now);
         assert_eq!(s.in_flight(), (0, INITIAL_WINDOW.min(100_000)));
         for _ in 0..3 {
             assert!(s.has_room(30_000));
@@ -488,16 +513,20 @@ mod tests {
         }
         assert!(!s.has_room(30_000), "{:?}", s.in_flight());
         // One receiver ran two datagrams, the other none: still full.
-        s.on_status(2, &status(3, 1 << 20, &[]), now).unwrap();
+        s.on_status(2, peer(2), &status(3, 1 << 20, &[]), now)
+            .unwrap();
         assert!(!s.has_room(30_000));
-        s.on_status(3, &status(2, 1 << 20, &[]), now).unwrap();
+        s.on_status(3, peer(3), &status(2, 1 << 20, &[]), now)
+            .unwrap();
         assert!(s.has_room(30_000));
         // A receiver that asks for a smaller window gets it.
-        s.on_status(3, &status(4, 20_000, &[]), now).unwrap();
+        s.on_status(3, peer(3), &status(4, 20_000, &[]), now)
+            .unwrap();
         assert_eq!(s.in_flight(), (30_000, 20_000));
         assert!(!s.has_room(30_000));
         // A window smaller than a datagram does not stop the stream.
-        s.on_status(2, &status(4, 1 << 20, &[]), now).unwrap();
+        s.on_status(2, peer(2), &status(4, 1 << 20, &[]), now)
+            .unwrap();
         assert_eq!(s.in_flight(), (0, 20_000));
         assert!(s.has_room(30_000));
     }
@@ -506,19 +535,21 @@ mod tests {
     fn a_receiver_that_leaves_or_expires_no_longer_holds_the_window() {
         let now = Instant::now();
         let mut s = SendStream::new(1, config(50_000), now);
-        s.heard(2, now);
-        s.heard(3, now);
+        s.heard(2, peer(2), now);
+        s.heard(3, peer(3), now);
         s.record(datagram(40_000), now);
-        s.on_status(2, &status(2, 1 << 20, &[]), now).unwrap();
+        s.on_status(2, peer(2), &status(2, 1 << 20, &[]), now)
+            .unwrap();
         assert!(!s.has_room(40_000));
         assert!(s.left(3));
         assert!(s.has_room(40_000));
-        s.heard(3, now);
+        s.heard(3, peer(3), now);
         s.record(datagram(40_000), now);
         assert!(!s.has_room(40_000));
         // Receiver 2 keeps talking; receiver 3 falls silent.
         let later = now + PEER_EXPIRY + Duration::from_millis(1);
-        s.on_status(2, &status(3, 1 << 20, &[]), later).unwrap();
+        s.on_status(2, peer(2), &status(3, 1 << 20, &[]), later)
+            .unwrap();
         assert!(!s.has_room(40_000));
         let gone: Vec<u64> = s
             .review(later)
@@ -536,16 +567,16 @@ mod tests {
     fn a_receiver_that_lags_in_silence_is_not_waited_for_until_it_reports_again() {
         let now = Instant::now();
         let mut s = SendStream::new(1, config(50_000), now);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         // Idle for a while: silence while it has everything does not count.
         let later = now + STALL_AFTER * 2;
-        s.heard(2, later);
+        s.heard(2, peer(2), later);
         s.record(datagram(40_000), later);
         assert!(s.review(later + Duration::from_secs(1)).is_empty());
         assert!(!s.has_room(40_000));
         // Announcing itself (its event loop held by a guest) is not reporting.
         let paused = later + STALL_AFTER + Duration::from_millis(1);
-        s.heard(2, paused);
+        s.heard(2, peer(2), paused);
         let changes = s.review(paused);
         assert!(
             matches!(changes[..], [Review::Stalled(2, _)]),
@@ -555,7 +586,8 @@ mod tests {
         s.record(datagram(40_000), paused);
         assert!(s.review(paused).is_empty(), "said once");
         // It reports again: waited for again, from where it is.
-        s.on_status(2, &status(2, 1 << 20, &[]), paused).unwrap();
+        s.on_status(2, peer(2), &status(2, 1 << 20, &[]), paused)
+            .unwrap();
         assert!(!s.has_room(40_000));
     }
 
@@ -563,27 +595,32 @@ mod tests {
     fn missing_datagrams_are_resent_once_per_holdoff_and_within_the_budget() {
         let now = Instant::now();
         let mut s = SendStream::new(1, config(100_000), now);
-        s.heard(2, now);
-        s.heard(3, now);
+        s.heard(2, peer(2), now);
+        s.heard(3, peer(3), now);
         for _ in 0..5 {
             s.record(datagram(1000), now);
         }
         let later = now + Duration::from_millis(50);
         let a = s
-            .on_status(2, &status(1, 1 << 20, &[(2, 3), (5, 9)]), later)
+            .on_status(2, peer(2), &status(1, 1 << 20, &[(2, 3), (5, 9)]), later)
             .unwrap();
         assert_eq!(a.resend, [2, 3, 5]);
-        assert!(!a.gone);
+        assert!(a.position, "6 to 9 were never sent");
         // Another receiver asking at once: already resent.
         let b = s
-            .on_status(3, &status(1, 1 << 20, &[(2, 3)]), later)
+            .on_status(3, peer(3), &status(1, 1 << 20, &[(2, 3)]), later)
             .unwrap();
         assert!(b.resend.is_empty());
         let c = s
-            .on_status(3, &status(1, 1 << 20, &[(2, 3)]), later + RESEND_HOLDOFF)
+            .on_status(
+                3,
+                peer(3),
+                &status(1, 1 << 20, &[(2, 3)]),
+                later + RESEND_HOLDOFF,
+            )
             .unwrap();
         assert_eq!(c.resend, [2, 3]);
-        assert_eq!(s.kept(2).map(<[u8]>::len), Some(1000));
+        assert_eq!(s.kept(2).map(|d| d.len()), Some(1000));
         assert_eq!(s.kept(6), None);
     }
 
@@ -591,19 +628,19 @@ mod tests {
     fn a_nack_storm_is_bounded() {
         let now = Instant::now();
         let mut s = SendStream::new(1, config(64 * 1024), now);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         for _ in 0..400 {
             s.record(datagram(1000), now);
         }
         let later = now + Duration::from_secs(1);
         let a = s
-            .on_status(2, &status(1, 1 << 20, &[(1, 400)]), later)
+            .on_status(2, peer(2), &status(1, 1 << 20, &[(1, 400)]), later)
             .unwrap();
         assert!(a.truncated);
         // Two windows' worth at most, and never more than a status may ask.
         assert!(a.resend.len() <= 131, "{}", a.resend.len());
         let again = s
-            .on_status(2, &status(1, 1 << 20, &[(1, 400)]), later)
+            .on_status(2, peer(2), &status(1, 1 << 20, &[(1, 400)]), later)
             .unwrap();
         assert!(again.resend.is_empty(), "{:?}", again.resend);
     }
@@ -612,14 +649,14 @@ mod tests {
     fn impossible_and_forged_statuses_are_refused() {
         let now = Instant::now();
         let mut s = SendStream::new(1, config(100_000), now);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         s.record(datagram(100), now);
         assert_eq!(
-            s.on_status(9, &status(1, 1 << 20, &[]), now),
+            s.on_status(9, peer(9), &status(1, 1 << 20, &[]), now),
             Err(Refused::NotAPeer)
         );
         assert_eq!(
-            s.on_status(2, &status(5, 1 << 20, &[]), now),
+            s.on_status(2, peer(2), &status(5, 1 << 20, &[]), now),
             Err(Refused::Impossible {
                 claimed: 5,
                 sent: 1
@@ -629,15 +666,25 @@ mod tests {
             stream: 8,
             ..status(1, 0, &[])
         };
-        assert_eq!(s.on_status(2, &other, now), Err(Refused::OtherStream(8)));
-        // Asking for datagrams never sent, or far beyond: nothing to resend.
+        assert_eq!(
+            s.on_status(2, peer(2), &other, now),
+            Err(Refused::OtherStream(8))
+        );
+        // Asking for datagrams never sent, or far beyond: nothing to resend, the position.
         let a = s
-            .on_status(2, &status(1, 1 << 20, &[(7, u64::MAX)]), now)
+            .on_status(2, peer(2), &status(1, 1 << 20, &[(7, u64::MAX)]), now)
             .unwrap();
-        assert!(a.resend.is_empty() && !a.gone);
+        assert!(a.resend.is_empty() && a.position);
+        // From another address than the peer's.
+        assert_eq!(
+            s.on_status(2, peer(7), &status(1, 1 << 20, &[]), now),
+            Err(Refused::WrongAddress(peer(7)))
+        );
         // A position that goes back is not taken.
-        s.on_status(2, &status(2, 1 << 20, &[]), now).unwrap();
-        s.on_status(2, &status(1, 1 << 20, &[]), now).unwrap();
+        s.on_status(2, peer(2), &status(2, 1 << 20, &[]), now)
+            .unwrap();
+        s.on_status(2, peer(2), &status(1, 1 << 20, &[]), now)
+            .unwrap();
         assert_eq!(s.receivers()[&2].delivered, 2);
     }
 
@@ -650,24 +697,28 @@ mod tests {
             keep_age: Duration::from_secs(1),
         };
         let mut s = SendStream::new(1, config, now);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         for _ in 0..30 {
             s.record(datagram(1000), now);
             s.evict(now);
         }
         // Receiver 2 lacks all 30: all are kept, whatever the buffer's size.
         assert_eq!(s.oldest(), 1);
-        s.on_status(2, &status(21, 1 << 20, &[]), now).unwrap();
+        s.on_status(2, peer(2), &status(21, 1 << 20, &[]), now)
+            .unwrap();
         // 20 are delivered everywhere; the buffer keeps 10 KB.
         assert_eq!(s.oldest(), 21);
         let later = now + Duration::from_secs(2);
-        s.on_status(2, &status(31, 1 << 20, &[]), later).unwrap();
+        s.on_status(2, peer(2), &status(31, 1 << 20, &[]), later)
+            .unwrap();
         assert_eq!(s.oldest(), 31);
         // A status for what is gone is answered with the position.
-        let a = s.on_status(2, &status(31, 1 << 20, &[]), later).unwrap();
-        assert!(!a.gone);
-        s.heard(3, later);
-        let b = s.on_status(3, &status(31, 1 << 20, &[(31, 31)]), later);
+        let a = s
+            .on_status(2, peer(2), &status(31, 1 << 20, &[]), later)
+            .unwrap();
+        assert!(!a.position);
+        s.heard(3, peer(3), later);
+        let b = s.on_status(3, peer(3), &status(31, 1 << 20, &[(31, 31)]), later);
         assert!(b.unwrap().resend.is_empty());
         assert_eq!(
             s.position(),
@@ -682,7 +733,7 @@ mod tests {
     fn an_unreliable_stream_keeps_nothing_and_never_waits() {
         let now = Instant::now();
         let mut s = SendStream::new(1, StreamConfig::unreliable(), now);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         for _ in 0..10 {
             assert!(s.has_room(60_000));
             s.record(datagram(60_000), now);
@@ -696,9 +747,9 @@ mod tests {
             }
         );
         let a = s
-            .on_status(2, &status(1, 1 << 20, &[(1, 10)]), now)
+            .on_status(2, peer(2), &status(1, 1 << 20, &[(1, 10)]), now)
             .unwrap();
-        assert!(a.gone && a.resend.is_empty());
+        assert!(a.position && a.resend.is_empty());
         assert_eq!(s.heartbeat(now + Duration::from_secs(1)), None);
     }
 
@@ -709,7 +760,7 @@ mod tests {
         s.record(datagram(100), now);
         // Nobody to wait for: no heartbeat.
         assert_eq!(s.heartbeat(now + Duration::from_secs(1)), None);
-        s.heard(2, now);
+        s.heard(2, peer(2), now);
         s.record(datagram(100), now);
         let mut beats = Vec::new();
         let mut t = now;
@@ -720,7 +771,8 @@ mod tests {
             t += Duration::from_millis(1);
         }
         assert_eq!(beats, [5, 15, 35, 75, 155]);
-        s.on_status(2, &status(3, 1 << 20, &[]), t).unwrap();
+        s.on_status(2, peer(2), &status(3, 1 << 20, &[]), t)
+            .unwrap();
         assert_eq!(s.next_heartbeat(), None);
     }
 }
