@@ -76,6 +76,10 @@ fn sender(ns: &Netns, group: SocketAddrV4, count: u64, extra: &[&str]) -> Dhost 
 
 /// What a stopping node said it received from `peer`: calls received, repaired, lost.
 fn received_from(node: &mut Dhost, peer: &str) -> (u64, u64, u64) {
+    // (Its summary names the peer once it has heard it announce itself.)
+    node.wait_stderr("the peer's name", |err| {
+        err.contains(&format!("peer {peer} ("))
+    });
     node.interrupt();
     let err = node.stderr();
     let prefix = format!("from {peer}: ");

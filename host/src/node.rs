@@ -38,6 +38,9 @@ use wasmtime::component::Val;
 /// How long a starting node listens for another node announcing its name.
 const CLAIM_WAIT: Duration = Duration::from_millis(150);
 
+/// When a starting node asks the group who is there a second time.
+const QUERY_AGAIN: Duration = Duration::from_millis(60);
+
 /// How often watched pollables are checked while any guest watches one.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -290,6 +293,11 @@ impl Node {
     pub fn run(mut self, events: Receiver<Event>, stopping: &AtomicBool) -> anyhow::Result<i32> {
         native::run_plugins_on_this_thread(self.outgoing.clone());
         let held = self.claim_name(&events)?;
+        // The name is this node's: its peers hear of it before its guests start (a guest
+        // may send for long in its `init`).
+        if self.on_group && self.membership.announce_due(Instant::now()) {
+            self.announce();
+        }
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
         for g in 0..self.guests.len() {
@@ -364,15 +372,31 @@ impl Node {
             return Ok(Vec::new());
         }
         // (It announces itself only once the name is its own: a node refused its name was
-        // never anyone's peer, nor a receiver their windows wait for.)
+        // never anyone's peer, nor a receiver their windows wait for.) It asks twice, so
+        // that one lost answer does not hide a peer: the peers are the receivers its
+        // window waits for.
         self.frame.clear();
         wire::encode_query(&mut self.frame);
         self.outgoing.send_control(&self.frame);
-        let deadline = Instant::now() + CLAIM_WAIT;
+        let started = Instant::now();
+        let (again, deadline) = (started + QUERY_AGAIN, started + CLAIM_WAIT);
+        let mut asked_again = false;
         let mut held = Vec::new();
-        while let Ok(event) =
-            events.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
+        loop {
+            let now = Instant::now();
+            if !asked_again && now >= again {
+                self.outgoing.send_control(&self.frame);
+                asked_again = true;
+            }
+            if now >= deadline {
+                break;
+            }
+            let wake = if asked_again { deadline } else { again };
+            let event = match events.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             if let Event::Datagram { from, datagram, .. } = &event {
                 for frame in &datagram.frames {
                     if let Frame::Announce(a) = frame {
@@ -1157,22 +1181,27 @@ impl Node {
         }
         self.report_streams(now);
         if self.membership.announce_due(now) {
-            let mut announce = self.announcement();
-            // Connection counts and stream counts are a courtesy: drop them rather than not
-            // announce at all.
-            let max = self.outgoing.max_control_frames();
-            loop {
-                self.frame.clear();
-                wire::encode_announce(&announce, &mut self.frame);
-                if self.frame.len() <= max
-                    || (announce.streams.pop().is_none() && announce.links.pop().is_none())
-                {
-                    break;
-                }
-            }
-            self.outgoing.send_control(&self.frame);
+            self.announce();
         }
         self.flush();
+    }
+
+    /// Announces the node to the group.
+    fn announce(&mut self) {
+        let mut announce = self.announcement();
+        // Connection counts and stream counts are a courtesy: drop them rather than not
+        // announce at all.
+        let max = self.outgoing.max_control_frames();
+        loop {
+            self.frame.clear();
+            wire::encode_announce(&announce, &mut self.frame);
+            if self.frame.len() <= max
+                || (announce.streams.pop().is_none() && announce.links.pop().is_none())
+            {
+                break;
+            }
+        }
+        self.outgoing.send_control(&self.frame);
     }
 
     /// Gives up the gaps of peers' streams that stayed unrepaired too long, and sends the

@@ -11,7 +11,7 @@
 //! answers what is gone with the stream's position, and multicasts heartbeats.
 
 use super::StreamConfig;
-use super::send::{Review, SendStream};
+use super::send::{Refused, Review, SendStream};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -32,6 +32,9 @@ const IDLE_TICK: Duration = Duration::from_millis(100);
 /// The shortest pause between two answers with the stream's position (multicast) to
 /// requests for datagrams this node no longer holds, or never sent.
 const POSITION_ANSWER_GAP: Duration = Duration::from_millis(5);
+
+/// The shortest pause between two queries made because statuses came from unknown nodes.
+const QUERY_GAP: Duration = Duration::from_millis(100);
 
 /// The most bytes a stream position frame takes.
 const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
@@ -79,6 +82,8 @@ struct Inner {
     next_call: u64,
     drops: DropLog,
     last_position_answer: Option<Instant>,
+    /// When the group was last asked who is there (a status came from an unknown node).
+    last_query: Option<Instant>,
 }
 
 /// The sending side of a node (see the module's documentation).
@@ -125,6 +130,7 @@ impl Outgoing {
                 next_call: 1,
                 drops: DropLog::new(),
                 last_position_answer: None,
+                last_query: None,
             }),
             room: Condvar::new(),
             stopping,
@@ -283,21 +289,17 @@ impl Outgoing {
     }
 
     /// Sends `frames` (encoded control frames: announcements, queries, goodbyes) to the
-    /// group in one control datagram, after the stream's position once the node has sent
-    /// calls (every control datagram is a heartbeat).
+    /// group in one control datagram, after the stream's position: every control datagram
+    /// is a heartbeat, and the first ones tell the receivers that the stream starts at 1
+    /// (so that the loss of its first datagrams is seen and repaired).
     pub fn send_control(&self, frames: &[u8]) {
         let Some(network) = self.network.get() else {
             return;
         };
-        let position = {
-            let inner = self.lock();
-            inner.stream.started().then(|| inner.stream.position())
-        };
+        let position = self.lock().stream.position();
         let mut datagram = Vec::with_capacity(frames.len() + 64);
         wire::encode_header(self.id, None, &mut datagram);
-        if let Some(position) = position {
-            wire::encode_position(position, &mut datagram);
-        }
+        wire::encode_position(position, &mut datagram);
         datagram.extend_from_slice(frames);
         send_to(
             network,
@@ -437,6 +439,7 @@ impl Outgoing {
         // What to send once the lock is released: resends, and the position.
         let mut resends = Vec::new();
         let mut position = None;
+        let mut query = false;
         for frame in frames {
             let Frame::Status(status) = frame else {
                 continue; // nothing else is sent to this socket
@@ -447,6 +450,15 @@ impl Outgoing {
                     inner.drops.dropped(format_args!(
                         "a status from {from} ({sender:016x}): {refused}"
                     ));
+                    // A receiver whose announcement was lost? Ask the group who is there
+                    // (its answer makes it a receiver); a forger gains nothing by it.
+                    let quiet = inner
+                        .last_query
+                        .is_none_or(|at| now.saturating_duration_since(at) >= QUERY_GAP);
+                    if refused == Refused::NotAPeer && quiet {
+                        inner.last_query = Some(now);
+                        query = true;
+                    }
                     continue;
                 }
             };
@@ -485,6 +497,11 @@ impl Outgoing {
         }
         if let Some(position) = position {
             self.send_position(network, position);
+        }
+        if query {
+            let mut frame = Vec::new();
+            wire::encode_query(&mut frame);
+            self.send_control(&frame);
         }
     }
 

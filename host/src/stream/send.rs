@@ -181,11 +181,6 @@ impl SendStream {
         }
     }
 
-    /// Whether anything was sent yet.
-    pub fn started(&self) -> bool {
-        self.next > 1
-    }
-
     /// The receivers known, by id.
     pub fn receivers(&self) -> &HashMap<u64, Receiver> {
         &self.receivers
