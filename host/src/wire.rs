@@ -521,16 +521,22 @@ fn numbers_after_name(item: Value, n: usize) -> Option<(String, Vec<u64>)> {
     Some((name, numbers))
 }
 
+/// The next field of frame `what`, an unsigned number, or the error `missing`.
+fn next_number(
+    fields: &mut impl Iterator<Item = Value>,
+    what: &'static str,
+    missing: &str,
+) -> Result<u64, WireError> {
+    fields
+        .next()
+        .and_then(|v| as_u64(&v))
+        .ok_or_else(|| shape_of(what, missing))
+}
+
 fn decode_position(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
     let shape = |why: &str| shape_of("position", why);
-    let mut number = |what: &str| {
-        fields
-            .next()
-            .and_then(|v| as_u64(&v))
-            .ok_or_else(|| shape(what))
-    };
-    let next = number("no next sequence number")?;
-    let oldest = number("no oldest sequence number")?;
+    let next = next_number(&mut fields, "position", "no next sequence number")?;
+    let oldest = next_number(&mut fields, "position", "no oldest sequence number")?;
     if oldest > next || oldest == 0 || next >= NUMBERS_BELOW {
         return Err(shape(
             "the oldest datagram kept is after the next one, or 0, or past 2^63",
@@ -541,15 +547,9 @@ fn decode_position(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
 
 fn decode_status(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireError> {
     let shape = |why: &str| shape_of("status", why);
-    let mut number = |what: &str| {
-        fields
-            .next()
-            .and_then(|v| as_u64(&v))
-            .ok_or_else(|| shape(what))
-    };
-    let stream = number("no stream id")?;
-    let delivered = number("no delivered position")?;
-    let window = number("no window")?;
+    let stream = next_number(&mut fields, "status", "no stream id")?;
+    let delivered = next_number(&mut fields, "status", "no delivered position")?;
+    let window = next_number(&mut fields, "status", "no window")?;
     let missing = match fields.next() {
         None => Vec::new(),
         Some(Value::Array(ranges)) if ranges.len() <= MAX_MISSING_RANGES => ranges

@@ -297,6 +297,11 @@ impl Outgoing {
             return;
         };
         let position = self.lock().stream.position();
+        self.multicast_control(network, position, frames);
+    }
+
+    /// Multicasts a control datagram: the stream's `position`, then `frames`.
+    fn multicast_control(&self, network: &Network, position: wire::Position, frames: &[u8]) {
         let mut datagram = Vec::with_capacity(frames.len() + 64);
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_position(position, &mut datagram);
@@ -496,27 +501,13 @@ impl Outgoing {
             );
         }
         if let Some(position) = position {
-            self.send_position(network, position);
+            self.multicast_control(network, position, &[]);
         }
         if query {
             let mut frame = Vec::new();
             wire::encode_query(&mut frame);
             self.send_control(&frame);
         }
-    }
-
-    /// Multicasts the stream's position, in a control datagram of its own.
-    fn send_position(&self, network: &Network, position: wire::Position) {
-        let mut datagram = Vec::with_capacity(64);
-        wire::encode_header(self.id, None, &mut datagram);
-        wire::encode_position(position, &mut datagram);
-        send_to(
-            network,
-            &datagram,
-            network.group,
-            &self.stats.datagrams_sent,
-            &self.stats,
-        );
     }
 
     /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
@@ -537,7 +528,7 @@ impl Outgoing {
         };
         drop(inner);
         if let Some(position) = heartbeat {
-            self.send_position(network, position);
+            self.multicast_control(network, position, &[]);
         }
         // The room may have opened (a receiver expired): let waiting senders look.
         self.room.notify_all();
