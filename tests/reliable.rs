@@ -145,6 +145,20 @@ fn a_million_calls_with_five_percent_loss_arrive_in_order_repaired() {
 }
 
 #[test]
+fn ethernet_sized_datagrams_with_five_percent_loss_arrive_in_order_repaired() {
+    // As on a LAN: datagrams of one Ethernet frame, so many gaps at once.
+    let ns = Netns::new("lan");
+    let group = unique_group();
+    ns.drop_udp(group.port(), 5);
+    let mut rx = receiver(&ns, "rx", group);
+    let _tx = sender(&ns, group, 300_000, &["--max-datagram", "1472"]);
+    assert_all_in_order(&rx, 300_000);
+    let (received, repaired, lost) = received_from(&mut rx, "stress-tx");
+    assert_eq!((received, lost), (300_001, 0));
+    assert!(repaired > 0, "{}", rx.stderr());
+}
+
+#[test]
 fn a_receiver_paused_for_two_seconds_loses_nothing_and_slows_the_sender() {
     let ns = Netns::new("pause");
     let group = unique_group();
