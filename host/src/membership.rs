@@ -192,9 +192,9 @@ impl Membership {
 
     /// Node `sender` sent something (a call, a heartbeat): it is alive, even if it is too
     /// busy to announce itself (a guest sending in a long loop).
-    pub fn heard_from(&mut self, sender: u64) {
+    pub fn heard_from(&mut self, sender: u64, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&sender) {
-            peer.last_seen = Instant::now();
+            peer.last_seen = now;
         }
     }
 

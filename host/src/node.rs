@@ -27,7 +27,7 @@ use crate::stream::outgoing::{Outgoing, Patience};
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
 use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
 use ciborium::Value;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -278,12 +278,9 @@ impl Node {
     /// Tells [`Outgoing`] which functions this node serves itself (so that it runs the
     /// calls its own guests send to them).
     fn tell_outgoing_what_is_served(&self) {
-        let ids: HashSet<String> = self.routes.keys().cloned().collect();
-        let bare: HashSet<String> = self.bare_routes.keys().cloned().collect();
+        let (routes, bare_routes) = (self.routes.clone(), self.bare_routes.clone());
         self.outgoing.set_serves(Arc::new(move |function: &str| {
-            ids.contains(function)
-                || (!function.contains('#') && bare.contains(function))
-                || native::serves(function)
+            routes_for(&routes, &bare_routes, function).is_some() || native::serves(function)
         }));
     }
 
@@ -460,18 +457,21 @@ impl Node {
         }
     }
 
+    /// How logs and announcements name node `id`: by the name it announces, or, if it
+    /// never did, by its id in hex.
+    fn peer_label(&self, id: u64) -> String {
+        self.membership
+            .peer_name(id)
+            .map_or_else(|| format!("{id:016x}"), str::to_string)
+    }
+
     /// What this node received of each stream, followed or gone, by peer name (a sender
     /// that never announced itself by its id).
     fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
-        let name = |id: u64| {
-            self.membership
-                .peer_name(id)
-                .map_or_else(|| format!("{id:016x}"), str::to_string)
-        };
         let mut all: Vec<(StreamCounts, Counts)> = self
             .streams
             .counts()
-            .map(|(id, c)| (name(id), c))
+            .map(|(id, c)| (self.peer_label(id), c))
             .chain(self.gone_streams.iter().cloned())
             .map(|(peer, c)| {
                 let shown = StreamCounts {
@@ -577,8 +577,8 @@ impl Node {
         if sender == self.id {
             return; // our own, looped back: already delivered locally
         }
-        self.membership.heard_from(sender);
         let now = Instant::now();
+        self.membership.heard_from(sender, now);
         let Some(seq) = datagram.header.seq else {
             self.handle_frames(from, sender, datagram.frames, false);
             return;
@@ -611,10 +611,7 @@ impl Node {
     /// Logs each gap lost for good, once, naming the sender and the datagrams (and calls).
     fn say_losses(&mut self) {
         for loss in self.streams.take_losses() {
-            let name = self
-                .membership
-                .peer_name(loss.sender)
-                .map_or_else(|| format!("{:016x}", loss.sender), str::to_string);
+            let name = self.peer_label(loss.sender);
             let (first, last) = loss.datagrams;
             let calls = match loss.calls {
                 Some((a, b)) => {
@@ -666,7 +663,7 @@ impl Node {
                 Frame::Query => self.membership.on_query(),
                 Frame::Goodbye => {
                     // (Its last datagrams run first, while it is still a peer.)
-                    self.forget_stream(sender, None);
+                    self.forget_stream(sender);
                     if let Some(peer) = self.membership.forget(sender) {
                         tracing::info!("peer {} ({}) left", peer.name, peer.addr);
                     }
@@ -688,16 +685,15 @@ impl Node {
         }
     }
 
-    /// Stops following the stream of `sender`, which left (`name` if it is no longer a
-    /// peer): what it never repaired is lost, what was held after that runs.
-    fn forget_stream(&mut self, sender: u64, name: Option<&str>) {
+    /// Stops following the stream of `sender`, which left (called while it is still a
+    /// peer, so that it is named and its last calls pass its guests' jails): what it never
+    /// repaired is lost, what was held after that runs.
+    fn forget_stream(&mut self, sender: u64) {
         let Some((counts, ran)) = self.streams.forget(sender, Instant::now()) else {
             return;
         };
-        let name = name
-            .or_else(|| self.membership.peer_name(sender))
-            .map_or_else(|| format!("{sender:016x}"), str::to_string);
-        self.gone_streams.push_back((name, counts));
+        self.gone_streams
+            .push_back((self.peer_label(sender), counts));
         if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
             self.gone_streams.pop_front();
         }
@@ -1078,20 +1074,15 @@ impl Node {
             self.spare = sent;
             return;
         }
-        if let Err(stopped) = self.outgoing.send(&sent, &mut self.local) {
+        if let Err(stopped) = self.outgoing.send(&mut sent, &mut self.local) {
             tracing::debug!("{stopped}");
         }
-        sent.clear();
         self.spare = sent;
     }
 
     /// The WebAssembly exports that serve `function`: by id, or by name for a bare id.
     fn local_targets(&self, function: &str) -> Option<&Vec<Route>> {
-        match self.routes.get(function) {
-            Some(targets) => Some(targets),
-            None if !function.contains('#') => self.bare_routes.get(function),
-            None => None,
-        }
+        routes_for(&self.routes, &self.bare_routes, function)
     }
 
     fn fire_timers(&mut self) {
@@ -1149,7 +1140,7 @@ impl Node {
         if self.caught_up {
             for id in self.membership.silent(now) {
                 // (Its last datagrams run first, while it is still a peer.)
-                self.forget_stream(id, None);
+                self.forget_stream(id);
                 if let Some(peer) = self.membership.forget(id) {
                     tracing::info!(
                         "peer {} ({}) gone: nothing heard from it for {}",
@@ -1161,7 +1152,7 @@ impl Node {
             }
             for id in self.streams.idle(now) {
                 if self.membership.peer_name(id).is_none() {
-                    self.forget_stream(id, None);
+                    self.forget_stream(id);
                 }
             }
         }
@@ -1207,9 +1198,9 @@ impl Node {
     /// Gives up the gaps of peers' streams that stayed unrepaired too long, and sends the
     /// statuses due: requests for what is missing, and how far the node has run.
     fn report_streams(&mut self, now: Instant) {
+        // (Running what was held says what was lost.)
         let ran = self.streams.give_up(now);
         self.run_delivered(ran);
-        self.say_losses();
         for (to, status) in self.streams.statuses(now) {
             self.outgoing.send_status(to, &status);
         }
@@ -1254,6 +1245,20 @@ impl Node {
         if let Err(stopped) = self.outgoing.flush(Patience::UntilStopping) {
             tracing::debug!("{stopped}");
         }
+    }
+}
+
+/// The WebAssembly exports in `routes` that serve `function`: by id, or, for a bare id
+/// (from a C plugin), by name in `bare_routes`.
+fn routes_for<'a>(
+    routes: &'a HashMap<String, Vec<Route>>,
+    bare_routes: &'a HashMap<String, Vec<Route>>,
+    function: &str,
+) -> Option<&'a Vec<Route>> {
+    match routes.get(function) {
+        Some(targets) => Some(targets),
+        None if !function.contains('#') => bare_routes.get(function),
+        None => None,
     }
 }
 

@@ -41,7 +41,7 @@ pub struct Stats {
 impl Stats {
     /// Adds one to `counter`.
     pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Self::add(counter, 1);
     }
 
     /// Adds `n` to `counter`.

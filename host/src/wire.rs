@@ -554,7 +554,7 @@ fn decode_status(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireE
         None => Vec::new(),
         Some(Value::Array(ranges)) if ranges.len() <= MAX_MISSING_RANGES => ranges
             .into_iter()
-            .map(|range| match numbers_after_nothing(range) {
+            .map(|range| match number_pair(range) {
                 Some((first, last)) if first <= last && first >= delivered => Ok((first, last)),
                 _ => Err(shape(
                     "a missing range is not [first, last] at or after the delivered position",
@@ -576,7 +576,7 @@ fn decode_status(mut fields: impl Iterator<Item = Value>) -> Result<Frame, WireE
 }
 
 /// `[first, last]` as two unsigned numbers.
-fn numbers_after_nothing(item: Value) -> Option<(u64, u64)> {
+fn number_pair(item: Value) -> Option<(u64, u64)> {
     match item {
         Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
             Ok([a, b]) => Some((as_u64(&a)?, as_u64(&b)?)),

@@ -234,11 +234,10 @@ fn with_outbox(f: impl FnOnce(&mut Outbox)) {
             && let Some(f) = f.take()
         {
             f(&mut out.sent);
-            if out.sent.byte_len() >= FLUSH_SENT_BYTES {
-                if let Err(stopped) = out.outgoing.send(&out.sent, &mut out.local) {
-                    tracing::debug!("{stopped}");
-                }
-                out.sent.clear();
+            if out.sent.byte_len() >= FLUSH_SENT_BYTES
+                && let Err(stopped) = out.outgoing.send(&mut out.sent, &mut out.local)
+            {
+                tracing::debug!("{stopped}");
             }
         }
     });
@@ -463,27 +462,11 @@ pub fn take_sent(out: &mut Outbox, local: &mut Outbox) {
         let Some(sent) = sent.as_mut() else {
             return;
         };
-        for (function, args) in sent.local.iter() {
-            local.push_encoded(function, args);
-        }
-        sent.local.clear();
-        if !sent.sent.is_empty() {
-            std::mem::swap(&mut sent.sent, out);
-        }
+        sent.local.move_into(local);
+        sent.sent.move_into(out);
     });
     // Calls sent from other threads: while loading, or from a plugin's own threads.
-    let mut registry = registry();
-    if registry.outbox.is_empty() {
-        return;
-    }
-    if out.is_empty() {
-        std::mem::swap(&mut registry.outbox, out);
-        return;
-    }
-    for (function, args) in registry.outbox.iter() {
-        out.push_encoded(function, args);
-    }
-    registry.outbox.clear();
+    registry().outbox.move_into(out);
 }
 
 /// The bare name a typed plugin function would serve `function` under: the id itself when

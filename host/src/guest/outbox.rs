@@ -105,6 +105,23 @@ impl Outbox {
             + self.runs.len() * std::mem::size_of::<(Arc<str>, usize)>()
     }
 
+    /// Moves every call onto the end of `out`, in order, leaving this outbox empty (when
+    /// `out` is empty the two swap buffers: nothing is copied, and `out`'s room is kept
+    /// here).
+    pub fn move_into(&mut self, out: &mut Outbox) {
+        if self.is_empty() {
+            return;
+        }
+        if out.is_empty() {
+            std::mem::swap(self, out);
+            return;
+        }
+        for (function, args) in self.iter() {
+            out.push_encoded(function, args);
+        }
+        self.clear();
+    }
+
     /// Forgets every call, keeping the buffers' room up to [`KEPT_ROOM`] bytes (a burst
     /// larger than that gives its memory back).
     pub fn clear(&mut self) {

@@ -565,15 +565,8 @@ impl GuestShared {
 /// Swaps the calls a guest sent with `out`, an emptied outbox, if it sent any; appends to
 /// `local` the calls to this node sent on before (they came first).
 fn hand_over_sent(state: &mut GuestState, out: &mut Outbox, local: &mut Outbox) {
-    if !state.sent_local.is_empty() {
-        for (function, args) in state.sent_local.iter() {
-            local.push_encoded(function, args);
-        }
-        state.sent_local.clear();
-    }
-    if !state.sent.is_empty() {
-        std::mem::swap(&mut state.sent, out);
-    }
+    state.sent_local.move_into(local);
+    state.sent.move_into(out);
 }
 
 /// One exported function of a guest, callable by another guest of the same node: the
@@ -903,9 +896,9 @@ fn send(
 /// window to the receivers is full, and that time is not counted as its own.
 fn send_before_return(state: &mut GuestState) -> anyhow::Result<()> {
     let outgoing = state.setup.outgoing.clone();
-    let outcome = outgoing.send(&state.sent, &mut state.sent_local);
-    state.sent.clear();
-    let waited = outcome.map_err(|_| anyhow!("interrupted: the node is stopping"))?;
+    let waited = outgoing
+        .send(&mut state.sent, &mut state.sent_local)
+        .map_err(|_| anyhow!("interrupted: the node is stopping"))?;
     state.warden.exclude(waited);
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -146,16 +146,6 @@ impl Outgoing {
         let _ = self.network.set(Network { socket, group });
     }
 
-    /// The node's id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Where the node's unicast socket is, if it has one.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.network.get()?.socket.local_addr().ok()
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -165,15 +155,10 @@ impl Outgoing {
         *self.serves.write().unwrap_or_else(PoisonError::into_inner) = serves;
     }
 
-    /// Whether the node serves `function` itself.
-    pub fn serves_locally(&self, function: &str) -> bool {
-        (self.serves.read().unwrap_or_else(PoisonError::into_inner))(function)
-    }
-
-    /// Queues `sent`'s calls for the group and copies into `local` those this node serves
-    /// itself; sends the datagrams that are full, waiting while the window is full.
-    /// Returns how long it waited.
-    pub fn send(&self, sent: &Outbox, local: &mut Outbox) -> Result<Duration, Stopped> {
+    /// Queues `sent`'s calls for the group (emptying it) and copies into `local` those this
+    /// node serves itself; sends the datagrams that are full, waiting while the window is
+    /// full. Returns how long it waited.
+    pub fn send(&self, sent: &mut Outbox, local: &mut Outbox) -> Result<Duration, Stopped> {
         if sent.is_empty() {
             return Ok(Duration::ZERO); // (after every call into a guest that sent nothing)
         }
@@ -200,6 +185,7 @@ impl Outgoing {
                 }
             }
         }
+        sent.clear();
         if !inner.batcher.has_full() && inner.pending.is_empty() {
             return Ok(Duration::ZERO);
         }
@@ -262,13 +248,7 @@ impl Outgoing {
             inner.stream.evict(now);
             // (Sent without the lock: the stream thread and the network thread need it.)
             drop(inner);
-            send_to(
-                network,
-                &bytes,
-                network.group,
-                &self.stats.datagrams_sent,
-                &self.stats,
-            );
+            multicast(network, &bytes, &self.stats.datagrams_sent, &self.stats);
             if self.stream_thread_idle.swap(false, Ordering::Relaxed)
                 && let Ok(own) = network.socket.local_addr()
             {
@@ -306,13 +286,7 @@ impl Outgoing {
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_position(position, &mut datagram);
         datagram.extend_from_slice(frames);
-        send_to(
-            network,
-            &datagram,
-            network.group,
-            &self.stats.datagrams_sent,
-            &self.stats,
-        );
+        multicast(network, &datagram, &self.stats.datagrams_sent, &self.stats);
     }
 
     /// Sends `status` to the sender at `to`, by unicast.
@@ -492,13 +466,7 @@ impl Outgoing {
         }
         drop(inner);
         for bytes in resends {
-            send_to(
-                network,
-                &bytes,
-                network.group,
-                &self.stats.datagrams_resent,
-                &self.stats,
-            );
+            multicast(network, &bytes, &self.stats.datagrams_resent, &self.stats);
         }
         if let Some(position) = position {
             self.multicast_control(network, position, &[]);
@@ -559,21 +527,16 @@ fn expire(inner: &mut Inner, now: Instant) {
     }
 }
 
-/// Sends `bytes` to `to`, counting it in `counter` (or as an error).
-fn send_to(
-    network: &Network,
-    bytes: &[u8],
-    to: SocketAddr,
-    counter: &std::sync::atomic::AtomicU64,
-    stats: &Stats,
-) {
-    match network.socket.send_to(bytes, to) {
+/// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
+fn multicast(network: &Network, bytes: &[u8], counter: &AtomicU64, stats: &Stats) {
+    match network.socket.send_to(bytes, network.group) {
         Ok(_) => Stats::bump(counter),
         Err(e) => {
             Stats::bump(&stats.send_errors);
             tracing::warn!(
-                "cannot send a datagram of {} bytes to {to}: {e}",
-                bytes.len()
+                "cannot send a datagram of {} bytes to {}: {e}",
+                bytes.len(),
+                network.group
             );
         }
     }

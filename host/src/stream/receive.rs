@@ -372,11 +372,6 @@ impl<T> ReceiveStreams<T> {
         }
     }
 
-    /// The window this node asks its senders for.
-    pub fn window(&self) -> u64 {
-        self.window
-    }
-
     /// Follows the stream of `sender`, started at `next` if it is new (where it was
     /// forgotten, if it was), forgetting the sender heard from least recently when too
     /// many are followed.
@@ -669,7 +664,8 @@ impl<T> ReceiveStreams<T> {
     }
 
     /// Whether `sender`'s stream is followed.
-    pub fn follows(&self, sender: u64) -> bool {
+    #[cfg(test)]
+    fn follows(&self, sender: u64) -> bool {
         self.streams.contains_key(&sender)
     }
 }

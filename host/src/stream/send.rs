@@ -182,7 +182,8 @@ impl SendStream {
     }
 
     /// The receivers known, by id.
-    pub fn receivers(&self) -> &HashMap<u64, Receiver> {
+    #[cfg(test)]
+    fn receivers(&self) -> &HashMap<u64, Receiver> {
         &self.receivers
     }
 
