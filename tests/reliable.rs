@@ -114,17 +114,22 @@ fn a_million_calls_with_five_percent_loss_arrive_in_order_repaired() {
     let mut rx = receiver(&ns, "rx", group);
     let mut tx = sender(&ns, group, 1_000_000, &[]);
     assert_all_in_order(&rx, 1_000_000);
-    // `dhost peers --streams` tells the same, from the receiver's announcement.
-    let mut peers = ns.dhost_command();
-    peers.args(["peers", "--streams"]).args(group_flags(group));
-    let mut peers = Dhost::spawn(peers);
-    assert!(peers.wait_exit().success(), "{}", peers.stderr());
-    let line = peers
-        .stdout()
-        .lines()
-        .find(|l| l.starts_with("rx ") && l.contains("stress-tx"))
-        .map(str::to_string)
-        .unwrap_or_else(|| panic!("no stream line:\n{}", peers.stdout()));
+    // `dhost peers --streams` tells the same, from the receiver's announcement. (A survey
+    // may miss the receiver's answer: 5 % of the group's datagrams are dropped. Ask again.)
+    let mut answers = String::new();
+    let line = (0..10)
+        .find_map(|_| {
+            let mut peers = ns.dhost_command();
+            peers.args(["peers", "--streams"]).args(group_flags(group));
+            let mut peers = Dhost::spawn(peers);
+            assert!(peers.wait_exit().success(), "{}", peers.stderr());
+            answers = peers.stdout();
+            answers
+                .lines()
+                .find(|l| l.starts_with("rx ") && l.contains("stress-tx"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no stream line:\n{answers}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!((words[2], words[4]), ("1000001", "0"), "{line}");
     assert!(words[3].parse::<u64>().unwrap() > 0, "{line}");

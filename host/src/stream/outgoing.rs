@@ -425,19 +425,29 @@ impl Outgoing {
             };
             let answer = match inner.stream.on_status(sender, from, &status, now) {
                 Ok(answer) => answer,
+                Err(Refused::NotAPeer) => {
+                    // A receiver whose announcement was lost, or not sent yet (nodes that
+                    // start together hear each other's streams before their names)? Ask
+                    // the group who is there (its answer makes it a receiver); a forger
+                    // gains nothing by it. Said when asking: at most every 100 ms.
+                    let quiet = inner
+                        .last_query
+                        .is_none_or(|at| now.saturating_duration_since(at) >= QUERY_GAP);
+                    if quiet {
+                        inner.last_query = Some(now);
+                        query = true;
+                        tracing::info!(
+                            "{} (yet), from {from} ({sender:016x}): asking the group who is \
+                             there",
+                            Refused::NotAPeer
+                        );
+                    }
+                    continue;
+                }
                 Err(refused) => {
                     inner.drops.dropped(format_args!(
                         "a status from {from} ({sender:016x}): {refused}"
                     ));
-                    // A receiver whose announcement was lost? Ask the group who is there
-                    // (its answer makes it a receiver); a forger gains nothing by it.
-                    let quiet = inner
-                        .last_query
-                        .is_none_or(|at| now.saturating_duration_since(at) >= QUERY_GAP);
-                    if refused == Refused::NotAPeer && quiet {
-                        inner.last_query = Some(now);
-                        query = true;
-                    }
                     continue;
                 }
             };
