@@ -164,8 +164,6 @@ pub struct Node {
     natives: Vec<NativePlugin>,
     /// Where the calls the guests and plugins send go: the group, and this node.
     outgoing: Arc<Outgoing>,
-    /// Whether the node is on the group (else it keeps its calls to itself).
-    on_group: bool,
     /// An encoded control frame being built.
     frame: Vec<u8>,
     /// Calls sent by this node's guests and plugins to functions it serves itself,
@@ -192,8 +190,6 @@ pub struct Node {
 /// Where the node is reachable and how it calls out, for [`Node::new`].
 #[derive(Debug, Clone, Default)]
 pub struct Links {
-    /// Whether the node is on the group (its [`Outgoing`] has a socket).
-    pub on_group: bool,
     /// How many bytes of a peer's stream, beyond what it has run, the node can take (what
     /// its receive buffer holds).
     pub receive_window: u64,
@@ -258,7 +254,6 @@ impl Node {
             bare_routes,
             natives,
             outgoing,
-            on_group: links.on_group,
             frame: Vec::new(),
             local: Outbox::default(),
             spare: Outbox::default(),
@@ -292,7 +287,7 @@ impl Node {
         let held = self.claim_name(&events)?;
         // The name is this node's: its peers hear of it before its guests start (a guest
         // may send for long in its `init`).
-        if self.on_group && self.membership.announce_due(Instant::now()) {
+        if self.outgoing.on_group() && self.membership.announce_due(Instant::now()) {
             self.announce();
         }
         // Calls native plugins made while they were loaded (in their init).
@@ -365,7 +360,7 @@ impl Node {
     /// already announces this node's name, the name is taken. Returns the events that
     /// arrived meanwhile, to handle once the guests are initialised.
     fn claim_name(&mut self, events: &Receiver<Event>) -> anyhow::Result<Vec<Event>> {
-        if !self.on_group {
+        if !self.outgoing.on_group() {
             return Ok(Vec::new());
         }
         // (It announces itself only once the name is its own: a node refused its name was
@@ -422,7 +417,7 @@ impl Node {
     }
 
     fn say_goodbye(&mut self) {
-        if self.on_group {
+        if self.outgoing.on_group() {
             let deadline = Instant::now() + LINGER;
             if let Err(stopped) = self.outgoing.flush(Patience::Until(deadline)) {
                 tracing::warn!("{stopped}");
@@ -509,7 +504,7 @@ impl Node {
     fn idle_timeout(&self) -> Duration {
         let now = Instant::now();
         let mut timeout = Duration::from_secs(3600);
-        if self.on_group {
+        if self.outgoing.on_group() {
             let mut next = self.membership.next_announce();
             if let Some(expiry) = self.membership.next_expiry() {
                 next = next.min(expiry);
@@ -1131,7 +1126,7 @@ impl Node {
             local.clear();
             self.local = local;
         }
-        if !self.on_group {
+        if !self.outgoing.on_group() {
             return;
         }
         let now = Instant::now();

@@ -224,7 +224,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stats.clone(),
         calls,
         Links {
-            on_group: networked,
             receive_window,
             tcp,
             pool: Some(pool_handle),

@@ -146,6 +146,12 @@ impl Outgoing {
         let _ = self.network.set(Network { socket, group });
     }
 
+    /// Whether the node is on the group (it has a socket: else it keeps its calls to
+    /// itself).
+    pub fn on_group(&self) -> bool {
+        self.network.get().is_some()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -167,7 +173,7 @@ impl Outgoing {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let networked = self.network.get().is_some();
+        let networked = self.on_group();
         let mut inner = self.lock();
         for (function, calls) in sent.runs() {
             if networked {
