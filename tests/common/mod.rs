@@ -320,20 +320,25 @@ impl Netns {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let ns = Netns { name };
-        ns.ip(&["netns", "add", &ns.name]);
-        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
-        ns.ip(&["-n", &ns.name, "route", "add", "224.0.0.0/4", "dev", "lo"]);
+        let root = "network namespaces need root; CI runs as root";
+        ns.ip(&["netns", "add", &ns.name], root);
+        ns.ip(&["-n", &ns.name, "link", "set", "lo", "up"], root);
+        ns.ip(
+            &["-n", &ns.name, "route", "add", "224.0.0.0/4", "dev", "lo"],
+            root,
+        );
         ns
     }
 
-    fn ip(&self, args: &[&str]) {
+    /// Runs `ip ARGS`; panics with `hint` and what `ip` said if it fails.
+    fn ip(&self, args: &[&str], hint: &str) {
         let out = Command::new("ip")
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2): {e}"));
         assert!(
             out.status.success(),
-            "`ip {}` failed (network namespaces need root; CI runs as root): {}",
+            "`ip {}` failed ({hint}): {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -341,17 +346,9 @@ impl Netns {
 
     /// Runs `nft ARGS` inside the namespace.
     fn nft(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run nft: {e}"));
-        assert!(
-            out.status.success(),
-            "`nft {}` failed (is nftables installed? .ci/run installs it): {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut all = vec!["netns", "exec", &self.name, "nft"];
+        all.extend(args);
+        self.ip(&all, "is nftables installed? scripts/test.sh installs it");
     }
 
     /// Drops `percent` % of the UDP datagrams that arrive for `port`, at random.
