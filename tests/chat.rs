@@ -129,7 +129,7 @@ fn three_nodes_chat_and_shrug_off_garbage() {
         assert!(status.success(), "a node stops cleanly on Ctrl-C: {status}");
         let err = node.stderr();
         assert!(
-            err.contains("(4 malformed, 0 overrun)"),
+            err.contains("(4 malformed, 0 overrun, 0 unauthenticated, 0 replayed)"),
             "the node counted the malformed datagrams:\n{err}"
         );
         assert!(!err.contains("panic"), "{err}");

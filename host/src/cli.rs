@@ -1,5 +1,6 @@
 //! The command line: every subcommand, option and environment variable, with its help.
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -49,7 +50,8 @@ pub enum Command {
 
     /// List the nodes on the group: name, TCP address, uptime, the connections each holds
     /// to its peers, the calls each received from its peers' streams (and of those, how
-    /// many were repaired, and how many were lost for good), and the functions they serve.
+    /// many were repaired, and how many were lost for good), the datagrams each refused
+    /// (unauthenticated, and replays: see docs/security.md), and the functions they serve.
     Peers(PeersArgs),
 
     /// Call FUNCTION-ID on the node named NODE and print its result as JSON.
@@ -66,6 +68,12 @@ pub enum Command {
     #[command(subcommand)]
     Mailbox(MailboxCommand),
 
+    /// Make a new group key and write it to FILE (readable by its owner alone).
+    ///
+    /// Copy FILE to every node of the group, and run them (and the clients) with
+    /// --key-file FILE or DHOST_KEY_FILE=FILE. docs/security.md says how to change keys.
+    Keygen(KeygenArgs),
+
     /// Send a call to every node that serves FUNCTION-ID (or to one with --node), without
     /// waiting for it to run.
     ///
@@ -73,6 +81,43 @@ pub enum Command {
     /// the function's WIT signature: `dhost cast dhost:chat/chat#message '"ann"' '"hi"'`.
     /// Options go before FUNCTION-ID: every word after it is an argument.
     Cast(CastArgs),
+}
+
+/// Options of `dhost keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl KeygenArgs {
+    /// Makes the key and writes it.
+    pub fn run(&self) -> anyhow::Result<()> {
+        let key = crate::auth::GroupKey::generate().context("no random bytes for the key")?;
+        key.write_new(&self.file, self.force).map_err(|e| match e {
+            crate::auth::KeyError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                anyhow::anyhow!(
+                    "{} exists: give --force to replace it (nodes with the old key will no \
+                     longer be able to talk to nodes with the new one)",
+                    self.file.display()
+                )
+            }
+            other => anyhow::anyhow!("cannot write the key: {other}"),
+        })?;
+        println!(
+            "wrote a new group key (id {}) to {}",
+            hex::encode(key.id()),
+            self.file.display()
+        );
+        Ok(())
+    }
 }
 
 /// `dhost mailbox ...`.
@@ -234,6 +279,12 @@ pub struct PeersArgs {
     /// peer's stream (the columns RECEIVED, REPAIRED and LOST sum them).
     #[arg(long)]
     pub streams: bool,
+
+    /// Also list, for each node, the datagrams it refused from each source address: as
+    /// unauthenticated (no tag, another key's, a wrong one) and as replays (the columns
+    /// UNAUTH and REPLAYED sum them). See docs/security.md.
+    #[arg(long)]
+    pub refused: bool,
 
     #[command(flatten)]
     pub survey: SurveyArgs,
@@ -452,9 +503,64 @@ pub struct GroupArgs {
     #[arg(long, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(512..=65507))]
     pub max_datagram: Option<u32>,
+
+    /// The group's key (a file `dhost keygen` made): every datagram and connection is then
+    /// authenticated with it, and whatever comes without it is ignored. During a key
+    /// change-over the file holds two keys: the first is used to send, both are accepted.
+    /// See docs/security.md.
+    #[arg(long, env = "DHOST_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Encrypt datagrams and connections too (needs a key). Without it they are
+    /// authenticated, but anyone on the network can read them.
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// Run a node on an interface that is not a loopback address without a key: any
+    /// process that can reach the network may then call its functions, take its name or
+    /// evict it.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl GroupArgs {
+    /// The group's keys, if a key file is given (checked: a key is needed for --encrypt).
+    pub fn keys(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
+        let Some(path) = &self.key_file else {
+            if self.encrypt {
+                anyhow::bail!(
+                    "--encrypt needs the group's key: give --key-file FILE (or set \
+                     DHOST_KEY_FILE); `dhost keygen FILE` makes one"
+                );
+            }
+            return Ok(None);
+        };
+        let keys = crate::auth::Keyring::load(path)
+            .map_err(|e| anyhow::anyhow!("cannot use the group key (--key-file): {e}"))?;
+        tracing::info!("group key(s) {} from {}", keys.ids(), path.display());
+        Ok(Some(keys))
+    }
+
+    /// The keys of a node: as [`Self::keys`], and a node on an interface other than
+    /// loopback must have one, unless --insecure.
+    pub fn keys_for_node(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
+        let keys = self.keys()?;
+        if keys.is_none() && !self.iface.is_loopback() && !self.insecure {
+            anyhow::bail!(
+                "the interface {} is not a loopback address, and this node has no group key: \
+                 any process on the network could call it, take its name or evict it. Make a \
+                 key with `dhost keygen group.key`, copy it to every node (mode 600), and run \
+                 with --key-file group.key (or DHOST_KEY_FILE=group.key); or give --insecure \
+                 to run without one",
+                self.iface
+            );
+        }
+        if keys.is_some() && self.insecure {
+            tracing::warn!("--insecure has no effect: the node has a group key");
+        }
+        Ok(keys)
+    }
+
     /// The largest datagram to send on this group.
     pub fn max_datagram(&self) -> usize {
         self.max_datagram
@@ -604,6 +710,7 @@ impl Cli {
             Command::Mailbox(MailboxCommand::Stop(args)) => args.run().map(|()| ExitCode::SUCCESS),
             Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
             Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
+            Command::Keygen(args) => args.run().map(|()| ExitCode::SUCCESS),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! at once (so it never waits for the periodic announcements), calls over TCP through a
 //! pool of its own when it calls one node, and leaves.
 
+use crate::auth::{Gate, Keyring, ReplayGuard};
 use crate::net::Group;
 use crate::rpc::{Outcome, Pool};
 use crate::wire::{self, Announce, Frame};
@@ -28,21 +29,34 @@ pub struct GroupClient {
     sender: UdpSocket,
     group: SocketAddr,
     id: u64,
+    gate: Gate,
+    replay: ReplayGuard,
+    /// The sources whose datagrams were refused at the gate (said once each).
+    refused: Vec<SocketAddr>,
     /// The number of the next sequenced datagram (a client's stream starts at 1).
     next: u64,
     max_datagram: usize,
 }
 
 impl GroupClient {
-    /// Joins `group`.
-    pub fn join(group: &Group, max_datagram: usize) -> anyhow::Result<Self> {
+    /// Joins `group`, with the group's `keys` if it has them (encrypting if `encrypt`).
+    pub fn join(
+        group: &Group,
+        max_datagram: usize,
+        keys: Option<Keyring>,
+        encrypt: bool,
+    ) -> anyhow::Result<Self> {
         let receiver = group.receiver()?;
         receiver.set_nonblocking(false)?;
+        let id = rand::random();
         Ok(GroupClient {
             receiver,
             sender: group.sender()?,
             group: SocketAddr::V4(group.addr),
-            id: rand::random(),
+            id,
+            gate: Gate::new(id, keys, encrypt),
+            replay: ReplayGuard::new(crate::auth::datagram::REPLAY_MEMORY),
+            refused: Vec::new(),
             next: 1,
             max_datagram,
         })
@@ -66,8 +80,8 @@ impl GroupClient {
                 self.max_datagram
             );
         }
-        self.sender
-            .send_to(&datagram, self.group)
+        self.gate
+            .send(&self.sender, &datagram, self.group, false)
             .context("cannot send to the group")?;
         if sequenced {
             self.next += 1;
@@ -108,11 +122,11 @@ impl GroupClient {
                 }
                 Err(e) => return Err(e).context("cannot receive from the group"),
             };
-            let Ok(datagram) = wire::decode_datagram(&buf[..len]) else {
-                continue; // not for us to judge; nodes log it
+            let Some(frames) = self.open(&mut buf[..len], addr) else {
+                continue;
             };
-            let id = datagram.header.sender;
-            for frame in datagram.frames {
+            let (id, frames) = frames;
+            for frame in frames {
                 if let Frame::Announce(announce) = frame {
                     answers.retain(|a| a.id != id);
                     answers.push(Answer { id, addr, announce });
@@ -124,6 +138,26 @@ impl GroupClient {
         }
         answers.sort_by(|a, b| a.announce.name.cmp(&b.announce.name));
         Ok(answers)
+    }
+
+    /// The sender and frames of a datagram from `addr`, if it is well-formed and passes
+    /// the gate (a refusal is said once per source: a node without the key, or with
+    /// another; malformed datagrams are not for a client to judge: nodes log them).
+    fn open(&mut self, datagram: &mut [u8], addr: SocketAddr) -> Option<(u64, Vec<Frame>)> {
+        let header = wire::read_header(&mut &*datagram).ok()?;
+        match self
+            .gate
+            .open(&header, datagram, false, &mut self.replay, Instant::now())
+        {
+            Ok(frames) => Some((header.sender, wire::decode_frames(frames).ok()?)),
+            Err(why) => {
+                if !self.refused.contains(&addr) && self.refused.len() < 64 {
+                    self.refused.push(addr);
+                    tracing::warn!("ignoring datagrams from {addr}: {why}");
+                }
+                None
+            }
+        }
     }
 
     /// Sends a call to every node that serves `function`: the first (and only) datagram
@@ -175,7 +209,12 @@ impl crate::cli::SurveyArgs {
     /// Joins the group these options name.
     fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
         let group = self.group.group();
-        let client = GroupClient::join(&group, self.group.max_datagram())?;
+        let client = GroupClient::join(
+            &group,
+            self.group.max_datagram(),
+            self.group.keys()?,
+            self.group.encrypt,
+        )?;
         Ok((group, client))
     }
 }
@@ -192,12 +231,22 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<20} {:<22} {:>8}  {:<20} {:>10} {:>9} {:>6}  FUNCTIONS",
-        "NAME", "ADDRESS", "UP", "CONNECTIONS", "RECEIVED", "REPAIRED", "LOST"
+        "{:<20} {:<22} {:>8}  {:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  FUNCTIONS",
+        "NAME",
+        "ADDRESS",
+        "UP",
+        "CONNECTIONS",
+        "RECEIVED",
+        "REPAIRED",
+        "LOST",
+        "UNAUTH",
+        "REPLAYED"
     );
     for a in &answers {
         let streams = &a.announce.streams;
         let total = |f: fn(&wire::StreamCounts) -> u64| streams.iter().map(f).sum::<u64>();
+        let refused = &a.announce.refused;
+        let refused_total = |f: fn(&wire::RefusedCounts) -> u64| refused.iter().map(f).sum::<u64>();
         let up = format!("{:.1}s", a.announce.uptime_ms as f64 / 1000.0);
         let list = |items: Vec<String>| {
             if items.is_empty() {
@@ -215,11 +264,13 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         );
         let address = a.announce.tcp.unwrap_or(a.addr).to_string();
         println!(
-            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6}  {}",
+            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {}",
             a.announce.name,
             total(|s| s.received),
             total(|s| s.repaired),
             total(|s| s.lost),
+            refused_total(|r| r.unauthenticated),
+            refused_total(|r| r.replayed),
             list(a.announce.functions.clone())
         );
     }
@@ -235,6 +286,22 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
                 println!(
                     "{:<20} {:<20} {:>10} {:>9} {:>6}",
                     a.announce.name, s.peer, s.received, s.repaired, s.lost
+                );
+            }
+        }
+    }
+    if args.refused {
+        // What each node refused at its gate, from each source address.
+        println!();
+        println!(
+            "{:<20} {:<22} {:>7} {:>8}",
+            "NODE", "SOURCE", "UNAUTH", "REPLAYED"
+        );
+        for a in &answers {
+            for r in &a.announce.refused {
+                println!(
+                    "{:<20} {:<22} {:>7} {:>8}",
+                    a.announce.name, r.source, r.unauthenticated, r.replayed
                 );
             }
         }

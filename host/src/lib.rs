@@ -8,6 +8,7 @@
 //! - [`node`]: the event loop, routing calls to the guests that export them;
 //! - [`membership`]: announcements, the peers table, unique names;
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
+//! - [`auth`]: group keys, sealing and checking datagrams, replay windows;
 //! - [`stream`]: reliable multicast: each node's stream of datagrams, repaired and paced;
 //! - [`stats`]: the counters in a node's closing summary, and the log of dropped input;
 //! - [`value`]: WIT values to and from CBOR;
@@ -20,6 +21,7 @@
 //! - [`inspect`]: `dhost inspect`;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
 
+pub mod auth;
 pub mod cache;
 pub mod cbor;
 pub mod cli;

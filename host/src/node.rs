@@ -1232,6 +1232,7 @@ impl Node {
             tcp: self.tcp,
             links,
             streams,
+            refused: self.stats.rejections.announced(),
         }
     }
 

@@ -10,6 +10,7 @@
 //!   statuses of the node's stream, resends what they miss and sends heartbeats;
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
+use crate::auth::{self, Gate, ReplayGuard};
 use crate::cli::RunArgs;
 use crate::guest::calls::Calls;
 use crate::guest::native::NativePlugin;
@@ -58,6 +59,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;
+    let keys = args.group.keys_for_node()?;
     let group = args.group.group();
     let max_datagram = args
         .group
@@ -79,9 +81,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let id: u64 = rand::random();
     let stream_config = args.stream.config()?;
     let stats = Arc::new(Stats::default());
+    let gate = Arc::new(Gate::new(id, keys, args.group.encrypt));
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,
+        gate.clone(),
         stream_config,
         runtime.stopping().clone(),
         stats.clone(),
@@ -439,6 +443,7 @@ async fn receive(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut buf = vec![0u8; 65_536];
     let mut drops = DropLog::new();
+    let mut replay = ReplayGuard::new(auth::datagram::REPLAY_MEMORY);
     loop {
         tokio::select! {
             received = recv(socket.as_ref(), &mut buf) => {
@@ -450,18 +455,30 @@ async fn receive(
                     }
                 };
                 stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                let mut bytes = &buf[..len];
-                let decoded = wire::read_header(&mut bytes).and_then(|header| {
+                let bytes = &mut buf[..len];
+                let decoded = wire::read_header(&mut &*bytes).map(|header| {
                     // The node's own, looped back: its calls were delivered locally.
-                    if header.sender == id {
-                        return Ok(None);
-                    }
-                    let frames = wire::decode_frames(bytes)?;
-                    Ok(Some(wire::Datagram { header, frames }))
+                    (header.sender != id).then_some(header)
                 });
-                let datagram = match decoded {
+                let header = match decoded {
+                    Ok(Some(header)) => header,
                     Ok(None) => continue,
-                    Ok(Some(datagram)) => datagram,
+                    Err(e) => {
+                        stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
+                        drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
+                        continue;
+                    }
+                };
+                // The tag before anything else is read.
+                let frames = match outgoing.gate().open(&header, bytes, false, &mut replay, Instant::now()) {
+                    Ok(frames) => frames,
+                    Err(why) => {
+                        auth::note_rejection(stats, &mut drops, from, len, &why);
+                        continue;
+                    }
+                };
+                let datagram = match wire::decode_frames(frames) {
+                    Ok(frames) => wire::Datagram { header, frames },
                     Err(e) => {
                         stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
                         drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));

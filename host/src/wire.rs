@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! datagram = header frame*
-//! header   = 55799([version, sender, seq, auth])  ; the self-describe tag is the magic
+//! header   = 55799([4, sender, seq, packet, sent-at, auth])  ; the tag 55799 is the magic
 //! frame    = [kind, ...]                         ; kind 0 = calls: [0, first, function-id, [arg*]+]
 //! ```
 //!
@@ -13,7 +13,8 @@
 //! of its sender's stream, which receivers deliver in order, once, repairing gaps
 //! ([`crate::stream`]). Calls travel only in sequenced datagrams. A datagram whose `seq` is
 //! null is a *control* datagram (announcements, queries, goodbyes, stream positions and
-//! statuses), handled at once.
+//! statuses), handled at once. Every datagram, resends included, has a *packet* number of
+//! its own and an `auth` field: what [`crate::auth`] checks before anything else is read.
 //!
 //! A call frame carries one or more argument arrays: a *run* of calls to one function with
 //! consecutive call numbers, so that a burst of calls pays for the function id once.
@@ -32,9 +33,10 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 /// The version of the wire format this node speaks. (Version 1 sent every call as a frame
-/// of its own; version 2 sent runs of calls, unsequenced; version 3 numbers datagrams in
-/// one stream per sender, repaired and flow-controlled.)
-pub const VERSION: u64 = 3;
+/// of its own; version 2 sent runs of calls, unsequenced; version 3 numbered datagrams in
+/// one stream per sender, repaired and flow-controlled; version 4 authenticates every
+/// datagram with the group's key.)
+pub const VERSION: u64 = 4;
 
 /// The CBOR "self-described CBOR" tag (RFC 8949 §3.4.6), used as the datagram's magic.
 pub const MAGIC_TAG: u64 = 55799;
@@ -71,6 +73,9 @@ pub const MAX_MISSING_RANGES: usize = 32;
 
 /// The most peers whose streams an announcement describes.
 pub const MAX_STREAMS_ANNOUNCED: usize = 64;
+
+/// The most source addresses whose refused datagrams an announcement describes.
+pub const MAX_REFUSED_ANNOUNCED: usize = 16;
 
 /// Why a datagram or frame could not be read or written.
 #[derive(Debug, Error, PartialEq)]
@@ -112,8 +117,80 @@ pub struct Header {
     /// The datagram's number in its sender's stream (from 1), or `None` for a control
     /// datagram.
     pub seq: Option<u64>,
-    /// Reserved for an authentication tag over the datagram; `None` today.
-    pub auth: Option<Vec<u8>>,
+    /// The datagram's packet number: its sender numbers every datagram it sends (control
+    /// datagrams and resends too) 1, 2, 3, ...; receivers' replay windows go by it.
+    pub packet: u64,
+    /// When it was sent, by its sender's clock: milliseconds since the Unix epoch.
+    pub sent_at: u64,
+    /// How it is protected, and its tag.
+    pub auth: Auth,
+    /// The header's length in bytes: where the frames (or their ciphertext) start. The
+    /// tag is the header's last [`TAG_LEN`] bytes.
+    pub len: usize,
+}
+
+/// The length of an authentication tag.
+pub const TAG_LEN: usize = 16;
+
+/// The length of the `auth` field's content: the mode, the key id, the tag.
+const AUTH_LEN: usize = 1 + 4 + TAG_LEN;
+
+/// How a datagram is protected (the low bits of the `auth` field's mode byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// Not at all: the sender has no group key (the tag and key id are zeros).
+    None,
+    /// Its tag is a MAC (keyed BLAKE3) over the datagram.
+    Mac,
+    /// Its frames are encrypted (XChaCha20-Poly1305) and the tag is the AEAD's.
+    Encrypted,
+}
+
+/// The mode byte's bit that says the datagram was sent to one node, not to the group.
+const UNICAST_BIT: u8 = 0x80;
+
+/// The `auth` field of a header: how the datagram is protected, with which key, its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Auth {
+    /// How it is protected.
+    pub protection: Protection,
+    /// Whether it was sent to one node (a status), not to the group: covered by the tag,
+    /// so that a datagram captured on one socket cannot be replayed to the other.
+    pub unicast: bool,
+    /// The id of the group key the tag was made with (zeros when unprotected).
+    pub key: [u8; 4],
+    /// The tag.
+    pub tag: [u8; TAG_LEN],
+}
+
+impl Auth {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
+        let protection = match bytes[0] & !UNICAST_BIT {
+            0 => Protection::None,
+            1 => Protection::Mac,
+            2 => Protection::Encrypted,
+            other => return Err(shape_of("header", &format!("protection mode {other}"))),
+        };
+        let mut key = [0; 4];
+        key.copy_from_slice(&bytes[1..5]);
+        let mut tag = [0; TAG_LEN];
+        tag.copy_from_slice(&bytes[5..]);
+        Ok(Auth {
+            protection,
+            unicast: bytes[0] & UNICAST_BIT != 0,
+            key,
+            tag,
+        })
+    }
+
+    fn mode_byte(protection: Protection, unicast: bool) -> u8 {
+        let low = match protection {
+            Protection::None => 0,
+            Protection::Mac => 1,
+            Protection::Encrypted => 2,
+        };
+        low | if unicast { UNICAST_BIT } else { 0 }
+    }
 }
 
 /// One frame of a datagram.
@@ -199,6 +276,19 @@ pub struct Announce {
     pub links: Vec<(String, u64)>,
     /// What this node received of each peer's stream.
     pub streams: Vec<StreamCounts>,
+    /// What this node refused at its gate, by source address.
+    pub refused: Vec<RefusedCounts>,
+}
+
+/// What a node refused from one source address, as its announcements say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RefusedCounts {
+    /// The source's address (`ADDR:PORT`), or `others` for the sources not listed.
+    pub source: String,
+    /// Datagrams refused for their tag (none, another key's, a wrong one).
+    pub unauthenticated: u64,
+    /// Datagrams refused as replays.
+    pub replayed: u64,
 }
 
 /// What a node received of one peer's stream, as its announcements say.
@@ -247,7 +337,8 @@ pub struct Datagram {
     pub frames: Vec<Frame>,
 }
 
-/// Decodes one datagram. Any malformed item rejects the whole datagram.
+/// Decodes one datagram (without checking its tag: [`crate::auth`] does). Any malformed
+/// item rejects the whole datagram.
 pub fn decode_datagram(mut bytes: &[u8]) -> Result<Datagram, WireError> {
     let header = read_header(&mut bytes)?;
     let frames = decode_frames(bytes)?;
@@ -355,8 +446,9 @@ fn describe_cbor_error<E: std::fmt::Debug>(error: ciborium::de::Error<E>) -> Str
     }
 }
 
-/// Reads the header at the cursor: the magic tag, then `[version, sender, seq, auth, ...]`
-/// (fields a later version adds are skipped).
+/// Reads the header at the cursor: the magic tag, then `[4, sender, seq, packet, sent-at,
+/// auth]`, a definite-length array of six (integers in any encoding; `auth` a byte string
+/// of 21 bytes that ends the header, so that the tag is its last 16).
 fn decode_header(cursor: &mut Cursor<'_>) -> Result<Header, WireError> {
     match cursor.head()? {
         Head::Tag(MAGIC_TAG) => {}
@@ -368,32 +460,15 @@ fn decode_header(cursor: &mut Cursor<'_>) -> Result<Header, WireError> {
         Head::Array(len) => len,
         _ => return Err(shape("not an array")),
     };
-    // Whether the array has another field (reading its break when it ends).
-    let (mut read, mut ended) = (0, false);
-    let mut more = |cursor: &mut Cursor<'_>| -> Result<bool, WireError> {
-        let more = !ended
-            && match len {
-                Some(n) => read < n,
-                None => !cursor.at_break()?,
-            };
-        read += 1;
-        ended = !more;
-        Ok(more)
-    };
-    if !more(cursor)? {
-        return Err(shape("no version"));
-    }
+    // (The version first: another version may have another shape.)
     let version = cursor.uint().map_err(|_| shape("no version"))?;
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    if !more(cursor)? {
-        return Err(shape("no sender id"));
+    if len != Some(6) {
+        return Err(shape("not an array of six fields"));
     }
     let sender = cursor.uint().map_err(|_| shape("no sender id"))?;
-    if !more(cursor)? {
-        return Err(shape("no sequence number"));
-    }
     let seq = match cursor.head()? {
         Head::Positive(0) => return Err(shape("sequence number 0 (streams start at 1)")),
         Head::Positive(n) if n >= NUMBERS_BELOW => {
@@ -403,24 +478,20 @@ fn decode_header(cursor: &mut Cursor<'_>) -> Result<Header, WireError> {
         Head::Simple(ciborium_ll::simple::NULL) => None,
         _ => return Err(shape("the sequence number is neither a number nor null")),
     };
-    let auth = if more(cursor)? {
-        match cursor.head()? {
-            Head::Simple(ciborium_ll::simple::NULL) => None,
-            Head::Bytes(Some(len)) => Some(cursor.content(len)?.to_vec()),
-            _ => return Err(shape("auth tag is neither bytes nor null")),
-        }
-    } else {
-        None
+    let packet = cursor.uint().map_err(|_| shape("no packet number"))?;
+    let sent_at = cursor.uint().map_err(|_| shape("no time of sending"))?;
+    let auth = match cursor.head()? {
+        Head::Bytes(Some(AUTH_LEN)) => Auth::from_bytes(cursor.content(AUTH_LEN)?)?,
+        _ => return Err(shape("the auth field is not a byte string of 21 bytes")),
     };
-    // Later versions may add fields: step over them.
-    while more(cursor)? {
-        cursor.item()?;
-    }
     Ok(Header {
         version,
         sender,
         seq,
+        packet,
+        sent_at,
         auth,
+        len: cursor.position(),
     })
 }
 
@@ -494,6 +565,23 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(shape("the streams are not an array of at most 64")),
     };
+    let refused = match fields.next() {
+        None => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_REFUSED_ANNOUNCED => items
+            .into_iter()
+            .map(|item| match numbers_after_name(item, 2) {
+                Some((source, n)) => Ok(RefusedCounts {
+                    source,
+                    unauthenticated: n[0],
+                    replayed: n[1],
+                }),
+                None => Err(shape(
+                    "a refusal is not [source, unauthenticated, replayed]",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(shape("the refusals are not an array of at most 16")),
+    };
     // Later versions may add fields: ignore them.
     Ok(Frame::Announce(Announce {
         name,
@@ -502,6 +590,7 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
         tcp,
         links,
         streams,
+        refused,
     }))
 }
 
@@ -623,6 +712,20 @@ pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
                 })
                 .collect(),
         ),
+        Value::Array(
+            announce
+                .refused
+                .iter()
+                .take(MAX_REFUSED_ANNOUNCED)
+                .map(|r| {
+                    Value::Array(vec![
+                        text(&r.source),
+                        uint(r.unauthenticated),
+                        uint(r.replayed),
+                    ])
+                })
+                .collect(),
+        ),
     ]);
     encode_item(&frame, out);
 }
@@ -692,21 +795,30 @@ pub(crate) fn encode_item(value: &Value, out: &mut Vec<u8>) {
     ciborium::ser::into_writer(value, out).expect("CBOR encoding into a Vec does not fail");
 }
 
-/// The bytes of the magic tag and the header's array head, for four fields.
-const HEADER_START: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x84];
+/// The bytes of the magic tag, the header's array head (six fields) and the version.
+const HEADER_START: [u8; 5] = [0xd9, 0xd9, 0xf7, 0x86, VERSION as u8];
 
 /// Where the 8 bytes of a sequenced datagram's number lie in the header [`encode_header`]
-/// writes: after the magic, the array head, the version (one byte) and the sender (a
-/// 9-byte integer), past the number's own head byte.
-const SEQ_AT: usize = HEADER_START.len() + 1 + 9 + 1;
+/// writes: after the magic, the array head, the version and the sender (a 9-byte
+/// integer), past the number's own head byte.
+const SEQ_AT: usize = HEADER_START.len() + 9 + 1;
+
+/// The bytes of the fields [`encode_header`] writes after `seq`, which [`seal_header`]
+/// fills in as a datagram leaves: the packet number and the time (9-byte integers), and
+/// the `auth` field (a byte string of 21 bytes: its head, then the mode, the key id and
+/// the tag).
+const SEALED_TAIL: usize = 9 + 9 + 2 + AUTH_LEN;
+
+/// The longest header [`encode_header`] writes (a sequenced datagram's).
+pub const MAX_HEADER: usize = SEQ_AT + 8 + SEALED_TAIL;
 
 /// Encodes the header of a datagram sent by `sender`: sequenced with number `seq`, or a
 /// control datagram. The sender and the number take 9 bytes each whatever their value,
 /// so that a sequenced datagram can be packed first and numbered as it leaves
-/// ([`stamp`]).
+/// ([`stamp`]); the packet number, the time and the `auth` field are left for
+/// [`seal_header`] to fill in when it is sent (each time it is sent).
 pub fn encode_header(sender: u64, seq: Option<u64>, out: &mut Vec<u8>) {
     out.extend_from_slice(&HEADER_START);
-    out.push(VERSION as u8); // (a version below 24 is its own head)
     out.push(0x1b);
     out.extend_from_slice(&sender.to_be_bytes());
     match seq {
@@ -716,12 +828,48 @@ pub fn encode_header(sender: u64, seq: Option<u64>, out: &mut Vec<u8>) {
         }
         None => out.push(0xf6), // null: a control datagram
     }
-    out.push(0xf6); // auth: none
+    out.push(0x1b);
+    out.extend_from_slice(&[0; 8]); // packet
+    out.push(0x1b);
+    out.extend_from_slice(&[0; 8]); // sent-at
+    out.extend_from_slice(&[0x58, AUTH_LEN as u8]);
+    out.extend_from_slice(&[0; AUTH_LEN]);
 }
 
 /// Numbers a sequenced datagram whose header [`encode_header`] wrote.
 pub fn stamp(datagram: &mut [u8], seq: u64) {
     datagram[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_be_bytes());
+}
+
+/// The length of the header [`encode_header`] wrote at the start of `datagram` (a
+/// datagram of this node's own making).
+pub fn own_header_len(datagram: &[u8]) -> usize {
+    let sequenced = datagram.get(SEQ_AT - 1) == Some(&0x1b);
+    SEQ_AT + if sequenced { 8 } else { 0 } + SEALED_TAIL
+}
+
+/// Fills in what a header [`encode_header`] wrote leaves for the moment of sending: the
+/// packet number, the time, how the datagram is protected and with which key (the tag is
+/// written by [`set_tag`] once it is made over the rest).
+pub fn seal_header(
+    header: &mut [u8],
+    packet: u64,
+    sent_at: u64,
+    protection: Protection,
+    unicast: bool,
+    key: [u8; 4],
+) {
+    let tail = header.len() - SEALED_TAIL;
+    header[tail + 1..tail + 9].copy_from_slice(&packet.to_be_bytes());
+    header[tail + 10..tail + 18].copy_from_slice(&sent_at.to_be_bytes());
+    header[tail + 20] = Auth::mode_byte(protection, unicast);
+    header[tail + 21..tail + 25].copy_from_slice(&key);
+}
+
+/// Writes the tag into a header (its last [`TAG_LEN`] bytes).
+pub fn set_tag(header: &mut [u8], tag: &[u8; TAG_LEN]) {
+    let at = header.len() - TAG_LEN;
+    header[at..].copy_from_slice(tag);
 }
 
 /// How many bytes a call frame adds to its function id and arguments at most: the array
@@ -956,7 +1104,15 @@ mod tests {
                 version: VERSION,
                 sender: 42,
                 seq: Some(1),
-                auth: None
+                packet: 0,
+                sent_at: 0,
+                auth: Auth {
+                    protection: Protection::None,
+                    unicast: false,
+                    key: [0; 4],
+                    tag: [0; TAG_LEN]
+                },
+                len: MAX_HEADER,
             }
         );
         assert_eq!(
@@ -1135,6 +1291,18 @@ mod tests {
             Value::Array(vec![VERSION.into(), 5.into(), (1u64 << 63).into()]),
             Value::Array(vec![VERSION.into(), 5.into(), "x".into()]),
             Value::Array(vec![VERSION.into(), 5.into(), 1.into(), 3.into()]),
+            header_fields(5, 1.into(), Value::Bytes(vec![0; 20])),
+            header_fields(5, 1.into(), Value::Bytes(vec![3; 21])),
+            header_fields(5, 1.into(), Value::Null),
+            Value::Array(vec![
+                VERSION.into(),
+                5.into(),
+                1.into(),
+                1.into(),
+                1.into(),
+                Value::Bytes(vec![0; 21]),
+                "a field too many".into(),
+            ]),
         ] {
             let bytes = raw(&Value::Tag(MAGIC_TAG, Box::new(inner.clone())));
             assert!(
@@ -1191,6 +1359,11 @@ mod tests {
                 received: 10,
                 repaired: 2,
                 lost: 1,
+            }],
+            refused: vec![RefusedCounts {
+                source: "10.0.0.9:4001".into(),
+                unauthenticated: 7,
+                replayed: 3,
             }],
         };
         let mut f = Vec::new();
@@ -1419,31 +1592,83 @@ mod tests {
 
     #[test]
     fn headers_of_other_shapes_decode_alike() {
-        // Minimal integers, an indefinite array, an auth tag and a field of a later version.
-        let header = Value::Tag(
-            MAGIC_TAG,
-            Box::new(Value::Array(vec![
-                VERSION.into(),
-                5.into(),
-                9.into(),
-                Value::Bytes(vec![1, 2, 3]),
-                "later".into(),
-            ])),
-        );
-        let d = decode_datagram(&raw(&header)).unwrap();
+        // Minimal integers, a mode with the unicast bit, a key id and a tag.
+        let mut auth = vec![0x81, 1, 2, 3, 4];
+        auth.extend(10..10 + TAG_LEN as u8);
+        let d = decode_datagram(&raw(&header_fields(5, 9.into(), Value::Bytes(auth)))).unwrap();
+        let mut tag = [0; TAG_LEN];
+        tag.iter_mut().zip(10..).for_each(|(t, n)| *t = n);
         assert_eq!(
             d.header,
             Header {
                 version: VERSION,
                 sender: 5,
                 seq: Some(9),
-                auth: Some(vec![1, 2, 3])
+                packet: 3,
+                sent_at: 4,
+                auth: Auth {
+                    protection: Protection::Mac,
+                    unicast: true,
+                    key: [1, 2, 3, 4],
+                    tag
+                },
+                len: 3 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 21,
             }
         );
-        let mut indefinite = vec![0xd9, 0xd9, 0xf7, 0x9f, VERSION as u8, 0x05, 0xf6, 0xff];
-        assert_eq!(decode_datagram(&indefinite).unwrap().header.seq, None);
-        indefinite.pop();
+        // An indefinite-length header is refused: the tag must end the header.
+        let mut indefinite = raw(&header_fields(5, Value::Null, Value::Bytes(vec![0; 21])));
+        indefinite[3] = 0x9f;
+        indefinite.push(0xff);
         assert!(decode_datagram(&indefinite).is_err());
+    }
+
+    /// A header's item with sender `sender`, `seq`, packet 3, sent at 4, and `auth`.
+    fn header_fields(sender: u64, seq: Value, auth: Value) -> Value {
+        Value::Tag(
+            MAGIC_TAG,
+            Box::new(Value::Array(vec![
+                VERSION.into(),
+                sender.into(),
+                seq,
+                3.into(),
+                4.into(),
+                auth,
+            ])),
+        )
+    }
+
+    #[test]
+    fn sealing_fills_in_the_header_where_it_is_read() {
+        let mut datagram = Vec::new();
+        encode_header(0x1234, Some(77), &mut datagram);
+        let len = own_header_len(&datagram);
+        assert_eq!(len, datagram.len());
+        seal_header(
+            &mut datagram,
+            99,
+            1_700_000_000_000,
+            Protection::Encrypted,
+            true,
+            [9, 8, 7, 6],
+        );
+        set_tag(&mut datagram, &[5; TAG_LEN]);
+        let header = decode_datagram(&datagram).unwrap().header;
+        assert_eq!((header.packet, header.sent_at), (99, 1_700_000_000_000));
+        assert_eq!(header.auth.protection, Protection::Encrypted);
+        assert!(header.auth.unicast);
+        assert_eq!(
+            (header.auth.key, header.auth.tag),
+            ([9, 8, 7, 6], [5; TAG_LEN])
+        );
+        let mut control = Vec::new();
+        encode_header(1, None, &mut control);
+        assert_eq!(own_header_len(&control), control.len());
+        seal_header(&mut control, 1, 2, Protection::Mac, false, [1; 4]);
+        let header = decode_datagram(&control).unwrap().header;
+        assert_eq!(
+            (header.seq, header.packet, header.len),
+            (None, 1, control.len())
+        );
     }
 
     #[test]

@@ -101,7 +101,8 @@ pub fn dhost_command() -> Command {
     cmd.env("DHOST_CACHE_DIR", cache_dir())
         .env_remove("RUST_LOG")
         .env_remove("DHOST_GROUP")
-        .env_remove("DHOST_IFACE");
+        .env_remove("DHOST_IFACE")
+        .env_remove("DHOST_KEY_FILE");
     cmd
 }
 
@@ -375,7 +376,8 @@ impl Netns {
             .env("DHOST_CACHE_DIR", cache_dir())
             .env_remove("RUST_LOG")
             .env_remove("DHOST_GROUP")
-            .env_remove("DHOST_IFACE");
+            .env_remove("DHOST_IFACE")
+            .env_remove("DHOST_KEY_FILE");
         cmd
     }
 

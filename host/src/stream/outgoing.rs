@@ -12,6 +12,7 @@
 
 use super::StreamConfig;
 use super::send::{Refused, Review, SendStream};
+use crate::auth::{self, Gate, ReplayGuard};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -90,6 +91,8 @@ struct Inner {
 pub struct Outgoing {
     id: u64,
     max_datagram: usize,
+    /// What every datagram leaves through (and statuses come in through).
+    gate: Arc<Gate>,
     network: OnceLock<Network>,
     inner: Mutex<Inner>,
     /// Signalled when the window may have opened.
@@ -108,12 +111,14 @@ impl std::fmt::Debug for Outgoing {
 }
 
 impl Outgoing {
-    /// The sending side of node `id`, in datagrams of at most `max_datagram` bytes, as
-    /// `config` says; waits for room only until `stopping` is set. It sends nothing until
-    /// [`Self::attach`] gives it a socket: calls only reach this node's own guests.
+    /// The sending side of node `id`, in datagrams of at most `max_datagram` bytes sealed
+    /// by `gate`, as `config` says; waits for room only until `stopping` is set. It sends
+    /// nothing until [`Self::attach`] gives it a socket: calls only reach this node's own
+    /// guests.
     pub fn new(
         id: u64,
         max_datagram: usize,
+        gate: Arc<Gate>,
         config: StreamConfig,
         stopping: Arc<AtomicBool>,
         stats: Arc<Stats>,
@@ -122,6 +127,7 @@ impl Outgoing {
         Outgoing {
             id,
             max_datagram,
+            gate,
             network: OnceLock::new(),
             inner: Mutex::new(Inner {
                 stream: SendStream::new(id, config, now),
@@ -144,6 +150,11 @@ impl Outgoing {
     /// also hears statuses) from now on.
     pub fn attach(&self, socket: UdpSocket, group: SocketAddr) {
         let _ = self.network.set(Network { socket, group });
+    }
+
+    /// What the node's datagrams leave through, and come in through.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Whether the node is on the group (it has a socket: else it keeps its calls to
@@ -254,7 +265,7 @@ impl Outgoing {
             inner.stream.evict(now);
             // (Sent without the lock: the stream thread and the network thread need it.)
             drop(inner);
-            multicast(network, &bytes, &self.stats.datagrams_sent, &self.stats);
+            self.multicast(network, &bytes, &self.stats.datagrams_sent);
             if self.stream_thread_idle.swap(false, Ordering::Relaxed)
                 && let Ok(own) = network.socket.local_addr()
             {
@@ -292,7 +303,7 @@ impl Outgoing {
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_position(position, &mut datagram);
         datagram.extend_from_slice(frames);
-        multicast(network, &datagram, &self.stats.datagrams_sent, &self.stats);
+        self.multicast(network, &datagram, &self.stats.datagrams_sent);
     }
 
     /// Sends `status` to the sender at `to`, by unicast.
@@ -303,7 +314,7 @@ impl Outgoing {
         let mut datagram = Vec::with_capacity(64);
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_status(status, &mut datagram);
-        if let Err(e) = network.socket.send_to(&datagram, to) {
+        if let Err(e) = self.gate.send(&network.socket, &datagram, to, true) {
             tracing::debug!("cannot send a status to {to}: {e}");
         }
     }
@@ -370,11 +381,12 @@ impl Outgoing {
             return;
         };
         let mut buf = vec![0u8; 65_536];
+        let mut replay = ReplayGuard::new(auth::datagram::REPLAY_MEMORY);
         let mut timeout = IDLE_TICK;
         let _ = network.socket.set_read_timeout(Some(timeout));
         loop {
             match network.socket.recv_from(&mut buf) {
-                Ok((len, from)) => self.on_control(network, &buf[..len], from),
+                Ok((len, from)) => self.on_control(network, &mut buf[..len], from, &mut replay),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -394,33 +406,43 @@ impl Outgoing {
     }
 
     /// A datagram on the unicast socket: statuses of this node's stream.
-    fn on_control(&self, network: &Network, bytes: &[u8], from: SocketAddr) {
+    fn on_control(
+        &self,
+        network: &Network,
+        bytes: &mut [u8],
+        from: SocketAddr,
+        replay: &mut ReplayGuard,
+    ) {
         if bytes.is_empty() {
             return; // a wake-up (see `transmit`)
         }
-        let mut rest = bytes;
-        let decoded = wire::read_header(&mut rest).and_then(|header| {
-            if header.seq.is_some() {
-                return Err(wire::WireError::Shape {
-                    what: "status",
-                    why: "it came in a sequenced datagram".to_string(),
-                });
-            }
-            Ok((header.sender, wire::decode_frames(rest)?))
-        });
+        let len = bytes.len();
         let now = Instant::now();
-        let mut inner = self.lock();
-        let (sender, frames) = match decoded {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                Stats::bump(&self.stats.datagrams_malformed);
-                inner.drops.dropped(format_args!(
-                    "a datagram of {} bytes from {from}: {e}",
-                    bytes.len()
-                ));
-                return;
+        let header = match wire::read_header(&mut &*bytes) {
+            Ok(header) => header,
+            Err(e) => return self.malformed(from, len, &e),
+        };
+        let frames = match self.gate.open(&header, bytes, true, replay, now) {
+            Ok(frames) => frames,
+            Err(why) => {
+                let mut inner = self.lock();
+                return auth::note_rejection(&self.stats, &mut inner.drops, from, len, &why);
             }
         };
+        let decoded = if header.seq.is_some() {
+            Err(wire::WireError::Shape {
+                what: "status",
+                why: "it came in a sequenced datagram".to_string(),
+            })
+        } else {
+            wire::decode_frames(frames)
+        };
+        let frames = match decoded {
+            Ok(frames) => frames,
+            Err(e) => return self.malformed(from, len, &e),
+        };
+        let sender = header.sender;
+        let mut inner = self.lock();
         // What to send once the lock is released: resends, and the position.
         let mut resends = Vec::new();
         let mut position = None;
@@ -482,7 +504,7 @@ impl Outgoing {
         }
         drop(inner);
         for bytes in resends {
-            multicast(network, &bytes, &self.stats.datagrams_resent, &self.stats);
+            self.multicast(network, &bytes, &self.stats.datagrams_resent);
         }
         if let Some(position) = position {
             self.multicast_control(network, position, &[]);
@@ -491,6 +513,29 @@ impl Outgoing {
             let mut frame = Vec::new();
             wire::encode_query(&mut frame);
             self.send_control(&frame);
+        }
+    }
+
+    /// Counts and logs a datagram of `len` bytes from `from` that could not be read.
+    fn malformed(&self, from: SocketAddr, len: usize, e: &wire::WireError) {
+        Stats::bump(&self.stats.datagrams_malformed);
+        self.lock()
+            .drops
+            .dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
+    }
+
+    /// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
+    fn multicast(&self, network: &Network, bytes: &[u8], counter: &AtomicU64) {
+        match self.gate.send(&network.socket, bytes, network.group, false) {
+            Ok(_) => Stats::bump(counter),
+            Err(e) => {
+                Stats::bump(&self.stats.send_errors);
+                tracing::warn!(
+                    "cannot send a datagram of {} bytes to {}: {e}",
+                    bytes.len(),
+                    network.group
+                );
+            }
         }
     }
 
@@ -539,21 +584,6 @@ fn expire(inner: &mut Inner, now: Instant) {
                 humantime::format_duration(super::send::STALL_AFTER),
                 sent + 1 - receiver.delivered,
             ),
-        }
-    }
-}
-
-/// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
-fn multicast(network: &Network, bytes: &[u8], counter: &AtomicU64, stats: &Stats) {
-    match network.socket.send_to(bytes, network.group) {
-        Ok(_) => Stats::bump(counter),
-        Err(e) => {
-            Stats::bump(&stats.send_errors);
-            tracing::warn!(
-                "cannot send a datagram of {} bytes to {}: {e}",
-                bytes.len(),
-                network.group
-            );
         }
     }
 }
