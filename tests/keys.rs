@@ -456,3 +456,153 @@ fn keys_change_over_with_nodes_restarted_one_at_a_time() {
         assert_eq!((unauthenticated, replayed), (0, 0), "{}", node.stderr());
     }
 }
+
+/// Writes `frame` behind its 4-byte length.
+fn write_frame(stream: &mut std::net::TcpStream, frame: &[u8]) {
+    use std::io::Write;
+    let _ = stream.write_all(&(frame.len() as u32).to_be_bytes());
+    let _ = stream.write_all(frame);
+}
+
+/// What the node sends back before it closes `stream` (within a few seconds).
+fn answer_then_close(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    all
+}
+
+#[test]
+fn only_key_holders_get_through_the_tcp_port() {
+    use dhost::rpc::frame::{self, Handshake, MAGIC, MAGIC_KEYED};
+    use std::io::Write;
+    let tag = "keys-tcp";
+    let key = keygen(tag, "group.key");
+    let key_arg = key.to_str().unwrap();
+    let group = unique_group();
+    let kv = guest("kv");
+    let mut node = Dhost::start(&node_args(
+        "store",
+        group,
+        &["--key-file", key_arg, kv.to_str().unwrap()],
+    ));
+    node.wait_stderr("ready", |err| err.contains("calls on 127.0.0.1:"));
+    let err = node.stderr();
+    let at = err.find("calls on ").unwrap() + "calls on ".len();
+    let port: SocketAddr = err[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let call = |extra: &[&str], function: &str, args: &[&str]| {
+        let mut all: Vec<&str> = extra.to_vec();
+        all.extend(["store", function]);
+        all.extend(args);
+        client_output("call", group, &all)
+    };
+
+    // Members call, with or without encryption.
+    let (status, _, err) = client_output(
+        "cast",
+        group,
+        &[
+            "--key-file",
+            key_arg,
+            "dhost:kv/store#put",
+            r#""k""#,
+            r#""v""#,
+        ],
+    );
+    assert!(status.success(), "{err}");
+    for extra in [
+        &["--key-file", key_arg][..],
+        &["--key-file", key_arg, "--encrypt"],
+    ] {
+        let (status, out, err) = call(extra, "dhost:kv/store#get", &[r#""k""#]);
+        assert!(status.success(), "{extra:?}: {err}");
+        assert_eq!(out.trim(), r#""v""#);
+    }
+
+    // Outsiders send well-formed requests: without the handshake...
+    let request =
+        frame::encode_request(1, "dhost:kv/store#put", &["evil".into(), "1".into()], false);
+    let mut s = std::net::TcpStream::connect(port).unwrap();
+    s.write_all(&MAGIC).unwrap();
+    write_frame(&mut s, &frame::encode_hello(7, None));
+    write_frame(&mut s, &request);
+    assert_eq!(
+        answer_then_close(&mut s),
+        MAGIC_KEYED,
+        "told a key is needed, then closed"
+    );
+    // ... with another key...
+    let mut s = std::net::TcpStream::connect(port).unwrap();
+    s.write_all(&MAGIC_KEYED).unwrap();
+    let challenge = |key: [u8; 4]| Handshake::Challenge {
+        key,
+        nonce: [1; 32],
+        encrypt: false,
+    };
+    write_frame(&mut s, &challenge([0xee; 4]).encode());
+    write_frame(&mut s, &request);
+    let answer = answer_then_close(&mut s);
+    assert!(answer.starts_with(&MAGIC_KEYED));
+    let refusal = Handshake::decode(&answer[8..]).unwrap();
+    assert!(
+        matches!(&refusal, Handshake::Refusal(why) if why.contains("which this node does not hold")),
+        "{refusal:?}"
+    );
+    // ... and with the right key id (it is on the wire) but no key: a made-up proof.
+    let key_id = Keyring::load(&key).unwrap().sending().id();
+    let mut s = std::net::TcpStream::connect(port).unwrap();
+    s.write_all(&MAGIC_KEYED).unwrap();
+    write_frame(&mut s, &challenge(key_id).encode());
+    write_frame(&mut s, &Handshake::Proof([2; 32]).encode());
+    write_frame(&mut s, &request);
+    let answer = answer_then_close(&mut s);
+    assert!(matches!(
+        Handshake::decode(&answer[8..]),
+        Ok(Handshake::Answer { .. })
+    ));
+
+    // Nothing ran; every attempt was counted (connections by address, port 0).
+    let (status, out, err) = call(
+        &["--key-file", key_arg],
+        "dhost:kv/store#get",
+        &[r#""evil""#],
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(out.trim(), "null", "the outsiders' put never ran");
+    node.wait_stderr("the refusals", |err| {
+        err.contains("its proof is wrong: it does not hold the group key")
+    });
+    let err = node.stderr();
+    assert!(
+        err.contains("it has no group key (this node has one)"),
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, table, err) = client_output("peers", group, &["--refused", "--key-file", key_arg]);
+    assert!(status.success(), "{err}");
+    let section = table.split("SOURCE").nth(1).unwrap_or_default();
+    assert!(
+        section.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["store", "127.0.0.1:0", "3", "0"]),
+        "{table}"
+    );
+
+    // A client without the key is told why it cannot reach the node.
+    let (status, _, err) = call(&[], "dhost:kv/store#get", &[r#""k""#]);
+    assert!(!status.success());
+    assert!(
+        err.contains("nodes with a group key ignore clients without it"),
+        "{err}"
+    );
+    let (status, _, err) = call(&["--wait", "1500ms"], "dhost:kv/store#get", &[r#""k""#]);
+    assert!(!status.success());
+    assert!(err.contains("it carries a tag"), "{err}");
+    assert!(node.interrupt().success());
+}

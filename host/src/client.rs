@@ -5,7 +5,7 @@
 
 use crate::auth::{Gate, Keyring, ReplayGuard};
 use crate::net::Group;
-use crate::rpc::{Outcome, Pool};
+use crate::rpc::{ConnectionKeys, Outcome, Pool};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
 use ciborium::Value;
@@ -160,6 +160,24 @@ impl GroupClient {
         }
     }
 
+    /// What to add when nodes did not answer: that the group's nodes may not take this
+    /// client (by its key, or its want of one).
+    pub fn unanswered_hint(&self) -> &'static str {
+        if self.gate.is_keyed() {
+            "; nodes without this group key ignore this client"
+        } else {
+            "; nodes with a group key ignore clients without it (--key-file)"
+        }
+    }
+
+    /// The keys of the client's connections to nodes: the group's.
+    pub fn connection_keys(&self) -> ConnectionKeys {
+        ConnectionKeys {
+            keys: self.gate.keys().cloned(),
+            encrypt: self.gate.encrypts(),
+        }
+    }
+
     /// Sends a call to every node that serves `function`: the first (and only) datagram
     /// of the client's stream, so that receivers run it once.
     pub fn cast(&mut self, function: &str, args: &[Value]) -> anyhow::Result<()> {
@@ -225,8 +243,10 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
     let answers = client.survey(args.survey.wait)?;
     if answers.is_empty() {
         eprintln!(
-            "no node answered on {} (interface {})",
-            group.addr, group.iface
+            "no node answered on {} (interface {}){}",
+            group.addr,
+            group.iface,
+            client.unanswered_hint()
         );
         return Ok(());
     }
@@ -322,14 +342,15 @@ fn find_node(
     let Some(answer) = answers.iter().find(|a| a.announce.name == name) else {
         let others: Vec<&str> = answers.iter().map(|a| a.announce.name.as_str()).collect();
         bail!(
-            "no node named {name} answered on {} within {} (nodes that did: {})",
+            "no node named {name} answered on {} within {} (nodes that did: {}){}",
             group.addr,
             humantime::format_duration(wait),
             if others.is_empty() {
                 "none".to_string()
             } else {
                 others.join(", ")
-            }
+            },
+            client.unanswered_hint()
         );
     };
     answer
@@ -347,8 +368,9 @@ fn call_once(
     args: Vec<Value>,
     wants_reply: bool,
     timeout: Duration,
+    keys: ConnectionKeys,
 ) -> anyhow::Result<Outcome> {
-    let (pool, handle) = Pool::new(1, rand::random(), None);
+    let (pool, handle) = Pool::new(1, rand::random(), None, keys);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -373,7 +395,16 @@ pub fn call(args: &crate::cli::CallArgs) -> anyhow::Result<()> {
     let values = parse_args(&args.args)?;
     let (group, mut client) = args.survey.join()?;
     let addr = find_node(&mut client, &group, &args.node, args.survey.wait)?;
-    let outcome = call_once(addr, &args.node, &args.function, values, true, args.timeout)?;
+    let keys = client.connection_keys();
+    let outcome = call_once(
+        addr,
+        &args.node,
+        &args.function,
+        values,
+        true,
+        args.timeout,
+        keys,
+    )?;
     match outcome {
         Ok(result) => {
             println!("{}", cbor_to_json(result));
@@ -396,7 +427,8 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
     if let Some(node) = &args.node {
         let addr = find_node(&mut client, &group, node, args.survey.wait)?;
         let timeout = Duration::from_secs(5);
-        if let Err(failure) = call_once(addr, node, &args.function, values, false, timeout)? {
+        let keys = client.connection_keys();
+        if let Err(failure) = call_once(addr, node, &args.function, values, false, timeout, keys)? {
             bail!("cannot cast {} to node {node}: {failure}", args.function);
         }
         eprintln!("cast {} to {node}", args.function);

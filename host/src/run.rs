@@ -81,6 +81,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let id: u64 = rand::random();
     let stream_config = args.stream.config()?;
     let stats = Arc::new(Stats::default());
+    let connection_keys = crate::rpc::ConnectionKeys {
+        keys: keys.clone(),
+        encrypt: args.group.encrypt,
+    };
     let gate = Arc::new(Gate::new(id, keys, args.group.encrypt));
     let outgoing = Arc::new(Outgoing::new(
         id,
@@ -90,7 +94,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         runtime.stopping().clone(),
         stats.clone(),
     ));
-    let (pool, pool_handle) = Pool::new(usize::from(args.tcp.pool_size), id, Some(&node_name));
+    let (pool, pool_handle) = Pool::new(
+        usize::from(args.tcp.pool_size),
+        id,
+        Some(&node_name),
+        connection_keys.clone(),
+    );
     // The network thread's runtime, made now: guests wait on it for mailbox locks.
     let network = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -253,6 +262,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let services = Services {
                 calls: Some(events_tx.clone()),
                 mailboxes,
+                keys: connection_keys,
+                stats: stats.clone(),
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();

@@ -2,8 +2,10 @@
 //! keygen`, `--key-file`) seals every datagram it sends and checks every one it receives
 //! before decoding it ([`Gate`]), remembers each sender's recent packet numbers so that no
 //! datagram is accepted twice ([`replay`]), and counts and reports what it refused
-//! ([`note_rejection`]). docs/security.md says what this protects and what it does not.
+//! ([`note_rejection`]); connections to a node's TCP port prove both ends hold it
+//! ([`connection`]). docs/security.md says what this protects and what it does not.
 
+pub mod connection;
 pub mod datagram;
 pub mod key;
 pub mod replay;

@@ -149,6 +149,7 @@ fn serve(
         let services = Services {
             calls: None,
             mailboxes: Some(boxes.clone()),
+            ..Services::default()
         };
         tracing::info!(
             "serving {} on {addr} (pid {})",

@@ -3,17 +3,26 @@
 //!
 //! ```text
 //! connection = magic frame*            ; both sides send the magic first
+//!            / magic-keyed handshake sealed-frame*
 //! magic      = d9 d9 f7 01             ; the CBOR self-describe tag 55799, then the version
+//! magic-keyed = d9 d9 f7 02            ; a connection between holders of the group key
 //! frame      = length:u32be cbor-item  ; at most MAX_FRAME bytes of CBOR
 //! hello      = [8, node-id, name / null]
 //! request    = [4, id, function-id, [arg*], wants-reply]
 //! reply      = [5, id, true, result]  /  [5, id, false, error-kind, message]
+//! handshake  = [9, key-id, nonce, encrypt] [10, nonce, encrypt, proof] [12, proof]
+//!            / [9, ...] [11, why]       ; refused
 //! ```
+//!
+//! [`crate::auth::connection`] makes and checks the handshake's proofs and seals the
+//! frames after it.
 //!
 //! The magic's first byte is not ASCII, so no text command starts with it: the mailbox text
 //! protocol shares the port. `docs/wire.md` is the reference. Every byte is hostile:
 //! decoding never panics and every failure is a [`WireError`].
 
+use crate::auth::connection::{Nonce, Proof};
+use crate::auth::key::KeyId;
 use crate::wire::{WireError, as_u64, encode_item, kind_and_fields, next_item};
 use ciborium::value::Value;
 use std::fmt;
@@ -21,12 +30,131 @@ use std::fmt;
 /// What both sides of a binary connection send first.
 pub const MAGIC: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x01];
 
+/// What both sides of a keyed binary connection send first (then the handshake).
+pub const MAGIC_KEYED: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x02];
+
 /// The largest frame (CBOR bytes after the length prefix) a connection accepts.
 pub const MAX_FRAME: usize = 1024 * 1024;
 
 const KIND_REQUEST: u64 = 4;
 const KIND_REPLY: u64 = 5;
 const KIND_HELLO: u64 = 8;
+const KIND_CHALLENGE: u64 = 9;
+const KIND_ANSWER: u64 = 10;
+const KIND_REFUSAL: u64 = 11;
+const KIND_PROOF: u64 = 12;
+
+/// A frame of a keyed connection's handshake (docs/security.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    /// The client's opening: the key it uses, its nonce, whether it asks for encryption.
+    Challenge {
+        /// The key's id.
+        key: KeyId,
+        /// The client's nonce.
+        nonce: Nonce,
+        /// Whether it asks for encryption.
+        encrypt: bool,
+    },
+    /// The server's answer: its nonce, whether the connection is encrypted, its proof.
+    Answer {
+        /// The server's nonce.
+        nonce: Nonce,
+        /// Whether the connection is encrypted.
+        encrypt: bool,
+        /// The server's proof.
+        proof: Proof,
+    },
+    /// The server refuses the connection, saying why.
+    Refusal(String),
+    /// The client's proof.
+    Proof(Proof),
+}
+
+impl Handshake {
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+        let items = match self {
+            Handshake::Challenge {
+                key,
+                nonce,
+                encrypt,
+            } => vec![
+                KIND_CHALLENGE.into(),
+                bytes(key),
+                bytes(nonce),
+                Value::Bool(*encrypt),
+            ],
+            Handshake::Answer {
+                nonce,
+                encrypt,
+                proof,
+            } => vec![
+                KIND_ANSWER.into(),
+                bytes(nonce),
+                Value::Bool(*encrypt),
+                bytes(proof),
+            ],
+            Handshake::Refusal(why) => vec![
+                KIND_REFUSAL.into(),
+                Value::Text(why.chars().take(MAX_MESSAGE).collect()),
+            ],
+            Handshake::Proof(proof) => vec![KIND_PROOF.into(), bytes(proof)],
+        };
+        let mut out = Vec::new();
+        encode_item(&Value::Array(items), &mut out);
+        out
+    }
+
+    /// Decodes a frame of the handshake.
+    pub fn decode(mut bytes: &[u8]) -> Result<Self, WireError> {
+        let item = next_item(&mut bytes)?;
+        if !bytes.is_empty() {
+            return Err(shape("handshake", "trailing bytes after the frame"));
+        }
+        let (kind, mut fields) = kind_and_fields(item)?;
+        fn fixed<const N: usize>(value: Option<Value>, what: &str) -> Result<[u8; N], WireError> {
+            match value {
+                Some(Value::Bytes(b)) => b.try_into().map_err(|_| WireError::Shape {
+                    what: "handshake",
+                    why: format!("the {what} is not {N} bytes"),
+                }),
+                _ => Err(WireError::Shape {
+                    what: "handshake",
+                    why: format!("no {what}"),
+                }),
+            }
+        }
+        let flag = |value: Option<Value>| match value {
+            Some(Value::Bool(b)) => Ok(b),
+            _ => Err(shape("handshake", "no encryption flag")),
+        };
+        match kind {
+            KIND_CHALLENGE => Ok(Handshake::Challenge {
+                key: fixed(fields.next(), "key id")?,
+                nonce: fixed(fields.next(), "nonce")?,
+                encrypt: flag(fields.next())?,
+            }),
+            KIND_ANSWER => Ok(Handshake::Answer {
+                nonce: fixed(fields.next(), "nonce")?,
+                encrypt: flag(fields.next())?,
+                proof: fixed(fields.next(), "proof")?,
+            }),
+            KIND_REFUSAL => match fields.next() {
+                Some(Value::Text(why)) => {
+                    Ok(Handshake::Refusal(why.chars().take(MAX_MESSAGE).collect()))
+                }
+                _ => Err(shape("handshake", "a refusal without a reason")),
+            },
+            KIND_PROOF => Ok(Handshake::Proof(fixed(fields.next(), "proof")?)),
+            other => Err(WireError::Shape {
+                what: "handshake",
+                why: format!("kind {other} where the handshake goes on"),
+            }),
+        }
+    }
+}
 
 /// The longest error message a reply carries; longer ones are cut.
 const MAX_MESSAGE: usize = 4096;
@@ -272,6 +400,38 @@ pub fn encode_reply(id: u64, outcome: &Result<Value, CallFailure>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_frames_round_trip_and_reject_wrong_sizes() {
+        for frame in [
+            Handshake::Challenge {
+                key: [1, 2, 3, 4],
+                nonce: [5; 32],
+                encrypt: true,
+            },
+            Handshake::Answer {
+                nonce: [6; 32],
+                encrypt: false,
+                proof: [7; 32],
+            },
+            Handshake::Refusal("no".into()),
+            Handshake::Proof([8; 32]),
+        ] {
+            assert_eq!(Handshake::decode(&frame.encode()), Ok(frame));
+        }
+        let mut short = Vec::new();
+        encode_item(
+            &Value::Array(vec![
+                KIND_CHALLENGE.into(),
+                Value::Bytes(vec![1, 2, 3]),
+                Value::Bytes(vec![0; 32]),
+                Value::Bool(false),
+            ]),
+            &mut short,
+        );
+        assert!(Handshake::decode(&short).is_err());
+        assert!(Handshake::decode(&encode_hello(1, None)).is_err());
+    }
 
     #[test]
     fn frames_round_trip() {

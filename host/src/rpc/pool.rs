@@ -6,7 +6,8 @@
 //! (the event loop, where guests run) hand it an [`Outgoing`] call through a [`PoolHandle`]
 //! and wait on a plain channel with their own timeout, so a guest never touches a socket.
 
-use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC};
+use super::frame::{self, CallFailure, FailureKind, Frame};
+use super::handshake::{self, ConnectionKeys};
 use ciborium::Value;
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::collections::HashMap;
@@ -14,10 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as sync_mpsc};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 /// The outcome of a call: its result as CBOR (`null` without results), or why it failed.
 pub type Outcome = Result<Value, CallFailure>;
@@ -126,6 +124,8 @@ impl PoolHandle {
 
 /// The pool's own side, to run on a tokio runtime with [`Pool::run`].
 pub struct Pool {
+    /// The group's keys, for the handshake of each connection.
+    keys: Arc<ConnectionKeys>,
     calls: mpsc::Receiver<Outgoing>,
     size: usize,
     hello: Arc<[u8]>,
@@ -147,11 +147,17 @@ struct Job {
 
 impl Pool {
     /// A pool of at most `size` connections per peer, for the node `node` named `name`
-    /// (`None`: a short-lived client), and its handle.
-    pub fn new(size: usize, node: u64, name: Option<&str>) -> (Pool, PoolHandle) {
+    /// (`None`: a short-lived client), with the group's `keys`, and its handle.
+    pub fn new(
+        size: usize,
+        node: u64,
+        name: Option<&str>,
+        keys: ConnectionKeys,
+    ) -> (Pool, PoolHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let links = LinkCounts::default();
         let pool = Pool {
+            keys: Arc::new(keys),
             calls: rx,
             size: size.max(1),
             hello: frame::encode_hello(node, name).into(),
@@ -222,6 +228,7 @@ impl Pool {
         let task = ConnectionTask {
             addr,
             peer,
+            keys: self.keys.clone(),
             hello: self.hello.clone(),
             in_flight: in_flight.clone(),
             pending: HashMap::new(),
@@ -267,6 +274,7 @@ impl Drop for LinkGuard {
 struct ConnectionTask {
     addr: SocketAddr,
     peer: String,
+    keys: Arc<ConnectionKeys>,
     hello: Arc<[u8]>,
     in_flight: Arc<AtomicUsize>,
     /// The calls sent and waiting for their reply, by request id.
@@ -275,8 +283,12 @@ struct ConnectionTask {
 
 impl ConnectionTask {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
-            Ok(Ok(stream)) => stream,
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            handshake::open(self.addr, &self.keys, CONNECT_TIMEOUT),
+        );
+        let (mut replies, mut requests) = match opened.await {
+            Ok(Ok(framed)) => framed,
             Ok(Err(e)) => return self.fail_all(&mut jobs, &format!("cannot connect: {e}")),
             Err(_) => {
                 let why = format!(
@@ -287,9 +299,9 @@ impl ConnectionTask {
             }
         };
         tracing::debug!("connected to node {} at {}", self.peer, self.addr);
-        let (read, write) = stream.into_split();
-        let mut replies = FramedRead::new(read, codec());
-        let mut requests = FramedWrite::new(write, codec());
+        if let Err(e) = requests.send(bytes::Bytes::from(self.hello.to_vec())).await {
+            return self.fail_all(&mut jobs, &format!("cannot send: {e}"));
+        }
         let mut sweep = tokio::time::interval(SWEEP);
         let mut last_used = Instant::now();
         let why = loop {
@@ -350,25 +362,6 @@ impl ConnectionTask {
         self.fail_all(&mut jobs, &why);
     }
 
-    /// Connects, and exchanges the magic and the hello.
-    async fn connect(&self) -> std::io::Result<TcpStream> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        let mut opening = MAGIC.to_vec();
-        opening.extend_from_slice(&(self.hello.len() as u32).to_be_bytes());
-        opening.extend_from_slice(&self.hello);
-        stream.write_all(&opening).await?;
-        let mut magic = [0u8; 4];
-        stream.read_exact(&mut magic).await?;
-        if magic != MAGIC {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the other end is not a dhost node (no magic)",
-            ));
-        }
-        Ok(stream)
-    }
-
     fn done(&self, call: Outgoing, outcome: Outcome) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         // The caller may have stopped waiting: then nobody wants the outcome.
@@ -395,10 +388,8 @@ impl ConnectionTask {
     }
 }
 
-/// The framing of the node's TCP port: a 4-byte big-endian length, then the frame.
-pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .max_frame_length(frame::MAX_FRAME)
-        .new_codec()
+/// The framing of the node's TCP port before (or without) a keyed handshake: a 4-byte
+/// big-endian length, then the frame.
+pub fn codec() -> crate::auth::connection::FrameCodec {
+    crate::auth::connection::FrameCodec::new(frame::MAX_FRAME, None)
 }

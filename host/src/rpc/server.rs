@@ -10,19 +10,18 @@
 //! a few lines a second) and the node keeps serving.
 
 use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
-use super::pool::codec;
+use super::handshake::{self, ConnectionKeys};
 use crate::mailbox::{Mailboxes, protocol};
 use crate::node::Event;
-use crate::stats::DropLog;
+use crate::stats::{DropLog, Stats};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -116,6 +115,10 @@ pub struct Services {
     pub calls: Option<SyncSender<Event>>,
     /// Mailboxes (text connections).
     pub mailboxes: Option<Arc<Mailboxes>>,
+    /// The group's keys: binary connections must prove they hold them.
+    pub keys: ConnectionKeys,
+    /// Where connections refused for want of the key are counted.
+    pub stats: Arc<Stats>,
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
@@ -177,7 +180,7 @@ fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
 
 /// Serves one connection until it closes, fails or idles; the error says why it ended.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     services: Services,
     idle: Duration,
@@ -205,21 +208,19 @@ async fn connection(
     let Some(events) = services.calls else {
         return refuse(stream, "ERR this port serves mailboxes only, no calls\r\n").await;
     };
-    let mut magic = [0u8; 4];
-    match tokio::time::timeout(idle, stream.read_exact(&mut magic)).await {
-        Ok(Ok(_)) if magic == MAGIC => {}
-        Ok(Ok(_)) => return Err(format!("bad magic {magic:02x?} (expected {MAGIC:02x?})")),
-        Ok(Err(e)) => return Err(format!("cannot read the magic: {e}")),
-        Err(_) => return Err("the magic did not arrive in time".to_string()),
-    }
-    stream
-        .write_all(&MAGIC)
-        .await
-        .map_err(|e| format!("cannot write: {e}"))?;
+    let (mut frames, mut sink) = match handshake::accept(stream, &services.keys, idle).await {
+        Ok(framed) => framed,
+        Err(refused) => {
+            if refused.unauthenticated {
+                // (Counted by address: every connection has a port of its own.)
+                let source = SocketAddr::new(addr.ip(), 0);
+                services.stats.rejections.count(source, false, 0);
+            }
+            return Err(refused.why);
+        }
+    };
     tracing::debug!("binary connection from {addr}");
 
-    let (read, write) = stream.into_split();
-    let mut frames = FramedRead::new(read, codec());
     let (replies, mut outgoing) = mpsc::unbounded_channel();
     let closing = CancellationToken::new();
     let reply_to = ReplyTo {
@@ -229,7 +230,6 @@ async fn connection(
     };
     let writer_closing = closing.clone();
     let mut writer = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(write, codec());
         while let Some((reply, _permit)) = outgoing.recv().await {
             let sent = tokio::time::timeout(idle, sink.send(bytes::Bytes::from(reply))).await;
             if !matches!(sent, Ok(Ok(()))) {
