@@ -606,3 +606,83 @@ fn only_key_holders_get_through_the_tcp_port() {
     assert!(err.contains("it carries a tag"), "{err}");
     assert!(node.interrupt().success());
 }
+
+/// The reply to the text command `command` at `addr`: its first line.
+fn text_command(addr: SocketAddr, command: &str) -> String {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(command.as_bytes()).unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(s).read_line(&mut line);
+    line
+}
+
+#[test]
+fn keyed_mailboxes_take_text_from_this_host_only() {
+    let tag = "keys-mailboxes";
+    let key = keygen(tag, "group.key");
+    let key_arg = key.to_str().unwrap();
+    let ns = Netns::new("keymbox");
+    // An address that is not loopback, inside the namespace only.
+    ns.add_address("10.9.9.9/32");
+    let group = unique_group();
+    let mut flags = group_flags(group);
+    flags.extend(["--key-file", key_arg].map(String::from));
+    let mut node_args: Vec<String> = ["-v", "run", "--name", "box", "--listen", "10.9.9.9:0"]
+        .map(String::from)
+        .to_vec();
+    node_args.extend(flags.iter().cloned());
+    node_args.extend(["--mailboxes", "2", "--mailbox-size", "1"].map(String::from));
+    let mut node = ns.start(&node_args);
+    node.wait_stderr("ready", |err| err.contains("calls on 10.9.9.9:"));
+    let err = node.stderr();
+    let at = err.find("calls on ").unwrap() + "calls on ".len();
+    let port: SocketAddr = err[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Text from another address than loopback: refused, saying why.
+    let reply = ns.run(move || text_command(port, "r 0\n"));
+    assert!(
+        reply.starts_with("ERR this port has a group key"),
+        "{reply:?}"
+    );
+    assert!(reply.contains("--text-anywhere"), "{reply:?}");
+    // Binary requests with the key: served.
+    let mut call = ns.dhost_command();
+    call.arg("call")
+        .args(&flags)
+        .args(["box", "dstc:node/mailboxes#read", "0"]);
+    let out = call.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(node.interrupt().success());
+
+    // A mailbox server with a key and --text-anywhere takes text from anywhere.
+    let mut server = ns.start(&[
+        "-v",
+        "mailbox",
+        "serve",
+        "2",
+        "1",
+        "7419",
+        "1",
+        "--bind",
+        "10.9.9.9",
+        "--key-file",
+        key_arg,
+        "--text-anywhere",
+    ]);
+    server.wait_stderr("serving", |err| err.contains("serving"));
+    let addr: SocketAddr = "10.9.9.9:7419".parse().unwrap();
+    let reply = ns.run(move || text_command(addr, "r 0\n"));
+    assert_eq!(reply, "OK 0\r\n");
+    server.kill();
+}

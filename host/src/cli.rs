@@ -180,6 +180,15 @@ pub struct MailboxServeArgs {
     pub store: Option<PathBuf>,
 
     #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// With a key, still serve the text protocol (which has no room for one) to clients on
+    /// other hosts: by default a keyed server takes text commands from this host only, and
+    /// authenticated binary requests from anywhere.
+    #[arg(long)]
+    pub text_anywhere: bool,
+
+    #[command(flatten)]
     pub state: StateArgs,
 }
 
@@ -218,6 +227,8 @@ impl MailboxServeArgs {
             state_dir: crate::mailbox::daemon::state_dir(self.state.state_dir),
             daemon: self.daemon,
             store: self.store,
+            keys: self.key.connection_keys()?,
+            text_anywhere: self.text_anywhere,
         })
     }
 }
@@ -404,6 +415,12 @@ pub struct NodeMailboxArgs {
     /// Keep the mailboxes in FILE (memory-mapped), so that they survive a restart.
     #[arg(long, value_name = "FILE", requires = "mailboxes")]
     pub mailbox_store: Option<PathBuf>,
+
+    /// With a key, still serve the mailboxes' text protocol (which has no room for one)
+    /// to clients on other hosts: by default a keyed node takes text commands from this
+    /// host only, and authenticated binary requests from anywhere.
+    #[arg(long, requires = "mailboxes")]
+    pub text_anywhere: bool,
 }
 
 impl NodeMailboxArgs {
@@ -504,6 +521,19 @@ pub struct GroupArgs {
           value_parser = clap::value_parser!(u32).range(512..=65507))]
     pub max_datagram: Option<u32>,
 
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// Run a node on an interface that is not a loopback address without a key: any
+    /// process that can reach the network may then call its functions, take its name or
+    /// evict it.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// The group's key.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
     /// The group's key (a file `dhost keygen` made): every datagram and connection is then
     /// authenticated with it, and whatever comes without it is ignored. During a key
     /// change-over the file holds two keys: the first is used to send, both are accepted.
@@ -515,15 +545,9 @@ pub struct GroupArgs {
     /// authenticated, but anyone on the network can read them.
     #[arg(long)]
     pub encrypt: bool,
-
-    /// Run a node on an interface that is not a loopback address without a key: any
-    /// process that can reach the network may then call its functions, take its name or
-    /// evict it.
-    #[arg(long)]
-    pub insecure: bool,
 }
 
-impl GroupArgs {
+impl KeyArgs {
     /// The group's keys, if a key file is given (checked: a key is needed for --encrypt).
     pub fn keys(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
         let Some(path) = &self.key_file else {
@@ -539,6 +563,21 @@ impl GroupArgs {
             .map_err(|e| anyhow::anyhow!("cannot use the group key (--key-file): {e}"))?;
         tracing::info!("group key(s) {} from {}", keys.ids(), path.display());
         Ok(Some(keys))
+    }
+
+    /// The keys of connections to and from the TCP port.
+    pub fn connection_keys(&self) -> anyhow::Result<crate::rpc::ConnectionKeys> {
+        Ok(crate::rpc::ConnectionKeys {
+            keys: self.keys()?,
+            encrypt: self.encrypt,
+        })
+    }
+}
+
+impl GroupArgs {
+    /// The group's keys, if a key file is given (checked: a key is needed for --encrypt).
+    pub fn keys(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
+        self.key.keys()
     }
 
     /// The keys of a node: as [`Self::keys`], and a node on an interface other than

@@ -231,7 +231,7 @@ impl crate::cli::SurveyArgs {
             &group,
             self.group.max_datagram(),
             self.group.keys()?,
-            self.group.encrypt,
+            self.group.key.encrypt,
         )?;
         Ok((group, client))
     }

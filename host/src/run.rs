@@ -83,9 +83,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stats = Arc::new(Stats::default());
     let connection_keys = crate::rpc::ConnectionKeys {
         keys: keys.clone(),
-        encrypt: args.group.encrypt,
+        encrypt: args.group.key.encrypt,
     };
-    let gate = Arc::new(Gate::new(id, keys, args.group.encrypt));
+    let gate = Arc::new(Gate::new(id, keys, args.group.key.encrypt));
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,
@@ -264,6 +264,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 mailboxes,
                 keys: connection_keys,
                 stats: stats.clone(),
+                text_anywhere: args.mailboxes.text_anywhere,
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();

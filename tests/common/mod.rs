@@ -345,6 +345,16 @@ impl Netns {
         );
     }
 
+    /// Gives the namespace's `lo` another address, such as `10.9.9.9/32`: one that is not a
+    /// loopback address (for what a node treats differently from other hosts), reachable
+    /// only from inside the namespace.
+    pub fn add_address(&self, cidr: &str) {
+        self.ip(
+            &["-n", &self.name, "addr", "add", cidr, "dev", "lo"],
+            "root",
+        );
+    }
+
     /// Runs `nft ARGS` inside the namespace.
     fn nft(&self, args: &[&str]) {
         let mut all = vec!["netns", "exec", &self.name, "nft"];

@@ -38,6 +38,10 @@ pub struct ServerOptions {
     pub daemon: bool,
     /// The file to keep the mailboxes in, if any.
     pub store: Option<PathBuf>,
+    /// The group's keys, for binary connections.
+    pub keys: crate::rpc::ConnectionKeys,
+    /// Whether to serve the text protocol to other hosts despite a key.
+    pub text_anywhere: bool,
 }
 
 /// The state directory: `--state-dir`, else `$DHOST_STATE_DIR`, else the user's state
@@ -149,6 +153,8 @@ fn serve(
         let services = Services {
             calls: None,
             mailboxes: Some(boxes.clone()),
+            keys: options.keys.clone(),
+            text_anywhere: options.text_anywhere,
             ..Services::default()
         };
         tracing::info!(

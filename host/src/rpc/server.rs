@@ -32,6 +32,11 @@ const REPLY_BYTES: usize = 4 << 20;
 /// How many mailbox requests one connection may have in flight; further ones wait.
 const MAILBOX_IN_FLIGHT: usize = 16;
 
+/// What a text connection from another host is told by a port with a key.
+const TEXT_LOOPBACK_ONLY: &str = "ERR this port has a group key and the text protocol has no \
+     room for one: it takes text commands from this host only (use the binary protocol with \
+     the key, or give the server --text-anywhere)\r\n";
+
 /// How long a connection may take to finish once the port is closing.
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
@@ -119,6 +124,9 @@ pub struct Services {
     pub keys: ConnectionKeys,
     /// Where connections refused for want of the key are counted.
     pub stats: Arc<Stats>,
+    /// Serve the text protocol to any address, even with a key (it has no room for one):
+    /// by default a keyed port serves it to loopback addresses only.
+    pub text_anywhere: bool,
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
@@ -200,14 +208,19 @@ async fn connection(
         Ok(Ok(_)) => {}
     }
     if first[0] != MAGIC[0] {
+        let keyed = services.keys.keys.is_some();
         return match &services.mailboxes {
-            Some(boxes) => protocol::serve(stream, boxes, idle, &stop).await,
             None => refuse(stream, "ERR this port serves no mailboxes\r\n").await,
+            Some(_) if keyed && !services.text_anywhere && !addr.ip().is_loopback() => {
+                services
+                    .stats
+                    .rejections
+                    .count(SocketAddr::new(addr.ip(), 0), false, 0);
+                refuse(stream, TEXT_LOOPBACK_ONLY).await
+            }
+            Some(boxes) => protocol::serve(stream, boxes, idle, &stop).await,
         };
     }
-    let Some(events) = services.calls else {
-        return refuse(stream, "ERR this port serves mailboxes only, no calls\r\n").await;
-    };
     let (mut frames, mut sink) = match handshake::accept(stream, &services.keys, idle).await {
         Ok(framed) => framed,
         Err(refused) => {
@@ -286,6 +299,17 @@ async fn connection(
             }
             Ok(Frame::Request(request)) => {
                 let (id, wants_reply) = (request.id, request.wants_reply);
+                let Some(events) = &services.calls else {
+                    // (A mailbox server: no event loop, no guests.)
+                    let failure = CallFailure::new(
+                        FailureKind::NoServer,
+                        format!("this port serves mailboxes only, not {}", request.function),
+                    );
+                    if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+                        break Err(why);
+                    }
+                    continue;
+                };
                 let call = IncomingCall {
                     request,
                     caller: caller.clone(),
