@@ -262,16 +262,6 @@ fn wait_for(done: impl Fn() -> bool) {
     }
 }
 
-/// The node's TCP port, from its log.
-fn tcp_port(node: &Dhost) -> std::net::SocketAddr {
-    let err = node.stderr();
-    let at = err.find("calls on ").expect("the node logs its port") + "calls on ".len();
-    let end = err[at..]
-        .find(|c: char| c.is_whitespace())
-        .unwrap_or(err.len() - at);
-    err[at..at + end].parse().expect("an address")
-}
-
 /// Whether the node closed `stream` (read returns end of file or a reset) within `within`.
 fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).unwrap();

@@ -370,6 +370,14 @@ fn outsiders_cannot_call_rename_evict_or_replay() {
     assert!(err.contains("which this node does not hold"), "{err}");
     assert!(err.contains("(a replay)"), "{err}");
     let (unauthenticated, replayed) = refused_in_summary(&err);
+    assert!(
+        err.contains(&format!(
+            "refused from 127.0.0.1:{}: {unauthenticated_sent} unauthenticated, {} replayed",
+            socket.local_addr().unwrap().port(),
+            captured.len()
+        )),
+        "{err}"
+    );
     assert_eq!(unauthenticated, unauthenticated_sent, "{err}");
     assert_eq!(replayed, captured.len() as u64, "{err}");
     // `dhost peers --refused`, asked before a stopped, said the same, by source.
@@ -490,14 +498,7 @@ fn only_key_holders_get_through_the_tcp_port() {
         &["--key-file", key_arg, kv.to_str().unwrap()],
     ));
     node.wait_stderr("ready", |err| err.contains("calls on 127.0.0.1:"));
-    let err = node.stderr();
-    let at = err.find("calls on ").unwrap() + "calls on ".len();
-    let port: SocketAddr = err[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = tcp_port(&node);
     let call = |extra: &[&str], function: &str, args: &[&str]| {
         let mut all: Vec<&str> = extra.to_vec();
         all.extend(["store", function]);
@@ -636,14 +637,7 @@ fn keyed_mailboxes_take_text_from_this_host_only() {
     node_args.extend(["--mailboxes", "2", "--mailbox-size", "1"].map(String::from));
     let mut node = ns.start(&node_args);
     node.wait_stderr("ready", |err| err.contains("calls on 10.9.9.9:"));
-    let err = node.stderr();
-    let at = err.find("calls on ").unwrap() + "calls on ".len();
-    let port: SocketAddr = err[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = tcp_port(&node);
 
     // Text from another address than loopback: refused, saying why.
     let reply = ns.run(move || text_command(port, "r 0\n"));

@@ -280,6 +280,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let code = event_loop
         .join()
         .map_err(|_| anyhow::anyhow!("the event loop panicked"))??;
+    for refused in stats.rejections.announced() {
+        tracing::info!(
+            "refused from {}: {} unauthenticated, {} replayed",
+            refused.source,
+            refused.unauthenticated,
+            refused.replayed
+        );
+    }
     tracing::info!("node {node_name} stopped: {}", stats.summary());
     Ok(exit_code(code))
 }

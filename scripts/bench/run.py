@@ -8,10 +8,12 @@ Figures (each the median of --runs runs, with min and max):
   1. multicast throughput of 10 M ordered set-value calls, sender node to receiver node,
      WebAssembly guests and native plugins: with no pacing in the application (the node's
      reliable stream paces it), the same with 5 % of the datagrams dropped (nftables), and
-     with reliability off (--unreliable) and the application's own window; beside raw UDP
+     with reliability off (--unreliable) and the application's own window, and with no
+     pacing with a group key (every datagram tagged) and with --encrypt; beside raw UDP
      between two threads (the baseline). A run that lost or reordered any call is a
      failure, not a figure;
   2. round trip of a call with a reply between two nodes, beside a raw TCP ping-pong;
+     without a key, with one (the connection's frames tagged) and with --encrypt;
   3. start-up, from `dhost run` to the first call delivered, cold and warm compile cache;
   4. one dispatch into a WebAssembly guest in process, beside a native call (divan);
   5. resident memory of an idle node with the chat guest, and with 100 guests.
@@ -39,6 +41,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DHOST = os.path.join(ROOT, "target/release/dhost")
 GUESTS = os.path.join(ROOT, "target/guests")
 UDP_STRESS = os.path.join(ROOT, "target/release/examples/udp_stress")
+# The group-key options of each security setting (set by main once the key is made).
+SECURITY = {"none": []}
+
 RATE = re.compile(
     r"stress: (\d+) of (\d+) values in order in ([\d.]+) s \((\d+) calls/s\), (\d+) lost, (\d+) out of order"
 )
@@ -179,8 +184,9 @@ class DroppedDatagrams:
 def throughput_dhost(kind, mode, runs, count, window, timeout):
     """Throughput runs of one kind (native, wasm) in one mode: `reliable` (no pacing in the
     application), `loss` (the same, with 5 % of the group's datagrams dropped at random),
-    or `unreliable` (--unreliable, the application's window). Returns the runs, and what
-    the receiver said of each sender's stream."""
+    `unreliable` (--unreliable, the application's window), `keyed` and `encrypted` (no
+    pacing, with the group key, and with --encrypt too). Returns the runs, and what the
+    receiver said of each sender's stream."""
     group = fresh_group()
     if kind == "wasm":
         receiver_guest = os.path.join(GUESTS, "stress.wasm")
@@ -192,21 +198,22 @@ def throughput_dhost(kind, mode, runs, count, window, timeout):
         env_args = []
     env = dict(os.environ, STRESS_COUNT=str(count))
     node_args = []
+    keys = SECURITY.get(mode, [])
     if mode == "unreliable":
         env["STRESS_WINDOW"] = str(window)
         node_args = ["--unreliable"]
     results, streams = [], []
     loss = DroppedDatagrams(int(group.rsplit(":", 1)[1]), 5) if mode == "loss" else None
     receiver = Process(
-        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), receiver_guest]
+        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), *keys, receiver_guest]
     )
     try:
         if not receiver.wait_for(r"ready in", 60):
             raise RuntimeError(f"the {kind} receiver did not start: {receiver.output[-5:]}")
         for i in range(runs):
             sender = Process(
-                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *node_args, *env_args,
-                 sender_guest],
+                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *keys, *node_args,
+                 *env_args, sender_guest],
                 env=env,
             )
             try:
@@ -263,15 +270,19 @@ def describe_run(run, count):
 # ---- 2. call with a reply ----------------------------------------------------------------
 
 
-def round_trips(runs, count):
+def round_trips(runs, count, keys):
+    """Round trips of `dhost call`s from a guest, with the group-key options `keys`, and of
+    a raw TCP ping-pong."""
     group = fresh_group()
-    server = Process([DHOST, "run", "--name", "bench-server", *net_args(group), os.path.join(GUESTS, "kv.wasm")])
+    server = Process([DHOST, "run", "--name", "bench-server", *net_args(group), *keys,
+                      os.path.join(GUESTS, "kv.wasm")])
     pattern = r"median ([\d.]+) us, p99 ([\d.]+) us"
     dhost_runs, tcp_runs = [], []
     try:
         for _ in range(100):
             put = subprocess.run(
-                [DHOST, "call", *net_args(group), "bench-server", "dhost:kv/store#put", '"k"', '"a value of some length"'],
+                [DHOST, "call", *net_args(group), *keys, "bench-server", "dhost:kv/store#put", '"k"',
+                 '"a value of some length"'],
                 capture_output=True,
             )
             if put.returncode == 0:
@@ -279,7 +290,8 @@ def round_trips(runs, count):
             time.sleep(0.1)
         for i in range(runs):
             out = subprocess.run(
-                [DHOST, "run", "--name", "bench-client", *net_args(group), os.path.join(GUESTS, "kv-client.wasm"),
+                [DHOST, "run", "--name", "bench-client", *net_args(group), *keys,
+                 os.path.join(GUESTS, "kv-client.wasm"),
                  "--", "--node", "bench-server", "bench", str(count), "k"],
                 capture_output=True, text=True, timeout=120,
             )
@@ -433,6 +445,12 @@ def main():
         DHOST = os.path.abspath(args.dhost)
     timeout = max(60, args.count / 50_000)
 
+    key_dir = tempfile.mkdtemp(prefix="dhost-bench-key-")
+    key = os.path.join(key_dir, "group.key")
+    subprocess.run([DHOST, "keygen", key], check=True, capture_output=True)
+    SECURITY["keyed"] = ["--key-file", key]
+    SECURITY["encrypted"] = ["--key-file", key, "--encrypt"]
+
     results = {"runs": args.runs, "count": args.count, "window": args.window, "figures": {}}
     rows = []
 
@@ -457,6 +475,8 @@ def main():
             ("unreliable", "reliability off, application window"),
             ("reliable", "no application pacing"),
             ("loss", "no application pacing, 5 % loss"),
+            ("keyed", "no application pacing, group key"),
+            ("encrypted", "no application pacing, group key, --encrypt"),
         )
         medians = {}
         for kind in ("native", "wasm"):
@@ -479,18 +499,28 @@ def main():
                    if medians.get((kind, "reliable")) and medians.get((kind, "unreliable")) else None)
             for kind in ("native", "wasm")
         }
+        results["security_cost"] = {
+            f"{kind}_{mode}": (medians[(kind, mode)] / medians[(kind, "reliable")]
+                               if medians.get((kind, mode)) and medians.get((kind, "reliable")) else None)
+            for kind in ("native", "wasm") for mode in ("keyed", "encrypted")
+        }
 
     if "calls" not in args.skip:
         progress(f"calls with a reply: {args.round_trips} round trips per run")
-        dhost_runs, tcp_runs = round_trips(args.runs, args.round_trips)
-        tcp_median = summary([m for m, _ in tcp_runs])
-        tcp_p99 = summary([p for _, p in tcp_runs])
-        add("call_tcp_median_us", "round trip, raw TCP ping-pong, median", tcp_median, "us", digits=1)
-        add("call_tcp_p99_us", "round trip, raw TCP ping-pong, p99", tcp_p99, "us", digits=1)
-        add("call_median_us", "round trip, call with reply, median", summary([m for m, _ in dhost_runs]), "us",
-            tcp_median, digits=1, higher_is_better=False)
-        add("call_p99_us", "round trip, call with reply, p99", summary([p for _, p in dhost_runs]), "us",
-            tcp_p99, digits=1, higher_is_better=False)
+        tcp_runs = []
+        for security, words in (("none", ""), ("keyed", ", group key"), ("encrypted", ", group key, --encrypt")):
+            dhost_runs, tcp = round_trips(args.runs, args.round_trips, SECURITY[security])
+            tcp_runs += tcp
+            suffix = "" if security == "none" else f"_{security}"
+            tcp_median = summary([m for m, _ in tcp_runs])
+            tcp_p99 = summary([p for _, p in tcp_runs])
+            if security == "none":
+                add("call_tcp_median_us", "round trip, raw TCP ping-pong, median", tcp_median, "us", digits=1)
+                add("call_tcp_p99_us", "round trip, raw TCP ping-pong, p99", tcp_p99, "us", digits=1)
+            add(f"call_median_us{suffix}", f"round trip, call with reply{words}, median",
+                summary([m for m, _ in dhost_runs]), "us", tcp_median, digits=1, higher_is_better=False)
+            add(f"call_p99_us{suffix}", f"round trip, call with reply{words}, p99",
+                summary([p for _, p in dhost_runs]), "us", tcp_p99, digits=1, higher_is_better=False)
 
     if "startup" not in args.skip:
         progress("start-up: dhost run to the first call delivered")
@@ -527,6 +557,12 @@ def main():
     for kind, ratio in results.get("reliability_cost", {}).items():
         if ratio:
             print(f"{kind}: with reliability, {ratio:.2f}x the speed without it (medians)")
+    for name, ratio in results.get("security_cost", {}).items():
+        if ratio:
+            kind, mode = name.split("_", 1)
+            what = "a group key" if mode == "keyed" else "a group key and --encrypt"
+            print(f"{kind}: with {what}, {ratio:.2f}x the speed without a key (medians)")
+    shutil.rmtree(key_dir, ignore_errors=True)
     for key, streams in results.get("streams", {}).items():
         if key.endswith("_loss"):
             for s in streams:

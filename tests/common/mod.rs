@@ -422,6 +422,16 @@ impl Drop for Netns {
     }
 }
 
+/// The TCP address a node says it takes calls on (once it is ready).
+pub fn tcp_port(node: &Dhost) -> std::net::SocketAddr {
+    let err = node.stderr();
+    let at = err.find("calls on ").expect("the node logs its port") + "calls on ".len();
+    let end = err[at..]
+        .find(|c: char| c.is_whitespace())
+        .unwrap_or(err.len() - at);
+    err[at..at + end].parse().expect("an address")
+}
+
 /// The lines of `text` that are chat messages (`[user]: msg`), prompts removed.
 pub fn chat_lines(text: &str) -> Vec<String> {
     BufReader::new(text.as_bytes())
