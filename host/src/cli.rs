@@ -356,6 +356,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub group: GroupArgs,
 
+    /// Run on an interface that is not a loopback address without a key: any process that
+    /// can reach the network may then call this node's functions, take its name or evict
+    /// it.
+    #[arg(long)]
+    pub insecure: bool,
+
     #[command(flatten)]
     pub stream: StreamArgs,
 
@@ -523,12 +529,6 @@ pub struct GroupArgs {
 
     #[command(flatten)]
     pub key: KeyArgs,
-
-    /// Run a node on an interface that is not a loopback address without a key: any
-    /// process that can reach the network may then call its functions, take its name or
-    /// evict it.
-    #[arg(long)]
-    pub insecure: bool,
 }
 
 /// The group's key.
@@ -581,10 +581,10 @@ impl GroupArgs {
     }
 
     /// The keys of a node: as [`Self::keys`], and a node on an interface other than
-    /// loopback must have one, unless --insecure.
-    pub fn keys_for_node(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
+    /// loopback must have one, unless `insecure` (--insecure).
+    pub fn keys_for_node(&self, insecure: bool) -> anyhow::Result<Option<crate::auth::Keyring>> {
         let keys = self.keys()?;
-        if keys.is_none() && !self.iface.is_loopback() && !self.insecure {
+        if keys.is_none() && !self.iface.is_loopback() && !insecure {
             anyhow::bail!(
                 "the interface {} is not a loopback address, and this node has no group key: \
                  any process on the network could call it, take its name or evict it. Make a \
@@ -594,7 +594,7 @@ impl GroupArgs {
                 self.iface
             );
         }
-        if keys.is_some() && self.insecure {
+        if keys.is_some() && insecure {
             tracing::warn!("--insecure has no effect: the node has a group key");
         }
         Ok(keys)
@@ -751,5 +751,30 @@ impl Cli {
             Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
             Command::Keygen(args) => args.run().map(|()| ExitCode::SUCCESS),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut all = vec!["dhost", "run"];
+        all.extend(args);
+        match Cli::try_parse_from(all).expect("valid arguments").command {
+            Command::Run(args) => *args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_node_off_loopback_needs_a_key_or_insecure() {
+        let lan = run_args(&["--iface", "192.0.2.1"]);
+        let err = lan.group.keys_for_node(lan.insecure).expect_err("no key");
+        assert!(err.to_string().contains("dhost keygen"), "{err}");
+        let insecure = run_args(&["--iface", "192.0.2.1", "--insecure"]);
+        assert!(matches!(insecure.group.keys_for_node(insecure.insecure), Ok(None)));
+        let local = run_args(&[]);
+        assert!(matches!(local.group.keys_for_node(local.insecure), Ok(None)));
     }
 }

@@ -59,7 +59,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;
-    let keys = args.group.keys_for_node()?;
+    let keys = args.group.keys_for_node(args.insecure)?;
     let group = args.group.group();
     let max_datagram = args
         .group
