@@ -149,10 +149,24 @@ impl Gate {
         to: SocketAddr,
         unicast: bool,
     ) -> std::io::Result<usize> {
+        let sealed = self.seal(datagram, unicast);
+        socket2::SockRef::from(socket).send_to_vectored(
+            &[IoSlice::new(sealed.header()), IoSlice::new(sealed.body())],
+            &to.into(),
+        )
+    }
+
+    /// Seals `datagram` (a header [`wire::encode_header`] wrote, then frames) as its next
+    /// packet, to one node (`unicast`) or to the group: what [`Self::send`] sends.
+    pub fn seal<'a>(&self, datagram: &'a [u8], unicast: bool) -> Sealed<'a> {
         let header_len = wire::own_header_len(datagram);
         let (header_bytes, body) = datagram.split_at(header_len);
-        let mut header = [0u8; wire::MAX_HEADER];
-        let header = &mut header[..header_len];
+        let mut sealed = Sealed {
+            header: [0u8; wire::MAX_HEADER],
+            header_len,
+            body: std::borrow::Cow::Borrowed(body),
+        };
+        let header = &mut sealed.header[..header_len];
         header.copy_from_slice(header_bytes);
         let packet = self.packets.fetch_add(1, Ordering::Relaxed);
         let key = self.keys.as_ref().map(Keyring::sending);
@@ -163,23 +177,17 @@ impl Gate {
         };
         let id = key.map(GroupKey::id).unwrap_or_default();
         wire::seal_header(header, packet, unix_millis(), protection, unicast, id);
-        let sealed;
-        let body = match key {
-            None => body,
+        match key {
+            None => {}
             Some(key) if self.encrypt => {
                 let mut ciphertext = body.to_vec();
                 let tag = encrypt(key, self.sender, packet, header, &mut ciphertext);
                 wire::set_tag(header, &tag);
-                sealed = ciphertext;
-                &sealed[..]
+                sealed.body = std::borrow::Cow::Owned(ciphertext);
             }
-            Some(key) => {
-                wire::set_tag(header, &mac(key, header, body));
-                body
-            }
-        };
-        socket2::SockRef::from(socket)
-            .send_to_vectored(&[IoSlice::new(header), IoSlice::new(body)], &to.into())
+            Some(key) => wire::set_tag(header, &mac(key, header, body)),
+        }
+        sealed
     }
 
     /// Checks a datagram whose `header` was read from `datagram`, which came to the
@@ -229,6 +237,32 @@ impl Gate {
             Verdict::Replayed => Err(Rejected::Replayed(header.packet)),
             Verdict::TooOld => Err(Rejected::TooOld(header.packet)),
         }
+    }
+}
+
+/// A datagram sealed for sending: its header, numbered and tagged, and its frames (their
+/// ciphertext when encrypted).
+#[derive(Debug)]
+pub struct Sealed<'a> {
+    header: [u8; wire::MAX_HEADER],
+    header_len: usize,
+    body: std::borrow::Cow<'a, [u8]>,
+}
+
+impl Sealed<'_> {
+    /// The header.
+    pub fn header(&self) -> &[u8] {
+        &self.header[..self.header_len]
+    }
+
+    /// The frames, or their ciphertext.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The whole datagram, in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.header(), self.body()].concat()
     }
 }
 
@@ -291,4 +325,100 @@ fn decrypt(key: &GroupKey, header: &Header, covered: &[u8], body: &mut [u8]) -> 
             (&header.auth.tag).into(),
         )
         .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(sender: u64) -> Vec<u8> {
+        let mut d = Vec::new();
+        wire::encode_header(sender, Some(1), &mut d);
+        wire::encode_query(&mut d);
+        d.extend_from_slice(b"\x82\x09\x0a"); // a frame of a later kind: [9, 10]
+        d
+    }
+
+    fn keyed(sender: u64, key: u8, encrypt: bool) -> Gate {
+        let ring = Keyring::new(vec![GroupKey::from_bytes([key; 32])]).expect("one key");
+        Gate::new(sender, Some(ring), encrypt)
+    }
+
+    /// Opens `bytes` at `gate` as a datagram that came to the group's socket.
+    fn open(gate: &Gate, bytes: &[u8], replay: &mut ReplayGuard) -> Result<Vec<u8>, Rejected> {
+        let mut bytes = bytes.to_vec();
+        let header = wire::read_header(&mut &bytes[..]).expect("a header");
+        gate.open(&header, &mut bytes, false, replay, Instant::now())
+            .map(<[u8]>::to_vec)
+    }
+
+    #[test]
+    fn sealed_datagrams_open_once_with_the_key_alone() {
+        for encrypt in [false, true] {
+            let plain = datagram(5);
+            let frames = plain[wire::own_header_len(&plain)..].to_vec();
+            let sender = keyed(5, 1, encrypt);
+            let receiver = keyed(6, 1, false);
+            let mut replay = ReplayGuard::new(REPLAY_MEMORY);
+            let sealed = sender.seal(&plain, false).to_vec();
+            assert_eq!(sealed.len(), plain.len(), "the tag is in the header's room");
+            assert_eq!(
+                encrypt,
+                !sealed.ends_with(&frames),
+                "frames hidden iff encrypted"
+            );
+            assert_eq!(open(&receiver, &sealed, &mut replay), Ok(frames.clone()));
+            assert_eq!(
+                open(&receiver, &sealed, &mut replay),
+                Err(Rejected::Replayed(1))
+            );
+            // Every byte is covered: change any and the tag fails (or, for the auth
+            // field's mode and key id, the datagram is refused as well).
+            for at in 0..sealed.len() {
+                let mut altered = sealed.clone();
+                altered[at] ^= 0x01;
+                let mut fresh = ReplayGuard::new(REPLAY_MEMORY);
+                let Ok(header) = wire::read_header(&mut &altered[..]) else {
+                    continue;
+                };
+                let result =
+                    receiver.open(&header, &mut altered, false, &mut fresh, Instant::now());
+                assert!(result.is_err(), "byte {at} changed, still accepted");
+            }
+            // Another key, no key, the other socket.
+            let other = keyed(6, 2, false);
+            let fresh = &mut ReplayGuard::new(REPLAY_MEMORY);
+            assert!(matches!(
+                open(&other, &sealed, fresh),
+                Err(Rejected::UnknownKey(_))
+            ));
+            let unkeyed = Gate::new(6, None, false);
+            assert_eq!(open(&unkeyed, &sealed, fresh), Err(Rejected::Keyed));
+            let unprotected = unkeyed.seal(&plain, false).to_vec();
+            assert_eq!(open(&receiver, &unprotected, fresh), Err(Rejected::Unkeyed));
+            assert_eq!(open(&unkeyed, &unprotected, fresh), Ok(frames.clone()));
+            let status = sender.seal(&plain, true).to_vec();
+            assert_eq!(
+                open(&receiver, &status, fresh),
+                Err(Rejected::Misdirected(true))
+            );
+        }
+    }
+
+    #[test]
+    fn each_sending_is_a_packet_of_its_own() {
+        let gate = keyed(5, 1, false);
+        let plain = datagram(5);
+        let first = gate.seal(&plain, false).to_vec();
+        let again = gate.seal(&plain, false).to_vec();
+        let number = |d: &[u8]| wire::read_header(&mut &d[..]).expect("a header").packet;
+        assert_eq!((number(&first), number(&again)), (1, 2));
+        let receiver = keyed(6, 1, false);
+        let mut replay = ReplayGuard::new(REPLAY_MEMORY);
+        assert!(open(&receiver, &first, &mut replay).is_ok());
+        assert!(
+            open(&receiver, &again, &mut replay).is_ok(),
+            "a resend is not a replay"
+        );
+    }
 }
