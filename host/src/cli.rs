@@ -773,8 +773,14 @@ mod tests {
         let err = lan.group.keys_for_node(lan.insecure).expect_err("no key");
         assert!(err.to_string().contains("dhost keygen"), "{err}");
         let insecure = run_args(&["--iface", "192.0.2.1", "--insecure"]);
-        assert!(matches!(insecure.group.keys_for_node(insecure.insecure), Ok(None)));
+        assert!(matches!(
+            insecure.group.keys_for_node(insecure.insecure),
+            Ok(None)
+        ));
         let local = run_args(&[]);
-        assert!(matches!(local.group.keys_for_node(local.insecure), Ok(None)));
+        assert!(matches!(
+            local.group.keys_for_node(local.insecure),
+            Ok(None)
+        ));
     }
 }
