@@ -320,9 +320,9 @@ fn outsiders_cannot_call_rename_evict_or_replay() {
         }
     };
     // Without a key, and with another group's key.
-    forgeries(&Gate::new(outsider, None, false));
+    forgeries(&Gate::new(None, false));
     let wrong = Keyring::load(&other).unwrap();
-    forgeries(&Gate::new(outsider, Some(wrong), false));
+    forgeries(&Gate::new(Some(wrong), false));
     // An authentic datagram with one byte of its frames changed.
     let mut altered = captured.last().unwrap().clone();
     let last = altered.len() - 1;

@@ -37,7 +37,7 @@ fn stress_guest() -> WasmGuest {
     let outgoing = std::sync::Arc::new(dhost::stream::outgoing::Outgoing::new(
         7,
         wire::MAX_DATAGRAM,
-        std::sync::Arc::new(dhost::auth::Gate::new(7, None, false)),
+        std::sync::Arc::new(dhost::auth::Gate::new(None, false)),
         dhost::stream::StreamConfig::default(),
         std::sync::Arc::default(),
         std::sync::Arc::default(),

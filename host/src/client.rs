@@ -54,7 +54,7 @@ impl GroupClient {
             sender: group.sender()?,
             group: SocketAddr::V4(group.addr),
             id,
-            gate: Gate::new(id, keys, encrypt),
+            gate: Gate::new(keys, encrypt),
             replay: ReplayGuard::new(crate::auth::datagram::REPLAY_MEMORY),
             refused: Vec::new(),
             next: 1,

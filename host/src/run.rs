@@ -85,7 +85,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         keys: keys.clone(),
         encrypt: args.group.key.encrypt,
     };
-    let gate = Arc::new(Gate::new(id, keys, args.group.key.encrypt));
+    let gate = Arc::new(Gate::new(keys, args.group.key.encrypt));
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,

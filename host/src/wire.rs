@@ -848,6 +848,14 @@ pub fn own_header_len(datagram: &[u8]) -> usize {
     SEQ_AT + if sequenced { 8 } else { 0 } + SEALED_TAIL
 }
 
+/// The sender id in the header [`encode_header`] wrote at the start of `datagram`.
+pub fn own_sender(datagram: &[u8]) -> u64 {
+    let at = HEADER_START.len() + 1;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&datagram[at..at + 8]);
+    u64::from_be_bytes(id)
+}
+
 /// Fills in what a header [`encode_header`] wrote leaves for the moment of sending: the
 /// packet number, the time, how the datagram is protected and with which key (the tag is
 /// written by [`set_tag`] once it is made over the rest).
@@ -1643,6 +1651,7 @@ mod tests {
         encode_header(0x1234, Some(77), &mut datagram);
         let len = own_header_len(&datagram);
         assert_eq!(len, datagram.len());
+        assert_eq!(own_sender(&datagram), 0x1234);
         seal_header(
             &mut datagram,
             99,

@@ -104,8 +104,6 @@ impl Rejected {
 /// Seals what a node sends and checks what it receives (see the module's documentation).
 #[derive(Debug)]
 pub struct Gate {
-    /// The node's id: the sender of what it sends.
-    sender: u64,
     keys: Option<Keyring>,
     encrypt: bool,
     /// The next packet number.
@@ -113,11 +111,10 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The gate of node `sender`, with the group's `keys` (or none: datagrams go out
-    /// unprotected and only unprotected ones come in), encrypting if `encrypt`.
-    pub fn new(sender: u64, keys: Option<Keyring>, encrypt: bool) -> Self {
+    /// A gate with the group's `keys` (or none: datagrams go out unprotected and only
+    /// unprotected ones come in), encrypting if `encrypt`.
+    pub fn new(keys: Option<Keyring>, encrypt: bool) -> Self {
         Gate {
-            sender,
             keys,
             encrypt,
             packets: AtomicU64::new(1),
@@ -181,7 +178,8 @@ impl Gate {
             None => {}
             Some(key) if self.encrypt => {
                 let mut ciphertext = body.to_vec();
-                let tag = encrypt(key, self.sender, packet, header, &mut ciphertext);
+                let sender = wire::own_sender(header);
+                let tag = encrypt(key, sender, packet, header, &mut ciphertext);
                 wire::set_tag(header, &tag);
                 sealed.body = std::borrow::Cow::Owned(ciphertext);
             }
@@ -339,9 +337,9 @@ mod tests {
         d
     }
 
-    fn keyed(sender: u64, key: u8, encrypt: bool) -> Gate {
+    fn keyed(key: u8, encrypt: bool) -> Gate {
         let ring = Keyring::new(vec![GroupKey::from_bytes([key; 32])]).expect("one key");
-        Gate::new(sender, Some(ring), encrypt)
+        Gate::new(Some(ring), encrypt)
     }
 
     /// Opens `bytes` at `gate` as a datagram that came to the group's socket.
@@ -357,8 +355,8 @@ mod tests {
         for encrypt in [false, true] {
             let plain = datagram(5);
             let frames = plain[wire::own_header_len(&plain)..].to_vec();
-            let sender = keyed(5, 1, encrypt);
-            let receiver = keyed(6, 1, false);
+            let sender = keyed(1, encrypt);
+            let receiver = keyed(1, false);
             let mut replay = ReplayGuard::new(REPLAY_MEMORY);
             let sealed = sender.seal(&plain, false).to_vec();
             assert_eq!(sealed.len(), plain.len(), "the tag is in the header's room");
@@ -386,13 +384,13 @@ mod tests {
                 assert!(result.is_err(), "byte {at} changed, still accepted");
             }
             // Another key, no key, the other socket.
-            let other = keyed(6, 2, false);
+            let other = keyed(2, false);
             let fresh = &mut ReplayGuard::new(REPLAY_MEMORY);
             assert!(matches!(
                 open(&other, &sealed, fresh),
                 Err(Rejected::UnknownKey(_))
             ));
-            let unkeyed = Gate::new(6, None, false);
+            let unkeyed = Gate::new(None, false);
             assert_eq!(open(&unkeyed, &sealed, fresh), Err(Rejected::Keyed));
             let unprotected = unkeyed.seal(&plain, false).to_vec();
             assert_eq!(open(&receiver, &unprotected, fresh), Err(Rejected::Unkeyed));
@@ -407,13 +405,13 @@ mod tests {
 
     #[test]
     fn each_sending_is_a_packet_of_its_own() {
-        let gate = keyed(5, 1, false);
+        let gate = keyed(1, false);
         let plain = datagram(5);
         let first = gate.seal(&plain, false).to_vec();
         let again = gate.seal(&plain, false).to_vec();
         let number = |d: &[u8]| wire::read_header(&mut &d[..]).expect("a header").packet;
         assert_eq!((number(&first), number(&again)), (1, 2));
-        let receiver = keyed(6, 1, false);
+        let receiver = keyed(1, false);
         let mut replay = ReplayGuard::new(REPLAY_MEMORY);
         assert!(open(&receiver, &first, &mut replay).is_ok());
         assert!(

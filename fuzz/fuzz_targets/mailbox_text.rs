@@ -1,0 +1,9 @@
+//! The `mailbox_text` fuzz target: libFuzzer's inputs through [`entry::run`], whose body
+//! (`fuzz/entry/mailbox_text.rs`) `tests/fuzz_corpora.rs` replays on stable.
+
+#![no_main]
+
+#[path = "../entry/mailbox_text.rs"]
+mod entry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entry::run(data));

@@ -1,0 +1,9 @@
+//! The `sealing` fuzz target: libFuzzer's inputs through [`entry::run`], whose body
+//! (`fuzz/entry/sealing.rs`) `tests/fuzz_corpora.rs` replays on stable.
+
+#![no_main]
+
+#[path = "../entry/sealing.rs"]
+mod entry;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entry::run(data));
