@@ -211,7 +211,9 @@ async fn connection(
         let keyed = services.keys.keys.is_some();
         return match &services.mailboxes {
             None => refuse(stream, "ERR this port serves no mailboxes\r\n").await,
-            Some(_) if keyed && !services.text_anywhere && !addr.ip().is_loopback() => {
+            Some(_)
+                if keyed && !services.text_anywhere && !addr.ip().to_canonical().is_loopback() =>
+            {
                 services
                     .stats
                     .rejections
