@@ -223,6 +223,12 @@ fn a_node_off_loopback_needs_a_key() {
     assert!(err.contains("192.0.2.1 is not a loopback address"), "{err}");
     assert!(err.contains("dhost keygen"), "{err}");
     assert!(err.contains("--insecure"), "{err}");
+    let (status, _, err) = dhost_output(&["run", "--name", "x", "--listen", "0.0.0.0:0"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--listen 0.0.0.0:0 is not a loopback address"),
+        "{err}"
+    );
     let (status, _, err) = dhost_output(&["run", "--name", "x", "--encrypt"]);
     assert!(!status.success());
     assert!(err.contains("--encrypt needs the group's key"), "{err}");

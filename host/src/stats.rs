@@ -66,6 +66,8 @@ struct RejectionTable {
     by_source: BTreeMap<SocketAddr, (Refused, u8)>,
     /// From sources beyond the table's bound.
     others: Refused,
+    /// The differences of set-up said for those sources (once for all of them).
+    others_said: u8,
 }
 
 impl Rejections {
@@ -87,7 +89,9 @@ impl Rejections {
                 } else {
                     &mut others.unauthenticated
                 } += 1;
-                return setup != 0;
+                let say = table.others_said & setup != setup;
+                table.others_said |= setup;
+                return say;
             }
             None => {
                 let entry = table.by_source.entry(from).or_default();

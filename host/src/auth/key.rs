@@ -240,8 +240,14 @@ impl Keyring {
             });
         }
         let mut text = Zeroizing::new(String::new());
-        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_KEY_FILE), &mut text)
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut text)
             .map_err(io)?;
+        if text.len() as u64 > MAX_KEY_FILE {
+            return Err(KeyError::Count {
+                path: path.to_path_buf(),
+                why: format!("more than {MAX_KEY_FILE} bytes: not a key file"),
+            });
+        }
         Self::parse(&text).map_err(|(line, why)| match line {
             Some(line) => KeyError::Format {
                 path: path.to_path_buf(),
