@@ -3,7 +3,7 @@
 //! at once (so it never waits for the periodic announcements), calls over TCP through a
 //! pool of its own when it calls one node, and leaves.
 
-use crate::auth::{Gate, Keyring, ReplayGuard};
+use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
 use crate::rpc::{ConnectionKeys, Outcome, Pool};
 use crate::wire::{self, Announce, Frame};
@@ -147,16 +147,17 @@ impl GroupClient {
         let header = wire::read_header(&mut &*datagram).ok()?;
         match self
             .gate
-            .open(&header, datagram, false, &mut self.replay, Instant::now())
+            .open_frames(&header, datagram, false, &mut self.replay, Instant::now())
         {
-            Ok(frames) => Some((header.sender, wire::decode_frames(frames).ok()?)),
-            Err(why) => {
+            Ok(frames) => Some((header.sender, frames)),
+            Err(Unopened::Refused(why)) => {
                 if !self.refused.contains(&addr) && self.refused.len() < 64 {
                     self.refused.push(addr);
                     tracing::warn!("ignoring datagrams from {addr}: {why}");
                 }
                 None
             }
+            Err(Unopened::Malformed(_)) => None,
         }
     }
 

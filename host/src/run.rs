@@ -10,7 +10,7 @@
 //!   statuses of the node's stream, resends what they miss and sends heartbeats;
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
-use crate::auth::{self, Gate, ReplayGuard};
+use crate::auth::{self, Gate, ReplayGuard, Unopened};
 use crate::cli::RunArgs;
 use crate::guest::calls::Calls;
 use crate::guest::native::NativePlugin;
@@ -488,32 +488,23 @@ async fn receive(
                 };
                 stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
                 let bytes = &mut buf[..len];
-                let decoded = wire::read_header(&mut &*bytes).map(|header| {
+                let header = wire::read_header(&mut &*bytes);
+                let opened = header.map_err(Unopened::from).and_then(|header| {
                     // The node's own, looped back: its calls were delivered locally.
-                    (header.sender != id).then_some(header)
+                    if header.sender == id {
+                        return Ok(None);
+                    }
+                    // The tag before anything else is read.
+                    let frames = outgoing
+                        .gate()
+                        .open_frames(&header, bytes, false, &mut replay, Instant::now())?;
+                    Ok(Some(wire::Datagram { header, frames }))
                 });
-                let header = match decoded {
-                    Ok(Some(header)) => header,
+                let datagram = match opened {
+                    Ok(Some(datagram)) => datagram,
                     Ok(None) => continue,
-                    Err(e) => {
-                        stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
-                        drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
-                        continue;
-                    }
-                };
-                // The tag before anything else is read.
-                let frames = match outgoing.gate().open(&header, bytes, false, &mut replay, Instant::now()) {
-                    Ok(frames) => frames,
                     Err(why) => {
-                        auth::note_rejection(stats, &mut drops, from, len, &why);
-                        continue;
-                    }
-                };
-                let datagram = match wire::decode_frames(frames) {
-                    Ok(frames) => wire::Datagram { header, frames },
-                    Err(e) => {
-                        stats.datagrams_malformed.fetch_add(1, Ordering::Relaxed);
-                        drops.dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
+                        auth::note_unopened(stats, &mut drops, from, len, &why);
                         continue;
                     }
                 };

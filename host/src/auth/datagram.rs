@@ -33,6 +33,17 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// it, a replay is refused as stale (twice the skew, and a margin).
 pub const REPLAY_MEMORY: Duration = Duration::from_secs(150);
 
+/// Why a received datagram was not opened: it cannot be read, or the gate refused it.
+#[derive(Debug, Error, PartialEq)]
+pub enum Unopened {
+    /// Its header or frames are malformed.
+    #[error(transparent)]
+    Malformed(#[from] crate::wire::WireError),
+    /// The gate refused it.
+    #[error(transparent)]
+    Refused(#[from] Rejected),
+}
+
 /// Why a datagram was refused at the gate.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Rejected {
@@ -186,6 +197,20 @@ impl Gate {
             Some(key) => wire::set_tag(header, &mac(key, header, body)),
         }
         sealed
+    }
+
+    /// Opens a datagram whose `header` was read from `datagram` ([`Self::open`]) and
+    /// decodes its frames.
+    pub fn open_frames(
+        &self,
+        header: &Header,
+        datagram: &mut [u8],
+        unicast: bool,
+        replay: &mut ReplayGuard,
+        now: Instant,
+    ) -> Result<Vec<crate::wire::Frame>, Unopened> {
+        let frames = self.open(header, datagram, unicast, replay, now)?;
+        Ok(wire::decode_frames(frames)?)
     }
 
     /// Checks a datagram whose `header` was read from `datagram`, which came to the

@@ -12,7 +12,7 @@
 
 use super::StreamConfig;
 use super::send::{Refused, Review, SendStream};
-use crate::auth::{self, Gate, ReplayGuard};
+use crate::auth::{self, Gate, ReplayGuard, Unopened};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -418,31 +418,24 @@ impl Outgoing {
         }
         let len = bytes.len();
         let now = Instant::now();
-        let header = match wire::read_header(&mut &*bytes) {
-            Ok(header) => header,
-            Err(e) => return self.malformed(from, len, &e),
-        };
-        let frames = match self.gate.open(&header, bytes, true, replay, now) {
-            Ok(frames) => frames,
+        let header = wire::read_header(&mut &*bytes);
+        let opened = header.map_err(Unopened::from).and_then(|header| {
+            let frames = self.gate.open_frames(&header, bytes, true, replay, now)?;
+            if header.seq.is_some() {
+                return Err(Unopened::Malformed(wire::WireError::Shape {
+                    what: "status",
+                    why: "it came in a sequenced datagram".to_string(),
+                }));
+            }
+            Ok((header.sender, frames))
+        });
+        let mut inner = self.lock();
+        let (sender, frames) = match opened {
+            Ok(opened) => opened,
             Err(why) => {
-                let mut inner = self.lock();
-                return auth::note_rejection(&self.stats, &mut inner.drops, from, len, &why);
+                return auth::note_unopened(&self.stats, &mut inner.drops, from, len, &why);
             }
         };
-        let decoded = if header.seq.is_some() {
-            Err(wire::WireError::Shape {
-                what: "status",
-                why: "it came in a sequenced datagram".to_string(),
-            })
-        } else {
-            wire::decode_frames(frames)
-        };
-        let frames = match decoded {
-            Ok(frames) => frames,
-            Err(e) => return self.malformed(from, len, &e),
-        };
-        let sender = header.sender;
-        let mut inner = self.lock();
         // What to send once the lock is released: resends, and the position.
         let mut resends = Vec::new();
         let mut position = None;
@@ -514,14 +507,6 @@ impl Outgoing {
             wire::encode_query(&mut frame);
             self.send_control(&frame);
         }
-    }
-
-    /// Counts and logs a datagram of `len` bytes from `from` that could not be read.
-    fn malformed(&self, from: SocketAddr, len: usize, e: &wire::WireError) {
-        Stats::bump(&self.stats.datagrams_malformed);
-        self.lock()
-            .drops
-            .dropped(format_args!("a datagram of {len} bytes from {from}: {e}"));
     }
 
     /// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
