@@ -53,6 +53,13 @@ pub struct Refused {
     pub replayed: u64,
 }
 
+impl std::ops::AddAssign for Refused {
+    fn add_assign(&mut self, other: Refused) {
+        self.unauthenticated += other.unauthenticated;
+        self.replayed += other.replayed;
+    }
+}
+
 /// The datagrams a node refused at its gate, by source address (the first
 /// [`Rejections::MAX_SOURCES`] addresses; the rest counted together).
 #[derive(Debug, Default)]
@@ -62,12 +69,18 @@ pub struct Rejections {
 
 #[derive(Debug, Default)]
 struct RejectionTable {
-    /// Per source, and the differences of set-up from it said so far (a bit each).
-    by_source: BTreeMap<SocketAddr, (Refused, u8)>,
-    /// From sources beyond the table's bound.
-    others: Refused,
-    /// The differences of set-up said for those sources (once for all of them).
-    others_said: u8,
+    /// Per source.
+    by_source: BTreeMap<SocketAddr, SourceRefusals>,
+    /// From the sources beyond the table's bound, together.
+    others: SourceRefusals,
+}
+
+/// What was refused from one source (or from the sources beyond the bound).
+#[derive(Debug, Default)]
+struct SourceRefusals {
+    refused: Refused,
+    /// The differences of set-up from it said so far (a bit each).
+    said: u8,
 }
 
 impl Rejections {
@@ -78,33 +91,21 @@ impl Rejections {
     /// difference of set-up from that source (`setup`: a bit that names it, or 0 when the
     /// refusal is not one) is to be said: the first time.
     pub fn count(&self, from: SocketAddr, replay: bool, setup: u8) -> bool {
-        let mut table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = &mut *guard;
         let full = table.by_source.len() >= Self::MAX_SOURCES;
-        let (refused, said) = match table.by_source.get_mut(&from) {
-            Some(entry) => (&mut entry.0, &mut entry.1),
-            None if full => {
-                let others = &mut table.others;
-                *if replay {
-                    &mut others.replayed
-                } else {
-                    &mut others.unauthenticated
-                } += 1;
-                let say = table.others_said & setup != setup;
-                table.others_said |= setup;
-                return say;
-            }
-            None => {
-                let entry = table.by_source.entry(from).or_default();
-                (&mut entry.0, &mut entry.1)
-            }
+        let source = if full && !table.by_source.contains_key(&from) {
+            &mut table.others
+        } else {
+            table.by_source.entry(from).or_default()
         };
         *if replay {
-            &mut refused.replayed
+            &mut source.refused.replayed
         } else {
-            &mut refused.unauthenticated
+            &mut source.refused.unauthenticated
         } += 1;
-        let say = *said & setup != setup;
-        *said |= setup;
+        let say = source.said & setup != setup;
+        source.said |= setup;
         say
     }
 
@@ -116,17 +117,14 @@ impl Rejections {
         let listed = crate::wire::MAX_REFUSED_ANNOUNCED - 1;
         let mut shown: Vec<crate::wire::RefusedCounts> = Vec::new();
         let mut others = Refused::default();
-        for (i, (source, refused)) in all.into_iter().enumerate() {
+        for (source, refused) in all {
             match source {
-                Some(source) if i < listed => shown.push(crate::wire::RefusedCounts {
+                Some(source) if shown.len() < listed => shown.push(crate::wire::RefusedCounts {
                     source: source.to_string(),
                     unauthenticated: refused.unauthenticated,
                     replayed: refused.replayed,
                 }),
-                _ => {
-                    others.unauthenticated += refused.unauthenticated;
-                    others.replayed += refused.replayed;
-                }
+                _ => others += refused,
             }
         }
         if others != Refused::default() {
@@ -145,15 +143,15 @@ impl Rejections {
         let mut all: Vec<(Option<SocketAddr>, Refused)> = table
             .by_source
             .iter()
-            .map(|(addr, (refused, _))| (Some(*addr), *refused))
+            .map(|(addr, source)| (Some(*addr), source.refused))
             .collect();
-        if table.others != Refused::default() {
-            all.push((None, table.others));
+        if table.others.refused != Refused::default() {
+            all.push((None, table.others.refused));
         }
-        let total = all.iter().fold(Refused::default(), |sum, (_, r)| Refused {
-            unauthenticated: sum.unauthenticated + r.unauthenticated,
-            replayed: sum.replayed + r.replayed,
-        });
+        let mut total = Refused::default();
+        for (_, refused) in &all {
+            total += *refused;
+        }
         (all, total)
     }
 }
@@ -237,5 +235,55 @@ impl DropLog {
 impl Default for DropLog {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_source_and_set_up_said_once() {
+        let rejections = Rejections::default();
+        let source = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(rejections.count(source(1), false, 1), "said the first time");
+        assert!(!rejections.count(source(1), false, 1), "not again");
+        assert!(
+            rejections.count(source(1), false, 4),
+            "another difference: said"
+        );
+        assert!(
+            !rejections.count(source(1), true, 0),
+            "a replay is never said here"
+        );
+        for port in 2..=Rejections::MAX_SOURCES as u16 {
+            rejections.count(source(port), false, 0);
+        }
+        // Beyond the bound: counted together, and said once for all of them.
+        let beyond = Rejections::MAX_SOURCES as u16 + 1;
+        assert!(rejections.count(source(beyond), false, 1));
+        assert!(!rejections.count(source(beyond + 1), false, 1));
+        rejections.count(source(beyond + 2), true, 0);
+        let (all, total) = rejections.snapshot();
+        assert_eq!(all.len(), Rejections::MAX_SOURCES + 1);
+        let others = all.iter().find(|(addr, _)| addr.is_none()).expect("others");
+        assert_eq!(
+            others.1,
+            Refused {
+                unauthenticated: 2,
+                replayed: 1
+            }
+        );
+        assert_eq!(
+            total,
+            Refused {
+                unauthenticated: 3 + 255 + 2,
+                replayed: 2
+            }
+        );
+        let announced = rejections.announced();
+        assert_eq!(announced.len(), crate::wire::MAX_REFUSED_ANNOUNCED);
+        assert_eq!(announced[0].source, "127.0.0.1:1");
+        assert_eq!(announced.last().map(|r| r.source.as_str()), Some("others"));
     }
 }
