@@ -580,18 +580,32 @@ impl GroupArgs {
         self.key.keys()
     }
 
-    /// The keys of a node: as [`Self::keys`], and a node on an interface other than
-    /// loopback must have one, unless `insecure` (--insecure).
-    pub fn keys_for_node(&self, insecure: bool) -> anyhow::Result<Option<crate::auth::Keyring>> {
+    /// The keys of a node: as [`Self::keys`], and a node whose interface, or whose TCP
+    /// port (`listen`, --listen), is not a loopback address must have one, unless
+    /// `insecure` (--insecure).
+    pub fn keys_for_node(
+        &self,
+        insecure: bool,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Option<crate::auth::Keyring>> {
         let keys = self.keys()?;
-        if keys.is_none() && !self.iface.is_loopback() && !insecure {
+        let exposed = if !self.iface.is_loopback() {
+            Some(format!("the interface {}", self.iface))
+        } else {
+            listen
+                .filter(|addr| !addr.ip().to_canonical().is_loopback())
+                .map(|addr| format!("--listen {addr}"))
+        };
+        if let Some(exposed) = exposed
+            && keys.is_none()
+            && !insecure
+        {
             anyhow::bail!(
-                "the interface {} is not a loopback address, and this node has no group key: \
-                 any process on the network could call it, take its name or evict it. Make a \
-                 key with `dhost keygen group.key`, copy it to every node (mode 600), and run \
-                 with --key-file group.key (or DHOST_KEY_FILE=group.key); or give --insecure \
-                 to run without one",
-                self.iface
+                "{exposed} is not a loopback address, and this node has no group key: any \
+                 process on the network could call it, take its name or evict it. Make a key \
+                 with `dhost keygen group.key`, copy it to every node (mode 600), and run with \
+                 --key-file group.key (or DHOST_KEY_FILE=group.key); or give --insecure to \
+                 run without one"
             );
         }
         if keys.is_some() && insecure {
@@ -770,16 +784,29 @@ mod tests {
     #[test]
     fn a_node_off_loopback_needs_a_key_or_insecure() {
         let lan = run_args(&["--iface", "192.0.2.1"]);
-        let err = lan.group.keys_for_node(lan.insecure).expect_err("no key");
+        let err = lan
+            .group
+            .keys_for_node(lan.insecure, None)
+            .expect_err("no key");
         assert!(err.to_string().contains("dhost keygen"), "{err}");
         let insecure = run_args(&["--iface", "192.0.2.1", "--insecure"]);
         assert!(matches!(
-            insecure.group.keys_for_node(insecure.insecure),
+            insecure.group.keys_for_node(insecure.insecure, None),
             Ok(None)
         ));
-        let local = run_args(&[]);
+        let open_port = run_args(&["--listen", "0.0.0.0:0"]);
+        let err = open_port
+            .group
+            .keys_for_node(open_port.insecure, open_port.tcp.listen)
+            .expect_err("no key");
+        assert!(
+            err.to_string()
+                .contains("--listen 0.0.0.0:0 is not a loopback"),
+            "{err}"
+        );
+        let local = run_args(&["--listen", "127.0.0.1:0"]);
         assert!(matches!(
-            local.group.keys_for_node(local.insecure),
+            local.group.keys_for_node(local.insecure, local.tcp.listen),
             Ok(None)
         ));
     }

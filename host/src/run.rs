@@ -59,19 +59,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;
-    let keys = args.group.keys_for_node(args.insecure)?;
-    if let Some(listen) = args.tcp.listen
-        && keys.is_none()
-        && !args.insecure
-        && !listen.ip().to_canonical().is_loopback()
-    {
-        bail!(
-            "--listen {listen} is not a loopback address, and this node has no group key: any \
-             process on the network could call it. Make a key with `dhost keygen group.key`, \
-             copy it to every node (mode 600), and run with --key-file group.key (or \
-             DHOST_KEY_FILE=group.key); or give --insecure to run without one"
-        );
-    }
+    let keys = args.group.keys_for_node(args.insecure, args.tcp.listen)?;
     let group = args.group.group();
     let max_datagram = args
         .group
