@@ -214,10 +214,7 @@ async fn connection(
             Some(_)
                 if keyed && !services.text_anywhere && !addr.ip().to_canonical().is_loopback() =>
             {
-                services
-                    .stats
-                    .rejections
-                    .count(SocketAddr::new(addr.ip(), 0), false, 0);
+                count_unauthenticated(&services, addr);
                 refuse(stream, TEXT_LOOPBACK_ONLY).await
             }
             Some(boxes) => protocol::serve(stream, boxes, idle, &stop).await,
@@ -227,9 +224,7 @@ async fn connection(
         Ok(framed) => framed,
         Err(refused) => {
             if refused.unauthenticated {
-                // (Counted by address: every connection has a port of its own.)
-                let source = SocketAddr::new(addr.ip(), 0);
-                services.stats.rejections.count(source, false, 0);
+                count_unauthenticated(&services, addr);
             }
             return Err(refused.why);
         }
@@ -345,6 +340,13 @@ async fn connection(
         writer.abort();
     }
     outcome
+}
+
+/// Counts a connection from `addr` refused for want of the key (by address, port 0:
+/// every connection has a port of its own).
+fn count_unauthenticated(services: &Services, addr: SocketAddr) {
+    let source = SocketAddr::new(addr.ip(), 0);
+    services.stats.rejections.count(source, false, 0);
 }
 
 /// Tells the client what this port does not serve, and closes.
