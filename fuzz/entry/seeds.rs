@@ -175,7 +175,7 @@ fn datagram() -> Vec<Seed> {
 
 /// Frames as the TCP port's codec writes them, one after the other.
 fn framed(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut codec = dhost::rpc::pool::codec();
+    let mut codec = dhost::rpc::handshake::codec();
     let mut out = BytesMut::new();
     for frame in frames {
         codec

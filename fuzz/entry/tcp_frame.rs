@@ -1,6 +1,6 @@
 //! The body of the `tcp_frame` fuzz target, shared with `tests/fuzz_corpora.rs`: the bytes
 //! a binary connection to a node's TCP port sends after its magic, as hostile input,
-//! through the port's framing (`dhost::rpc::pool::codec()`: a 4-byte length, as the
+//! through the port's framing (`dhost::rpc::handshake::codec()`: a 4-byte length, as the
 //! node's `FramedRead` runs it) and the frame decoders (`dhost::rpc::frame::decode`, and
 //! `Handshake::decode` of a keyed connection's handshake); each frame that decodes is
 //! encoded again and must decode to the same; mailbox requests are served
@@ -15,7 +15,7 @@ use dhost::auth::connection::{FrameCodec, Transcript};
 use dhost::auth::key::GroupKey;
 use dhost::mailbox::{self, MailboxConfig, Mailboxes};
 use dhost::rpc::frame::{self, Frame, Handshake, MAX_FRAME};
-use dhost::rpc::pool::codec;
+use dhost::rpc::handshake::codec;
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
 /// Runs one input; panics if the codec or a decoder panics or disagrees with the encoders.

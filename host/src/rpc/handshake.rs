@@ -64,11 +64,17 @@ async fn write_magic(stream: &mut TcpStream, magic: [u8; 4]) -> Result<(), Strin
         .map_err(|e| format!("cannot write: {e}"))
 }
 
+/// The framing of the node's TCP port before (or without) a keyed handshake: a 4-byte
+/// big-endian length, then the frame.
+pub fn codec() -> FrameCodec {
+    FrameCodec::new(MAX_FRAME, None)
+}
+
 fn framed(stream: TcpStream) -> (Reader, Writer) {
     let (read, write) = stream.into_split();
     (
-        FramedRead::new(read, FrameCodec::new(MAX_FRAME, None)),
-        FramedWrite::new(write, FrameCodec::new(MAX_FRAME, None)),
+        FramedRead::new(read, codec()),
+        FramedWrite::new(write, codec()),
     )
 }
 

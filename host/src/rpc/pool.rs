@@ -387,9 +387,3 @@ impl ConnectionTask {
         }
     }
 }
-
-/// The framing of the node's TCP port before (or without) a keyed handshake: a 4-byte
-/// big-endian length, then the frame.
-pub fn codec() -> crate::auth::connection::FrameCodec {
-    crate::auth::connection::FrameCodec::new(frame::MAX_FRAME, None)
-}
