@@ -196,28 +196,31 @@ pub async fn open(
     let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (magic, expected) = match &keys.keys {
-        None => (MAGIC, MAGIC),
-        Some(_) => (MAGIC_KEYED, MAGIC_KEYED),
+    let magic = if keys.keys.is_some() {
+        MAGIC_KEYED
+    } else {
+        MAGIC
     };
     stream.write_all(&magic).await?;
     let (mut reader, mut writer) = framed(stream);
+    // A keyed caller opens with its challenge, without waiting for the node's magic.
     let challenge = match &keys.keys {
         Some(ring) => {
+            let (key, nonce) = (ring.sending(), fresh_nonce()?);
             let challenge = Handshake::Challenge {
-                key: ring.sending().id(),
-                nonce: fresh_nonce()?,
+                key: key.id(),
+                nonce,
                 encrypt: keys.encrypt,
             };
             writer.send(Bytes::from(challenge.encode())).await?;
-            Some((ring, challenge))
+            Some((key, nonce))
         }
         None => None,
     };
     let mut answer = [0u8; 4];
     reader.get_mut().read_exact(&mut answer).await?;
     match answer {
-        _ if answer == expected => {}
+        _ if answer == magic => {}
         MAGIC_KEYED => {
             return Err(invalid(
                 "the node requires the group's key: give --key-file (or DHOST_KEY_FILE)"
@@ -236,15 +239,7 @@ pub async fn open(
             ));
         }
     }
-    let Some((
-        ring,
-        Handshake::Challenge {
-            key,
-            nonce,
-            encrypt,
-        },
-    )) = challenge
-    else {
+    let Some((group_key, nonce)) = challenge else {
         return Ok((reader, writer));
     };
     let (server_nonce, final_encrypt, proof) = match next_handshake(&mut reader, patience)
@@ -259,16 +254,15 @@ pub async fn open(
         Handshake::Refusal(why) => return Err(invalid(format!("the node refused: {why}"))),
         other => return Err(invalid(format!("an unexpected handshake: {other:?}"))),
     };
-    if encrypt && !final_encrypt {
+    if keys.encrypt && !final_encrypt {
         return Err(invalid(
             "the node answered without the encryption asked for".to_string(),
         ));
     }
-    let group_key = ring.sending();
     let transcript = Transcript {
-        key,
+        key: group_key.id(),
         client_nonce: nonce,
-        client_encrypt: encrypt,
+        client_encrypt: keys.encrypt,
         server_nonce,
         encrypt: final_encrypt,
     };
