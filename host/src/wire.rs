@@ -538,50 +538,42 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
         ),
         Some(_) => return Err(shape("the TCP address is not text")),
     };
-    let links = match fields.next() {
-        None => Vec::new(),
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match numbers_after_name(item, 1) {
-                Some((name, n)) => Ok((name, n[0])),
-                None => Err(shape("a link is not [name, count]")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(shape("the links are not an array")),
-    };
-    let streams = match fields.next() {
-        None => Vec::new(),
-        Some(Value::Array(items)) if items.len() <= MAX_STREAMS_ANNOUNCED => items
-            .into_iter()
-            .map(|item| match numbers_after_name(item, 3) {
-                Some((peer, n)) => Ok(StreamCounts {
-                    peer,
-                    received: n[0],
-                    repaired: n[1],
-                    lost: n[2],
-                }),
-                None => Err(shape("a stream is not [name, received, repaired, lost]")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(shape("the streams are not an array of at most 64")),
-    };
-    let refused = match fields.next() {
-        None => Vec::new(),
-        Some(Value::Array(items)) if items.len() <= MAX_REFUSED_ANNOUNCED => items
-            .into_iter()
-            .map(|item| match numbers_after_name(item, 2) {
-                Some((source, n)) => Ok(RefusedCounts {
-                    source,
-                    unauthenticated: n[0],
-                    replayed: n[1],
-                }),
-                None => Err(shape(
-                    "a refusal is not [source, unauthenticated, replayed]",
-                )),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(shape("the refusals are not an array of at most 16")),
-    };
+    let links = named_numbers(
+        fields.next(),
+        1,
+        usize::MAX,
+        ("a link is not [name, count]", "the links are not an array"),
+        |name, n| (name, n[0]),
+    )?;
+    let streams = named_numbers(
+        fields.next(),
+        3,
+        MAX_STREAMS_ANNOUNCED,
+        (
+            "a stream is not [name, received, repaired, lost]",
+            "the streams are not an array of at most 64",
+        ),
+        |peer, n| StreamCounts {
+            peer,
+            received: n[0],
+            repaired: n[1],
+            lost: n[2],
+        },
+    )?;
+    let refused = named_numbers(
+        fields.next(),
+        2,
+        MAX_REFUSED_ANNOUNCED,
+        (
+            "a refusal is not [source, unauthenticated, replayed]",
+            "the refusals are not an array of at most 16",
+        ),
+        |source, n| RefusedCounts {
+            source,
+            unauthenticated: n[0],
+            replayed: n[1],
+        },
+    )?;
     // Later versions may add fields: ignore them.
     Ok(Frame::Announce(Announce {
         name,
@@ -592,6 +584,29 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
         streams,
         refused,
     }))
+}
+
+/// An optional field of an announcement: an array of at most `max` items `[name, n1, ...,
+/// nN]`, each made into a `T` by `build`; absent, it is empty. `why` says what is wrong
+/// with a bad item, and with a field that is not such an array.
+fn named_numbers<T>(
+    field: Option<Value>,
+    n: usize,
+    max: usize,
+    why: (&str, &str),
+    build: impl Fn(String, Vec<u64>) -> T,
+) -> Result<Vec<T>, WireError> {
+    match field {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.len() <= max => items
+            .into_iter()
+            .map(|item| match numbers_after_name(item, n) {
+                Some((name, numbers)) => Ok(build(name, numbers)),
+                None => Err(shape_of("announce", why.0)),
+            })
+            .collect(),
+        Some(_) => Err(shape_of("announce", why.1)),
+    }
 }
 
 /// `[name, n1, ..., nN]` as the name and `N` unsigned numbers.
