@@ -48,11 +48,8 @@ pub type Proof = [u8; PROOF_LEN];
 
 /// A fresh nonce from the operating system's random source.
 pub fn fresh_nonce() -> std::io::Result<Nonce> {
-    use rand::TryRngCore;
     let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut nonce)
-        .map_err(std::io::Error::other)?;
+    super::key::fill_random(&mut nonce)?;
     Ok(nonce)
 }
 

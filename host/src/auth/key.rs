@@ -123,11 +123,8 @@ impl GroupKey {
 
     /// A new key from the operating system's random source.
     pub fn generate() -> Result<Self, std::io::Error> {
-        use rand::TryRngCore;
         let mut secret = Zeroizing::new([0u8; KEY_LEN]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut secret[..])
-            .map_err(std::io::Error::other)?;
+        fill_random(&mut secret[..])?;
         Ok(Self::from_bytes(*secret))
     }
 
@@ -207,6 +204,14 @@ impl GroupKey {
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)
     }
+}
+
+/// Fills `bytes` from the operating system's random source (for keys and nonces).
+pub fn fill_random(bytes: &mut [u8]) -> Result<(), std::io::Error> {
+    use rand::TryRngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(bytes)
+        .map_err(std::io::Error::other)
 }
 
 /// The keys a node holds: the first makes its tags, any of them is accepted.
