@@ -148,6 +148,7 @@ fn announce(name: &str) -> Vec<u8> {
             links: vec![],
             streams: vec![],
             refused: vec![],
+            modules: vec![],
         },
         &mut frame,
     );

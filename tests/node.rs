@@ -223,9 +223,37 @@ fn a_node_without_guests_joins_the_group_from_the_environment_and_stops_cleanly(
 }
 
 #[test]
-fn inspect_shows_the_wit_types_and_what_the_node_would_do() {
+fn inspect_prints_the_components_wit_which_parses_back() {
     let chat = guest("chat");
     let (status, out, err) = dhost_output(&["inspect", chat.to_str().unwrap()]);
+    assert!(status.success(), "{err}");
+    for want in [
+        "package root:component;",
+        "world root {",
+        "  import dhost:chat/chat;",
+        "  export dstc:node/stdin-events;",
+        "package dhost:chat {",
+        "    message: func(username: string, msg: string);",
+    ] {
+        assert!(out.contains(want), "`{want}` not in:\n{out}");
+    }
+    // It is WIT (what wit-bindgen reads), not a notation of dhost's own.
+    let mut resolve = wit_parser::Resolve::default();
+    let package = resolve
+        .push_str("chat.wit", &out)
+        .unwrap_or_else(|e| panic!("the WIT does not parse back: {e:?}\n{out}"));
+    assert!(resolve.select_world(&[package], Some("root")).is_ok());
+
+    let core = scratch_file("inspect", "core.wat", "(module)");
+    let (status, _, err) = dhost_output(&["inspect", core.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(err.contains("not a component"), "{err}");
+}
+
+#[test]
+fn inspect_summary_shows_the_wit_types_and_what_the_node_would_do() {
+    let chat = guest("chat");
+    let (status, out, err) = dhost_output(&["inspect", "--summary", chat.to_str().unwrap()]);
     assert!(status.success(), "{err}");
     for want in [
         "dhost:chat/chat  [application]",
@@ -238,7 +266,7 @@ fn inspect_shows_the_wit_types_and_what_the_node_would_do() {
         assert!(out.contains(want), "`{want}` not in:\n{out}");
     }
     let hello = guest("hello");
-    let (status, out, _) = dhost_output(&["inspect", hello.to_str().unwrap()]);
+    let (status, out, _) = dhost_output(&["inspect", "--summary", hello.to_str().unwrap()]);
     assert!(status.success());
     assert!(out.contains("runs as a WASI command"), "{out}");
 }

@@ -101,6 +101,13 @@ fn datagram() -> Vec<Seed> {
             unauthenticated: 3,
             replayed: 1,
         }],
+        modules: vec![dhost::modules::Publication {
+            name: "kv".to_string(),
+            digest: Some(dhost::modules::Digest([7; 32])),
+            size: 4096,
+            published_at: 1_700_000_000_000,
+            publisher: "ann".to_string(),
+        }],
     };
     let status = Status {
         stream: 0x0123_4567_89ab_cdef,

@@ -44,9 +44,30 @@ pub enum Command {
     /// the node only joins the group. Stop a node with Ctrl-C.
     Run(Box<RunArgs>),
 
-    /// Print a component's imports and exports with their WIT types, and which functions a
-    /// node would serve and send.
+    /// Print a component's WIT: its world, with every interface it imports and exports.
+    ///
+    /// The output is what `wasm-tools component wit` prints, and can be fed to wit-bindgen.
+    /// With --node NODE, NAME is a module published to NODE, whose WIT is fetched from it.
+    /// With --summary, print instead which functions a node would serve and send.
     Inspect(InspectArgs),
+
+    /// Publish a guest: send it to every node on the group (or to one, with --node), which
+    /// checks it and runs it; nodes that join later fetch it from their peers.
+    ///
+    /// Each node must run with --accept-modules. It checks the size limit and the SHA-256
+    /// digest, that GUEST is a component whose imports it can satisfy, keeps it in its
+    /// module store and runs it under the jail for published modules. Prints, per node,
+    /// "loaded" or "refused: REASON"; fails (exit status 1) unless every node loaded it.
+    /// Publishing a new version under the same NAME replaces the old one everywhere.
+    Publish(PublishArgs),
+
+    /// Stop running the module published under NAME, on every node (and on the nodes that
+    /// join later).
+    Unpublish(UnpublishArgs),
+
+    /// List the published modules the nodes run: name, digest, size, who published it and
+    /// when, the interfaces it exports, and the nodes that run it.
+    Modules(ModulesArgs),
 
     /// List the nodes on the group: name, TCP address, uptime, the connections each holds
     /// to its peers, the calls each received from its peers' streams (and of those, how
@@ -370,6 +391,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub mailboxes: NodeMailboxArgs,
+
+    #[command(flatten)]
+    pub modules: ModuleArgs,
 
     #[command(flatten)]
     pub jail: JailArgs,
@@ -705,12 +729,140 @@ impl CacheArgs {
 /// Options of `dhost inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The component to describe.
-    #[arg(value_name = "GUEST")]
-    pub guest: PathBuf,
+    /// The component to describe (a .wasm or .wat file), or with --node the name of a
+    /// module published to NODE.
+    #[arg(value_name = "GUEST|NAME")]
+    pub guest: String,
+
+    /// Fetch the WIT of module NAME from the node named NODE.
+    #[arg(long, value_name = "NODE", conflicts_with = "summary")]
+    pub node: Option<String>,
+
+    /// Print which functions a node would serve and send, and what it cannot use, rather
+    /// than the WIT.
+    #[arg(long)]
+    pub summary: bool,
 
     #[command(flatten)]
     pub cache: CacheArgs,
+
+    #[command(flatten)]
+    pub survey: SurveyArgs,
+}
+
+/// Options of `dhost publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The guest to publish: a WebAssembly component (.wasm).
+    #[arg(value_name = "GUEST")]
+    pub guest: PathBuf,
+
+    /// Publish to this node only (the others still fetch it from it, if they accept it).
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// The name the module runs under (its guest name, and its jail section's:
+    /// [guest.NAME]) [default: GUEST's file stem].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub publisher: PublisherArgs,
+
+    /// How long to wait for each node to take and load the module.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::jail::parse_duration)]
+    pub timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub survey: SurveyArgs,
+}
+
+/// Who publishes, as `--accept-modules=NAMES` on the nodes checks it.
+#[derive(Debug, Args)]
+pub struct PublisherArgs {
+    /// The publisher's name, which nodes started with --accept-modules=NAMES check
+    /// [env: DHOST_PUBLISHER] [default: this host's name]. It is not a proof: any holder of
+    /// the group key can give any name (docs/modules.md).
+    #[arg(long, value_name = "NAME")]
+    pub publisher: Option<String>,
+}
+
+impl PublisherArgs {
+    /// The publisher's name: --publisher, DHOST_PUBLISHER, or the host's name.
+    pub fn name(&self) -> anyhow::Result<String> {
+        let name = self
+            .publisher
+            .clone()
+            .or_else(|| std::env::var("DHOST_PUBLISHER").ok())
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+        crate::modules::publication::check_publisher(&name)
+            .map_err(|why| anyhow::anyhow!("--publisher: {why}"))?;
+        Ok(name)
+    }
+}
+
+/// Options of `dhost unpublish`.
+#[derive(Debug, Args)]
+pub struct UnpublishArgs {
+    /// The name of the module.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub publisher: PublisherArgs,
+
+    /// How long to wait for each node to stop it.
+    #[arg(long, value_name = "DURATION", default_value = "10s",
+          value_parser = crate::jail::parse_duration)]
+    pub timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub survey: SurveyArgs,
+}
+
+/// Options of `dhost modules`.
+#[derive(Debug, Args)]
+pub struct ModulesArgs {
+    /// List what this node runs only.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+
+    #[command(flatten)]
+    pub survey: SurveyArgs,
+}
+
+/// How a node takes published modules.
+#[derive(Debug, Args)]
+pub struct ModuleArgs {
+    /// Take the modules published to this node (`dhost publish`), and fetch those its peers
+    /// run. With =NAMES (comma-separated), only modules their publishers named so.
+    #[arg(long, value_name = "NAMES", num_args = 0..=1, require_equals = true,
+          value_delimiter = ',')]
+    pub accept_modules: Option<Vec<String>>,
+
+    /// Where published modules are kept, by digest (nodes of one machine may share it)
+    /// [env: DHOST_STORE_DIR] [default: ~/.local/share/dhost/modules].
+    #[arg(long, value_name = "DIR", requires = "accept_modules")]
+    pub store_dir: Option<PathBuf>,
+
+    /// The largest module the node takes.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB",
+          value_parser = crate::jail::parse_size, requires = "accept_modules")]
+    pub max_module_size: u64,
+}
+
+impl ModuleArgs {
+    /// The store these options name.
+    pub fn store(&self) -> anyhow::Result<crate::modules::ModuleStore> {
+        let dir = self
+            .store_dir
+            .clone()
+            .or_else(|| std::env::var_os("DHOST_STORE_DIR").map(PathBuf::from))
+            .or_else(crate::modules::ModuleStore::default_dir)
+            .context("no data directory for the module store: give --store-dir DIR")?;
+        Ok(crate::modules::ModuleStore::new(dir))
+    }
 }
 
 fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
@@ -764,6 +916,11 @@ impl Cli {
             Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
             Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
             Command::Keygen(args) => args.run().map(|()| ExitCode::SUCCESS),
+            Command::Publish(args) => crate::modules::client::publish(&args),
+            Command::Unpublish(args) => crate::modules::client::unpublish(&args),
+            Command::Modules(args) => {
+                crate::modules::client::modules(&args).map(|()| ExitCode::SUCCESS)
+            }
         }
     }
 }

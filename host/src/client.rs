@@ -5,7 +5,7 @@
 
 use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
-use crate::rpc::{ConnectionKeys, Outcome, Pool};
+use crate::rpc::{ConnectionKeys, Outcome, Pool, PoolHandle};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
 use ciborium::Value;
@@ -226,7 +226,7 @@ pub fn parse_args(args: &[String]) -> anyhow::Result<Vec<Value>> {
 
 impl crate::cli::SurveyArgs {
     /// Joins the group these options name.
-    fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
+    pub(crate) fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
         let group = self.group.group();
         let client = GroupClient::join(
             &group,
@@ -331,7 +331,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
 }
 
 /// Finds node `name` on the group: its TCP address.
-fn find_node(
+pub(crate) fn find_node(
     client: &mut GroupClient,
     group: &Group,
     name: &str,
@@ -371,6 +371,12 @@ fn call_once(
     timeout: Duration,
     keys: ConnectionKeys,
 ) -> anyhow::Result<Outcome> {
+    let handle = start_pool(keys)?;
+    Ok(handle.call(addr, node, function, args, wants_reply, timeout))
+}
+
+/// A pool of connections (one per node) for a client, running on a thread of its own.
+pub fn start_pool(keys: ConnectionKeys) -> anyhow::Result<PoolHandle> {
     let (pool, handle) = Pool::new(1, rand::random(), None, keys);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -380,7 +386,7 @@ fn call_once(
         .name("dhost-pool".into())
         .spawn(move || runtime.block_on(pool.run()))
         .context("cannot start the connection thread")?;
-    Ok(handle.call(addr, node, function, args, wants_reply, timeout))
+    Ok(handle)
 }
 
 fn check_function_id(function: &str) -> anyhow::Result<()> {

@@ -1,21 +1,79 @@
-//! `dhost inspect`: a component's imports and exports with their WIT types, and what a
-//! node would do with each.
+//! `dhost inspect`: a component's WIT, decoded from the component by the Bytecode
+//! Alliance's wit-parser and printed by wit-component's printer (the same text as
+//! `wasm-tools component wit`); or, with `--summary`, its imports and exports with what a
+//! node would do with each. With `--node`, the WIT of a module published to a node.
 
 use crate::cli::InspectArgs;
 use crate::guest::wasm::Runtime;
 use crate::guest::world::{Interface, Role, World};
 use anyhow::Context as _;
 use std::fmt::Write;
+use std::path::Path;
 
-/// Prints the description of `args.guest` on stdout.
+/// Prints what `args` ask for on stdout.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
-    let runtime = Runtime::new(args.cache.dir(), false)?;
-    let component = runtime
-        .load_component(&args.guest)
-        .with_context(|| format!("cannot inspect {}", args.guest.display()))?;
-    let world = World::of(&component, runtime.engine());
-    print!("{}", describe(&world));
+    if let Some(node) = &args.node {
+        print!(
+            "{}",
+            crate::modules::client::remote_wit(&args.survey, node, &args.guest)?
+        );
+        return Ok(());
+    }
+    let path = Path::new(&args.guest);
+    let cannot = || format!("cannot inspect {}", path.display());
+    if args.summary {
+        let runtime = Runtime::new(args.cache.dir(), false)?;
+        let component = runtime.load_component(path).with_context(cannot)?;
+        let world = World::of(&component, runtime.engine());
+        print!("{}", describe(&world));
+        return Ok(());
+    }
+    let bytes = std::fs::read(path)
+        .context("cannot read it")
+        .with_context(cannot)?;
+    let bytes = if path.extension().is_some_and(|e| e == "wat") {
+        wat::parse_bytes(&bytes)
+            .context("it is not valid WAT text")
+            .with_context(cannot)?
+            .into_owned()
+    } else {
+        bytes
+    };
+    print!("{}", wit_text(&bytes).with_context(cannot)?);
     Ok(())
+}
+
+/// The WIT of the component in `bytes`: its world (in the package `root:component`) and
+/// every package it uses, nested.
+pub fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
+    if !bytes.starts_with(b"\0asm") {
+        anyhow::bail!("it is not WebAssembly (no \\0asm magic at its start)");
+    }
+    if crate::guest::wasm::is_core_module(bytes) {
+        anyhow::bail!(
+            "it is a core WebAssembly module, not a component: build guests for wasm32-wasip2 \
+             (or with `cargo component build`)"
+        );
+    }
+    let decoded =
+        wit_parser::decoding::decode(bytes).context("cannot decode the component's WIT")?;
+    let resolve = decoded.resolve();
+    let main = decoded.package();
+    let nested: Vec<_> = resolve
+        .packages
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| *id != main)
+        .collect();
+    let mut printer = wit_component::WitPrinter::default();
+    printer
+        .print(resolve, main, &nested)
+        .context("cannot print the component's WIT")?;
+    let mut text = printer.output.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// The description `dhost inspect` prints.

@@ -7,6 +7,7 @@
 //! - [`run`]: `dhost run`: loading guests, the threads of a node, signals, exit status;
 //! - [`node`]: the event loop, routing calls to the guests that export them;
 //! - [`membership`]: announcements, the peers table, unique names;
+//! - [`modules`]: published modules: the store, transfers, syncing, `dhost publish`;
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
 //! - [`auth`]: group keys, sealing and checking datagrams, replay windows;
 //! - [`stream`]: reliable multicast: each node's stream of datagrams, repaired and paced;
@@ -31,6 +32,7 @@ pub mod inspect;
 pub mod jail;
 pub mod mailbox;
 pub mod membership;
+pub mod modules;
 pub mod net;
 pub mod node;
 pub mod rpc;

@@ -119,6 +119,11 @@ impl Membership {
         }
     }
 
+    /// Announces the node at the end of this turn (what it runs changed).
+    pub fn announce_soon(&mut self) {
+        self.next_announce = Instant::now();
+    }
+
     /// Takes an announcement by node `sender` from `addr`.
     pub fn on_announce(
         &mut self,

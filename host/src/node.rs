@@ -20,6 +20,8 @@ use crate::guest::outbox::Outbox;
 use crate::guest::wasm::{WasmGuest, into_reply};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
+use crate::modules::ModuleService;
+use crate::modules::service::ModuleChange;
 use crate::rpc::server::IncomingCall;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
 use crate::stats::{DropLog, Stats};
@@ -72,6 +74,8 @@ pub enum Event {
     Call(Box<IncomingCall>),
     /// A line of the node's stdin.
     StdinLine(String),
+    /// Run, replace or stop a published module.
+    Module(ModuleChange),
     /// A descriptor a native plugin watches is ready.
     FdReady {
         /// The descriptor.
@@ -185,6 +189,8 @@ pub struct Node {
     tcp: Option<SocketAddr>,
     /// The pool of connections to peers, whose counts are announced.
     pool: Option<PoolHandle>,
+    /// The published modules it takes, whose publications are announced.
+    modules: Option<Arc<ModuleService>>,
 }
 
 /// Where the node is reachable and how it calls out, for [`Node::new`].
@@ -197,6 +203,8 @@ pub struct Links {
     pub tcp: Option<SocketAddr>,
     /// Its pool of connections to peers.
     pub pool: Option<PoolHandle>,
+    /// What takes published modules (`--accept-modules`).
+    pub modules: Option<Arc<ModuleService>>,
 }
 
 impl Node {
@@ -214,8 +222,39 @@ impl Node {
         calls: Arc<Calls>,
         links: Links,
     ) -> Self {
+        let mut node = Node {
+            id,
+            membership: Membership::new(id, name, Vec::new()),
+            name_taken: None,
+            health: guests.iter().map(|_| Health::default()).collect(),
+            guests: guests.into_iter().map(Some).collect(),
+            routes: HashMap::new(),
+            bare_routes: HashMap::new(),
+            natives,
+            outgoing,
+            frame: Vec::new(),
+            local: Outbox::default(),
+            spare: Outbox::default(),
+            streams: ReceiveStreams::new(links.receive_window),
+            gone_streams: VecDeque::new(),
+            caught_up: true,
+            stats,
+            drops: DropLog::new(),
+            calls,
+            tcp: links.tcp,
+            pool: links.pool,
+            modules: links.modules,
+        };
+        node.reroute();
+        node
+    }
+
+    /// Finds again which guest serves each function (a guest was loaded or unloaded), and
+    /// tells the guests' calls, the outgoing queue and the peers.
+    fn reroute(&mut self) {
         let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
-        for (g, guest) in guests.iter().enumerate() {
+        for (g, guest) in self.guests.iter().enumerate() {
+            let Some(guest) = guest else { continue };
             for (slot, export) in guest.exports().iter().enumerate() {
                 routes
                     .entry(export.function.id.clone())
@@ -237,37 +276,17 @@ impl Node {
             .map(|(id, targets)| {
                 let servers = targets
                     .iter()
-                    .map(|&(g, slot)| guests[g].local_server(slot))
+                    .filter_map(|&(g, slot)| Some(self.guests[g].as_ref()?.local_server(slot)))
                     .collect();
                 (id.clone(), servers)
             })
             .collect();
-        calls.set_local(local);
-        let served = served(&routes, natives.len(), &calls);
-        let node = Node {
-            id,
-            membership: Membership::new(id, name, served),
-            name_taken: None,
-            health: guests.iter().map(|_| Health::default()).collect(),
-            guests: guests.into_iter().map(Some).collect(),
-            routes,
-            bare_routes,
-            natives,
-            outgoing,
-            frame: Vec::new(),
-            local: Outbox::default(),
-            spare: Outbox::default(),
-            streams: ReceiveStreams::new(links.receive_window),
-            gone_streams: VecDeque::new(),
-            caught_up: true,
-            stats,
-            drops: DropLog::new(),
-            calls,
-            tcp: links.tcp,
-            pool: links.pool,
-        };
-        node.tell_outgoing_what_is_served();
-        node
+        self.calls.set_local(local);
+        self.routes = routes;
+        self.bare_routes = bare_routes;
+        self.tell_outgoing_what_is_served();
+        self.membership
+            .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
 
     /// Tells [`Outgoing`] which functions this node serves itself (so that it runs the
@@ -546,6 +565,7 @@ impl Node {
                 self.on_datagram(from, datagram, len);
             }
             Event::Call(call) => self.on_call(*call),
+            Event::Module(change) => self.on_module_change(change),
             Event::StdinLine(line) => {
                 for g in 0..self.guests.len() {
                     if self.guests[g]
@@ -1026,15 +1046,52 @@ impl Node {
         };
         guest.retire();
         tracing::error!("guest {} unloaded: {why}", guest.name());
-        for table in [&mut self.routes, &mut self.bare_routes] {
-            for targets in table.values_mut() {
-                targets.retain(|&(target, _)| target != g);
+        self.reroute();
+    }
+
+    /// Runs, replaces or stops a published module. This happens between two events, so a
+    /// call in progress has finished on the old instance, and the next runs on the new.
+    fn on_module_change(&mut self, change: ModuleChange) {
+        let slot = |guests: &[Option<WasmGuest>], name: &str| {
+            guests
+                .iter()
+                .position(|g| g.as_ref().is_some_and(|g| g.name() == name))
+        };
+        match change {
+            ModuleChange::Install { guest, done } => {
+                let g = match slot(&self.guests, guest.name()) {
+                    Some(g) => {
+                        if let Some(old) = self.guests[g].replace(guest) {
+                            old.retire();
+                        }
+                        self.health[g] = Health::default();
+                        g
+                    }
+                    None => {
+                        self.guests.push(Some(guest));
+                        self.health.push(Health::default());
+                        self.guests.len() - 1
+                    }
+                };
+                self.reroute();
+                // (Its peers hear of its functions with the next announcement, which is
+                // made at once.)
+                self.membership.announce_soon();
+                self.call_event(g, EventInterface::Lifecycle, &[]);
+                let _ = done.send(Ok(()));
             }
-            table.retain(|_, targets| !targets.is_empty());
+            ModuleChange::Remove { name, done } => {
+                let had = slot(&self.guests, &name).is_some_and(|g| {
+                    self.health[g] = Health::default();
+                    self.guests[g].take().inspect(WasmGuest::retire).is_some()
+                });
+                if had {
+                    self.reroute();
+                    self.membership.announce_soon();
+                }
+                let _ = done.send(had);
+            }
         }
-        self.tell_outgoing_what_is_served();
-        self.membership
-            .set_functions(served(&self.routes, self.natives.len(), &self.calls));
     }
 
     /// Guest `g`, if it is loaded and not waiting to restart.
@@ -1182,7 +1239,9 @@ impl Node {
             self.frame.clear();
             wire::encode_announce(&announce, &mut self.frame);
             if self.frame.len() <= max
-                || (announce.streams.pop().is_none() && announce.links.pop().is_none())
+                || (announce.streams.pop().is_none()
+                    && announce.links.pop().is_none()
+                    && announce.modules.pop().is_none())
             {
                 break;
             }
@@ -1233,6 +1292,11 @@ impl Node {
             links,
             streams,
             refused: self.stats.rejections.announced(),
+            modules: self
+                .modules
+                .as_ref()
+                .map(|m| m.announced())
+                .unwrap_or_default(),
         }
     }
 

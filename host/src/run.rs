@@ -17,6 +17,8 @@ use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
+use crate::modules::ModuleService;
+use crate::modules::service::{ChangeSink, Loader, ServiceConfig};
 use crate::node::{Event, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
@@ -68,7 +70,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let max_call = max_call(max_datagram);
 
     let mailboxes = args.mailboxes.open()?.map(Arc::new);
-    let policy = Policy::load(args.jail.file.as_deref(), args.jail.flags(&args.args))?;
+    let policy = Arc::new(Policy::load(
+        args.jail.file.as_deref(),
+        args.jail.flags(&args.args),
+    )?);
     let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
     let names = guest_names(&args.guests);
     for named in policy.named_guests() {
@@ -171,6 +176,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // A lone command that neither sends nor serves has no use for the network.
     // (Mailboxes are reached through the node's port and its peers' ports.)
     let networked = command.is_none()
+        || args.modules.accept_modules.is_some()
         || !natives.is_empty()
         || guests.len() > 1
         || mailboxes.is_some()
@@ -228,6 +234,53 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !natives.is_empty() {
         spawn_fd_watcher(events_tx.clone())?;
     }
+    let modules = match &args.modules.accept_modules {
+        Some(publishers) if networked => {
+            let config = ServiceConfig {
+                store: args.modules.store()?,
+                publishers: publishers
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .cloned()
+                    .collect(),
+                max_size: args.modules.max_module_size,
+                own_guests: names.clone(),
+            };
+            tracing::info!(
+                "takes published modules from {} into {}",
+                if config.publishers.is_empty() {
+                    "any publisher".to_string()
+                } else {
+                    config.publishers.join(", ")
+                },
+                config.store.dir().display()
+            );
+            let loader = Loader {
+                runtime: runtime.clone(),
+                policy: policy.clone(),
+                node_name: node_name.clone(),
+                max_call,
+                calls: calls.clone(),
+                outgoing: outgoing.clone(),
+            };
+            let events = events_tx.clone();
+            let changes: ChangeSink = Box::new(move |change| {
+                events.try_send(Event::Module(change)).map_err(|e| match e {
+                    TrySendError::Full(Event::Module(c)) => TrySendError::Full(c),
+                    TrySendError::Disconnected(Event::Module(c)) => TrySendError::Disconnected(c),
+                    _ => unreachable!("a module change was sent"),
+                })
+            });
+            Some(ModuleService::new(
+                config,
+                loader,
+                changes,
+                pool_handle.clone(),
+                network.handle().clone(),
+            ))
+        }
+        _ => None,
+    };
     let node = Node::new(
         id,
         &node_name,
@@ -240,6 +293,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             receive_window,
             tcp,
             pool: Some(pool_handle),
+            modules: modules.clone(),
         },
     );
     let stop_flag = stopping.clone();
@@ -265,16 +319,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 keys: connection_keys,
                 stats: stats.clone(),
                 text_anywhere: args.mailboxes.text_anywhere,
+                modules: modules.clone(),
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }
         tokio::spawn(pool.run());
-        receive(
-            id, receiver, events_tx, done_rx, &stopping, &stats, &outgoing,
-        )
-        .await
+        let node = Receiving {
+            id,
+            stopping: &stopping,
+            stats: &stats,
+            outgoing: &outgoing,
+            modules: modules.as_ref(),
+        };
+        receive(node, receiver, events_tx, done_rx).await
     })?;
 
     let code = event_loop
@@ -440,20 +499,38 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<us
     Ok(consumed)
 }
 
-/// The network thread: receives and decodes datagrams (but for the node's own, sender
-/// `id`, which multicast loops back) until the event loop ends or a signal asks the node
-/// to stop (through `stopping`, which the event loop checks every turn, and a `Shutdown`
-/// event to wake it). It tells `outgoing` which nodes announce themselves and which say
-/// goodbye: the receivers its window waits for (even while the event loop is busy).
-async fn receive(
+/// What the network thread works for.
+struct Receiving<'a> {
+    /// The node's id: its own datagrams, which multicast loops back, are skipped.
     id: u64,
+    /// Set when a signal asks the node to stop.
+    stopping: &'a AtomicBool,
+    stats: &'a Stats,
+    /// Told which nodes announce themselves and which say goodbye.
+    outgoing: &'a Outgoing,
+    /// Told what modules the peers announce.
+    modules: Option<&'a Arc<ModuleService>>,
+}
+
+/// The network thread: receives and decodes datagrams (but for the node's own, which
+/// multicast loops back) until the event loop ends or a signal asks the node to stop
+/// (through `stopping`, which the event loop checks every turn, and a `Shutdown` event to
+/// wake it). It tells `outgoing` which nodes announce themselves and which say goodbye:
+/// the receivers its window waits for (even while the event loop is busy); and the module
+/// service what modules they run.
+async fn receive(
+    node: Receiving<'_>,
     socket: Option<std::net::UdpSocket>,
     events: SyncSender<Event>,
     mut done: oneshot::Receiver<()>,
-    stopping: &AtomicBool,
-    stats: &Stats,
-    outgoing: &Outgoing,
 ) -> anyhow::Result<()> {
+    let Receiving {
+        id,
+        stopping,
+        stats,
+        outgoing,
+        modules,
+    } = node;
     let stop = || {
         stopping.store(true, Ordering::Relaxed);
         let _ = events.try_send(Event::Shutdown);
@@ -501,6 +578,13 @@ async fn receive(
                 let sender = datagram.header.sender;
                 if datagram.header.seq.is_none() {
                     let announces = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Announce(_)));
+                    if let Some(modules) = modules {
+                        for frame in &datagram.frames {
+                            if let wire::Frame::Announce(announce) = frame {
+                                modules.on_announce(announce);
+                            }
+                        }
+                    }
                     let leaves = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Goodbye));
                     if leaves {
                         outgoing.left(sender);

@@ -278,6 +278,8 @@ pub struct Announce {
     pub streams: Vec<StreamCounts>,
     /// What this node refused at its gate, by source address.
     pub refused: Vec<RefusedCounts>,
+    /// The published modules the node runs, and the names it knows unpublished.
+    pub modules: Vec<crate::modules::Publication>,
 }
 
 /// What a node refused from one source address, as its announcements say.
@@ -574,6 +576,19 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
             replayed: n[1],
         },
     )?;
+    let modules = match fields.next() {
+        None => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= crate::modules::MAX_MODULES => items
+            .into_iter()
+            .map(|item| crate::modules::Publication::from_value(item).map_err(|why| shape(&why)))
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(shape(&format!(
+                "the modules are not an array of at most {}",
+                crate::modules::MAX_MODULES
+            )));
+        }
+    };
     // Later versions may add fields: ignore them.
     Ok(Frame::Announce(Announce {
         name,
@@ -583,6 +598,7 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
         links,
         streams,
         refused,
+        modules,
     }))
 }
 
@@ -739,6 +755,14 @@ pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
                         uint(r.replayed),
                     ])
                 })
+                .collect(),
+        ),
+        Value::Array(
+            announce
+                .modules
+                .iter()
+                .take(crate::modules::MAX_MODULES)
+                .map(crate::modules::Publication::to_value)
                 .collect(),
         ),
     ]);
@@ -1387,6 +1411,13 @@ mod tests {
                 source: "10.0.0.9:4001".into(),
                 unauthenticated: 7,
                 replayed: 3,
+            }],
+            modules: vec![crate::modules::Publication {
+                name: "kv".into(),
+                digest: Some(crate::modules::Digest([5; 32])),
+                size: 1234,
+                published_at: 1_700_000_000_000,
+                publisher: "ann".into(),
             }],
         };
         let mut f = Vec::new();

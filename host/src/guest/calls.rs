@@ -22,7 +22,7 @@ use ciborium::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 use wasmtime::component::{Type, Val};
 
@@ -35,12 +35,15 @@ pub struct PeerEntry {
     pub functions: HashSet<String>,
 }
 
+/// The guests of this node that serve each function id.
+type LocalServers = HashMap<String, Vec<LocalServer>>;
+
 /// What every guest of a node shares to make calls with replies.
 #[derive(Debug)]
 pub struct Calls {
     node_name: String,
-    /// The functions this node's guests serve, set once every guest is loaded.
-    local: OnceLock<HashMap<String, Vec<LocalServer>>>,
+    /// The functions this node's guests serve, set when guests are loaded or unloaded.
+    local: RwLock<Arc<LocalServers>>,
     /// The peers, by name, kept up to date by the node as announcements come and go.
     peers: RwLock<HashMap<String, PeerEntry>>,
     pool: Option<PoolHandle>,
@@ -64,7 +67,7 @@ impl Calls {
     pub fn new(node_name: &str, pool: Option<PoolHandle>) -> Self {
         Calls {
             node_name: node_name.to_string(),
-            local: OnceLock::new(),
+            local: RwLock::default(),
             peers: RwLock::default(),
             pool,
             trapped: AtomicBool::new(false),
@@ -130,9 +133,9 @@ impl Calls {
         }
     }
 
-    /// Sets the functions this node's guests serve (once, after loading them).
-    pub fn set_local(&self, local: HashMap<String, Vec<LocalServer>>) {
-        let _ = self.local.set(local);
+    /// Sets the functions this node's guests serve (after loading or unloading one).
+    pub fn set_local(&self, local: LocalServers) {
+        *self.local.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(local);
     }
 
     /// Replaces what is known of the peers.
@@ -145,11 +148,10 @@ impl Calls {
         self.trapped.swap(false, Ordering::Relaxed)
     }
 
-    fn local_servers(&self, function: &str) -> &[LocalServer] {
-        self.local
-            .get()
-            .and_then(|l| l.get(function))
-            .map_or(&[], Vec::as_slice)
+    /// The local guests that serve `function`.
+    fn local_servers(&self, function: &str) -> Vec<LocalServer> {
+        let local = self.local.read().unwrap_or_else(PoisonError::into_inner);
+        local.get(function).cloned().unwrap_or_default()
     }
 
     /// Runs `function` on the first local guest that serves it and can take the call.

@@ -101,26 +101,35 @@ impl Runtime {
                  extension)"
             );
         };
-        if is_core_module(&bytes) {
+        self.compile(&bytes)
+    }
+
+    /// Compiles the component in `bytes` (WebAssembly binary), from the compile cache when
+    /// it holds it.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
+        if !bytes.starts_with(b"\0asm") {
+            bail!("it is not WebAssembly (no \\0asm magic at its start)");
+        }
+        if is_core_module(bytes) {
             bail!(
                 "it is a core WebAssembly module, not a component: build guests for \
                  wasm32-wasip2 (or with `cargo component build`)"
             );
         }
         let compile = || {
-            Component::new(&self.engine, &bytes)
+            Component::new(&self.engine, bytes)
                 .map_err(anyhow::Error::from)
                 .context("it is not a valid WebAssembly component")
         };
         match &self.cache {
-            Some(cache) => cache.get_or_compile(&bytes, compile),
+            Some(cache) => cache.get_or_compile(bytes, compile),
             None => compile(),
         }
     }
 }
 
 /// Whether `bytes` are a core module rather than a component (the version field differs).
-fn is_core_module(bytes: &[u8]) -> bool {
+pub fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 

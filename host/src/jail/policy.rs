@@ -285,15 +285,42 @@ impl Policy {
 
     /// The effective jail of guest `name` (a WASI command if `command`).
     pub fn jail_for(&self, name: &str, command: bool) -> Jail {
-        let mut jail = Jail::default_for(command);
-        self.default.apply(&mut jail);
-        if let Some(grants) = self.guests.get(name) {
-            grants.apply(&mut jail);
-        }
+        let mut jail = self.file_jail(name, Jail::default_for(command));
         let flags = &self.flags;
         jail.dirs.extend(flags.dirs.iter().cloned());
         jail.env.extend(flags.env.iter().cloned());
         jail.network.extend(flags.network.iter().cloned());
+        self.apply_limit_flags(&mut jail);
+        if let Some(args) = &flags.args {
+            jail.args = args.clone();
+        }
+        jail
+    }
+
+    /// The jail of the module published under `name`: what the file grants it (its
+    /// `[guest.NAME]` section over `[default]`) and the limit flags, but neither the grant
+    /// flags (`--allow-dir`, `--allow-env`, `--allow-net`: they are for the guests given on
+    /// the command line) nor, unless its section says so, the node's stdin.
+    pub fn jail_for_published(&self, name: &str) -> Jail {
+        let mut base = Jail::default_for(false);
+        base.stdin = false;
+        let mut jail = self.file_jail(name, base);
+        self.apply_limit_flags(&mut jail);
+        jail
+    }
+
+    /// `base` with `[default]` and `[guest.NAME]` over it.
+    fn file_jail(&self, name: &str, mut jail: Jail) -> Jail {
+        self.default.apply(&mut jail);
+        if let Some(grants) = self.guests.get(name) {
+            grants.apply(&mut jail);
+        }
+        jail
+    }
+
+    /// `--max-memory`, `--max-time`, `--fuel`, `--call-timeout`.
+    fn apply_limit_flags(&self, jail: &mut Jail) {
+        let flags = &self.flags;
         if let Some(m) = flags.max_memory {
             jail.limits.max_memory = m;
         }
@@ -306,10 +333,6 @@ impl Policy {
         if let Some(t) = flags.call_timeout {
             jail.call_timeout = t;
         }
-        if let Some(args) = &flags.args {
-            jail.args = args.clone();
-        }
-        jail
     }
 }
 

@@ -12,6 +12,8 @@
 use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
 use super::handshake::{self, ConnectionKeys};
 use crate::mailbox::{Mailboxes, protocol};
+use crate::modules::ModuleService;
+use crate::modules::protocol::is_module_function;
 use crate::node::Event;
 use crate::stats::{DropLog, Stats};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -127,6 +129,8 @@ pub struct Services {
     /// Serve the text protocol to any address, even with a key (it has no room for one):
     /// by default a keyed port serves it to loopback addresses only.
     pub text_anywhere: bool,
+    /// Published modules (`--accept-modules`): transfers, fetches and listings.
+    pub modules: Option<Arc<ModuleService>>,
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
@@ -293,6 +297,27 @@ async fn connection(
                         let _ = reply_to.send(id, &outcome);
                     }
                 });
+            }
+            Ok(Frame::Request(request)) if is_module_function(&request.function) => {
+                // Served here, beside the event loop, in order: a transfer's chunks follow
+                // one another.
+                let Request {
+                    id,
+                    function,
+                    args,
+                    wants_reply,
+                } = request;
+                let outcome = match &services.modules {
+                    Some(modules) => modules.serve(&function, args).await,
+                    None => Err(CallFailure::new(
+                        FailureKind::Refused,
+                        "this node does not accept published modules (start it with \
+                         --accept-modules)",
+                    )),
+                };
+                if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
+                    break Err(why);
+                }
             }
             Ok(Frame::Request(request)) => {
                 let (id, wants_reply) = (request.id, request.wants_reply);

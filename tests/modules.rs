@@ -1,0 +1,378 @@
+//! End-to-end tests of published modules: `dhost publish` to three nodes started with
+//! `--accept-modules` and no guest, calls to what they now serve, a fourth node that joins
+//! later and fetches the module from a peer, a new version replacing the old on every
+//! node, `dhost modules`, `dhost inspect --node`, `dhost unpublish`; and the refusals: a
+//! node without `--accept-modules`, a corrupted or interrupted transfer, bytes that are not
+//! a component, a module over the size limit, imports the node cannot satisfy, a publisher
+//! the node does not take.
+
+mod common;
+
+use common::*;
+use dhost::modules::client::send_module;
+use dhost::modules::protocol::ModuleRequest;
+use dhost::modules::{Digest, Publication};
+use dhost::rpc::{ConnectionKeys, FailureKind, Pool, PoolHandle};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Starts node `name` taking published modules into a store of its own, with `extra`
+/// options (which may restrict `--accept-modules=PUBLISHERS`); waits until it takes calls.
+fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]) -> Dhost {
+    let store = format!("--store-dir={}", store.display());
+    let mut args = vec![store.as_str()];
+    if !extra.iter().any(|a| a.starts_with("--accept-modules")) {
+        args.push("--accept-modules");
+    }
+    args.extend(extra);
+    let node = Dhost::start(&node_args(name, group, &args));
+    node.wait_stderr("the node to be ready", |err| {
+        err.contains("calls on 127.0.0.1:")
+    });
+    node
+}
+
+/// The stores of this test process, one per node.
+fn store(tag: &str, node: &str) -> PathBuf {
+    scratch_dir(&format!("modules-{tag}")).join(node)
+}
+
+/// The files a store holds (its modules, by digest).
+fn stored(store: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.join("sha256"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `dhost publish GUEST OPTIONS...` on `group`.
+fn publish(group: SocketAddrV4, guest: &Path, options: &[&str]) -> (bool, String, String) {
+    let mut args: Vec<&str> = options.to_vec();
+    args.push(guest.to_str().unwrap());
+    let (status, out, err) = client_output("publish", group, &args);
+    (status.success(), out, err)
+}
+
+/// `dhost call NODE FUNCTION ARGS...`: its stdout, if it succeeded.
+fn call(group: SocketAddrV4, node: &str, function: &str, args: &[&str]) -> Option<String> {
+    let mut all = vec![node, function];
+    all.extend(args);
+    let (status, out, _) = client_output("call", group, &all);
+    status.success().then(|| out.trim_end().to_string())
+}
+
+/// Waits until `done` holds, at most [`PATIENCE`]; returns how long it took.
+fn wait_for(what: &str, done: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+/// `component` with a custom section appended: another module (another digest) that
+/// behaves the same, as a new build of a guest would be.
+fn new_version(component: &Path, tag: &str) -> PathBuf {
+    let mut bytes = std::fs::read(component).unwrap();
+    let name = b"dhost-test-version";
+    let payload = tag.as_bytes();
+    let body_len = 1 + name.len() + payload.len();
+    bytes.push(0); // a custom section
+    assert!(body_len < 128, "one LEB128 byte");
+    bytes.push(body_len as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    let path = scratch_dir("modules-versions").join(format!("kv-{tag}.wasm"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The `dhost modules` table: (name, digest, nodes) per line.
+fn modules_table(group: SocketAddrV4) -> Vec<(String, String, Vec<String>)> {
+    let (status, out, err) = client_output("modules", group, &[]);
+    assert!(status.success(), "{err}");
+    out.lines()
+        .skip(1)
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // NAME DIGEST SIZE(2 words) PUBLISHER PUBLISHED EXPORTS... NODES...: the nodes
+            // are the words after the last export (interface names contain ':').
+            let last_export = words.iter().rposition(|w| w.contains(':')).unwrap();
+            let nodes = words[last_export + 1..].iter().map(|s| s.to_string());
+            (words[0].to_string(), words[1].to_string(), nodes.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn a_module_published_to_three_nodes_reaches_a_late_joiner_and_is_replaced_everywhere() {
+    let group = unique_group();
+    let kv = guest("kv");
+    let nodes: Vec<Dhost> = ["ann", "bob", "cat"]
+        .iter()
+        .map(|n| module_node(n, group, &store("three", n), &[]))
+        .collect();
+
+    // Published from the CLI: every node loads it, and serves it.
+    let started = Instant::now();
+    let (ok, out, err) = publish(group, &kv, &[]);
+    let took = started.elapsed();
+    assert!(ok, "{out}{err}");
+    eprintln!("publish to three nodes took {took:?}:\n{out}");
+    for node in ["ann", "bob", "cat"] {
+        assert!(out.contains(&format!("{node}: loaded")), "{out}");
+    }
+    let digest = Digest::of(&std::fs::read(&kv).unwrap()).to_string();
+    for (node, n) in ["ann", "bob", "cat"].iter().zip(&nodes) {
+        assert_eq!(
+            stored(&store("three", node)),
+            [format!("{digest}.wasm")],
+            "{node}'s store"
+        );
+        assert!(
+            n.stderr().contains("published to this node"),
+            "{}",
+            n.stderr()
+        );
+        assert_eq!(
+            call(
+                group,
+                node,
+                "dhost:kv/store#put",
+                &[r#""k""#, &format!(r#""{node}""#)]
+            ),
+            Some("null".into())
+        );
+        assert_eq!(
+            call(group, node, "dhost:kv/store#get", &[r#""k""#]),
+            Some(format!(r#""{node}""#))
+        );
+    }
+
+    // A node that starts later fetches it from a peer, verified, without a new publish.
+    let started = Instant::now();
+    let dan = module_node("dan", group, &store("three", "dan"), &[]);
+    let caught_up = wait_for("dan to serve kv", || {
+        call(group, "dan", "dhost:kv/store#keys", &[]).is_some()
+    });
+    eprintln!(
+        "the late joiner served kv {caught_up:?} after it was ready ({:?} after its start)",
+        started.elapsed()
+    );
+    assert!(
+        dan.stderr().contains("fetched from node"),
+        "{}",
+        dan.stderr()
+    );
+    assert_eq!(stored(&store("three", "dan")), [format!("{digest}.wasm")]);
+
+    // `dhost modules` lists it once, run by all four.
+    let table = modules_table(group);
+    assert_eq!(table.len(), 1, "{table:?}");
+    assert_eq!(table[0].0, "kv");
+    assert_eq!(table[0].1, &digest[..12]);
+    assert_eq!(table[0].2, ["ann", "bob", "cat", "dan"]);
+
+    // Its WIT, from a node.
+    let (status, wit, err) = client_output("inspect", group, &["--node", "bob", "kv"]);
+    assert!(status.success(), "{err}");
+    assert!(wit.contains("export dhost:kv/store"), "{wit}");
+    assert!(
+        wit.contains("get: func(key: string) -> option<string>;"),
+        "{wit}"
+    );
+
+    // A new version, published to one node only: the others take it from that node.
+    let v2 = new_version(&kv, "v2");
+    let v2_digest = Digest::of(&std::fs::read(&v2).unwrap()).to_string();
+    let (ok, out, err) = publish(group, &v2, &["--node", "cat", "--name", "kv"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("cat: loaded"), "{out}");
+    let replaced = wait_for("every node to run the new version", || {
+        let table = modules_table(group);
+        table.len() == 1 && table[0].1 == v2_digest[..12] && table[0].2.len() == 4
+    });
+    eprintln!("the new version ran on all four nodes {replaced:?} after its publish");
+    for node in ["ann", "bob", "cat", "dan"] {
+        assert!(call(group, node, "dhost:kv/store#keys", &[]).is_some());
+    }
+
+    // Unpublished: no node serves it any more.
+    let (status, out, err) = client_output("unpublish", group, &["kv"]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("removed"), "{out}");
+    wait_for("every node to stop serving kv", || {
+        ["ann", "bob", "cat", "dan"]
+            .iter()
+            .all(|n| call(group, n, "dhost:kv/store#keys", &[]).is_none())
+    });
+    let (status, _, err) = client_output("modules", group, &[]);
+    assert!(status.success());
+    assert!(err.contains("no node runs a published module"), "{err}");
+    drop(nodes);
+}
+
+/// A pool for hand-made transfers.
+fn pool() -> PoolHandle {
+    let (pool, handle) = Pool::new(1, 7, None, ConnectionKeys::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    std::thread::spawn(move || runtime.block_on(pool.run()));
+    handle
+}
+
+fn publication(name: &str, bytes: &[u8]) -> Publication {
+    Publication {
+        name: name.into(),
+        digest: Some(Digest::of(bytes)),
+        size: bytes.len() as u64,
+        published_at: dhost::modules::now_ms(),
+        publisher: "tester".into(),
+    }
+}
+
+/// A component whose import no node provides.
+const UNSATISFIABLE: &str = r#"
+(component
+  (import "dstc:node/teleport" (instance (export "go" (func))))
+)
+"#;
+
+#[test]
+fn bad_modules_are_refused_with_the_reason_and_leave_the_node_as_it_was() {
+    let group = unique_group();
+    let store_dir = store("bad", "eve");
+    let eve = module_node("eve", group, &store_dir, &["--max-module-size", "4MiB"]);
+    let addr: SocketAddr = tcp_port(&eve);
+    let pool = pool();
+    let kv_bytes = std::fs::read(guest("kv")).unwrap();
+    let send = |p: &Publication, bytes: &[u8]| {
+        send_module(&pool, addr, "eve", p, bytes, Duration::from_secs(30))
+    };
+
+    // Corrupted in transit: the bytes that arrive are not the ones offered.
+    let p = publication("kv", &kv_bytes);
+    let mut corrupted = kv_bytes.clone();
+    corrupted[kv_bytes.len() / 2] ^= 0xff;
+    let failure = send(&p, &corrupted).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Refused);
+    assert!(
+        failure.message.contains("the transfer was corrupted"),
+        "{failure}"
+    );
+
+    // Interrupted: offered, one chunk sent, never finished (the publisher went away).
+    let chunk = |request: ModuleRequest| {
+        let function = request.function();
+        pool.call(addr, "eve", &function, request.into_args(), true, PATIENCE)
+    };
+    chunk(ModuleRequest::Offer(p.clone())).unwrap();
+    chunk(ModuleRequest::Chunk {
+        digest: p.digest.unwrap(),
+        offset: 0,
+        data: kv_bytes[..1000].to_vec(),
+    })
+    .unwrap();
+    // Truncated: finished before every byte arrived.
+    let half = &kv_bytes[..kv_bytes.len() / 2];
+    let failure = send(&p, half).unwrap_err();
+    assert!(
+        failure.message.contains("the transfer is incomplete"),
+        "{failure}"
+    );
+
+    // Not a component; over the size limit; imports no node can satisfy.
+    let junk = b"\0asm\x0d\0\x01\0 not really a component".to_vec();
+    let failure = send(&publication("junk", &junk), &junk).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("not a valid WebAssembly component"),
+        "{failure}"
+    );
+    let mut big = publication("big", &kv_bytes);
+    big.size = 5 << 20;
+    let failure = send(&big, &kv_bytes).unwrap_err();
+    assert!(
+        failure.message.contains("more than this node takes"),
+        "{failure}"
+    );
+    let unsatisfiable = wat::parse_str(UNSATISFIABLE).unwrap();
+    let failure = send(&publication("teleport", &unsatisfiable), &unsatisfiable).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("cannot satisfy import `dstc:node/teleport`"),
+        "{failure}"
+    );
+
+    // None of it reached the store, nor the node's functions; each refusal was logged.
+    assert_eq!(stored(&store_dir), Vec::<String>::new());
+    assert_eq!(call(group, "eve", "dhost:kv/store#keys", &[]), None);
+    let err = eve.stderr();
+    assert!(err.contains("refused module kv"), "{err}");
+
+    // The CLI refuses a file that is not a component before sending anything.
+    let text = scratch_file("modules-bad", "notes.wasm", "hello");
+    let (ok, _, err) = publish(group, &text, &[]);
+    assert!(!ok);
+    assert!(err.contains("is not WebAssembly"), "{err}");
+
+    // And the node still takes a good module.
+    assert_eq!(send(&p, &kv_bytes).as_deref(), Ok("loaded"));
+    assert_eq!(
+        call(group, "eve", "dhost:kv/store#keys", &[]),
+        Some("[]".into())
+    );
+}
+
+#[test]
+fn nodes_refuse_modules_unless_they_accept_them_from_that_publisher() {
+    let group = unique_group();
+    let plain = Dhost::start(&node_args("plain", group, &[]));
+    plain.wait_stderr("the node to be ready", |err| {
+        err.contains("calls on 127.0.0.1:")
+    });
+    let picky = module_node(
+        "picky",
+        group,
+        &store("publishers", "picky"),
+        &["--accept-modules=ann,bob"],
+    );
+    let kv = guest("kv");
+
+    let (ok, out, err) = publish(group, &kv, &["--publisher", "mallory"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "plain: refused: this node does not accept published modules (start it with \
+             --accept-modules)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "picky: refused: this node takes modules from ann, bob only, not from mallory"
+        ),
+        "{out}"
+    );
+    assert!(err.contains("published to 0 of 2 node(s)"), "{err}");
+
+    let (ok, out, _) = publish(group, &kv, &["--publisher", "bob", "--node", "picky"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("picky: loaded"), "{out}");
+    // The node without --accept-modules never takes it from its peer either.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(call(group, "plain", "dhost:kv/store#keys", &[]), None);
+    assert!(call(group, "picky", "dhost:kv/store#keys", &[]).is_some());
+    drop((plain, picky));
+}
