@@ -376,3 +376,128 @@ fn nodes_refuse_modules_unless_they_accept_them_from_that_publisher() {
     assert!(call(group, "picky", "dhost:kv/store#keys", &[]).is_some());
     drop((plain, picky));
 }
+
+/// The numbers in the closing summary of a node: (calls run, lost, dropped).
+fn calls_in_summary(err: &str) -> (u64, u64, u64) {
+    let line = err
+        .lines()
+        .find(|l| l.contains(" stopped: "))
+        .unwrap_or_else(|| panic!("no closing summary in:\n{err}"));
+    let number_before = |what: &str| -> u64 {
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("no `{what}` in {line}"));
+        let words: Vec<&str> = line[..at].split_whitespace().collect();
+        words
+            .last()
+            .unwrap()
+            .trim_start_matches('(')
+            .parse()
+            .unwrap()
+    };
+    (
+        number_before(" calls run"),
+        number_before(" lost,"),
+        number_before(" dropped"),
+    )
+}
+
+#[test]
+fn a_new_version_replaces_the_old_in_the_middle_of_a_stream_without_losing_a_call() {
+    const COUNT: u32 = 3_000_000;
+    let group = unique_group();
+    let mut rx = module_node("swap-rx", group, &store("swap", "rx"), &[]);
+    let stress = guest("stress");
+    let (ok, out, err) = publish(group, &stress, &[]);
+    assert!(ok, "{out}{err}");
+    let v2 = new_version(&stress, "stress-v2");
+    // (Compiled now, into the compile cache the nodes share: on a machine this busy,
+    // compiling it during the stream could take as long as the stream.)
+    let (status, _, err) = dhost_output(&["inspect", "--summary", v2.to_str().unwrap()]);
+    assert!(status.success(), "{err}");
+
+    // A sender streams calls to the published receiver; halfway, a new version replaces it.
+    let mut cmd = dhost_command();
+    cmd.args(node_args(
+        "swap-tx",
+        group,
+        &[
+            "--allow-env",
+            "STRESS_COUNT",
+            "--allow-env",
+            "STRESS_WINDOW",
+            "--max-time",
+            "120s",
+            guest("stress-sender").to_str().unwrap(),
+        ],
+    ))
+    // (A window of its own keeps the receiver's queue short, so that it answers the
+    // publisher's survey at once, and the new version lands in the middle of the stream.)
+    .env("STRESS_WINDOW", "32768")
+    .env("STRESS_COUNT", COUNT.to_string());
+    let _tx = Dhost::spawn(cmd);
+    rx.wait_stderr("the sender to join", |err| err.contains("peer swap-tx"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let started = Instant::now();
+    let options = ["--name", "stress", "--node", "swap-rx", "--wait", "5s"];
+    let (ok, out, err) = publish(group, &v2, &options);
+    assert!(ok, "{out}{err}");
+    eprintln!("the new version was published in {:?}", started.elapsed());
+    rx.wait_stdout("the receiver's report", |out| out.contains("stress: "));
+
+    // The new instance saw the end of the stream; the old one the start.
+    let report = rx.stdout();
+    eprintln!("{report}");
+    let words: Vec<&str> = report.split_whitespace().collect();
+    let seen: u64 = words[1].parse().unwrap();
+    let lost_at = words.iter().position(|w| *w == "lost,").unwrap();
+    let before: u64 = words[lost_at - 1].parse().unwrap();
+    assert_eq!(seen + before, u64::from(COUNT), "{report}");
+    assert!(
+        seen > 0 && before > 0,
+        "the new version did not land in the middle of the stream: {report}"
+    );
+    // And the node ran every call, the `finish` included, and lost or dropped none.
+    assert!(rx.interrupt().success());
+    assert_eq!(
+        calls_in_summary(&rx.stderr()),
+        (u64::from(COUNT) + 1, 0, 0),
+        "{}",
+        rx.stderr()
+    );
+}
+
+#[test]
+fn a_keyed_node_takes_modules_only_from_holders_of_the_group_key() {
+    let group = unique_group();
+    let key = scratch_dir("modules-keyed").join("group.key");
+    let _ = std::fs::remove_file(&key);
+    let (status, _, err) = dhost_output(&["keygen", key.to_str().unwrap()]);
+    assert!(status.success(), "{err}");
+    let key_flag = format!("--key-file={}", key.display());
+    let store_dir = store("keyed", "kim");
+    let kim = module_node("kim", group, &store_dir, &[&key_flag]);
+    let kv = guest("kv");
+
+    // Without the key: the node is not even seen, and its port refuses the connection.
+    let (ok, _, err) = publish(group, &kv, &[]);
+    assert!(!ok);
+    assert!(err.contains("no node answered"), "{err}");
+    let kv_bytes = std::fs::read(&kv).unwrap();
+    let outsider = send_module(
+        &pool(),
+        tcp_port(&kim),
+        "kim",
+        &publication("kv", &kv_bytes),
+        &kv_bytes,
+        Duration::from_secs(10),
+    );
+    assert!(outsider.is_err(), "{outsider:?}");
+    assert_eq!(stored(&store_dir), Vec::<String>::new());
+
+    // With it: loaded.
+    let (ok, out, err) = publish(group, &kv, &[&key_flag]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("kim: loaded"), "{out}");
+    assert_eq!(stored(&store_dir).len(), 1);
+}

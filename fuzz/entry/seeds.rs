@@ -9,6 +9,8 @@ use crate::cbor_to_wit::{Decode, cases};
 use bytes::{Bytes, BytesMut};
 use ciborium::Value;
 use dhost::mailbox::{READ_FUNCTION, WRITE_FUNCTION};
+use dhost::modules::protocol::ModuleRequest;
+use dhost::modules::{Digest, Publication};
 use dhost::rpc::frame::{self, CallFailure, FailureKind, Handshake};
 use dhost::value;
 use dhost::wire::{
@@ -101,9 +103,9 @@ fn datagram() -> Vec<Seed> {
             unauthenticated: 3,
             replayed: 1,
         }],
-        modules: vec![dhost::modules::Publication {
+        modules: vec![Publication {
             name: "kv".to_string(),
-            digest: Some(dhost::modules::Digest([7; 32])),
+            digest: Some(Digest([7; 32])),
             size: 4096,
             published_at: 1_700_000_000_000,
             publisher: "ann".to_string(),
@@ -192,6 +194,47 @@ fn framed(frames: &[Vec<u8>]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// A publisher's offer, chunk and finish, then a peer's fetch, listing and WIT request.
+fn module_transfer() -> Vec<Vec<u8>> {
+    let module = b"\0asm\x0d\0\x01\0".to_vec();
+    let publication = Publication {
+        name: "kv".to_string(),
+        digest: Some(Digest::of(&module)),
+        size: module.len() as u64,
+        published_at: 1_700_000_000_000,
+        publisher: "ann".to_string(),
+    };
+    let digest = Digest::of(&module);
+    [
+        ModuleRequest::Offer(publication.clone()),
+        ModuleRequest::Chunk {
+            digest,
+            offset: 0,
+            data: module,
+        },
+        ModuleRequest::Finish(digest),
+        ModuleRequest::Fetch {
+            digest,
+            offset: 0,
+            max: 1 << 18,
+        },
+        ModuleRequest::List,
+        ModuleRequest::Wit("kv".to_string()),
+        ModuleRequest::Unpublish(Publication {
+            digest: None,
+            size: 0,
+            ..publication
+        }),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(id, request)| {
+        let function = request.function();
+        frame::encode_request(id as u64, &function, &request.into_args(), true)
+    })
+    .collect()
+}
+
 fn tcp_frame() -> Vec<Seed> {
     let nested = Value::Map(vec![
         (
@@ -225,6 +268,7 @@ fn tcp_frame() -> Vec<Seed> {
                 frame::encode_request(2, "dhost:kv/store#get", &[text("k")], true),
             ]),
         ),
+        named("module-transfer", framed(&module_transfer())),
         named(
             "mailbox-write-read",
             framed(&[

@@ -4,7 +4,8 @@
 //! node's `FramedRead` runs it) and the frame decoders (`dhost::rpc::frame::decode`, and
 //! `Handshake::decode` of a keyed connection's handshake); each frame that decodes is
 //! encoded again and must decode to the same; mailbox requests are served
-//! (`dhost::mailbox::serve_call`), as the port serves them beside the event loop. The
+//! (`dhost::mailbox::serve_call`), as the port serves them beside the event loop, and
+//! module requests parsed (`dhost::modules::protocol::ModuleRequest::parse`). The
 //! same bytes on a keyed connection (`auth::connection::FrameCodec` with a frame key,
 //! tagged or encrypted) must be refused, and the frames, sealed by a holder of the key,
 //! must come through whole.
@@ -14,6 +15,7 @@ use ciborium::Value;
 use dhost::auth::connection::{FrameCodec, Transcript};
 use dhost::auth::key::GroupKey;
 use dhost::mailbox::{self, MailboxConfig, Mailboxes};
+use dhost::modules::protocol::{ModuleRequest, is_module_function};
 use dhost::rpc::frame::{self, Frame, Handshake, MAX_FRAME};
 use dhost::rpc::handshake::codec;
 use tokio_util::codec::{Decoder as _, Encoder as _};
@@ -71,10 +73,21 @@ fn check_frame(bytes: &[u8]) {
     if let Frame::Hello { .. } = decoded {
         assert_eq!(again, decoded);
     }
-    if let Frame::Request(request) = decoded
-        && mailbox::is_mailbox_function(&request.function)
-    {
-        serve_mailbox_call(&request.function, request.args);
+    if let Frame::Request(request) = decoded {
+        if mailbox::is_mailbox_function(&request.function) {
+            serve_mailbox_call(&request.function, request.args);
+        } else if is_module_function(&request.function) {
+            check_module_request(&request.function, request.args);
+        }
+    }
+}
+
+/// A module request that parses (`ModuleRequest::parse`, as the node's module service
+/// does before anything else) parses again, the same, from its own arguments.
+fn check_module_request(function: &str, args: Vec<Value>) {
+    if let Ok(request) = ModuleRequest::parse(function, args) {
+        let again = ModuleRequest::parse(&request.function(), request.clone().into_args());
+        assert_eq!(again.as_ref(), Ok(&request));
     }
 }
 
