@@ -173,6 +173,22 @@ fn a_module_published_to_three_nodes_reaches_a_late_joiner_and_is_replaced_every
     );
     assert_eq!(stored(&store("three", "dan")), [format!("{digest}.wasm")]);
 
+    // Restarted alone (on a group of its own), it runs again what it ran, from its store.
+    let mut dan = dan;
+    assert!(dan.interrupt().success());
+    let alone = unique_group();
+    let mut dan_alone = module_node("dan", alone, &store("three", "dan"), &[]);
+    wait_for("dan, alone, to serve kv", || {
+        call(alone, "dan", "dhost:kv/store#keys", &[]).is_some()
+    });
+    assert!(
+        dan_alone.stderr().contains("run again from the store"),
+        "{}",
+        dan_alone.stderr()
+    );
+    assert!(dan_alone.interrupt().success());
+    let _dan = module_node("dan", group, &store("three", "dan"), &[]);
+
     // `dhost modules` lists it once, run by all four.
     let table = modules_table(group);
     assert_eq!(table.len(), 1, "{table:?}");
@@ -319,7 +335,14 @@ fn bad_modules_are_refused_with_the_reason_and_leave_the_node_as_it_was() {
     assert_eq!(stored(&store_dir), Vec::<String>::new());
     assert_eq!(call(group, "eve", "dhost:kv/store#keys", &[]), None);
     let err = eve.stderr();
-    assert!(err.contains("refused module kv"), "{err}");
+    assert!(
+        err.contains("dropped module kv (sha256 ") && err.contains("the transfer was corrupted"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot satisfy import `dstc:node/teleport`"),
+        "{err}"
+    );
 
     // The CLI refuses a file that is not a component before sending anything.
     let text = scratch_file("modules-bad", "notes.wasm", "hello");
@@ -366,6 +389,13 @@ fn nodes_refuse_modules_unless_they_accept_them_from_that_publisher() {
         "{out}"
     );
     assert!(err.contains("published to 0 of 2 node(s)"), "{err}");
+    // Each node said so in its log too.
+    plain.wait_stderr("the refusal logged", |err| {
+        err.contains("this node does not accept published modules")
+    });
+    picky.wait_stderr("the refusal logged", |err| {
+        err.contains("dropped module kv") && err.contains("not from mallory")
+    });
 
     let (ok, out, _) = publish(group, &kv, &["--publisher", "bob", "--node", "picky"]);
     assert!(ok, "{out}");

@@ -326,6 +326,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
         }
         tokio::spawn(pool.run());
+        if let Some(modules) = &modules {
+            modules.restore();
+        }
         let node = Receiving {
             id,
             stopping: &stopping,

@@ -27,6 +27,7 @@ use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{Role, World};
 use crate::jail::Policy;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::stats::DropLog;
 use crate::stream::outgoing::Outgoing;
 use crate::wire::Announce;
 use ciborium::Value;
@@ -176,6 +177,8 @@ pub struct ModuleService {
     fetching: Mutex<HashSet<Digest>>,
     /// The module last read for a peer's fetch.
     served: Mutex<Option<Served>>,
+    /// Where refusals are logged.
+    drops: Mutex<DropLog>,
 }
 
 impl std::fmt::Debug for ModuleService {
@@ -220,6 +223,7 @@ impl ModuleService {
             installing: tokio::sync::Mutex::new(()),
             fetching: Mutex::default(),
             served: Mutex::default(),
+            drops: Mutex::default(),
         })
     }
 
@@ -294,14 +298,14 @@ impl ModuleService {
     }
 
     async fn offer(self: &Arc<Self>, p: Publication) -> Outcome {
-        let verdict = self.check_offer(&p)?;
+        let verdict = self.check_offer(&p).map_err(|f| self.logged(&p, f))?;
         let Some(digest) = p.digest else {
             return Err(CallFailure::new(FailureKind::BadArguments, "no digest"));
         };
         match verdict {
             Verdict::Have => return Ok(Value::Text(protocol::HAVE.into())),
             Verdict::Record => {
-                lock(&self.catalog).ran(p);
+                self.update(|catalog| catalog.ran(p));
                 return Ok(Value::Text(protocol::HAVE.into()));
             }
             _ => {}
@@ -309,7 +313,10 @@ impl ModuleService {
         // A module the store holds already (sent before, or stored by another node of this
         // machine) needs no transfer.
         if let Some(bytes) = self.stored(digest).await {
-            self.install(p, bytes, "published to this node").await?;
+            let shown = p.clone();
+            self.install(p, bytes, "published to this node")
+                .await
+                .map_err(|f| self.logged(&shown, f))?;
             return Ok(Value::Text(protocol::HAVE.into()));
         }
         let mut uploads = lock(&self.uploads);
@@ -373,6 +380,20 @@ impl ModuleService {
             bytes,
             ..
         } = upload;
+        let shown = p.clone();
+        self.check_and_install(p, bytes, digest)
+            .await
+            .map_err(|f| self.logged(&shown, f))?;
+        Ok(Value::Text(protocol::LOADED.into()))
+    }
+
+    /// Checks that a transfer brought the `digest` offered with `p`, and installs it.
+    async fn check_and_install(
+        &self,
+        p: Publication,
+        bytes: Vec<u8>,
+        digest: Digest,
+    ) -> Result<(), CallFailure> {
         if bytes.len() as u64 != p.size {
             return Err(refused(format!(
                 "the transfer is incomplete: {} of the {} bytes offered arrived",
@@ -388,11 +409,16 @@ impl ModuleService {
                 found.short(),
                 digest.short()
             );
-            tracing::warn!("refused module {p}: {why}");
             return Err(refused(why));
         }
-        self.install(p, bytes, "published to this node").await?;
-        Ok(Value::Text(protocol::LOADED.into()))
+        self.install(p, bytes, "published to this node").await
+    }
+
+    /// Logs (a few lines a second at most) that module `p` was refused, and returns the
+    /// refusal.
+    fn logged(&self, p: &Publication, failure: CallFailure) -> CallFailure {
+        lock(&self.drops).dropped(format_args!("module {p}: {}", failure.message));
+        failure
     }
 
     /// The module `digest` from the store, if it holds it intact.
@@ -418,7 +444,7 @@ impl ModuleService {
         match self.check_offer(&p)? {
             Verdict::Have => return Ok(()),
             Verdict::Record => {
-                lock(&self.catalog).ran(p);
+                self.update(|catalog| catalog.ran(p));
                 return Ok(());
             }
             _ => {}
@@ -441,7 +467,6 @@ impl ModuleService {
         let (guest, exports) = match loaded {
             Ok(loaded) => loaded,
             Err(why) => {
-                tracing::warn!("refused module {p}: {why}");
                 lock(&self.catalog).failed(digest, why.clone(), Instant::now());
                 return Err(refused(why));
             }
@@ -465,8 +490,56 @@ impl ModuleService {
             }
             return Err(failure);
         }
+        self.save();
         tracing::info!("module {p} loaded in {:.2?} ({how})", started.elapsed());
         Ok(())
+    }
+
+    /// Changes the catalog, and saves it.
+    fn update(&self, change: impl FnOnce(&mut Catalog)) {
+        change(&mut lock(&self.catalog));
+        self.save();
+    }
+
+    /// Keeps what the node runs in its file in the store, to run it again after a restart.
+    fn save(&self) {
+        let publications = self.announced();
+        let node = &self.loader.node_name;
+        if let Err(e) = self.config.store.save_node(node, &publications) {
+            tracing::warn!("cannot keep the node's published modules for its next start: {e}");
+        }
+    }
+
+    /// Runs again what the node ran when it stopped (as its file in the store says), from
+    /// the store, checked as when it was published; returns at once. Modules the store no
+    /// longer holds are fetched from peers when they announce them.
+    pub fn restore(self: &Arc<Self>) {
+        let node = self.loader.node_name.clone();
+        let publications = match self.config.store.load_node(&node) {
+            Ok(publications) => publications,
+            Err(e) => {
+                tracing::warn!("cannot run again the modules this node ran: {e}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for p in publications {
+            let Some(digest) = p.digest else {
+                lock(&self.catalog).removed(p, now);
+                continue;
+            };
+            let this = self.clone();
+            self.runtime.spawn(async move {
+                let Some(bytes) = this.stored(digest).await else {
+                    tracing::warn!("cannot run module {p} again: the store no longer holds it");
+                    return;
+                };
+                let shown = p.clone();
+                if let Err(failure) = this.install(p, bytes, "run again from the store").await {
+                    tracing::warn!("cannot run module {shown} again: {}", failure.message);
+                }
+            });
+        }
     }
 
     /// Hands `change` to the event loop, waiting a while for room in its queue.
@@ -569,8 +642,10 @@ impl ModuleService {
     }
 
     async fn unpublish(&self, p: Publication) -> Outcome {
-        self.check_publisher(&p)?;
-        let had = self.remove(p).await?;
+        let shown = p.clone();
+        self.check_publisher(&p)
+            .map_err(|f| self.logged(&shown, f))?;
+        let had = self.remove(p).await.map_err(|f| self.logged(&shown, f))?;
         Ok(Value::Text(if had { "removed" } else { "had none" }.into()))
     }
 
@@ -591,7 +666,7 @@ impl ModuleService {
             _ => return Ok(false),
         }
         // The catalog first: the event loop announces the node once the guest is gone.
-        lock(&self.catalog).removed(p.clone(), Instant::now());
+        self.update(|catalog| catalog.removed(p.clone(), Instant::now()));
         let (done, removed) = oneshot::channel();
         self.hand_over(ModuleChange::Remove {
             name: p.name.clone(),
@@ -633,7 +708,7 @@ impl ModuleService {
                     continue;
                 }
                 Verdict::Record => {
-                    lock(&self.catalog).ran(p.clone());
+                    self.update(|catalog| catalog.ran(p.clone()));
                     continue;
                 }
                 Verdict::Have | Verdict::Stale(_) => continue,

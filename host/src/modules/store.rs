@@ -6,8 +6,17 @@
 //! file or none. Every read checks the digest, so the store never hands out a file whose
 //! bytes do not match its name: such a file (a disk error, a hand edit) is removed and
 //! reported, and the node fetches the module again.
+//!
+//! Beside the modules, each node keeps the publications it runs (and the names it knows
+//! unpublished) in `DIR/nodes/ID.cbor` (ID from the node's name), to run them again when
+//! it restarts:
+//!
+//! ```text
+//! node-file = [node-name, [publication...]]
+//! ```
 
-use super::Digest;
+use super::{Digest, Publication};
+use ciborium::Value;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +38,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The digest of what it held.
         found: Digest,
+    },
+    /// A node's file does not read.
+    #[error("module store {}: {why}", path.display())]
+    BadNodeFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
     },
     /// A stored file is larger than any module the node accepts.
     #[error("module store {}: {size} bytes, more than the largest module accepted ({max})", path.display())]
@@ -84,23 +101,60 @@ impl ModuleStore {
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(());
         }
-        let blobs = self.blobs();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
+        write_whole(&path, bytes)
+    }
+
+    /// Where node `node` keeps what it runs.
+    pub fn node_file(&self, node: &str) -> PathBuf {
+        let id = Digest::of(node.as_bytes()).short();
+        self.dir.join("nodes").join(format!("{id}.cbor"))
+    }
+
+    /// Keeps the publications node `node` runs (and the removals it knows).
+    pub fn save_node(&self, node: &str, publications: &[Publication]) -> Result<(), StoreError> {
+        let value = Value::Array(vec![
+            Value::Text(node.to_string()),
+            Value::Array(publications.iter().map(Publication::to_value).collect()),
+        ]);
+        let mut bytes = Vec::new();
+        crate::wire::encode_item(&value, &mut bytes);
+        write_whole(&self.node_file(node), &bytes)
+    }
+
+    /// The publications node `node` ran when it last saved them (none if it never did).
+    /// Entries that do not read are skipped, with a warning.
+    pub fn load_node(&self, node: &str) -> Result<Vec<Publication>, StoreError> {
+        let path = self.node_file(node);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StoreError::Io { path, source }),
         };
-        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
-        let mut file = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&blobs)
-            .map_err(io(&blobs))?;
-        file.write_all(bytes).map_err(io(file.path()))?;
-        file.as_file().sync_all().map_err(io(file.path()))?;
-        file.persist(&path).map_err(|e| StoreError::Io {
+        let bad = |why: &str| StoreError::BadNodeFile {
             path: path.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+            why: why.to_string(),
+        };
+        let value = crate::wire::next_item(&mut &bytes[..]).map_err(|e| bad(&e.to_string()))?;
+        let Value::Array(fields) = value else {
+            return Err(bad("not [node-name, [publication...]]"));
+        };
+        let Ok([Value::Text(saved_by), Value::Array(items)]) = <[Value; 2]>::try_from(fields)
+        else {
+            return Err(bad("not [node-name, [publication...]]"));
+        };
+        if saved_by != node {
+            return Err(bad(&format!("it is node {saved_by}'s, not {node}'s")));
+        }
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                Publication::from_value(item)
+                    .inspect_err(|why| {
+                        tracing::warn!("{}: skipped an entry: {why}", path.display())
+                    })
+                    .ok()
+            })
+            .collect())
     }
 
     /// The module with `digest`, if the store holds it (and it is at most `max` bytes).
@@ -132,6 +186,28 @@ impl ModuleStore {
         }
         Ok(Some(bytes))
     }
+}
+
+/// Writes `bytes` to `path` whole: to a temporary file in the same directory (made if
+/// missing), then renamed into place, so that a reader sees the old file or the new one.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".incoming-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    file.write_all(bytes).map_err(io(file.path()))?;
+    file.as_file().sync_all().map_err(io(file.path()))?;
+    file.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -172,5 +248,36 @@ mod tests {
             Err(StoreError::Corrupt { found, .. }) if found == Digest::of(b"tampered")
         ));
         assert_eq!(store.get(&digest, 1 << 20).unwrap(), None);
+    }
+
+    #[test]
+    fn a_node_keeps_its_publications_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::new(dir.path().to_path_buf());
+        assert_eq!(store.load_node("ann").unwrap(), []);
+        let kv = Publication {
+            name: "kv".into(),
+            digest: Some(Digest([1; 32])),
+            size: 5,
+            published_at: 9,
+            publisher: "bob".into(),
+        };
+        let gone = Publication {
+            name: "old".into(),
+            digest: None,
+            size: 0,
+            published_at: 10,
+            publisher: "bob".into(),
+        };
+        store.save_node("ann", &[kv.clone(), gone.clone()]).unwrap();
+        assert_eq!(store.load_node("ann").unwrap(), [kv.clone(), gone]);
+        store.save_node("ann", std::slice::from_ref(&kv)).unwrap();
+        assert_eq!(store.load_node("ann").unwrap(), [kv]);
+        assert_eq!(store.load_node("cat").unwrap(), []);
+        std::fs::write(store.node_file("cat"), b"\xff").unwrap();
+        assert!(matches!(
+            store.load_node("cat"),
+            Err(StoreError::BadNodeFile { .. })
+        ));
     }
 }

@@ -254,6 +254,8 @@ async fn connection(
     });
     let mailbox_permits = Arc::new(Semaphore::new(MAILBOX_IN_FLIGHT));
     let mut caller = Caller { addr, node: 0 };
+    // (A node that takes no modules says so once per connection.)
+    let mut said_no_modules = false;
     let outcome = loop {
         let next = tokio::select! {
             next = tokio::time::timeout(idle, frames.next()) => next,
@@ -309,11 +311,20 @@ async fn connection(
                 } = request;
                 let outcome = match &services.modules {
                     Some(modules) => modules.serve(&function, args).await,
-                    None => Err(CallFailure::new(
-                        FailureKind::Refused,
-                        "this node does not accept published modules (start it with \
+                    None => {
+                        if !said_no_modules {
+                            said_no_modules = true;
+                            tracing::warn!(
+                                "refused module requests from {addr}: this node does not \
+                                 accept published modules (--accept-modules)"
+                            );
+                        }
+                        Err(CallFailure::new(
+                            FailureKind::Refused,
+                            "this node does not accept published modules (start it with \
                          --accept-modules)",
-                    )),
+                        ))
+                    }
                 };
                 if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
                     break Err(why);
