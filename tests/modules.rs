@@ -12,7 +12,7 @@ use common::*;
 use dhost::modules::client::send_module;
 use dhost::modules::protocol::ModuleRequest;
 use dhost::modules::{Digest, Publication};
-use dhost::rpc::{ConnectionKeys, FailureKind, Pool, PoolHandle};
+use dhost::rpc::{ConnectionKeys, FailureKind, PoolHandle};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -173,25 +173,18 @@ fn a_module_published_to_three_nodes_reaches_a_late_joiner_and_is_replaced_every
     );
     assert_eq!(stored(&store("three", "dan")), [format!("{digest}.wasm")]);
 
-    // Restarted alone (on a group of its own), it runs again what it ran, from its store.
+    // Restarted, it runs it again.
     let mut dan = dan;
     assert!(dan.interrupt().success());
-    let alone = unique_group();
-    let mut dan_alone = module_node("dan", alone, &store("three", "dan"), &[]);
-    wait_for("dan, alone, to serve kv", || {
-        call(alone, "dan", "dhost:kv/store#keys", &[]).is_some()
-    });
-    assert!(
-        dan_alone.stderr().contains("run again from the store"),
-        "{}",
-        dan_alone.stderr()
-    );
-    assert!(dan_alone.interrupt().success());
-    let _dan = module_node("dan", group, &store("three", "dan"), &[]);
+    let mut dan = module_node("dan", group, &store("three", "dan"), &[]);
 
     // `dhost modules` lists it once, run by all four.
+    // (dan, restarted, runs it again a moment after it is ready.)
+    wait_for("all four nodes in `dhost modules`", || {
+        let table = modules_table(group);
+        table.len() == 1 && table[0].2.len() == 4
+    });
     let table = modules_table(group);
-    assert_eq!(table.len(), 1, "{table:?}");
     assert_eq!(table[0].0, "kv");
     assert_eq!(table[0].1, &digest[..12]);
     assert_eq!(table[0].2, ["ann", "bob", "cat", "dan"]);
@@ -220,30 +213,37 @@ fn a_module_published_to_three_nodes_reaches_a_late_joiner_and_is_replaced_every
         assert!(call(group, node, "dhost:kv/store#keys", &[]).is_some());
     }
 
-    // Unpublished: no node serves it any more.
+    // Unpublished while dan is down: the others stop serving it at once...
+    assert!(dan.interrupt().success());
     let (status, out, err) = client_output("unpublish", group, &["kv"]);
     assert!(status.success(), "{err}");
-    assert!(out.contains("removed"), "{out}");
+    for node in ["ann", "bob", "cat"] {
+        assert!(out.contains(&format!("{node}: removed")), "{out}");
+    }
+    // ...and dan, back with the old module in its store and its file, hears of the removal
+    // from them and does not bring the module back.
+    let dan = module_node("dan", group, &store("three", "dan"), &[]);
     wait_for("every node to stop serving kv", || {
         ["ann", "bob", "cat", "dan"]
             .iter()
             .all(|n| call(group, n, "dhost:kv/store#keys", &[]).is_none())
     });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(call(group, "dan", "dhost:kv/store#keys", &[]), None);
+    assert!(
+        dan.stderr().contains("unpublished by") || dan.stderr().contains("knows a newer"),
+        "{}",
+        dan.stderr()
+    );
     let (status, _, err) = client_output("modules", group, &[]);
     assert!(status.success());
     assert!(err.contains("no node runs a published module"), "{err}");
     drop(nodes);
 }
 
-/// A pool for hand-made transfers.
+/// A pool for hand-made transfers, without a key.
 fn pool() -> PoolHandle {
-    let (pool, handle) = Pool::new(1, 7, None, ConnectionKeys::default());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    std::thread::spawn(move || runtime.block_on(pool.run()));
-    handle
+    dhost::client::start_pool(ConnectionKeys::default()).unwrap()
 }
 
 fn publication(name: &str, bytes: &[u8]) -> Publication {
@@ -301,10 +301,7 @@ fn bad_modules_are_refused_with_the_reason_and_leave_the_node_as_it_was() {
     // Truncated: finished before every byte arrived.
     let half = &kv_bytes[..kv_bytes.len() / 2];
     let failure = send(&p, half).unwrap_err();
-    assert!(
-        failure.message.contains("the transfer is incomplete"),
-        "{failure}"
-    );
+    assert!(failure.message.contains("is incomplete"), "{failure}");
 
     // Not a component; over the size limit; imports no node can satisfy.
     let junk = b"\0asm\x0d\0\x01\0 not really a component".to_vec();
@@ -336,7 +333,8 @@ fn bad_modules_are_refused_with_the_reason_and_leave_the_node_as_it_was() {
     assert_eq!(call(group, "eve", "dhost:kv/store#keys", &[]), None);
     let err = eve.stderr();
     assert!(
-        err.contains("dropped module kv (sha256 ") && err.contains("the transfer was corrupted"),
+        err.contains("dropped module transfer: the bytes received for kv (sha256 ")
+            && err.contains("the transfer was corrupted"),
         "{err}"
     );
     assert!(
@@ -486,7 +484,7 @@ fn a_new_version_replaces_the_old_in_the_middle_of_a_stream_without_losing_a_cal
         sent.load(std::sync::atomic::Ordering::Relaxed) >= COUNT / 5
     });
     let started = Instant::now();
-    let options = ["--name", "stress", "--node", "swap-rx"];
+    let options = ["--name", "stress", "--node", "swap-rx", "--wait", "5s"];
     let (ok, out, err) = publish(group, &v2, &options);
     assert!(ok, "{out}{err}");
     let when = sent.load(std::sync::atomic::Ordering::Relaxed);
@@ -545,7 +543,8 @@ fn a_keyed_node_takes_modules_only_from_holders_of_the_group_key() {
         &kv_bytes,
         Duration::from_secs(10),
     );
-    assert!(outsider.is_err(), "{outsider:?}");
+    let failure = outsider.unwrap_err();
+    assert!(failure.message.contains("key"), "{failure}");
     assert_eq!(stored(&store_dir), Vec::<String>::new());
 
     // With it: loaded.
@@ -553,4 +552,59 @@ fn a_keyed_node_takes_modules_only_from_holders_of_the_group_key() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("kim: loaded"), "{out}");
     assert_eq!(stored(&store_dir).len(), 1);
+}
+
+#[test]
+fn a_nodes_own_guests_are_never_replaced_nor_removed_by_a_publisher() {
+    let group = unique_group();
+    let kv = guest("kv");
+    let own = module_node("own", group, &store("own", "own"), &[kv.to_str().unwrap()]);
+    call(group, "own", "dhost:kv/store#put", &[r#""k""#, r#""mine""#]).unwrap();
+
+    let v2 = new_version(&kv, "own-v2");
+    let (ok, out, _) = publish(group, &v2, &["--name", "kv"]);
+    assert!(!ok);
+    assert!(
+        out.contains("own: refused: this node runs a guest named kv of its own"),
+        "{out}"
+    );
+    let removal = Publication {
+        digest: None,
+        size: 0,
+        ..publication("kv", b"")
+    };
+    let failure = ModuleRequest::Unpublish(removal)
+        .send(&pool(), tcp_port(&own), "own", PATIENCE)
+        .unwrap_err();
+    assert!(failure.message.contains("of its own"), "{failure}");
+    // Its own kv still runs, with what it held.
+    assert_eq!(
+        call(group, "own", "dhost:kv/store#get", &[r#""k""#]),
+        Some(r#""mine""#.into())
+    );
+}
+
+#[test]
+fn a_restarted_node_runs_again_what_it_ran_from_its_store_alone() {
+    let group = unique_group();
+    let store_dir = store("restart", "solo");
+    let mut solo = module_node("solo", group, &store_dir, &[]);
+    let (ok, out, err) = publish(group, &guest("kv"), &[]);
+    assert!(ok, "{out}{err}");
+    assert!(solo.interrupt().success());
+
+    // No peer on the group has it: it comes from the node's own file and store.
+    let solo = module_node("solo", group, &store_dir, &[]);
+    wait_for("solo to serve kv again", || {
+        call(group, "solo", "dhost:kv/store#keys", &[]).is_some()
+    });
+    assert!(
+        solo.stderr().contains("(run again from the store)"),
+        "{}",
+        solo.stderr()
+    );
+    // A node of another name with the same store runs nothing of it.
+    let other = module_node("other", group, &store_dir, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!other.stderr().contains("run again"), "{}", other.stderr());
 }

@@ -46,15 +46,7 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
 /// The WIT of the component in `bytes`: its world (in the package `root:component`) and
 /// every package it uses, nested.
 pub fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
-    if !bytes.starts_with(b"\0asm") {
-        anyhow::bail!("it is not WebAssembly (no \\0asm magic at its start)");
-    }
-    if crate::guest::wasm::is_core_module(bytes) {
-        anyhow::bail!(
-            "it is a core WebAssembly module, not a component: build guests for wasm32-wasip2 \
-             (or with `cargo component build`)"
-        );
-    }
+    crate::guest::wasm::check_component(bytes)?;
     let decoded =
         wit_parser::decoding::decode(bytes).context("cannot decode the component's WIT")?;
     let resolve = decoded.resolve();

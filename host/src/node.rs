@@ -21,7 +21,7 @@ use crate::guest::wasm::{WasmGuest, into_reply};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
 use crate::modules::ModuleService;
-use crate::modules::service::ModuleChange;
+use crate::modules::loader::ModuleChange;
 use crate::rpc::server::IncomingCall;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
 use crate::stats::{DropLog, Stats};
@@ -191,6 +191,8 @@ pub struct Node {
     pool: Option<PoolHandle>,
     /// The published modules it takes, whose publications are announced.
     modules: Option<Arc<ModuleService>>,
+    /// The guests that are published modules, by name: their slots in `guests`.
+    published: HashMap<String, usize>,
 }
 
 /// Where the node is reachable and how it calls out, for [`Node::new`].
@@ -244,6 +246,7 @@ impl Node {
             tcp: links.tcp,
             pool: links.pool,
             modules: links.modules,
+            published: HashMap::new(),
         };
         node.reroute();
         node
@@ -1046,42 +1049,61 @@ impl Node {
         };
         guest.retire();
         tracing::error!("guest {} unloaded: {why}", guest.name());
+        if let Some(modules) = &self.modules
+            && self.published.get(guest.name()) == Some(&g)
+        {
+            self.published.remove(guest.name());
+            modules.unloaded(guest.name(), why);
+        }
         self.reroute();
     }
 
     /// Runs, replaces or stops a published module. This happens between two events, so a
     /// call in progress has finished on the old instance, and the next runs on the new.
+    /// Only the guests that are published modules are touched: a guest of the node's own
+    /// command line is never replaced nor removed.
     fn on_module_change(&mut self, change: ModuleChange) {
-        let slot = |guests: &[Option<WasmGuest>], name: &str| {
-            guests
-                .iter()
-                .position(|g| g.as_ref().is_some_and(|g| g.name() == name))
-        };
         match change {
             ModuleChange::Install { guest, done } => {
-                let g = match slot(&self.guests, guest.name()) {
-                    Some(g) => {
+                let name = guest.name().to_string();
+                let g = match self.published.get(&name) {
+                    Some(&g) => {
                         if let Some(old) = self.guests[g].replace(guest) {
                             old.retire();
                         }
-                        self.health[g] = Health::default();
                         g
                     }
-                    None => {
-                        self.guests.push(Some(guest));
-                        self.health.push(Health::default());
-                        self.guests.len() - 1
-                    }
+                    // (A slot left empty by a guest unloaded or unpublished, else a new one.)
+                    None => match self.guests.iter().position(Option::is_none) {
+                        Some(g) => {
+                            self.guests[g] = Some(guest);
+                            g
+                        }
+                        None => {
+                            self.guests.push(Some(guest));
+                            self.health.push(Health::default());
+                            self.guests.len() - 1
+                        }
+                    },
                 };
+                self.health[g] = Health::default();
+                self.published.insert(name.clone(), g);
                 self.reroute();
                 // (Its peers hear of its functions with the next announcement, which is
                 // made at once.)
                 self.membership.announce_soon();
                 self.call_event(g, EventInterface::Lifecycle, &[]);
-                let _ = done.send(Ok(()));
+                // Its `init` may have failed it for good.
+                let outcome = match &self.guests[g] {
+                    Some(_) => Ok(()),
+                    None => Err(format!(
+                        "guest {name} failed in its init and was unloaded (the node's log says why)"
+                    )),
+                };
+                let _ = done.send(outcome);
             }
             ModuleChange::Remove { name, done } => {
-                let had = slot(&self.guests, &name).is_some_and(|g| {
+                let had = self.published.remove(&name).is_some_and(|g| {
                     self.health[g] = Health::default();
                     self.guests[g].take().inspect(WasmGuest::retire).is_some()
                 });

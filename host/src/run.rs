@@ -18,7 +18,8 @@ use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
 use crate::modules::ModuleService;
-use crate::modules::service::{ChangeSink, Loader, ServiceConfig};
+use crate::modules::loader::{ChangeSink, Loader};
+use crate::modules::service::{self, ServiceConfig};
 use crate::node::{Event, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
@@ -238,6 +239,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(publishers) if networked => {
             let config = ServiceConfig {
                 store: args.modules.store()?,
+                owner: service::owner(&node_name, group.addr),
                 publishers: publishers
                     .iter()
                     .filter(|p| !p.is_empty())
@@ -246,15 +248,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 max_size: args.modules.max_module_size,
                 own_guests: names.clone(),
             };
-            tracing::info!(
-                "takes published modules from {} into {}",
-                if config.publishers.is_empty() {
-                    "any publisher".to_string()
-                } else {
-                    config.publishers.join(", ")
-                },
-                config.store.dir().display()
-            );
+            tracing::info!("{}", service::describe(&config));
             let loader = Loader {
                 runtime: runtime.clone(),
                 policy: policy.clone(),

@@ -148,15 +148,23 @@ impl Calls {
         self.trapped.swap(false, Ordering::Relaxed)
     }
 
-    /// The local guests that serve `function`.
-    fn local_servers(&self, function: &str) -> Vec<LocalServer> {
-        let local = self.local.read().unwrap_or_else(PoisonError::into_inner);
-        local.get(function).cloned().unwrap_or_default()
+    /// The functions the local guests serve, as they are now.
+    fn local(&self) -> Arc<LocalServers> {
+        self.local
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether a local guest serves `function` (able to take a call now or not).
+    fn served_locally(&self, function: &str) -> bool {
+        self.local().contains_key(function)
     }
 
     /// Runs `function` on the first local guest that serves it and can take the call.
     fn call_local(&self, function: &str, args: Vec<Value>) -> Option<Outcome> {
-        let servers = self.local_servers(function);
+        let local = self.local();
+        let servers = local.get(function).map_or(&[][..], Vec::as_slice);
         let server = servers
             .iter()
             .find(|s| s.is_available() && s.admits(&self.node_name))
@@ -180,8 +188,10 @@ impl Calls {
 
     /// Whether a local guest serves `function` and can take a call now.
     fn local_available(&self, function: &str) -> bool {
-        self.local_servers(function)
-            .iter()
+        self.local()
+            .get(function)
+            .into_iter()
+            .flatten()
             .any(|s| s.is_available() && s.admits(&self.node_name))
     }
 
@@ -317,16 +327,14 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
             },
             // A local guest that is busy further up the call chain is better named than
             // "no server" when no peer can take the call either.
-            Err(_) if target.is_none() && !calls.local_servers(id).is_empty() => {
-                Err(CallFailure::new(
-                    FailureKind::Unavailable,
-                    format!(
-                        "the guest of this node that serves {id} cannot take the call now \
+            Err(_) if target.is_none() && calls.served_locally(id) => Err(CallFailure::new(
+                FailureKind::Unavailable,
+                format!(
+                    "the guest of this node that serves {id} cannot take the call now \
                          (busy further up this call chain, restarting, or its jail refuses \
                          this node), and no peer serves it"
-                    ),
-                ))
-            }
+                ),
+            )),
             Err(e) => Err(e),
         },
     };

@@ -107,15 +107,7 @@ impl Runtime {
     /// Compiles the component in `bytes` (WebAssembly binary), from the compile cache when
     /// it holds it.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
-        if !bytes.starts_with(b"\0asm") {
-            bail!("it is not WebAssembly (no \\0asm magic at its start)");
-        }
-        if is_core_module(bytes) {
-            bail!(
-                "it is a core WebAssembly module, not a component: build guests for \
-                 wasm32-wasip2 (or with `cargo component build`)"
-            );
-        }
+        check_component(bytes)?;
         let compile = || {
             Component::new(&self.engine, bytes)
                 .map_err(anyhow::Error::from)
@@ -129,8 +121,23 @@ impl Runtime {
 }
 
 /// Whether `bytes` are a core module rather than a component (the version field differs).
-pub fn is_core_module(bytes: &[u8]) -> bool {
+fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}
+
+/// Checks that `bytes` look like a WebAssembly component (the magic, and a component's
+/// version), before anything decodes them; the error says what they are instead.
+pub fn check_component(bytes: &[u8]) -> anyhow::Result<()> {
+    if !bytes.starts_with(b"\0asm") {
+        bail!("it is not WebAssembly (no \\0asm magic at its start)");
+    }
+    if is_core_module(bytes) {
+        bail!(
+            "it is a core WebAssembly module, not a component: build guests for wasm32-wasip2 \
+             (or with `cargo component build`)"
+        );
+    }
+    Ok(())
 }
 
 /// An exported application function, resolved once at load.

@@ -109,7 +109,37 @@ impl Catalog {
         self.forget_old_removals(now);
     }
 
-    /// Forgets what the node knew of `name` (a module it was about to run did not start).
+    /// Records that the node runs `p`, unless a newer publication of its name came
+    /// meanwhile (then returns that one). An older publication of the module the node runs
+    /// changes nothing.
+    pub fn settle(&mut self, p: Publication) -> Result<(), Publication> {
+        match self.judge(&p) {
+            Verdict::Stale(newer) => Err(newer),
+            Verdict::Have => Ok(()),
+            Verdict::Install | Verdict::Record => {
+                self.ran(p);
+                Ok(())
+            }
+            Verdict::Remove => {
+                self.removed(p, Instant::now());
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts back what the node knew of `name` before a change that did not happen:
+    /// `before`, as [`Self::current`] returned it.
+    pub fn put_back(&mut self, name: &str, before: Option<Publication>, now: Instant) {
+        self.running.remove(name);
+        self.removed.remove(name);
+        match before {
+            Some(p) if p.is_removal() => self.removed(p, now),
+            Some(p) => self.ran(p),
+            None => {}
+        }
+    }
+
+    /// The node no longer runs `name` (its guest was unloaded): forgets it.
     pub fn forget(&mut self, name: &str) {
         self.running.remove(name);
     }
@@ -136,11 +166,13 @@ impl Catalog {
     fn forget_old_removals(&mut self, now: Instant) {
         self.removed
             .retain(|_, (_, at)| now.duration_since(*at) < REMOVAL_MEMORY);
+        // (The oldest by publication, as announcements keep the newest: what is evicted here
+        // is what peers stop announcing too.)
         while self.removed.len() > MAX_MODULES {
             let oldest = self
                 .removed
                 .iter()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, (p, _))| p.published_at)
                 .map(|(name, _)| name.clone());
             if let Some(name) = oldest {
                 self.removed.remove(&name);
@@ -226,6 +258,29 @@ mod tests {
         assert_eq!(announced, [publication("chat", 12, Some(3)), removal]);
         // Removals are forgotten after a while.
         assert_eq!(catalog.announced(now + REMOVAL_MEMORY).len(), 1);
+    }
+
+    #[test]
+    fn settling_never_goes_back_to_an_older_publication() {
+        let mut catalog = Catalog::new();
+        let now = Instant::now();
+        let v1 = publication("kv", 10, Some(1));
+        let v2 = publication("kv", 20, Some(2));
+        catalog.ran(v2.clone());
+        // v1 was being loaded while v2 arrived: it does not take v2's place.
+        assert_eq!(catalog.settle(v1.clone()), Err(v2.clone()));
+        // An older publication of the module it runs leaves the newer record.
+        assert_eq!(catalog.settle(publication("kv", 15, Some(2))), Ok(()));
+        assert_eq!(catalog.running("kv"), Some(&v2));
+        // A change that did not happen is undone, removal records included.
+        let removal = publication("chat", 5, None);
+        catalog.removed(removal.clone(), now);
+        catalog.ran(publication("chat", 6, Some(3)));
+        catalog.put_back("chat", Some(removal.clone()), now);
+        assert_eq!(catalog.current("chat"), Some(&removal));
+        assert_eq!(catalog.running("chat"), None);
+        catalog.put_back("kv", None, now);
+        assert_eq!(catalog.current("kv"), None);
     }
 
     #[test]

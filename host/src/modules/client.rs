@@ -114,19 +114,9 @@ type Sent = Result<(String, Duration), CallFailure>;
 pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
     let path = &args.guest;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !bytes.starts_with(b"\0asm") {
-        bail!(
-            "{} is not WebAssembly (no \\0asm magic at its start)",
-            path.display()
-        );
-    }
-    if crate::guest::wasm::is_core_module(&bytes) {
-        bail!(
-            "{} is a core WebAssembly module, not a component: build guests for wasm32-wasip2 \
-             (or with `cargo component build`)",
-            path.display()
-        );
-    }
+    crate::guest::wasm::check_component(&bytes)
+        .with_context(|| format!("cannot publish {}", path.display()))?;
+
     let name = match &args.name {
         Some(name) => name.clone(),
         None => path
@@ -238,8 +228,8 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
 
 /// `dhost modules`: one line per module (name and digest), with the nodes that run it.
 pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
-    let runs_any = |a: &crate::wire::Announce| a.modules.iter().any(|p| !p.is_removal());
-    let (client, targets) = targets(&args.survey, args.node.as_deref(), runs_any)?;
+    // (Every node: an announcement too large for a datagram may not list all it runs.)
+    let (client, targets) = targets(&args.survey, args.node.as_deref(), |_| true)?;
     let pool = start_pool(client.connection_keys())?;
     let mut modules: BTreeMap<(String, Option<Digest>), (Listed, Vec<String>)> = BTreeMap::new();
     for (node, addr) in &targets {

@@ -7,7 +7,10 @@
 //! - [`publication`]: which module runs under a name, and its CBOR form;
 //! - [`catalog`]: what a node knows of each published name, and what it should fetch;
 //! - [`protocol`]: the requests on a node's TCP port that publish, fetch and list them;
-//! - [`service`]: the node's side: uploads, checks, loading, syncing from peers;
+//! - [`uploads`]: the transfers a node is receiving, bounded and checked whole;
+//! - [`loader`]: checked bytes to a guest in its jail, handed to the event loop;
+//! - [`fetch`]: modules fetched from a peer, and those read for peers' fetches;
+//! - [`service`]: the node's side: the requests, loading, catching up, restarts;
 //! - [`client`]: the CLI's side: `dhost publish`, `unpublish`, `modules`, `inspect --node`.
 //!
 //! A *publication* says which module runs under a name: its digest (none once the name is
@@ -18,10 +21,13 @@
 pub mod catalog;
 pub mod client;
 pub mod digest;
+pub mod fetch;
+pub mod loader;
 pub mod protocol;
 pub mod publication;
 pub mod service;
 pub mod store;
+pub mod uploads;
 
 pub use catalog::Catalog;
 pub use digest::Digest;

@@ -80,8 +80,15 @@ impl Publication {
         let Value::Array(fields) = value else {
             return Err("a publication is not an array".into());
         };
-        let Ok([name, digest, size, published_at, publisher]) = <[Value; 5]>::try_from(fields)
-        else {
+        // (Later versions may add fields: they are ignored.)
+        let mut fields = fields.into_iter();
+        let (Some(name), Some(digest), Some(size), Some(published_at), Some(publisher)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             return Err(
                 "a publication is not [name, digest, size, published-at, publisher]".into(),
             );

@@ -1,90 +1,47 @@
 //! The node's side of publishing (`dhost run --accept-modules`): it answers the module
-//! requests of its TCP port ([`super::protocol`]), takes transfers, checks and loads what
-//! it is sent, and catches up with its peers' announcements by fetching what it lacks.
+//! requests of its TCP port ([`super::protocol`]), takes transfers ([`super::uploads`]),
+//! checks and loads what it is sent ([`super::loader`]), catches up with what its peers
+//! announce by fetching what it lacks ([`super::fetch`]), and keeps what it runs in its
+//! file in the store, to run it again after a restart.
 //!
-//! Everything here runs on the node's network thread (tokio); compiling and instantiating
-//! run on tokio's blocking threads, and the loaded guest is handed to the event loop
-//! ([`ModuleChange`]), which swaps it in between two events: a call in progress finishes on
-//! the old instance, and the next one runs on the new.
+//! Everything here runs on the node's network thread (tokio); compiling, instantiating and
+//! file writes run on tokio's blocking threads, and the loaded guest is handed to the event
+//! loop ([`ModuleChange`]), which swaps it in between two events: a call in progress
+//! finishes on the old instance, and the next one runs on the new.
 //!
-//! What a module must pass, in order, before the node runs it (a failure leaves the store
-//! and the running guests as they were, and the publisher is told why):
+//! What a module must pass, in order, before the node runs it (a failure leaves the running
+//! guests as they were and writes nothing to the store, and the publisher is told why):
 //!
 //! 1. the publisher is one this node accepts, the name is free (no guest of the node's own
-//!    command line has it), and the size is within `--max-module-size`;
+//!    command line has it), the size is within `--max-module-size`, and no newer
+//!    publication of the name is known;
 //! 2. the bytes received are as many as offered, and their SHA-256 is the digest offered;
 //! 3. they are a WebAssembly component, which compiles;
 //! 4. it is not a WASI command, and the node can satisfy each of its imports;
-//! 5. it instantiates in its jail (the jail for published modules, [`Policy::jail_for_published`]).
+//! 5. it instantiates in its jail (the jail for published modules,
+//!    [`crate::jail::Policy::jail_for_published`]).
 //!
-//! Only then is it written to the store, and handed to the event loop.
+//! Only then is it written to the store, and handed to the event loop. One module is
+//! checked and loaded at a time; the catalog is judged again once it is loaded, so a newer
+//! publication that arrived meanwhile is never replaced by an older one.
 
 use super::catalog::{Catalog, Verdict};
-use super::protocol::{self, CHUNK, Listed, ModuleRequest};
+use super::fetch::{self, MAX_FETCHES, ServedModules};
+use super::loader::{ChangeSink, Loader, ModuleChange};
+use super::protocol::{self, Listed, ModuleRequest};
+use super::uploads::Uploads;
 use super::{Digest, ModuleStore, Publication};
-use crate::guest::calls::Calls;
-use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
-use crate::guest::world::{Role, World};
-use crate::jail::Policy;
 use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
 use crate::stats::DropLog;
-use crate::stream::outgoing::Outgoing;
 use crate::wire::Announce;
 use ciborium::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-/// How many transfers a node takes at once.
-const MAX_UPLOADS: usize = 4;
-
-/// A transfer with no chunk for this long is dropped.
-const UPLOAD_IDLE: Duration = Duration::from_secs(30);
-
-/// How long a node waits for a peer's piece of a module it fetches.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many modules a node fetches from its peers at once.
-const MAX_FETCHES: usize = 2;
-
-/// How long a module read from the store for peers' fetches is kept in memory.
-const SERVED_MEMORY: Duration = Duration::from_secs(30);
-
-/// What the event loop is asked to do with a published module.
-pub enum ModuleChange {
-    /// Run `guest` (its name is the module's), in place of the guest of that name if there
-    /// is one; say when it runs.
-    Install {
-        /// The loaded guest.
-        guest: WasmGuest,
-        /// Told once it runs, or why it cannot.
-        done: oneshot::Sender<Result<(), String>>,
-    },
-    /// Stop running the guest named `name`; say whether there was one.
-    Remove {
-        /// The module's name.
-        name: String,
-        /// Told once it is gone.
-        done: oneshot::Sender<bool>,
-    },
-}
-
-impl std::fmt::Debug for ModuleChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModuleChange::Install { guest, .. } => write!(f, "Install({})", guest.name()),
-            ModuleChange::Remove { name, .. } => write!(f, "Remove({name})"),
-        }
-    }
-}
-
-/// Hands a change to the event loop; gives it back if the loop's queue is full, or says
-/// that the loop is gone.
-pub type ChangeSink =
-    Box<dyn Fn(ModuleChange) -> Result<(), TrySendError<ModuleChange>> + Send + Sync>;
 
 /// How long a change waits for room in the event loop's queue.
 const CHANGE_PATIENCE: Duration = Duration::from_secs(5);
@@ -94,6 +51,8 @@ const CHANGE_PATIENCE: Duration = Duration::from_secs(5);
 pub struct ServiceConfig {
     /// Where modules are kept.
     pub store: ModuleStore,
+    /// Who the node is in the store (its name and group): whose file keeps what it runs.
+    pub owner: String,
     /// The publishers whose modules the node takes; empty: any.
     pub publishers: Vec<String>,
     /// The largest module taken.
@@ -101,64 +60,6 @@ pub struct ServiceConfig {
     /// The names of the guests given on the node's command line (not to be replaced).
     pub own_guests: Vec<String>,
 }
-
-/// What the service needs to load a guest on the node.
-pub struct Loader {
-    /// The node's engine and compile cache.
-    pub runtime: Runtime,
-    /// The node's jail policy.
-    pub policy: Arc<Policy>,
-    /// The node's name.
-    pub node_name: String,
-    /// The largest call that fits in a datagram.
-    pub max_call: usize,
-    /// What the node's guests share for calls with replies.
-    pub calls: Arc<Calls>,
-    /// Where the guests' calls go.
-    pub outgoing: Arc<Outgoing>,
-}
-
-impl Loader {
-    /// Checks and loads module `name` from `bytes`: a component, compiled, not a WASI
-    /// command, every import satisfied, instantiated in its jail.
-    fn load(&self, name: &str, bytes: &[u8]) -> Result<(WasmGuest, Vec<String>), String> {
-        let component = self.runtime.compile(bytes).map_err(|e| format!("{e:#}"))?;
-        let world = World::of(&component, self.runtime.engine());
-        if world.is_command() {
-            return Err(
-                "it is a WASI command (it exports wasi:cli/run): only components that serve or \
-                 send calls can be published"
-                    .into(),
-            );
-        }
-        let exports = world
-            .exports
-            .iter()
-            .filter(|i| matches!(i.role, Role::Application))
-            .map(|i| i.name.clone())
-            .collect();
-        let node = NodeFacts {
-            name: &self.node_name,
-            max_call: self.max_call,
-            calls: &self.calls,
-            outgoing: &self.outgoing,
-        };
-        let jail = self.policy.jail_for_published(name);
-        let guest = WasmGuest::load(&self.runtime, &component, world, name, jail, node)
-            .map_err(|e| format!("{e:#}"))?;
-        Ok((guest, exports))
-    }
-}
-
-/// A transfer in progress.
-struct Upload {
-    publication: Publication,
-    bytes: Vec<u8>,
-    touched: Instant,
-}
-
-/// A module read from the store for peers' fetches: its digest, its bytes, when it was read.
-type Served = (Digest, Arc<Vec<u8>>, Instant);
 
 /// The node's module service.
 pub struct ModuleService {
@@ -170,15 +71,19 @@ pub struct ModuleService {
     catalog: Mutex<Catalog>,
     /// The application interfaces each module loaded exports, by digest.
     exports: Mutex<HashMap<Digest, Vec<String>>>,
-    uploads: Mutex<HashMap<Digest, Upload>>,
-    /// One module is checked and loaded at a time.
+    uploads: Mutex<Uploads>,
+    /// One module is checked and loaded (or removed) at a time.
     installing: tokio::sync::Mutex<()>,
     /// The modules being fetched from peers.
     fetching: Mutex<HashSet<Digest>>,
-    /// The module last read for a peer's fetch.
-    served: Mutex<Option<Served>>,
+    /// The modules read lately for peers' fetches.
+    served: Mutex<ServedModules>,
     /// Where refusals are logged.
     drops: Mutex<DropLog>,
+    /// The number of the last save asked for, and of the last one written (a save older
+    /// than the one written is skipped).
+    saves: AtomicU64,
+    saved: Arc<Mutex<u64>>,
 }
 
 impl std::fmt::Debug for ModuleService {
@@ -199,6 +104,13 @@ fn refused(why: impl std::fmt::Display) -> CallFailure {
 
 fn stopping() -> CallFailure {
     CallFailure::new(FailureKind::Unavailable, "the node is stopping")
+}
+
+fn newer_known(p: &Publication, newer: &Publication) -> CallFailure {
+    refused(format!(
+        "this node knows a newer publication of {}: {newer}, published at {} ms (this one: {} ms)",
+        p.name, newer.published_at, p.published_at
+    ))
 }
 
 impl ModuleService {
@@ -224,6 +136,8 @@ impl ModuleService {
             fetching: Mutex::default(),
             served: Mutex::default(),
             drops: Mutex::default(),
+            saves: AtomicU64::new(0),
+            saved: Arc::default(),
         })
     }
 
@@ -236,12 +150,18 @@ impl ModuleService {
     pub async fn serve(self: &Arc<Self>, function: &str, args: Vec<Value>) -> Outcome {
         let request = ModuleRequest::parse(function, args)?;
         match request {
-            ModuleRequest::Offer(p) => self.offer(p).await,
+            ModuleRequest::Offer(p) => {
+                let shown = p.clone();
+                self.offer(p).await.map_err(|f| self.logged(&shown, f))
+            }
             ModuleRequest::Chunk {
                 digest,
                 offset,
                 data,
-            } => self.chunk(digest, offset, data),
+            } => {
+                lock(&self.uploads).append(digest, offset, &data, Instant::now())?;
+                Ok(Value::Null)
+            }
             ModuleRequest::Finish(digest) => self.finish(digest).await,
             ModuleRequest::Fetch {
                 digest,
@@ -250,32 +170,42 @@ impl ModuleService {
             } => self.fetch_piece(digest, offset, max).await,
             ModuleRequest::List => Ok(self.list()),
             ModuleRequest::Wit(name) => self.wit(&name).await,
-            ModuleRequest::Unpublish(p) => self.unpublish(p).await,
+            ModuleRequest::Unpublish(p) => {
+                let shown = p.clone();
+                self.unpublish(p).await.map_err(|f| self.logged(&shown, f))
+            }
         }
     }
 
-    /// Whether the node takes modules from `publisher`.
+    /// Logs (a few lines a second at most) that module `p` was refused, and returns the
+    /// refusal.
+    fn logged(&self, p: &Publication, failure: CallFailure) -> CallFailure {
+        lock(&self.drops).dropped(format_args!("module {p}: {}", failure.message));
+        failure
+    }
+
+    /// Whether the node takes modules from `p`'s publisher, under `p`'s name.
     fn check_publisher(&self, p: &Publication) -> Result<(), CallFailure> {
         let allowed = &self.config.publishers;
-        if allowed.is_empty() || allowed.contains(&p.publisher) {
-            return Ok(());
+        if !allowed.is_empty() && !allowed.contains(&p.publisher) {
+            return Err(refused(format!(
+                "this node takes modules from {} only, not from {} (--accept-modules)",
+                allowed.join(", "),
+                p.publisher
+            )));
         }
-        Err(refused(format!(
-            "this node takes modules from {} only, not from {} (--accept-modules)",
-            allowed.join(", "),
-            p.publisher
-        )))
-    }
-
-    /// The checks an offered or announced publication must pass before any transfer.
-    fn check_offer(&self, p: &Publication) -> Result<Verdict, CallFailure> {
-        self.check_publisher(p)?;
         if self.config.own_guests.contains(&p.name) {
             return Err(refused(format!(
                 "this node runs a guest named {} of its own (from its command line)",
                 p.name
             )));
         }
+        Ok(())
+    }
+
+    /// The checks an offered or announced publication must pass before any transfer.
+    fn check_offer(&self, p: &Publication) -> Result<Verdict, CallFailure> {
+        self.check_publisher(p)?;
         if p.size > self.config.max_size {
             return Err(refused(format!(
                 "{} is {} bytes, more than this node takes ({} bytes, --max-module-size)",
@@ -285,10 +215,7 @@ impl ModuleService {
         let catalog = lock(&self.catalog);
         let verdict = catalog.judge(p);
         match &verdict {
-            Verdict::Stale(newer) => Err(refused(format!(
-                "this node knows a newer publication of {}: {newer}, published at {} ms",
-                p.name, newer.published_at
-            ))),
+            Verdict::Stale(newer) => Err(newer_known(p, newer)),
             Verdict::Install if !catalog.has_room_for(&p.name) => Err(refused(format!(
                 "this node runs {} published modules already, the most it runs",
                 super::MAX_MODULES
@@ -298,14 +225,17 @@ impl ModuleService {
     }
 
     async fn offer(self: &Arc<Self>, p: Publication) -> Outcome {
-        let verdict = self.check_offer(&p).map_err(|f| self.logged(&p, f))?;
+        let verdict = self.check_offer(&p)?;
         let Some(digest) = p.digest else {
-            return Err(CallFailure::new(FailureKind::BadArguments, "no digest"));
+            return Err(CallFailure::new(
+                FailureKind::BadArguments,
+                format!("the offer of {} has no digest", p.name),
+            ));
         };
         match verdict {
             Verdict::Have => return Ok(Value::Text(protocol::HAVE.into())),
             Verdict::Record => {
-                self.update(|catalog| catalog.ran(p));
+                self.record(p)?;
                 return Ok(Value::Text(protocol::HAVE.into()));
             }
             _ => {}
@@ -313,112 +243,30 @@ impl ModuleService {
         // A module the store holds already (sent before, or stored by another node of this
         // machine) needs no transfer.
         if let Some(bytes) = self.stored(digest).await {
-            let shown = p.clone();
-            self.install(p, bytes, "published to this node")
-                .await
-                .map_err(|f| self.logged(&shown, f))?;
+            self.install(p, bytes, "published to this node").await?;
             return Ok(Value::Text(protocol::HAVE.into()));
         }
-        let mut uploads = lock(&self.uploads);
-        let now = Instant::now();
-        uploads.retain(|_, u| now.duration_since(u.touched) < UPLOAD_IDLE);
-        if !uploads.contains_key(&digest) && uploads.len() >= MAX_UPLOADS {
-            return Err(CallFailure::new(
-                FailureKind::Unavailable,
-                format!("this node takes {MAX_UPLOADS} transfers at once; try again shortly"),
-            ));
-        }
-        uploads.insert(
-            digest,
-            Upload {
-                publication: p,
-                bytes: Vec::new(),
-                touched: now,
-            },
-        );
+        lock(&self.uploads).begin(p, Instant::now())?;
         Ok(Value::Text(protocol::SEND.into()))
     }
 
-    fn chunk(&self, digest: Digest, offset: u64, data: Vec<u8>) -> Outcome {
-        let bad = |why: String| Err(CallFailure::new(FailureKind::BadArguments, why));
-        let mut uploads = lock(&self.uploads);
-        let Some(upload) = uploads.get_mut(&digest) else {
-            return bad(format!(
-                "no transfer of {} in progress (offer it first; a transfer idle for {} is \
-                 dropped)",
-                digest.short(),
-                humantime::format_duration(UPLOAD_IDLE)
-            ));
-        };
-        let received = upload.bytes.len() as u64;
-        if offset != received {
-            return bad(format!(
-                "a chunk at offset {offset}, but {received} bytes were received"
-            ));
-        }
-        let size = upload.publication.size;
-        if received + data.len() as u64 > size {
-            uploads.remove(&digest);
-            return bad(format!(
-                "more bytes than the {size} offered: transfer dropped"
-            ));
-        }
-        upload.bytes.extend_from_slice(&data);
-        upload.touched = Instant::now();
-        Ok(Value::Null)
-    }
-
     async fn finish(self: &Arc<Self>, digest: Digest) -> Outcome {
-        let Some(upload) = lock(&self.uploads).remove(&digest) else {
-            return Err(CallFailure::new(
-                FailureKind::BadArguments,
-                format!("no transfer of {} in progress", digest.short()),
-            ));
-        };
-        let Upload {
-            publication: p,
-            bytes,
-            ..
-        } = upload;
+        let (p, bytes) = lock(&self.uploads).take(digest).inspect_err(|failure| {
+            lock(&self.drops).dropped(format_args!("module transfer: {}", failure.message));
+        })?;
         let shown = p.clone();
-        self.check_and_install(p, bytes, digest)
+        self.install(p, bytes, "published to this node")
             .await
             .map_err(|f| self.logged(&shown, f))?;
         Ok(Value::Text(protocol::LOADED.into()))
     }
 
-    /// Checks that a transfer brought the `digest` offered with `p`, and installs it.
-    async fn check_and_install(
-        &self,
-        p: Publication,
-        bytes: Vec<u8>,
-        digest: Digest,
-    ) -> Result<(), CallFailure> {
-        if bytes.len() as u64 != p.size {
-            return Err(refused(format!(
-                "the transfer is incomplete: {} of the {} bytes offered arrived",
-                bytes.len(),
-                p.size
-            )));
-        }
-        let found = Digest::of(&bytes);
-        if found != digest {
-            let why = format!(
-                "the bytes received have digest {}, not the {} offered: the transfer was \
-                 corrupted",
-                found.short(),
-                digest.short()
-            );
-            return Err(refused(why));
-        }
-        self.install(p, bytes, "published to this node").await
-    }
-
-    /// Logs (a few lines a second at most) that module `p` was refused, and returns the
-    /// refusal.
-    fn logged(&self, p: &Publication, failure: CallFailure) -> CallFailure {
-        lock(&self.drops).dropped(format_args!("module {p}: {}", failure.message));
-        failure
+    /// Records that the node runs `p`, a newer publication of the module it runs.
+    fn record(&self, p: Publication) -> Result<(), CallFailure> {
+        let settled = lock(&self.catalog).settle(p.clone());
+        settled.map_err(|newer| newer_known(&p, &newer))?;
+        self.save();
+        Ok(())
     }
 
     /// The module `digest` from the store, if it holds it intact.
@@ -443,14 +291,14 @@ impl ModuleService {
         // What was decided before the wait may have changed meanwhile.
         match self.check_offer(&p)? {
             Verdict::Have => return Ok(()),
-            Verdict::Record => {
-                self.update(|catalog| catalog.ran(p));
-                return Ok(());
-            }
+            Verdict::Record => return self.record(p),
             _ => {}
         }
         let Some(digest) = p.digest else {
-            return Err(CallFailure::new(FailureKind::BadArguments, "no digest"));
+            return Err(CallFailure::new(
+                FailureKind::BadArguments,
+                format!("{} has no digest", p.name),
+            ));
         };
         let started = Instant::now();
         let loaded = {
@@ -471,75 +319,44 @@ impl ModuleService {
                 return Err(refused(why));
             }
         };
-        // The catalog first: the event loop announces the node once the guest runs.
-        let before = lock(&self.catalog).running(&p.name).cloned();
-        {
-            let catalog = lock(&self.catalog);
+        // The catalog first, judged again (a removal may have come while it loaded): the
+        // event loop announces the node once the guest runs.
+        let before = {
+            let mut catalog = lock(&self.catalog);
+            match catalog.judge(&p) {
+                Verdict::Stale(newer) => return Err(newer_known(&p, &newer)),
+                Verdict::Have => return Ok(()),
+                _ => {}
+            }
+            let before = catalog.current(&p.name).cloned();
             let mut known = lock(&self.exports);
             known.retain(|d, _| catalog.all_running().any(|r| r.digest == Some(*d)));
             known.insert(digest, exports);
-        }
-        lock(&self.catalog).ran(p.clone());
+            catalog.ran(p.clone());
+            before
+        };
         let (done, ran) = oneshot::channel();
-        let handed = self.hand_over(ModuleChange::Install { guest, done }).await;
-        if let Err(failure) = handed.and(ran.await.map_err(|_| stopping())) {
-            let mut catalog = lock(&self.catalog);
-            match before {
-                Some(before) => catalog.ran(before),
-                None => catalog.forget(&p.name),
-            }
+        if let Err(failure) = self.hand_over(ModuleChange::Install { guest, done }).await {
+            lock(&self.catalog).put_back(&p.name, before, Instant::now());
             return Err(failure);
+        }
+        match ran.await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                // (Its `init` failed: the event loop unloaded it, and runs nothing under
+                // the name.)
+                let mut catalog = lock(&self.catalog);
+                catalog.forget(&p.name);
+                catalog.failed(digest, why.clone(), Instant::now());
+                drop(catalog);
+                self.save();
+                return Err(refused(why));
+            }
+            Err(_) => return Err(stopping()),
         }
         self.save();
         tracing::info!("module {p} loaded in {:.2?} ({how})", started.elapsed());
         Ok(())
-    }
-
-    /// Changes the catalog, and saves it.
-    fn update(&self, change: impl FnOnce(&mut Catalog)) {
-        change(&mut lock(&self.catalog));
-        self.save();
-    }
-
-    /// Keeps what the node runs in its file in the store, to run it again after a restart.
-    fn save(&self) {
-        let publications = self.announced();
-        let node = &self.loader.node_name;
-        if let Err(e) = self.config.store.save_node(node, &publications) {
-            tracing::warn!("cannot keep the node's published modules for its next start: {e}");
-        }
-    }
-
-    /// Runs again what the node ran when it stopped (as its file in the store says), from
-    /// the store, checked as when it was published; returns at once. Modules the store no
-    /// longer holds are fetched from peers when they announce them.
-    pub fn restore(self: &Arc<Self>) {
-        let node = self.loader.node_name.clone();
-        let publications = match self.config.store.load_node(&node) {
-            Ok(publications) => publications,
-            Err(e) => {
-                tracing::warn!("cannot run again the modules this node ran: {e}");
-                return;
-            }
-        };
-        let now = Instant::now();
-        for p in publications {
-            let Some(digest) = p.digest else {
-                lock(&self.catalog).removed(p, now);
-                continue;
-            };
-            let this = self.clone();
-            self.runtime.spawn(async move {
-                let Some(bytes) = this.stored(digest).await else {
-                    tracing::warn!("cannot run module {p} again: the store no longer holds it");
-                    return;
-                };
-                let shown = p.clone();
-                if let Err(failure) = this.install(p, bytes, "run again from the store").await {
-                    tracing::warn!("cannot run module {shown} again: {}", failure.message);
-                }
-            });
-        }
     }
 
     /// Hands `change` to the event loop, waiting a while for room in its queue.
@@ -566,6 +383,72 @@ impl ModuleService {
         }
     }
 
+    /// The event loop unloaded the guest of published module `name` (it failed too often):
+    /// the node no longer runs it, nor announces it, and does not take it again for a
+    /// while.
+    pub fn unloaded(&self, name: &str, why: &str) {
+        let mut catalog = lock(&self.catalog);
+        if let Some(digest) = catalog.running(name).and_then(|p| p.digest) {
+            catalog.failed(digest, why.to_string(), Instant::now());
+        }
+        catalog.forget(name);
+        drop(catalog);
+        self.save();
+    }
+
+    /// Keeps what the node runs in its file in the store (on a blocking thread; a save
+    /// overtaken by a later one is skipped), to run it again after a restart.
+    fn save(&self) {
+        let number = self.saves.fetch_add(1, Ordering::Relaxed) + 1;
+        let publications = self.announced();
+        let (store, owner, saved) = (
+            self.config.store.clone(),
+            self.config.owner.clone(),
+            self.saved.clone(),
+        );
+        self.runtime.spawn_blocking(move || {
+            let mut last = lock(&saved);
+            if *last > number {
+                return;
+            }
+            *last = number;
+            if let Err(e) = store.save_node(&owner, &publications) {
+                tracing::warn!("cannot keep the node's published modules for its next start: {e}");
+            }
+        });
+    }
+
+    /// Runs again what the node ran when it stopped (as its file in the store says), from
+    /// the store, checked as when it was published; returns at once. Modules the store no
+    /// longer holds are fetched from peers when they announce them.
+    pub fn restore(self: &Arc<Self>) {
+        let publications = match self.config.store.load_node(&self.config.owner) {
+            Ok(publications) => publications,
+            Err(e) => {
+                tracing::warn!("cannot run again the modules this node ran: {e}");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for p in publications {
+            let Some(digest) = p.digest else {
+                lock(&self.catalog).removed(p, now);
+                continue;
+            };
+            let this = self.clone();
+            self.runtime.spawn(async move {
+                let Some(bytes) = this.stored(digest).await else {
+                    tracing::warn!("cannot run module {p} again: the store no longer holds it");
+                    return;
+                };
+                let shown = p.clone();
+                if let Err(failure) = this.install(p, bytes, "run again from the store").await {
+                    tracing::warn!("cannot run module {shown} again: {}", failure.message);
+                }
+            });
+        }
+    }
+
     /// A piece of stored module `digest`, for a peer catching up.
     async fn fetch_piece(&self, digest: Digest, offset: u64, max: u64) -> Outcome {
         let runs = lock(&self.catalog)
@@ -578,31 +461,21 @@ impl ModuleService {
             ));
         }
         let bytes = self.served_bytes(digest).await?;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let len = usize::try_from(max).unwrap_or(usize::MAX).min(CHUNK);
-        let end = start.saturating_add(len).min(bytes.len());
-        Ok(Value::Bytes(bytes[start..end].to_vec()))
+        Ok(Value::Bytes(fetch::piece(&bytes, offset, max).to_vec()))
     }
 
     /// Stored module `digest`, read once (and checked) for the several fetches of a peer.
     async fn served_bytes(&self, digest: Digest) -> Result<Arc<Vec<u8>>, CallFailure> {
-        let now = Instant::now();
-        if let Some((d, bytes, at)) = &*lock(&self.served)
-            && *d == digest
-            && now.duration_since(*at) < SERVED_MEMORY
-        {
-            return Ok(bytes.clone());
+        if let Some(bytes) = lock(&self.served).get(&digest, Instant::now()) {
+            return Ok(bytes);
         }
-        let bytes = self.stored(digest).await.ok_or_else(|| {
-            CallFailure::new(
-                FailureKind::Unavailable,
-                format!("module {} is not in this node's store", digest.short()),
-            )
-        })?;
+        let (store, max) = (self.config.store.clone(), self.config.max_size);
+        let bytes = tokio::task::spawn_blocking(move || fetch::read_for_peer(&store, digest, max))
+            .await
+            .map_err(|e| CallFailure::new(FailureKind::Unavailable, e))?
+            .map_err(|why| CallFailure::new(FailureKind::Unavailable, why))?;
         let bytes = Arc::new(bytes);
-        *lock(&self.served) = Some((digest, bytes.clone(), now));
+        lock(&self.served).keep(digest, bytes.clone(), Instant::now());
         Ok(bytes)
     }
 
@@ -637,15 +510,18 @@ impl ModuleService {
         let text = tokio::task::spawn_blocking(move || crate::inspect::wit_text(&bytes))
             .await
             .map_err(|e| CallFailure::new(FailureKind::Unavailable, e))?
-            .map_err(|e| CallFailure::new(FailureKind::BadArguments, format!("{e:#}")))?;
+            .map_err(|e| {
+                CallFailure::new(
+                    FailureKind::Unavailable,
+                    format!("cannot decode the WIT of {name}: {e:#}"),
+                )
+            })?;
         Ok(Value::Text(text))
     }
 
     async fn unpublish(&self, p: Publication) -> Outcome {
-        let shown = p.clone();
-        self.check_publisher(&p)
-            .map_err(|f| self.logged(&shown, f))?;
-        let had = self.remove(p).await.map_err(|f| self.logged(&shown, f))?;
+        self.check_publisher(&p)?;
+        let had = self.remove(p).await?;
         Ok(Value::Text(if had { "removed" } else { "had none" }.into()))
     }
 
@@ -653,27 +529,31 @@ impl ModuleService {
     /// node ran a module under the name.
     async fn remove(&self, p: Publication) -> Result<bool, CallFailure> {
         let _one_at_a_time = self.installing.lock().await;
-        match lock(&self.catalog).judge(&p) {
-            Verdict::Remove => {}
-            Verdict::Stale(newer) => {
-                return Err(refused(format!(
-                    "this node knows a newer publication of {}: {newer}",
-                    p.name
-                )));
-            }
-            // (This very removal, applied already: from a peer that heard it first.)
-            Verdict::Have => return Ok(true),
-            _ => return Ok(false),
-        }
         // The catalog first: the event loop announces the node once the guest is gone.
-        self.update(|catalog| catalog.removed(p.clone(), Instant::now()));
+        let before = {
+            let mut catalog = lock(&self.catalog);
+            match catalog.judge(&p) {
+                Verdict::Remove => {}
+                Verdict::Stale(newer) => return Err(newer_known(&p, &newer)),
+                // (This very removal, applied already: from a peer that heard it first.)
+                Verdict::Have => return Ok(true),
+                Verdict::Install | Verdict::Record => return Ok(false),
+            }
+            let before = catalog.current(&p.name).cloned();
+            catalog.removed(p.clone(), Instant::now());
+            before
+        };
         let (done, removed) = oneshot::channel();
-        self.hand_over(ModuleChange::Remove {
+        let change = ModuleChange::Remove {
             name: p.name.clone(),
             done,
-        })
-        .await?;
+        };
+        if let Err(failure) = self.hand_over(change).await {
+            lock(&self.catalog).put_back(&p.name, before, Instant::now());
+            return Err(failure);
+        }
         let had = removed.await.map_err(|_| stopping())?;
+        self.save();
         if had {
             tracing::info!("module {} unpublished by {}: unloaded", p.name, p.publisher);
         }
@@ -684,10 +564,8 @@ impl ModuleService {
     /// and apply what it unpublished. Called from the network thread for every
     /// announcement; returns at once.
     pub fn on_announce(self: &Arc<Self>, announce: &Announce) {
-        if announce.modules.is_empty() {
-            return;
-        }
         let now = Instant::now();
+        lock(&self.uploads).prune(now);
         for p in &announce.modules {
             let verdict = match self.check_offer(p) {
                 Ok(verdict) => verdict,
@@ -708,7 +586,9 @@ impl ModuleService {
                     continue;
                 }
                 Verdict::Record => {
-                    self.update(|catalog| catalog.ran(p.clone()));
+                    if let Err(why) = self.record(p.clone()) {
+                        tracing::debug!("{why}");
+                    }
                     continue;
                 }
                 Verdict::Have | Verdict::Stale(_) => continue,
@@ -751,7 +631,7 @@ impl ModuleService {
             None => {
                 let (pool, peer_name, size) = (self.pool.clone(), peer.to_string(), p.size);
                 let bytes = tokio::task::spawn_blocking(move || {
-                    fetch(&pool, tcp, &peer_name, digest, size)
+                    fetch::fetch(&pool, tcp, &peer_name, digest, size)
                 })
                 .await
                 .map_err(|e| e.to_string())??;
@@ -772,42 +652,21 @@ impl ModuleService {
     }
 }
 
-/// Fetches module `digest` (`size` bytes) from node `peer` at `tcp`, a chunk at a time.
-/// Blocks the calling thread.
-fn fetch(
-    pool: &PoolHandle,
-    tcp: SocketAddr,
-    peer: &str,
-    digest: Digest,
-    size: u64,
-) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    while (bytes.len() as u64) < size {
-        let request = ModuleRequest::Fetch {
-            digest,
-            offset: bytes.len() as u64,
-            max: CHUNK as u64,
-        };
-        let piece = request
-            .send(pool, tcp, peer, FETCH_TIMEOUT)
-            .map_err(|failure| failure.to_string())?;
-        match piece {
-            Value::Bytes(piece) if !piece.is_empty() => {
-                if bytes.len() as u64 + piece.len() as u64 > size {
-                    return Err(format!(
-                        "the peer sent more than the {size} bytes announced"
-                    ));
-                }
-                bytes.extend_from_slice(&piece);
-            }
-            Value::Bytes(_) => {
-                return Err(format!(
-                    "the peer sent {} of the {size} bytes announced",
-                    bytes.len()
-                ));
-            }
-            _ => return Err("the peer answered a fetch with something other than bytes".into()),
-        }
-    }
-    Ok(bytes)
+/// Says who a node is in the store: its name and group (two nodes of one name on two
+/// groups keep two files).
+pub fn owner(node_name: &str, group: impl std::fmt::Display) -> String {
+    format!("{node_name} on {group}")
+}
+
+/// What a node logs at its start of the modules it takes.
+pub fn describe(config: &ServiceConfig) -> String {
+    format!(
+        "takes published modules from {} into {}",
+        if config.publishers.is_empty() {
+            "any publisher".to_string()
+        } else {
+            config.publishers.join(", ")
+        },
+        config.store.dir().display()
+    )
 }

@@ -13,7 +13,7 @@ use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Requ
 use super::handshake::{self, ConnectionKeys};
 use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
-use crate::modules::protocol::is_module_function;
+use crate::modules::protocol::{ModuleRequest, is_module_function};
 use crate::node::Event;
 use crate::stats::{DropLog, Stats};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -311,6 +311,10 @@ async fn connection(
                 } = request;
                 let outcome = match &services.modules {
                     Some(modules) => modules.serve(&function, args).await,
+                    // (It runs no published module.)
+                    None if function == ModuleRequest::List.function() => {
+                        Ok(ciborium::Value::Array(Vec::new()))
+                    }
                     None => {
                         if !said_no_modules {
                             said_no_modules = true;
