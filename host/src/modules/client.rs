@@ -264,27 +264,59 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
         eprintln!("no node runs a published module");
         return Ok(());
     }
-    println!(
-        "{:<20} {:<12} {:>10}  {:<16} {:<20}  {:<24}  NODES",
-        "NAME", "DIGEST", "SIZE", "PUBLISHER", "PUBLISHED", "EXPORTS"
-    );
-    for (listed, nodes) in modules.values() {
-        let p = &listed.publication;
-        let when = std::time::UNIX_EPOCH + Duration::from_millis(p.published_at);
-        let exports = if listed.exports.is_empty() {
-            "-".to_string()
-        } else {
-            listed.exports.join(" ")
-        };
-        println!(
-            "{:<20} {:<12} {:>10}  {:<16} {:<20}  {exports:<24}  {}",
-            p.name,
-            p.digest.map_or_else(|| "-".into(), |d| d.short()),
-            bytesize::ByteSize(p.size).to_string(),
-            p.publisher,
-            humantime::format_rfc3339_seconds(when).to_string(),
-            nodes.join(" ")
-        );
+    // One row of text per module, the columns as wide as their widest cell.
+    let rows: Vec<[String; 7]> = modules
+        .values()
+        .map(|(listed, nodes)| {
+            let p = &listed.publication;
+            let when = std::time::UNIX_EPOCH + Duration::from_millis(p.published_at);
+            let exports = if listed.exports.is_empty() {
+                "-".to_string()
+            } else {
+                listed.exports.join(" ")
+            };
+            [
+                p.name.clone(),
+                p.digest.map_or_else(|| "-".into(), |d| d.short()),
+                bytesize::ByteSize(p.size).to_string(),
+                p.publisher.clone(),
+                humantime::format_rfc3339_seconds(when).to_string(),
+                exports,
+                nodes.join(" "),
+            ]
+        })
+        .collect();
+    let heading = [
+        "NAME",
+        "DIGEST",
+        "SIZE",
+        "PUBLISHER",
+        "PUBLISHED",
+        "EXPORTS",
+        "NODES",
+    ]
+    .map(str::to_string);
+    let widths: Vec<usize> = (0..heading.len())
+        .map(|c| {
+            std::iter::once(&heading)
+                .chain(&rows)
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&heading).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &width))| match c {
+                2 => format!("{cell:>width$}"),
+                6 => cell.clone(),
+                _ => format!("{cell:<width$}"),
+            })
+            .collect();
+        println!("{}", line.join("  "));
     }
     Ok(())
 }
