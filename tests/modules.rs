@@ -256,6 +256,16 @@ fn publication(name: &str, bytes: &[u8]) -> Publication {
     }
 }
 
+/// A component whose `init` traps.
+const FAILS_IN_INIT: &str = r#"
+(component
+  (core module $m (func (export "init") unreachable))
+  (core instance $i (instantiate $m))
+  (func $init (canon lift (core func $i "init")))
+  (instance $lifecycle (export "init" (func $init)))
+  (export "dstc:node/lifecycle" (instance $lifecycle)))
+"#;
+
 /// A component whose import no node provides.
 const UNSATISFIABLE: &str = r#"
 (component
@@ -330,8 +340,20 @@ fn bad_modules_are_refused_with_the_reason_and_leave_the_node_as_it_was() {
 
     // None of it reached the store, nor the node's functions; each refusal was logged.
     assert_eq!(stored(&store_dir), Vec::<String>::new());
+
+    // A module that fails in its init is checked and stored, but not kept running.
+    let fails = wat::parse_str(FAILS_IN_INIT).unwrap();
+    let failure = send(&publication("fails", &fails), &fails).unwrap_err();
+    assert!(failure.message.contains("failed in its init"), "{failure}");
+    let (status, out, err) = client_output("modules", group, &[]);
+    assert!(status.success(), "{err}");
+    assert!(!out.contains("fails"), "{out}");
     assert_eq!(call(group, "eve", "dhost:kv/store#keys", &[]), None);
     let err = eve.stderr();
+    assert!(
+        err.contains("guest fails unloaded: it failed in its init"),
+        "{err}"
+    );
     assert!(
         err.contains("dropped module transfer: the bytes received for kv (sha256 ")
             && err.contains("the transfer was corrupted"),

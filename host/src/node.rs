@@ -1092,13 +1092,19 @@ impl Node {
                 // (Its peers hear of its functions with the next announcement, which is
                 // made at once.)
                 self.membership.announce_soon();
+                let traps = self.stats.traps.load(Ordering::Relaxed);
                 self.call_event(g, EventInterface::Lifecycle, &[]);
-                // Its `init` may have failed it for good.
-                let outcome = match &self.guests[g] {
-                    Some(_) => Ok(()),
-                    None => Err(format!(
-                        "guest {name} failed in its init and was unloaded (the node's log says why)"
-                    )),
+                // Code from the network that fails in its `init` is not kept, restarted
+                // or not.
+                let outcome = if self.stats.traps.load(Ordering::Relaxed) == traps {
+                    Ok(())
+                } else {
+                    let why = format!(
+                        "guest {name} failed in its init (the node's log says how), and was \
+                         unloaded"
+                    );
+                    self.unload(g, "it failed in its init");
+                    Err(why)
                 };
                 let _ = done.send(outcome);
             }
