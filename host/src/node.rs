@@ -1092,11 +1092,10 @@ impl Node {
                 // (Its peers hear of its functions with the next announcement, which is
                 // made at once.)
                 self.membership.announce_soon();
-                let traps = self.stats.traps.load(Ordering::Relaxed);
                 self.call_event(g, EventInterface::Lifecycle, &[]);
                 // Code from the network that fails in its `init` is not kept, restarted
-                // or not.
-                let outcome = if self.stats.traps.load(Ordering::Relaxed) == traps {
+                // or not: its health (fresh above) counts the failure.
+                let outcome = if self.health[g].failures.is_empty() && self.guests[g].is_some() {
                     Ok(())
                 } else {
                     let why = format!(
