@@ -16,4 +16,8 @@ fi
 scripts/build-guests.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
+# The guest SDK on its own (building it with the node would unify their dependencies'
+# features and rebuild wasmtime): its lints and its unit tests, then the node's whole suite.
+cargo clippy --locked --all-targets -p dhost-guest -- -D warnings
+cargo test --locked -p dhost-guest --quiet
 cargo test --locked 2>&1

@@ -2,25 +2,48 @@
 //! calls `set-value(0..N)` in a tight loop, as fast as the node lets it (its window to the
 //! receivers paces it), and a receiver node checks that every value arrives, in order.
 //! WebAssembly guests and native plugins each; the calls travel as runs (docs/wire.md),
-//! thousands per datagram.
+//! thousands per datagram, and the WebAssembly guests take and send them a run at a time
+//! (`dstc:node/run-events` and `runs`), or, asked to, one call at a time. A run a guest
+//! sends is checked whole before any of it leaves.
 
 mod common;
 
 use common::*;
 
-/// Runs one stress test of `count` calls and returns the receiver's report.
-fn stress(tag: &str, receiver: &str, sender: &str, count: u32) -> String {
+/// Runs one stress test of `count` calls and returns the receiver's report; with
+/// `one_by_one`, the WebAssembly guests cross into and out of the guest once per call.
+fn stress(tag: &str, receiver: &str, sender: &str, count: u32, one_by_one: bool) -> String {
     let group = unique_group();
     let rx_name = format!("stress-rx-{tag}");
-    let rx = Dhost::start(&node_args(&rx_name, group, &[receiver]));
+    let mut cmd = dhost_command();
+    cmd.args(node_args(
+        &rx_name,
+        group,
+        &["--allow-env", "STRESS_ONE_BY_ONE", receiver],
+    ));
+    if one_by_one {
+        cmd.env("STRESS_ONE_BY_ONE", "1");
+    }
+    let rx = Dhost::spawn(cmd);
     rx.wait_stderr("the receiver to start", |err| err.contains("ready in"));
     let mut cmd = dhost_command();
     cmd.args(node_args(
         &format!("stress-tx-{tag}"),
         group,
-        &["--allow-env", "STRESS_COUNT", "--max-time", "60s", sender],
+        &[
+            "--allow-env",
+            "STRESS_COUNT",
+            "--allow-env",
+            "STRESS_ONE_BY_ONE",
+            "--max-time",
+            "60s",
+            sender,
+        ],
     ))
     .env("STRESS_COUNT", count.to_string());
+    if one_by_one {
+        cmd.env("STRESS_ONE_BY_ONE", "1");
+    }
     let _tx = Dhost::spawn(cmd);
     rx.wait_stdout("the receiver's report", |out| out.contains("stress: "));
     rx.stdout()
@@ -36,13 +59,16 @@ fn assert_all_in_order(report: &str, count: u32) {
 
 #[test]
 fn a_webassembly_sender_reaches_a_webassembly_receiver_in_order_and_in_full() {
-    let report = stress(
-        "wasm",
-        guest("stress").to_str().unwrap(),
-        guest("stress-sender").to_str().unwrap(),
-        300_000,
-    );
-    assert_all_in_order(&report, 300_000);
+    for (tag, one_by_one) in [("wasm", false), ("wasm-one-by-one", true)] {
+        let report = stress(
+            tag,
+            guest("stress").to_str().unwrap(),
+            guest("stress-sender").to_str().unwrap(),
+            300_000,
+            one_by_one,
+        );
+        assert_all_in_order(&report, 300_000);
+    }
 }
 
 #[test]
@@ -55,6 +81,7 @@ fn a_native_sender_reaches_a_native_receiver_in_order_and_in_full() {
         receiver.to_str().unwrap(),
         sender.to_str().unwrap(),
         300_000,
+        false,
     );
     assert_all_in_order(&report, 300_000);
 }
@@ -115,5 +142,93 @@ fn a_run_with_a_bad_call_delivers_the_others_and_the_receiver_says_what_it_saw()
     assert!(
         err.contains("a call from 127.0.0.1") && err.contains("to `dhost:stress/sink#set-value`"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_run_a_guest_sends_is_checked_whole_and_arrives_in_order() {
+    use ciborium::Value;
+    let group = unique_group();
+    let mut rx = Dhost::start(&node_args(
+        "runs-rx",
+        group,
+        &[guest("chat").to_str().unwrap()],
+    ));
+    rx.wait_stdout("the prompt", |out| out.contains("Username: "));
+    rx.type_line("rx");
+    let tx = Dhost::start(&node_args(
+        "runs-tx",
+        group,
+        &[guest("hostile").to_str().unwrap()],
+    ));
+    tx.wait_stderr("the sender to start", |err| err.contains("ready in"));
+    rx.wait_stderr("the sender to join", |err| err.contains("runs-tx"));
+    // A run's bytes, as `dhost cast` takes a list<u8>: a JSON array of numbers.
+    let run = |calls: &[(&str, Value)]| {
+        let mut bytes = Vec::new();
+        for (user, text) in calls {
+            let args = Value::Array(vec![Value::Text(user.to_string()), text.clone()]);
+            ciborium::ser::into_writer(&args, &mut bytes).unwrap();
+        }
+        let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
+        format!("[{}]", numbers.join(","))
+    };
+    let send_run = |function: &str, calls: &str| {
+        let function = format!("{function:?}");
+        let (status, _, err) = client_output(
+            "cast",
+            group,
+            &[
+                "--node",
+                "runs-tx",
+                "dhost:hostile/attacks#send-run",
+                &function,
+                calls,
+            ],
+        );
+        assert!(status.success(), "{err}");
+    };
+    let message = "dhost:chat/chat#message";
+    let (status, _, err) = client_output(
+        "cast",
+        group,
+        &[
+            "--node",
+            "runs-tx",
+            "dhost:hostile/attacks#chat",
+            r#""zero""#,
+        ],
+    );
+    assert!(status.success(), "{err}");
+    let good = run(&[("ann", "one".into()), ("ann", "two".into())]);
+    send_run(message, &good);
+    rx.wait_stdout("the run", |out| out.contains("[ann]: two"));
+
+    // A call that does not fit, or a function the guest does not import: the guest traps,
+    // and nothing of the run leaves.
+    let bad = run(&[("bob", "three".into()), ("bob", Value::Integer(4.into()))]);
+    send_run(message, &bad);
+    tx.wait_stderr("the misfit refused", |err| {
+        err.contains(
+            "cannot send call 2 of a run to dhost:chat/chat#message: its arguments do not fit",
+        )
+    });
+    send_run("dhost:chat/chat#shout", &good);
+    tx.wait_stderr("the unknown function refused", |err| {
+        err.contains(
+            "cannot send a run to dhost:chat/chat#shout: guest hostile imports no function",
+        )
+    });
+    // (Once it is back: the second failure in a row pauses its restart.)
+    tx.wait_stderr("the guest restarted twice", |err| {
+        err.matches("guest hostile restarted").count() >= 2
+    });
+    send_run(message, &run(&[("ann", "four".into())]));
+    rx.wait_stdout("the last run", |out| out.contains("[ann]: four"));
+    let lines = chat_lines(&rx.stdout());
+    assert_eq!(
+        lines,
+        ["[hostile]: zero", "[ann]: one", "[ann]: two", "[ann]: four"],
+        "every call of a good run, in order, and none of a bad one"
     );
 }

@@ -11,7 +11,8 @@ use ciborium::Value;
 use dhost::mailbox::{READ_FUNCTION, WRITE_FUNCTION};
 use dhost::modules::protocol::ModuleRequest;
 use dhost::modules::{Digest, Publication};
-use dhost::rpc::frame::{self, CallFailure, FailureKind, Handshake};
+use dhost::outcome::{CallFailure, FailureKind};
+use dhost::rpc::frame::{self, Handshake};
 use dhost::value;
 use dhost::wire::{
     self, Announce, Batcher, Position, Protection, RefusedCounts, Status, StreamCounts,

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+pub mod runs;
+
 mod bindings {
     wit_bindgen::generate!({
         world: "dstc:node/imports",

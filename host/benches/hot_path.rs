@@ -1,7 +1,7 @@
 //! Benchmarks of the hot path, to show a regression in review: encoding a call's
 //! arguments, batching calls into datagrams and decoding them, reading arguments against a
-//! WIT signature, and one call into a WebAssembly guest in process, beside one call into
-//! a native plugin and a plain native call as the baselines.
+//! WIT signature, one call into a WebAssembly guest in process and a run of calls in one
+//! entry, beside one call into a native plugin and a plain native call as the baselines.
 //!
 //! Run with `cargo bench -p dhost --bench hot_path` after `scripts/build-guests.sh`.
 
@@ -143,6 +143,24 @@ fn dispatch_into_a_webassembly_guest(bencher: divan::Bencher) {
         i += 1;
         sent.clear();
         result.is_ok()
+    });
+}
+
+/// A run of 1000 set-value calls into the guest in one entry (`run-events.on-run`): checking
+/// each call's arguments, lowering the run's bytes, and the guest's SDK reading them and
+/// running `set-value`. The time per call is this divided by 1000.
+#[divan::bench]
+fn run_of_1000_calls_into_a_webassembly_guest(bencher: divan::Bencher) {
+    let mut guest = stress_guest();
+    let slot = set_value_slot(&guest);
+    let args: Vec<Vec<u8>> = (0..1000).map(set_value_args).collect();
+    let run = wire::Call::collect(0, SET_VALUE, args.iter().map(Vec::as_slice));
+    let mut sent = dhost::guest::outbox::Outbox::default();
+    let mut local = dhost::guest::outbox::Outbox::default();
+    bencher.bench_local(|| {
+        let result = guest.call_run(slot, black_box(&run), &mut sent, &mut local);
+        sent.clear();
+        matches!(result, Some(Ok(())))
     });
 }
 

@@ -5,7 +5,8 @@
 
 use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
-use crate::rpc::{ConnectionKeys, Outcome, Pool, PoolHandle};
+use crate::outcome::Outcome;
+use crate::rpc::{ConnectionKeys, Pool, PoolHandle};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
 use ciborium::Value;

@@ -14,6 +14,7 @@
 //! - [`stats`]: the counters in a node's closing summary, and the log of dropped input;
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
+//! - [`outcome`]: the outcome of a call with a reply, and the kinds of failure;
 //! - [`rpc`]: calls to one node over TCP: frames, the node's port, connection pools;
 //! - [`guest`]: WebAssembly guests (loading, linking, the `dstc:node` host interfaces);
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
@@ -35,6 +36,7 @@ pub mod membership;
 pub mod modules;
 pub mod net;
 pub mod node;
+pub mod outcome;
 pub mod rpc;
 pub mod run;
 pub mod stats;

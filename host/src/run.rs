@@ -1,7 +1,9 @@
 //! `dhost run`: loads the guests (failing before joining the group if any cannot be
-//! loaded), then runs the node on three threads:
+//! loaded), then runs the node on these threads:
 //!
-//! - the *event loop* ([`crate::node`]), which owns the guests and sends to the group;
+//! - the *event loop* ([`crate::node`]), which routes calls to the guests and plugins and
+//!   keeps the peers' streams, with a *worker* thread per WebAssembly guest
+//!   ([`crate::guest::worker`]);
 //! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
 //!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
 //!   or SIGTERM into a clean shutdown;
@@ -20,13 +22,14 @@ use crate::jail::Policy;
 use crate::modules::ModuleService;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
-use crate::node::{Event, Links, Node};
+use crate::node::{Event, Inputs, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
 use crate::stats::{DropLog, Stats};
 use crate::stream::outgoing::Outgoing;
 use crate::wire;
 use anyhow::{Context as _, bail};
+use crossbeam_channel::{Sender, TrySendError};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +37,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
@@ -44,6 +46,13 @@ use tokio_util::sync::CancellationToken;
 /// How many events (datagrams, stdin lines) may wait for the event loop. (The channel
 /// takes room for all of them at once: 8192 is about 1 MiB.)
 const EVENT_QUEUE: usize = 8192;
+
+/// How many calls from the node's TCP port may wait for the event loop (beyond, callers
+/// are told the node is overloaded).
+const CALL_QUEUE: usize = 4096;
+
+/// How many published modules may wait for the event loop to swap them in.
+const CHANGE_QUEUE: usize = 64;
 
 /// How many bytes of datagrams may wait for the event loop. When it falls this far behind,
 /// further datagrams are dropped (as overrun: their senders resend them when asked)
@@ -222,7 +231,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tcp.map_or("no port".to_string(), |a| a.to_string()),
     );
 
-    let (events_tx, events_rx) = mpsc::sync_channel(EVENT_QUEUE);
+    let (events_tx, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let (calls_tx, calls_rx) = crossbeam_channel::bounded(CALL_QUEUE);
+    let (changes_tx, changes_rx) = crossbeam_channel::bounded(CHANGE_QUEUE);
     let stopping = runtime.stopping().clone();
     if stdin_wanted {
         spawn_stdin_reader(events_tx.clone())?;
@@ -257,14 +268,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 calls: calls.clone(),
                 outgoing: outgoing.clone(),
             };
-            let events = events_tx.clone();
-            let changes: ChangeSink = Box::new(move |change| {
-                events.try_send(Event::Module(change)).map_err(|e| match e {
-                    TrySendError::Full(Event::Module(c)) => TrySendError::Full(c),
-                    TrySendError::Disconnected(Event::Module(c)) => TrySendError::Disconnected(c),
-                    _ => unreachable!("a module change was sent"),
-                })
-            });
+            let changes: ChangeSink = changes_tx.clone();
             Some(ModuleService::new(
                 config,
                 loader,
@@ -289,12 +293,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             pool: Some(pool_handle),
             modules: modules.clone(),
         },
-    );
+    )?;
     let stop_flag = stopping.clone();
     let event_loop = std::thread::Builder::new()
         .name("dhost-node".into())
         .spawn(move || {
-            let code = node.run(events_rx, &stop_flag);
+            let inputs = Inputs {
+                events: events_rx,
+                calls: calls_rx,
+                modules: changes_rx,
+            };
+            let code = node.run(inputs, &stop_flag);
             let _ = done_tx.send(());
             code
         })
@@ -308,7 +317,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             let services = Services {
-                calls: Some(events_tx.clone()),
+                calls: Some(calls_tx.clone()),
                 mailboxes,
                 keys: connection_keys,
                 stats: stats.clone(),
@@ -415,7 +424,7 @@ fn load_guest(
 }
 
 /// Waits for the descriptors native plugins watch and tells the event loop which are ready.
-fn spawn_fd_watcher(events: SyncSender<Event>) -> anyhow::Result<()> {
+fn spawn_fd_watcher(events: Sender<Event>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dhost-epoll".into())
         .spawn(move || {
@@ -440,7 +449,7 @@ fn spawn_fd_watcher(events: SyncSender<Event>) -> anyhow::Result<()> {
 }
 
 /// Reads stdin line by line and hands each line to the event loop.
-fn spawn_stdin_reader(events: SyncSender<Event>) -> anyhow::Result<()> {
+fn spawn_stdin_reader(events: Sender<Event>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("dhost-stdin".into())
         .spawn(move || {
@@ -518,7 +527,7 @@ struct Receiving<'a> {
 async fn receive(
     node: Receiving<'_>,
     socket: Option<std::net::UdpSocket>,
-    events: SyncSender<Event>,
+    events: Sender<Event>,
     mut done: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let Receiving {

@@ -245,6 +245,27 @@ impl Call {
         }
     }
 
+    /// A run of the calls whose argument arrays are `args` (each well-formed CBOR), copied
+    /// (the calls a node's own guests sent to it, delivered locally).
+    pub fn collect<'a>(first: u64, function: &str, args: impl Iterator<Item = &'a [u8]>) -> Self {
+        let mut run = Call {
+            first,
+            function: function.to_string(),
+            args: Vec::new(),
+            ends: Vec::new(),
+        };
+        for call in args {
+            run.args.extend_from_slice(call);
+            run.ends.push(run.args.len() as u32);
+        }
+        run
+    }
+
+    /// Every call's argument array, one after the other, as they came.
+    pub fn bytes(&self) -> &[u8] {
+        &self.args
+    }
+
     /// How many calls the run holds (at least one).
     pub fn count(&self) -> usize {
         self.ends.len()

@@ -9,9 +9,11 @@ Figures (each the median of --runs runs, with min and max):
      WebAssembly guests and native plugins: with no pacing in the application (the node's
      reliable stream paces it), the same with 5 % of the datagrams dropped (nftables), and
      with reliability off (--unreliable) and the application's own window, and with no
-     pacing with a group key (every datagram tagged) and with --encrypt; beside raw UDP
-     between two threads (the baseline). A run that lost or reordered any call is a
-     failure, not a figure;
+     pacing with a group key (every datagram tagged) and with --encrypt, and (WebAssembly)
+     with two receiving guests in the receiving node, each on its own worker (the figure is
+     the slower guest's rate); beside raw UDP between two threads (the baseline), and
+     beside the mature DSTC's stress test when --dstc-server and --dstc-client point at a
+     local build of it. A run that lost or reordered any call is a failure, not a figure;
   2. round trip of a call with a reply between two nodes, beside a raw TCP ping-pong;
      without a key, with one (the connection's frames tagged) and with --encrypt;
   3. start-up, from `dhost run` to the first call delivered, cold and warm compile cache;
@@ -185,8 +187,11 @@ def throughput_dhost(kind, mode, runs, count, window, timeout):
     """Throughput runs of one kind (native, wasm) in one mode: `reliable` (no pacing in the
     application), `loss` (the same, with 5 % of the group's datagrams dropped at random),
     `unreliable` (--unreliable, the application's window), `keyed` and `encrypted` (no
-    pacing, with the group key, and with --encrypt too). Returns the runs, and what the
-    receiver said of each sender's stream."""
+    pacing, with the group key, and with --encrypt too), `two-guests` (no pacing, two
+    receiving guests in the receiving node: a run's figure is the slower one's, and both
+    must have every call), `one-by-one` (no pacing, WebAssembly guests that cross into and
+    out of the guest once per call instead of once per run). Returns the runs, and what
+    the receiver said of each sender's stream."""
     group = fresh_group()
     if kind == "wasm":
         receiver_guest = os.path.join(GUESTS, "stress.wasm")
@@ -197,15 +202,22 @@ def throughput_dhost(kind, mode, runs, count, window, timeout):
         sender_guest = os.path.join(GUESTS, "stress_sender.so")
         env_args = []
     env = dict(os.environ, STRESS_COUNT=str(count))
-    node_args = []
+    node_args, receiver_args = [], []
+    if mode == "one-by-one":
+        env["STRESS_ONE_BY_ONE"] = "1"
+        env_args = [*env_args, "--allow-env", "STRESS_ONE_BY_ONE"]
+        receiver_args = ["--allow-env", "STRESS_ONE_BY_ONE"]
     keys = SECURITY.get(mode, [])
     if mode == "unreliable":
         env["STRESS_WINDOW"] = str(window)
         node_args = ["--unreliable"]
     results, streams = [], []
     loss = DroppedDatagrams(int(group.rsplit(":", 1)[1]), 5) if mode == "loss" else None
+    receivers = 2 if mode == "two-guests" else 1
     receiver = Process(
-        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), *keys, receiver_guest]
+        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), *keys, *receiver_args,
+         *[receiver_guest] * receivers],
+        env=env,
     )
     try:
         if not receiver.wait_for(r"ready in", 60):
@@ -217,8 +229,16 @@ def throughput_dhost(kind, mode, runs, count, window, timeout):
                 env=env,
             )
             try:
-                m = receiver.wait_for(RATE.pattern, timeout)
-                run = parse_rate(m.group(0)) if m else None
+                seen = []
+                for _ in range(receivers):
+                    m = receiver.wait_for(RATE.pattern, timeout)
+                    seen.append(parse_rate(m.group(0)) if m else None)
+                run = None if None in seen else min(seen, key=lambda r: r["calls_per_second"])
+                if run is not None and receivers > 1:
+                    run = dict(run, each=[r["calls_per_second"] for r in seen],
+                               all_counted=all(counted(r, count) for r in seen))
+                    if not run["all_counted"]:
+                        run["lost"] = max(run["lost"], 1)
             finally:
                 sender.stop()
             if run is None:
@@ -254,6 +274,26 @@ def throughput_baseline(runs, count, window, timeout):
             run = {"failed": f"no report within {timeout} s"}
         results.append(run)
         progress(f"  raw UDP run {i + 1}: {describe_run(run, count)}")
+    return results
+
+
+def throughput_dstc(runs, server, client, timeout):
+    """The mature DSTC's stress test (a local build: `server` and `client` are command
+    lines): the server prints `... -> N calls/sec` once the client is done."""
+    results = []
+    for i in range(runs):
+        srv = Process(server.split())
+        try:
+            time.sleep(0.5)
+            cli = Process(client.split())
+            m = srv.wait_for(r"([\d.]+) calls/sec", timeout)
+            cli.stop()
+            run = {"calls_per_second": int(float(m.group(1)))} if m else {
+                "failed": f"no report within {timeout} s: {srv.output[-3:]}"}
+        finally:
+            srv.stop()
+        results.append(run)
+        progress(f"  DSTC run {i + 1}: " + (run.get("failed") or f"{run['calls_per_second']:,} calls/s"))
     return results
 
 
@@ -439,6 +479,13 @@ def main():
                         help="leave a part out (repeatable)")
     parser.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
     parser.add_argument("--dhost", help="the dhost executable to measure (default: the release build)")
+    parser.add_argument("--modes", default="unreliable,reliable,loss,keyed,encrypted,two-guests,one-by-one",
+                        help="the throughput modes to run, comma-separated (default: all of "
+                             "unreliable,reliable,loss,keyed,encrypted,two-guests,one-by-one)")
+    parser.add_argument("--dstc-server", metavar="COMMAND",
+                        help="the mature DSTC's stress server (a local build, never committed), "
+                             "run beside dhost for comparison; needs --dstc-client")
+    parser.add_argument("--dstc-client", metavar="COMMAND", help="the mature DSTC's stress client")
     args = parser.parse_args()
     if args.dhost:
         global DHOST
@@ -471,16 +518,27 @@ def main():
         add("throughput_raw_udp", "throughput, raw UDP (baseline)", base, "calls/s")
         results["throughput_runs"] = {"raw_udp": raw}
         results["figures"]["throughput_raw_udp"]["failed_runs"] = sum(not counted(r, args.count) for r in raw)
-        modes = (
+        chosen = set(args.modes.split(","))
+        modes = [(mode, words) for mode, words in (
             ("unreliable", "reliability off, application window"),
             ("reliable", "no application pacing"),
             ("loss", "no application pacing, 5 % loss"),
             ("keyed", "no application pacing, group key"),
             ("encrypted", "no application pacing, group key, --encrypt"),
-        )
+            ("two-guests", "no application pacing, two receiving guests (each)"),
+            ("one-by-one", "no application pacing, one entry per call"),
+        ) if mode in chosen]
         medians = {}
+        if args.dstc_server and args.dstc_client:
+            dstc = throughput_dstc(args.runs, args.dstc_server, args.dstc_client, timeout)
+            figure = summary([r["calls_per_second"] for r in dstc if "calls_per_second" in r])
+            medians[("dstc", "reliable")] = figure["median"]
+            add("throughput_dstc", "throughput, mature DSTC stress", figure, "calls/s", base)
+            results["throughput_runs"]["dstc"] = dstc
         for kind in ("native", "wasm"):
             for mode, words in modes:
+                if mode in ("two-guests", "one-by-one") and kind == "native":
+                    continue  # (plugins run on the event loop, one call at a time)
                 try:
                     runs_, streams = throughput_dhost(kind, mode, args.runs, args.count, args.window, timeout)
                 except RuntimeError as e:
@@ -494,6 +552,11 @@ def main():
                 medians[(kind, mode)] = figure["median"]
                 add(key, f"throughput, {kind}, {words}", figure, "calls/s", base)
                 results["figures"][key]["failed_runs"] = sum(not counted(r, args.count) for r in runs_)
+        results["wasm_against"] = {
+            other: (medians[("wasm", "reliable")] / medians[(other, "reliable")]
+                    if medians.get(("wasm", "reliable")) and medians.get((other, "reliable")) else None)
+            for other in ("native", "dstc")
+        }
         results["reliability_cost"] = {
             kind: (medians[(kind, "reliable")] / medians[(kind, "unreliable")]
                    if medians.get((kind, "reliable")) and medians.get((kind, "unreliable")) else None)
@@ -535,6 +598,9 @@ def main():
         add("dispatch_native_ns", "dispatch, native call (baseline)", native, "ns", digits=1)
         add("dispatch_wasm_ns", "dispatch into a wasm guest", summary(figures.get("dispatch_into_a_webassembly_guest", [])),
             "ns", native, digits=1, higher_is_better=False)
+        per_call = [v / 1000 for v in figures.get("run_of_1000_calls_into_a_webassembly_guest", [])]
+        add("dispatch_wasm_run_ns", "dispatch into a wasm guest, in a run of 1000 (per call)",
+            summary(per_call), "ns", native, digits=1, higher_is_better=False)
         for name, values in sorted(figures.items()):
             results["figures"].setdefault(f"divan_{name}_ns", dict(summary(values), unit="ns"))
 
@@ -554,6 +620,9 @@ def main():
     for row in [header, tuple("-" * w for w in widths)] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{args.runs} runs per figure; results in {os.path.relpath(args.out, ROOT)}")
+    for other, ratio in results.get("wasm_against", {}).items():
+        if ratio:
+            print(f"wasm (no application pacing): {ratio:.2f}x the speed of {other} (medians)")
     for kind, ratio in results.get("reliability_cost", {}).items():
         if ratio:
             print(f"{kind}: with reliability, {ratio:.2f}x the speed without it (medians)")

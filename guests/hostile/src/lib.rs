@@ -4,7 +4,8 @@
 
 wit_bindgen::generate!({
     world: "dhost:hostile/hostile-guest",
-    path: "../../wit/hostile",
+    path: ["../../wit/node", "../../wit/chat", "../../wit/hostile"],
+    generate_all,
 });
 
 use exports::dhost::hostile::attacks::Guest;
@@ -24,6 +25,24 @@ impl Guest for Hostile {
         loop {
             n = black_box(n.wrapping_add(1));
         }
+    }
+
+    fn busy(ms: u32) {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms.into());
+        let mut n = 0u64;
+        while std::time::Instant::now() < until {
+            n = black_box(n.wrapping_add(1));
+        }
+        println!("hostile: busy for {ms} ms");
+    }
+
+    fn chat(text: String) {
+        dhost::chat::chat::message("hostile", &text);
+    }
+
+    fn send_run(function: String, calls: Vec<u8>) {
+        dstc::node::runs::send_run(&function, &calls);
+        println!("hostile: sent a run of {} bytes to {function}", calls.len());
     }
 
     fn hog(mib: u32) {

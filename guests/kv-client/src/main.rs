@@ -1,7 +1,9 @@
 //! A WASI command that calls the key-value store (`guests/kv`) with calls with replies:
 //! `dhost run kv-client.wasm -- [--node NODE] COMMAND`, COMMAND one of `put KEY VALUE`,
-//! `get KEY`, `keys`, `crash REASON`, `count` and `bench COUNT KEY` (COUNT `get`s, one after
-//! the other, and their round-trip times). Failures come back as error values and are
+//! `get KEY`, `keys`, `crash REASON`, `count`, `fetch FROM KEY` (the store called copies
+//! KEY from node FROM's store: with `--node`, a call that comes back to this node when FROM
+//! is this node) and `bench COUNT KEY` (COUNT `get`s, one after the other, and their
+//! round-trip times). Failures come back as error values and are
 //! printed as `error: ...`; `--node` sends the calls to the node named NODE.
 
 wit_bindgen::generate!({
@@ -17,7 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: kv-client [--node NODE] put KEY VALUE | get KEY | keys | \
-                     crash REASON | count | bench COUNT KEY";
+                     crash REASON | count | fetch FROM KEY | bench COUNT KEY";
 
 /// Calls `get(key)` `count` times and prints the median, 99th percentile, mean and
 /// slowest round trip.
@@ -65,6 +67,13 @@ fn main() -> ExitCode {
         },
         ["crash", reason] => match admin::crash(reason) {
             Ok(value) => println!("ok: {value}"),
+            Err(message) => {
+                println!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
+        ["fetch", from, key] => match admin::fetch(from, key) {
+            Ok(value) => println!("{}", value.as_deref().unwrap_or("(none)")),
             Err(message) => {
                 println!("error: {message}");
                 return ExitCode::FAILURE;

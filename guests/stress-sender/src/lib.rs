@@ -9,13 +9,20 @@
 //! ahead of what the receivers reported with `progress`: the flow control of the
 //! application that the node made unnecessary. (The jail must pass the variables:
 //! `--allow-env`.)
+//!
+//! It sends the values a run at a time (`dstc:node/runs`, through
+//! `dhost_guest::runs::Run`): one crossing out of the guest for thousands of calls. With
+//! `STRESS_ONE_BY_ONE` set it calls the imported `set-value` once per value instead.
 
 wit_bindgen::generate!({
     world: "dhost:stress/stress-sender",
     path: ["../../wit/node", "../../wit/stress"],
+    // The node's `runs` comes from the guest SDK, whose `Run` sends through it.
+    with: { "dstc:node/runs": dhost_guest::runs::bindings },
 });
 
 use dhost::stress::sink::{finish, set_value};
+use dhost_guest::runs::Run;
 use exports::dhost::stress::flow;
 use exports::dstc::node::lifecycle;
 use std::cell::Cell;
@@ -31,6 +38,8 @@ thread_local! {
     static WINDOW: Cell<i32> = const { Cell::new(0) };
     /// The next value to send.
     static SENT: Cell<i32> = const { Cell::new(0) };
+    /// Whether to call `set-value` once per value rather than a run at a time.
+    static ONE_BY_ONE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A positive number from the environment variable `name`, if it holds one.
@@ -53,8 +62,17 @@ fn send_up_to(limit: i32) {
         return;
     }
     let to = limit.clamp(from, count);
-    for v in from..to {
-        set_value(v);
+    if ONE_BY_ONE.get() {
+        for v in from..to {
+            set_value(v);
+        }
+    } else {
+        let mut run = Run::new("dhost:stress/sink#set-value");
+        for v in from..to {
+            run.push((v,));
+        }
+        // (Sent before `finish`, which would otherwise overtake it.)
+        run.flush();
     }
     SENT.set(to);
     if to == count {
@@ -72,6 +90,7 @@ impl lifecycle::Guest for Sender {
         if let Some(n) = setting("STRESS_WINDOW") {
             WINDOW.set(n.max(MIN_WINDOW));
         }
+        ONE_BY_ONE.set(std::env::var_os("STRESS_ONE_BY_ONE").is_some());
         match WINDOW.get() {
             0 => {
                 eprintln!(

@@ -8,6 +8,11 @@
 //! ```
 //!
 //! The time runs from the first value to `finish`, as the receiver saw them.
+//!
+//! It takes the calls to `set-value` a run at a time (`dstc:node/run-events`, read with
+//! `dhost_guest::runs`): one entry into the guest for a datagram's thousands of calls.
+//! With `STRESS_ONE_BY_ONE` set (and passed by the jail: `--allow-env`) it declines, and
+//! the node calls `set-value` once per call: the benchmark compares the two.
 
 wit_bindgen::generate!({
     world: "dhost:stress/stress-guest",
@@ -16,6 +21,7 @@ wit_bindgen::generate!({
 
 use dhost::stress::flow::progress;
 use exports::dhost::stress::sink::Guest;
+use exports::dstc::node::run_events;
 use std::cell::RefCell;
 use std::time::Instant;
 
@@ -81,6 +87,25 @@ impl Guest for Stress {
             run.in_order, run.out_of_order
         );
     }
+}
+
+impl run_events::Guest for Stress {
+    fn on_run(function: String, calls: Vec<u8>) -> bool {
+        let one_by_one =
+            ONE_BY_ONE.with(|o| *o.get_or_init(|| std::env::var_os("STRESS_ONE_BY_ONE").is_some()));
+        match function.as_str() {
+            "dhost:stress/sink#set-value" if !one_by_one => {
+                dhost_guest::runs::each_call(&calls, |args| Stress::set_value(args.i32()));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+thread_local! {
+    /// Whether the guest takes its calls one by one (`STRESS_ONE_BY_ONE`).
+    static ONE_BY_ONE: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
 }
 
 export!(Stress);

@@ -3,25 +3,28 @@
 //!
 //! Where it goes: the node named with `dstc:node/calls.set-target` if the guest named one;
 //! otherwise this node, if one of its guests serves the function and can take the call, and
-//! otherwise a peer that announces it (in turn, when several do). A local call enters the
-//! serving guest directly; a remote one goes through the node's connection pool
-//! ([`crate::rpc::pool`]) and blocks the node's thread until the reply or the guest's
-//! call timeout. The wait does not count against the caller's CPU time limit.
+//! otherwise a peer that announces it (in turn, when several do). A local call goes to the
+//! serving guest's worker ([`super::worker`]); a remote one goes through the node's
+//! connection pool ([`crate::rpc::pool`]). Either way only the calling guest's own thread
+//! waits, until the reply or the guest's call timeout, and the wait does not count against
+//! its CPU time limit. While it waits, calls from other guests of the node into it fail
+//! at once (they would wait for themselves).
 //!
 //! Every failure becomes a [`CallFailure`], handed to the guest as an error value when the
 //! function's result type can carry it ([`failure_value`]) and as a trap otherwise.
 
 use super::state::GuestState;
-use super::wasm::LocalServer;
+use super::worker::WorkerHandle;
 use super::world::Function;
 use crate::mailbox::Mailboxes;
-use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::rpc::PoolHandle;
 use crate::value;
 use anyhow::anyhow;
 use ciborium::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 use wasmtime::component::{Type, Val};
@@ -35,8 +38,31 @@ pub struct PeerEntry {
     pub functions: HashSet<String>,
 }
 
+/// A guest of this node that serves a function: its worker, and the function's slot.
+#[derive(Debug, Clone)]
+pub struct LocalServer {
+    /// The guest's worker.
+    pub worker: WorkerHandle,
+    /// The function's export slot.
+    pub slot: usize,
+}
+
+impl LocalServer {
+    /// Whether the guest can take a call now: not waiting for a reply of its own, nor to
+    /// restart.
+    fn is_available(&self) -> bool {
+        !self.worker.is_waiting() && !self.worker.is_down()
+    }
+
+    /// Whether the guest's jail lets node `caller` call the function.
+    fn admits(&self, caller: &str) -> bool {
+        let function = &self.worker.exports()[self.slot].function.id;
+        self.worker.setup().jail.may_serve(function, Some(caller))
+    }
+}
+
 /// The guests of this node that serve each function id.
-type LocalServers = HashMap<String, Vec<LocalServer>>;
+pub type LocalServers = HashMap<String, Vec<LocalServer>>;
 
 /// What every guest of a node shares to make calls with replies.
 #[derive(Debug)]
@@ -47,18 +73,10 @@ pub struct Calls {
     /// The peers, by name, kept up to date by the node as announcements come and go.
     peers: RwLock<HashMap<String, PeerEntry>>,
     pool: Option<PoolHandle>,
-    /// Set when a local call trapped, for the node to restart the guest.
-    trapped: AtomicBool,
     /// Turns among the peers that serve the same function.
     turn: AtomicUsize,
     /// This node's mailboxes, and the runtime their locks wait on.
     mailboxes: Option<(Arc<Mailboxes>, tokio::runtime::Handle)>,
-}
-
-impl std::fmt::Debug for LocalServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LocalServer({})", self.guest())
-    }
 }
 
 impl Calls {
@@ -70,7 +88,6 @@ impl Calls {
             local: RwLock::default(),
             peers: RwLock::default(),
             pool,
-            trapped: AtomicBool::new(false),
             turn: AtomicUsize::new(0),
             mailboxes: None,
         }
@@ -143,11 +160,6 @@ impl Calls {
         *self.peers.write().unwrap_or_else(PoisonError::into_inner) = peers;
     }
 
-    /// Whether a local call trapped since the last time (the node then looks for it).
-    pub fn take_trapped(&self) -> bool {
-        self.trapped.swap(false, Ordering::Relaxed)
-    }
-
     /// The functions the local guests serve, as they are now.
     fn local(&self) -> Arc<LocalServers> {
         self.local
@@ -161,8 +173,14 @@ impl Calls {
         self.local().contains_key(function)
     }
 
-    /// Runs `function` on the first local guest that serves it and can take the call.
-    fn call_local(&self, function: &str, args: Vec<Value>) -> Option<Outcome> {
+    /// Runs `function` on the first local guest that serves it and can take the call,
+    /// waiting at most `timeout`.
+    fn call_local(
+        &self,
+        function: &str,
+        args: Vec<Value>,
+        timeout: std::time::Duration,
+    ) -> Option<Outcome> {
         let local = self.local();
         let servers = local.get(function).map_or(&[][..], Vec::as_slice);
         let server = servers
@@ -174,16 +192,14 @@ impl Calls {
                 FailureKind::Refused,
                 format!(
                     "the jail of guest {} does not let node {} call {function} (its `serve` list)",
-                    server.guest(),
+                    server.worker.name(),
                     self.node_name
                 ),
             )));
         }
-        let outcome = server.call(args);
-        if matches!(&outcome, Err(f) if f.kind == FailureKind::Trapped) {
-            self.trapped.store(true, Ordering::Relaxed);
-        }
-        Some(outcome)
+        let mut bytes = Vec::new();
+        crate::wire::encode_item(&Value::Array(args), &mut bytes);
+        Some(server.worker.call(server.slot, bytes, timeout))
     }
 
     /// Whether a local guest serves `function` and can take a call now.
@@ -303,23 +319,25 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
         })?;
     let calls = state.setup.calls.clone();
     let target = state.target.clone();
+    let timeout = state.setup.jail.call_timeout;
     let started = Instant::now();
+    // (Calls from other guests into this one fail at once until it has its reply.)
+    state.setup.waiting.store(true, Ordering::Relaxed);
     let outcome = match target.as_deref() {
-        Some(name) if name == calls.node_name => calls.call_local(id, args).unwrap_or_else(|| {
-            Err(CallFailure::new(
-                FailureKind::NoServer,
-                format!("this node ({name}) does not serve {id}"),
-            ))
-        }),
+        Some(name) if name == calls.node_name => {
+            calls.call_local(id, args, timeout).unwrap_or_else(|| {
+                Err(CallFailure::new(
+                    FailureKind::NoServer,
+                    format!("this node ({name}) does not serve {id}"),
+                ))
+            })
+        }
         None if calls.local_available(id) => calls
-            .call_local(id, args)
+            .call_local(id, args, timeout)
             .unwrap_or_else(|| Err(CallFailure::new(FailureKind::NoServer, id))),
         _ => match calls.choose_peer(id, target.as_deref()) {
             Ok((peer, addr)) => match &calls.pool {
-                Some(pool) => {
-                    let timeout = state.setup.jail.call_timeout;
-                    pool.call(addr, &peer, id, args, true, timeout)
-                }
+                Some(pool) => pool.call(addr, &peer, id, args, true, timeout),
                 None => Err(CallFailure::new(
                     FailureKind::NoServer,
                     "this node is not on the network",
@@ -331,13 +349,14 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
                 FailureKind::Unavailable,
                 format!(
                     "the guest of this node that serves {id} cannot take the call now \
-                         (busy further up this call chain, restarting, or its jail refuses \
-                         this node), and no peer serves it"
+                         (waiting for a reply further up this call chain, restarting, or its \
+                         jail refuses this node), and no peer serves it"
                 ),
             )),
             Err(e) => Err(e),
         },
     };
+    state.setup.waiting.store(false, Ordering::Relaxed);
     state.warden.exclude(started.elapsed());
     outcome
 }

@@ -1,9 +1,9 @@
 //! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`, `calls`,
-//! `mailboxes`), as guests see
+//! `mailboxes`, `runs`), as guests see
 //! them: typed bindings generated from `wit/node/node.wit`, implemented on [`GuestState`].
 //!
 //! The functions only record what the guest asked for; the node acts on it once the
-//! guest's call returns (see `node.rs`).
+//! guest's call returns (see [`super::worker`]).
 
 use super::state::{GuestState, MAX_TIMERS, MAX_WATCHES};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ mod bindings {
     });
 }
 
-use bindings::dstc::node::{calls, host, mailboxes, readiness, timers};
+use bindings::dstc::node::{calls, host, mailboxes, readiness, runs, timers};
 
 /// The longest log message a guest may write; longer ones are cut.
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -34,7 +34,14 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     readiness::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     calls::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     mailboxes::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    runs::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
+}
+
+impl runs::Host for GuestState {
+    fn send_run(&mut self, function: String, calls: Vec<u8>) -> wasmtime::Result<()> {
+        super::wasm::send_run(self, &function, &calls).map_err(wasmtime::Error::from_anyhow)
+    }
 }
 
 impl host::Host for GuestState {
@@ -157,7 +164,7 @@ fn mailbox_call(
     node: Option<String>,
     function: &str,
     args: Vec<ciborium::Value>,
-) -> crate::rpc::Outcome {
+) -> crate::outcome::Outcome {
     let started = Instant::now();
     let calls = state.setup.calls.clone();
     let outcome = calls.mailbox_call(
@@ -171,8 +178,8 @@ fn mailbox_call(
 }
 
 /// A failure as the guest's `call-error`.
-fn call_error(failure: crate::rpc::CallFailure) -> calls::CallError {
-    use crate::rpc::FailureKind as K;
+fn call_error(failure: crate::outcome::CallFailure) -> calls::CallError {
+    use crate::outcome::FailureKind as K;
     let m = failure.message;
     match failure.kind {
         K::NoServer => calls::CallError::NoServer(m),

@@ -1,5 +1,6 @@
-//! Guests: what a node hosts. WebAssembly components ([`wasm`]), jailed; and native DSTC
-//! plugins ([`native`]), which are not.
+//! Guests: what a node hosts. WebAssembly components ([`wasm`]), jailed, each run by a
+//! thread of its own ([`worker`]); and native DSTC plugins ([`native`]), which are not
+//! jailed and run on the node's event loop.
 
 pub mod calls;
 pub mod host_api;
@@ -11,4 +12,5 @@ pub mod state;
 pub mod timers;
 pub mod typed;
 pub mod wasm;
+pub mod worker;
 pub mod world;

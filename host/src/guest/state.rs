@@ -1,8 +1,8 @@
 //! The data a guest's wasmtime `Store` holds: its WASI context, and what the node's host
 //! functions record while the guest runs (calls it sent, timers, watched pollables).
 //!
-//! The node reads and empties these after every call into the guest, so nothing a guest
-//! does re-enters a guest.
+//! The guest's worker ([`super::worker`]) reads and empties these after every call into
+//! the guest, so nothing a guest does re-enters a guest.
 
 use super::outbox::Outbox;
 use super::output::GuestOutput;
@@ -30,6 +30,17 @@ pub const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
 /// the guest waits there while the window to the receivers is full).
 pub const FLUSH_SENT_BYTES: usize = 64 * 1024;
 
+/// A function the guest imports and sends to the group (it has no results): its id, shared
+/// by the calls in the guest's outbox, and its parameters, which a run the guest sends in
+/// one crossing (`runs.send-run`) is checked against.
+#[derive(Debug)]
+pub struct SendTarget {
+    /// The function id.
+    pub id: Arc<str>,
+    /// Its parameters.
+    pub params: Vec<(String, wasmtime::component::Type)>,
+}
+
 /// What every instance of a guest is set up with: its name, its jail, the node it runs on.
 #[derive(Debug)]
 pub struct GuestSetup {
@@ -56,6 +67,15 @@ pub struct GuestSetup {
     pub calls: Arc<super::calls::Calls>,
     /// Where the calls it sends go.
     pub outgoing: Arc<crate::stream::outgoing::Outgoing>,
+    /// The functions it sends (imports without results), by id.
+    pub sends: std::collections::HashMap<String, SendTarget>,
+    /// Set while the guest waits for the reply to a call with a reply of its own: a call
+    /// from another guest of the node into it then fails at once (it would wait for
+    /// itself, through the guest it called, when the call chain comes back to it).
+    pub waiting: AtomicBool,
+    /// Set while the guest waits to restart after a trap, and once it is unloaded: calls
+    /// into it fail at once.
+    pub down: AtomicBool,
 }
 
 /// The data of one guest instance's `Store`.

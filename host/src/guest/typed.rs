@@ -22,6 +22,10 @@ pub trait Arg: Sized {
     fn encode(&self, out: &mut Vec<u8>);
     /// Reads the value, if the next item is one that fits.
     fn decode(cursor: &mut Cursor<'_>) -> Option<Self>;
+    /// Steps over the next item; whether it fits (without making the value).
+    fn fits(cursor: &mut Cursor<'_>) -> bool {
+        Self::decode(cursor).is_some()
+    }
 }
 
 fn push(out: &mut Vec<u8>, head: Header) {
@@ -57,6 +61,9 @@ impl Arg for String {
     fn decode(cursor: &mut Cursor<'_>) -> Option<Self> {
         cursor.text().ok().map(str::to_string)
     }
+    fn fits(cursor: &mut Cursor<'_>) -> bool {
+        cursor.text().is_ok()
+    }
 }
 
 /// A parameter list of the fast path: a tuple of [`Arg`]s.
@@ -67,6 +74,8 @@ pub trait Args: ComponentNamedList + Lift + Lower + Send + Sync + Sized + 'stati
     fn encode(&self, out: &mut Vec<u8>);
     /// Reads one CBOR array of arguments, if it fits exactly.
     fn decode(bytes: &[u8]) -> Option<Self>;
+    /// Whether one CBOR array of arguments fits exactly (without making the values).
+    fn fits(bytes: &[u8]) -> bool;
 }
 
 macro_rules! args_tuple {
@@ -96,6 +105,15 @@ macro_rules! args_tuple {
                 }
                 let args = ($($name::decode(&mut cursor)?,)*);
                 cursor.is_empty().then_some(args)
+            }
+            #[allow(unused_mut)]
+            fn fits(bytes: &[u8]) -> bool {
+                let mut cursor = Cursor::new(bytes);
+                match cursor.head() {
+                    Ok(Header::Array(Some(n))) if n == args_tuple!(@count $($name)*) => {}
+                    _ => return false,
+                }
+                true $(&& $name::fits(&mut cursor))* && cursor.is_empty()
             }
         }
     };
@@ -189,6 +207,20 @@ impl TypedExport {
     }
 }
 
+/// Whether `args` (one CBOR array) fit `params`, when they are a fast-path signature's;
+/// `None` for any other signature (the dynamic path then checks them).
+pub fn fits(params: &[(String, Type)], args: &[u8]) -> Option<bool> {
+    macro_rules! try_shape {
+        ($(($($t:ty),*)),*) => {$(
+            if <($($t,)*) as Args>::are(params) {
+                return Some(<($($t,)*) as Args>::fits(args));
+            }
+        )*};
+    }
+    try_shape!((), (i32), (u32), (i64), (u64), (String), (String, String));
+    None
+}
+
 /// Defines `name` in `instance` as a typed host function when `params` (with no results)
 /// is a fast-path signature: `send(store, args)` gets the arguments as one CBOR array
 /// appended by `encode`. Returns false, defining nothing, for any other signature.
@@ -257,6 +289,15 @@ mod tests {
         trailing.push(0);
         assert_eq!(<(i32,)>::decode(&trailing), None);
         assert_eq!(<(i32,)>::decode(&[]), None);
+        assert!(!<(i32,)>::fits(&trailing) && !<(i32,)>::fits(&two));
+        assert!(<(String, String)>::fits(&encoded(&(
+            "a".to_string(),
+            "b".to_string()
+        ))));
+        let string = || ("x".to_string(), Type::String);
+        assert_eq!(fits(&[string()], &encoded(&("a".to_string(),))), Some(true));
+        assert_eq!(fits(&[string()], &encoded(&(5i32,))), Some(false));
+        assert_eq!(fits(&[("x".to_string(), Type::Bool)], &[0x81, 0xf5]), None);
     }
 
     #[test]

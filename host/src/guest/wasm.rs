@@ -9,17 +9,18 @@
 use super::host_api;
 use super::outbox::Outbox;
 use super::output::{GuestOutput, Target};
-use super::state::{FLUSH_SENT_BYTES, GuestSetup, GuestState, MAX_SENT_BYTES};
+use super::state::{FLUSH_SENT_BYTES, GuestSetup, GuestState, MAX_SENT_BYTES, SendTarget};
 use super::typed::{self, TypedExport};
 use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::jail::{self, Jail, NameLookup, Warden};
-use crate::rpc::{CallFailure, FailureKind};
+use crate::outcome::{CallFailure, FailureKind};
 use crate::value;
 use anyhow::{Context as _, anyhow, bail};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, Instance, InstancePre, Linker, Val,
 };
@@ -160,11 +161,11 @@ pub enum CallError {
 }
 
 /// A loaded WebAssembly guest: what does not change while it runs ([`GuestShared`]), and
-/// its instance ([`GuestCore`]), behind a lock so that another guest of the node can call
-/// it with a call with a reply ([`LocalServer`]) while the node runs the first.
+/// its instance ([`GuestCore`]). One thread at a time owns it: the guest's worker
+/// ([`super::worker`]).
 pub struct WasmGuest {
     shared: Arc<GuestShared>,
-    core: Arc<Mutex<GuestCore>>,
+    core: GuestCore,
 }
 
 /// What a guest is loaded with and keeps across restarts.
@@ -174,7 +175,7 @@ struct GuestShared {
     pre: InstancePre<GuestState>,
     exports: Vec<Export>,
     /// The event hooks the guest exports, by `EventInterface as usize`.
-    event_indices: [Option<ComponentExportIndex>; 4],
+    event_indices: [Option<ComponentExportIndex>; 5],
     outputs: [GuestOutput; 2],
 }
 
@@ -184,16 +185,24 @@ struct GuestCore {
     instance: Instance,
     /// The current instance's functions for `exports` and `event_indices`.
     funcs: Vec<Func>,
-    event_funcs: [Option<Func>; 4],
-    /// Set when the instance trapped in a call from another guest, until the node hears
-    /// of it (with the reason) and restarts it.
-    unreported_trap: Option<anyhow::Error>,
+    event_funcs: [Option<Func>; 5],
     /// Whether the instance trapped and is not restarted yet: it cannot be entered.
     broken: bool,
     /// Room for a call's parameters, kept from call to call.
     params: Vec<Val>,
     /// The typed form of each of `funcs` whose signature has one (the fast path).
     typed: Vec<Option<TypedExport>>,
+    /// How the instance takes the runs of calls to each of `funcs`.
+    runs: Vec<RunMode>,
+}
+
+/// How a guest takes a run of calls to one of its functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunMode {
+    /// In one entry (`run-events.on-run`), until it declines.
+    InOneEntry,
+    /// One call at a time: it exports no `run-events`, or declined.
+    OneByOne,
 }
 
 impl WasmGuest {
@@ -209,7 +218,18 @@ impl WasmGuest {
         node: NodeFacts<'_>,
     ) -> anyhow::Result<Self> {
         let engine = runtime.engine();
-        let linker = link(engine, &world)?;
+        let sends: HashMap<String, SendTarget> = world
+            .sends()
+            .filter(|f| f.results.is_empty())
+            .map(|f| {
+                let target = SendTarget {
+                    id: f.id.as_str().into(),
+                    params: f.params.clone(),
+                };
+                (f.id.clone(), target)
+            })
+            .collect();
+        let linker = link(engine, &world, &sends)?;
         let pre = linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -229,6 +249,9 @@ impl WasmGuest {
             max_call: node.max_call,
             calls: node.calls.clone(),
             outgoing: node.outgoing.clone(),
+            sends,
+            waiting: AtomicBool::new(false),
+            down: AtomicBool::new(false),
         });
 
         let mut exports = Vec::new();
@@ -254,7 +277,7 @@ impl WasmGuest {
                 });
             }
         }
-        let mut event_indices = [None; 4];
+        let mut event_indices = [None; 5];
         for events in EventInterface::ALL {
             if let Some(iface) = world
                 .exports
@@ -283,16 +306,13 @@ impl WasmGuest {
             outputs,
         });
         let core = shared.instantiate()?;
-        Ok(WasmGuest {
-            shared,
-            core: Arc::new(Mutex::new(core)),
-        })
+        Ok(WasmGuest { shared, core })
     }
 
-    /// The guest's instance. The node's thread is the only one that enters guests, so the
-    /// lock is free unless this very guest is running further up the stack.
-    fn core(&self) -> MutexGuard<'_, GuestCore> {
-        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    /// What the guest was set up with (its name, jail, and the flags its worker and its
+    /// callers share).
+    pub fn setup(&self) -> &Arc<GuestSetup> {
+        &self.shared.setup
     }
 
     /// The guest's name.
@@ -320,26 +340,6 @@ impl WasmGuest {
         self.shared.event_indices[events as usize].is_some()
     }
 
-    /// A handle to call exported function `slot` from another guest of the node.
-    pub fn local_server(&self, slot: usize) -> LocalServer {
-        LocalServer {
-            shared: self.shared.clone(),
-            core: self.core.clone(),
-            slot,
-        }
-    }
-
-    /// Calls exported function `slot` with CBOR arguments, checked against its signature;
-    /// returns its result, if it has one.
-    pub fn call(
-        &mut self,
-        slot: usize,
-        args: Vec<ciborium::Value>,
-    ) -> Result<Option<Val>, CallError> {
-        let shared = &self.shared;
-        shared.call(&mut self.core(), slot, args)
-    }
-
     /// Calls exported function `slot` with its arguments as one CBOR array (as they came
     /// off the wire), checked against its signature; returns its result, if it has one.
     /// The calls the guest sent meanwhile go into `sent`, handed over empty, and `local`
@@ -351,26 +351,41 @@ impl WasmGuest {
         sent: &mut Outbox,
         local: &mut Outbox,
     ) -> Result<Option<Val>, CallError> {
-        let shared = &self.shared;
-        let mut core = self.core();
-        let outcome = shared.call_cbor(&mut core, slot, args);
-        hand_over_sent(core.store.data_mut(), sent, local);
+        let outcome = self.shared.call_cbor(&mut self.core, slot, args);
+        hand_over_sent(self.core.store.data_mut(), sent, local);
+        outcome
+    }
+
+    /// Runs every call of `run` on export `slot` in one entry (`run-events.on-run`), if the
+    /// guest takes that function's calls in runs and each call fits the function's
+    /// parameters; `None` when they must go one by one ([`Self::call_cbor`]); an error
+    /// when it trapped. The calls the guest sent go into `sent` and `local`, as with
+    /// [`Self::call_cbor`].
+    pub fn call_run(
+        &mut self,
+        slot: usize,
+        run: &crate::wire::Call,
+        sent: &mut Outbox,
+        local: &mut Outbox,
+    ) -> Option<anyhow::Result<()>> {
+        let outcome = self.shared.call_run(&mut self.core, slot, run);
+        if outcome.is_some() {
+            hand_over_sent(self.core.store.data_mut(), sent, local);
+        }
         outcome
     }
 
     /// Calls the event function of `events`, if the guest exports it.
     pub fn call_event(&mut self, events: EventInterface, params: &[Val]) -> anyhow::Result<()> {
-        let mut core = self.core();
-        match core.event_funcs[events as usize] {
-            Some(func) => self.shared.enter(&mut core, func, params, 0).map(drop),
+        match self.core.event_funcs[events as usize] {
+            Some(func) => self.shared.enter(&mut self.core, func, params, 0).map(drop),
             None => Ok(()),
         }
     }
 
     /// Runs a WASI command's `run`; `Ok(code)` is its exit status.
     pub fn run_command(&mut self) -> anyhow::Result<i32> {
-        let mut core = self.core();
-        let core = &mut *core;
+        let core = &mut self.core;
         let command = Command::new(&mut core.store, &core.instance)
             .map_err(anyhow::Error::from)
             .context("not a WASI command")?;
@@ -396,24 +411,17 @@ impl WasmGuest {
     /// hands over empty (its room is kept for the guest's next calls), after appending to
     /// `local` the calls to this node that left before the guest returned.
     pub fn take_sent(&mut self, out: &mut Outbox, local: &mut Outbox) {
-        hand_over_sent(self.core().store.data_mut(), out, local);
+        hand_over_sent(self.core.store.data_mut(), out, local);
     }
 
     /// Runs `f` on the guest's store data (timers, watches).
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut GuestState) -> R) -> R {
-        f(self.core().store.data_mut())
-    }
-
-    /// The trap of a call another guest made into this one, if the node has not heard of
-    /// it yet.
-    pub fn take_unreported_trap(&mut self) -> Option<anyhow::Error> {
-        self.core().unreported_trap.take()
+    pub fn with_state<R>(&mut self, f: impl FnOnce(&mut GuestState) -> R) -> R {
+        f(self.core.store.data_mut())
     }
 
     /// Stops watching the pollables that are ready now and returns their tokens.
     pub fn take_ready(&mut self) -> anyhow::Result<Vec<u64>> {
-        let mut core = self.core();
-        let state = core.store.data_mut();
+        let state = self.core.store.data_mut();
         let mut ready = Vec::new();
         let watched: Vec<(u64, u32)> = state.watches.iter().map(|(t, r)| (*t, r.rep())).collect();
         for (token, rep) in watched {
@@ -427,16 +435,9 @@ impl WasmGuest {
         Ok(ready)
     }
 
-    /// Marks the guest as out of service for good (it is being unloaded): other guests'
-    /// calls to it fail from now on.
-    pub fn retire(&self) {
-        self.core().broken = true;
-    }
-
     /// Replaces a trapped instance with a fresh one (state, timers and watches are lost).
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let fresh = self.shared.instantiate()?;
-        *self.core() = fresh;
+        self.core = self.shared.instantiate()?;
         Ok(())
     }
 }
@@ -456,7 +457,7 @@ impl GuestShared {
             .iter()
             .map(|e| lookup(&e.index))
             .collect::<anyhow::Result<_>>()?;
-        let mut event_funcs = [None; 4];
+        let mut event_funcs = [None; 5];
         for (func, index) in event_funcs.iter_mut().zip(&self.event_indices) {
             *func = index.as_ref().map(&mut lookup).transpose()?;
         }
@@ -468,27 +469,20 @@ impl GuestShared {
                 TypedExport::of(func, &store, &e.function.params, &e.function.results)
             })
             .collect();
+        let mode = match event_funcs[EventInterface::Run as usize] {
+            Some(_) => RunMode::InOneEntry,
+            None => RunMode::OneByOne,
+        };
         Ok(GuestCore {
             store,
             instance,
+            runs: vec![mode; funcs.len()],
             funcs,
             event_funcs,
-            unreported_trap: None,
             broken: false,
             params: Vec::new(),
             typed,
         })
-    }
-
-    fn call(
-        &self,
-        core: &mut GuestCore,
-        slot: usize,
-        args: Vec<ciborium::Value>,
-    ) -> Result<Option<Val>, CallError> {
-        let params = value::args_from_cbor(args, &self.exports[slot].function.params)
-            .map_err(CallError::BadArguments)?;
-        self.call_with(core, slot, &params)
     }
 
     fn call_cbor(
@@ -559,12 +553,76 @@ impl GuestShared {
     }
 
     fn start_call(&self, store: &mut Store<GuestState>) {
-        store.data_mut().warden.start_call();
+        self.start_calls(store, 1);
+    }
+
+    /// Readies `store` for an entry that runs `calls` calls: the jail's time and fuel
+    /// limits, per call, times `calls`.
+    fn start_calls(&self, store: &mut Store<GuestState>, calls: u32) {
+        store.data_mut().warden.start_calls(calls);
         store.set_epoch_deadline(1);
         if self.setup.counts_fuel {
             let fuel = self.setup.jail.limits.fuel.unwrap_or(u64::MAX);
             // Cannot fail: the engine counts fuel.
-            let _ = store.set_fuel(fuel);
+            let _ = store.set_fuel(fuel.saturating_mul(calls.into()));
+        }
+    }
+
+    /// Whether `args` (one CBOR array) fit the parameters of export `slot`.
+    fn fits(&self, core: &mut GuestCore, slot: usize, args: &[u8]) -> bool {
+        let params = &self.exports[slot].function.params;
+        if let Some(fits) = typed::fits(params, args) {
+            return fits;
+        }
+        let mut scratch = std::mem::take(&mut core.params);
+        let fits = value::args_from_cbor_bytes(args, params, &mut scratch).is_ok();
+        scratch.clear();
+        core.params = scratch;
+        fits
+    }
+
+    /// Runs every call of `run` on export `slot` in one entry, if the guest takes that
+    /// function's runs so and every call fits its parameters: `None` when it does not (or
+    /// declines now: it is not asked again), for the calls to go one by one.
+    fn call_run(
+        &self,
+        core: &mut GuestCore,
+        slot: usize,
+        run: &crate::wire::Call,
+    ) -> Option<anyhow::Result<()>> {
+        if core.runs[slot] != RunMode::InOneEntry || core.broken {
+            return None;
+        }
+        let on_run = core.event_funcs[EventInterface::Run as usize]?;
+        if !run.arguments().all(|args| self.fits(core, slot, args)) {
+            return None; // (one by one, each misfit named)
+        }
+        let typed = match on_run.typed::<(&str, &[u8]), (bool,)>(&core.store) {
+            Ok(typed) => typed,
+            Err(e) => {
+                tracing::warn!(
+                    guest = %self.setup.name,
+                    "its run-events.on-run has the wrong type, so it takes calls one by one: {e}"
+                );
+                core.runs.fill(RunMode::OneByOne);
+                return None;
+            }
+        };
+        let function = self.exports[slot].function.id.as_str();
+        let calls = u32::try_from(run.count()).unwrap_or(u32::MAX);
+        self.start_calls(&mut core.store, calls);
+        let outcome = typed.call(&mut core.store, (function, run.bytes()));
+        self.end_call(core);
+        match outcome {
+            Ok((true,)) => Some(Ok(())),
+            Ok((false,)) => {
+                core.runs[slot] = RunMode::OneByOne;
+                None
+            }
+            Err(e) => {
+                core.broken = true;
+                Some(Err(anyhow::Error::from(e)))
+            }
         }
     }
 
@@ -583,58 +641,6 @@ impl GuestShared {
 fn hand_over_sent(state: &mut GuestState, out: &mut Outbox, local: &mut Outbox) {
     state.sent_local.move_into(local);
     state.sent.move_into(out);
-}
-
-/// One exported function of a guest, callable by another guest of the same node: the
-/// local half of a call with a reply ("this node first if it serves it").
-#[derive(Clone)]
-pub struct LocalServer {
-    shared: Arc<GuestShared>,
-    core: Arc<Mutex<GuestCore>>,
-    slot: usize,
-}
-
-impl LocalServer {
-    /// The serving guest's name.
-    pub fn guest(&self) -> &str {
-        &self.shared.setup.name
-    }
-
-    /// Whether the guest can take a call now: not running further up this very call chain
-    /// (which would wait for itself), and not waiting to restart after a trap.
-    pub fn is_available(&self) -> bool {
-        self.core.try_lock().is_ok_and(|core| !core.broken)
-    }
-
-    /// Whether the guest's jail lets node `caller` call the function.
-    pub fn admits(&self, caller: &str) -> bool {
-        let function = &self.shared.exports[self.slot].function.id;
-        self.shared.setup.jail.may_serve(function, Some(caller))
-    }
-
-    /// Calls the function with CBOR arguments; returns its result as CBOR (`null` without
-    /// results). A trap leaves the guest for the node to restart.
-    pub fn call(&self, args: Vec<ciborium::Value>) -> Result<ciborium::Value, CallFailure> {
-        let name = self.guest();
-        let Ok(mut core) = self.core.try_lock() else {
-            return Err(CallFailure::new(
-                FailureKind::Unavailable,
-                format!(
-                    "guest {name} is busy further up this call chain (a call back into a caller)"
-                ),
-            ));
-        };
-        if core.broken {
-            return Err(CallFailure::new(
-                FailureKind::Unavailable,
-                format!("guest {name} is restarting after a trap, or was unloaded"),
-            ));
-        }
-        into_reply(name, self.shared.call(&mut core, self.slot, args)).map_err(|(failure, trap)| {
-            core.unreported_trap = trap;
-            failure
-        })
-    }
 }
 
 /// A call's outcome as its caller receives it: the result as CBOR (`null` without
@@ -785,7 +791,11 @@ pub struct NodeFacts<'a> {
 
 /// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every
 /// function of every application interface. Fails on an import the node cannot satisfy.
-fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
+fn link(
+    engine: &Engine,
+    world: &World,
+    sends: &HashMap<String, SendTarget>,
+) -> anyhow::Result<Linker<GuestState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
     super::name_lookup::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
@@ -829,7 +839,10 @@ fn link(engine: &Engine, world: &World) -> anyhow::Result<Linker<GuestState>> {
                             .map_err(anyhow::Error::from)?;
                         continue;
                     }
-                    let id: Arc<str> = function.id.as_str().into();
+                    let id = match sends.get(&function.id) {
+                        Some(target) => target.id.clone(),
+                        None => function.id.as_str().into(),
+                    };
                     let typed_id = id.clone();
                     let fast = typed::define_sender(
                         &mut instance,
@@ -905,6 +918,79 @@ fn send(
     };
     state.sent.pop();
     bail!("cannot send {function}: {refused}")
+}
+
+/// `runs.send-run`: records every call of `calls` (CBOR arrays, one after the other) to
+/// `function`, an import of the guest without results, once each is checked against the
+/// function's parameters: a call that does not fit fails the whole run, with none sent.
+pub(super) fn send_run(state: &mut GuestState, function: &str, calls: &[u8]) -> anyhow::Result<()> {
+    let setup = state.setup.clone();
+    let guest = &setup.name;
+    let Some(target) = setup.sends.get(function) else {
+        bail!(
+            "cannot send a run to {function}: guest {guest} imports no function of that id \
+             without results"
+        );
+    };
+    if !setup.jail.may_send(function) {
+        tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
+        bail!(
+            "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
+        );
+    }
+    let max = setup.max_call;
+    let mut scratch = Vec::new();
+    let mut cursor = crate::cbor::Cursor::new(calls);
+    let mut ends = Vec::new();
+    while !cursor.is_empty() {
+        let n = ends.len() + 1;
+        if !crate::cbor::starts_array(cursor.rest()) {
+            bail!("cannot send call {n} of a run to {function}: its arguments are not an array");
+        }
+        let args = cursor
+            .item()
+            .map_err(|e| anyhow!("cannot send call {n} of a run to {function}: {e}"))?;
+        let fits = typed::fits(&target.params, args).unwrap_or_else(|| {
+            let fits = value::args_from_cbor_bytes(args, &target.params, &mut scratch);
+            scratch.clear();
+            fits.is_ok()
+        });
+        if !fits {
+            bail!(
+                "cannot send call {n} of a run to {function}: its arguments do not fit the \
+                 function's parameters"
+            );
+        }
+        if function.len() + args.len() > max {
+            bail!(
+                "cannot send call {n} of a run to {function}: it takes {} bytes encoded (its \
+                 function id and arguments), more than the {max} bytes one datagram carries",
+                function.len() + args.len()
+            );
+        }
+        ends.push(cursor.position());
+    }
+    if state.sent.footprint() + state.sent_local.footprint() + calls.len() > MAX_SENT_BYTES {
+        bail!(
+            "cannot send a run to {function}: this call into the guest already sent {} MiB of \
+             calls that wait for it to return (calls to its own node, or on a node without a \
+             network), the most the node queues",
+            MAX_SENT_BYTES >> 20
+        );
+    }
+    let mut start = 0;
+    for end in ends {
+        let args = &calls[start..end];
+        state.sent.push(&target.id, |out| {
+            out.extend_from_slice(args);
+            Ok::<(), std::convert::Infallible>(())
+        })?;
+        start = end;
+    }
+    if state.sent.byte_len() >= FLUSH_SENT_BYTES {
+        send_before_return(state)?;
+    }
+    Ok(())
 }
 
 /// Sends on the calls a guest sent so far, before it returns (copying those its own node

@@ -16,7 +16,7 @@ pub const NODE_PACKAGE: &str = "dstc:node/";
 const CLI_RUN: &str = "wasi:cli/run";
 
 /// The `dstc:node` interfaces a guest may import.
-pub const NODE_IMPORTS: [&str; 5] = ["host", "timers", "readiness", "calls", "mailboxes"];
+pub const NODE_IMPORTS: [&str; 6] = ["host", "timers", "readiness", "calls", "mailboxes", "runs"];
 
 /// The `dstc:node` interfaces a guest may export to hear about events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +29,18 @@ pub enum EventInterface {
     Timer,
     /// `ready-events.on-ready`, pollables the guest watches.
     Ready,
+    /// `run-events.on-run`, a run of calls to one of its functions in one entry.
+    Run,
 }
 
 impl EventInterface {
     /// Every event interface.
-    pub const ALL: [EventInterface; 4] = [
+    pub const ALL: [EventInterface; 5] = [
         EventInterface::Lifecycle,
         EventInterface::Stdin,
         EventInterface::Timer,
         EventInterface::Ready,
+        EventInterface::Run,
     ];
 
     /// The interface's name within `dstc:node`.
@@ -47,6 +50,7 @@ impl EventInterface {
             EventInterface::Stdin => "stdin-events",
             EventInterface::Timer => "timer-events",
             EventInterface::Ready => "ready-events",
+            EventInterface::Run => "run-events",
         }
     }
 
@@ -57,6 +61,7 @@ impl EventInterface {
             EventInterface::Stdin => "on-line",
             EventInterface::Timer => "on-timer",
             EventInterface::Ready => "on-ready",
+            EventInterface::Run => "on-run",
         }
     }
 

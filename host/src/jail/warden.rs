@@ -67,6 +67,8 @@ pub struct Warden {
     call_started: Option<Instant>,
     /// Whether a call into the guest is running.
     in_call: bool,
+    /// How many calls the running entry runs.
+    calls: u32,
 }
 
 impl Warden {
@@ -77,6 +79,7 @@ impl Warden {
             stopping,
             call_started: None,
             in_call: false,
+            calls: 1,
         }
     }
 
@@ -89,8 +92,15 @@ impl Warden {
     /// tick it sees (less than a [`TICK`] after it starts), so that a short call costs no
     /// clock reading: a call over its limit is stopped within two ticks, never early.
     pub fn start_call(&mut self) {
+        self.start_calls(1);
+    }
+
+    /// Marks the start of an entry into the guest that runs `calls` calls (a run delivered
+    /// in one entry): its time limit is the jail's per call, times `calls`.
+    pub fn start_calls(&mut self, calls: u32) {
         self.call_started = None;
         self.in_call = true;
+        self.calls = calls.max(1);
     }
 
     /// Leaves `waited` out of the current call's time: the guest was waiting for the reply
@@ -117,11 +127,15 @@ impl Warden {
             self.call_started = Some(Instant::now());
         }
         if let (Some(limit), Some(started)) = (self.limits.max_time, self.call_started)
-            && started.elapsed() > limit
+            && started.elapsed() > limit.saturating_mul(self.calls)
         {
             wasmtime::bail!(
-                "time limit exceeded: the jail allows {} per call",
-                humantime::format_duration(limit)
+                "time limit exceeded: the jail allows {} per call{}",
+                humantime::format_duration(limit),
+                match self.calls {
+                    1 => String::new(),
+                    n => format!(" ({n} calls in this entry)"),
+                }
             );
         }
         Ok(UpdateDeadline::Continue(1))

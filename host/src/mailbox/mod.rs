@@ -23,7 +23,7 @@ pub mod daemon;
 pub mod protocol;
 mod store;
 
-use crate::rpc::{CallFailure, FailureKind, Outcome};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;
 use std::time::{Duration, Instant};
 use thiserror::Error;

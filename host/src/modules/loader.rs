@@ -9,7 +9,6 @@ use crate::guest::world::{Role, World};
 use crate::jail::Policy;
 use crate::stream::outgoing::Outgoing;
 use std::sync::Arc;
-use std::sync::mpsc::TrySendError;
 use tokio::sync::oneshot;
 
 /// What the event loop is asked to do with a published module.
@@ -18,7 +17,7 @@ pub enum ModuleChange {
     /// is one; say when it runs.
     Install {
         /// The loaded guest.
-        guest: WasmGuest,
+        guest: Box<WasmGuest>,
         /// Told once it runs, or why it cannot.
         done: oneshot::Sender<Result<(), String>>,
     },
@@ -40,10 +39,8 @@ impl std::fmt::Debug for ModuleChange {
     }
 }
 
-/// Hands a change to the event loop; gives it back if the loop's queue is full, or says
-/// that the loop is gone.
-pub type ChangeSink =
-    Box<dyn Fn(ModuleChange) -> Result<(), TrySendError<ModuleChange>> + Send + Sync>;
+/// Where changes go: the event loop's queue of them.
+pub type ChangeSink = crossbeam_channel::Sender<ModuleChange>;
 
 /// What the service needs to load a guest on the node.
 pub struct Loader {

@@ -16,7 +16,8 @@
 //! argument is checked; a malformed request is a `bad-arguments` failure.
 
 use super::{Digest, Publication, check_name};
-use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::rpc::PoolHandle;
 use crate::wire::as_u64;
 use ciborium::Value;
 use std::net::SocketAddr;

@@ -31,14 +31,15 @@ use super::loader::{ChangeSink, Loader, ModuleChange};
 use super::protocol::{self, Listed, ModuleRequest};
 use super::uploads::Uploads;
 use super::{Digest, ModuleStore, Publication};
-use crate::rpc::{CallFailure, FailureKind, Outcome, PoolHandle};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::rpc::PoolHandle;
 use crate::stats::DropLog;
 use crate::wire::Announce;
 use ciborium::Value;
+use crossbeam_channel::TrySendError;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -336,7 +337,13 @@ impl ModuleService {
             before
         };
         let (done, ran) = oneshot::channel();
-        if let Err(failure) = self.hand_over(ModuleChange::Install { guest, done }).await {
+        if let Err(failure) = self
+            .hand_over(ModuleChange::Install {
+                guest: Box::new(guest),
+                done,
+            })
+            .await
+        {
             lock(&self.catalog).put_back(&p.name, before, Instant::now());
             return Err(failure);
         }
@@ -363,7 +370,7 @@ impl ModuleService {
     async fn hand_over(&self, mut change: ModuleChange) -> Result<(), CallFailure> {
         let deadline = Instant::now() + CHANGE_PATIENCE;
         loop {
-            match (self.changes)(change) {
+            match self.changes.try_send(change) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(back)) if Instant::now() < deadline => {
                     change = back;

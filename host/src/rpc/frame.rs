@@ -23,9 +23,9 @@
 
 use crate::auth::connection::{Nonce, Proof};
 use crate::auth::key::KeyId;
+use crate::outcome::{CallFailure, FailureKind};
 use crate::wire::{WireError, as_u64, encode_item, kind_and_fields, next_item};
 use ciborium::value::Value;
-use std::fmt;
 
 /// What both sides of a binary connection send first.
 pub const MAGIC: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x01];
@@ -191,75 +191,6 @@ pub struct Request {
     pub args: Vec<Value>,
     /// Whether the caller waits for a reply (a call) or not (a cast).
     pub wants_reply: bool,
-}
-
-/// Why a call with a reply failed: the cases of `dstc:node/calls.call-error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// No node serves the function.
-    NoServer,
-    /// No reply came in time.
-    Timeout,
-    /// The connection to the serving node was lost, or it left the group.
-    PeerGone,
-    /// The serving guest trapped.
-    Trapped,
-    /// The arguments do not fit the serving guest's signature.
-    BadArguments,
-    /// The serving guest's jail refuses the caller.
-    Refused,
-    /// The serving guest or node cannot take the call now.
-    Unavailable,
-}
-
-impl FailureKind {
-    /// Every kind.
-    pub const ALL: [FailureKind; 7] = [
-        FailureKind::NoServer,
-        FailureKind::Timeout,
-        FailureKind::PeerGone,
-        FailureKind::Trapped,
-        FailureKind::BadArguments,
-        FailureKind::Refused,
-        FailureKind::Unavailable,
-    ];
-
-    /// The case name in `call-error`, which is also its name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            FailureKind::NoServer => "no-server",
-            FailureKind::Timeout => "timeout",
-            FailureKind::PeerGone => "peer-gone",
-            FailureKind::Trapped => "trapped",
-            FailureKind::BadArguments => "bad-arguments",
-            FailureKind::Refused => "refused",
-            FailureKind::Unavailable => "unavailable",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-}
-
-/// A failed call with a reply: the kind, and a message for people.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}: {message}", kind.name())]
-pub struct CallFailure {
-    /// What went wrong.
-    pub kind: FailureKind,
-    /// The details.
-    pub message: String,
-}
-
-impl CallFailure {
-    /// A failure of `kind`.
-    pub fn new(kind: FailureKind, message: impl fmt::Display) -> Self {
-        CallFailure {
-            kind,
-            message: message.to_string(),
-        }
-    }
 }
 
 /// Decodes the CBOR of one frame (without its length prefix).

@@ -8,6 +8,5 @@ pub mod handshake;
 pub mod pool;
 pub mod server;
 
-pub use frame::{CallFailure, FailureKind};
 pub use handshake::ConnectionKeys;
-pub use pool::{Outcome, Pool, PoolHandle};
+pub use pool::{Pool, PoolHandle};

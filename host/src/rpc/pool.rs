@@ -6,8 +6,10 @@
 //! (the event loop, where guests run) hand it an [`Outgoing`] call through a [`PoolHandle`]
 //! and wait on a plain channel with their own timeout, so a guest never touches a socket.
 
-use super::frame::{self, CallFailure, FailureKind, Frame};
+use super::frame::{self, Frame};
 use super::handshake::{self, ConnectionKeys};
+use crate::outcome::Outcome;
+use crate::outcome::{CallFailure, FailureKind};
 use ciborium::Value;
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::collections::HashMap;
@@ -16,9 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as sync_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// The outcome of a call: its result as CBOR (`null` without results), or why it failed.
-pub type Outcome = Result<Value, CallFailure>;
 
 /// How many calls may wait for the pool before callers are told it is overloaded.
 const QUEUE: usize = 4096;

@@ -9,16 +9,16 @@
 //! cut off), and a connection over the cap is closed at once. Each case is logged (at most
 //! a few lines a second) and the node keeps serving.
 
-use super::frame::{self, CallFailure, FailureKind, Frame, MAGIC, MAX_FRAME, Request};
+use super::frame::{self, Frame, MAGIC, MAX_FRAME, Request};
 use super::handshake::{self, ConnectionKeys};
 use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
-use crate::node::Event;
+use crate::outcome::{CallFailure, FailureKind};
 use crate::stats::{DropLog, Stats};
+use crossbeam_channel::{Sender, TrySendError};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
@@ -119,7 +119,7 @@ impl ReplyTo {
 #[derive(Debug, Clone, Default)]
 pub struct Services {
     /// Calls, handed to the node's event loop (binary connections).
-    pub calls: Option<SyncSender<Event>>,
+    pub calls: Option<Sender<Box<IncomingCall>>>,
     /// Mailboxes (text connections).
     pub mailboxes: Option<Arc<Mailboxes>>,
     /// The group's keys: binary connections must prove they hold them.
@@ -352,7 +352,7 @@ async fn connection(
                     caller: caller.clone(),
                     reply: reply_to.clone(),
                 };
-                match events.try_send(Event::Call(Box::new(call))) {
+                match events.try_send(Box::new(call)) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         let failure = CallFailure::new(

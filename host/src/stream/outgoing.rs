@@ -3,9 +3,10 @@
 //! repair), and to the node's own guests that serve them ("call once, execute many"
 //! includes the caller's node).
 //!
-//! An [`Outgoing`] is shared by the event loop, by the guests and plugins it runs (a guest
-//! in a tight loop flushes its calls before it returns, and waits there while the window
-//! is full: back-pressure, never a dropped call), by the network thread (which tells it
+//! An [`Outgoing`] is shared by the event loop and the plugins it runs, by the guests'
+//! workers (a guest in a tight loop flushes its calls before it returns, and waits there
+//! while the window is full: back-pressure, never a dropped call), by the network thread
+//! (which tells it
 //! of announcements and goodbyes, the receivers' liveness) and by the *stream thread*,
 //! which hears receivers' statuses on the node's unicast socket, resends what they miss,
 //! answers what is gone with the stream's position, and multicasts heartbeats.
@@ -564,7 +565,7 @@ fn expire(inner: &mut Inner, now: Instant) {
             ),
             Review::Stalled(id, receiver) => tracing::warn!(
                 "receiver {id:016x} has reported nothing for {} while {} datagram(s) behind \
-                 (stopped, or its event loop is held by a guest): no longer waited for until \
+                 (stopped, or held up by a slow guest): no longer waited for until \
                  it reports again",
                 humantime::format_duration(super::send::STALL_AFTER),
                 sent + 1 - receiver.delivered,

@@ -1,0 +1,654 @@
+//! A WebAssembly guest's own thread, its *worker*: it owns the guest's instance and runs
+//! everything the guest does, one thing at a time, so that guests of one node run side by
+//! side and a guest waiting for a reply holds up only itself.
+//!
+//! The node's routing ([`crate::node`]) hands a worker [`Work`] through a bounded queue:
+//! runs of calls (in the order their senders' streams deliver them), calls with a reply,
+//! stdin lines, the `init` and a WASI command's `run`. A full queue blocks the routing,
+//! which is how a guest that falls behind pushes back on the network side instead of
+//! losing calls. The worker itself fires the guest's timers, checks its watched pollables,
+//! and restarts it after a trap (or unloads it when it keeps failing).
+//!
+//! What the guest sends leaves from the worker: to the group through the node's
+//! [`Outgoing`] (flushed after every piece of work), and, for the functions the node
+//! serves itself, back to the routing as a [`Report::Local`], which never blocks.
+//!
+//! Another guest of the node calls this one through [`WorkerHandle::call`]: the call waits
+//! in the queue like any other work, and fails at once if this guest is itself waiting
+//! for a reply (the call chain came back to it, which would wait for itself).
+
+use super::outbox::Outbox;
+use super::state::GuestSetup;
+use super::wasm::{Export, WasmGuest, into_reply};
+use super::world::EventInterface;
+use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::stats::{DropLog, Stats};
+use crate::stream::outgoing::{Outgoing, Patience};
+use crate::wire;
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use wasmtime::component::Val;
+
+/// How many pieces of work may wait for a guest before the routing waits for room.
+pub const QUEUE_LEN: usize = 1024;
+
+/// How often a guest's watched pollables are checked while it watches any.
+const READINESS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How often a guest may fail within [`RESTART_WINDOW`] and still be restarted.
+const MAX_RESTARTS: usize = 5;
+
+/// The window over which a guest's failures are counted.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// The pause before restarting a guest after its `failures`-th recent failure: none the
+/// first time, then 100 ms, doubling, up to 5 s.
+fn restart_pause(failures: usize) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(100u64 << (n - 2).min(6)).min(Duration::from_secs(5)),
+    }
+}
+
+/// Where a call came from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    /// A guest or plugin of this node.
+    Local,
+    /// Another node: its address and sender id.
+    Remote(SocketAddr, u64),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Local => f.write_str("this node"),
+            Origin::Remote(addr, _) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// Where the outcome of a call with a reply goes (the TCP connection it came from, or the
+/// guest waiting for it).
+pub type ReplyTo = Box<dyn FnOnce(Outcome) + Send>;
+
+/// What a worker is handed.
+pub enum Work {
+    /// Run the guest's `init` (if it exports one); a published module's loader is told
+    /// whether it passed (and a module that fails it is unloaded, not restarted).
+    Init {
+        /// Told once `init` returned, for a published module.
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    /// Run every call of a run on export `slot`, in order.
+    Run {
+        /// The export.
+        slot: usize,
+        /// The calls, shared by every guest that serves the function.
+        calls: Arc<wire::Call>,
+        /// Where they came from (for what the log says of those dropped).
+        origin: Origin,
+    },
+    /// Run one call on export `slot` and hand its outcome to `reply`.
+    Call {
+        /// The export.
+        slot: usize,
+        /// The arguments, one CBOR array.
+        args: Vec<u8>,
+        /// Where the outcome goes.
+        reply: ReplyTo,
+    },
+    /// A line of the node's stdin, for `stdin-events.on-line`.
+    StdinLine(Arc<str>),
+    /// Run the WASI command's `run` to its end; the node stops with its exit status.
+    Command,
+}
+
+/// What a worker tells the routing.
+#[derive(Debug)]
+pub enum Report {
+    /// Calls the guest sent to functions this node serves, to run here.
+    Local(Outbox),
+    /// The guest was unloaded (it failed too often, or in a published module's `init`).
+    Unloaded {
+        /// The worker's id.
+        worker: u64,
+        /// Why.
+        why: String,
+    },
+    /// The WASI command ended with this exit status.
+    Exited(i32),
+}
+
+/// What a worker needs besides its guest.
+#[derive(Clone)]
+pub struct WorkerLinks {
+    /// Where it reports.
+    pub reports: Sender<Report>,
+    /// Where what the guest sends goes.
+    pub outgoing: Arc<Outgoing>,
+    /// The node's counters.
+    pub stats: Arc<Stats>,
+}
+
+/// What does not change while a guest runs, shared by its handles.
+struct Facts {
+    setup: Arc<GuestSetup>,
+    exports: Vec<Export>,
+    hears: [bool; 5],
+    command: bool,
+}
+
+/// The routing's (and other guests') end of a worker: its queue, and what it serves.
+/// Once every handle is dropped, the worker runs what is queued and ends.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    id: u64,
+    queue: Sender<Work>,
+    facts: Arc<Facts>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerHandle({} #{})", self.name(), self.id)
+    }
+}
+
+impl WorkerHandle {
+    /// Starts a thread that runs `guest`, as worker `id`.
+    pub fn start(
+        guest: WasmGuest,
+        id: u64,
+        links: WorkerLinks,
+    ) -> std::io::Result<(WorkerHandle, JoinHandle<()>)> {
+        let facts = Arc::new(Facts {
+            setup: guest.setup().clone(),
+            exports: guest.exports().to_vec(),
+            hears: EventInterface::ALL.map(|e| guest.hears(e)),
+            command: guest.is_command(),
+        });
+        let (queue, work) = crossbeam_channel::bounded(QUEUE_LEN);
+        let worker = Worker {
+            id,
+            guest,
+            health: Health::default(),
+            links,
+            drops: DropLog::new(),
+            sent: Outbox::default(),
+            local: Outbox::default(),
+            unloaded: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("guest {}", facts.setup.name))
+            .spawn(move || worker.run(work))?;
+        Ok((WorkerHandle { id, queue, facts }, thread))
+    }
+
+    /// The worker's id (unique in the node).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The guest's name.
+    pub fn name(&self) -> &str {
+        &self.facts.setup.name
+    }
+
+    /// What the guest was set up with.
+    pub fn setup(&self) -> &GuestSetup {
+        &self.facts.setup
+    }
+
+    /// The application functions the guest serves, in slot order.
+    pub fn exports(&self) -> &[Export] {
+        &self.facts.exports
+    }
+
+    /// Whether the guest exports the event interface `events`.
+    pub fn hears(&self, events: EventInterface) -> bool {
+        self.facts.hears[events as usize]
+    }
+
+    /// Whether the guest is a WASI command.
+    pub fn is_command(&self) -> bool {
+        self.facts.command
+    }
+
+    /// Whether the guest cannot take calls now (waiting to restart, or unloaded).
+    pub fn is_down(&self) -> bool {
+        self.facts.setup.down.load(Ordering::Relaxed)
+    }
+
+    /// Whether the guest is waiting for the reply to a call with a reply of its own.
+    pub fn is_waiting(&self) -> bool {
+        self.facts.setup.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Queues `work`, waiting while the queue is full; gives it back if the worker ended.
+    pub fn send(&self, work: Work) -> Result<(), Work> {
+        self.queue.send(work).map_err(|e| e.into_inner())
+    }
+
+    /// Calls export `slot` with `args` (one CBOR array) for another guest of the node, and
+    /// waits at most `timeout` for room in the queue and then for the outcome.
+    pub fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
+        let name = self.name();
+        let unavailable = |why: String| Err(CallFailure::new(FailureKind::Unavailable, why));
+        if self.is_waiting() {
+            return unavailable(format!(
+                "guest {name} is waiting for the reply to a call of its own (a call back \
+                 into a guest further up the call chain would wait for itself)"
+            ));
+        }
+        if self.is_down() {
+            return unavailable(format!(
+                "guest {name} is restarting after a trap, or was unloaded"
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let reply: ReplyTo = Box::new(move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        match self
+            .queue
+            .send_deadline(Work::Call { slot, args, reply }, deadline)
+        {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => {
+                return Err(CallFailure::new(
+                    FailureKind::Timeout,
+                    format!(
+                        "guest {name} stayed too busy to take the call for {}",
+                        humantime::format_duration(timeout)
+                    ),
+                ));
+            }
+            Err(SendTimeoutError::Disconnected(_)) => {
+                return unavailable(format!("guest {name} was unloaded"));
+            }
+        }
+        match rx.recv_deadline(deadline) {
+            Ok(outcome) => outcome,
+            Err(RecvTimeoutError::Timeout) => Err(CallFailure::new(
+                FailureKind::Timeout,
+                format!(
+                    "guest {name} did not answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                unavailable(format!("guest {name} stopped before it answered"))
+            }
+        }
+    }
+}
+
+/// A guest's recent failures, and when it restarts if it is waiting to.
+#[derive(Debug, Default)]
+struct Health {
+    failures: VecDeque<Instant>,
+    restart_at: Option<Instant>,
+}
+
+/// The worker's thread.
+struct Worker {
+    id: u64,
+    guest: WasmGuest,
+    health: Health,
+    links: WorkerLinks,
+    drops: DropLog,
+    /// The calls the guest sent, being handed to `Outgoing` (kept for its room).
+    sent: Outbox,
+    /// The calls the guest sent to functions this node serves, for the routing.
+    local: Outbox,
+    /// Set once the guest is unloaded: the worker ends.
+    unloaded: bool,
+}
+
+impl Worker {
+    /// Runs work as it comes, and the guest's timers and pollables as they are due, until
+    /// the queue is closed (after what it holds), the guest is unloaded, or the node stops.
+    fn run(mut self, work: Receiver<Work>) {
+        while !self.unloaded && !self.stopping() {
+            let next = match self.wake_in() {
+                None => work.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => work.recv_timeout(wait),
+            };
+            match next {
+                Ok(next) => self.handle(next),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.restart_due();
+            self.fire_timers();
+            self.check_readiness();
+            self.hand_over();
+        }
+        self.hand_over();
+    }
+
+    fn name(&self) -> &str {
+        self.guest.name()
+    }
+
+    fn setup(&self) -> &GuestSetup {
+        self.guest.setup()
+    }
+
+    fn stopping(&self) -> bool {
+        self.setup().stopping.load(Ordering::Relaxed)
+    }
+
+    fn handle(&mut self, work: Work) {
+        match work {
+            Work::Init { done } => self.init(done),
+            Work::Run {
+                slot,
+                calls,
+                origin,
+            } => self.run_calls(slot, &calls, origin),
+            Work::Call { slot, args, reply } => {
+                let outcome = self.run_export(slot, &args);
+                reply(outcome);
+            }
+            Work::StdinLine(line) => {
+                self.call_event(EventInterface::Stdin, &[Val::String(line.to_string())]);
+            }
+            Work::Command => {
+                let outcome = self.guest.run_command();
+                self.hand_over();
+                let code = outcome.unwrap_or_else(|e| {
+                    tracing::error!("guest {} failed: {}", self.name(), e.root_cause());
+                    tracing::debug!("guest {} failed: {e:?}", self.name());
+                    1
+                });
+                let _ = self.links.reports.send(Report::Exited(code));
+            }
+        }
+    }
+
+    /// Runs `init`. A published module (`done` is there) that fails in it is unloaded at
+    /// once: code from the network is not restarted.
+    fn init(&mut self, done: Option<oneshot::Sender<Result<(), String>>>) {
+        let Some(done) = done else {
+            self.call_event(EventInterface::Lifecycle, &[]);
+            return;
+        };
+        let outcome = if self.guest.hears(EventInterface::Lifecycle) {
+            self.guest.call_event(EventInterface::Lifecycle, &[])
+        } else {
+            Ok(())
+        };
+        self.hand_over();
+        let outcome = outcome.map_err(|e| {
+            Stats::bump(&self.links.stats.traps);
+            let name = self.name().to_string();
+            tracing::error!(
+                "guest {name} trapped in dstc:node/lifecycle#init: {}",
+                e.root_cause()
+            );
+            self.unload("it failed in its init");
+            format!("guest {name} failed in its init (the node's log says how), and was unloaded")
+        });
+        let _ = done.send(outcome);
+    }
+
+    /// Runs every call of `calls` on export `slot`: in one entry if the guest takes them
+    /// so (`run-events`), else one by one; and counts them.
+    fn run_calls(&mut self, slot: usize, calls: &wire::Call, origin: Origin) {
+        if self.health.restart_at.is_none() && !self.unloaded {
+            let outcome = self
+                .guest
+                .call_run(slot, calls, &mut self.sent, &mut self.local);
+            match outcome {
+                None => {} // (one by one)
+                Some(Ok(())) => {
+                    self.send_sent();
+                    Stats::add(&self.links.stats.calls_delivered, calls.count() as u64);
+                    return;
+                }
+                Some(Err(error)) => {
+                    // What it sent before it trapped was sent; which calls of the run it
+                    // ran is not known: the run counts as dropped.
+                    self.send_sent();
+                    let n = calls.count();
+                    Stats::add(&self.links.stats.calls_dropped, n as u64);
+                    let what = format!("a run of {n} call(s) to {}", calls.function);
+                    self.trapped(&what, error);
+                    return;
+                }
+            }
+        }
+        let mut delivered = 0;
+        for args in calls.arguments() {
+            match self.run_export(slot, args) {
+                Ok(_) => delivered += 1,
+                // (A trap is logged as such, with the guest's restart.)
+                Err(failure) if failure.kind == FailureKind::Trapped => {}
+                Err(failure) => self.drops.dropped(format_args!(
+                    "a call from {origin} to `{}`: {}",
+                    calls.function, failure.message
+                )),
+            }
+        }
+        Stats::add(&self.links.stats.calls_delivered, delivered);
+    }
+
+    /// Runs export `slot` with `args` (one CBOR array), sends on what it sent, and
+    /// restarts the guest if it trapped; returns its result as CBOR (`null` without
+    /// results). A failed call is counted as dropped.
+    fn run_export(&mut self, slot: usize, args: &[u8]) -> Outcome {
+        let stats = &self.links.stats;
+        if self.health.restart_at.is_some() || self.unloaded {
+            Stats::bump(&stats.calls_dropped);
+            let why = format!("guest {} is waiting to restart", self.name());
+            return Err(CallFailure::new(FailureKind::Unavailable, why));
+        }
+        let outcome = self
+            .guest
+            .call_cbor(slot, args, &mut self.sent, &mut self.local);
+        let reply = match outcome {
+            Ok(None) => Ok(ciborium::Value::Null),
+            outcome => into_reply(self.guest.name(), outcome),
+        };
+        // What it sent before it returned (or trapped) was sent.
+        self.send_sent();
+        match reply {
+            Ok(result) => Ok(result),
+            Err((failure, Some(trap))) => {
+                let function = self.guest.exports()[slot].function.id.clone();
+                self.trapped(&function, trap);
+                Err(failure)
+            }
+            Err((failure, None)) => {
+                Stats::bump(&self.links.stats.calls_dropped);
+                Err(failure)
+            }
+        }
+    }
+
+    /// Calls a guest's event hook, if it exports it and is not waiting to restart.
+    fn call_event(&mut self, events: EventInterface, params: &[Val]) {
+        if self.health.restart_at.is_some() || self.unloaded || !self.guest.hears(events) {
+            return;
+        }
+        let outcome = self.guest.call_event(events, params);
+        self.guest.take_sent(&mut self.sent, &mut self.local);
+        self.send_sent();
+        if let Err(e) = outcome {
+            let what = format!("dstc:node/{}#{}", events.interface(), events.function());
+            self.trapped(&what, e);
+        }
+    }
+
+    /// The guest trapped in `function` (or broke a limit of its jail): start it afresh, at
+    /// once the first time and after a growing pause when it fails again, and unload it
+    /// once it has failed more than [`MAX_RESTARTS`] times within [`RESTART_WINDOW`].
+    fn trapped(&mut self, function: &str, error: anyhow::Error) {
+        if self.stopping() {
+            return; // (interrupted: the node is stopping)
+        }
+        Stats::bump(&self.links.stats.traps);
+        let name = self.name().to_string();
+        tracing::error!("guest {name} trapped in {function}: {}", error.root_cause());
+        tracing::debug!("guest {name} trapped in {function}: {error:?}");
+        // Whatever it sent before trapping was sent: keep it.
+        self.guest.take_sent(&mut self.sent, &mut self.local);
+        self.send_sent();
+
+        let now = Instant::now();
+        let health = &mut self.health;
+        health.failures.push_back(now);
+        while health
+            .failures
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > RESTART_WINDOW)
+        {
+            health.failures.pop_front();
+        }
+        let failures = health.failures.len();
+        if failures > MAX_RESTARTS {
+            let why = format!(
+                "it failed {failures} times within {}",
+                humantime::format_duration(RESTART_WINDOW)
+            );
+            self.unload(&why);
+            return;
+        }
+        let pause = restart_pause(failures);
+        if pause.is_zero() {
+            self.restart();
+        } else {
+            tracing::warn!(
+                "guest {name} restarts in {} (failure {failures} of at most {MAX_RESTARTS} within {})",
+                humantime::format_duration(pause),
+                humantime::format_duration(RESTART_WINDOW)
+            );
+            self.health.restart_at = Some(now + pause);
+            self.setup().down.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Instantiates the guest afresh and runs its `init`.
+    fn restart(&mut self) {
+        self.health.restart_at = None;
+        match self.guest.restart() {
+            Ok(()) => {
+                self.setup().down.store(false, Ordering::Relaxed);
+                tracing::warn!("guest {} restarted", self.name());
+                self.call_event(EventInterface::Lifecycle, &[]);
+            }
+            Err(e) => self.unload(&format!("it cannot be restarted: {e:#}")),
+        }
+    }
+
+    /// Restarts the guest if its pause is over.
+    fn restart_due(&mut self) {
+        if self
+            .health
+            .restart_at
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.restart();
+        }
+    }
+
+    /// Unloads the guest: it serves nothing any more, and the worker ends.
+    fn unload(&mut self, why: &str) {
+        self.health.restart_at = None;
+        self.unloaded = true;
+        self.setup().down.store(true, Ordering::Relaxed);
+        tracing::error!("guest {} unloaded: {why}", self.name());
+        let _ = self.links.reports.send(Report::Unloaded {
+            worker: self.id,
+            why: why.to_string(),
+        });
+    }
+
+    /// How long the worker may wait for work: until its next timer, restart or readiness
+    /// check (none: until work comes).
+    fn wake_in(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let (deadline, watching) = self
+            .guest
+            .with_state(|state| (state.timers.next_deadline(), !state.watches.is_empty()));
+        let mut wake = [deadline, self.health.restart_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now));
+        if watching {
+            wake = Some(wake.map_or(READINESS_INTERVAL, |w| w.min(READINESS_INTERVAL)));
+        }
+        wake
+    }
+
+    fn fire_timers(&mut self) {
+        if self.unloaded || self.health.restart_at.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(token) = self.guest.with_state(|state| state.timers.pop_due(now)) {
+            self.call_event(EventInterface::Timer, &[Val::U64(token)]);
+        }
+    }
+
+    fn check_readiness(&mut self) {
+        if self.unloaded || self.health.restart_at.is_some() {
+            return;
+        }
+        match self.guest.take_ready() {
+            Ok(ready) => {
+                for token in ready {
+                    self.call_event(EventInterface::Ready, &[Val::U64(token)]);
+                }
+            }
+            Err(e) => self.trapped("dstc:node/readiness", e),
+        }
+    }
+
+    /// Hands what the guest sent to [`Outgoing`] (the calls to this node's own functions
+    /// are copied into `local`).
+    fn send_sent(&mut self) {
+        if self.sent.is_empty() {
+            return;
+        }
+        if let Err(stopped) = self.links.outgoing.send(&mut self.sent, &mut self.local) {
+            tracing::debug!("{stopped}");
+        }
+    }
+
+    /// After a piece of work: sends what the guest sent (the last datagram partly filled),
+    /// and hands the routing the calls to this node.
+    fn hand_over(&mut self) {
+        self.guest.take_sent(&mut self.sent, &mut self.local);
+        self.send_sent();
+        if let Err(stopped) = self.links.outgoing.flush(Patience::UntilStopping) {
+            tracing::debug!("{stopped}");
+        }
+        if !self.local.is_empty() {
+            let local = std::mem::take(&mut self.local);
+            let _ = self.links.reports.send(Report::Local(local));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_pause_longer_after_each_failure() {
+        let pauses: Vec<u64> = (1..=9)
+            .map(|n| restart_pause(n).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+}
