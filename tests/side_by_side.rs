@@ -177,3 +177,26 @@ fn two_guests_each_receive_a_million_calls_in_order_while_a_third_traps() {
     let err = rx.stderr();
     assert!(err.contains("guest hostile trapped in"), "{err}");
 }
+
+#[test]
+fn a_node_stopped_while_its_guests_send_to_each_other_stops_cleanly() {
+    let group = unique_group();
+    let mut node = Dhost::start(&node_args(
+        "busy-stop",
+        group,
+        &[
+            guest("chat").to_str().unwrap(),
+            guest("chat").to_str().unwrap(),
+        ],
+    ));
+    node.wait_stdout("the prompt", |out| out.contains("Username: "));
+    node.type_line("ann");
+    // Lines the guests send to each other while the node is told to stop.
+    for i in 0..300 {
+        node.type_line(&format!("line {i}"));
+    }
+    node.interrupt();
+    let err = node.stderr();
+    assert!(err.contains("node busy-stop stopped: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

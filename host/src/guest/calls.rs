@@ -322,7 +322,9 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
     let timeout = state.setup.jail.call_timeout;
     let started = Instant::now();
     // (Calls from other guests into this one fail at once until it has its reply.)
-    state.setup.waiting.store(true, Ordering::Relaxed);
+    // (SeqCst, as its check in `WorkerHandle::call`: two guests calling each other at
+    // once must not both see the other free.)
+    state.setup.waiting.store(true, Ordering::SeqCst);
     let outcome = match target.as_deref() {
         Some(name) if name == calls.node_name => {
             calls.call_local(id, args, timeout).unwrap_or_else(|| {
@@ -356,7 +358,7 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
             Err(e) => Err(e),
         },
     };
-    state.setup.waiting.store(false, Ordering::Relaxed);
+    state.setup.waiting.store(false, Ordering::SeqCst);
     state.warden.exclude(started.elapsed());
     outcome
 }

@@ -196,6 +196,10 @@ struct GuestCore {
     runs: Vec<RunMode>,
 }
 
+/// The most calls whose time and fuel a run taken in one entry gets (a run of more gets
+/// this many calls' worth): a guest that loops in `on-run` is stopped within that.
+pub const MAX_RUN_ALLOWANCE: usize = 16;
+
 /// How a guest takes a run of calls to one of its functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunMode {
@@ -568,19 +572,6 @@ impl GuestShared {
         }
     }
 
-    /// Whether `args` (one CBOR array) fit the parameters of export `slot`.
-    fn fits(&self, core: &mut GuestCore, slot: usize, args: &[u8]) -> bool {
-        let params = &self.exports[slot].function.params;
-        if let Some(fits) = typed::fits(params, args) {
-            return fits;
-        }
-        let mut scratch = std::mem::take(&mut core.params);
-        let fits = value::args_from_cbor_bytes(args, params, &mut scratch).is_ok();
-        scratch.clear();
-        core.params = scratch;
-        fits
-    }
-
     /// Runs every call of `run` on export `slot` in one entry, if the guest takes that
     /// function's runs so and every call fits its parameters: `None` when it does not (or
     /// declines now: it is not asked again), for the calls to go one by one.
@@ -593,8 +584,18 @@ impl GuestShared {
         if core.runs[slot] != RunMode::InOneEntry || core.broken {
             return None;
         }
+        // Only the typed fast path's signatures go in runs: their check is strict (definite
+        // lengths, plain integers and text), which is what the guest's SDK reads.
+        if core.typed[slot].is_none() {
+            core.runs[slot] = RunMode::OneByOne;
+            return None;
+        }
         let on_run = core.event_funcs[EventInterface::Run as usize]?;
-        if !run.arguments().all(|args| self.fits(core, slot, args)) {
+        let params = &self.exports[slot].function.params;
+        if !run
+            .arguments()
+            .all(|args| typed::fits(params, args) == Some(true))
+        {
             return None; // (one by one, each misfit named)
         }
         let typed = match on_run.typed::<(&str, &[u8]), (bool,)>(&core.store) {
@@ -609,7 +610,7 @@ impl GuestShared {
             }
         };
         let function = self.exports[slot].function.id.as_str();
-        let calls = u32::try_from(run.count()).unwrap_or(u32::MAX);
+        let calls = run.count().min(MAX_RUN_ALLOWANCE) as u32;
         self.start_calls(&mut core.store, calls);
         let outcome = typed.call(&mut core.store, (function, run.bytes()));
         self.end_call(core);

@@ -240,7 +240,7 @@ impl WorkerHandle {
     pub fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
         let name = self.name();
         let unavailable = |why: String| Err(CallFailure::new(FailureKind::Unavailable, why));
-        if self.is_waiting() {
+        if self.facts.setup.waiting.load(Ordering::SeqCst) {
             return unavailable(format!(
                 "guest {name} is waiting for the reply to a call of its own (a call back \
                  into a guest further up the call chain would wait for itself)"
@@ -332,6 +332,33 @@ impl Worker {
             self.hand_over();
         }
         self.hand_over();
+        self.refuse_left(&work);
+    }
+
+    /// Answers what is left in the queue of a worker that ends (its guest unloaded, or the
+    /// node stopping): calls fail as unavailable, runs count as dropped, a published
+    /// module's loader hears it did not start.
+    fn refuse_left(&mut self, work: &Receiver<Work>) {
+        let why = if self.unloaded {
+            format!("guest {} was unloaded", self.name())
+        } else {
+            "the node is stopping".to_string()
+        };
+        for left in work.try_iter() {
+            match left {
+                Work::Run { calls, .. } => {
+                    Stats::add(&self.links.stats.calls_dropped, calls.count() as u64);
+                }
+                Work::Call { reply, .. } => {
+                    Stats::bump(&self.links.stats.calls_dropped);
+                    reply(Err(CallFailure::new(FailureKind::Unavailable, &why)));
+                }
+                Work::Init { done: Some(done) } => {
+                    let _ = done.send(Err(why.clone()));
+                }
+                Work::Init { done: None } | Work::StdinLine(_) | Work::Command => {}
+            }
+        }
     }
 
     fn name(&self) -> &str {
@@ -356,13 +383,19 @@ impl Worker {
             } => self.run_calls(slot, &calls, origin),
             Work::Call { slot, args, reply } => {
                 let outcome = self.run_export(slot, &args);
+                if outcome.is_ok() {
+                    Stats::bump(&self.links.stats.calls_delivered);
+                }
                 reply(outcome);
             }
             Work::StdinLine(line) => {
                 self.call_event(EventInterface::Stdin, &[Val::String(line.to_string())]);
             }
             Work::Command => {
+                // (It takes no calls while it runs: they would wait for its end.)
+                self.setup().down.store(true, Ordering::Relaxed);
                 let outcome = self.guest.run_command();
+                self.setup().down.store(false, Ordering::Relaxed);
                 self.hand_over();
                 let code = outcome.unwrap_or_else(|e| {
                     tracing::error!("guest {} failed: {}", self.name(), e.root_cause());
@@ -448,7 +481,11 @@ impl Worker {
         let stats = &self.links.stats;
         if self.health.restart_at.is_some() || self.unloaded {
             Stats::bump(&stats.calls_dropped);
-            let why = format!("guest {} is waiting to restart", self.name());
+            let why = if self.unloaded {
+                format!("guest {} was unloaded", self.name())
+            } else {
+                format!("guest {} is waiting to restart", self.name())
+            };
             return Err(CallFailure::new(FailureKind::Unavailable, why));
         }
         let outcome = self

@@ -51,6 +51,9 @@ const QUERY_AGAIN: Duration = Duration::from_millis(60);
 /// The most events taken in one turn before the turn is finished (and the batch flushed).
 const MAX_EVENTS_PER_TURN: usize = 1024;
 
+/// The most calls of one run routed to the local guests at once.
+const MAX_LOCAL_RUN: usize = 16_384;
+
 /// The most peers whose connection counts an announcement lists.
 const MAX_LINKS_ANNOUNCED: usize = 64;
 
@@ -137,7 +140,7 @@ pub struct Node {
     /// Calls sent by this node's guests and plugins to functions it serves itself,
     /// routed at the end of the turn.
     local: Outbox,
-    /// An emptied outbox, handed to a guest for its next calls when its calls are taken.
+    /// An emptied outbox, for the plugins' next calls when their calls are taken.
     spare: Outbox,
     /// The peers' streams, as this node receives them.
     streams: ReceiveStreams<Datagram>,
@@ -296,7 +299,11 @@ impl Node {
             };
             let mut next = match self.next_input(&inputs, wait) {
                 Ok(input) => input,
-                Err(Closed) => return Ok(self.stop(0)),
+                Err(Closed) => {
+                    // (The network thread is gone: the guests stop where they are.)
+                    stopping.store(true, Ordering::Relaxed);
+                    return Ok(self.stop(0));
+                }
             };
             let mut taken = 0;
             while let Some(input) = next {
@@ -318,6 +325,7 @@ impl Node {
             self.caught_up = taken < MAX_EVENTS_PER_TURN;
             self.finish_turn();
             if let Some(taken) = self.name_taken.take() {
+                stopping.store(true, Ordering::Relaxed);
                 self.stop(1);
                 return Err(taken.into());
             }
@@ -333,7 +341,7 @@ impl Node {
     /// The next input, waiting at most `wait` for one; `Err` once the network thread is
     /// gone.
     fn next_input(&self, inputs: &Inputs, wait: Duration) -> Result<Option<Input>, Closed> {
-        crossbeam_channel::select_biased! {
+        crossbeam_channel::select! {
             recv(self.reports) -> report => Ok(report.ok().map(Input::Report)),
             recv(inputs.events) -> event => event.map(|e| Some(Input::Event(e))).map_err(|_| Closed),
             recv(inputs.calls) -> call => Ok(call.ok().map(Input::Call)),
@@ -399,12 +407,18 @@ impl Node {
     /// goodbye and says what the node received of each peer: the node is stopping with
     /// exit status `code`, which it returns.
     fn stop(&mut self, mut code: i32) -> i32 {
+        // The calls the guests sent to this node go to their guests while they take work.
+        self.finish_turn();
         self.calls.set_local(HashMap::new());
         self.workers.stop();
-        // A WASI command interrupted by the stop ends with its own status.
+        self.table = RoutingTable::default();
         for report in self.reports.try_iter() {
-            if let Report::Exited(status) = report {
-                code = status;
+            match report {
+                // A WASI command interrupted by the stop ends with its own status.
+                Report::Exited(status) => code = status,
+                // (Only plugins may still run these; what nothing runs is counted dropped.)
+                Report::Local(mut sent) => sent.move_into(&mut self.local),
+                Report::Unloaded { .. } => {}
             }
         }
         self.finish_turn();
@@ -723,13 +737,13 @@ impl Node {
         let function = run.function.as_str();
         let native = native::resolve(function);
         if native.is_none() && self.table.targets(function).is_none() {
-            if let Origin::Remote(..) = origin {
-                let n = run.count() as u64;
-                self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
-                self.drops.dropped(format_args!(
-                    "{n} call(s) from {origin}: no local guest serves function `{function}`"
-                ));
-            }
+            // (From this node: its guest was unloaded since it sent them, or the node is
+            // stopping.)
+            let n = run.count() as u64;
+            self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
+            self.drops.dropped(format_args!(
+                "{n} call(s) from {origin}: no local guest serves function `{function}`"
+            ));
             return;
         }
         let (targets, refused) =
@@ -902,8 +916,13 @@ impl Node {
     fn finish_turn(&mut self) {
         let mut local = std::mem::take(&mut self.local);
         for (function, args) in local.runs() {
-            let run = wire::Call::collect(0, function, args);
-            self.dispatch(Arc::new(run), Origin::Local);
+            // (In runs no longer than a datagram's, so that one guest's burst to itself
+            // is taken in entries of a bounded size.)
+            let args: Vec<&[u8]> = args.collect();
+            for chunk in args.chunks(MAX_LOCAL_RUN) {
+                let run = wire::Call::collect(0, function, chunk.iter().copied());
+                self.dispatch(Arc::new(run), Origin::Local);
+            }
         }
         // Calls sent meanwhile wait for the next turn; else the room is kept.
         if self.local.is_empty() {
@@ -1035,7 +1054,7 @@ impl Node {
         }
     }
 
-    /// Sends what the guests sent so far (the last datagram partly filled).
+    /// Sends what the plugins sent so far (the last datagram partly filled).
     fn flush(&mut self) {
         if let Err(stopped) = self.outgoing.flush(Patience::UntilStopping) {
             tracing::debug!("{stopped}");

@@ -89,7 +89,7 @@ impl RoutingTable {
         let mut refused: Option<(CallFailure, usize)> = None;
         let mut admitted = Vec::new();
         for &route in self.targets(function).unwrap_or_default() {
-            match admit(guests[route.guest].as_ref(), function, caller) {
+            match admit(slot(guests, route), function, caller) {
                 Ok(()) => admitted.push(route),
                 Err(failure) => {
                     let n = refused.as_ref().map_or(0, |(_, n)| *n);
@@ -115,7 +115,7 @@ impl RoutingTable {
         };
         let (mut waiting, mut refused) = (None, None);
         for &route in targets {
-            let guest = guests[route.guest].as_ref();
+            let guest = slot(guests, route);
             match admit(guest, function, caller) {
                 Ok(()) if !guest.is_some_and(Routable::is_waiting) => return Ok(Some(route)),
                 Ok(()) => waiting = waiting.or(Some(route)),
@@ -128,6 +128,11 @@ impl RoutingTable {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// The guest a route names, if its slot still holds one.
+fn slot<G>(guests: &[Option<G>], route: Route) -> Option<&G> {
+    guests.get(route.guest)?.as_ref()
 }
 
 /// Whether `guest` may run a call to `function` from node `caller` (its name, if it
@@ -148,7 +153,9 @@ pub fn admit<G: Routable>(
     if guest.is_down() {
         return Err(CallFailure::new(
             FailureKind::Unavailable,
-            format!("guest {name} is waiting to restart"),
+            format!(
+                "guest {name} takes no calls now (it is waiting to restart, or running its command)"
+            ),
         ));
     }
     if !guest.jail().may_serve(function, caller) {
@@ -286,7 +293,7 @@ mod tests {
         );
         let down = admit(guests[0].as_ref(), GET, Some("ann")).unwrap_err();
         assert_eq!(down.kind, FailureKind::Unavailable);
-        assert!(down.message.contains("guest kv is waiting to restart"));
+        assert!(down.message.contains("guest kv takes no calls now"));
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Workers {
     /// for their threads: each runs what it holds, unless the node is stopping on a
     /// signal.
     pub fn stop(&mut self) {
-        self.slots.clear();
+        self.slots.iter_mut().for_each(|slot| *slot = None);
         self.published.clear();
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {

@@ -3,7 +3,7 @@
 //! request), re-opened after a failure, and closed after a while unused.
 //!
 //! The pool runs as a task on the network thread's tokio runtime. Callers on other threads
-//! (the event loop, where guests run) hand it an [`Outgoing`] call through a [`PoolHandle`]
+//! (the guests' workers, the event loop) hand it an [`Outgoing`] call through a [`PoolHandle`]
 //! and wait on a plain channel with their own timeout, so a guest never touches a socket.
 
 use super::frame::{self, Frame};

@@ -20,7 +20,7 @@ pub const INITIAL_WINDOW: u64 = 256 * 1024;
 pub const MIN_WINDOW: u64 = 16 * 1024;
 
 /// How long a receiver that lags may stay silent (no status) and still be waited for: a
-/// receiver paused longer (stopped, or its event loop held by a guest of its own) no longer
+/// receiver paused longer (stopped, or held up by a guest of its own) no longer
 /// holds the window back, until it reports again.
 pub const STALL_AFTER: Duration = PEER_EXPIRY;
 
@@ -570,7 +570,7 @@ mod tests {
         s.record(datagram(40_000), later);
         assert!(s.review(later + Duration::from_secs(1)).is_empty());
         assert!(!s.has_room(40_000));
-        // Announcing itself (its event loop held by a guest) is not reporting.
+        // Announcing itself (while held up by a guest) is not reporting.
         let paused = later + STALL_AFTER + Duration::from_millis(1);
         s.heard(2, peer(2), paused);
         let changes = s.review(paused);
