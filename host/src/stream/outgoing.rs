@@ -98,6 +98,8 @@ pub struct Outgoing {
     inner: Mutex<Inner>,
     /// Signalled when the window may have opened.
     room: Condvar,
+    /// Held while a numbered datagram is sent, so that datagrams leave in order.
+    send_turn: Mutex<()>,
     stopping: Arc<AtomicBool>,
     serves: RwLock<ServesLocally>,
     stats: Arc<Stats>,
@@ -140,6 +142,7 @@ impl Outgoing {
                 last_query: None,
             }),
             room: Condvar::new(),
+            send_turn: Mutex::new(()),
             stopping,
             serves: RwLock::new(Arc::new(|_: &str| false)),
             stats,
@@ -264,9 +267,17 @@ impl Outgoing {
             let now = Instant::now();
             let bytes = inner.stream.record(datagram, now);
             inner.stream.evict(now);
-            // (Sent without the lock: the stream thread and the network thread need it.)
+            // Sent without the lock (the stream thread and the network thread need it), but
+            // in the order numbered: the turn to send is taken before the lock is let go,
+            // so a thread that numbers the next datagram waits for this one to leave
+            // (guests' workers and the event loop all send).
+            let turn = self
+                .send_turn
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             drop(inner);
             self.multicast(network, &bytes, &self.stats.datagrams_sent);
+            drop(turn);
             if self.stream_thread_idle.swap(false, Ordering::Relaxed)
                 && let Ok(own) = network.socket.local_addr()
             {
