@@ -885,13 +885,7 @@ fn send(
     function: &Arc<str>,
     encode: impl FnOnce(&mut Vec<u8>) -> Result<(), value::ValueError>,
 ) -> anyhow::Result<()> {
-    if !state.setup.jail.may_send(function) {
-        let guest = &state.setup.name;
-        tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
-        bail!(
-            "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
-        );
-    }
+    check_may_send(&state.setup, function)?;
     state
         .sent
         .push(function, encode)
@@ -921,6 +915,18 @@ fn send(
     bail!("cannot send {function}: {refused}")
 }
 
+/// Refuses (and logs) a call to `function` that the guest's jail does not let it send.
+fn check_may_send(setup: &GuestSetup, function: &str) -> anyhow::Result<()> {
+    if !setup.jail.may_send(function) {
+        let guest = &setup.name;
+        tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
+        bail!(
+            "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
+        );
+    }
+    Ok(())
+}
+
 /// `runs.send-run`: records every call of `calls` (CBOR arrays, one after the other) to
 /// `function`, an import of the guest without results, once each is checked against the
 /// function's parameters: a call that does not fit fails the whole run, with none sent.
@@ -933,12 +939,7 @@ pub(super) fn send_run(state: &mut GuestState, function: &str, calls: &[u8]) -> 
              without results"
         );
     };
-    if !setup.jail.may_send(function) {
-        tracing::warn!("guest {guest}: refused to send {function}: not in its jail's `send` list");
-        bail!(
-            "cannot send {function}: the jail of guest {guest} does not allow it (its `send` list)"
-        );
-    }
+    check_may_send(&setup, function)?;
     let max = setup.max_call;
     let mut scratch = Vec::new();
     let mut cursor = crate::cbor::Cursor::new(calls);

@@ -382,11 +382,15 @@ impl Worker {
                 origin,
             } => self.run_calls(slot, &calls, origin),
             Work::Call { slot, args, reply } => {
-                let outcome = self.run_export(slot, &args);
+                let (outcome, trap) = self.try_export(slot, &args);
                 if outcome.is_ok() {
                     Stats::bump(&self.links.stats.calls_delivered);
                 }
+                // (The caller hears of a trap before the guest restarts.)
                 reply(outcome);
+                if let Some(trap) = trap {
+                    self.trapped(&self.guest.exports()[slot].function.id.clone(), trap);
+                }
             }
             Work::StdinLine(line) => {
                 self.call_event(EventInterface::Stdin, &[Val::String(line.to_string())]);
@@ -478,6 +482,16 @@ impl Worker {
     /// restarts the guest if it trapped; returns its result as CBOR (`null` without
     /// results). A failed call is counted as dropped.
     fn run_export(&mut self, slot: usize, args: &[u8]) -> Outcome {
+        let (outcome, trap) = self.try_export(slot, args);
+        if let Some(trap) = trap {
+            self.trapped(&self.guest.exports()[slot].function.id.clone(), trap);
+        }
+        outcome
+    }
+
+    /// Runs export `slot` with `args` as [`Self::run_export`] does, but hands back a trap
+    /// instead of restarting the guest: the caller answers first.
+    fn try_export(&mut self, slot: usize, args: &[u8]) -> (Outcome, Option<anyhow::Error>) {
         let stats = &self.links.stats;
         if self.health.restart_at.is_some() || self.unloaded {
             Stats::bump(&stats.calls_dropped);
@@ -486,7 +500,7 @@ impl Worker {
             } else {
                 format!("guest {} is waiting to restart", self.name())
             };
-            return Err(CallFailure::new(FailureKind::Unavailable, why));
+            return (Err(CallFailure::new(FailureKind::Unavailable, why)), None);
         }
         let outcome = self
             .guest
@@ -498,15 +512,11 @@ impl Worker {
         // What it sent before it returned (or trapped) was sent.
         self.send_sent();
         match reply {
-            Ok(result) => Ok(result),
-            Err((failure, Some(trap))) => {
-                let function = self.guest.exports()[slot].function.id.clone();
-                self.trapped(&function, trap);
-                Err(failure)
-            }
+            Ok(result) => (Ok(result), None),
+            Err((failure, Some(trap))) => (Err(failure), Some(trap)),
             Err((failure, None)) => {
                 Stats::bump(&self.links.stats.calls_dropped);
-                Err(failure)
+                (Err(failure), None)
             }
         }
     }
