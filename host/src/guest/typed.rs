@@ -207,13 +207,13 @@ impl TypedExport {
     }
 }
 
-/// Whether `args` (one CBOR array) fit `params`, when they are a fast-path signature's;
-/// `None` for any other signature (the dynamic path then checks them).
-pub fn fits(params: &[(String, Type)], args: &[u8]) -> Option<bool> {
+/// The check of one CBOR array of arguments against `params`, when they are a fast-path
+/// signature's (found once, for checking many calls); `None` for any other signature.
+pub fn checker(params: &[(String, Type)]) -> Option<fn(&[u8]) -> bool> {
     macro_rules! try_shape {
         ($(($($t:ty),*)),*) => {$(
             if <($($t,)*) as Args>::are(params) {
-                return Some(<($($t,)*) as Args>::fits(args));
+                return Some(<($($t,)*) as Args>::fits);
             }
         )*};
     }
@@ -295,6 +295,7 @@ mod tests {
             "b".to_string()
         ))));
         let string = || ("x".to_string(), Type::String);
+        let fits = |params: &[(String, Type)], args: &[u8]| checker(params).map(|f| f(args));
         assert_eq!(fits(&[string()], &encoded(&("a".to_string(),))), Some(true));
         assert_eq!(fits(&[string()], &encoded(&(5i32,))), Some(false));
         assert_eq!(fits(&[("x".to_string(), Type::Bool)], &[0x81, 0xf5]), None);

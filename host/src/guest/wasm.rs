@@ -591,11 +591,8 @@ impl GuestShared {
             return None;
         }
         let on_run = core.event_funcs[EventInterface::Run as usize]?;
-        let params = &self.exports[slot].function.params;
-        if !run
-            .arguments()
-            .all(|args| typed::fits(params, args) == Some(true))
-        {
+        let fits = typed::checker(&self.exports[slot].function.params)?;
+        if !run.arguments().all(fits) {
             return None; // (one by one, each misfit named)
         }
         let typed = match on_run.typed::<(&str, &[u8]), (bool,)>(&core.store) {
@@ -942,6 +939,7 @@ pub(super) fn send_run(state: &mut GuestState, function: &str, calls: &[u8]) -> 
     check_may_send(&setup, function)?;
     let max = setup.max_call;
     let mut scratch = Vec::new();
+    let typed_fits = typed::checker(&target.params);
     let mut cursor = crate::cbor::Cursor::new(calls);
     let mut ends = Vec::new();
     while !cursor.is_empty() {
@@ -952,11 +950,14 @@ pub(super) fn send_run(state: &mut GuestState, function: &str, calls: &[u8]) -> 
         let args = cursor
             .item()
             .map_err(|e| anyhow!("cannot send call {n} of a run to {function}: {e}"))?;
-        let fits = typed::fits(&target.params, args).unwrap_or_else(|| {
-            let fits = value::args_from_cbor_bytes(args, &target.params, &mut scratch);
-            scratch.clear();
-            fits.is_ok()
-        });
+        let fits = match typed_fits {
+            Some(fits) => fits(args),
+            None => {
+                let fits = value::args_from_cbor_bytes(args, &target.params, &mut scratch);
+                scratch.clear();
+                fits.is_ok()
+            }
+        };
         if !fits {
             bail!(
                 "cannot send call {n} of a run to {function}: its arguments do not fit the \

@@ -110,6 +110,24 @@ pub enum Work {
     Command,
 }
 
+impl Work {
+    /// Answers work that no guest will run, for reason `why`: a call fails as unavailable
+    /// and a run's calls count as dropped, a published module's loader hears `why`.
+    pub fn refuse(self, stats: &Stats, why: &str) {
+        match self {
+            Work::Run { calls, .. } => Stats::add(&stats.calls_dropped, calls.count() as u64),
+            Work::Call { reply, .. } => {
+                Stats::bump(&stats.calls_dropped);
+                reply(Err(CallFailure::new(FailureKind::Unavailable, why)));
+            }
+            Work::Init { done: Some(done) } => {
+                let _ = done.send(Err(why.to_string()));
+            }
+            Work::Init { done: None } | Work::StdinLine(_) | Work::Command => {}
+        }
+    }
+}
+
 /// What a worker tells the routing.
 #[derive(Debug)]
 pub enum Report {
@@ -345,20 +363,13 @@ impl Worker {
             "the node is stopping".to_string()
         };
         for left in work.try_iter() {
-            match left {
-                Work::Run { calls, .. } => {
-                    Stats::add(&self.links.stats.calls_dropped, calls.count() as u64);
-                }
-                Work::Call { reply, .. } => {
-                    Stats::bump(&self.links.stats.calls_dropped);
-                    reply(Err(CallFailure::new(FailureKind::Unavailable, &why)));
-                }
-                Work::Init { done: Some(done) } => {
-                    let _ = done.send(Err(why.clone()));
-                }
-                Work::Init { done: None } | Work::StdinLine(_) | Work::Command => {}
-            }
+            left.refuse(&self.links.stats, &why);
         }
+    }
+
+    /// Whether the guest takes no work now: unloaded, or waiting to restart.
+    fn resting(&self) -> bool {
+        self.unloaded || self.health.restart_at.is_some()
     }
 
     fn name(&self) -> &str {
@@ -440,7 +451,7 @@ impl Worker {
     /// Runs every call of `calls` on export `slot`: in one entry if the guest takes them
     /// so (`run-events`), else one by one; and counts them.
     fn run_calls(&mut self, slot: usize, calls: &wire::Call, origin: Origin) {
-        if self.health.restart_at.is_none() && !self.unloaded {
+        if !self.resting() {
             let outcome = self
                 .guest
                 .call_run(slot, calls, &mut self.sent, &mut self.local);
@@ -493,7 +504,7 @@ impl Worker {
     /// instead of restarting the guest: the caller answers first.
     fn try_export(&mut self, slot: usize, args: &[u8]) -> (Outcome, Option<anyhow::Error>) {
         let stats = &self.links.stats;
-        if self.health.restart_at.is_some() || self.unloaded {
+        if self.resting() {
             Stats::bump(&stats.calls_dropped);
             let why = if self.unloaded {
                 format!("guest {} was unloaded", self.name())
@@ -523,7 +534,7 @@ impl Worker {
 
     /// Calls a guest's event hook, if it exports it and is not waiting to restart.
     fn call_event(&mut self, events: EventInterface, params: &[Val]) {
-        if self.health.restart_at.is_some() || self.unloaded || !self.guest.hears(events) {
+        if self.resting() || !self.guest.hears(events) {
             return;
         }
         let outcome = self.guest.call_event(events, params);
@@ -638,7 +649,7 @@ impl Worker {
     }
 
     fn fire_timers(&mut self) {
-        if self.unloaded || self.health.restart_at.is_some() {
+        if self.resting() {
             return;
         }
         let now = Instant::now();
@@ -648,7 +659,7 @@ impl Worker {
     }
 
     fn check_readiness(&mut self) {
-        if self.unloaded || self.health.restart_at.is_some() {
+        if self.resting() {
             return;
         }
         match self.guest.take_ready() {

@@ -585,19 +585,10 @@ impl Node {
             return;
         };
         if let Err(work) = worker.send(work) {
-            match work {
-                Work::Run { calls, .. } => {
-                    Stats::add(&self.stats.calls_dropped, calls.count() as u64)
-                }
-                Work::Call { reply, .. } => reply(Err(CallFailure::new(
-                    FailureKind::Unavailable,
-                    format!("guest {} was unloaded", worker.name()),
-                ))),
-                Work::Init { done: Some(done) } => {
-                    let _ = done.send(Err("it was unloaded before it started".to_string()));
-                }
-                _ => {}
-            }
+            work.refuse(
+                &self.stats,
+                &format!("guest {} was unloaded", worker.name()),
+            );
         }
     }
 
