@@ -276,6 +276,9 @@ impl Node {
         if self.outgoing.on_group() && self.membership.announce_due(Instant::now()) {
             self.announce();
         }
+        // The peers heard while claiming the name are the guests' before any guest runs:
+        // a WASI command may call one of them at once.
+        self.share_peers();
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
         // Each guest runs its `init` first: what is routed to it waits behind.
