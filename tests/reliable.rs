@@ -165,6 +165,11 @@ fn ethernet_sized_datagrams_with_five_percent_loss_arrive_in_order_repaired() {
     assert!(repaired > 0, "{}", rx.stderr());
 }
 
+/// A window far smaller than what is still to send when a receiver stops: a run of calls
+/// packs a million `set-value` calls into a few MiB, which the default 4 MiB window would
+/// let out whole, so the sender would never have to wait for the stopped receiver.
+const HELD_WINDOW: &[&str] = &["--window", "256KiB"];
+
 #[test]
 fn a_receiver_paused_for_two_seconds_loses_nothing_and_slows_the_sender() {
     let ns = Netns::new("pause");
@@ -172,7 +177,7 @@ fn a_receiver_paused_for_two_seconds_loses_nothing_and_slows_the_sender() {
     let rx1 = receiver(&ns, "rx1", group);
     let rx2 = receiver(&ns, "rx2", group);
     let started = Instant::now();
-    let _tx = sender(&ns, group, 1_000_000, &[]);
+    let _tx = sender(&ns, group, 1_000_000, HELD_WINDOW);
     std::thread::sleep(Duration::from_millis(600));
     assert!(
         report(&rx1.stdout()).is_none(),
@@ -196,8 +201,12 @@ fn a_receiver_killed_mid_stream_holds_the_sender_back_only_until_it_expires() {
     let group = unique_group();
     let rx1 = receiver(&ns, "rx1", group);
     let mut rx2 = receiver(&ns, "rx2", group);
-    let mut tx = sender(&ns, group, 1_000_000, &[]);
+    let mut tx = sender(&ns, group, 1_000_000, HELD_WINDOW);
     std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        report(&rx1.stdout()).is_none(),
+        "the stream ended before the kill: make it longer"
+    );
     rx2.kill();
     let r1 = assert_all_in_order(&rx1, 1_000_000);
     assert!(r1.seconds > 3.0, "{r1:?}");
