@@ -13,20 +13,21 @@ use std::process::Command;
 fn two_nodes_running_the_raw_abi_chat_plugin_chat_both_ways() {
     let group = unique_group();
     let plugin = guest_file("raw_chat.so");
-    let mut nodes: Vec<Dhost> = ["ann", "bob"]
+    let plugin = plugin.to_str().unwrap();
+    // ann's node is given the plugin as a GUEST, bob's with `--native PLUGIN` alone.
+    let mut nodes: Vec<Dhost> = [("ann", vec![plugin]), ("bob", vec!["--native", plugin])]
         .iter()
-        .map(|n| {
-            Dhost::start(&node_args(
-                &format!("raw-{n}"),
-                group,
-                &[plugin.to_str().unwrap()],
-            ))
-        })
+        .map(|(n, guests)| Dhost::start(&node_args(&format!("raw-{n}"), group, guests)))
         .collect();
     for (node, name) in nodes.iter_mut().zip(["ann", "bob"]) {
         node.wait_stdout("the prompt", |out| out.contains("Username: "));
         node.type_line(name);
         node.wait_stderr("the node to join", |err| err.contains("ready in"));
+        assert!(
+            node.stderr().contains("1 native plugin(s)"),
+            "{}",
+            node.stderr()
+        );
     }
     // The plugin reads stdin with stdio, one line per readiness, as the original did:
     // type a line, then wait for it.

@@ -102,6 +102,34 @@ pub enum Command {
     /// the function's WIT signature: `dhost cast dhost:chat/chat#message '"ann"' '"hi"'`.
     /// Options go before FUNCTION-ID: every word after it is an argument.
     Cast(CastArgs),
+
+    /// Print the completion script of dhost for a shell.
+    ///
+    /// bash: `dhost completions bash > ~/.local/share/bash-completion/completions/dhost`;
+    /// zsh: `dhost completions zsh > ~/.zfunc/_dhost` (with ~/.zfunc on $fpath); fish:
+    /// `dhost completions fish > ~/.config/fish/completions/dhost.fish`.
+    Completions(CompletionsArgs),
+
+    /// Print dhost's man page (roff), or with SUBCOMMAND that subcommand's page.
+    ///
+    /// `dhost man | man -l -` reads it; `dhost man run > dhost-run.1` writes one.
+    Man(ManArgs),
+}
+
+/// Options of `dhost completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `dhost man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print, such as run [default: dhost's own page].
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 /// Options of `dhost keygen`.
@@ -364,11 +392,17 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 
-    /// Load a GUEST as a native DSTC plugin (.so), even if it does not look like one
-    /// (ELF files are detected anyway). NATIVE PLUGINS ARE NOT SANDBOXED: they run with
-    /// the node's own rights, and no jail applies to them.
+    /// Load PLUGIN as a native DSTC plugin (.so), after the GUESTs (a GUEST that is an ELF
+    /// file is loaded as one anyway) [repeatable]. NATIVE PLUGINS ARE NOT SANDBOXED: they
+    /// run with the node's own rights, and no jail applies to them.
     #[arg(long, value_name = "PLUGIN")]
     pub native: Vec<PathBuf>,
+
+    /// Take options from a TOML file whose keys are these options' long names (`name`,
+    /// `group`, `allow-env`...), with `guests` and `args`; options given here win. See
+    /// docs/config.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// The node's name [default: HOSTNAME-PID].
     #[arg(long)]
@@ -400,6 +434,20 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+}
+
+impl RunArgs {
+    /// Everything the node is asked to load: the GUESTs, then the --native plugins not
+    /// also given as a GUEST.
+    pub fn guest_paths(&self) -> Vec<PathBuf> {
+        let mut paths = self.guests.clone();
+        for plugin in &self.native {
+            if !paths.contains(plugin) {
+                paths.push(plugin.clone());
+            }
+        }
+        paths
+    }
 }
 
 /// The node's TCP port, for calls with replies, and its connections to peers.
@@ -920,6 +968,12 @@ impl Cli {
             Command::Unpublish(args) => crate::modules::client::unpublish(&args),
             Command::Modules(args) => {
                 crate::modules::client::modules(&args).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Completions(args) => {
+                crate::manual::completions(args.shell).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Man(args) => {
+                crate::manual::man_page(args.subcommand.as_deref()).map(|()| ExitCode::SUCCESS)
             }
         }
     }

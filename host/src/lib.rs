@@ -4,6 +4,8 @@
 //! The binary is a thin shell over this library:
 //!
 //! - [`cli`]: the command line (clap) and what each subcommand does;
+//! - [`manual`]: what the command line says of itself: shell completions, man pages;
+//! - [`config`]: `dhost run --config FILE`, a node's options in a TOML file;
 //! - [`run`]: `dhost run`: loading guests, the threads of a node, signals, exit status;
 //! - [`node`]: the event loop, routing calls to the guests that export them;
 //! - [`membership`]: announcements, the peers table, unique names;
@@ -28,10 +30,12 @@ pub mod cache;
 pub mod cbor;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod guest;
 pub mod inspect;
 pub mod jail;
 pub mod mailbox;
+pub mod manual;
 pub mod membership;
 pub mod modules;
 pub mod net;

@@ -1,10 +1,9 @@
 //! The `dhost` executable: parses the command line and hands it to the library.
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = dhost::cli::Cli::parse();
+    let cli = dhost::config::parse_command_line();
     cli.init_logging();
     match cli.execute() {
         Ok(code) => code,

@@ -85,7 +85,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.jail.flags(&args.args),
     )?);
     let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
-    let names = guest_names(&args.guests);
+    let paths = args.guest_paths();
+    let names = guest_names(&paths);
     for named in policy.named_guests() {
         if !names.iter().any(|n| n == named) {
             tracing::warn!(
@@ -134,7 +135,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Native plugins first: their init may prompt and read stdin, as in the original.
     let mut natives = Vec::new();
     let mut wasm_paths = Vec::new();
-    for (path, name) in args.guests.iter().zip(&names) {
+    for (path, name) in paths.iter().zip(&names) {
         if args.native.contains(path) || crate::guest::native::is_elf(path) {
             if args.jail.print_jail {
                 println!(
@@ -154,7 +155,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             wasm_paths.push((path, name));
         }
     }
-    let mut guests = Vec::with_capacity(args.guests.len());
+    let mut guests = Vec::with_capacity(paths.len());
     for (path, name) in wasm_paths {
         let loaded = load_guest(&runtime, path, name, &policy, node, args.jail.print_jail)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
