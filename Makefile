@@ -1,5 +1,5 @@
 # `make` builds the DIPC assignment's commands, ./dipc and ./dipcrm, as its grader expects
-# (release builds of host/src/bin/dipc.rs and dipcrm.rs, copied here). The set-up and test
+# (release builds of the small dhost-mailbox crate's binaries, mailbox/src/bin/, copied here). The set-up and test
 # commands of the whole project are scripts/setup.sh and scripts/test.sh (see README.md).
 
 CARGO ?= cargo
@@ -8,7 +8,7 @@ CARGO ?= cargo
 all: dipc dipcrm
 
 dipc dipcrm: FORCE
-	$(CARGO) build --release --locked -p dhost --bin $@
+	$(CARGO) build --release --locked -p dhost-mailbox --bin $@
 	cp target/release/$@ $@
 
 clean:

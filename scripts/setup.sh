@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/build-guests.sh
-cargo build --release --locked -p dhost
+cargo build --release --locked -p dhost -p dhost-mailbox
 if [ "${DHOST_NO_INSTALL:-0}" != 1 ]; then
     bin="${CARGO_HOME:-$HOME/.cargo}/bin"
     mkdir -p "$bin"

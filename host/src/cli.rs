@@ -5,7 +5,6 @@ use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 use crate::net::Group;
 
@@ -177,56 +176,14 @@ pub enum MailboxCommand {
     /// background with --daemon (then it is `dipc`).
     Serve(MailboxServeArgs),
     /// Stop the background server on PORT (then it is `dipcrm`).
-    Stop(MailboxStopArgs),
+    Stop(dhost_mailbox::cli::StopArgs),
 }
 
-/// The arguments of `dipc` and `dhost mailbox serve`.
+/// The arguments of `dhost mailbox serve`: `dipc`'s, and the group's key.
 #[derive(Debug, Args)]
 pub struct MailboxServeArgs {
-    /// The number of mailboxes (numbered from 0).
-    #[arg(value_name = "MAILBOXES")]
-    pub count: u64,
-
-    /// The size of one mailbox, in KiB.
-    #[arg(value_name = "SIZE")]
-    pub size_kib: u64,
-
-    /// The TCP port to serve on.
-    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-
-    /// The most data one write may carry, in KiB (at most SIZE).
-    #[arg(value_name = "PACKET")]
-    pub packet_kib: u64,
-
-    /// Go to the background once the port accepts connections, logging to
-    /// STATE-DIR/dipc-PORT.log, with the pid in STATE-DIR/dipc-PORT.pid.
-    #[arg(long)]
-    pub daemon: bool,
-
-    /// The address to listen on.
-    #[arg(long, value_name = "ADDR", default_value_t = crate::mailbox::daemon::default_bind())]
-    pub bind: std::net::IpAddr,
-
-    /// How long a command waits for a mailbox's lock before it gets a timeout error.
-    #[arg(long, value_name = "DURATION", default_value = "5s",
-          value_parser = crate::jail::parse_duration)]
-    pub lock_timeout: std::time::Duration,
-
-    /// The most connections open at once; more are refused.
-    #[arg(long, value_name = "N", default_value_t = 4096,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_connections: u32,
-
-    /// How long a connection may stay without sending a command.
-    #[arg(long, value_name = "DURATION", default_value = "10m",
-          value_parser = crate::jail::parse_duration)]
-    pub idle_timeout: std::time::Duration,
-
-    /// Keep the mailboxes in FILE (memory-mapped, created if missing), so that they
-    /// survive a restart; FILE must have been made for the same MAILBOXES and SIZE.
-    #[arg(long, value_name = "FILE")]
-    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: dhost_mailbox::cli::ServeArgs,
 
     #[command(flatten)]
     pub key: KeyArgs,
@@ -236,76 +193,26 @@ pub struct MailboxServeArgs {
     /// authenticated binary requests from anywhere.
     #[arg(long)]
     pub text_anywhere: bool,
-
-    #[command(flatten)]
-    pub state: StateArgs,
-}
-
-/// The arguments of `dipcrm` and `dhost mailbox stop`.
-#[derive(Debug, Args)]
-pub struct MailboxStopArgs {
-    /// The port of the server to stop.
-    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-
-    #[command(flatten)]
-    pub state: StateArgs,
-}
-
-/// Where background mailbox servers keep their pid and log files.
-#[derive(Debug, Args)]
-pub struct StateArgs {
-    /// The state directory [env: DHOST_STATE_DIR] [default: ~/.local/state/dhost].
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
 }
 
 impl MailboxServeArgs {
-    /// Checks the arguments and starts the server.
+    /// Checks the arguments and serves the mailboxes on a port of the node's kind (text,
+    /// and binary requests with the key), until stopped.
     pub fn run(self) -> anyhow::Result<()> {
-        let mut config =
-            crate::mailbox::MailboxConfig::new(self.count, self.size_kib, self.packet_kib)?;
-        config.lock_timeout = self.lock_timeout;
-        crate::mailbox::daemon::start(crate::mailbox::daemon::ServerOptions {
-            config,
-            addr: std::net::SocketAddr::new(self.bind, self.port),
-            limits: crate::rpc::server::ServerLimits {
-                max_connections: self.max_connections as usize,
-                idle: self.idle_timeout,
-            },
-            state_dir: crate::mailbox::daemon::state_dir(self.state.state_dir),
-            daemon: self.daemon,
-            store: self.store,
+        let boxes = self.serve.open()?;
+        let services = crate::rpc::server::Services {
+            calls: None,
+            mailboxes: Some(boxes.clone()),
             keys: self.key.connection_keys()?,
             text_anywhere: self.text_anywhere,
+            ..crate::rpc::server::Services::default()
+        };
+        let limits = self.serve.limits();
+        dhost_mailbox::daemon::start(&self.serve.placement(&boxes), |listener, stop| async move {
+            crate::rpc::server::serve(listener, services, limits, stop).await;
+            dhost_mailbox::cli::flush(&boxes)
         })
     }
-}
-
-impl MailboxStopArgs {
-    /// Stops the server.
-    pub fn run(self) -> anyhow::Result<()> {
-        crate::mailbox::daemon::stop(
-            &crate::mailbox::daemon::state_dir(self.state.state_dir),
-            self.port,
-        )
-    }
-}
-
-/// `dipc MAILBOXES SIZE PORT PACKET`: starts a mailbox server in the background.
-#[derive(Debug, Parser)]
-#[command(name = "dipc", version)]
-pub struct DipcCli {
-    #[command(flatten)]
-    pub serve: MailboxServeArgs,
-}
-
-/// `dipcrm PORT`: stops the mailbox server on PORT.
-#[derive(Debug, Parser)]
-#[command(name = "dipcrm", version)]
-pub struct DipcrmCli {
-    #[command(flatten)]
-    pub stop: MailboxStopArgs,
 }
 
 /// Options of `dhost call`.
@@ -929,16 +836,8 @@ fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
     Ok(addr)
 }
 
-/// Sends logs to stderr at `level` (or what RUST_LOG says).
-pub fn init_logging_at(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
-}
+/// Sends logs to stderr at `level` (or what RUST_LOG says), as `dipc` does.
+pub use dhost_mailbox::cli::init_logging_at;
 
 impl Cli {
     /// Sends logs to stderr at the level -v/-q (or RUST_LOG) asks for.

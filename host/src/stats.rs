@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 /// Counters of what the node received, ran, sent and dropped, shared by its threads.
 #[derive(Debug, Default)]
@@ -193,50 +192,9 @@ impl Stats {
     }
 }
 
-/// A log of dropped input that says every drop, up to a number per second, and then how
-/// many it left unsaid: hostile traffic cannot flood the log.
-#[derive(Debug)]
-pub struct DropLog {
-    window: Instant,
-    said: u32,
-    unsaid: u64,
-}
-
-impl DropLog {
-    /// Lines said per second at most.
-    const PER_SECOND: u32 = 20;
-
-    /// An empty log.
-    pub fn new() -> Self {
-        DropLog {
-            window: Instant::now(),
-            said: 0,
-            unsaid: 0,
-        }
-    }
-
-    /// Logs one drop, unless too many were said this second.
-    pub fn dropped(&mut self, reason: std::fmt::Arguments<'_>) {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            if self.unsaid > 0 {
-                tracing::warn!("... and {} more dropped in the last second", self.unsaid);
-            }
-            *self = DropLog::new();
-        }
-        if self.said < Self::PER_SECOND {
-            self.said += 1;
-            tracing::warn!("dropped {reason}");
-        } else {
-            self.unsaid += 1;
-        }
-    }
-}
-
-impl Default for DropLog {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The log of dropped input, which says at most a few lines a second (the mailbox crate's,
+/// where the TCP port it belongs to is).
+pub use dhost_mailbox::port::DropLog;
 
 #[cfg(test)]
 mod tests {

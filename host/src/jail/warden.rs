@@ -188,15 +188,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(size.as_u64())
 }
 
-/// Parses a duration such as `200ms`, `2s` or `1m 30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration such as 200ms or 2s: {e}"))?;
-    if d.is_zero() {
-        return Err("the duration must be more than 0".to_string());
-    }
-    Ok(d)
-}
+/// Parses a duration such as `200ms`, `2s` or `1m 30s` (more than zero): the same parser
+/// as `dipc`'s options, whose crate the node builds on.
+pub use dhost_mailbox::cli::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,8 @@
 //! binary protocol from the text one by the first byte. Binary connections carry calls:
 //! request frames go to the event loop and its replies are written back. Text connections
 //! speak the mailbox protocol ([`crate::mailbox::protocol`]) when the port serves
-//! mailboxes. A standalone mailbox server (`dipc`) is this same port without an event loop.
+//! mailboxes. `dhost mailbox serve` is this same port without an event loop. The accepting
+//! itself (the cap, stopping) is [`dhost_mailbox::port`]'s, which `dipc` uses too.
 //!
 //! A connection is hostile like a datagram: frames longer than [`MAX_FRAME`] close it, a
 //! frame must arrive whole within the idle timeout (so a peer sending a byte a second is
@@ -15,17 +16,17 @@ use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
 use crate::outcome::{CallFailure, FailureKind};
-use crate::stats::{DropLog, Stats};
+use crate::stats::Stats;
 use crossbeam_channel::{Sender, TrySendError};
+use dhost_mailbox::port::{self, SharedDropLog};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How many bytes of replies may wait to be written to one connection; a peer that does
 /// not read them is disconnected.
@@ -43,13 +44,7 @@ const TEXT_LOOPBACK_ONLY: &str = "ERR this port has a group key and the text pro
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// The limits of the TCP port.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerLimits {
-    /// The most connections open at once.
-    pub max_connections: usize,
-    /// How long a connection may stay without completing a frame.
-    pub idle: Duration,
-}
+pub use dhost_mailbox::port::PortLimits as ServerLimits;
 
 /// A request from a connection, for the event loop.
 #[derive(Debug)]
@@ -141,53 +136,23 @@ pub async fn serve(
     limits: ServerLimits,
     stop: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let drops = Arc::new(Mutex::new(DropLog::new()));
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = stop.cancelled() => break,
-        };
-        let (stream, addr) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors, most likely: wait a little rather than spin.
-                log_drop(&drops, format_args!("a connection: cannot accept it: {e}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            log_drop(
-                &drops,
-                format_args!(
-                    "a connection from {addr}: {} connections are open already (--max-connections)",
-                    limits.max_connections
-                ),
-            );
-            // Say so to a person at a telnet prompt; a binary client sees the close.
-            let _ = stream.try_write(b"ERR too many connections\r\n");
-            continue;
-        };
-        let (services, drops, stop) = (services.clone(), drops.clone(), stop.clone());
-        connections.spawn(async move {
-            let _permit = permit;
-            if let Err(why) = connection(stream, addr, services, limits.idle, stop).await {
-                log_drop(&drops, format_args!("the connection from {addr}: {why}"));
-            }
-        });
-    }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
-}
-
-fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
-    drops
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .dropped(reason);
+    let connection_stop = stop.clone();
+    port::serve(
+        listener,
+        limits,
+        stop,
+        SharedDropLog::default(),
+        move |stream, addr| {
+            connection(
+                stream,
+                addr,
+                services.clone(),
+                limits.idle,
+                connection_stop.clone(),
+            )
+        },
+    )
+    .await;
 }
 
 /// Serves one connection until it closes, fails or idles; the error says why it ended.
@@ -198,7 +163,6 @@ async fn connection(
     idle: Duration,
     stop: CancellationToken,
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     match tokio::time::timeout(idle, stream.peek(&mut first)).await {
         Err(_) => {

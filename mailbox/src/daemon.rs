@@ -1,5 +1,5 @@
-//! Standalone mailbox servers: `dipc` / `dhost mailbox serve` start one (in the background
-//! with `--daemon`, as `dipc` does), `dipcrm` / `dhost mailbox stop` stop it.
+//! Background servers: `dipc` / `dhost mailbox serve` start one (in the background with
+//! `--daemon`, as `dipc` does), `dipcrm` / `dhost mailbox stop` stop it.
 //!
 //! Starting binds the port first, in the foreground, so that every mistake (a bad
 //! argument, a port in use) is reported before anything is left behind. A daemon then
@@ -7,15 +7,14 @@
 //! returns, the port already accepting connections; the child detaches from the terminal,
 //! logs to `dipc-PORT.log` beside it and serves until SIGTERM or SIGINT, when it closes the
 //! port, lets every connection finish the command in progress, and removes its pid file.
-//! With `--store FILE` the mailboxes live in that file ([`super::store`]), opened before
-//! the fork so that a bad file is reported too.
+//! What is served is the caller's: `dipc` serves the text protocol ([`crate::port`]), the
+//! node's `dhost mailbox serve` its own port, with keys. Whatever can fail in what it
+//! serves (a store file) is opened before [`start`], so that it is reported too.
 
-use super::{MailboxConfig, Mailboxes};
-use crate::rpc::server::{self, ServerLimits, Services};
 use anyhow::{Context as _, bail};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -23,25 +22,17 @@ use tokio_util::sync::CancellationToken;
 /// How long `stop` waits for a server to finish before it gives up.
 const STOP_PATIENCE: Duration = Duration::from_secs(15);
 
-/// What a mailbox server is started with.
+/// Where and how a server runs.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// The mailboxes.
-    pub config: MailboxConfig,
+pub struct Placement {
     /// Where to listen.
     pub addr: SocketAddr,
-    /// The limits of the port.
-    pub limits: ServerLimits,
     /// Where the pid and log files go.
     pub state_dir: PathBuf,
     /// Whether to go to the background.
     pub daemon: bool,
-    /// The file to keep the mailboxes in, if any.
-    pub store: Option<PathBuf>,
-    /// The group's keys, for binary connections.
-    pub keys: crate::rpc::ConnectionKeys,
-    /// Whether to serve the text protocol to other hosts despite a key.
-    pub text_anywhere: bool,
+    /// What is served, in words, for the messages.
+    pub what: String,
 }
 
 /// The state directory: `--state-dir`, else `$DHOST_STATE_DIR`, else the user's state
@@ -65,25 +56,26 @@ fn log_file(state_dir: &Path, port: u16) -> PathBuf {
     state_dir.join(format!("dipc-{port}.log"))
 }
 
-/// Starts a mailbox server as `options` say. In the foreground it returns when the server
-/// stops; as a daemon, as soon as the port accepts connections.
-pub fn start(options: ServerOptions) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(options.addr)
-        .with_context(|| format!("cannot listen on {}", options.addr))?;
-    let boxes = Arc::new(match &options.store {
-        Some(path) => Mailboxes::stored(options.config, path)?,
-        None => Mailboxes::new(options.config),
-    });
+/// Binds the port `placement` names and runs `serve` on it until SIGTERM or SIGINT cancel
+/// its token. In the foreground it returns when the server stops; as a daemon, as soon as
+/// the port accepts connections.
+pub fn start<S, F>(placement: &Placement, serve: S) -> anyhow::Result<()>
+where
+    S: FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let listener = TcpListener::bind(placement.addr)
+        .with_context(|| format!("cannot listen on {}", placement.addr))?;
     let port = listener.local_addr()?.port();
-    let pid_path = pid_file(&options.state_dir, port);
-    if options.daemon {
-        std::fs::create_dir_all(&options.state_dir).with_context(|| {
+    let pid_path = pid_file(&placement.state_dir, port);
+    if placement.daemon {
+        std::fs::create_dir_all(&placement.state_dir).with_context(|| {
             format!(
                 "cannot create the state directory {}",
-                options.state_dir.display()
+                placement.state_dir.display()
             )
         })?;
-        let log_path = log_file(&options.state_dir, port);
+        let log_path = log_file(&placement.state_dir, port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -100,15 +92,15 @@ pub fn start(options: ServerOptions) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot write the pid file {}", pid_path.display()))?;
                 println!(
                     "dipc: serving {} on port {port} (pid {child}, log {})",
-                    options.config.describe(),
+                    placement.what,
                     log_path.display()
                 );
                 return Ok(());
             }
         }
     }
-    let outcome = serve(listener, boxes, &options);
-    if options.daemon {
+    let outcome = run_until_signalled(listener, placement, serve);
+    if placement.daemon {
         let _ = std::fs::remove_file(&pid_path);
     }
     outcome
@@ -133,12 +125,16 @@ fn detach(log: &std::fs::File) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the mailboxes on `listener` until SIGTERM or SIGINT.
-fn serve(
+/// Runs `serve` on `listener`, on a runtime of its own, until SIGTERM or SIGINT.
+fn run_until_signalled<S, F>(
     listener: TcpListener,
-    boxes: Arc<Mailboxes>,
-    options: &ServerOptions,
-) -> anyhow::Result<()> {
+    placement: &Placement,
+    serve: S,
+) -> anyhow::Result<()>
+where
+    S: FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -150,34 +146,22 @@ fn serve(
         let stop = CancellationToken::new();
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
-        let services = Services {
-            calls: None,
-            mailboxes: Some(boxes.clone()),
-            keys: options.keys.clone(),
-            text_anywhere: options.text_anywhere,
-            ..Services::default()
-        };
         tracing::info!(
             "serving {} on {addr} (pid {})",
-            options.config.describe(),
+            placement.what,
             std::process::id()
         );
-        let serving = tokio::spawn(server::serve(
-            listener,
-            services,
-            options.limits,
-            stop.clone(),
-        ));
+        let serving = serve(listener, stop.clone());
+        tokio::pin!(serving);
         tokio::select! {
+            // (A server that ends by itself has failed.)
+            outcome = &mut serving => return outcome,
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         tracing::info!("stopping: the port is closed, connections finish their command");
         stop.cancel();
         serving.await?;
-        boxes
-            .flush()
-            .context("cannot write the mailbox store back")?;
         tracing::info!("stopped");
         Ok(())
     })

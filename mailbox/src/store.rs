@@ -13,9 +13,9 @@
 //! a file another server has open (an exclusive `flock`, held while the store is open):
 //! two processes writing one slot would tear each other's writes. Each slot is a region of
 //! the map of its own, reached only through its mailbox's lock; slots are handed only to
-//! [`super::Mailboxes`], which drops them before the map.
+//! [`crate::Mailboxes`], which drops them before the map.
 
-use super::MailboxConfig;
+use crate::MailboxConfig;
 use anyhow::{Context as _, bail};
 use memmap2::MmapMut;
 use std::path::Path;

@@ -1,12 +1,12 @@
 //! `dipcrm PORT`: stops the mailbox server `dipc` started on PORT (the DIPC assignment's
-//! command; `dhost mailbox stop`).
+//! command).
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = dhost::cli::DipcrmCli::parse();
-    dhost::cli::init_logging_at("warn");
+    let cli = dhost_mailbox::cli::DipcrmCli::parse();
+    dhost_mailbox::cli::init_logging_at("warn");
     match cli.stop.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -19,7 +19,7 @@
 //! received whole before the mailbox is locked: a client that disconnects in the middle of
 //! a write leaves the mailbox as it was. `docs/mailboxes.md` is the reference.
 
-use super::{MailboxError, Mailboxes};
+use crate::{MailboxError, Mailboxes};
 use std::time::Duration;
 use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
@@ -351,7 +351,7 @@ fn error(why: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailbox::MailboxConfig;
+    use crate::MailboxConfig;
     use std::sync::Arc;
 
     #[test]

@@ -3,7 +3,7 @@
 //! without pipelining), for SECONDS seconds (default 5); prints the operations per second
 //! and the latencies.
 //!
-//!     cargo bench -p dhost --bench mailbox_load [-- CLIENTS SECONDS]
+//!     cargo bench -p dhost-mailbox --bench mailbox_load [-- CLIENTS SECONDS]
 //!
 //! With `REDIS_PORT` set, the same clients (same threads, same one-at-a-time loop) then
 //! run SET and GET of 1 KiB values against the redis-server on that port, a baseline in

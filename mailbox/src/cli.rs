@@ -1,0 +1,176 @@
+//! The command lines of `dipc MAILBOXES SIZE PORT PACKET` and `dipcrm PORT`, and the
+//! arguments they share with the node's `dhost mailbox serve` / `stop`.
+
+use crate::daemon::{self, Placement};
+use crate::port::{self, PortLimits};
+use crate::{MailboxConfig, Mailboxes};
+use clap::{Args, Parser};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `dipc MAILBOXES SIZE PORT PACKET`: serves mailboxes over the text protocol, in the
+/// background (docs/mailboxes.md).
+///
+/// Serves MAILBOXES mailboxes of SIZE KiB on PORT, with writes of at most PACKET KiB, and
+/// returns once the port accepts connections; `dipcrm PORT` stops it. For a server that
+/// also takes the binary protocol with a group key, see `dhost mailbox serve --daemon`.
+#[derive(Debug, Parser)]
+#[command(name = "dipc", version)]
+pub struct DipcCli {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// `dipcrm PORT`: stops the mailbox server on PORT.
+#[derive(Debug, Parser)]
+#[command(name = "dipcrm", version)]
+pub struct DipcrmCli {
+    #[command(flatten)]
+    pub stop: StopArgs,
+}
+
+/// The arguments of a mailbox server.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The number of mailboxes (numbered from 0).
+    #[arg(value_name = "MAILBOXES")]
+    pub count: u64,
+
+    /// The size of one mailbox, in KiB.
+    #[arg(value_name = "SIZE")]
+    pub size_kib: u64,
+
+    /// The TCP port to serve on.
+    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// The most data one write may carry, in KiB (at most SIZE).
+    #[arg(value_name = "PACKET")]
+    pub packet_kib: u64,
+
+    /// Go to the background once the port accepts connections, logging to
+    /// STATE-DIR/dipc-PORT.log, with the pid in STATE-DIR/dipc-PORT.pid.
+    #[arg(long)]
+    pub daemon: bool,
+
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value_t = daemon::default_bind())]
+    pub bind: std::net::IpAddr,
+
+    /// How long a command waits for a mailbox's lock before it gets a timeout error.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+
+    /// The most connections open at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// How long a connection may stay without sending a command.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Keep the mailboxes in FILE (memory-mapped, created if missing), so that they
+    /// survive a restart; FILE must have been made for the same MAILBOXES and SIZE.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// The arguments of `dipcrm` and `dhost mailbox stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The port of the server to stop.
+    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where background mailbox servers keep their pid and log files.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state directory [env: DHOST_STATE_DIR] [default: ~/.local/state/dhost].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The mailboxes asked for, checked, and opened from their store file if any.
+    pub fn open(&self) -> anyhow::Result<Arc<Mailboxes>> {
+        let mut config = MailboxConfig::new(self.count, self.size_kib, self.packet_kib)?;
+        config.lock_timeout = self.lock_timeout;
+        Ok(Arc::new(match &self.store {
+            Some(path) => Mailboxes::stored(config, path)?,
+            None => Mailboxes::new(config),
+        }))
+    }
+
+    /// The limits of the port.
+    pub fn limits(&self) -> PortLimits {
+        PortLimits {
+            max_connections: self.max_connections as usize,
+            idle: self.idle_timeout,
+        }
+    }
+
+    /// Where the server of `boxes` runs.
+    pub fn placement(&self, boxes: &Mailboxes) -> Placement {
+        Placement {
+            addr: std::net::SocketAddr::new(self.bind, self.port),
+            state_dir: daemon::state_dir(self.state.state_dir.clone()),
+            daemon: self.daemon,
+            what: boxes.config().describe(),
+        }
+    }
+
+    /// Serves the mailboxes over the text protocol (`dipc`) until stopped, then writes
+    /// their store back.
+    pub fn serve_text(self) -> anyhow::Result<()> {
+        let boxes = self.open()?;
+        let limits = self.limits();
+        daemon::start(&self.placement(&boxes), |listener, stop| async move {
+            port::serve_mailboxes(listener, boxes.clone(), limits, stop).await;
+            flush(&boxes)
+        })
+    }
+}
+
+/// Writes the store file of `boxes` back to disk, once their server has stopped.
+pub fn flush(boxes: &Mailboxes) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    boxes.flush().context("cannot write the mailbox store back")
+}
+
+impl StopArgs {
+    /// Stops the server.
+    pub fn run(self) -> anyhow::Result<()> {
+        daemon::stop(&daemon::state_dir(self.state.state_dir), self.port)
+    }
+}
+
+/// A duration such as 200ms or 2s, more than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration such as 200ms or 2s: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be more than 0".to_string());
+    }
+    Ok(d)
+}
+
+/// Sends logs to stderr at `level` (or what RUST_LOG says).
+pub fn init_logging_at(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
