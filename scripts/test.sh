@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: builds the guests the end-to-end tests load, checks formatting and
-# lints, then runs every test (unit tests, and end-to-end tests that start real dhost
-# processes on loopback multicast, some inside network namespaces of their own). The last
-# lines are cargo test's summary.
+# lints, then runs every test (unit tests, the Python client's tests, and end-to-end tests
+# that start real dhost processes on loopback multicast, some inside network namespaces of
+# their own). The last lines are cargo test's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,11 @@ cargo clippy --locked --all-targets -- -D warnings
 # features and rebuild wasmtime): its lints and its unit tests, then the node's whole suite.
 cargo clippy --locked --all-targets -p dhost-guest -- -D warnings
 cargo test --locked -p dhost-guest --quiet
+# The Python client (clients/python), in a virtual environment of its own under target/,
+# against real nodes: the debug dhost that cargo test uses too.
+cargo build --locked
+venv=target/py-client-venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -e './clients/python[keys,test]'
+"$venv/bin/python" -m pytest clients/python/tests -q -p no:cacheprovider
 cargo test --locked 2>&1

@@ -28,19 +28,21 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         print!("{}", describe(&world));
         return Ok(());
     }
-    let bytes = std::fs::read(path)
-        .context("cannot read it")
-        .with_context(cannot)?;
+    print!("{}", file_wit_text(path).with_context(cannot)?);
+    Ok(())
+}
+
+/// The WIT of the component in the file at `path` (binary, or `.wat` text).
+pub fn file_wit_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).context("cannot read it")?;
     let bytes = if path.extension().is_some_and(|e| e == "wat") {
         wat::parse_bytes(&bytes)
-            .context("it is not valid WAT text")
-            .with_context(cannot)?
+            .context("it is not valid WAT text")?
             .into_owned()
     } else {
         bytes
     };
-    print!("{}", wit_text(&bytes).with_context(cannot)?);
-    Ok(())
+    wit_text(&bytes)
 }
 
 /// The WIT of the component in `bytes`: its world (in the package `root:component`) and

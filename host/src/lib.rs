@@ -23,6 +23,7 @@
 //! - [`mailbox`]: mailboxes, their text protocol, `dipc` and `dipcrm`;
 //! - [`cache`]: the on-disk cache of compiled components;
 //! - [`inspect`]: `dhost inspect`;
+//! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod cbor;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod describe;
 pub mod guest;
 pub mod inspect;
 pub mod jail;

@@ -14,6 +14,7 @@
 
 use crate::auth::{self, Gate, ReplayGuard, Unopened};
 use crate::cli::RunArgs;
+use crate::describe::Descriptions;
 use crate::guest::calls::Calls;
 use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
@@ -156,11 +157,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut guests = Vec::with_capacity(paths.len());
+    let mut descriptions = Descriptions::new(&node_name);
     for (path, name) in wasm_paths {
         let loaded = load_guest(&runtime, path, name, &policy, node, args.jail.print_jail)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
         if let Some(guest) = loaded {
             tracing::info!("guest {name}: {}", guest.jail().limits.describe());
+            descriptions.add(name, path.clone(), guest.world().served_interfaces());
             guests.push(guest);
         }
     }
@@ -324,6 +327,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 stats: stats.clone(),
                 text_anywhere: args.mailboxes.text_anywhere,
                 modules: modules.clone(),
+                descriptions: Arc::new(descriptions),
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();

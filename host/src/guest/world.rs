@@ -202,6 +202,15 @@ impl World {
     pub fn serves(&self) -> impl Iterator<Item = &Function> {
         application_functions(&self.exports)
     }
+
+    /// The names of the application interfaces the guest exports.
+    pub fn served_interfaces(&self) -> Vec<String> {
+        self.exports
+            .iter()
+            .filter(|i| matches!(i.role, Role::Application))
+            .map(|i| i.name.clone())
+            .collect()
+    }
 }
 
 fn application_functions(interfaces: &[Interface]) -> impl Iterator<Item = &Function> {

@@ -505,6 +505,23 @@ impl ModuleService {
         Value::Array(listed)
     }
 
+    /// The WIT of a module this node runs that exports `interface`, if one does.
+    pub async fn wit_exporting(&self, interface: &str) -> Option<Outcome> {
+        let name = {
+            let catalog = lock(&self.catalog);
+            let exports = lock(&self.exports);
+            catalog
+                .all_running()
+                .find(|p| {
+                    p.digest
+                        .and_then(|d| exports.get(&d))
+                        .is_some_and(|e| e.iter().any(|i| i == interface))
+                })
+                .map(|p| p.name.clone())
+        }?;
+        Some(self.wit(&name).await)
+    }
+
     async fn wit(&self, name: &str) -> Outcome {
         let digest = lock(&self.catalog).running(name).and_then(|p| p.digest);
         let Some(digest) = digest else {

@@ -12,6 +12,7 @@
 
 use super::frame::{self, Frame, MAGIC, MAX_FRAME, Request};
 use super::handshake::{self, ConnectionKeys};
+use crate::describe::{Descriptions, is_describe_function};
 use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
@@ -126,6 +127,8 @@ pub struct Services {
     pub text_anywhere: bool,
     /// Published modules (`--accept-modules`): transfers, fetches and listings.
     pub modules: Option<Arc<ModuleService>>,
+    /// The WIT of what the node runs (`dhost:node/describe#wit`).
+    pub descriptions: Arc<Descriptions>,
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
@@ -263,6 +266,21 @@ async fn connection(
                         let _ = reply_to.send(id, &outcome);
                     }
                 });
+            }
+            Ok(Frame::Request(request)) if is_describe_function(&request.function) => {
+                let Request {
+                    id,
+                    args,
+                    wants_reply,
+                    ..
+                } = request;
+                let outcome = services
+                    .descriptions
+                    .serve(services.modules.as_ref(), args)
+                    .await;
+                if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
+                    break Err(why);
+                }
             }
             Ok(Frame::Request(request)) if is_module_function(&request.function) => {
                 // Served here, beside the event loop, in order: a transfer's chunks follow
