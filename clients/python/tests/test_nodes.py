@@ -16,6 +16,17 @@ from conftest import DHOST, PATIENCE, Node, guest, inspect_wit
 pytestmark = pytest.mark.node
 
 
+def names_when(client: dhost.Client, want: list[str], patience: float = PATIENCE) -> list[str]:
+    """The names of the peers, surveyed until they are ``want`` (under load a node may
+    answer a survey later than its default wait)."""
+    start = time.monotonic()
+    while True:
+        names = [p.name for p in client.peers(wait=1.0)]
+        if names == want or time.monotonic() - start > patience:
+            return names
+        time.sleep(0.05)
+
+
 def eventually(get: Callable[[], Any], want: Any, patience: float = 5.0) -> Any:
     """Calls ``get`` until it returns ``want`` (a cast runs a little later than a call
     sent after it may)."""
@@ -29,14 +40,14 @@ def eventually(get: Callable[[], Any], want: Any, patience: float = 5.0) -> Any:
 
 def test_peers_and_functions_list_the_node(start_node, client: dhost.Client) -> None:
     node = start_node("kv-a", guest("kv"))
-    peers = client.peers()
-    assert [p.name for p in peers] == ["kv-a"]
+    assert names_when(client, ["kv-a"]) == ["kv-a"]
+    peers = client.peers(wait=1.0)
     peer = peers[0]
     host, port = node.tcp.rsplit(":", 1)
     assert peer.tcp == (host, int(port))
     assert "dhost:kv/store#get" in peer.functions
     assert peer.serves("dhost:kv/admin#count")
-    functions = client.functions()
+    functions = client.functions(wait=1.0)
     assert functions["dhost:kv/store#put"] == ["kv-a"]
     assert functions["dhost:kv/admin#crash"] == ["kv-a"]
 
@@ -76,7 +87,8 @@ def test_two_stores_both_run_a_cast(start_node, client: dhost.Client) -> None:
     a, b = kv.on("kv-a"), kv.on("kv-b")
     assert eventually(lambda: a.get("shared"), "yes") == "yes"
     assert eventually(lambda: b.get("shared"), "yes") == "yes"
-    assert sorted(client.functions()["dhost:kv/store#get"]) == ["kv-a", "kv-b"]
+    assert names_when(client, ["kv-a", "kv-b"]) == ["kv-a", "kv-b"]
+    assert sorted(client.functions(wait=1.0)["dhost:kv/store#get"]) == ["kv-a", "kv-b"]
 
 
 def test_a_typed_result_comes_back_as_a_python_value(start_node, client: dhost.Client) -> None:
@@ -136,7 +148,7 @@ def test_timeout(start_node, client: dhost.Client) -> None:
     start = time.monotonic()
     with pytest.raises(dhost.Timeout, match="no reply from node hostile") as e:
         attacks.busy.call(700, timeout=0.2)
-    assert time.monotonic() - start < 0.6
+    assert time.monotonic() - start < 3.0
     assert e.value.kind == "timeout"
     assert isinstance(e.value, TimeoutError)
     # The connection still works once the late reply comes (and is dropped).
@@ -206,7 +218,7 @@ def test_a_cast_reaches_every_chat_node(start_node, client: dhost.Client) -> Non
 
 def test_a_client_of_one_address(start_node) -> None:
     node = start_node("kv-a", guest("kv"))
-    with dhost.connect(address=node.tcp) as c:
+    with dhost.connect(address=node.tcp, iface="127.0.0.1") as c:
         kv = c.interface("dhost:kv/store", wit=inspect_wit("kv"))
         kv.put("k", "v")  # a cast to that node, over its TCP port
         assert kv.get("k") == "v"
@@ -239,20 +251,20 @@ def test_a_keyed_group(start_node, group: str, tmp_path: Path, encrypt: bool) ->
     a = start_node("kv-a", *flags, guest("kv"))
     chat = start_node("chat-a", *flags, guest("chat"))
     wit = inspect_wit("kv")
-    with dhost.connect(group, ttl=0, key_file=key, encrypt=encrypt) as c:
-        assert [p.name for p in c.peers()] == ["chat-a", "kv-a"]
+    with dhost.connect(group, iface="127.0.0.1", ttl=0, key_file=key, encrypt=encrypt) as c:
+        assert names_when(c, ["chat-a", "kv-a"]) == ["chat-a", "kv-a"]
         kv = c.interface("dhost:kv/store", wit=wit)
         kv.put("k", "v")
         assert eventually(lambda: kv.get("k"), "v") == "v"
         c.cast("dhost:chat/chat#message", "keyed", "hello")
         chat.wait_for("the keyed cast", lambda: "[keyed]: hello" in chat.stdout())
     # Without the key, nodes ignore the client, and it says why.
-    with dhost.connect(group, ttl=0) as c:
+    with dhost.connect(group, iface="127.0.0.1", ttl=0) as c:
         assert c.peers(wait=0.3) == []
         with pytest.raises(dhost.NoServer, match="group key"):
             c.call(None, "dhost:kv/store#get", "k")
     # A client without the key, given the address, hears that the node wants one.
-    with dhost.connect(address=a.tcp) as c:
+    with dhost.connect(address=a.tcp, iface="127.0.0.1") as c:
         with pytest.raises(dhost.PeerGone, match="requires the group's key"):
             c.call(None, "dhost:kv/store#get", "k")
 
@@ -288,3 +300,25 @@ def test_records_variants_enums_and_flags_cross_both_ways(start_node, client: dh
         entries.find("all", 1, {"with-colour"})
     with pytest.raises(dhost.BadArguments, match="everything"):
         entries.find("everything", 1, set())
+
+
+def test_calls_after_the_node_closed_an_idle_connection(start_node, client: dhost.Client) -> None:
+    """The node closes a connection idle for its --idle-timeout: the next call opens a new
+    one rather than failing with PeerGone."""
+    start_node("kv-a", "--idle-timeout", "1s", guest("kv"))
+    kv = client.interface("dhost:kv/store", wit=inspect_wit("kv"), node="kv-a")
+    kv.put.call("k", "v")
+    for _ in range(3):
+        time.sleep(2.0)
+        assert kv.get("k") == "v"
+
+
+def test_a_killed_node_is_absent_from_the_next_survey(start_node, client: dhost.Client) -> None:
+    """A SIGKILLed node says no goodbye; what it announced before is buffered by the
+    client's socket, and must not be taken for an answer to the next survey."""
+    start_node("kv-a", guest("kv"))
+    b = start_node("kv-b", guest("kv"))
+    assert names_when(client, ["kv-a", "kv-b"]) == ["kv-a", "kv-b"]
+    time.sleep(1.5)  # the nodes announce meanwhile; the client's socket keeps it
+    b.kill()
+    assert [p.name for p in client.peers(wait=1.0)] == ["kv-a"]

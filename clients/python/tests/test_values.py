@@ -244,3 +244,72 @@ def test_plain_values_without_a_type() -> None:
     value = [Ok(1), Err("e"), Some(None), Variant("c"), Variant("d", 2), {1, 2}, (1, 2), P(3), b"x"]
     assert to_plain(value) == [{"ok": 1}, {"err": "e"}, [None], "c", {"d": 2}, [1, 2], [1, 2], {"a": 3}, b"x"]
     assert from_plain((1, (2, {"k": (3,)}))) == [1, [2, {"k": [3]}]]
+
+
+def test_a_fixed_length_list_of_u8_is_sent_as_an_array() -> None:
+    """host/src/value.rs takes a byte string for `list<u8>` alone: a fixed-length list is
+    an array, whatever its elements."""
+    i = wit.parse("package t:f; interface i { f: func(a: list<u8, 3>, b: list<u8>); }").interface("t:f/i")
+    fixed, free = (p.type for p in i.functions["f"].params)
+    assert to_wire(b"abc", fixed) == [97, 98, 99]
+    assert to_wire(bytearray(b"abc"), fixed) == [97, 98, 99]
+    assert to_wire([1, 2, 3], fixed) == [1, 2, 3]
+    assert cbor2.dumps(to_wire(b"abc", fixed)) == cbor2.dumps([97, 98, 99])
+    with pytest.raises(ValueMismatch, match="expected 3 items, found 2"):
+        to_wire(b"ab", fixed)
+    # What a node sends back (an array) is bytes here, as for any list<u8>.
+    assert from_wire([97, 98, 99], fixed) == b"abc"
+    assert roundtrip(b"xyz", fixed) == b"xyz"
+    # A list<u8> without a length still goes as a byte string.
+    assert to_wire(b"abc", free) == b"abc"
+    assert to_wire([1, 2], free) == b"\x01\x02"
+
+
+def test_a_float_out_of_range_from_the_network_is_a_mismatch() -> None:
+    with pytest.raises(ValueMismatch, match="out of range for f64"):
+        from_wire(2**2000, wit.Primitive("f64"))
+    with pytest.raises(ValueMismatch, match="out of range for f32"):
+        to_wire(2**2000, wit.Primitive("f32"))
+
+
+def test_plain_values_that_have_no_cbor_form_name_the_place() -> None:
+    with pytest.raises(ValueMismatch, match=r"^\[1\]: a set whose items cannot be ordered"):
+        to_plain(["ok", {1, "a"}])
+    with pytest.raises(ValueMismatch, match=r"^\['k'\]\.ok: int .* does not fit in a CBOR integer"):
+        to_plain({"k": Ok(2**70)})
+    with pytest.raises(ValueMismatch, match="has no CBOR form"):
+        to_plain([object()])
+    with pytest.raises(ValueMismatch, match="nested too deeply"):
+        deep: list[object] = []
+        for _ in range(1000):
+            deep = [deep]
+        to_plain(deep)
+    # Tuple keys are CBOR arrays; keys whose plain form cannot be hashed are refused.
+    assert to_plain({(1, "x"): 2, frozenset({3, 1}): 4}) == {(1, "x"): 2, (1, 3): 4}
+    assert cbor2.loads(cbor2.dumps(to_plain({(1, 2): 3}))) == {(1, 2): 3}
+    with pytest.raises(ValueMismatch, match=r"^\[K2\(a=1\)\]: the map key .* has no hashable CBOR form"):
+        to_plain({K2(1): 2})
+
+
+def test_untyped_arguments_without_a_cbor_form_are_bad_arguments() -> None:
+    import dhost
+    from dhost.client import _plain
+
+    with pytest.raises(dhost.BadArguments, match=r"^argument 2: \[0\]: a set whose items"):
+        _plain([{1, "a"}], 1)
+    with pytest.raises(dhost.BadArguments, match="no hashable CBOR form"):
+        _plain({K2(1): 2}, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class K2:
+    a: int
+
+
+def test_plain_values_from_the_network_are_bounded() -> None:
+    deep: object = 1
+    for _ in range(250):
+        deep = [deep]
+    with pytest.raises(ValueMismatch, match="nested too deeply"):
+        from_plain(deep)
+    assert from_plain([[[1]]]) == [[[1]]]

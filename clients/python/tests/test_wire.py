@@ -19,7 +19,8 @@ from conftest import unique_group
 from dhost import wire
 from dhost.discovery import Group, GroupClient
 from dhost.errors import GroupKeyError, ProtocolError
-from dhost.keys import Gate, GroupKey, Keyring, load_key_file
+from dhost.gate import Gate
+from dhost.keys import GroupKey, Keyring, load_key_file
 
 
 def test_a_header_round_trips() -> None:
@@ -127,7 +128,7 @@ def _read_request(conn: socket.socket) -> list:  # type: ignore[type-arg]
 
 
 def _call(address: str, timeout: float = 1.0) -> object:
-    with dhost.connect(address=address, timeout=timeout) as c:
+    with dhost.connect(address=address, iface="127.0.0.1", timeout=timeout) as c:
         return c.call(None, "a:b/c#d", 1)
 
 
@@ -164,12 +165,12 @@ def test_a_frame_over_the_limit_is_refused_before_it_is_read(fake_node) -> None:
     def behave(conn: socket.socket) -> None:
         _read_request(conn)
         conn.sendall(struct.pack(">I", 64 * 1024 * 1024))
-        time.sleep(1)
+        time.sleep(10)
 
     start = time.monotonic()
     with pytest.raises(ProtocolError, match="frames are at most 1048576"):
-        _call(fake_node(behave), timeout=5.0)
-    assert time.monotonic() - start < 2
+        _call(fake_node(behave), timeout=8.0)
+    assert time.monotonic() - start < 5
 
 
 def test_garbage_frames_are_protocol_errors(fake_node) -> None:
@@ -185,12 +186,12 @@ def test_garbage_frames_are_protocol_errors(fake_node) -> None:
 def test_a_silent_node_times_out(fake_node) -> None:
     def behave(conn: socket.socket) -> None:
         _read_request(conn)
-        time.sleep(2)
+        time.sleep(10)
 
     start = time.monotonic()
     with pytest.raises(dhost.Timeout, match="no reply"):
         _call(fake_node(behave), timeout=0.3)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5
 
 
 def test_a_node_that_sends_a_frame_a_byte_at_a_time_times_out(fake_node) -> None:
@@ -199,12 +200,12 @@ def test_a_node_that_sends_a_frame_a_byte_at_a_time_times_out(fake_node) -> None
         conn.sendall(struct.pack(">I", 100))
         for _ in range(100):
             conn.sendall(b"\x00")
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     start = time.monotonic()
     with pytest.raises(dhost.Timeout):
         _call(fake_node(behave), timeout=0.5)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5
 
 
 def test_no_magic_is_not_a_node(fake_node) -> None:
@@ -219,12 +220,12 @@ def test_no_magic_is_not_a_node(fake_node) -> None:
 
 def test_a_magic_that_never_comes_is_bounded(fake_node) -> None:
     def behave(conn: socket.socket) -> None:
-        time.sleep(2)
+        time.sleep(10)
 
     start = time.monotonic()
     with pytest.raises(dhost.PeerGone, match="did not arrive in time"):
         _call(fake_node(behave), timeout=0.3)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5
 
 
 def test_a_closed_connection_is_peer_gone(fake_node) -> None:
@@ -246,7 +247,7 @@ def test_nobody_listening_is_peer_gone() -> None:
 
 def test_a_request_over_a_frame_is_refused_before_sending(fake_node) -> None:
     address = fake_node(lambda conn: time.sleep(0.5))
-    with dhost.connect(address=address) as c:
+    with dhost.connect(address=address, iface="127.0.0.1") as c:
         with pytest.raises(dhost.BadArguments, match="more than a frame carries"):
             c.call(None, "a:b/c#d", b"x" * (2 * 1024 * 1024))
 
@@ -262,8 +263,9 @@ def _fake_announcement(sender: int, name: str, functions: list[str]) -> bytes:
 
 def test_a_survey_skips_garbage_and_reads_announcements() -> None:
     address = unique_group()
-    client = GroupClient(Group(address=dhost.discovery.parse_group(address), ttl=0))
-    sender = Group(address=dhost.discovery.parse_group(address), ttl=0).sender()
+    where = Group(address=dhost.discovery.parse_group(address), iface="127.0.0.1", ttl=0)
+    client = GroupClient(where)
+    sender = where.sender()
     stop = threading.Event()
 
     def noise() -> None:
@@ -293,7 +295,7 @@ def test_a_survey_skips_garbage_and_reads_announcements() -> None:
 
 def test_a_datagram_too_large_is_refused() -> None:
     address = unique_group()
-    with dhost.connect(address, ttl=0, wait=0.05) as c:
+    with dhost.connect(address, iface="127.0.0.1", ttl=0, wait=0.05) as c:
         client = c._group
         assert client is not None
         with pytest.raises(dhost.BadArguments, match="one datagram carries"):
@@ -303,7 +305,7 @@ def test_a_datagram_too_large_is_refused() -> None:
 def test_bad_groups_are_refused() -> None:
     for bad in ("10.0.0.1:4723", "239.0.0.1", "nowhere:1", "239.0.0.1:0"):
         with pytest.raises(dhost.DhostError):
-            dhost.connect(bad)
+            dhost.connect(bad, iface="127.0.0.1")
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,3 +368,200 @@ def test_sealed_datagrams_open_once_with_the_key_alone(encrypt: bool) -> None:
     assert "carries a tag" in Gate(None).open(header, sealed)  # type: ignore[operator]
     plain = wire.encode_header(1, None, 1, 1) + frames
     assert "no tag" in receiver.open(wire.decode_header(plain), plain)  # type: ignore[operator]
+
+
+# ---------------------------------------------------------------------------------------
+# CBOR tags from the network
+
+
+@pytest.mark.parametrize(
+    "value_hex, what",
+    [
+        ("d81c81d81d00", "a shared value that contains itself (28/29: a cycle)"),
+        ("c259012c" + "ff" * 300, "a bignum (2) of 300 bytes"),
+        ("d8236461282b29", "a regex (35)"),
+        ("d9d9f701", "self-described CBOR (55799) inside a frame"),
+        ("da0001869f00", "an unknown tag"),
+        ("c11a5f5e1000", "an epoch time (1)"),
+    ],
+)
+def test_tags_from_the_network_are_refused(value_hex: str, what: str) -> None:
+    value = bytes.fromhex(value_hex)
+    reply = b"\x84\x05\x01\xf5" + value  # [5, 1, true, VALUE]
+    with pytest.raises(ProtocolError, match="a CBOR tag"):
+        wire.decode_reply(reply)
+    frame = b"\x82\x63abc" + value  # ["abc", VALUE]: the tag is refused before the shape
+    with pytest.raises(ProtocolError):
+        wire.decode_frames(frame)
+    announce = b"\x85\x01\x63ann\x05\x80" + value  # an announcement whose address is tagged
+    with pytest.raises(ProtocolError, match="a CBOR tag"):
+        wire.decode_frames(announce)
+    with pytest.raises(ProtocolError, match="a CBOR tag"):
+        wire.decode_item(value, what)
+
+
+def test_a_reply_with_a_tag_is_a_protocol_error(fake_node) -> None:
+    def behave(conn: socket.socket) -> None:
+        _, request = _read_request(conn)
+        # [5, id, true, 2(h'ff...')]: a bignum of 300 bytes where a value is expected.
+        data = b"\x84\x05" + cbor2.dumps(request[1]) + b"\xf5" + bytes.fromhex("c259012c" + "ff" * 300)
+        conn.sendall(struct.pack(">I", len(data)) + data)
+        time.sleep(0.5)
+
+    with pytest.raises(ProtocolError, match="a CBOR tag"):
+        _call(fake_node(behave))
+
+
+def test_nesting_from_the_network_is_bounded() -> None:
+    deep = b"\x81" * (wire.MAX_NESTING + 5) + b"\x01"
+    with pytest.raises(ProtocolError):
+        wire.decode_item(deep, "a frame")
+    fine = b"\x81" * (wire.MAX_NESTING - 5) + b"\x01"
+    assert dhost.values.from_plain(wire.decode_item(fine, "a frame")) is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Connections: a stalled keyed handshake, a connection the node closed, idling
+
+
+def _keyring(tmp_path: Path) -> Path:
+    return _key_file(tmp_path, f"dhost-group-key 1 {SECRET.hex()}\n")
+
+
+def test_a_keyed_handshake_that_stalls_is_peer_gone(fake_node, tmp_path: Path) -> None:
+    pytest.importorskip("blake3")
+
+    def behave(conn: socket.socket) -> None:
+        assert conn.recv(4) == wire.MAGIC_KEYED
+        conn.sendall(wire.MAGIC_KEYED)  # the magic, then no answer to the challenge
+        time.sleep(10)
+
+    address = fake_node(behave)
+    start = time.monotonic()
+    with dhost.connect(address=address, iface="127.0.0.1", key_file=_keyring(tmp_path), timeout=0.5) as c:
+        with pytest.raises(dhost.PeerGone, match="the handshake did not arrive in time") as e:
+            c.call(None, "a:b/c#d", 1)
+    assert not isinstance(e.value, TimeoutError)
+    assert time.monotonic() - start < 5
+
+
+def _serve_each(behaviours: list[Callable[[socket.socket], None]]) -> tuple[str, list[int]]:
+    """A fake node that serves one connection with each behaviour in turn; returns its
+    address and the list of connections accepted (appended to as they come)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted: list[int] = []
+
+    def run() -> None:
+        with server:
+            for n, behave in enumerate(behaviours):
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                accepted.append(n)
+                threading.Thread(target=_serve_one, args=(conn, behave), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+    return "127.0.0.1:%d" % server.getsockname()[1], accepted
+
+
+def _serve_one(conn: socket.socket, behave: Callable[[socket.socket], None]) -> None:
+    with conn:
+        try:
+            behave(conn)
+        except OSError:
+            pass
+
+
+def _answer(conn: socket.socket, request: list, value: object) -> None:  # type: ignore[type-arg]
+    data = cbor2.dumps([5, request[1], True, value])
+    conn.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _answer_then_close(conn: socket.socket) -> None:
+    _, request = _read_request(conn)
+    _answer(conn, request, "first")
+    time.sleep(0.2)  # then the node closes the connection (as an idle one)
+
+
+def _answer_and_stay(conn: socket.socket) -> None:
+    _, request = _read_request(conn)
+    _answer(conn, request, "second")
+    time.sleep(2)
+
+
+def test_a_connection_the_node_closed_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    address, accepted = _serve_each([_answer_then_close, _answer_and_stay])
+    with dhost.connect(address=address, iface="127.0.0.1", timeout=5.0) as c:
+        assert c.call(None, "a:b/c#d", 1) == "first"
+        time.sleep(0.6)  # the node has closed it by now
+        assert c.call(None, "a:b/c#d", 2) == "second"
+    assert accepted == [0, 1]
+
+
+def test_a_connection_idle_too_long_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    def answer_and_stay(value: str) -> Callable[[socket.socket], None]:
+        def behave(conn: socket.socket) -> None:
+            _, request = _read_request(conn)
+            _answer(conn, request, value)
+            time.sleep(3)
+
+        return behave
+
+    address, accepted = _serve_each([answer_and_stay("first"), answer_and_stay("second")])
+    with dhost.connect(address=address, iface="127.0.0.1", timeout=5.0) as c:
+        assert c.call(None, "a:b/c#d", 1) == "first"
+        monkeypatch.setattr(dhost.connection, "IDLE", 0.0)
+        assert c.call(None, "a:b/c#d", 2) == "second"  # not reused although it is open
+    assert accepted == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------
+# The group: stale announcements, statuses
+
+
+def test_a_survey_counts_only_what_arrives_after_its_query() -> None:
+    address = unique_group()
+    where = Group(address=dhost.discovery.parse_group(address), iface="127.0.0.1", ttl=0)
+    client = GroupClient(where)
+    sender = where.sender()
+    try:
+        # An announcement buffered before the survey: a node that may be gone since.
+        sender.sendto(_fake_announcement(6, "stale", ["x:y/z#w"]), client.group.address)
+        time.sleep(0.1)
+        assert client.survey(0.3) == []
+        # What comes after the query counts.
+        timer = threading.Timer(
+            0.1, lambda: sender.sendto(_fake_announcement(7, "fresh", []), client.group.address)
+        )
+        timer.start()
+        peers = client.survey(2.0, until=lambda ps: bool(ps))
+        timer.join()
+        assert [p.name for p in peers] == ["fresh"]
+    finally:
+        sender.close()
+        client.close()
+
+
+def test_a_status_is_answered_from_the_held_datagrams_alone() -> None:
+    address = unique_group()
+    client = GroupClient(Group(address=dhost.discovery.parse_group(address), iface="127.0.0.1", ttl=0))
+    try:
+        # Held: 101..400 of a stream sent up to 400.
+        client._next_seq = 401
+        for seq in range(101, 401):
+            client._held[seq] = (b"\x80", time.monotonic())
+        start = time.monotonic()
+        plan, unheld = client._resends([[1, 2**62]])
+        assert time.monotonic() - start < 1.0  # not a walk to 2^62
+        assert plan == list(range(101, 357)) and unheld  # the cap: 256
+        assert client._resends([[150, 160]]) == (list(range(150, 161)), False)
+        assert client._resends([[1, 50]]) == ([], True)  # no longer held
+        assert client._resends([[390, 500]]) == (list(range(390, 401)), True)  # not sent yet
+        plan, unheld = client._resends([[101, 300], [301, 400]])
+        assert len(plan) == 256 and unheld
+        assert client._resends([["x", 3], [5, 1], [True, 2], "no"]) == ([], False)
+    finally:
+        client.close()

@@ -166,3 +166,73 @@ def inspected() -> dict[str, str]:
     if not DHOST.exists():
         pytest.skip("dhost is not built")
     return {g: inspect_wit(g) for g in ("kv", "hostile", "chat", "ticker") if (GUESTS / f"{g}.wasm").exists()}
+
+
+def _chain(n: int) -> str:
+    """Named types that share their parts: t{n} spelled out has 2^(n+1) - 1 nodes."""
+    types = "".join(f"type t{k} = tuple<t{k - 1}, t{k - 1}>;\n" for k in range(1, n + 1))
+    return (
+        f"package a:b; interface i {{ type t0 = u8;\n{types}"
+        f"big: func(x: t{n}) -> option<t{n}>; small: func(x: t2) -> t1; }}"
+    )
+
+
+def test_shared_types_are_walked_once() -> None:
+    import time
+
+    from dhost.proxy import InterfaceProxy
+
+    start = time.monotonic()
+    i = wit.parse(_chain(22)).interface("a:b/i")
+    big, small = i.functions["big"], i.functions["small"]
+    proxy = InterfaceProxy(None, i)  # type: ignore[arg-type]
+    doc, text = proxy.big.__doc__ or "", repr(proxy.big)
+    assert time.monotonic() - start < 3.0
+    assert "more than 100000 parts" in (big.unsupported or "")
+    assert small.unsupported is None
+    assert small.signature() == "small: func(x: tuple<tuple<u8, u8>, tuple<u8, u8>>) -> tuple<u8, u8>"
+    # Texts are cut, not spelled out.
+    assert len(big.signature()) <= wit.MAX_SIGNATURE + 3 and big.signature().endswith("...")
+    assert len(str(big.params[0].type)) <= wit.MAX_SIGNATURE + 3
+    assert len(doc) < 2 * wit.MAX_SIGNATURE and len(text) < 2 * wit.MAX_SIGNATURE
+    with pytest.raises(WitError, match="more than 100000 parts"):
+        proxy.big(None)
+
+
+def test_a_signature_too_long_is_unsupported() -> None:
+    fields = ", ".join(f"f{k}: tuple<u8, u8>" for k in range(2000))
+    text = "package a:b; interface i { f: func(" + fields + "); }"
+    f = wit.parse(text).interface("a:b/i").functions["f"]
+    assert f.unsupported == f"its signature is longer than {wit.MAX_SIGNATURE} characters"
+
+
+def test_uses_across_interfaces_are_resolved_once() -> None:
+    import time
+
+    parts = ["package a:b;", "interface i0 { type t = u8; }"]
+    for k in range(1, 20):
+        parts.append(f"interface i{k} {{ use i{k - 1}.{{t as a, t as b}}; type t = tuple<a, b>; }}")
+    parts.append("interface top { use i19.{t}; f: func(x: t); }")
+    start = time.monotonic()
+    top = wit.parse("\n".join(parts)).interface("a:b/top")
+    assert time.monotonic() - start < 3.0
+    assert "more than 100000 parts" in (top.functions["f"].unsupported or "")
+    # A cycle through `use` is named, not followed.
+    cyclic = "package a:b; interface x { use y.{u}; type t = list<u>; } interface y { use x.{t}; type u = option<t>; f: func(v: u); }"
+    assert "refers to itself" in (wit.parse(cyclic).interface("a:b/y").functions["f"].unsupported or "")
+
+
+def test_the_number_of_type_expressions_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wit, "MAX_TYPE_NODES", 50)
+    text = "package a:b; interface i { " + "".join(f"type t{k} = u8; " for k in range(60)) + "}"
+    with pytest.raises(WitError, match="more than 50 type expressions"):
+        wit.parse(text)
+    fine = "package a:b; interface i { " + "".join(f"type t{k} = u8; " for k in range(40)) + "}"
+    assert len(wit.parse(fine).interface("a:b/i").types) == 40
+
+
+def test_python_names_of_keywords() -> None:
+    assert wit.py_name("from") == "from_"
+    assert wit.py_name("read-file") == "read_file"
+    assert wit.py_name("%class") == "class_"
+    assert wit.py_name("match") == "match"  # a soft keyword is a fine identifier

@@ -8,7 +8,8 @@ Routing follows ``docs/calls.md``: a call with a reply goes to the node named, o
 a node that announces the function (taking turns when several do), over that node's TCP
 port; a cast goes to every node that serves the function (a sequenced datagram to the
 group), or to one node over its TCP port. The group's view is refreshed by a survey when
-it is older than ``refresh`` seconds or lacks what is asked for.
+it is older than ``refresh`` seconds or lacks what is asked for. Connections to nodes are
+kept for the next call (:class:`~dhost.connection.Connection` says how long).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from . import values, wit
+from . import values
+from . import wit as witlib  # `wit` is also a parameter of Client.interface
 from .connection import Connection, format_address
 from .discovery import DEFAULT_GROUP, Group, GroupClient, Peer, parse_group
-from .errors import DhostError, NoServer, PeerGone, WitError
-from .keys import Gate, Keyring, load_key_file
+from .errors import BadArguments, DhostError, NoServer, WitError
+from .gate import Gate
+from .keys import Keyring, load_key_file
 from .proxy import InterfaceProxy
 
 __all__ = ["connect", "Client", "DESCRIBE"]
@@ -151,7 +154,7 @@ class Client:
                 out.setdefault(function, []).append(peer.name)
         return dict(sorted(out.items()))
 
-    def _view(self, enough: Any) -> list[Peer]:
+    def _view(self, enough: Callable[[Sequence[Peer]], bool]) -> list[Peer]:
         """The peers as last surveyed if that is recent and ``enough(peers)`` holds, else
         a fresh survey that stops as soon as it does."""
         group = self._need_group("finding a node")
@@ -210,6 +213,11 @@ class Client:
 
     def _connection(self, name: str, address: tuple[str, int]) -> Connection:
         with self._lock:
+            # Connections left idle are closed before the node closes them (it does after
+            # its --idle-timeout, a minute by default), as a node's own pool does.
+            for other in self._connections.values():
+                if other.address != address:
+                    other.close_if_idle()
             conn = self._connections.get(address)
             if conn is None:
                 if len(self._connections) >= _MAX_CONNECTIONS:
@@ -266,8 +274,13 @@ class Client:
         and returns its result as CBOR decoded (arrays as lists, maps as dicts). Raises
         the :class:`~dhost.errors.CallError` of the failure's kind."""
         plain = [_plain(a, i) for i, a in enumerate(args)]
-        _, result = self._call_wire(function, plain, node=node, timeout=timeout)
-        return values.from_plain(result)
+        used, result = self._call_wire(function, plain, node=node, timeout=timeout)
+        try:
+            return values.from_plain(result)
+        except values.ValueMismatch as e:
+            raise BadArguments(
+                f"the result of {function} from node {used}: {e}", function=function, node=used
+            ) from None
 
     def cast(self, function: str, *args: Any, node: str | None = None) -> None:
         """Sends ``function`` with ``args`` (no WIT) to every node that serves it, or to
@@ -279,19 +292,28 @@ class Client:
 
     def describe(self, interface: str, *, node: str | None = None, timeout: float | None = None) -> str:
         """The WIT of a component that exports ``interface`` (``"dhost:kv/store"``), as a
-        node that serves it prints it (``dhost:node/describe#wit``)."""
-        wit.split_interface_name(interface)  # checks the name
+        node that serves it prints it (``dhost:node/describe#wit``). The node is asked by
+        the name its function ids announce, version included (``dhost:kv/store@1.0.0``):
+        see :func:`exported_name`."""
+        witlib.split_interface_name(interface)  # checks the name
+        asked = interface
         if node is None and self._address is None:
-            prefixes = (interface + "#", interface + "@")
-            peers = self._view(lambda ps: any(f.startswith(prefixes) for p in ps for f in p.functions))
-            serving = [p for p in peers if any(f.startswith(prefixes) for f in p.functions)]
+            peers = self._view(lambda ps: any(_exports(interface, p.functions) for p in ps))
+            serving = [p for p in peers if _exports(interface, p.functions)]
             if not serving:
                 raise NoServer(
                     f"no node on {self._need_group('finding a node').group} serves interface "
                     f"{interface}{self._hint_if_alone()}"
                 )
             node = serving[0].name
-        _, text = self._call_wire(DESCRIBE, [interface], node=node, timeout=timeout)
+            asked = exported_name(interface, serving[0].functions) or interface
+        elif node is not None and self._group is not None:
+            # The node's own name for it, if the group's view has the node.
+            with self._lock:
+                known = next((p for p in self._peers if p.name == node), None)
+            if known is not None:
+                asked = exported_name(interface, known.functions) or interface
+        _, text = self._call_wire(DESCRIBE, [asked], node=node, timeout=timeout)
         if not isinstance(text, str):
             raise WitError(f"node {node} described {interface} with {type(text).__name__}, not text")
         return text
@@ -309,9 +331,7 @@ class Client:
         ``wit`` (a WIT text that defines the interface, such as ``dhost inspect``
         prints). With ``node`` every call goes to that node."""
         text = wit if wit is not None else self.describe(name, node=node, timeout=timeout)
-        from . import wit as wit_module
-
-        resolved = wit_module.parse(text).interface(name)
+        resolved = witlib.parse(text).interface(name)
         return InterfaceProxy(self, resolved, node=node, timeout=timeout)
 
     # -- the end
@@ -338,14 +358,35 @@ def _check_function_id(function: str) -> None:
         raise DhostError(f"{function!r} is not a function id (namespace:package/interface#function)")
 
 
+def exported_name(interface: str, functions: Iterable[str]) -> str | None:
+    """The full name under which a node that announces ``functions`` exports
+    ``interface``: the part before ``#`` of its function ids, version included
+    (``dhost:kv/store@1.0.0`` for ``dhost:kv/store``). An exact match wins; else the one
+    version announced; None when the node exports no such interface, or several versions
+    of it (then the name as given is for the node to judge)."""
+    exact = False
+    versions: set[str] = set()
+    for function in functions:
+        exported = function.partition("#")[0]
+        if exported == interface:
+            exact = True
+        elif exported.startswith(interface + "@"):
+            versions.add(exported)
+    if exact:
+        return interface
+    if len(versions) == 1:
+        return versions.pop()
+    return None
+
+
+def _exports(interface: str, functions: Iterable[str]) -> bool:
+    """Whether a node that announces ``functions`` exports ``interface`` (any version)."""
+    prefixes = (interface + "#", interface + "@")
+    return any(f.startswith(prefixes) for f in functions)
+
+
 def _plain(value: Any, index: int) -> Any:
     try:
         return values.to_plain(value)
     except values.ValueMismatch as e:
-        from .errors import BadArguments
-
         raise BadArguments(f"argument {index + 1}: {e}") from None
-
-
-# (PeerGone is re-exported for the typing of callers that catch it from here.)
-_ = PeerGone

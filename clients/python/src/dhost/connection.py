@@ -4,9 +4,14 @@ each a CBOR item behind a 4-byte big-endian length.
 
 A :class:`Connection` carries one request at a time (a lock serialises its callers);
 replies to requests whose caller gave up waiting are recognised by their id and dropped.
-Every read has a deadline, every length is checked against :data:`~dhost.wire.MAX_FRAME`
-before anything is read, and a connection that breaks or sends anything malformed is
-closed (the next request opens a new one).
+Every read and write has the call's deadline, every length is checked against
+:data:`~dhost.wire.MAX_FRAME` before anything is read, and a connection that breaks or
+sends anything malformed is closed (the next request opens a new one).
+
+A node closes a connection that stays idle for its ``--idle-timeout`` (a minute by
+default): a connection idle for :data:`IDLE` seconds is closed first, as a node's own pool
+does (``host/src/rpc/pool.rs``), and before a connection is used again it is checked for
+the node's end having closed (a non-blocking peek); if it has, a new one is opened.
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ import cbor2
 
 from . import wire
 from .errors import BadArguments, CallError, PeerGone, ProtocolError, Timeout, failure
-from .keys import (
+from .framekeys import (
     CLIENT_PROOF,
     CLIENT_TO_SERVER,
     SERVER_PROOF,
     SERVER_TO_CLIENT,
     FrameKey,
-    Keyring,
     transcript_key,
 )
+from .keys import Keyring
 
-__all__ = ["Connection", "format_address"]
+__all__ = ["Connection", "format_address", "IDLE"]
+
+#: A connection with no request for this long (seconds) is closed rather than reused.
+IDLE = 30.0
 
 _KIND_CHALLENGE = 9
 _KIND_ANSWER = 10
@@ -73,6 +81,7 @@ class Connection:
         self._receive_key: FrameKey | None = None
         self._next_id = 1
         self._lock = threading.Lock()
+        self._last_used = time.monotonic()
 
     def __repr__(self) -> str:
         return f"Connection({self.node} at {format_address(self.address)})"
@@ -96,18 +105,46 @@ class Connection:
         self._send_key = self._receive_key = None
         try:
             self._handshake(deadline)
-            self._send_frame(wire.encode_hello(self.client_id, None))
+            self._send_frame(wire.encode_hello(self.client_id, None), deadline)
+        except socket.timeout:
+            self.close()
+            raise PeerGone(f"{self._where()}: the handshake did not arrive in time") from None
         except BaseException:
             self.close()
             raise
 
+    def _peer_closed(self) -> bool:
+        """Whether the node closed (or reset) the open connection: a peek that does not
+        wait. Bytes waiting (a late reply) mean it is open."""
+        assert self._sock is not None
+        try:
+            self._sock.settimeout(0.0)
+            return not self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def close_if_idle(self) -> None:
+        """Closes the connection if no request used it for :data:`IDLE` seconds (and none
+        is running)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._sock is not None and time.monotonic() - self._last_used >= IDLE:
+                self.close()
+        finally:
+            self._lock.release()
+
     def _handshake(self, deadline: float) -> None:
+        """The magic, and with a key the challenge, answer and proof (``socket.timeout``
+        if the node is too slow: :meth:`_open` reports it)."""
         magic = wire.MAGIC_KEYED if self.keys else wire.MAGIC
-        self._send_raw(magic)
+        self._send_raw(magic, deadline)
         nonce = os.urandom(32)
         if self.keys:
             challenge = [_KIND_CHALLENGE, self.keys.sending.id, nonce, self.encrypt]
-            self._send_frame(cbor2.dumps(challenge))
+            self._send_frame(cbor2.dumps(challenge), deadline)
         answer = self._read_exact(4, deadline, "the node's magic")
         if answer != magic:
             if answer == wire.MAGIC_KEYED:
@@ -143,25 +180,35 @@ class Connection:
         parts = (key.id, nonce, self.encrypt, server_nonce, encrypt)
         if not hmac.compare_digest(proof, transcript_key(key, SERVER_PROOF, *parts)):
             raise PeerGone(f"{self._where()}: its proof is wrong: it does not hold the group key")
-        self._send_frame(cbor2.dumps([_KIND_PROOF, transcript_key(key, CLIENT_PROOF, *parts)]))
+        self._send_frame(
+            cbor2.dumps([_KIND_PROOF, transcript_key(key, CLIENT_PROOF, *parts)]), deadline
+        )
         self._send_key = FrameKey(transcript_key(key, CLIENT_TO_SERVER, *parts), encrypt)
         self._receive_key = FrameKey(transcript_key(key, SERVER_TO_CLIENT, *parts), encrypt)
 
     # -- bytes
 
-    def _send_raw(self, data: bytes) -> None:
+    def _send_raw(self, data: bytes, deadline: float) -> None:
+        """Sends ``data`` by ``deadline``; if the node does not take it in time the
+        connection is closed (a frame may be half sent) and ``socket.timeout`` raised."""
         assert self._sock is not None
         try:
-            self._sock.settimeout(self.connect_timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("sending")
+            self._sock.settimeout(left)
             self._sock.sendall(data)
+        except socket.timeout:
+            self.close()
+            raise
         except OSError as e:
             self.close()
             raise PeerGone(f"the connection to {self._where()} was lost: {e}") from None
 
-    def _send_frame(self, frame: bytes) -> None:
+    def _send_frame(self, frame: bytes, deadline: float) -> None:
         if self._send_key is not None:
             frame = self._send_key.seal(frame)
-        self._send_raw(struct.pack(">I", len(frame)) + frame)
+        self._send_raw(struct.pack(">I", len(frame)) + frame, deadline)
 
     def _fill(self, deadline: float, what: str) -> None:
         """Reads what the node sent into the buffer, waiting until ``deadline``."""
@@ -255,9 +302,21 @@ class Connection:
                     function=function,
                     node=self.node,
                 )
+            if self._sock is not None and (
+                time.monotonic() - self._last_used >= IDLE or self._peer_closed()
+            ):
+                self.close()  # idle too long, or closed by the node: a new one
             if self._sock is None:
                 self._open(deadline)
-            self._send_frame(frame)
+            try:
+                self._send_frame(frame, deadline)
+            except socket.timeout:
+                raise Timeout(
+                    f"{self._where()} did not take the call to {function} within "
+                    f"{_seconds(timeout)}",
+                    function=function,
+                    node=self.node,
+                ) from None
             if not wants_reply:
                 return None
             while True:
@@ -283,6 +342,7 @@ class Connection:
                     return reply.value
                 raise failure(reply.kind, reply.message, function=function, node=self.node)
         finally:
+            self._last_used = time.monotonic()
             self._lock.release()
 
     def close(self) -> None:

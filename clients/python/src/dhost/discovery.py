@@ -3,11 +3,16 @@ asking every node to announce itself at once (a *survey*, as ``dhost peers`` doe
 collecting the announcements, and casting calls to every node that serves a function (the
 client's own *stream* of sequenced datagrams, ``docs/wire.md``, "Streams").
 
+A survey counts only the announcements that arrive after its query: what the group socket
+buffered since the last survey (announcements of nodes that may have died since) is
+dropped before the query is sent.
+
 The client's stream is kept as a node keeps its own, in small: its datagrams are held for
 a few seconds, a receiver's status asking for one that is missing is answered with a
-resend (or, for one no longer held, with the stream's position), and after each cast the
-position is repeated a few times (5 ms, then doubling pauses) so that a lost last datagram
-is found.
+resend (at most 256 per status; for one no longer held, with the stream's position), and
+after each cast the position is repeated a few times (5 ms, then doubling pauses) so that
+a lost last datagram is found. A cast does not wait for the receivers: a burst of more
+than the client holds (a few seconds, a few MiB) can lose calls.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from . import wire
 from .errors import BadArguments, DhostError, ProtocolError
-from .keys import Gate
+from .gate import Gate
 
 __all__ = ["Group", "Peer", "GroupClient", "DEFAULT_GROUP", "parse_group"]
 
@@ -39,6 +44,11 @@ _RETRANSMIT_AGE = 5.0
 _RETRANSMIT_BYTES = 4 * 1024 * 1024
 # The pauses after a cast at which the position is repeated.
 _HEARTBEATS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
+# The most datagrams one status has resent, and the most ranges of it read.
+_MAX_RESENDS = 256
+_MAX_RANGES = 32
+# The most buffered datagrams a survey drops before its query (a flood cannot hold it).
+_MAX_DRAIN = 100_000
 
 
 def parse_group(text: str) -> tuple[str, int]:
@@ -166,7 +176,8 @@ class GroupClient:
         self._send_lock = threading.Lock()
         self._next_seq = 1
         self._next_call = 1
-        # The datagrams of the stream held for resending: seq -> (unsealed bytes, when).
+        # The stream's datagrams held for resending, oldest first and without gaps:
+        # seq -> (their frames, when sent).
         self._held: collections.OrderedDict[int, tuple[bytes, float]] = collections.OrderedDict()
         self._held_bytes = 0
         self._closed = threading.Event()
@@ -179,6 +190,7 @@ class GroupClient:
     # -- sending
 
     def _send(self, seq: int | None, frames: bytes, to: tuple[str, int] | None = None) -> None:
+        """Sends ``frames`` in a datagram numbered ``seq`` (None: a control datagram)."""
         header = wire.encode_header(self.id, seq, 0, 0)
         datagram = header + frames
         if len(datagram) > self.group.max_datagram:
@@ -200,7 +212,9 @@ class GroupClient:
         self, wait: float = 0.3, until: Callable[[Sequence[Peer]], bool] | None = None
     ) -> list[Peer]:
         """Asks every node to announce itself and returns those that answer within
-        ``wait`` seconds (sorted by name); stops early once ``until(answers)`` holds."""
+        ``wait`` seconds (sorted by name); stops early once ``until(answers)`` holds.
+        Only what arrives after the query counts: what was buffered before is dropped."""
+        self._drain()
         with self._send_lock:
             self._send(None, self._position() + wire.encode_query())
         deadline = time.monotonic() + wait
@@ -223,6 +237,20 @@ class GroupClient:
             if until is not None and until(list(answers.values())):
                 break
         return sorted(answers.values(), key=lambda p: p.name)
+
+    def _drain(self) -> None:
+        """Drops the datagrams the group socket buffered (announcements heard since the last
+        survey, from nodes that may be gone), without waiting."""
+        for _ in range(_MAX_DRAIN):
+            try:
+                ready, _, _ = select.select([self._receiver], [], [], 0)
+                if not ready:
+                    return
+                self._receiver.recvfrom(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                raise DhostError(f"cannot receive from the group {self.group}: {e}") from None
 
     def _announcements(self, data: bytes, source: tuple[str, int]) -> list[Peer]:
         """The announcements of a datagram from the group (none if it is not one, or does
@@ -275,8 +303,7 @@ class GroupClient:
             seq = self._next_seq
             frames = wire.encode_call(self._next_call, function, args)
             self._send(seq, frames)
-            header = wire.encode_header(self.id, seq, 0, 0)
-            self._hold(seq, header + frames)
+            self._hold(seq, frames)
             self._next_seq += 1
             self._next_call += 1
             self._last_cast = time.monotonic()
@@ -287,10 +314,10 @@ class GroupClient:
                 )
                 self._keeper.start()
 
-    def _hold(self, seq: int, datagram: bytes) -> None:
+    def _hold(self, seq: int, frames: bytes) -> None:
         now = time.monotonic()
-        self._held[seq] = (datagram, now)
-        self._held_bytes += len(datagram)
+        self._held[seq] = (frames, now)
+        self._held_bytes += len(frames)
         while self._held and (
             self._held_bytes > _RETRANSMIT_BYTES
             or next(iter(self._held.values()))[1] < now - _RETRANSMIT_AGE
@@ -344,34 +371,44 @@ class GroupClient:
             if frame.kind != _KIND_STATUS or len(f) < 3 or f[0] != self.id:
                 continue
             ranges = f[3] if len(f) > 3 and isinstance(f[3], (list, tuple)) else []
-            missing_unheld = False
             with self._send_lock:
-                resent = 0
-                for pair in ranges[:32]:
-                    if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                        continue
-                    first, last = pair
-                    if not (isinstance(first, int) and isinstance(last, int)) or first > last:
-                        continue
-                    for seq in range(max(first, 1), min(last, self._next_seq - 1) + 1):
-                        held = self._held.get(seq)
-                        if held is None or resent >= 256:
-                            missing_unheld = True
-                            continue
-                        datagram = held[0]
-                        header_len = len(wire.encode_header(self.id, seq, 0, 0))
-                        try:
-                            self._send(seq, datagram[header_len:])
-                        except DhostError:
-                            return
-                        resent += 1
-                    if last >= self._next_seq:
-                        missing_unheld = True
+                plan, missing_unheld = self._resends(ranges)
+                for seq in plan:
+                    try:
+                        self._send(seq, self._held[seq][0])
+                    except DhostError:
+                        return
                 if missing_unheld:
                     try:
                         self._send(None, self._position())
                     except DhostError:
                         pass
+
+    def _resends(self, ranges: Sequence[Any]) -> tuple[list[int], bool]:
+        """What a status asking for ``ranges`` (``[first, last]`` pairs) is answered with:
+        the held datagrams inside them, in order, at most :data:`_MAX_RESENDS`; and whether
+        anything asked for is not resent (not held, not sent yet, or over the cap), which
+        the stream's position then answers. Only held datagrams are walked: a range that
+        reaches far beyond them costs nothing. Called with the send lock held."""
+        plan: list[int] = []
+        missing_unheld = False
+        oldest = next(iter(self._held), self._next_seq)
+        newest = self._next_seq - 1  # the held datagrams are oldest..newest, no gaps
+        for pair in ranges[:_MAX_RANGES]:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                continue
+            first, last = pair
+            if not (_is_int(first) and _is_int(last)) or first > last:
+                continue
+            if first < oldest or last > newest:
+                missing_unheld = True
+            low, high = max(first, oldest), min(last, newest)
+            for seq in range(low, high + 1):
+                if len(plan) >= _MAX_RESENDS:
+                    return plan, True
+                if seq in self._held:
+                    plan.append(seq)
+        return plan, missing_unheld
 
     def close(self, goodbye: bool = False) -> None:
         """Leaves the group (saying goodbye if asked: a client is not a peer, so nodes do
@@ -389,3 +426,7 @@ class GroupClient:
             self._keeper.join(timeout=1.0)
         self._receiver.close()
         self._sender.close()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -8,6 +8,10 @@ A function with results is a call with a reply: it runs on one node and returns 
 result. A function without results is a multicast call: calling it *casts* it to every
 node that serves it and returns at once (``.call(...)`` instead waits until one node has
 run it).
+
+A function named like one of the proxy's own attributes (``name``, ``on``, ``types``,
+``node``, ``timeout``, ``client``, ``interface``) is reached by subscription instead:
+``proxy["name"]`` (which takes its WIT or its Python name).
 """
 
 from __future__ import annotations
@@ -125,7 +129,12 @@ class RemoteFunction:
 
 class InterfaceProxy:
     """A remote interface: one attribute per function (its Python name), and
-    :attr:`types`, the Python classes of its records."""
+    :attr:`types`, the Python classes of its records. ``proxy["read-file"]`` is a
+    function by its WIT or Python name: the way to a function whose name is one of the
+    proxy's own attributes (:data:`RESERVED`)."""
+
+    #: The proxy's own attributes: functions of these names are reached as ``proxy[name]``.
+    RESERVED = frozenset({"name", "on", "types", "node", "timeout", "client", "interface"})
 
     def __init__(
         self,

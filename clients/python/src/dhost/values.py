@@ -16,7 +16,8 @@ WIT                           Python
 ``string``                    ``str``
 ``list<u8>``                  ``bytes`` (``bytearray``, ``memoryview`` or a list of ints in)
 ``list<T>``                   ``list``
-``list<T, N>``                ``list`` of exactly N items
+``list<T, N>``                ``list`` of exactly N items (``list<u8, N>``: ``bytes`` of N,
+                              sent as an array, as nodes take fixed-length lists)
 ``tuple<...>``                ``tuple`` (any sequence of the right length in)
 ``record``                    a dataclass made for the record (a ``dict`` or any object
                               with the fields as attributes in)
@@ -241,11 +242,13 @@ def to_wire(value: Any, ty: WitType, depth: int = 0) -> Any:
         return _string(value, "string")
     if isinstance(ty, ListType):
         elem = ty.element
-        if isinstance(elem, Primitive) and elem.name == "u8":
-            if isinstance(value, (bytes, bytearray, memoryview)):
-                data = bytes(value)
-                _fixed(len(data), ty)
-                return data
+        is_u8 = isinstance(elem, Primitive) and elem.name == "u8"
+        if is_u8 and isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+            _fixed(len(data), ty)
+            # A node takes a byte string for list<u8> only: a fixed-length list is an
+            # array whatever its elements (host/src/value.rs).
+            return data if ty.length is None else list(data)
         if isinstance(value, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(
             value, Iterable
         ):
@@ -253,7 +256,7 @@ def to_wire(value: Any, ty: WitType, depth: int = 0) -> Any:
         items = list(value)
         _fixed(len(items), ty)
         out = [_at(lambda v=v: to_wire(v, elem, depth + 1), f"[{i}]") for i, v in enumerate(items)]
-        if isinstance(elem, Primitive) and elem.name == "u8" and out:
+        if is_u8 and out and ty.length is None:
             return bytes(out)
         return out
     if isinstance(ty, TupleType):
@@ -414,7 +417,10 @@ def from_wire(item: Any, ty: WitType, depth: int = 0) -> Any:
         if name in ("f32", "f64"):
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise ValueMismatch(f"expected {name}, found {_what(item)}")
-            return float(item)
+            try:
+                return float(item)
+            except OverflowError:
+                raise ValueMismatch(f"{_what(item)} is out of range for {name}") from None
         if not isinstance(item, str):
             raise ValueMismatch(f"expected {name}, found {_what(item)}")
         if name == "char" and len(item) != 1:
@@ -522,27 +528,43 @@ def _payload(case: str, payload: Any, ty: WitType | None, depth: int) -> Any:
 # Without a type
 
 
+# The deepest nesting of a value without a type, sent (as before) and received (CBOR from
+# the network is bounded by wire.MAX_NESTING already; this bounds any other input).
+_MAX_PLAIN_DEPTH = 100
+_MAX_RECEIVED_DEPTH = 200
+
+# The range of a CBOR integer (major types 0 and 1).
+_CBOR_INT = (-(1 << 64), (1 << 64) - 1)
+
+
 def to_plain(value: Any, depth: int = 0) -> Any:
     """``value`` as CBOR-ready data without a WIT type (for :meth:`dhost.Client.call`):
     :class:`Ok`/:class:`Err` become ``{"ok": v}``/``{"err": v}``, :class:`Variant` its
     case name or ``{case: v}``, :class:`Some` a one-item list, dataclasses maps of their
-    fields (by WIT name for record classes), sets and tuples lists, enums their value."""
-    if depth > 100:
+    fields (by WIT name for record classes), sets (sorted) and tuples lists, enums their
+    value. Raises :class:`ValueMismatch` naming the place of what has no CBOR form (an
+    object of another kind, an integer beyond 64 bits, a set whose items cannot be
+    ordered, a map key that is not hashable once converted, a value nested too deeply)."""
+    if depth > _MAX_PLAIN_DEPTH:
         raise ValueMismatch("a value nested too deeply")
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+    if value is None or isinstance(value, (bool, float, str, bytes)):
+        return value
+    if isinstance(value, int):
+        if not _CBOR_INT[0] <= value <= _CBOR_INT[1]:
+            raise ValueMismatch(f"{_what(value)} does not fit in a CBOR integer (64 bits)")
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, Ok):
-        return {"ok": to_plain(value.value, depth + 1)}
+        return {"ok": _at(lambda: to_plain(value.value, depth + 1), "ok")}
     if isinstance(value, Err):
-        return {"err": to_plain(value.value, depth + 1)}
+        return {"err": _at(lambda: to_plain(value.value, depth + 1), "err")}
     if isinstance(value, Some):
-        return [to_plain(value.value, depth + 1)]
+        return [_at(lambda: to_plain(value.value, depth + 1), "[0]")]
     if isinstance(value, Variant):
         if value.value is None:
             return value.case
-        return {value.case: to_plain(value.value, depth + 1)}
+        return {value.case: _at(lambda: to_plain(value.value, depth + 1), str(value.case))}
     if isinstance(value, enum.Enum):
         return to_plain(value.value, depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -550,23 +572,51 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         fields = dataclasses.fields(value)
         names = wit_names if wit_names else [f.name for f in fields]
         return {
-            n: to_plain(getattr(value, f.name), depth + 1) for n, f in zip(names, fields)
+            n: _at(lambda f=f: to_plain(getattr(value, f.name), depth + 1), str(n))
+            for n, f in zip(names, fields)
         }
     if isinstance(value, Mapping):
-        return {to_plain(k, depth + 1): to_plain(v, depth + 1) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = _at(lambda k=k: _plain_key(k, depth + 1), f"[{k!r}]")
+            out[key] = _at(lambda v=v: to_plain(v, depth + 1), f"[{k!r}]")
+        return out
     if isinstance(value, (set, frozenset)):
-        return sorted(to_plain(v, depth + 1) for v in value)
+        items = [_at(lambda v=v: to_plain(v, depth + 1), f"[{v!r}]") for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            raise ValueMismatch(
+                f"a set whose items cannot be ordered ({_what(value)}): give a list"
+            ) from None
     if isinstance(value, Iterable):
-        return [to_plain(v, depth + 1) for v in value]
+        return [_at(lambda v=v: to_plain(v, depth + 1), f"[{i}]") for i, v in enumerate(value)]
     raise ValueMismatch(f"{_what(value)} has no CBOR form")
 
 
-def from_plain(item: Any) -> Any:
-    """What a node sent, without a WIT type: CBOR arrays as lists (cbor2 may give tuples)."""
-    if isinstance(item, tuple):
-        return [from_plain(v) for v in item]
-    if isinstance(item, list):
-        return [from_plain(v) for v in item]
+def _plain_key(key: Any, depth: int) -> Any:
+    """A map key as CBOR-ready data that is hashable: arrays as tuples (CBOR arrays)."""
+    plain = _freeze_arrays(to_plain(key, depth))
+    try:
+        hash(plain)
+    except TypeError:
+        raise ValueMismatch(f"the map key {_what(key)} has no hashable CBOR form") from None
+    return plain
+
+
+def _freeze_arrays(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze_arrays(v) for v in value)
+    return value
+
+
+def from_plain(item: Any, depth: int = 0) -> Any:
+    """What a node sent, without a WIT type: CBOR arrays as lists (cbor2 may give tuples).
+    Raises :class:`ValueMismatch` for a value nested too deeply."""
+    if depth > _MAX_RECEIVED_DEPTH:
+        raise ValueMismatch("a value nested too deeply")
+    if isinstance(item, (tuple, list)):
+        return [from_plain(v, depth + 1) for v in item]
     if isinstance(item, Mapping):
-        return {k: from_plain(v) for k, v in item.items()}
+        return {k: from_plain(v, depth + 1) for k, v in item.items()}
     return item

@@ -4,7 +4,9 @@ port. ``docs/wire.md`` of the dhost repository is the reference.
 
 Every byte from the network is hostile: decoding never trusts a length beyond the bytes at
 hand (a datagram, or a TCP frame of at most :data:`MAX_FRAME` bytes), CBOR nesting is
-bounded by the decoder, and every malformed input raises :class:`~dhost.errors.ProtocolError`
+bounded by the decoder (:data:`MAX_NESTING`), CBOR tags are refused (the protocol uses
+none inside frames: the datagram header's tag 55799 is read by hand, and the TCP magic
+before any CBOR), and every malformed input raises :class:`~dhost.errors.ProtocolError`
 saying what was wrong.
 """
 
@@ -44,6 +46,7 @@ __all__ = [
     "decode_reply",
     "decode_item",
     "NUMBERS_BELOW",
+    "MAX_NESTING",
 ]
 
 #: The wire version of datagrams.
@@ -68,6 +71,8 @@ TAG_LEN = 16
 AUTH_LEN = 1 + 4 + TAG_LEN
 #: Datagram and call numbers are below this.
 NUMBERS_BELOW = 1 << 63
+#: The deepest nesting of arrays and maps a CBOR item from the network may have.
+MAX_NESTING = 128
 
 _KIND_CALL = 0
 _KIND_ANNOUNCE = 1
@@ -82,28 +87,72 @@ _KIND_HELLO = 8
 # CBOR items
 
 
+class _TagRefused(Exception):
+    pass
+
+
+def _refuse_tag(*_: Any) -> Any:
+    # Tags carry no part of the protocol, and cbor2's decoders of some are hazards: shared
+    # values (28/29) build cycles, bignums (2/3) overflow floats, 35 compiles a regex.
+    raise _TagRefused("a CBOR tag (the protocol uses none)")
+
+
+# Every tag cbor2 decodes itself (its "semantic" tags), taken over by the refusal; the
+# others reach the tag hook, which refuses them too.
+_NO_TAGS: dict[int, Any] = dict.fromkeys(
+    (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004,
+     43000, 55799),
+    _refuse_tag,
+)
+
+
+def _decoder(stream: io.BytesIO) -> cbor2.CBORDecoder:
+    """A decoder of network input: no tags, nesting bounded."""
+    return cbor2.CBORDecoder(
+        stream, tag_hook=_refuse_tag, semantic_decoders=_NO_TAGS, max_depth=MAX_NESTING
+    )
+
+
+try:
+    _decoder(io.BytesIO(b""))
+except TypeError:  # pragma: no cover - an old cbor2
+    raise ImportError(
+        "dhost needs cbor2 6.3 or later (its decoder must take semantic_decoders): "
+        "pip install -U cbor2"
+    ) from None
+
+
+def _malformed(what: str, e: BaseException) -> ProtocolError:
+    cause = e
+    while cause.__cause__ is not None and not isinstance(cause, _TagRefused):
+        cause = cause.__cause__
+    if isinstance(cause, _TagRefused):
+        return ProtocolError(f"malformed CBOR in {what}: {cause}")
+    return ProtocolError(f"malformed CBOR in {what}: {e}")
+
+
 def decode_item(data: bytes, what: str) -> Any:
-    """Decodes ``data`` as exactly one CBOR item (no trailing bytes)."""
+    """Decodes ``data`` as exactly one CBOR item (no trailing bytes, no tags)."""
     stream = io.BytesIO(data)
     try:
-        item = cbor2.CBORDecoder(stream).decode()
+        item = _decoder(stream).decode()
     except Exception as e:  # cbor2 raises several kinds; every one is malformed input
-        raise ProtocolError(f"malformed CBOR in {what}: {e}") from None
+        raise _malformed(what, e) from None
     if stream.tell() != len(data):
         raise ProtocolError(f"malformed {what}: trailing bytes after the item")
     return item
 
 
 def _items(data: bytes, what: str) -> list[Any]:
-    """Decodes ``data`` as a CBOR sequence: items back to back."""
+    """Decodes ``data`` as a CBOR sequence: items back to back (no tags)."""
     stream = io.BytesIO(data)
-    decoder = cbor2.CBORDecoder(stream)
+    decoder = _decoder(stream)
     out = []
     while stream.tell() < len(data):
         try:
             out.append(decoder.decode())
         except Exception as e:
-            raise ProtocolError(f"malformed CBOR in {what}: {e}") from None
+            raise _malformed(what, e) from None
     return out
 
 

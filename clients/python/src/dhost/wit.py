@@ -7,6 +7,15 @@ that the rest of an interface can be, but a function that takes or returns one (
 ``future``, ``stream`` or ``error-context``) cannot be called from the network: it is
 marked unsupported, with the reason.
 
+A WIT text may come from the network, so everything about it is bounded: its nesting,
+the number of type expressions it holds and of types an interface resolves to
+(:data:`MAX_TYPE_NODES`, beyond which :class:`WitError` is raised), and every walk of a
+type is memoised, since named types may share parts (``type t2 = tuple<t1, t1>``). A
+function whose types, spelled out, would have more than :data:`MAX_TYPE_NODES` nodes or
+whose signature would be longer than :data:`MAX_SIGNATURE` characters is marked
+unsupported (calling it raises :class:`WitError` saying so); a type's text
+(``str(ty)``) is cut at :data:`MAX_SIGNATURE` characters.
+
 :func:`parse` reads a text into a :class:`Document`; :meth:`Document.interface` resolves
 one interface (its ``use`` clauses and type names) into a :class:`Interface` of
 :class:`Function` signatures over the :class:`WitType` classes below.
@@ -14,9 +23,10 @@ one interface (its ``use`` clauses and type names) into a :class:`Interface` of
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, TypeVar
 
 from .errors import WitError
 
@@ -41,6 +51,8 @@ __all__ = [
     "PRIMITIVES",
     "INTEGER_RANGES",
     "split_interface_name",
+    "MAX_TYPE_NODES",
+    "MAX_SIGNATURE",
 ]
 
 #: The primitive types (``float32`` and ``float64`` are their old names).
@@ -63,6 +75,15 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
 # The most nested a type may be (WIT types are not recursive; this bounds hostile text).
 _MAX_DEPTH = 100
 
+#: The most type expressions a WIT text may hold, the most types one interface may
+#: resolve to, and the most nodes one function's types may have once spelled out.
+MAX_TYPE_NODES = 100_000
+
+#: The longest a signature or a type's text may be, in characters.
+MAX_SIGNATURE = 16_384
+
+_T = TypeVar("_T")
+
 # ---------------------------------------------------------------------------------------
 # Resolved types
 
@@ -71,8 +92,9 @@ class WitType:
     """A resolved WIT type."""
 
     def describe(self) -> str:
-        """The type as WIT writes it."""
-        raise NotImplementedError
+        """The type as WIT writes it (cut at :data:`MAX_SIGNATURE` characters, with
+        ``...``)."""
+        return _render(self, MAX_SIGNATURE)
 
     def __str__(self) -> str:
         return self.describe()
@@ -84,9 +106,6 @@ class Primitive(WitType):
 
     name: str
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
 class ListType(WitType):
@@ -95,20 +114,12 @@ class ListType(WitType):
     element: WitType
     length: int | None = None
 
-    def describe(self) -> str:
-        if self.length is None:
-            return f"list<{self.element}>"
-        return f"list<{self.element}, {self.length}>"
-
 
 @dataclass(frozen=True)
 class OptionType(WitType):
     """``option<T>``."""
 
     inner: WitType
-
-    def describe(self) -> str:
-        return f"option<{self.inner}>"
 
 
 @dataclass(frozen=True)
@@ -118,22 +129,12 @@ class ResultType(WitType):
     ok: WitType | None
     err: WitType | None
 
-    def describe(self) -> str:
-        if self.ok is None and self.err is None:
-            return "result"
-        if self.err is None:
-            return f"result<{self.ok}>"
-        return f"result<{self.ok if self.ok is not None else '_'}, {self.err}>"
-
 
 @dataclass(frozen=True)
 class TupleType(WitType):
     """``tuple<A, B, ...>``."""
 
     items: tuple[WitType, ...]
-
-    def describe(self) -> str:
-        return f"tuple<{', '.join(map(str, self.items))}>"
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,6 @@ class MapType(WitType):
 
     key: WitType
     value: WitType
-
-    def describe(self) -> str:
-        return f"map<{self.key}, {self.value}>"
 
 
 @dataclass(eq=False)
@@ -156,9 +154,6 @@ class RecordType(WitType):
     #: The Python class values of this record decode to (made by :mod:`dhost.values`).
     py_class: Any = field(default=None, repr=False)
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True, eq=False)
 class VariantType(WitType):
@@ -166,9 +161,6 @@ class VariantType(WitType):
 
     name: str
     cases: tuple[tuple[str, WitType | None], ...]
-
-    def describe(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,9 +170,6 @@ class EnumType(WitType):
     name: str
     cases: tuple[str, ...]
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True, eq=False)
 class FlagsType(WitType):
@@ -188,9 +177,6 @@ class FlagsType(WitType):
 
     name: str
     names: tuple[str, ...]
-
-    def describe(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True)
@@ -201,8 +187,97 @@ class Unsupported(WitType):
     text: str
     why: str
 
-    def describe(self) -> str:
-        return self.text
+
+class _TooLong(Exception):
+    pass
+
+
+def _emit_type(ty: WitType | None, emit: Callable[[str], None]) -> None:
+    if ty is None:
+        emit("_")
+    elif isinstance(ty, Primitive):
+        emit(ty.name)
+    elif isinstance(ty, (RecordType, VariantType, EnumType, FlagsType)):
+        emit(ty.name)
+    elif isinstance(ty, Unsupported):
+        emit(ty.text)
+    elif isinstance(ty, ListType):
+        emit("list<")
+        _emit_type(ty.element, emit)
+        emit(">" if ty.length is None else f", {ty.length}>")
+    elif isinstance(ty, OptionType):
+        emit("option<")
+        _emit_type(ty.inner, emit)
+        emit(">")
+    elif isinstance(ty, ResultType):
+        if ty.ok is None and ty.err is None:
+            emit("result")
+        elif ty.err is None:
+            emit("result<")
+            _emit_type(ty.ok, emit)
+            emit(">")
+        else:
+            emit("result<")
+            _emit_type(ty.ok, emit)
+            emit(", ")
+            _emit_type(ty.err, emit)
+            emit(">")
+    elif isinstance(ty, TupleType):
+        emit("tuple<")
+        for i, item in enumerate(ty.items):
+            if i:
+                emit(", ")
+            _emit_type(item, emit)
+        emit(">")
+    elif isinstance(ty, MapType):
+        emit("map<")
+        _emit_type(ty.key, emit)
+        emit(", ")
+        _emit_type(ty.value, emit)
+        emit(">")
+    else:
+        emit(type(ty).__name__)
+
+
+def _bounded(write: Callable[[Callable[[str], None]], None], limit: int) -> tuple[str, bool]:
+    """What ``write`` emits, cut at ``limit`` characters (without ever producing more),
+    and whether it was cut."""
+    parts: list[str] = []
+    left = [limit]
+
+    def emit(text: str) -> None:
+        if len(text) > left[0]:
+            parts.append(text[: left[0]])
+            raise _TooLong
+        parts.append(text)
+        left[0] -= len(text)
+
+    try:
+        write(emit)
+    except _TooLong:
+        return "".join(parts) + "...", True
+    return "".join(parts), False
+
+
+def _render(ty: WitType, limit: int) -> str:
+    return _bounded(lambda emit: _emit_type(ty, emit), limit)[0]
+
+
+def _write_signature(
+    name: str, params: tuple[Param, ...], result: WitType | None, emit: Callable[[str], None]
+) -> None:
+    emit(f"{name}: func(")
+    for i, p in enumerate(params):
+        emit(f"{', ' if i else ''}{p.name}: ")
+        _emit_type(p.type, emit)
+    emit(")")
+    if result is not None:
+        emit(" -> ")
+        _emit_type(result, emit)
+
+
+def _signature(name: str, params: tuple[Param, ...], result: WitType | None, limit: int) -> str:
+    return _bounded(lambda emit: _write_signature(name, params, result, emit), limit)[0]
 
 
 @dataclass(frozen=True)
@@ -234,10 +309,8 @@ class Function:
     doc: str = ""
 
     def signature(self) -> str:
-        """The function as WIT writes it."""
-        params = ", ".join(f"{p.name}: {p.type}" for p in self.params)
-        result = f" -> {self.result}" if self.result is not None else ""
-        return f"{self.name}: func({params}){result}"
+        """The function as WIT writes it (cut at :data:`MAX_SIGNATURE` characters)."""
+        return _signature(self.name, self.params, self.result, MAX_SIGNATURE)
 
 
 @dataclass
@@ -255,18 +328,11 @@ class Interface:
 # Names
 
 
-_KEYWORDS = frozenset(
-    "False None True and as assert async await break class continue def del elif else "
-    "except finally for from global if import in is lambda nonlocal not or pass raise "
-    "return try while with yield".split()
-)
-
-
 def py_name(wit_name: str) -> str:
     """A WIT name (``read-file``) as a Python identifier (``read_file``); Python keywords
     get a trailing underscore (``from_``)."""
     name = wit_name.lstrip("%").replace("-", "_")
-    if name in _KEYWORDS:
+    if keyword.iskeyword(name):
         name += "_"
     return name
 
@@ -348,7 +414,8 @@ def _tokens(text: str) -> list[_Token]:
 # ---------------------------------------------------------------------------------------
 # The syntax tree: type expressions are kept unresolved until an interface is asked for.
 
-_TypeExpr = Any  # tuple trees: ("name", n) / ("list", T, N) / ("option", T) / ...
+# Tuple trees: ("name", n) / ("list", T, N) / ("option", T) / ("record", name, fields) / ...
+_TypeExpr = tuple[Any, ...]
 
 
 @dataclass
@@ -368,6 +435,7 @@ class _Parser:
         self.toks = _tokens(text)
         self.i = 0
         self.interfaces: dict[tuple[str, str], _InterfaceAst] = {}
+        self.type_nodes = 0
 
     # -- token helpers
     @property
@@ -593,9 +661,9 @@ class _Parser:
             return name, ty
         return name, None
 
-    def braced_list(self, one: Any) -> list[Any]:
+    def braced_list(self, one: Callable[[], _T]) -> list[_T]:
         self.expect("{")
-        out = []
+        out: list[_T] = []
         while not self.eat("}"):
             self.skip_gates()
             out.append(one())
@@ -618,6 +686,12 @@ class _Parser:
     def type_expr(self, depth: int = 0) -> _TypeExpr:
         if depth > _MAX_DEPTH:
             raise self.error("a less deeply nested type")
+        self.type_nodes += 1
+        if self.type_nodes > MAX_TYPE_NODES:
+            raise WitError(
+                f"line {self.tok.line}: the WIT text holds more than {MAX_TYPE_NODES} type "
+                "expressions, more than this client reads"
+            )
         t = self.tok
         if t.kind != "ident":
             raise self.error("a type")
@@ -626,9 +700,9 @@ class _Parser:
         if name.startswith("%"):
             return ("name", bare)
 
-        def args() -> list[_TypeExpr]:
+        def args() -> list[_TypeExpr | None]:
             self.expect("<")
-            out: list[_TypeExpr] = []
+            out: list[_TypeExpr | None] = []
             while True:
                 if self.at("_"):
                     self.next()
@@ -718,14 +792,18 @@ class Document:
         """The interface ``name`` (``dhost:kv/store``), its types and functions resolved."""
         ast = self._find(name)
         full = _full_name(ast.package, ast.name)
-        resolver = _Resolver(self, ast)
+        resolution = _Resolution(self)
+        resolver = resolution.resolver(ast)
         types: dict[str, WitType] = {}
         for tname in list(ast.types) + [alias for _, names in ast.uses for _, alias in names]:
             try:
                 types[tname] = resolver.named(tname)
+            except _TooManyTypes:
+                raise
             except WitError:
                 pass  # a type it cannot resolve fails the functions that need it
         functions: dict[str, Function] = {}
+        walks = _Walks()
         for fname, params, result, doc in ast.functions:
             unsupported = None
             rparams: list[Param] = []
@@ -734,10 +812,9 @@ class Document:
                 for pname, pty in params:
                     rparams.append(Param(pname, py_name(pname), resolver.resolve(pty)))
                 rresult = resolver.resolve(result) if result is not None else None
-                bad = [
-                    _unsupported_in(p.type) for p in rparams
-                ] + [_unsupported_in(rresult) if rresult is not None else None]
-                unsupported = next((b for b in bad if b), None)
+                unsupported = walks.why_not(fname, tuple(rparams), rresult)
+            except _TooManyTypes:
+                raise
             except WitError as e:
                 unsupported = str(e)
             functions[fname] = Function(
@@ -757,40 +834,120 @@ def _full_name(package: str, iface: str) -> str:
     return f"{pkg}/{iface}" + (f"@{version}" if version else "")
 
 
-def _unsupported_in(ty: WitType, depth: int = 0) -> str | None:
-    """Why a value of ``ty`` cannot travel, if it cannot."""
-    if depth > _MAX_DEPTH:
-        return "a type nested too deeply"
-    if isinstance(ty, Unsupported):
-        return f"it uses {ty.text}: {ty.why}"
-    children: list[WitType | None] = []
+def _children(ty: WitType) -> list[WitType]:
+    """The types directly inside ``ty``."""
+    out: list[WitType | None] = []
     if isinstance(ty, ListType):
-        children = [ty.element]
+        out = [ty.element]
     elif isinstance(ty, OptionType):
-        children = [ty.inner]
+        out = [ty.inner]
     elif isinstance(ty, ResultType):
-        children = [ty.ok, ty.err]
+        out = [ty.ok, ty.err]
     elif isinstance(ty, TupleType):
-        children = list(ty.items)
+        out = list(ty.items)
     elif isinstance(ty, MapType):
-        children = [ty.key, ty.value]
+        out = [ty.key, ty.value]
     elif isinstance(ty, RecordType):
-        children = [t for _, t in ty.fields]
+        out = [t for _, t in ty.fields]
     elif isinstance(ty, VariantType):
-        children = [t for _, t in ty.cases]
-    for child in children:
-        if child is not None:
-            why = _unsupported_in(child, depth + 1)
+        out = [t for _, t in ty.cases]
+    return [t for t in out if t is not None]
+
+
+class _Walks:
+    """Walks of resolved types, memoised by identity: types share their parts (a named
+    type used twice is one object), so a walk without memory can take exponential time.
+    Resolved types are at most about :data:`_MAX_DEPTH` levels deep, which bounds the
+    recursion."""
+
+    def __init__(self) -> None:
+        self._why: dict[int, str | None] = {}
+        self._size: dict[int, int] = {}
+        self._keep: list[WitType] = []  # the memos' keys stay valid while they live
+
+    def unsupported(self, ty: WitType) -> str | None:
+        """Why a value of ``ty`` cannot travel, if it cannot."""
+        key = id(ty)
+        if key in self._why:
+            return self._why[key]
+        why = None
+        if isinstance(ty, Unsupported):
+            why = f"it uses {ty.text}: {ty.why}"
+        else:
+            for child in _children(ty):
+                why = self.unsupported(child)
+                if why:
+                    break
+        self._why[key] = why
+        self._keep.append(ty)
+        return why
+
+    def size(self, ty: WitType) -> int:
+        """How many nodes ``ty`` has spelled out as a tree (at most MAX_TYPE_NODES + 1)."""
+        key = id(ty)
+        if key not in self._size:
+            total = 1
+            for child in _children(ty):
+                total = min(total + self.size(child), MAX_TYPE_NODES + 1)
+            self._size[key] = total
+            self._keep.append(ty)
+        return self._size[key]
+
+    def why_not(self, name: str, params: tuple[Param, ...], result: WitType | None) -> str | None:
+        """Why the function cannot be called from the network, or None."""
+        types = [p.type for p in params] + ([result] if result is not None else [])
+        for ty in types:
+            why = self.unsupported(ty)
             if why:
                 return why
-    return None
+        total = 0
+        for ty in types:
+            total += self.size(ty)
+            if total > MAX_TYPE_NODES:
+                return (
+                    f"its types, spelled out, have more than {MAX_TYPE_NODES} parts, more "
+                    "than this client carries"
+                )
+        _, cut = _bounded(lambda emit: _write_signature(name, params, result, emit), MAX_SIGNATURE)
+        if cut:
+            return f"its signature is longer than {MAX_SIGNATURE} characters"
+        return None
+
+
+class _TooManyTypes(WitError):
+    """An interface that resolves to more types than :data:`MAX_TYPE_NODES`."""
+
+
+class _Resolution:
+    """The resolution of one interface: one resolver per interface it reaches (through
+    ``use``), each with its cache, and the count of the types made."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.resolvers: dict[tuple[str, str], _Resolver] = {}
+        self.made = 0
+
+    def resolver(self, ast: _InterfaceAst) -> _Resolver:
+        key = (ast.package, ast.name)
+        if key not in self.resolvers:
+            self.resolvers[key] = _Resolver(self, ast)
+        return self.resolvers[key]
+
+    def made_one(self) -> None:
+        self.made += 1
+        if self.made > MAX_TYPE_NODES:
+            raise _TooManyTypes(
+                f"the interface resolves to more than {MAX_TYPE_NODES} types, more than "
+                "this client reads"
+            )
 
 
 class _Resolver:
     """Resolves the type names of one interface (its own, and those it uses)."""
 
-    def __init__(self, doc: Document, ast: _InterfaceAst) -> None:
-        self.doc = doc
+    def __init__(self, resolution: _Resolution, ast: _InterfaceAst) -> None:
+        self.resolution = resolution
+        self.doc = resolution.doc
         self.ast = ast
         self.cache: dict[str, WitType] = {}
         self.busy: set[str] = set()
@@ -798,8 +955,10 @@ class _Resolver:
     def named(self, name: str, depth: int = 0) -> WitType:
         if name in self.cache:
             return self.cache[name]
-        if name in self.busy or depth > _MAX_DEPTH:
+        if name in self.busy:
             raise WitError(f"type {name} of interface {self.ast.name} refers to itself")
+        if depth > _MAX_DEPTH:
+            raise WitError(f"type {name} of interface {self.ast.name} is nested too deeply")
         self.busy.add(name)
         try:
             ty = self._named(name, depth)
@@ -855,14 +1014,15 @@ class _Resolver:
                     "which the WIT text does not define"
                 )
             target = local
-        return _Resolver(self.doc, target).named(name, depth + 1)
+        return self.resolution.resolver(target).named(name, depth + 1)
 
     def resolve(self, expr: _TypeExpr, depth: int = 0) -> WitType:
         if depth > _MAX_DEPTH:
             raise WitError("a type nested too deeply")
+        self.resolution.made_one()
         kind = expr[0]
         if kind == "name":
-            name = expr[1]
+            name: str = expr[1]
             if name in PRIMITIVES and name not in self.ast.types:
                 return Primitive({"float32": "f32", "float64": "f64"}.get(name, name))
             return self.named(name, depth + 1)
@@ -894,29 +1054,3 @@ def parse(text: str) -> Document:
     if not isinstance(text, str):
         raise WitError("the WIT text is not a string")
     return Document(_Parser(text).document())
-
-
-def iter_types(ty: WitType) -> Iterator[WitType]:
-    """``ty`` and every type inside it, outermost first."""
-    yield ty
-    if isinstance(ty, ListType):
-        yield from iter_types(ty.element)
-    elif isinstance(ty, OptionType):
-        yield from iter_types(ty.inner)
-    elif isinstance(ty, ResultType):
-        for t in (ty.ok, ty.err):
-            if t is not None:
-                yield from iter_types(t)
-    elif isinstance(ty, TupleType):
-        for t in ty.items:
-            yield from iter_types(t)
-    elif isinstance(ty, MapType):
-        yield from iter_types(ty.key)
-        yield from iter_types(ty.value)
-    elif isinstance(ty, RecordType):
-        for _, t in ty.fields:
-            yield from iter_types(t)
-    elif isinstance(ty, VariantType):
-        for _, t in ty.cases:
-            if t is not None:
-                yield from iter_types(t)
