@@ -199,6 +199,26 @@ fn a_module_published_to_three_nodes_reaches_a_late_joiner_and_is_replaced_every
         "{wit}"
     );
 
+    // The same WIT, as clients ask for it: by the interface (the published module's path
+    // of dhost:node/describe#wit).
+    let described = call(
+        group,
+        "bob",
+        "dhost:node/describe#wit",
+        &[r#""dhost:kv/store""#],
+    )
+    .expect("bob describes the interface of its published module");
+    assert!(described.contains("export dhost:kv/store"), "{described}");
+    assert_eq!(
+        call(
+            group,
+            "bob",
+            "dhost:node/describe#wit",
+            &[r#""dhost:none/here""#]
+        ),
+        None
+    );
+
     // A new version, published to one node only: the others take it from that node.
     let v2 = new_version(&kv, "v2");
     let v2_digest = Digest::of(&std::fs::read(&v2).unwrap()).to_string();

@@ -330,6 +330,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub tcp: TcpArgs,
 
+    /// Serve the node's counters to Prometheus at http://ADDR:PORT/metrics (calls by
+    /// function, peer and guest, traps, connections, round trips: docs/metrics.md).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub mailboxes: NodeMailboxArgs,
 

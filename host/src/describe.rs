@@ -3,17 +3,18 @@
 //! Python client, clients/python). Asked on the node's TCP port, and answered there,
 //! beside the event loop, like the module and mailbox functions.
 //!
-//! The guests given on the command line are registered as they load: their file and the
-//! interfaces they export. A guest's WIT is decoded from its file on the first request
-//! (the same text as `dhost inspect GUEST` prints) and kept. Published modules are asked of
-//! the module service, which keeps their bytes.
+//! The guests given on the command line are registered as they load, with the interfaces
+//! they export and their WIT, decoded from their file then (the same text as `dhost
+//! inspect GUEST` prints), so that a file rebuilt since is not described in its place.
+//! Published modules are asked of the module service, which keeps their bytes. An
+//! interface may be named without its version (`dhost:kv/store` for
+//! `dhost:kv/store@0.1.0`) when one export matches.
 
 use crate::modules::ModuleService;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::OnceCell;
 
 /// The function id of the request.
 pub const WIT_FUNCTION: &str = "dhost:node/describe#wit";
@@ -34,13 +35,12 @@ pub struct Descriptions {
     guests: Vec<Described>,
 }
 
-/// One guest: where it came from, what it exports, and its WIT once decoded.
+/// One guest: what it exports, and its WIT (or why it could not be decoded).
 #[derive(Debug)]
 struct Described {
     name: String,
-    path: PathBuf,
     interfaces: Vec<String>,
-    wit: OnceCell<Result<Value, String>>,
+    wit: Result<String, String>,
 }
 
 impl Descriptions {
@@ -52,13 +52,17 @@ impl Descriptions {
         }
     }
 
-    /// Registers guest `name`, loaded from `path`, exporting `interfaces`.
-    pub fn add(&mut self, name: &str, path: PathBuf, interfaces: Vec<String>) {
+    /// Registers guest `name`, loaded from `path`, exporting `interfaces`: decodes its WIT
+    /// now, from the file just loaded.
+    pub fn add(&mut self, name: &str, path: &Path, interfaces: Vec<String>) {
+        let wit = crate::inspect::file_wit_text(path).map_err(|e| format!("{e:#}"));
+        if let Err(why) = &wit {
+            tracing::warn!("guest {name}: its WIT cannot be described to clients: {why}");
+        }
         self.guests.push(Described {
             name: name.to_string(),
-            path,
             interfaces,
-            wit: OnceCell::new(),
+            wit,
         });
     }
 
@@ -78,25 +82,13 @@ impl Descriptions {
                 ));
             }
         };
-        if let Some(guest) = self
+        let exported: Vec<(&str, &Described)> = self
             .guests
             .iter()
-            .find(|g| g.interfaces.iter().any(|i| i == interface))
-        {
-            let decoded = guest
-                .wit
-                .get_or_init(|| async {
-                    let path = guest.path.clone();
-                    match tokio::task::spawn_blocking(move || crate::inspect::file_wit_text(&path))
-                        .await
-                    {
-                        Ok(Ok(text)) => Ok(Value::Text(text)),
-                        Ok(Err(e)) => Err(format!("{e:#}")),
-                        Err(e) => Err(e.to_string()),
-                    }
-                })
-                .await;
-            return decoded.clone().map_err(|why| {
+            .flat_map(|g| g.interfaces.iter().map(move |i| (i.as_str(), g)))
+            .collect();
+        if let Some(guest) = find_export(&exported, interface) {
+            return guest.wit.clone().map(Value::Text).map_err(|why| {
                 CallFailure::new(
                     FailureKind::Unavailable,
                     format!("cannot decode the WIT of guest {}: {why}", guest.name),
@@ -113,5 +105,44 @@ impl Descriptions {
             FailureKind::NoServer,
             format!("no guest of node {} exports {interface}", self.node),
         ))
+    }
+}
+
+/// What exports `interface`, among `(export name, what)` pairs: the export of that name, or
+/// else the one export of that name with a version (`name@VERSION`), if there is one.
+pub fn find_export<'e, T>(exports: &'e [(&str, T)], interface: &str) -> Option<&'e T> {
+    if let Some((_, found)) = exports.iter().find(|(name, _)| *name == interface) {
+        return Some(found);
+    }
+    let mut versioned = exports.iter().filter(|(name, _)| {
+        name.split_once('@')
+            .is_some_and(|(unversioned, _)| unversioned == interface)
+    });
+    match (versioned.next(), versioned.next()) {
+        (Some((_, found)), None) => Some(found),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interface_is_found_by_its_name_with_or_without_its_version() {
+        let exports = [
+            ("dhost:kv/store", 1),
+            ("wasi:cli/run@0.2.6", 2),
+            ("a:b/c@1.0.0", 3),
+            ("a:b/c@2.0.0", 4),
+        ];
+        let find = |name| find_export(&exports, name).copied();
+        assert_eq!(find("dhost:kv/store"), Some(1));
+        assert_eq!(find("wasi:cli/run"), Some(2));
+        assert_eq!(find("wasi:cli/run@0.2.6"), Some(2));
+        // Two versions: which one is meant cannot be told.
+        assert_eq!(find("a:b/c"), None);
+        assert_eq!(find("a:b/c@2.0.0"), Some(4));
+        assert_eq!(find("dhost:kv"), None);
     }
 }

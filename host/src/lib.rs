@@ -14,6 +14,7 @@
 //! - [`auth`]: group keys, sealing and checking datagrams, replay windows;
 //! - [`stream`]: reliable multicast: each node's stream of datagrams, repaired and paced;
 //! - [`stats`]: the counters in a node's closing summary, and the log of dropped input;
+//! - [`metrics`]: `dhost run --metrics ADDR`: the counters for Prometheus, over HTTP;
 //! - [`value`]: WIT values to and from CBOR;
 //! - [`net`]: the multicast sockets;
 //! - [`outcome`]: the outcome of a call with a reply, and the kinds of failure;
@@ -39,6 +40,7 @@ pub mod jail;
 pub mod mailbox;
 pub mod manual;
 pub mod membership;
+pub mod metrics;
 pub mod modules;
 pub mod net;
 pub mod node;

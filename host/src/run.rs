@@ -20,6 +20,7 @@ use crate::guest::native::NativePlugin;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
+use crate::metrics::Metrics;
 use crate::modules::ModuleService;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
@@ -122,7 +123,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let mut calls = Calls::new(&node_name, Some(pool_handle.clone()));
+    let mut calls = Calls::new(&node_name, Some(pool_handle.clone()))
+        .with_round_trips(stats.round_trips.clone());
     if let Some(boxes) = &mailboxes {
         calls = calls.with_mailboxes(boxes.clone(), network.handle().clone());
     }
@@ -163,7 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot load guest {}", path.display()))?;
         if let Some(guest) = loaded {
             tracing::info!("guest {name}: {}", guest.jail().limits.describe());
-            descriptions.add(name, path.clone(), guest.world().served_interfaces());
+            descriptions.add(name, path, guest.world().served_interfaces());
             guests.push(guest);
         }
     }
@@ -217,6 +219,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (Some(receiver), Some(listener))
     } else {
         (None, None)
+    };
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot serve the metrics on {addr} (--metrics)"))?;
+            listener.set_nonblocking(true)?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some((listener, Arc::new(Metrics::new(&node_name, stats.clone()))))
+        }
+        None => None,
     };
     // What this node asks each sender to keep within: what its receive buffer holds (half
     // of what the kernel grants, which counts its own overhead too).
@@ -332,6 +344,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
             tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
+        }
+        if let Some((listener, metrics)) = metrics {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            // (Served until the process ends, as the node's port.)
+            let stop = CancellationToken::new();
+            tokio::spawn(crate::metrics::serve(listener, metrics, stop));
         }
         tokio::spawn(pool.run());
         if let Some(modules) = &modules {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Counters of what the node received, ran, sent and dropped, shared by its threads.
 #[derive(Debug, Default)]
@@ -40,6 +40,112 @@ pub struct Stats {
     pub traps: AtomicU64,
     /// Datagrams refused at the gate, by source address.
     pub rejections: Rejections,
+    /// Calls by function id.
+    pub functions: Labelled<FunctionCounts>,
+    /// Traps and restarts by guest.
+    pub guests: Labelled<GuestCounts>,
+    /// What this node received of each peer's stream, as of its last announcement.
+    pub peers: Mutex<Vec<crate::wire::StreamCounts>>,
+    /// The connections of the node's TCP port.
+    pub tcp: Arc<PortCounters>,
+    /// How long this node's guests waited for the replies to their calls.
+    pub round_trips: RoundTrips,
+}
+
+/// The TCP port's connections: accepted, refused over the cap, open now.
+pub use dhost_mailbox::port::PortCounters;
+
+/// The calls of one function id.
+#[derive(Debug, Default)]
+pub struct FunctionCounts {
+    /// Calls that came for it, from peers' streams, the TCP port or this node's guests.
+    pub received: AtomicU64,
+    /// Calls a local guest or plugin ran.
+    pub run: AtomicU64,
+    /// Calls dropped: no guest serves it, refused by a jail, arguments that do not fit.
+    pub dropped: AtomicU64,
+    /// Calls this node's guests sent to the group.
+    pub sent: AtomicU64,
+}
+
+impl FunctionCounts {
+    /// The label under which calls to functions no local guest serves count: labels for
+    /// them would let any sender grow the table.
+    pub const NOT_SERVED: &'static str = "(not served)";
+}
+
+/// The failures of one guest.
+#[derive(Debug, Default)]
+pub struct GuestCounts {
+    /// Traps (and broken limits).
+    pub traps: AtomicU64,
+    /// Restarts after a trap.
+    pub restarts: AtomicU64,
+}
+
+/// Counters by label (a function id, a guest's name), at most [`Labelled::MAX_LABELS`]
+/// of them: beyond, everything counts under [`Labelled::OTHERS`], so that input from the
+/// network cannot grow the table without bound.
+#[derive(Debug)]
+pub struct Labelled<T> {
+    table: Mutex<BTreeMap<String, Arc<T>>>,
+}
+
+impl<T: Default> Default for Labelled<T> {
+    fn default() -> Self {
+        Labelled {
+            table: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Default> Labelled<T> {
+    /// The most labels kept apart.
+    pub const MAX_LABELS: usize = 1024;
+
+    /// The label of what is counted together beyond [`Self::MAX_LABELS`].
+    pub const OTHERS: &'static str = "(others)";
+
+    /// The counters of `label` (made on first use). Take it once per run of calls, not
+    /// per call: it locks the table.
+    pub fn of(&self, label: &str) -> Arc<T> {
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(counts) = table.get(label) {
+            return counts.clone();
+        }
+        let label = if table.len() < Self::MAX_LABELS {
+            label
+        } else {
+            Self::OTHERS
+        };
+        table.entry(label.to_string()).or_default().clone()
+    }
+
+    /// Every label and its counters, sorted by label.
+    pub fn snapshot(&self) -> Vec<(String, Arc<T>)> {
+        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        table.iter().map(|(l, c)| (l.clone(), c.clone())).collect()
+    }
+}
+
+/// The round trips of calls with replies, in a histogram whose buckets go from 50 µs to
+/// about 26 s, doubling.
+#[derive(Debug, Clone)]
+pub struct RoundTrips(pub prometheus_client::metrics::histogram::Histogram);
+
+impl Default for RoundTrips {
+    fn default() -> Self {
+        RoundTrips(prometheus_client::metrics::histogram::Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(50e-6, 2.0, 20),
+        ))
+    }
+}
+
+impl RoundTrips {
+    /// Counts one call that took `took`.
+    pub fn observe(&self, took: std::time::Duration) {
+        self.0.observe(took.as_secs_f64());
+    }
 }
 
 /// What was refused from one source address.

@@ -11,6 +11,7 @@
 use crate::Mailboxes;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +26,17 @@ pub struct PortLimits {
     pub max_connections: usize,
     /// How long a connection may stay without completing a command or a frame.
     pub idle: Duration,
+}
+
+/// What a port counts of its connections.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections refused: over the cap.
+    pub refused: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
 }
 
 /// A log of dropped input that says every drop, up to a number per second, and then how
@@ -92,6 +104,7 @@ pub async fn serve<C, F>(
     limits: PortLimits,
     stop: CancellationToken,
     drops: SharedDropLog,
+    counters: Arc<PortCounters>,
     connection: C,
 ) where
     C: Fn(TcpStream, SocketAddr) -> F,
@@ -114,6 +127,7 @@ pub async fn serve<C, F>(
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
             log_drop(
                 &drops,
                 format_args!(
@@ -127,12 +141,15 @@ pub async fn serve<C, F>(
         };
         let _ = stream.set_nodelay(true);
         let serving = connection(stream, addr);
-        let drops = drops.clone();
+        let (drops, counters) = (drops.clone(), counters.clone());
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        counters.open.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
             let _permit = permit;
             if let Err(why) = serving.await {
                 log_drop(&drops, format_args!("the connection from {addr}: {why}"));
             }
+            counters.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
     drop(listener);
@@ -149,7 +166,8 @@ pub async fn serve_mailboxes(
 ) {
     let drops = SharedDropLog::default();
     let connection_stop = stop.clone();
-    serve(listener, limits, stop, drops, move |stream, _| {
+    let counters = Arc::default();
+    serve(listener, limits, stop, drops, counters, move |stream, _| {
         let (boxes, stop) = (boxes.clone(), connection_stop.clone());
         async move { crate::protocol::serve(stream, &boxes, limits.idle, &stop).await }
     })

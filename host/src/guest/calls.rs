@@ -19,6 +19,7 @@ use super::world::Function;
 use crate::mailbox::Mailboxes;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
+use crate::stats::RoundTrips;
 use crate::value;
 use anyhow::anyhow;
 use ciborium::Value;
@@ -77,6 +78,8 @@ pub struct Calls {
     turn: AtomicUsize,
     /// This node's mailboxes, and the runtime their locks wait on.
     mailboxes: Option<(Arc<Mailboxes>, tokio::runtime::Handle)>,
+    /// How long the calls that returned a result took.
+    round_trips: RoundTrips,
 }
 
 impl Calls {
@@ -90,7 +93,14 @@ impl Calls {
             pool,
             turn: AtomicUsize::new(0),
             mailboxes: None,
+            round_trips: RoundTrips::default(),
         }
+    }
+
+    /// Counts the round trips of calls in `round_trips` (the node's, for its metrics).
+    pub fn with_round_trips(mut self, round_trips: RoundTrips) -> Self {
+        self.round_trips = round_trips;
+        self
     }
 
     /// Gives guests this node's mailboxes, whose waits run on `runtime` (a runtime that
@@ -359,7 +369,11 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
         },
     };
     state.setup.waiting.store(false, Ordering::SeqCst);
-    state.warden.exclude(started.elapsed());
+    let took = started.elapsed();
+    state.warden.exclude(took);
+    if outcome.is_ok() {
+        calls.round_trips.observe(took);
+    }
     outcome
 }
 

@@ -396,6 +396,8 @@ impl Worker {
                 let (outcome, trap) = self.try_export(slot, &args);
                 if outcome.is_ok() {
                     Stats::bump(&self.links.stats.calls_delivered);
+                    let function = &self.guest.exports()[slot].function.id;
+                    Stats::bump(&self.links.stats.functions.of(function).run);
                 }
                 // (The caller hears of a trap before the guest restarts.)
                 reply(outcome);
@@ -438,6 +440,7 @@ impl Worker {
         let outcome = outcome.map_err(|e| {
             Stats::bump(&self.links.stats.traps);
             let name = self.name().to_string();
+            Stats::bump(&self.links.stats.guests.of(&name).traps);
             tracing::error!(
                 "guest {name} trapped in dstc:node/lifecycle#init: {}",
                 e.root_cause()
@@ -459,7 +462,7 @@ impl Worker {
                 None => {} // (one by one)
                 Some(Ok(())) => {
                     self.send_sent();
-                    Stats::add(&self.links.stats.calls_delivered, calls.count() as u64);
+                    self.count_run(&calls.function, calls.count() as u64);
                     return;
                 }
                 Some(Err(error)) => {
@@ -486,7 +489,14 @@ impl Worker {
                 )),
             }
         }
-        Stats::add(&self.links.stats.calls_delivered, delivered);
+        self.count_run(&calls.function, delivered);
+    }
+
+    /// Counts `n` calls to `function` run, in all and for the function.
+    fn count_run(&self, function: &str, n: u64) {
+        let stats = &self.links.stats;
+        Stats::add(&stats.calls_delivered, n);
+        Stats::add(&stats.functions.of(function).run, n);
     }
 
     /// Runs export `slot` with `args` (one CBOR array), sends on what it sent, and
@@ -555,6 +565,7 @@ impl Worker {
         }
         Stats::bump(&self.links.stats.traps);
         let name = self.name().to_string();
+        Stats::bump(&self.links.stats.guests.of(&name).traps);
         tracing::error!("guest {name} trapped in {function}: {}", error.root_cause());
         tracing::debug!("guest {name} trapped in {function}: {error:?}");
         // Whatever it sent before trapping was sent: keep it.
@@ -600,6 +611,7 @@ impl Worker {
         match self.guest.restart() {
             Ok(()) => {
                 self.setup().down.store(false, Ordering::Relaxed);
+                Stats::bump(&self.links.stats.guests.of(self.name()).restarts);
                 tracing::warn!("guest {} restarted", self.name());
                 self.call_event(EventInterface::Lifecycle, &[]);
             }

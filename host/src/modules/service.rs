@@ -62,6 +62,9 @@ pub struct ServiceConfig {
     pub own_guests: Vec<String>,
 }
 
+/// The most WIT texts of modules kept decoded.
+const MAX_WITS_KEPT: usize = 64;
+
 /// The node's module service.
 pub struct ModuleService {
     config: ServiceConfig,
@@ -79,6 +82,9 @@ pub struct ModuleService {
     fetching: Mutex<HashSet<Digest>>,
     /// The modules read lately for peers' fetches.
     served: Mutex<ServedModules>,
+    /// The WIT texts decoded lately for `wit` requests, by digest (at most
+    /// [`MAX_WITS_KEPT`]).
+    wits: Mutex<HashMap<Digest, String>>,
     /// Where refusals are logged.
     drops: Mutex<DropLog>,
     /// The number of the last save asked for, and of the last one written (a save older
@@ -136,6 +142,7 @@ impl ModuleService {
             installing: tokio::sync::Mutex::new(()),
             fetching: Mutex::default(),
             served: Mutex::default(),
+            wits: Mutex::default(),
             drops: Mutex::default(),
             saves: AtomicU64::new(0),
             saved: Arc::default(),
@@ -505,19 +512,23 @@ impl ModuleService {
         Value::Array(listed)
     }
 
-    /// The WIT of a module this node runs that exports `interface`, if one does.
+    /// The WIT of a module this node runs that exports `interface` (named with or without
+    /// its version: [`crate::describe::find_export`]), if one does.
     pub async fn wit_exporting(&self, interface: &str) -> Option<Outcome> {
         let name = {
             let catalog = lock(&self.catalog);
             let exports = lock(&self.exports);
-            catalog
+            let exported: Vec<(&str, &str)> = catalog
                 .all_running()
-                .find(|p| {
+                .flat_map(|p| {
                     p.digest
                         .and_then(|d| exports.get(&d))
-                        .is_some_and(|e| e.iter().any(|i| i == interface))
+                        .into_iter()
+                        .flatten()
+                        .map(move |i| (i.as_str(), p.name.as_str()))
                 })
-                .map(|p| p.name.clone())
+                .collect();
+            crate::describe::find_export(&exported, interface).map(|name| name.to_string())
         }?;
         Some(self.wit(&name).await)
     }
@@ -530,6 +541,9 @@ impl ModuleService {
                 format!("this node runs no module named {name}"),
             ));
         };
+        if let Some(text) = lock(&self.wits).get(&digest) {
+            return Ok(Value::Text(text.clone()));
+        }
         let bytes = self.served_bytes(digest).await?;
         let text = tokio::task::spawn_blocking(move || crate::inspect::wit_text(&bytes))
             .await
@@ -540,6 +554,11 @@ impl ModuleService {
                     format!("cannot decode the WIT of {name}: {e:#}"),
                 )
             })?;
+        let mut wits = lock(&self.wits);
+        if wits.len() >= MAX_WITS_KEPT {
+            wits.clear();
+        }
+        wits.insert(digest, text.clone());
         Ok(Value::Text(text))
     }
 

@@ -28,7 +28,7 @@ use crate::modules::loader::ModuleChange;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
-use crate::stats::{DropLog, Stats};
+use crate::stats::{DropLog, FunctionCounts, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
 use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
@@ -735,16 +735,21 @@ impl Node {
             // stopping.)
             let n = run.count() as u64;
             self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
+            let counts = self.stats.functions.of(FunctionCounts::NOT_SERVED);
+            Stats::add(&counts.dropped, n);
             self.drops.dropped(format_args!(
                 "{n} call(s) from {origin}: no local guest serves function `{function}`"
             ));
             return;
         }
+        let counts = self.stats.functions.of(function);
+        Stats::add(&counts.received, run.count() as u64);
         let (targets, refused) =
             self.table
                 .admitted(self.workers.slots(), function, self.caller(origin));
         if let Some((failure, guests)) = refused {
             Stats::add(&self.stats.calls_dropped, (guests * run.count()) as u64);
+            Stats::add(&counts.dropped, (guests * run.count()) as u64);
             self.drops.dropped(format_args!(
                 "calls from {origin} to `{function}`: {}",
                 failure.message
@@ -769,6 +774,7 @@ impl Node {
                 }
             }
             Stats::add(&self.stats.calls_delivered, delivered);
+            Stats::add(&counts.run, delivered);
             // (What plugins sent from threads of their own.)
             self.collect_native_sent();
         }
@@ -813,7 +819,11 @@ impl Node {
                 tracing::debug!("the reply to {origin} for `{function_id}`: {why}");
             }
         };
-        match self.server(&function, origin) {
+        let server = self.server(&function, origin);
+        if server.is_ok() {
+            Stats::bump(&self.stats.functions.of(&function).received);
+        }
+        match server {
             Ok(Server::Guest(route)) => self.hand(
                 route.guest,
                 Work::Call {
@@ -1032,6 +1042,14 @@ impl Node {
             .map(|(shown, _)| shown)
             .collect();
         streams.truncate(wire::MAX_STREAMS_ANNOUNCED);
+        // (For the metrics, as of this announcement.)
+        streams.clone_into(
+            &mut self
+                .stats
+                .peers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         Announce {
             name: m.name().to_string(),
             uptime_ms: m.uptime_ms(),

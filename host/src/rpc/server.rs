@@ -140,11 +140,13 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let connection_stop = stop.clone();
+    let counters = services.stats.tcp.clone();
     port::serve(
         listener,
         limits,
         stop,
         SharedDropLog::default(),
+        counters,
         move |stream, addr| {
             connection(
                 stream,

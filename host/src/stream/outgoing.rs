@@ -191,6 +191,7 @@ impl Outgoing {
         let networked = self.on_group();
         let mut inner = self.lock();
         for (function, calls) in sent.runs() {
+            Stats::add(&self.stats.functions.of(function).sent, calls.len() as u64);
             if networked {
                 let first = inner.next_call;
                 inner.next_call += calls.len() as u64;
