@@ -122,3 +122,47 @@ fn man_pages_for_dhost_and_each_subcommand() {
         "{err}"
     );
 }
+
+#[test]
+fn the_console_runs_commands_from_a_pipe() {
+    let group = unique_group();
+    let kv = guest("kv");
+    let node = Dhost::start(&node_args("con-ann", group, &[kv.to_str().unwrap()]));
+    node.wait_stderr("the node to start", |err| err.contains("ready in"));
+    let mut cmd = dhost_command();
+    cmd.arg("console").args(group_flags(group));
+    let mut console = Dhost::spawn(cmd);
+    for line in [
+        "peers",
+        r#"call con-ann dhost:kv/store#put '"k"' '"v"'"#,
+        r#"call con-ann dhost:kv/store#get '"k"'"#,
+        "say con-ann hello from the console \u{1b}[2J",
+        "no-such-command",
+        "call nobody dhost:kv/store#keys",
+        "quit",
+        "peers",
+    ] {
+        console.type_line(line);
+    }
+    let status = console.wait_exit();
+    let (out, err) = (console.stdout(), console.stderr());
+    // Every command ran, in order, with no prompt; the two mistakes were said, and made
+    // the status 1; nothing ran after `quit`.
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NAME "), "{out}");
+    assert!(lines[1].starts_with("con-ann "), "{out}");
+    assert_eq!(&lines[2..], ["null", "\"v\"", "null"], "{out}");
+    assert!(err.contains("no command `no-such-command`"), "{err}");
+    assert!(err.contains("no node named nobody"), "{err}");
+    // The node printed what was said, its control characters escaped.
+    node.wait_stdout("the said line", |out| {
+        out.contains("hello from the console")
+    });
+    assert!(
+        node.stdout()
+            .contains("] hello from the console \\u{1b}[2J"),
+        "{}",
+        node.stdout()
+    );
+}

@@ -102,6 +102,16 @@ pub enum Command {
     /// Options go before FUNCTION-ID: every word after it is an argument.
     Cast(CastArgs),
 
+    /// An interactive shell on the group: peers, call, cast, publish, unpublish, modules
+    /// and inspect as the commands of those names, and `say NODE TEXT`, which NODE prints
+    /// on its terminal.
+    ///
+    /// On a terminal, with line editing, history and completion of commands, node names
+    /// and function ids; from a pipe, without prompts (`echo peers | dhost console`),
+    /// exiting with status 1 if a command failed. The group options given here apply to
+    /// every command.
+    Console(ConsoleArgs),
+
     /// Print the completion script of dhost for a shell.
     ///
     /// bash: `dhost completions bash > ~/.local/share/bash-completion/completions/dhost`;
@@ -113,6 +123,13 @@ pub enum Command {
     ///
     /// `dhost man | man -l -` reads it; `dhost man run > dhost-run.1` writes one.
     Man(ManArgs),
+}
+
+/// Options of `dhost console`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub survey: SurveyArgs,
 }
 
 /// Options of `dhost completions`.
@@ -873,6 +890,7 @@ impl Cli {
             Command::Modules(args) => {
                 crate::modules::client::modules(&args).map(|()| ExitCode::SUCCESS)
             }
+            Command::Console(args) => crate::console::console(&args),
             Command::Completions(args) => {
                 crate::manual::completions(args.shell).map(|()| ExitCode::SUCCESS)
             }

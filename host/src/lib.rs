@@ -25,7 +25,8 @@
 //! - [`cache`]: the on-disk cache of compiled components;
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
-//! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`).
+//! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
+//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`.
 
 pub mod auth;
 pub mod cache;
@@ -33,6 +34,7 @@ pub mod cbor;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod describe;
 pub mod guest;
 pub mod inspect;

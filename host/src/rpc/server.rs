@@ -269,6 +269,14 @@ async fn connection(
                     }
                 });
             }
+            Ok(Frame::Request(request)) if request.function == crate::console::SAY_FUNCTION => {
+                let outcome = crate::console::print_said(&request.args);
+                if request.wants_reply
+                    && let Err(why) = reply_to.send(request.id, &outcome)
+                {
+                    break Err(why);
+                }
+            }
             Ok(Frame::Request(request)) if is_describe_function(&request.function) => {
                 let Request {
                     id,

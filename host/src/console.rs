@@ -1,0 +1,375 @@
+//! `dhost console`: an operator's shell on the group, as PySimpleRPC's live console and
+//! Erlang's shell. Each line is one of the client commands (`peers`, `call`, `cast`,
+//! `publish`, `unpublish`, `modules`, `inspect`), parsed and run exactly as `dhost COMMAND`
+//! would with the console's group options, or `say NODE TEXT`, which NODE prints on its
+//! terminal ([`SAY_FUNCTION`], answered by the node itself). A failed command says why and
+//! the shell goes on.
+//!
+//! On a terminal the shell edits lines, keeps a history (`~/.local/state/dhost/
+//! console_history`) and completes command names, node names and function ids from what
+//! the group announced lately (rustyline). From a pipe it reads commands without prompts
+//! and exits with status 1 if any failed, so it can be scripted.
+
+use crate::cli::{Cli, ConsoleArgs};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
+use anyhow::Context as _;
+use ciborium::Value;
+use clap::Parser as _;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+use std::io::{BufRead as _, IsTerminal as _};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The function a node answers itself by printing the text on its terminal.
+pub const SAY_FUNCTION: &str = "dhost:node/console#say";
+
+/// The longest text `say` carries.
+pub const MAX_SAY: usize = 4096;
+
+/// The longest name of who says it.
+const MAX_SAYER: usize = 256;
+
+/// The client commands the console runs as `dhost` would.
+const CLIENT_COMMANDS: &[&str] = &[
+    "peers",
+    "call",
+    "cast",
+    "publish",
+    "unpublish",
+    "modules",
+    "inspect",
+];
+
+/// The console's own commands.
+const OWN_COMMANDS: &[&str] = &["say", "help", "quit", "exit"];
+
+/// How often the names that completion offers are asked of the group.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// What `help` prints.
+const HELP: &str = "\
+peers [--streams] [--refused]           the nodes on the group
+call [--timeout 5s] NODE FUNCTION [ARG]...  call FUNCTION on NODE (ARGs are JSON)
+cast [--node NODE] FUNCTION [ARG]...    send a call to every node that serves FUNCTION
+say NODE TEXT...                        NODE prints TEXT on its terminal
+publish [--node NODE] [--name NAME] GUEST   send a module to the nodes
+unpublish NAME                          stop running module NAME everywhere
+modules [--node NODE]                   the published modules the nodes run
+inspect [--summary] GUEST | inspect --node NODE NAME
+help | COMMAND --help                   this, or a command's options
+quit                                    leave (or Ctrl-D)
+Words are split as a shell does: quote a JSON string as '\"text\"'.";
+
+/// Runs the console until `quit`, end of input or Ctrl-C; the status is 1 if a command
+/// read from a pipe failed.
+pub fn console(args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
+    let shell = Shell {
+        group: group_words(args),
+        sayer: format!(
+            "console on {}",
+            gethostname::gethostname().to_string_lossy()
+        ),
+    };
+    if !std::io::stdin().is_terminal() {
+        let mut failed = false;
+        for line in std::io::stdin().lock().lines() {
+            let line = line.context("cannot read the commands")?;
+            match shell.run(&line) {
+                Flow::Quit => break,
+                Flow::Failed => failed = true,
+                Flow::Done => {}
+            }
+        }
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    interactive(&shell, args)
+}
+
+/// The line-editing loop on a terminal.
+fn interactive(shell: &Shell, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
+    let known = Arc::new(Mutex::new(Known::default()));
+    refresh_in_background(args, known.clone());
+    let mut editor: rustyline::Editor<Completion, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new().context("cannot start the line editor")?;
+    editor.set_helper(Some(Completion { known }));
+    let history = dirs::state_dir().map(|d| d.join("dhost").join("console_history"));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "dhost console on {}: `help` lists the commands",
+        args.survey.group.group
+    );
+    loop {
+        match editor.readline("dhost> ") {
+            Ok(line) => {
+                let _ = editor.add_history_entry(line.as_str());
+                if let Flow::Quit = shell.run(&line) {
+                    break;
+                }
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => break,
+            Err(e) => return Err(e).context("cannot read a line"),
+        }
+    }
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = editor.save_history(path) {
+            tracing::warn!("cannot save the history to {}: {e}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What to do after a line.
+enum Flow {
+    Done,
+    Failed,
+    Quit,
+}
+
+/// Runs lines as commands.
+struct Shell {
+    /// The console's group options, as words, for every client command.
+    group: Vec<String>,
+    /// Who `say` says it is.
+    sayer: String,
+}
+
+impl Shell {
+    /// Runs one line.
+    fn run(&self, line: &str) -> Flow {
+        let Some(words) = shlex::split(line) else {
+            eprintln!("error: an unclosed quote in: {line}");
+            return Flow::Failed;
+        };
+        let Some((command, rest)) = words.split_first() else {
+            return Flow::Done;
+        };
+        let argv = match command.as_str() {
+            "quit" | "exit" => return Flow::Quit,
+            "help" | "?" => {
+                println!("{HELP}");
+                return Flow::Done;
+            }
+            "say" => match rest {
+                [node, text @ ..] if !text.is_empty() => {
+                    let json = |s: String| serde_json::Value::String(s).to_string();
+                    let mut argv = self.client_words("call");
+                    argv.push(node.clone());
+                    argv.push(SAY_FUNCTION.to_string());
+                    argv.push(json(self.sayer.clone()));
+                    argv.push(json(text.join(" ")));
+                    argv
+                }
+                _ => {
+                    eprintln!("error: say NODE TEXT...");
+                    return Flow::Failed;
+                }
+            },
+            name if CLIENT_COMMANDS.contains(&name) => {
+                let mut argv = self.client_words(name);
+                argv.extend(rest.iter().cloned());
+                argv
+            }
+            other => {
+                eprintln!("error: no command `{other}` (`help` lists them)");
+                return Flow::Failed;
+            }
+        };
+        let cli = match Cli::try_parse_from(&argv) {
+            Ok(cli) => cli,
+            Err(e) => {
+                let failed = e.use_stderr();
+                let _ = e.print();
+                return if failed { Flow::Failed } else { Flow::Done };
+            }
+        };
+        match cli.execute() {
+            Ok(code) if code == ExitCode::SUCCESS => Flow::Done,
+            Ok(_) => Flow::Failed,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Flow::Failed
+            }
+        }
+    }
+
+    /// `dhost COMMAND GROUP-OPTIONS`.
+    fn client_words(&self, command: &str) -> Vec<String> {
+        let mut argv = vec!["dhost".to_string(), command.to_string()];
+        argv.extend(self.group.iter().cloned());
+        argv
+    }
+}
+
+/// The console's group options as command-line words.
+fn group_words(args: &ConsoleArgs) -> Vec<String> {
+    let group = &args.survey.group;
+    let mut words = vec![
+        "--group".to_string(),
+        group.group.to_string(),
+        "--iface".to_string(),
+        group.iface.to_string(),
+        "--ttl".to_string(),
+        group.ttl.to_string(),
+        "--wait".to_string(),
+        humantime::format_duration(args.survey.wait).to_string(),
+    ];
+    if let Some(bytes) = group.max_datagram {
+        words.extend(["--max-datagram".to_string(), bytes.to_string()]);
+    }
+    if let Some(key) = &group.key.key_file {
+        words.extend(["--key-file".to_string(), key.display().to_string()]);
+    }
+    if group.key.encrypt {
+        words.push("--encrypt".to_string());
+    }
+    words
+}
+
+/// The node names and function ids the group announced lately.
+#[derive(Debug, Default)]
+struct Known {
+    nodes: Vec<String>,
+    functions: Vec<String>,
+}
+
+/// Asks the group who is there every [`REFRESH`], for completion, until the process ends.
+fn refresh_in_background(args: &ConsoleArgs, known: Arc<Mutex<Known>>) {
+    let Ok((_, mut client)) = args.survey.join() else {
+        return; // (the commands will say why)
+    };
+    let wait = args.survey.wait;
+    let spawned = std::thread::Builder::new()
+        .name("dhost-console".into())
+        .spawn(move || {
+            loop {
+                if let Ok(answers) = client.survey(wait) {
+                    let mut nodes: Vec<String> =
+                        answers.iter().map(|a| a.announce.name.clone()).collect();
+                    let mut functions: Vec<String> = answers
+                        .iter()
+                        .flat_map(|a| a.announce.functions.iter().cloned())
+                        .collect();
+                    nodes.sort();
+                    functions.sort();
+                    functions.dedup();
+                    *known.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Known { nodes, functions };
+                }
+                std::thread::sleep(REFRESH);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no completion of names: cannot start its thread: {e}");
+    }
+}
+
+/// Completes command names, node names and function ids.
+#[derive(Helper, Highlighter, Hinter, Validator)]
+struct Completion {
+    known: Arc<Mutex<Known>>,
+}
+
+impl Completer for Completion {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let earlier: Vec<&str> = before[..start].split_whitespace().collect();
+        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        let candidates: Vec<&str> = match earlier.as_slice() {
+            [] => CLIENT_COMMANDS
+                .iter()
+                .chain(OWN_COMMANDS)
+                .copied()
+                .collect(),
+            // (After an option that takes a node.)
+            [.., "--node"] => known.nodes.iter().map(String::as_str).collect(),
+            [command, rest @ ..] => {
+                let positional = rest.iter().filter(|w| !w.starts_with('-')).count();
+                match (*command, positional) {
+                    ("call" | "say", 0) => known.nodes.iter().map(String::as_str).collect(),
+                    ("call", 1) | ("cast", 0) => {
+                        known.functions.iter().map(String::as_str).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+        };
+        let pairs = candidates
+            .into_iter()
+            .filter(|c| c.starts_with(word))
+            .map(|c| Pair {
+                display: c.to_string(),
+                replacement: c.to_string(),
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+/// What a node does with `say` from the TCP port: prints the text on its terminal
+/// (stdout), with control characters shown escaped, and answers `null`.
+pub fn print_said(args: &[Value]) -> Outcome {
+    let bad = |why: &str| CallFailure::new(FailureKind::BadArguments, why);
+    let [Value::Text(from), Value::Text(text)] = args else {
+        return Err(bad("say takes two texts: who says it, and what"));
+    };
+    if from.len() > MAX_SAYER || text.len() > MAX_SAY {
+        return Err(bad(&format!(
+            "say carries at most {MAX_SAY} bytes of text from a name of at most {MAX_SAYER}"
+        )));
+    }
+    println!("[{}] {}", printable(from), printable(text));
+    Ok(Value::Null)
+}
+
+/// `text` with its control characters escaped (`\u{1b}`), so that a sayer cannot drive the
+/// node's terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn said_text_cannot_drive_the_terminal_and_is_bounded() {
+        assert_eq!(printable("hi \u{1b}[2J there\n"), "hi \\u{1b}[2J there\\n");
+        let long = Value::Text("x".repeat(MAX_SAY + 1));
+        let from = Value::Text("me".into());
+        assert!(print_said(&[from.clone(), long]).is_err());
+        assert!(print_said(&[from]).is_err());
+        assert_eq!(
+            print_said(&[Value::Text("me".into()), Value::Text("ok".into())]),
+            Ok(Value::Null)
+        );
+    }
+}
