@@ -11,7 +11,7 @@
 
 use crate::cli::Cli;
 use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, CommandFactory as _, FromArgMatches as _, Parser as _};
+use clap::{ArgAction, ArgMatches, CommandFactory as _, Parser as _};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -114,17 +114,20 @@ pub fn parse_command_line() -> Cli {
 /// Parses `argv` (the program's name first), merging the file of `dhost run --config`.
 pub fn try_parse_from(argv: Vec<OsString>) -> Result<Cli, CommandLineError> {
     let command = Cli::command();
-    let matches = command.clone().try_get_matches_from(&argv)?;
-    let config = match matches.subcommand() {
-        Some(("run", run)) => run.get_one::<PathBuf>("config").cloned(),
-        _ => None,
+    // First only to find the file and what the command line gives: an option may need
+    // another that only the file gives (--packet-size needs --mailboxes), so the checks
+    // are the merged command line's.
+    let lenient = command
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(&argv)
+        .ok();
+    let run_matches = lenient.as_ref().and_then(|m| m.subcommand_matches("run"));
+    let Some((path, run_matches)) =
+        run_matches.and_then(|run| Some((run.get_one::<PathBuf>("config")?.clone(), run)))
+    else {
+        return Ok(Cli::try_parse_from(&argv)?);
     };
-    let Some(path) = config else {
-        return Ok(Cli::from_arg_matches(&matches)?);
-    };
-    let run_matches = matches
-        .subcommand_matches("run")
-        .expect("the run subcommand");
     let run_command = command
         .find_subcommand("run")
         .expect("dhost has a run subcommand");
@@ -140,7 +143,10 @@ pub fn try_parse_from(argv: Vec<OsString>) -> Result<Cli, CommandLineError> {
     merged.extend(from_file.options.iter().cloned());
     merged.extend(argv[at..].iter().cloned());
     if !from_file.trailing.is_empty() {
-        merged.push("--".into());
+        // (After the command line's own `--`, if it ends with one bare.)
+        if !argv[at..].iter().any(|w| w == "--") {
+            merged.push("--".into());
+        }
         merged.extend(from_file.trailing.iter().cloned());
     }
     Cli::try_parse_from(&merged).map_err(|e| blame(&path, &from_file, e))
@@ -226,7 +232,10 @@ fn arguments(
     given: &ArgMatches,
     path: &Path,
 ) -> Result<FileArguments, ConfigError> {
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let mut out = FileArguments::default();
     for (key, value) in table {
         let bad = |why: String| ConfigError::BadValue {
@@ -249,10 +258,19 @@ fn arguments(
         if key == "config" {
             return Err(bad("a config file cannot name another".into()));
         }
-        if matches!(
-            given.value_source(arg.get_id().as_str()),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        ) {
+        let from_outside = |id: &str| {
+            matches!(
+                given.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        // Given on the command line: it wins; so does an option there that excludes it.
+        if from_outside(arg.get_id().as_str())
+            || run
+                .get_arg_conflicts_with(arg)
+                .iter()
+                .any(|other| from_outside(other.get_id().as_str()))
+        {
             continue;
         }
         let values = match value {
@@ -378,6 +396,20 @@ mod tests {
         assert_eq!(args.jail.allow_env, ["PATH"]);
         assert_eq!(args.guests, [PathBuf::from("b.wasm")]);
         assert_eq!(args.group.ttl, 3);
+    }
+
+    #[test]
+    fn an_option_given_may_need_or_exclude_one_from_the_file() {
+        // --packet-size needs --mailboxes, which only the file gives.
+        let args = parse("mailboxes = 2\nmailbox-size = 4\n", &["--packet-size", "1"]).unwrap();
+        assert_eq!(args.mailboxes.packet_size, Some(1));
+        // --window excludes --unreliable: the command line wins.
+        let args = parse("unreliable = true\n", &["--window", "1MiB"]).unwrap();
+        assert!(!args.stream.unreliable);
+        assert_eq!(args.stream.window, Some(1 << 20));
+        // A bare `--` at the end: the file's args follow it, once.
+        let args = parse("args = [\"a\", \"b\"]\n", &["--"]).unwrap();
+        assert_eq!(args.args, ["a", "b"]);
     }
 
     #[test]

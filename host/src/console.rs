@@ -291,7 +291,10 @@ impl Completer for Completion {
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let start = before
+            .char_indices()
+            .rfind(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &before[start..];
         let earlier: Vec<&str> = before[..start].split_whitespace().collect();
         let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
@@ -326,9 +329,14 @@ impl Completer for Completion {
     }
 }
 
-/// What a node does with `say` from the TCP port: prints the text on its terminal
-/// (stdout), with control characters shown escaped, and answers `null`.
-pub fn print_said(args: &[Value]) -> Outcome {
+/// The most `say`s a node prints a second; more are refused (`unavailable`).
+const MAX_SAYS_PER_SECOND: u32 = 20;
+
+/// What a node does with `say` from `caller` on the TCP port: prints the text on its
+/// terminal (stdout) as `[from at ADDR] text`, with control characters shown escaped,
+/// from a thread of the blocking pool (a stdout that blocks, or is closed, holds up
+/// nothing), and answers `null`; at most [`MAX_SAYS_PER_SECOND`].
+pub fn print_said(args: &[Value], caller: std::net::SocketAddr) -> Outcome {
     let bad = |why: &str| CallFailure::new(FailureKind::BadArguments, why);
     let [Value::Text(from), Value::Text(text)] = args else {
         return Err(bad("say takes two texts: who says it, and what"));
@@ -338,7 +346,31 @@ pub fn print_said(args: &[Value]) -> Outcome {
             "say carries at most {MAX_SAY} bytes of text from a name of at most {MAX_SAYER}"
         )));
     }
-    println!("[{}] {}", printable(from), printable(text));
+    static SAID: Mutex<Option<(std::time::Instant, u32)>> = Mutex::new(None);
+    {
+        let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let (since, count) = said.get_or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(1) {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= MAX_SAYS_PER_SECOND {
+            return Err(CallFailure::new(
+                FailureKind::Unavailable,
+                format!("this node prints at most {MAX_SAYS_PER_SECOND} says a second"),
+            ));
+        }
+        *count += 1;
+    }
+    let line = format!("[{} at {caller}] {}\n", printable(from), printable(text));
+    let print = move || {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(print)),
+        Err(_) => print(),
+    }
     Ok(Value::Null)
 }
 
@@ -365,10 +397,14 @@ mod tests {
         assert_eq!(printable("hi \u{1b}[2J there\n"), "hi \\u{1b}[2J there\\n");
         let long = Value::Text("x".repeat(MAX_SAY + 1));
         let from = Value::Text("me".into());
-        assert!(print_said(&[from.clone(), long]).is_err());
-        assert!(print_said(&[from]).is_err());
+        let caller = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        assert!(print_said(&[from.clone(), long], caller).is_err());
+        assert!(print_said(&[from], caller).is_err());
         assert_eq!(
-            print_said(&[Value::Text("me".into()), Value::Text("ok".into())]),
+            print_said(
+                &[Value::Text("me".into()), Value::Text("ok".into())],
+                caller
+            ),
             Ok(Value::Null)
         );
     }

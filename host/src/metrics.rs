@@ -1,10 +1,10 @@
 //! `dhost run --metrics ADDR`: the node's counters in the Prometheus text format, over HTTP
 //! (`GET /metrics`), for a monitoring system to scrape. docs/metrics.md names every metric.
 //!
-//! Nothing is counted for the metrics alone: the threads keep their counters
-//! ([`crate::stats::Stats`]: atomics, per run of calls rather than per call), and a
-//! scrape reads them all through one [`Collector`] (prometheus-client), so an unscraped
-//! node pays nothing. The HTTP side is hyper's, on the node's network thread, behind the
+//! The threads keep their counters whether or not anyone scrapes them
+//! ([`crate::stats::Stats`]: atomics, added once per run of calls rather than per call;
+//! a function's are found under a lock once per run, or once per export for calls with
+//! replies), and a scrape reads them all through one [`Collector`] (prometheus-client). The HTTP side is hyper's, on the node's network thread, behind the
 //! same capped accept loop as the node's TCP port, with a bounded wait for a request's
 //! head: a scraper that stalls, or many at once, cannot hold the node.
 

@@ -154,7 +154,7 @@ where
         let serving = serve(listener, stop.clone());
         tokio::pin!(serving);
         tokio::select! {
-            // (A server that ends by itself has failed.)
+            // (A server ends by itself only when it fails, which it says.)
             outcome = &mut serving => return outcome,
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}

@@ -95,6 +95,15 @@ pub fn log_drop(drops: &Mutex<DropLog>, reason: std::fmt::Arguments<'_>) {
         .dropped(reason);
 }
 
+/// Counts a connection open while it lives (a task that panics still counts it closed).
+struct OpenConnection(Arc<PortCounters>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accepts connections on `listener` until `stop` is cancelled, and serves each with
 /// `connection(stream, addr)` in a task of its own; an error it returns says why the
 /// connection ended, for `drops`. Then closes the port, waits for every connection to
@@ -146,10 +155,10 @@ pub async fn serve<C, F>(
         counters.open.fetch_add(1, Ordering::Relaxed);
         connections.spawn(async move {
             let _permit = permit;
+            let _open = OpenConnection(counters);
             if let Err(why) = serving.await {
                 log_drop(&drops, format_args!("the connection from {addr}: {why}"));
             }
-            counters.open.fetch_sub(1, Ordering::Relaxed);
         });
     }
     drop(listener);

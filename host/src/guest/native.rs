@@ -504,6 +504,10 @@ pub fn resolve(function: &str) -> Option<NativeServer> {
         .map(|r| NativeServer::Typed(r.server))
 }
 
+/// The label under which the metrics count calls that only native plugins serve: a plugin
+/// answers a function id of any interface for its name, so the ids are the senders'.
+pub const LABEL: &str = "(native plugins)";
+
 /// The function id of a raw call to `name`.
 pub fn raw_function_id(name: &str) -> String {
     format!("{RAW_INTERFACE}#{name}")

@@ -22,7 +22,7 @@ use super::state::GuestSetup;
 use super::wasm::{Export, WasmGuest, into_reply};
 use super::world::EventInterface;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
-use crate::stats::{DropLog, Stats};
+use crate::stats::{DropLog, FunctionCounts, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -201,6 +201,7 @@ impl WorkerHandle {
             sent: Outbox::default(),
             local: Outbox::default(),
             unloaded: false,
+            export_counts: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("guest {}", facts.setup.name))
@@ -328,6 +329,8 @@ struct Worker {
     local: Outbox,
     /// Set once the guest is unloaded: the worker ends.
     unloaded: bool,
+    /// The counters of each export's function, by slot, as they are first needed.
+    export_counts: Vec<Option<Arc<FunctionCounts>>>,
 }
 
 impl Worker {
@@ -396,8 +399,7 @@ impl Worker {
                 let (outcome, trap) = self.try_export(slot, &args);
                 if outcome.is_ok() {
                     Stats::bump(&self.links.stats.calls_delivered);
-                    let function = &self.guest.exports()[slot].function.id;
-                    Stats::bump(&self.links.stats.functions.of(function).run);
+                    Stats::bump(&self.counts_of(slot).run);
                 }
                 // (The caller hears of a trap before the guest restarts.)
                 reply(outcome);
@@ -497,6 +499,17 @@ impl Worker {
         let stats = &self.links.stats;
         Stats::add(&stats.calls_delivered, n);
         Stats::add(&stats.functions.of(function).run, n);
+    }
+
+    /// The counters of export `slot`'s function, found once per export.
+    fn counts_of(&mut self, slot: usize) -> Arc<FunctionCounts> {
+        if self.export_counts.len() <= slot {
+            self.export_counts.resize(slot + 1, None);
+        }
+        let function = &self.guest.exports()[slot].function.id;
+        self.export_counts[slot]
+            .get_or_insert_with(|| self.links.stats.functions.of(function))
+            .clone()
     }
 
     /// Runs export `slot` with `args` (one CBOR array), sends on what it sent, and

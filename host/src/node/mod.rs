@@ -742,7 +742,13 @@ impl Node {
             ));
             return;
         }
-        let counts = self.stats.functions.of(function);
+        // (A plugin answers any `x#name` for its `name`: senders must not pick labels.)
+        let label = if native.is_some() && self.table.targets(function).is_none() {
+            native::LABEL
+        } else {
+            function
+        };
+        let counts = self.stats.functions.of(label);
         Stats::add(&counts.received, run.count() as u64);
         let (targets, refused) =
             self.table
@@ -764,6 +770,7 @@ impl Node {
                     Ok(()) => delivered += 1,
                     Err(e) => {
                         Stats::bump(&self.stats.calls_dropped);
+                        Stats::bump(&counts.dropped);
                         self.drops
                             .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
                     }
@@ -820,8 +827,13 @@ impl Node {
             }
         };
         let server = self.server(&function, origin);
-        if server.is_ok() {
-            Stats::bump(&self.stats.functions.of(&function).received);
+        let label = match &server {
+            Ok(Server::Native(_)) => native::LABEL,
+            _ => &function,
+        };
+        let counts = server.is_ok().then(|| self.stats.functions.of(label));
+        if let Some(counts) = &counts {
+            Stats::bump(&counts.received);
         }
         match server {
             Ok(Server::Guest(route)) => self.hand(
@@ -837,6 +849,14 @@ impl Node {
                     .call(&function, &args)
                     .map(|()| Value::Null)
                     .map_err(|e| CallFailure::new(FailureKind::BadArguments, e));
+                if let Some(counts) = &counts {
+                    let ran = if outcome.is_ok() {
+                        &counts.run
+                    } else {
+                        &counts.dropped
+                    };
+                    Stats::bump(ran);
+                }
                 self.collect_native_sent();
                 answer(outcome);
             }
@@ -1041,15 +1061,24 @@ impl Node {
             .into_iter()
             .map(|(shown, _)| shown)
             .collect();
+        // For the metrics, as of this announcement: every stream, one series per peer name
+        // (a peer that restarted has a stream gone and a live one under the same name).
+        let mut by_peer: std::collections::BTreeMap<&str, StreamCounts> = Default::default();
+        for counts in &streams {
+            let sum = by_peer.entry(&counts.peer).or_insert_with(|| StreamCounts {
+                peer: counts.peer.clone(),
+                ..StreamCounts::default()
+            });
+            sum.received += counts.received;
+            sum.repaired += counts.repaired;
+            sum.lost += counts.lost;
+        }
+        *self
+            .stats
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = by_peer.into_values().collect();
         streams.truncate(wire::MAX_STREAMS_ANNOUNCED);
-        // (For the metrics, as of this announcement.)
-        streams.clone_into(
-            &mut self
-                .stats
-                .peers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
         Announce {
             name: m.name().to_string(),
             uptime_ms: m.uptime_ms(),

@@ -269,8 +269,11 @@ async fn connection(
                     }
                 });
             }
-            Ok(Frame::Request(request)) if request.function == crate::console::SAY_FUNCTION => {
-                let outcome = crate::console::print_said(&request.args);
+            // (A node's; a mailbox server has no terminal to print on.)
+            Ok(Frame::Request(request))
+                if request.function == crate::console::SAY_FUNCTION && services.calls.is_some() =>
+            {
+                let outcome = crate::console::print_said(&request.args, addr);
                 if request.wants_reply
                     && let Err(why) = reply_to.send(request.id, &outcome)
                 {

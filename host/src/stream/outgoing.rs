@@ -189,9 +189,12 @@ impl Outgoing {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let networked = self.on_group();
-        let mut inner = self.lock();
+        // (Counted before the stream's lock is taken: the counters have a lock of their own.)
         for (function, calls) in sent.runs() {
             Stats::add(&self.stats.functions.of(function).sent, calls.len() as u64);
+        }
+        let mut inner = self.lock();
+        for (function, calls) in sent.runs() {
             if networked {
                 let first = inner.next_call;
                 inner.next_call += calls.len() as u64;
