@@ -307,7 +307,7 @@ impl Completer for Completion {
             // (After an option that takes a node.)
             [.., "--node"] => known.nodes.iter().map(String::as_str).collect(),
             [command, rest @ ..] => {
-                let positional = rest.iter().filter(|w| !w.starts_with('-')).count();
+                let positional = positional_words(rest);
                 match (*command, positional) {
                     ("call" | "say", 0) => known.nodes.iter().map(String::as_str).collect(),
                     ("call", 1) | ("cast", 0) => {
@@ -331,6 +331,36 @@ impl Completer for Completion {
 
 /// The most `say`s a node prints a second; more are refused (`unavailable`).
 const MAX_SAYS_PER_SECOND: u32 = 20;
+
+/// The options of the client commands that take no value.
+const FLAGS: &[&str] = &[
+    "--encrypt",
+    "--streams",
+    "--refused",
+    "--summary",
+    "--quiet",
+    "-q",
+    "--verbose",
+    "-v",
+    "-vv",
+    "-vvv",
+    "--help",
+    "-h",
+];
+
+/// How many of `words` are not options nor their values (`--timeout 2s`, `--node=ann`).
+fn positional_words(words: &[&str]) -> usize {
+    let mut count = 0;
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        if !word.starts_with('-') {
+            count += 1;
+        } else if !word.contains('=') && !FLAGS.contains(word) {
+            words.next(); // its value
+        }
+    }
+    count
+}
 
 /// What a node does with `say` from `caller` on the TCP port: prints the text on its
 /// terminal (stdout) as `[from at ADDR] text`, with control characters shown escaped,
@@ -391,6 +421,38 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_offers_commands_then_nodes_then_functions() {
+        let known = Known {
+            nodes: vec!["ann".into(), "bob".into()],
+            functions: vec!["dhost:kv/store#get".into(), "dhost:kv/store#put".into()],
+        };
+        let completion = Completion {
+            known: Arc::new(Mutex::new(known)),
+        };
+        let history = rustyline::history::DefaultHistory::new();
+        let complete = |line: &str| {
+            let (start, pairs) = completion
+                .complete(line, line.len(), &Context::new(&history))
+                .unwrap();
+            let words: Vec<String> = pairs.into_iter().map(|p| p.replacement).collect();
+            (start, words)
+        };
+        assert_eq!(complete("pu"), (0, vec!["publish".to_string()]));
+        assert_eq!(complete("call a"), (5, vec!["ann".to_string()]));
+        assert_eq!(complete("call --timeout 2s b").1, ["bob"]);
+        assert_eq!(
+            complete("call ann dhost:kv/store#p"),
+            (9, vec!["dhost:kv/store#put".to_string()])
+        );
+        assert_eq!(complete("cast d").1.len(), 2);
+        assert_eq!(complete("cast --node a").1, ["ann"]);
+        assert_eq!(complete("say b").1, ["bob"]);
+        assert!(complete("say bob hel").1.is_empty());
+        // After a space of more than one byte, on the character boundary.
+        assert_eq!(complete("call\u{a0}a"), (6, vec!["ann".to_string()]));
+    }
 
     #[test]
     fn said_text_cannot_drive_the_terminal_and_is_bounded() {
