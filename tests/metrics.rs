@@ -110,6 +110,18 @@ fn counters_move_during_a_stress_run_and_end_at_what_was_sent() {
     // peer's stream counts them once the receiver announces itself again.
     let (_, rx_end) = http(rx_metrics, "GET", "/metrics");
     assert_eq!(sample(&rx_end, RUN), Some(COUNT), "{rx_end}");
+    // (set-value's calls and the sender's `finish`, from the peer that sent them.)
+    let from_tx = |metric: &str| sample(&rx_end, &format!("{metric}{{peer=\"metrics-tx\"}}"));
+    assert_eq!(
+        from_tx("dhost_peer_calls_run_total"),
+        Some(COUNT + 1),
+        "{rx_end}"
+    );
+    assert_eq!(
+        from_tx("dhost_peer_calls_dropped_total"),
+        Some(0),
+        "{rx_end}"
+    );
     let (_, tx_end) = http(tx_metrics, "GET", "/metrics");
     assert_eq!(sample(&tx_end, SENT), Some(COUNT), "{tx_end}");
     assert!(sample(&tx_end, "dhost_datagrams_sent_total").unwrap() > 0);
@@ -166,5 +178,56 @@ fn the_http_side_answers_only_get_metrics() {
     assert!(
         err.contains(&format!("cannot serve the metrics on {addr} (--metrics)")),
         "{err}"
+    );
+}
+
+/// The sum over every peer of metric `name` in a scrape.
+fn sum_by_peer(scrape: &str, name: &str) -> u64 {
+    let prefix = format!("{name}{{peer=\"");
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn calls_over_tcp_count_as_run_or_dropped_for_their_peer() {
+    let group = unique_group();
+    let node = Dhost::start(&node_args(
+        "metrics-calls",
+        group,
+        &["--metrics", "127.0.0.1:0", guest("kv").to_str().unwrap()],
+    ));
+    let addr = metrics_addr(&node);
+    node.wait_stderr("the node to be ready", |err| {
+        err.contains("calls on 127.0.0.1:")
+    });
+    let call = |function: &str, args: &[&str]| {
+        let mut all = vec!["metrics-calls", function];
+        all.extend(args);
+        client_output("call", group, &all)
+    };
+    // Run: a well-formed call. Dropped: arguments of the wrong type, and a function the
+    // node does not serve.
+    let (status, out, err) = call("dhost:kv/store#get", &[r#""k""#]);
+    assert!(status.success(), "{err}");
+    assert_eq!(out.trim(), "null");
+    let (status, _, err) = call("dhost:kv/store#get", &["5"]);
+    assert!(!status.success(), "a number for a string key was taken");
+    assert!(err.contains("dhost:kv/store#get"), "{err}");
+    let (status, _, _) = call("dhost:kv/nope#get", &[]);
+    assert!(!status.success(), "a function nobody serves answered");
+
+    let (_, scrape) = http(addr, "GET", "/metrics");
+    assert_eq!(
+        sum_by_peer(&scrape, "dhost_peer_calls_run_total"),
+        1,
+        "{scrape}"
+    );
+    assert_eq!(
+        sum_by_peer(&scrape, "dhost_peer_calls_dropped_total"),
+        2,
+        "{scrape}"
     );
 }

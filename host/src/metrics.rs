@@ -8,7 +8,7 @@
 //! same capped accept loop as the node's TCP port, with a bounded wait for a request's
 //! head: a scraper that stalls, or many at once, cannot hold the node.
 
-use crate::stats::{FunctionCounts, GuestCounts, Stats};
+use crate::stats::{FunctionCounts, GuestCounts, PeerCalls, Stats};
 use bytes::Bytes;
 use dhost_mailbox::port::{self, PortLimits, SharedDropLog};
 use http_body_util::Full;
@@ -254,8 +254,8 @@ const FUNCTION_METRICS: [Field<FunctionCounts>; 4] = [
     (
         (
             "dhost_function_calls_dropped",
-            "Calls to a function dropped before reaching a guest: not served here, or refused \
-             by a jail",
+            "Calls to a function dropped: not served here, refused by a jail, arguments that \
+             do not fit, failed or trapped in the guest",
         ),
         |c| &c.dropped,
     ),
@@ -265,6 +265,26 @@ const FUNCTION_METRICS: [Field<FunctionCounts>; 4] = [
             "Calls to a function that this node's guests sent to the group",
         ),
         |c| &c.sent,
+    ),
+];
+
+/// The per-peer counters of calls, by metric.
+const PEER_CALL_METRICS: [Field<PeerCalls>; 2] = [
+    (
+        (
+            "dhost_peer_calls_run",
+            "Calls from a peer (its stream or the TCP port) that a local guest or plugin ran; \
+             the peer (this node) counts this node's own calls",
+        ),
+        |c| &c.run,
+    ),
+    (
+        (
+            "dhost_peer_calls_dropped",
+            "Calls from a peer dropped here: not served, refused by a jail, arguments that do \
+             not fit, failed or trapped in the guest",
+        ),
+        |c| &c.dropped,
     ),
 ];
 
@@ -389,6 +409,11 @@ impl Collector for StatsCollector {
             let values = peers.iter().map(|p| (p.peer.clone(), field(p)));
             counters_by(&mut encoder, described, "peer", values)?;
         }
+        let peer_calls = self.stats.peer_calls.snapshot();
+        for (described, field) in PEER_CALL_METRICS {
+            let values = peer_calls.iter().map(|(p, c)| (p.clone(), get(field(c))));
+            counters_by(&mut encoder, described, "peer", values)?;
+        }
 
         let (refused, _) = self.stats.rejections.snapshot();
         let source = |addr: &Option<std::net::SocketAddr>| {
@@ -458,6 +483,7 @@ mod tests {
             repaired: 1,
             lost: 0,
         });
+        stats.peer_calls.of("bob").add(8, 1);
         let text = Metrics::new("ann", stats).render();
         for line in [
             "# TYPE dhost_calls_run_total counter",
@@ -465,6 +491,8 @@ mod tests {
             "dhost_function_calls_run_total{function=\"dhost:kv/store#get\"} 5",
             "dhost_guest_traps_total{guest=\"kv\"} 1",
             "dhost_peer_calls_received_total{peer=\"bob\"} 9",
+            "dhost_peer_calls_run_total{peer=\"bob\"} 8",
+            "dhost_peer_calls_dropped_total{peer=\"bob\"} 1",
             "dhost_node_info{node=\"ann\",version=\"0.1.0\"} 1",
             "dhost_call_round_trip_seconds_count 1",
             "dhost_tcp_connections_open 0",

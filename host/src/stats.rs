@@ -44,6 +44,8 @@ pub struct Stats {
     pub functions: Labelled<FunctionCounts>,
     /// Traps and restarts by guest.
     pub guests: Labelled<GuestCounts>,
+    /// Calls run and dropped by the peer they came from.
+    pub peer_calls: Labelled<PeerCalls>,
     /// What this node received of each peer's stream, as of its last announcement.
     pub peers: Mutex<Vec<crate::wire::StreamCounts>>,
     /// The connections of the node's TCP port.
@@ -72,6 +74,31 @@ impl FunctionCounts {
     /// The label under which calls to functions no local guest serves count: labels for
     /// them would let any sender grow the table.
     pub const NOT_SERVED: &'static str = "(not served)";
+}
+
+/// The calls that came from one peer (by its name; a sender that never announced itself
+/// by its id), from its stream or over the TCP port, and what became of them here.
+#[derive(Debug, Default)]
+pub struct PeerCalls {
+    /// Calls a local guest or plugin ran.
+    pub run: AtomicU64,
+    /// Calls dropped: no guest serves them, refused by a jail, arguments that do not fit,
+    /// failed or trapped in the guest, or the guest was not there to take them.
+    pub dropped: AtomicU64,
+}
+
+impl PeerCalls {
+    /// The label of calls from this node's own guests and plugins.
+    pub const THIS_NODE: &'static str = "(this node)";
+
+    /// Counts `run` calls run and `dropped` dropped.
+    pub fn add(&self, run: u64, dropped: u64) {
+        for (counter, n) in [(&self.run, run), (&self.dropped, dropped)] {
+            if n > 0 {
+                Stats::add(counter, n);
+            }
+        }
+    }
 }
 
 /// The failures of one guest.

@@ -22,7 +22,7 @@ use super::state::GuestSetup;
 use super::wasm::{Export, WasmGuest, into_reply};
 use super::world::EventInterface;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
-use crate::stats::{DropLog, FunctionCounts, Stats};
+use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -94,6 +94,8 @@ pub enum Work {
         calls: Arc<wire::Call>,
         /// Where they came from (for what the log says of those dropped).
         origin: Origin,
+        /// The counters of the peer they came from.
+        peer: Arc<PeerCalls>,
     },
     /// Run one call on export `slot` and hand its outcome to `reply`.
     Call {
@@ -103,6 +105,8 @@ pub enum Work {
         args: Vec<u8>,
         /// Where the outcome goes.
         reply: ReplyTo,
+        /// The counters of the peer it came from (none: another guest of this node).
+        peer: Option<Arc<PeerCalls>>,
     },
     /// A line of the node's stdin, for `stdin-events.on-line`.
     StdinLine(Arc<str>),
@@ -115,9 +119,14 @@ impl Work {
     /// and a run's calls count as dropped, a published module's loader hears `why`.
     pub fn refuse(self, stats: &Stats, why: &str) {
         match self {
-            Work::Run { calls, .. } => Stats::add(&stats.calls_dropped, calls.count() as u64),
-            Work::Call { reply, .. } => {
+            Work::Run { calls, peer, .. } => {
+                let n = calls.count() as u64;
+                Stats::add(&stats.calls_dropped, n);
+                peer.add(0, n);
+            }
+            Work::Call { reply, peer, .. } => {
                 Stats::bump(&stats.calls_dropped);
+                peer_calls(stats, peer).add(0, 1);
                 reply(Err(CallFailure::new(FailureKind::Unavailable, why)));
             }
             Work::Init { done: Some(done) } => {
@@ -126,6 +135,11 @@ impl Work {
             Work::Init { done: None } | Work::StdinLine(_) | Work::Command => {}
         }
     }
+}
+
+/// The counters of `peer`, or of this node's own guests when there is none.
+fn peer_calls(stats: &Stats, peer: Option<Arc<PeerCalls>>) -> Arc<PeerCalls> {
+    peer.unwrap_or_else(|| stats.peer_calls.of(PeerCalls::THIS_NODE))
 }
 
 /// What a worker tells the routing.
@@ -275,10 +289,15 @@ impl WorkerHandle {
         let reply: ReplyTo = Box::new(move |outcome| {
             let _ = tx.send(outcome);
         });
-        match self
-            .queue
-            .send_deadline(Work::Call { slot, args, reply }, deadline)
-        {
+        match self.queue.send_deadline(
+            Work::Call {
+                slot,
+                args,
+                reply,
+                peer: None,
+            },
+            deadline,
+        ) {
             Ok(()) => {}
             Err(SendTimeoutError::Timeout(_)) => {
                 return Err(CallFailure::new(
@@ -394,12 +413,23 @@ impl Worker {
                 slot,
                 calls,
                 origin,
-            } => self.run_calls(slot, &calls, origin),
-            Work::Call { slot, args, reply } => {
+                peer,
+            } => self.run_calls(slot, &calls, origin, &peer),
+            Work::Call {
+                slot,
+                args,
+                reply,
+                peer,
+            } => {
                 let (outcome, trap) = self.try_export(slot, &args);
+                let peer = peer_calls(&self.links.stats, peer);
                 if outcome.is_ok() {
                     Stats::bump(&self.links.stats.calls_delivered);
                     Stats::bump(&self.counts_of(slot).run);
+                    peer.add(1, 0);
+                } else {
+                    Stats::bump(&self.counts_of(slot).dropped);
+                    peer.add(0, 1);
                 }
                 // (The caller hears of a trap before the guest restarts.)
                 reply(outcome);
@@ -455,7 +485,7 @@ impl Worker {
 
     /// Runs every call of `calls` on export `slot`: in one entry if the guest takes them
     /// so (`run-events`), else one by one; and counts them.
-    fn run_calls(&mut self, slot: usize, calls: &wire::Call, origin: Origin) {
+    fn run_calls(&mut self, slot: usize, calls: &wire::Call, origin: Origin, peer: &PeerCalls) {
         if !self.resting() {
             let outcome = self
                 .guest
@@ -464,7 +494,7 @@ impl Worker {
                 None => {} // (one by one)
                 Some(Ok(())) => {
                     self.send_sent();
-                    self.count_run(&calls.function, calls.count() as u64);
+                    self.count_run(&calls.function, peer, calls.count() as u64, 0);
                     return;
                 }
                 Some(Err(error)) => {
@@ -473,6 +503,7 @@ impl Worker {
                     self.send_sent();
                     let n = calls.count();
                     Stats::add(&self.links.stats.calls_dropped, n as u64);
+                    self.count_run(&calls.function, peer, 0, n as u64);
                     let what = format!("a run of {n} call(s) to {}", calls.function);
                     self.trapped(&what, error);
                     return;
@@ -491,14 +522,20 @@ impl Worker {
                 )),
             }
         }
-        self.count_run(&calls.function, delivered);
+        let dropped = calls.count() as u64 - delivered;
+        self.count_run(&calls.function, peer, delivered, dropped);
     }
 
-    /// Counts `n` calls to `function` run, in all and for the function.
-    fn count_run(&self, function: &str, n: u64) {
+    /// Counts, of a run of calls to `function` from `peer`, `run` run and `dropped`
+    /// dropped: in all (the node-wide count of drops is kept where each drop happens), for
+    /// the function and for the peer.
+    fn count_run(&self, function: &str, peer: &PeerCalls, run: u64, dropped: u64) {
         let stats = &self.links.stats;
-        Stats::add(&stats.calls_delivered, n);
-        Stats::add(&stats.functions.of(function).run, n);
+        Stats::add(&stats.calls_delivered, run);
+        let counts = stats.functions.of(function);
+        Stats::add(&counts.run, run);
+        Stats::add(&counts.dropped, dropped);
+        peer.add(run, dropped);
     }
 
     /// The counters of export `slot`'s function, found once per export.

@@ -28,7 +28,7 @@ use crate::modules::loader::ModuleChange;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
-use crate::stats::{DropLog, FunctionCounts, Stats};
+use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
 use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
@@ -473,6 +473,19 @@ impl Node {
             .map_or_else(|| format!("{id:016x}"), str::to_string)
     }
 
+    /// The counters of the calls from `origin`: by the peer's name, by its id while it
+    /// has not announced itself.
+    fn peer_calls(&self, origin: Origin) -> Arc<PeerCalls> {
+        let calls = &self.stats.peer_calls;
+        match origin {
+            Origin::Local => calls.of(PeerCalls::THIS_NODE),
+            Origin::Remote(_, id) => match self.membership.peer_name(id) {
+                Some(name) => calls.of(name),
+                None => calls.of(&format!("{id:016x}")),
+            },
+        }
+    }
+
     /// What this node received of each stream, followed or gone, by peer name (a sender
     /// that never announced itself by its id).
     fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
@@ -737,6 +750,7 @@ impl Node {
             self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
             let counts = self.stats.functions.of(FunctionCounts::NOT_SERVED);
             Stats::add(&counts.dropped, n);
+            self.peer_calls(origin).add(0, n);
             self.drops.dropped(format_args!(
                 "{n} call(s) from {origin}: no local guest serves function `{function}`"
             ));
@@ -750,12 +764,14 @@ impl Node {
         };
         let counts = self.stats.functions.of(label);
         Stats::add(&counts.received, run.count() as u64);
+        let peer = self.peer_calls(origin);
         let (targets, refused) =
             self.table
                 .admitted(self.workers.slots(), function, self.caller(origin));
         if let Some((failure, guests)) = refused {
             Stats::add(&self.stats.calls_dropped, (guests * run.count()) as u64);
             Stats::add(&counts.dropped, (guests * run.count()) as u64);
+            peer.add(0, (guests * run.count()) as u64);
             self.drops.dropped(format_args!(
                 "calls from {origin} to `{function}`: {}",
                 failure.message
@@ -764,11 +780,12 @@ impl Node {
         if let Some(server) = native {
             // Counted once for the run: an atomic add per call costs more than the call
             // into a plugin does.
-            let mut delivered = 0;
+            let (mut delivered, mut dropped) = (0, 0);
             for args in run.arguments() {
                 match server.call(function, args) {
                     Ok(()) => delivered += 1,
                     Err(e) => {
+                        dropped += 1;
                         Stats::bump(&self.stats.calls_dropped);
                         Stats::bump(&counts.dropped);
                         self.drops
@@ -782,6 +799,7 @@ impl Node {
             }
             Stats::add(&self.stats.calls_delivered, delivered);
             Stats::add(&counts.run, delivered);
+            peer.add(delivered, dropped);
             // (What plugins sent from threads of their own.)
             self.collect_native_sent();
         }
@@ -793,6 +811,7 @@ impl Node {
                     slot: route.export,
                     calls,
                     origin,
+                    peer: peer.clone(),
                 },
             );
         }
@@ -842,6 +861,7 @@ impl Node {
                     slot: route.export,
                     args,
                     reply: Box::new(answer),
+                    peer: Some(self.peer_calls(origin)),
                 },
             ),
             Ok(Server::Native(server)) => {
@@ -857,10 +877,15 @@ impl Node {
                     };
                     Stats::bump(ran);
                 }
+                let ran = u64::from(outcome.is_ok());
+                self.peer_calls(origin).add(ran, 1 - ran);
                 self.collect_native_sent();
                 answer(outcome);
             }
-            Err(failure) => answer(Err(failure)),
+            Err(failure) => {
+                self.peer_calls(origin).add(0, 1);
+                answer(Err(failure));
+            }
         }
     }
 
