@@ -37,4 +37,97 @@ for plugin in raw_chat misuse; do
 done
 "$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -I guest-sdk/c \
     -o target/guests/typed_args.so tests/c/typed_args.c
-echo "build-guests: built ${guests[*]} test_chat.so stress_sender.so stress_receiver.so raw_chat.so misuse.so typed_args.so into target/guests/" >&2
+
+# Guests in Python (componentize-py, which carries its own interpreter) and JavaScript
+# (componentize-js, with SpiderMonkey), from guests/python/NAME/app.py and
+# guests/js/NAME/NAME.js into target/guests/NAME-py.wasm and NAME-js.wasm: each a world of
+# wit/, rebuilt when its sources or the WIT are newer. The tools are pinned
+# (guests/python/requirements.txt, guests/js/package-lock.json) and installed under
+# target/ on first use. Each line: NAME WORLD, then the folders of wit/ it needs besides
+# wit/node, the world's own last.
+python_guests=(
+    "chat dhost:chat/chat-guest chat"
+    "kv dhost:kv/kv-guest kv"
+    "hostile dhost:hostile/hostile-guest chat hostile"
+    "stress dhost:stress/stress-guest stress"
+)
+js_guests=(
+    "chat dhost:chat/chat-guest chat"
+    "stress dhost:stress/stress-guest stress"
+)
+
+# Whether $1 is missing or older than any file under the rest.
+stale() {
+    local out=$1
+    shift
+    [[ ! -f "$out" ]] || [[ -n "$(find "$@" -newer "$out" -print -quit)" ]]
+}
+
+venv=target/py-guest-venv
+pinned=$(cat guests/python/requirements.txt)
+if [[ "$("$venv/bin/componentize-py" --version 2>/dev/null)" != "componentize-py ${pinned#*==}" ]]; then
+    echo "build-guests: installing $pinned into $venv" >&2
+    scripts/python-venv.sh "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r guests/python/requirements.txt || {
+        echo "build-guests: cannot install $pinned from PyPI: the Python guests cannot be built" >&2
+        exit 1
+    }
+fi
+for line in "${python_guests[@]}"; do
+    read -r name world dirs <<<"$line"
+    out="target/guests/$name-py.wasm"
+    wit=(-d wit/node)
+    for d in $dirs; do wit+=(-d "wit/$d"); done
+    if stale "$out" "guests/python/$name" wit guests/python/requirements.txt; then
+        echo "build-guests: componentize-py $world -> $out" >&2
+        "$venv/bin/componentize-py" --quiet "${wit[@]}" -w "$world" \
+            componentize -p "guests/python/$name" app -o "$out.tmp"
+        mv "$out.tmp" "$out"
+    fi
+done
+
+if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "build-guests: installing nodejs and npm" >&2
+        apt-get install -y -qq nodejs npm >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nodejs npm >/dev/null; }
+    else
+        echo "build-guests: npm is not installed: the JavaScript guests need Node.js (18 or later) and npm" >&2
+        exit 1
+    fi
+fi
+tools=target/js-toolchain
+if ! cmp -s guests/js/package-lock.json "$tools/package-lock.json" ||
+    [[ ! -x "$tools/node_modules/.bin/componentize-js" ]]; then
+    echo "build-guests: installing componentize-js (guests/js/package-lock.json) into $tools" >&2
+    mkdir -p "$tools"
+    cp guests/js/package.json guests/js/package-lock.json "$tools/"
+    (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error) || {
+        echo "build-guests: npm ci failed: the JavaScript guests cannot be built" >&2
+        exit 1
+    }
+fi
+for line in "${js_guests[@]}"; do
+    read -r name world dirs <<<"$line"
+    out="target/guests/$name-js.wasm"
+    if stale "$out" "guests/js/$name" wit guests/js/package-lock.json; then
+        # componentize-js reads one folder: the world's package, with every package it
+        # uses as a file of deps/.
+        staged="target/js-wit/$name"
+        rm -rf "$staged"
+        mkdir -p "$staged/deps"
+        own=${dirs##* }
+        cp "wit/$own"/*.wit "$staged/"
+        for d in node node/deps ${dirs% *}; do
+            [[ "$d" == "$own" ]] && continue
+            for f in "wit/$d"/*.wit; do cp "$f" "$staged/deps/${d//\//-}-$(basename "$f")"; done
+        done
+        echo "build-guests: componentize-js $world -> $out" >&2
+        # (Without wasi:http, which the node does not offer guests.)
+        "$tools/node_modules/.bin/componentize-js" "guests/js/$name/$name.js" \
+            --wit "$staged" --world-name "$world" --disable http fetch-event -o "$out.tmp" >/dev/null
+        mv "$out.tmp" "$out"
+    fi
+done
+
+echo "build-guests: built ${guests[*]} test_chat.so stress_sender.so stress_receiver.so raw_chat.so misuse.so typed_args.so, and in Python and JavaScript ${#python_guests[@]} and ${#js_guests[@]} guests into target/guests/" >&2

@@ -24,19 +24,7 @@ cargo test --locked -p dhost-guest --quiet
 # against real nodes: the debug dhost that cargo test uses too.
 cargo build --locked
 venv=target/py-client-venv
-if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv"; then
-    # (Debian's python3 has its venv module in a package of its own.)
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "test: installing python3-venv" >&2
-        apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
-            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq python3-venv >/dev/null; }
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-    else
-        echo "test: python3 -m venv failed: install python3-venv" >&2
-        exit 1
-    fi
-fi
+scripts/python-venv.sh "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -e './clients/python[keys,test]'
 "$venv/bin/python" -m pytest clients/python/tests -q -p no:cacheprovider
 cargo test --locked 2>&1

@@ -67,16 +67,6 @@ fn call_err(
     err
 }
 
-/// Runs the kv-client command on a short-lived node; its status and stdout and stderr.
-fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, String) {
-    let client = guest("kv-client");
-    let mut all = vec![client.to_str().unwrap(), "--"];
-    all.extend(args);
-    let args = node_args("client", group, &all);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    dhost_output(&args)
-}
-
 #[test]
 fn calls_with_replies_between_three_nodes() {
     let group = unique_group();

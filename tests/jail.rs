@@ -6,36 +6,9 @@ mod common;
 
 use ciborium::Value;
 use common::*;
-use dhost::wire;
-use std::net::{SocketAddrV4, UdpSocket};
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Sends the call `attacks#function(args)` to the group, as a node would.
-struct Attacker {
-    socket: UdpSocket,
-    sender: u64,
-    seq: u64,
-}
-
-impl Attacker {
-    fn new(group: SocketAddrV4) -> Self {
-        Attacker {
-            socket: group_sender(group),
-            sender: u64::from(std::process::id()) << 16,
-            seq: 0,
-        }
-    }
-
-    fn attack(&mut self, function: &str, args: &[Value]) {
-        self.seq += 1;
-        let mut datagram = Vec::new();
-        wire::encode_header(self.sender, Some(self.seq), &mut datagram);
-        let id = format!("dhost:hostile/attacks#{function}");
-        wire::encode_call(self.seq, &id, args, &mut datagram);
-        self.socket.send(&datagram).unwrap();
-    }
-}
 
 /// A node with the hostile guest and the chat, its chat user logged in as `watcher`.
 fn hostile_node(group: SocketAddrV4, extra: &[&str]) -> Dhost {

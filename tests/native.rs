@@ -57,17 +57,6 @@ fn two_nodes_running_the_raw_abi_chat_plugin_chat_both_ways() {
     }
 }
 
-/// A file built by scripts/build-guests.sh.
-fn guest_file(name: &str) -> std::path::PathBuf {
-    let path = root().join("target/guests").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/build-guests.sh first",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn a_plugin_that_cannot_load_is_refused_with_the_dlerror_text() {
     let dir = scratch_dir("native");

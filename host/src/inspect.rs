@@ -95,7 +95,7 @@ pub fn describe(world: &World) -> String {
         let how = if f.results.is_empty() {
             "multicast to the group"
         } else {
-            "call with a reply: not supported yet"
+            "call with a reply, from one node over TCP"
         };
         let _ = writeln!(out, "  sends  {}  ({how})", f.id);
     }
@@ -113,9 +113,14 @@ pub fn describe(world: &World) -> String {
             }
         }
     }
-    for i in world.imports.iter().chain(&world.exports) {
-        if let Role::Unsupported(why) = &i.role {
-            let _ = writeln!(out, "  cannot use {}: {why}", i.name);
+    for (kind, interfaces) in [
+        ("cannot provide import", &world.imports),
+        ("ignores export", &world.exports),
+    ] {
+        for i in interfaces {
+            if let Role::Unsupported(why) = &i.role {
+                let _ = writeln!(out, "  {kind} {}: {why}", i.name);
+            }
         }
     }
     out

@@ -25,10 +25,16 @@ pub fn root() -> PathBuf {
 
 /// A guest built by `scripts/build-guests.sh`.
 pub fn guest(name: &str) -> PathBuf {
-    let path = root().join("target/guests").join(format!("{name}.wasm"));
+    guest_file(&format!("{name}.wasm"))
+}
+
+/// A file built by `scripts/build-guests.sh` (a guest, a native plugin).
+pub fn guest_file(name: &str) -> PathBuf {
+    let path = root().join("target/guests").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run scripts/build-guests.sh first",
+        "{} is missing: run scripts/build-guests.sh first (it builds every guest, those in \
+         Python and JavaScript too)",
         path.display()
     );
     path
@@ -132,6 +138,16 @@ pub fn group_flags(group: SocketAddrV4) -> Vec<String> {
     .collect()
 }
 
+/// Runs the kv-client command on a short-lived node; its status and stdout and stderr.
+pub fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, String) {
+    let client = guest("kv-client");
+    let mut all = vec![client.to_str().unwrap(), "--"];
+    all.extend(args);
+    let args = node_args("client", group, &all);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    dhost_output(&args)
+}
+
 /// `-v run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
 pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = ["-v", "run", "--name", name]
@@ -227,17 +243,32 @@ impl Dhost {
         self.wait(what, || done(&self.stdout()));
     }
 
+    /// Waits until `done(stdout)` holds, for at most `patience` (for what takes longer
+    /// than [`PATIENCE`], such as compiling a guest with an interpreter inside).
+    pub fn wait_stdout_within(&self, what: &str, patience: Duration, done: impl Fn(&str) -> bool) {
+        self.wait_within(what, patience, || done(&self.stdout()));
+    }
+
+    /// Waits until `done(stderr)` holds, for at most `patience`.
+    pub fn wait_stderr_within(&self, what: &str, patience: Duration, done: impl Fn(&str) -> bool) {
+        self.wait_within(what, patience, || done(&self.stderr()));
+    }
+
     /// Waits until `done(stderr)` holds; panics with both streams after [`PATIENCE`].
     pub fn wait_stderr(&self, what: &str, done: impl Fn(&str) -> bool) {
         self.wait(what, || done(&self.stderr()));
     }
 
     fn wait(&self, what: &str, done: impl Fn() -> bool) {
+        self.wait_within(what, PATIENCE, done);
+    }
+
+    fn wait_within(&self, what: &str, patience: Duration, done: impl Fn() -> bool) {
         let start = Instant::now();
         while !done() {
-            if start.elapsed() > PATIENCE {
+            if start.elapsed() > patience {
                 panic!(
-                    "waited {PATIENCE:?} for {what}\n--- stdout:\n{}\n--- stderr:\n{}",
+                    "waited {patience:?} for {what}\n--- stdout:\n{}\n--- stderr:\n{}",
                     self.stdout(),
                     self.stderr()
                 );
@@ -449,4 +480,31 @@ pub fn peer_names(out: &str) -> Vec<String> {
         .skip(1)
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
+}
+
+/// Sends calls to the hostile guests' `dhost:hostile/attacks#function(args)` to the group,
+/// as a node would.
+pub struct Attacker {
+    socket: UdpSocket,
+    sender: u64,
+    seq: u64,
+}
+
+impl Attacker {
+    pub fn new(group: SocketAddrV4) -> Self {
+        Attacker {
+            socket: group_sender(group),
+            sender: u64::from(std::process::id()) << 16,
+            seq: 0,
+        }
+    }
+
+    pub fn attack(&mut self, function: &str, args: &[ciborium::Value]) {
+        self.seq += 1;
+        let mut datagram = Vec::new();
+        dhost::wire::encode_header(self.sender, Some(self.seq), &mut datagram);
+        let id = format!("dhost:hostile/attacks#{function}");
+        dhost::wire::encode_call(self.seq, &id, args, &mut datagram);
+        self.socket.send(&datagram).unwrap();
+    }
 }

@@ -35,10 +35,10 @@ def unique_group() -> str:
 
 
 def guest(name: str) -> Path:
-    """A guest built by scripts/build-guests.sh; the test is skipped if it is missing."""
+    """A guest built by scripts/build-guests.sh; the test fails if it is missing."""
     path = GUESTS / f"{name}.wasm"
     if not path.exists():
-        pytest.skip(f"{path} is missing: run scripts/build-guests.sh")
+        pytest.fail(f"{path} is missing: run scripts/build-guests.sh (which builds every guest)")
     return path
 
 

@@ -256,6 +256,12 @@ fn interface(name: &str, item: ComponentItem, engine: &Engine, export: bool) -> 
                 "dstc:node/{iface} is not an interface this node provides"
             )),
         }
+    } else if !unversioned.contains(':') || !unversioned.contains('/') {
+        // (componentize-py leaves such an export, `exports`, for its build-time start-up.)
+        Role::Unsupported(format!(
+            "`{name}` is a plain name, not a package's interface \
+             (namespace:package/interface): only those are routed"
+        ))
     } else {
         Role::Application
     };
