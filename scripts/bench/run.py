@@ -18,7 +18,11 @@ Figures (each the median of --runs runs, with min and max):
      without a key, with one (the connection's frames tagged) and with --encrypt;
   3. start-up, from `dhost run` to the first call delivered, cold and warm compile cache;
   4. one dispatch into a WebAssembly guest in process, beside a native call (divan);
-  5. resident memory of an idle node with the chat guest, and with 100 guests.
+  5. resident memory of an idle node with the chat guest, and with 100 guests;
+  6. what a guest costs in each language it can be written in (Rust, Python, JavaScript,
+     and C as a native plugin, beside Rust): the chat guest's size, its cold start (an
+     empty compile cache) and warm start, an idle chat node's resident memory, and the
+     stress receiver's throughput, the Rust stress sender sending.
 
 It expects the release build, the guests and the udp_stress example (bench.sh builds
 them). All traffic stays on this host: loopback, TTL 0, groups of its own. bench.sh runs it
@@ -183,24 +187,26 @@ class DroppedDatagrams:
         subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
 
 
-def throughput_dhost(kind, mode, runs, count, window, timeout):
+def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=None, start_timeout=60):
     """Throughput runs of one kind (native, wasm) in one mode: `reliable` (no pacing in the
     application), `loss` (the same, with 5 % of the group's datagrams dropped at random),
     `unreliable` (--unreliable, the application's window), `keyed` and `encrypted` (no
     pacing, with the group key, and with --encrypt too), `two-guests` (no pacing, two
     receiving guests in the receiving node: a run's figure is the slower one's, and both
     must have every call), `one-by-one` (no pacing, WebAssembly guests that cross into and
-    out of the guest once per call instead of once per run). Returns the runs, and what
-    the receiver said of each sender's stream."""
+    out of the guest once per call instead of once per run). `receiver_guest` replaces the
+    kind's stress receiver (a guest of another language), `start_timeout` is how long it may
+    take to get ready. Returns the runs, and what the receiver said of each sender's stream."""
     group = fresh_group()
     if kind == "wasm":
-        receiver_guest = os.path.join(GUESTS, "stress.wasm")
+        default_receiver = os.path.join(GUESTS, "stress.wasm")
         sender_guest = os.path.join(GUESTS, "stress-sender.wasm")
         env_args = ["--allow-env", "STRESS_COUNT", "--allow-env", "STRESS_WINDOW", "--max-time", "600s"]
     else:
-        receiver_guest = os.path.join(GUESTS, "stress_receiver.so")
+        default_receiver = os.path.join(GUESTS, "stress_receiver.so")
         sender_guest = os.path.join(GUESTS, "stress_sender.so")
         env_args = []
+    receiver_guest = receiver_guest or default_receiver
     env = dict(os.environ, STRESS_COUNT=str(count))
     node_args, receiver_args = [], []
     if mode == "one-by-one":
@@ -220,7 +226,7 @@ def throughput_dhost(kind, mode, runs, count, window, timeout):
         env=env,
     )
     try:
-        if not receiver.wait_for(r"ready in", 60):
+        if not receiver.wait_for(r"ready in", start_timeout):
             raise RuntimeError(f"the {kind} receiver did not start: {receiver.output[-5:]}")
         for i in range(runs):
             sender = Process(
@@ -449,6 +455,119 @@ def memory(runs, guests=100):
     return idle, many
 
 
+# ---- 6. languages ------------------------------------------------------------------------
+
+
+# Each language a guest can be written in: its key, its name, its chat guest and its stress
+# receiver (guests/, built by scripts/build-guests.sh), and their kind: `wasm`, a component
+# the node compiles, sent to by the Rust stress sender; or `native`, a DSTC plugin loaded as
+# it is (nothing to compile, no cache), sent to by the native stress sender, since the Rust
+# sender's calls are named for the WIT interface (dhost:stress/sink#set-value), which a
+# DSTC plugin does not serve.
+LANGUAGES = (
+    ("rust", "Rust", "chat.wasm", "stress.wasm", "wasm"),
+    ("python", "Python", "chat-py.wasm", "stress-py.wasm", "wasm"),
+    ("javascript", "JavaScript", "chat-js.wasm", "stress-js.wasm", "wasm"),
+    ("c", "C native", "test_chat.so", "stress_receiver.so", "native"),
+)
+# The languages whose guests carry their interpreter: slow to compile and to run.
+SLOW_LANGUAGES = ("python", "javascript")
+
+READY = re.compile(r"ready in ([\d.]+)(ns|µs|us|ms|s):")
+
+
+def ready_ms(match):
+    """The duration of a node's "ready in X" line (a Rust Duration), in ms."""
+    value, unit = match.groups()
+    return float(value) * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1, "s": 1e3}[unit]
+
+
+def chat_start(guest, cache, name, timeout, username=None):
+    """Starts a node with the chat guest `guest` and the compile cache `cache` (and the line
+    `username` on its stdin, for a chat that asks for one before it is ready), and once it
+    is ready and has been idle 1 s, stops it. Returns the wall ms from spawn to its "ready
+    in" line, the ms that line says and the node's resident KiB then; None if it did not
+    get ready within `timeout` s."""
+    started = time.monotonic()
+    node = Process([DHOST, "run", "-v", "--name", name, *net_args(fresh_group()), "--cache-dir", cache, guest],
+                   stdin=subprocess.PIPE)
+    try:
+        if username:
+            node.proc.stdin.write(username + "\n")
+            node.proc.stdin.flush()
+        m = node.wait_for(READY.pattern, timeout)
+        if not m:
+            progress(f"  {os.path.basename(guest)} did not get ready: {node.output[-3:]}")
+            return None
+        wall = (time.monotonic() - started) * 1000
+        time.sleep(1.0)
+        return {"wall_ms": wall, "ready_ms": ready_ms(m), "rss_kib": node.rss_kib()}
+    finally:
+        node.stop()
+
+
+def chat_starts(guest, runs, timeout, username=None):
+    """Per run, a cold start of a chat node (an empty compile cache of its own) and a warm
+    one (the cache the cold start filled): two lists of what `chat_start` returned."""
+    cold, warm = [], []
+    for i in range(runs):
+        cache = tempfile.mkdtemp(prefix="dhost-bench-cache-")
+        try:
+            for figures, how in ((cold, "cold"), (warm, "warm")):
+                figures.append(chat_start(guest, cache, f"lang-{how}-{i}", timeout, username))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return cold, warm
+
+
+def languages(runs, count, slow_count, slow_runs, timeout):
+    """What a guest costs in each language: its chat guest's size, the chat node's cold and
+    warm starts and idle memory, and the throughput of its stress receiver, the Rust stress
+    sender sending with no pacing in the application (`count` calls a run; `slow_count`
+    in `slow_runs` runs for the slow languages). Returns what was measured, by language."""
+    measured = {}
+    for key, name, chat, stress, kind in LANGUAGES:
+        chat_path, stress_path = os.path.join(GUESTS, chat), os.path.join(GUESTS, stress)
+        if not (os.path.exists(chat_path) and os.path.exists(stress_path)):
+            progress(f"  {name}: no {chat} or {stress} in {os.path.relpath(GUESTS, ROOT)}; left out")
+            continue
+        slow = key in SLOW_LANGUAGES
+        n, n_runs = (min(slow_count, count), slow_runs) if slow else (count, runs)
+        # The slow languages compile for many seconds, more so on a busy machine.
+        # The C chat asks for a user name on stdin before it is ready.
+        cold, warm = chat_starts(chat_path, runs, 300 if slow else 60, "bench" if kind == "native" else None)
+        last = lambda figures, field: [round(r[field], 1) for r in figures[-1:] if r]
+        progress(f"  {name} chat: {os.path.getsize(chat_path):,} bytes, cold {last(cold, 'wall_ms')} ms "
+                 f"(ready in {last(cold, 'ready_ms')}), warm {last(warm, 'wall_ms')} ms "
+                 f"(ready in {last(warm, 'ready_ms')}), idle {last(warm, 'rss_kib')} KiB")
+        try:
+            stress_runs, _ = throughput_dhost(
+                kind, "reliable", n_runs, n, 0, max(timeout, n / 10_000) if slow else timeout,
+                receiver_guest=stress_path, start_timeout=300 if slow else 60)
+        except RuntimeError as e:
+            progress(f"  {name} stress: {e}")
+            stress_runs = [{"failed": str(e)}]
+        measured[key] = {
+            "name": name, "chat": chat, "stress": stress, "kind": kind, "count": n, "runs": n_runs,
+            "size_bytes": os.path.getsize(chat_path), "cold": cold, "warm": warm, "stress_runs": stress_runs,
+        }
+    return measured
+
+
+def language_figures(m):
+    """The summaries of what `languages` measured of one language."""
+    field = lambda starts, name: [r[name] for r in starts if r]
+    return {
+        "size": summary([m["size_bytes"]]),
+        "cold": summary(field(m["cold"], "wall_ms")),
+        "cold_ready": summary(field(m["cold"], "ready_ms")),
+        "warm": summary(field(m["warm"], "wall_ms")),
+        "warm_ready": summary(field(m["warm"], "ready_ms")),
+        "rss": summary(field(m["warm"], "rss_kib")),
+        "throughput": summary([r["calls_per_second"] for r in m["stress_runs"] if counted(r, m["count"])]),
+    }
+
+
 # ---- the table ---------------------------------------------------------------------------
 
 
@@ -475,8 +594,13 @@ def main():
                              "baseline (default 131072)")
     parser.add_argument("--round-trips", type=int, default=5000, help="calls per round-trip run (default 5000)")
     parser.add_argument("--skip", action="append", default=[], metavar="PART",
-                        choices=["throughput", "calls", "startup", "dispatch", "memory"],
+                        choices=["throughput", "calls", "startup", "dispatch", "memory", "languages"],
                         help="leave a part out (repeatable)")
+    parser.add_argument("--slow-count", type=int, default=2_000_000,
+                        help="calls per throughput run of the Python and JavaScript stress receivers "
+                             "(languages part; default 2 M, at most --count)")
+    parser.add_argument("--slow-runs", type=int,
+                        help="throughput runs of the Python and JavaScript stress receivers (default --runs)")
     parser.add_argument("--out", default=os.path.join(ROOT, "target/bench/results.json"))
     parser.add_argument("--dhost", help="the dhost executable to measure (default: the release build)")
     parser.add_argument("--modes", default="unreliable,reliable,loss,keyed,encrypted,two-guests,one-by-one",
@@ -507,7 +631,7 @@ def main():
         ratio = ""
         if baseline and baseline["median"] and s["median"]:
             r = s["median"] / baseline["median"] if higher_is_better else baseline["median"] / s["median"]
-            ratio = f"{r:.2f}x"
+            ratio = f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x"
         rows.append((name, median, spread, ratio))
 
     if "throughput" not in args.skip:
@@ -610,6 +734,37 @@ def main():
         add("rss_chat_mib", "memory, idle node with chat", summary(idle), "MiB", digits=1)
         add("rss_100_guests_mib", "memory, idle node with 100 guests", summary(many), "MiB", digits=1)
 
+    if "languages" not in args.skip:
+        progress("languages: what a guest costs in each language, beside Rust")
+        measured = languages(args.runs, args.count, args.slow_count, args.slow_runs or args.runs, timeout)
+        results["languages"] = measured
+        rust = language_figures(measured["rust"]) if "rust" in measured else {}
+        for key, m in measured.items():
+            name, figures = m["name"], language_figures(m)
+            vs = lambda figure: rust.get(figure) if key != "rust" else None
+            what = "component" if m["kind"] == "wasm" else "native plugin (.so)"
+            add(f"lang_{key}_size_bytes", f"{name}: chat {what} size", figures["size"], "B", vs("size"))
+            if m["kind"] == "wasm":
+                starts = (("cold", "cold start (empty cache)"), ("warm", "warm start (cache filled)"))
+            else:
+                # Nothing to compile, no cache: every start alike, beside Rust's warm start.
+                starts = (("warm", "start (nothing to compile)"),)
+            for figure, words in starts:
+                add(f"lang_{key}_{figure}_ms", f"{name}: chat {words}, wall", figures[figure], "ms", vs(figure),
+                    digits=1)
+                add(f"lang_{key}_{figure}_ready_ms", f"{name}: chat {words}, node's \"ready in\"",
+                    figures[f"{figure}_ready"], "ms", vs(f"{figure}_ready"), digits=1)
+            after = "a warm start" if m["kind"] == "wasm" else "start"
+            add(f"lang_{key}_rss_kib", f"{name}: idle chat node memory, 1 s after {after}", figures["rss"],
+                "KiB", vs("rss"))
+            runs_note = "" if m["runs"] == args.runs else f", {m['runs']} run{'s' * (m['runs'] != 1)}"
+            key_ = f"lang_{key}_throughput"
+            sender = "Rust sender" if m["kind"] == "wasm" else "C native sender"
+            add(key_, f"{name}: stress receiver, {m['count']:,} calls, {sender}{runs_note}", figures["throughput"],
+                "calls/s", vs("throughput"))
+            results["figures"][key_]["count"] = m["count"]
+            results["figures"][key_]["failed_runs"] = sum(not counted(r, m["count"]) for r in m["stress_runs"])
+
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as out:
         json.dump(results, out, indent=2)
@@ -631,6 +786,9 @@ def main():
             kind, mode = name.split("_", 1)
             what = "a group key" if mode == "keyed" else "a group key and --encrypt"
             print(f"{kind}: with {what}, {ratio:.2f}x the speed without a key (medians)")
+    if results.get("languages"):
+        print("languages: vs baseline is the figure over Rust's in this run (throughput: the fraction of "
+              "Rust's; size, start and memory: times Rust's)")
     shutil.rmtree(key_dir, ignore_errors=True)
     for key, streams in results.get("streams", {}).items():
         if key.endswith("_loss"):
