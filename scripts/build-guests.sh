@@ -50,10 +50,12 @@ python_guests=(
     "kv dhost:kv/kv-guest kv"
     "hostile dhost:hostile/hostile-guest chat hostile"
     "stress dhost:stress/stress-guest stress"
+    "tour dhost:tour/tour-guest tour"
 )
 js_guests=(
     "chat dhost:chat/chat-guest chat"
     "stress dhost:stress/stress-guest stress"
+    "tour dhost:tour/tour-guest tour"
 )
 
 # Whether $1 is missing or older than any file under the rest.

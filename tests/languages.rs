@@ -188,3 +188,49 @@ fn a_python_guest_is_jailed_as_a_rust_one() {
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "the guest connected out");
 }
+
+#[test]
+fn python_and_javascript_guests_use_every_interface_of_the_node() {
+    let group = unique_group();
+    for (guest_name, language, no_server) in [
+        ("tour-py", "Python", "CallError_NoServer"),
+        ("tour-js", "JavaScript", "no-server"),
+    ] {
+        let node_name = format!("{guest_name}-node");
+        let tour = guest(guest_name);
+        let mut node = Dhost::start(&node_args(
+            &node_name,
+            group,
+            &[
+                "--mailboxes",
+                "1",
+                "--mailbox-size",
+                "1",
+                tour.to_str().unwrap(),
+            ],
+        ));
+        // host.log and timers, from init; host.node-name, from the timer.
+        node.wait_stdout_within("the timer", FIRST_START, |out| {
+            out.contains(&format!("tour: timer 7 on node {node_name}"))
+        });
+        assert!(
+            node.stderr()
+                .contains(&format!("tour: init, in {language}")),
+            "{}",
+            node.stderr()
+        );
+        // mailboxes, from stdin-events.
+        node.type_line("hello, mailbox");
+        node.wait_stdout("the mailbox", |out| {
+            out.contains("tour: mailbox 0 holds hello, mailbox")
+        });
+        // calls: a target, and a failure as the variant `call-error`.
+        node.type_line("target");
+        node.wait_stdout("the call's error", |out| out.contains("tour: error "));
+        let out = node.stdout();
+        assert!(out.contains("tour: target nowhere"), "{out}");
+        assert!(out.contains(&format!("tour: error {no_server}")), "{out}");
+        assert!(node.interrupt().success());
+        assert!(node.stderr().contains("0 guest traps"), "{}", node.stderr());
+    }
+}
