@@ -35,6 +35,7 @@ use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
 use ciborium::Value;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use routing::{Routable, Route, RoutingTable};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -467,23 +468,19 @@ impl Node {
 
     /// How logs and announcements name node `id`: by the name it announces, or, if it
     /// never did, by its id in hex.
-    fn peer_label(&self, id: u64) -> String {
+    fn peer_label(&self, id: u64) -> Cow<'_, str> {
         self.membership
             .peer_name(id)
-            .map_or_else(|| format!("{id:016x}"), str::to_string)
+            .map_or_else(|| Cow::Owned(format!("{id:016x}")), Cow::Borrowed)
     }
 
-    /// The counters of the calls from `origin`: by the peer's name, by its id while it
-    /// has not announced itself.
+    /// The counters of the calls from `origin`, under the peer's label.
     fn peer_calls(&self, origin: Origin) -> Arc<PeerCalls> {
-        let calls = &self.stats.peer_calls;
-        match origin {
-            Origin::Local => calls.of(PeerCalls::THIS_NODE),
-            Origin::Remote(_, id) => match self.membership.peer_name(id) {
-                Some(name) => calls.of(name),
-                None => calls.of(&format!("{id:016x}")),
-            },
-        }
+        let label = match origin {
+            Origin::Local => Cow::Borrowed(PeerCalls::THIS_NODE),
+            Origin::Remote(_, id) => self.peer_label(id),
+        };
+        self.stats.peer_calls.of(&label)
     }
 
     /// What this node received of each stream, followed or gone, by peer name (a sender
@@ -492,7 +489,7 @@ impl Node {
         let mut all: Vec<(StreamCounts, Counts)> = self
             .streams
             .counts()
-            .map(|(id, c)| (self.peer_label(id), c))
+            .map(|(id, c)| (self.peer_label(id).into_owned(), c))
             .chain(self.gone_streams.iter().cloned())
             .map(|(peer, c)| {
                 let shown = StreamCounts {
@@ -729,7 +726,7 @@ impl Node {
             return;
         };
         self.gone_streams
-            .push_back((self.peer_label(sender), counts));
+            .push_back((self.peer_label(sender).into_owned(), counts));
         if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
             self.gone_streams.pop_front();
         }
@@ -769,9 +766,10 @@ impl Node {
             self.table
                 .admitted(self.workers.slots(), function, self.caller(origin));
         if let Some((failure, guests)) = refused {
-            Stats::add(&self.stats.calls_dropped, (guests * run.count()) as u64);
-            Stats::add(&counts.dropped, (guests * run.count()) as u64);
-            peer.add(0, (guests * run.count()) as u64);
+            let dropped = (guests * run.count()) as u64;
+            Stats::add(&self.stats.calls_dropped, dropped);
+            Stats::add(&counts.dropped, dropped);
+            peer.add(0, dropped);
             self.drops.dropped(format_args!(
                 "calls from {origin} to `{function}`: {}",
                 failure.message
@@ -854,6 +852,7 @@ impl Node {
         if let Some(counts) = &counts {
             Stats::bump(&counts.received);
         }
+        let peer = self.peer_calls(origin);
         match server {
             Ok(Server::Guest(route)) => self.hand(
                 route.guest,
@@ -861,7 +860,7 @@ impl Node {
                     slot: route.export,
                     args,
                     reply: Box::new(answer),
-                    peer: Some(self.peer_calls(origin)),
+                    peer: Some(peer),
                 },
             ),
             Ok(Server::Native(server)) => {
@@ -878,12 +877,12 @@ impl Node {
                     Stats::bump(ran);
                 }
                 let ran = u64::from(outcome.is_ok());
-                self.peer_calls(origin).add(ran, 1 - ran);
+                peer.add(ran, 1 - ran);
                 self.collect_native_sent();
                 answer(outcome);
             }
             Err(failure) => {
-                self.peer_calls(origin).add(0, 1);
+                peer.add(0, 1);
                 answer(Err(failure));
             }
         }
