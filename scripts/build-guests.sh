@@ -89,14 +89,10 @@ for line in "${python_guests[@]}"; do
 done
 
 if ! command -v npm >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "build-guests: installing nodejs and npm" >&2
-        apt-get install -y -qq nodejs npm >/dev/null 2>&1 ||
-            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nodejs npm >/dev/null; }
-    else
+    scripts/apt-install.sh nodejs npm || {
         echo "build-guests: npm is not installed: the JavaScript guests need Node.js (18 or later) and npm" >&2
         exit 1
-    fi
+    }
 fi
 tools=target/js-toolchain
 if ! cmp -s guests/js/package-lock.json "$tools/package-lock.json" ||

@@ -8,14 +8,8 @@ venv=${1:?usage: scripts/python-venv.sh DIR}
 [ -x "$venv/bin/python" ] && exit 0
 command -v python3 >/dev/null || { echo "python-venv: python3 is not installed" >&2; exit 1; }
 if ! python3 -m venv "$venv" 2>/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "python-venv: installing python3-venv" >&2
-        apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
-            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq python3-venv >/dev/null; }
-        rm -rf "$venv"
-        python3 -m venv "$venv"
-    else
-        echo "python-venv: python3 -m venv $venv failed: install python3-venv" >&2
-        exit 1
-    fi
+    "$(dirname "$0")/apt-install.sh" python3-venv ||
+        { echo "python-venv: python3 -m venv $venv failed: install python3-venv" >&2; exit 1; }
+    rm -rf "$venv"
+    python3 -m venv "$venv"
 fi

@@ -9,9 +9,7 @@ cd "$(dirname "$0")/.."
 # The reliable-multicast tests inject loss with nftables inside network namespaces of
 # their own (which needs root, as CI has): install nftables where it is missing.
 if ! command -v nft >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "test: installing nftables" >&2
-    apt-get install -y -qq nftables >/dev/null 2>&1 ||
-        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nftables >/dev/null; }
+    scripts/apt-install.sh nftables
 fi
 scripts/build-guests.sh
 cargo fmt --all -- --check
