@@ -428,6 +428,40 @@ def dispatch(runs):
 # ---- 5. memory ---------------------------------------------------------------------------
 
 
+READY = re.compile(r"ready in ([\d.]+)(ns|µs|us|ms|s):")
+
+
+def ready_ms(match):
+    """The duration of a node's "ready in X" line (a Rust Duration), in ms."""
+    value, unit = match.groups()
+    return float(value) * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1, "s": 1e3}[unit]
+
+
+def idle_node(guests, name, timeout, cache=None, username=None):
+    """Starts a node with `guests` (and the compile cache `cache`, else the default one;
+    and the line `username` on its stdin, for a chat that asks for one before it is
+    ready), and once it is ready and has been idle 1 s, stops it. Returns the wall ms from
+    spawn to its "ready in" line, the ms that line says and the node's resident KiB then;
+    None if it did not get ready within `timeout` s."""
+    started = time.monotonic()
+    cache_args = ["--cache-dir", cache] if cache else []
+    node = Process([DHOST, "run", "-v", "--name", name, *net_args(fresh_group()), *cache_args, *guests],
+                   stdin=subprocess.PIPE)
+    try:
+        if username:
+            node.proc.stdin.write(username + "\n")
+            node.proc.stdin.flush()
+        m = node.wait_for(READY.pattern, timeout)
+        if not m:
+            progress(f"  {os.path.basename(guests[0])} did not get ready: {node.output[-3:]}")
+            return None
+        wall = (time.monotonic() - started) * 1000
+        time.sleep(1.0)
+        return {"wall_ms": wall, "ready_ms": ready_ms(m), "rss_kib": node.rss_kib()}
+    finally:
+        node.stop()
+
+
 def memory(runs, guests=100):
     chat = os.path.join(GUESTS, "chat.wasm")
     idle, many = [], []
@@ -440,15 +474,9 @@ def memory(runs, guests=100):
             copies.append(path)
         for i in range(runs):
             for figures, loaded in ((idle, [chat]), (many, copies)):
-                group = fresh_group()
-                node = Process([DHOST, "run", "-v", "--name", f"memory-{i}", *net_args(group), *loaded],
-                               stdin=subprocess.PIPE)
-                try:
-                    if node.wait_for(r"ready in", 120):
-                        time.sleep(1.0)
-                        figures.append(node.rss_kib() / 1024)
-                finally:
-                    node.stop()
+                node = idle_node(loaded, f"memory-{i}", 120)
+                if node:
+                    figures.append(node["rss_kib"] / 1024)
             progress(f"  memory run {i + 1}: 1 chat guest {idle[-1:]} MiB, {guests} guests {many[-1:]} MiB")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -473,48 +501,15 @@ LANGUAGES = (
 # The languages whose guests carry their interpreter: slow to compile and to run.
 SLOW_LANGUAGES = ("python", "javascript")
 
-READY = re.compile(r"ready in ([\d.]+)(ns|µs|us|ms|s):")
-
-
-def ready_ms(match):
-    """The duration of a node's "ready in X" line (a Rust Duration), in ms."""
-    value, unit = match.groups()
-    return float(value) * {"ns": 1e-6, "µs": 1e-3, "us": 1e-3, "ms": 1, "s": 1e3}[unit]
-
-
-def chat_start(guest, cache, name, timeout, username=None):
-    """Starts a node with the chat guest `guest` and the compile cache `cache` (and the line
-    `username` on its stdin, for a chat that asks for one before it is ready), and once it
-    is ready and has been idle 1 s, stops it. Returns the wall ms from spawn to its "ready
-    in" line, the ms that line says and the node's resident KiB then; None if it did not
-    get ready within `timeout` s."""
-    started = time.monotonic()
-    node = Process([DHOST, "run", "-v", "--name", name, *net_args(fresh_group()), "--cache-dir", cache, guest],
-                   stdin=subprocess.PIPE)
-    try:
-        if username:
-            node.proc.stdin.write(username + "\n")
-            node.proc.stdin.flush()
-        m = node.wait_for(READY.pattern, timeout)
-        if not m:
-            progress(f"  {os.path.basename(guest)} did not get ready: {node.output[-3:]}")
-            return None
-        wall = (time.monotonic() - started) * 1000
-        time.sleep(1.0)
-        return {"wall_ms": wall, "ready_ms": ready_ms(m), "rss_kib": node.rss_kib()}
-    finally:
-        node.stop()
-
-
 def chat_starts(guest, runs, timeout, username=None):
     """Per run, a cold start of a chat node (an empty compile cache of its own) and a warm
-    one (the cache the cold start filled): two lists of what `chat_start` returned."""
+    one (the cache the cold start filled): two lists of what `idle_node` returned."""
     cold, warm = [], []
     for i in range(runs):
         cache = tempfile.mkdtemp(prefix="dhost-bench-cache-")
         try:
             for figures, how in ((cold, "cold"), (warm, "warm")):
-                figures.append(chat_start(guest, cache, f"lang-{how}-{i}", timeout, username))
+                figures.append(idle_node([guest], f"lang-{how}-{i}", timeout, cache, username))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
     return cold, warm
