@@ -94,3 +94,73 @@ fn a_node_serves_mailboxes_and_calls_on_one_port() {
     assert!(status.success(), "{err}");
     assert_eq!(out, "ok\nmine\n");
 }
+
+#[test]
+fn a_guests_jail_says_which_mailboxes_of_which_nodes_it_may_use() {
+    let group = unique_group();
+    let node = Dhost::start(&node_args(
+        "store",
+        group,
+        &["--mailboxes", "2", "--mailbox-size", "1"],
+    ));
+    node.wait_stderr("the node to be ready", |err| {
+        err.contains("calls on 127.0.0.1:")
+    });
+    let mut c = Client::connect(tcp_port(&node));
+    assert_eq!(c.write(0, b"kept"), "OK");
+    let client = guest("mailbox-client");
+    let run_client = |policy: &str, ops: &[&str]| {
+        let jail = scratch_file("mailbox-jail", "jail.toml", policy);
+        let mut all = vec![
+            "--mailboxes",
+            "1",
+            "--mailbox-size",
+            "1",
+            "--jail",
+            jail.to_str().unwrap(),
+            client.to_str().unwrap(),
+            "--",
+        ];
+        all.extend(ops);
+        let args = node_args("client", group, &all);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        dhost_output(&args)
+    };
+    // None: neither this node's mailboxes nor another's, read or written.
+    let none = "[guest.mailbox-client]\nmailboxes = []\n";
+    let (status, out, err) = run_client(none, &["write", "0", "x", "read", "0"]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        out,
+        "error: refused: the jail of guest mailbox-client does not allow it to write mailbox \
+         0 of this node (its `mailboxes` list)\n\
+         error: refused: the jail of guest mailbox-client does not allow it to read mailbox 0 \
+         of this node (its `mailboxes` list)\n"
+    );
+    assert!(
+        err.contains("guest mailbox-client: refused to write mailbox 0 of this node"),
+        "{err}"
+    );
+    let (_, out, _) = run_client(none, &["--node", "store", "write", "0", "overwritten"]);
+    assert!(out.starts_with("error: refused:"), "{out}");
+    assert_eq!(c.read(0).unwrap(), b"kept", "nothing reached the store");
+    // Its own node's, read-only; the store's, read and write.
+    let some = "[guest.mailbox-client]\nmailboxes = [\"0\", \"1@store:rw\"]\n";
+    let (_, out, _) = run_client(some, &["read", "0", "write", "0", "x"]);
+    assert!(
+        out.starts_with(
+            "\nerror: refused: the jail of guest mailbox-client does not allow it to write \
+             mailbox 0 of this node"
+        ),
+        "an empty mailbox read, then the write refused: {out:?}"
+    );
+    let (status, out, err) = run_client(some, &["--node", "store", "write", "1", "granted"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, "ok\n");
+    assert_eq!(c.read(1).unwrap(), b"granted");
+    let (_, out, _) = run_client(some, &["--node", "store", "read", "0"]);
+    assert!(
+        out.starts_with("error: refused:"),
+        "mailbox 0 of store: {out}"
+    );
+}

@@ -651,3 +651,122 @@ fn a_restarted_node_runs_again_what_it_ran_from_its_store_alone() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!other.stderr().contains("run again"), "{}", other.stderr());
 }
+
+/// A component of `instances` core instances of one module, each with a memory of `pages`
+/// pages (64 KiB each; none when 0) whose last page its start function touches: the shape
+/// of the 194-byte module that once held 2.6 GB under a 64 MiB jail (40 instances of 64
+/// MiB).
+fn many_memories(instances: usize, pages: u32) -> Vec<u8> {
+    let module = if pages == 0 {
+        "(core module $m)".to_string()
+    } else {
+        let last = pages as u64 * 65536 - 4;
+        format!(
+            "(core module $m (memory {pages}) \
+               (func $touch (i32.store (i32.const {last}) (i32.const 1))) (start $touch))"
+        )
+    };
+    let instances = "(core instance (instantiate $m))\n".repeat(instances);
+    wat::parse_str(format!("(component {module}\n{instances})")).unwrap()
+}
+
+/// A component whose start function never returns.
+const LOOPS_IN_START: &str = r#"
+(component
+  (core module $m (func $spin (loop $l (br $l))) (start $spin))
+  (core instance (instantiate $m)))
+"#;
+
+#[test]
+fn a_module_of_many_memories_is_refused_and_the_node_stays_small() {
+    let group = unique_group();
+    let store_dir = store("memories", "mem");
+    let node = module_node("mem", group, &store_dir, &[]);
+    let addr: SocketAddr = tcp_port(&node);
+    let pool = pool();
+    let send = |name: &str, bytes: &[u8]| {
+        send_module(
+            &pool,
+            addr,
+            "mem",
+            &publication(name, bytes),
+            bytes,
+            Duration::from_secs(30),
+        )
+    };
+    // 40 memories of 64 MiB: the second passes the guest's 64 MiB in all.
+    let failure = send("forty", &many_memories(40, 1024)).unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Refused);
+    assert!(
+        failure.message.contains("memory limit exceeded")
+            && failure.message.contains("128.0 MiB in all")
+            && failure.message.contains("the jail allows 64.0 MiB"),
+        "{failure}"
+    );
+    // Three of 32 MiB: each within the old per-memory limit, 96 MiB together.
+    let failure = send("three", &many_memories(3, 512)).unwrap_err();
+    assert!(failure.message.contains("96.0 MiB in all"), "{failure}");
+    // 40 instances without memory: more core instances than the jail allows.
+    let failure = send("instances", &many_memories(40, 0)).unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("the jail allows at most 32 core instances"),
+        "{failure}"
+    );
+    // The node held none of it, and still takes a good module.
+    let peak = node.peak_rss_kib();
+    eprintln!("peak resident memory of the node: {peak} KiB");
+    assert!(peak < 400 * 1024, "the node reached {peak} KiB");
+    let kv = std::fs::read(guest("kv")).unwrap();
+    assert_eq!(send("kv", &kv).as_deref(), Ok("loaded"));
+    assert_eq!(
+        call(group, "mem", "dhost:kv/store#keys", &[]),
+        Some("[]".into())
+    );
+}
+
+#[test]
+fn a_module_whose_start_function_loops_is_refused_and_holds_up_no_other() {
+    let group = unique_group();
+    let store_dir = store("loops", "spin");
+    // A longer time limit than the default, so that the good module comes while the bad
+    // one still spins.
+    let node = module_node("spin", group, &store_dir, &["--max-time", "4s"]);
+    let addr: SocketAddr = tcp_port(&node);
+    let looping = std::thread::spawn(move || {
+        let bytes = wat::parse_str(LOOPS_IN_START).unwrap();
+        let p = publication("spins", &bytes);
+        let outcome = send_module(&pool(), addr, "spin", &p, &bytes, PATIENCE);
+        (outcome, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let kv = std::fs::read(guest("kv")).unwrap();
+    let started = Instant::now();
+    let loaded = send_module(
+        &pool(),
+        addr,
+        "spin",
+        &publication("kv", &kv),
+        &kv,
+        PATIENCE,
+    );
+    let kv_done = Instant::now();
+    assert_eq!(loaded.as_deref(), Ok("loaded"));
+    let (outcome, refused_at) = looping.join().unwrap();
+    let failure = outcome.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Refused);
+    assert!(failure.message.contains("time limit exceeded"), "{failure}");
+    assert!(
+        kv_done < refused_at,
+        "kv waited for the spinning module: loaded after {:?}",
+        kv_done - started
+    );
+    assert_eq!(
+        call(group, "spin", "dhost:kv/store#keys", &[]),
+        Some("[]".into())
+    );
+    let (status, out, err) = client_output("modules", group, &[]);
+    assert!(status.success(), "{err}");
+    assert!(!out.contains("spins"), "{out}");
+}

@@ -277,6 +277,22 @@ impl Dhost {
         }
     }
 
+    /// Whether the process is still running.
+    pub fn child_is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's peak resident memory so far (`VmHWM` in `/proc/PID/status`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
     /// Sends the signal `name` (`STOP`, `CONT`, ...) to the process.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
@@ -386,6 +402,53 @@ impl Netns {
         );
     }
 
+    /// Joins this namespace to `other` with a veth pair: this end gets `mine` (a CIDR such
+    /// as `10.77.0.1/24`), the other `theirs`, and the other routes multicast through its
+    /// end (so what it sends to a group leaves towards this namespace). Both ends are
+    /// private addresses that exist only inside the two namespaces.
+    pub fn link(&self, other: &Netns, mine: &str, theirs: &str) {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let (a, b) = (
+            format!("va{}x{n}", std::process::id() % 100_000),
+            format!("vb{}x{n}", std::process::id() % 100_000),
+        );
+        let root = "root";
+        self.ip(
+            &[
+                "link",
+                "add",
+                &a,
+                "netns",
+                &self.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b,
+                "netns",
+                &other.name,
+            ],
+            root,
+        );
+        for (ns, dev, cidr) in [(self, &a, mine), (other, &b, theirs)] {
+            ns.ip(&["-n", &ns.name, "addr", "add", cidr, "dev", dev], root);
+            ns.ip(&["-n", &ns.name, "link", "set", dev, "up"], root);
+        }
+        other.ip(
+            &[
+                "-n",
+                &other.name,
+                "route",
+                "replace",
+                "224.0.0.0/4",
+                "dev",
+                &b,
+            ],
+            root,
+        );
+    }
+
     /// Runs `nft ARGS` inside the namespace.
     fn nft(&self, args: &[&str]) {
         let mut all = vec!["netns", "exec", &self.name, "nft"];
@@ -431,6 +494,16 @@ impl Netns {
 
     /// Runs `f` inside the namespace, on a thread of its own (for a test's own sockets).
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.run_in_background(f)
+            .join()
+            .expect("the thread in the namespace")
+    }
+
+    /// Starts `f` inside the namespace, on a thread of its own; join it for its result.
+    pub fn run_in_background<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("the namespace's file");
@@ -440,8 +513,6 @@ impl Netns {
             assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
             f()
         })
-        .join()
-        .expect("the thread in the namespace")
     }
 }
 

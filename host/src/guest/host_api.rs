@@ -131,6 +131,9 @@ impl mailboxes::Host for GuestState {
         node: Option<String>,
         number: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, calls::CallError>> {
+        if let Err(refused) = check_mailbox(self, number, node.as_deref(), false) {
+            return Ok(Err(refused));
+        }
         let args = vec![ciborium::Value::from(number)];
         Ok(
             match mailbox_call(self, node, crate::mailbox::READ_FUNCTION, args) {
@@ -149,6 +152,9 @@ impl mailboxes::Host for GuestState {
         number: u32,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), calls::CallError>> {
+        if let Err(refused) = check_mailbox(self, number, node.as_deref(), true) {
+            return Ok(Err(refused));
+        }
         let args = vec![ciborium::Value::from(number), ciborium::Value::Bytes(data)];
         Ok(
             mailbox_call(self, node, crate::mailbox::WRITE_FUNCTION, args)
@@ -156,6 +162,39 @@ impl mailboxes::Host for GuestState {
                 .map_err(call_error),
         )
     }
+}
+
+/// Refuses (and logs) reading or writing mailbox `number` of `node` (`None`: this node)
+/// when the guest's jail does not grant it.
+fn check_mailbox(
+    state: &GuestState,
+    number: u32,
+    node: Option<&str>,
+    write: bool,
+) -> Result<(), calls::CallError> {
+    let setup = &state.setup;
+    if setup
+        .jail
+        .may_use_mailbox(number, node, &setup.node_name, write)
+    {
+        return Ok(());
+    }
+    let what = format!(
+        "{} mailbox {number} of {}",
+        if write { "write" } else { "read" },
+        match node {
+            Some(node) => format!("node {node}"),
+            None => "this node".to_string(),
+        }
+    );
+    tracing::warn!(
+        "guest {}: refused to {what}: not in its jail's `mailboxes` list",
+        setup.name
+    );
+    Err(calls::CallError::Refused(format!(
+        "the jail of guest {} does not allow it to {what} (its `mailboxes` list)",
+        setup.name
+    )))
 }
 
 /// Runs a mailbox function for the guest, leaving the wait out of its CPU time.

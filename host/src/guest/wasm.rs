@@ -754,10 +754,24 @@ fn instantiate(
     store.limiter(|state| &mut state.warden);
     store.epoch_deadline_callback(|mut store| store.data_mut().warden.on_tick());
     store.set_epoch_deadline(1);
-    let instance = pre
-        .instantiate(&mut store)
-        .map_err(anyhow::Error::from)
-        .context("cannot instantiate the component")?;
+    // Instantiating runs the guest's start functions: under the same time limit as a call.
+    store.data_mut().warden.start_call();
+    let instance = pre.instantiate(&mut store);
+    store.data_mut().warden.end_call();
+    let instance = instance.map_err(anyhow::Error::from).map_err(|e| {
+        // (wasmtime says "instance count too high at 33": say which limit of the jail.)
+        let limits = &jail.limits;
+        if e.root_cause().to_string().contains("count too high") {
+            e.context(format!(
+                "the jail allows at most {} core instances, {} memories and {} tables \
+                 (max-instances, max-memories, max-tables)",
+                limits.max_instances, limits.max_memories, limits.max_tables
+            ))
+        } else {
+            e
+        }
+    });
+    let instance = instance.context("cannot instantiate the component")?;
     Ok((store, instance))
 }
 

@@ -4,14 +4,17 @@
 //!
 //! - [`policy`]: the TOML policy file and the flags, merged into one [`Jail`] per guest;
 //! - [`net`]: the network allow-list patterns;
+//! - [`mailboxes`]: which mailboxes, of which nodes, a guest may read and write;
 //! - [`warden`]: enforcement of the limits inside wasmtime.
 //!
 //! `docs/jail.md` is the reference.
 
+pub mod mailboxes;
 pub mod net;
 pub mod policy;
 pub mod warden;
 
+pub use mailboxes::MailboxGrant;
 pub use net::AddrPattern;
 pub use policy::{Flags, Policy};
 pub use warden::{Limits, TICK, Warden, parse_duration, parse_size};
@@ -130,11 +133,16 @@ pub struct Jail {
     /// The function ids of its exports that may be called, each optionally followed by
     /// `from NODE...`, the only nodes that may call it; `None`: every export, by anyone.
     pub serve: Option<Vec<String>>,
+    /// The mailboxes (`dstc:node/mailboxes`), of this node and of which peers, the guest
+    /// may read and write; empty: none.
+    pub mailboxes: Vec<MailboxGrant>,
 }
 
 impl Jail {
-    /// The built-in default jail: nothing granted but stdio (and stdin only to a guest
-    /// that asks for it), 64 MiB, 1 s per call (none for a WASI command).
+    /// The built-in default jail of a guest named on the command line: nothing granted but
+    /// stdio (and stdin only to a guest that asks for it) and the mailboxes of every node,
+    /// 64 MiB, 1 s per call (none for a WASI command). A published module starts from
+    /// less ([`policy::Policy::jail_for_published`]).
     pub fn default_for(command: bool) -> Jail {
         Jail {
             dirs: Vec::new(),
@@ -150,7 +158,22 @@ impl Jail {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             send: None,
             serve: None,
+            mailboxes: vec![MailboxGrant::everything()],
         }
+    }
+
+    /// Whether the guest may read (or, if `write`, write) mailbox `number` of node `node`
+    /// (`None`: this node, named `this_node`).
+    pub fn may_use_mailbox(
+        &self,
+        number: u32,
+        node: Option<&str>,
+        this_node: &str,
+        write: bool,
+    ) -> bool {
+        self.mailboxes
+            .iter()
+            .any(|g| g.permits(number, node, this_node, write))
     }
 
     /// Whether the guest may send `function`.
@@ -222,6 +245,8 @@ impl Jail {
         };
         let _ = writeln!(out, "  send:        {}", all(&self.send, "imports"));
         let _ = writeln!(out, "  serve:       {}", all(&self.serve, "exports"));
+        let boxes = self.mailboxes.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  mailboxes:   {}", list(boxes));
         out
     }
 }

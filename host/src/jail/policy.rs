@@ -8,7 +8,7 @@
 //! Every value is checked when the file is read, so a mistake is reported with the file,
 //! the section and the knob before any guest runs.
 
-use super::{AddrPattern, DirGrant, Jail, NameLookup, parse_duration, parse_size};
+use super::{AddrPattern, DirGrant, Jail, MailboxGrant, NameLookup, parse_duration, parse_size};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,6 +34,10 @@ struct Section {
     call_timeout: Option<String>,
     send: Option<Vec<String>>,
     serve: Option<Vec<String>>,
+    mailboxes: Option<Vec<String>>,
+    max_instances: Option<u32>,
+    max_memories: Option<u32>,
+    max_tables: Option<u32>,
 }
 
 /// `name-lookup`: `true` (any name), `false`, or a list of names.
@@ -73,6 +77,10 @@ struct Grants {
     call_timeout: Option<Duration>,
     send: Option<Vec<String>>,
     serve: Option<Vec<String>>,
+    mailboxes: Option<Vec<MailboxGrant>>,
+    max_instances: Option<u32>,
+    max_memories: Option<u32>,
+    max_tables: Option<u32>,
 }
 
 impl Section {
@@ -111,6 +119,16 @@ impl Section {
         let serve = ids(self.serve, "serve")?;
         let dirs = parse_all::<DirGrant>(self.files, "files")?;
         let network = parse_all::<AddrPattern>(self.network, "network")?;
+        let mailboxes = parse_all::<MailboxGrant>(self.mailboxes, "mailboxes")?;
+        for (knob, count) in [
+            ("max-instances", self.max_instances),
+            ("max-memories", self.max_memories),
+            ("max-tables", self.max_tables),
+        ] {
+            if count == Some(0) {
+                return Err(format!("{knob}: must be more than 0"));
+            }
+        }
         let max_memory = self
             .max_memory
             .map(|s| parse_size(&s))
@@ -155,6 +173,10 @@ impl Section {
             call_timeout,
             send,
             serve,
+            mailboxes,
+            max_instances: self.max_instances,
+            max_memories: self.max_memories,
+            max_tables: self.max_tables,
         })
     }
 }
@@ -192,6 +214,10 @@ impl Grants {
         set(&self.name_lookup, &mut jail.name_lookup);
         set(&self.wall_clock, &mut jail.wall_clock);
         set(&self.max_memory, &mut jail.limits.max_memory);
+        set(&self.max_instances, &mut jail.limits.max_instances);
+        set(&self.max_memories, &mut jail.limits.max_memories);
+        set(&self.max_tables, &mut jail.limits.max_tables);
+        set(&self.mailboxes, &mut jail.mailboxes);
         set(&self.max_time, &mut jail.limits.max_time);
         set(&self.call_timeout, &mut jail.call_timeout);
         if self.fuel.is_some() {
@@ -300,10 +326,11 @@ impl Policy {
     /// The jail of the module published under `name`: what the file grants it (its
     /// `[guest.NAME]` section over `[default]`) and the limit flags, but neither the grant
     /// flags (`--allow-dir`, `--allow-env`, `--allow-net`: they are for the guests given on
-    /// the command line) nor, unless its section says so, the node's stdin.
+    /// the command line) nor, unless its section says so, the node's stdin or any mailbox.
     pub fn jail_for_published(&self, name: &str) -> Jail {
         let mut base = Jail::default_for(false);
         base.stdin = false;
+        base.mailboxes = Vec::new();
         let mut jail = self.file_jail(name, base);
         self.apply_limit_flags(&mut jail);
         jail
@@ -356,6 +383,8 @@ mod tests {
         max-time = "off"
         fuel = 1000000
         env = []
+        mailboxes = ["0-3", "9@store:rw"]
+        max-instances = 4
     "#;
 
     #[test]
@@ -395,7 +424,29 @@ mod tests {
         assert_eq!(batch.limits.max_time, None);
         assert_eq!(batch.limits.fuel, Some(1_000_000));
         assert!(batch.env.is_empty());
+        assert!(batch.may_use_mailbox(3, None, "here", false));
+        assert!(!batch.may_use_mailbox(3, None, "here", true));
+        assert!(batch.may_use_mailbox(9, Some("store"), "here", true));
+        assert!(!batch.may_use_mailbox(9, None, "here", false));
+        assert_eq!(batch.limits.max_instances, 4);
+        assert!(
+            !policy
+                .jail_for_published("batch")
+                .may_use_mailbox(4, None, "here", false),
+            "its section's grants, not more"
+        );
+        assert!(
+            policy
+                .jail_for_published("batch")
+                .may_use_mailbox(0, None, "here", false),
+            "its section's grants"
+        );
+        assert!(
+            policy.jail_for_published("other").mailboxes.is_empty(),
+            "a published module gets no mailbox unless the file says so"
+        );
         let other = policy.jail_for("other", false);
+        assert!(other.may_use_mailbox(5, Some("anyone"), "here", true));
         assert_eq!(other.limits.max_time, Some(Duration::from_secs(1)));
         assert_eq!(other.call_timeout, Duration::from_secs(5));
         assert!(other.dirs.is_empty() && other.network.is_empty());
@@ -454,6 +505,14 @@ mod tests {
                 "[guest.a] env: `A=B` is not an environment variable name",
             ),
             ("[guest.a]\nfuel = 0", "[guest.a] fuel: must be more than 0"),
+            (
+                "[guest.a]\nmailboxes = [\"1:wo\"]",
+                "[guest.a] mailboxes: `1:wo` is not NUMBERS[@NODE][:ro|rw]",
+            ),
+            (
+                "[default]\nmax-instances = 0",
+                "[default] max-instances: must be more than 0",
+            ),
             ("[default]\nnetwrk = []", "unknown field `netwrk`"),
             ("[defaults]\n", "unknown field `defaults`"),
             ("[default\n", "TOML parse error at line 1"),

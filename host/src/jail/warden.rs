@@ -1,6 +1,8 @@
-//! The limits a guest runs under (memory, tables, CPU time and fuel per call) and their
-//! enforcement inside wasmtime: a resource limiter on the guest's store, and a check at
-//! every epoch tick of how long the current call has run.
+//! The limits a guest runs under (memory and tables, counted over the whole guest; how many
+//! core instances, memories and tables it may make; CPU time and fuel per call) and their
+//! enforcement inside wasmtime: a resource limiter on the guest's store that keeps a running
+//! total of everything the guest has allocated, and a check at every epoch tick of how long
+//! the current call (or the instantiation, start functions included) has run.
 
 use bytesize::ByteSize;
 use std::sync::Arc;
@@ -11,8 +13,23 @@ use wasmtime::{ResourceLimiter, UpdateDeadline};
 /// How often the engine's epoch ticks: the granularity of CPU time limits.
 pub const TICK: Duration = Duration::from_millis(10);
 
-/// The built-in default: the largest linear memory a guest may grow to.
+/// The built-in default: the most memory a guest may hold, all its linear memories and
+/// tables together.
 pub const DEFAULT_MAX_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// The built-in default: the most core instances one instance of a guest may make (a Rust
+/// component makes 3, one built by componentize-py 14).
+pub const DEFAULT_MAX_INSTANCES: u32 = 32;
+
+/// The built-in default: the most linear memories one instance of a guest may make.
+pub const DEFAULT_MAX_MEMORIES: u32 = 4;
+
+/// The built-in default: the most tables one instance of a guest may make.
+pub const DEFAULT_MAX_TABLES: u32 = 8;
+
+/// What one table element costs, counted against the memory limit (wasmtime keeps a
+/// pointer per element).
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
 
 /// The built-in default: the most CPU time one call into a node guest may take.
 pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(1);
@@ -23,8 +40,16 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// The limits one guest runs under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// The largest linear memory, in bytes.
+    /// The most memory the guest may hold, in bytes: all its linear memories and tables
+    /// (at [`TABLE_ELEMENT_BYTES`] an element) together.
     pub max_memory: u64,
+    /// The most core instances, linear memories and tables one instance of the guest may
+    /// make (its start, and every restart, begin again from none).
+    pub max_instances: u32,
+    /// See [`Limits::max_instances`].
+    pub max_memories: u32,
+    /// See [`Limits::max_instances`].
+    pub max_tables: u32,
     /// The longest a call into the guest may run (for a WASI command, its whole run);
     /// `None`: no limit.
     pub max_time: Option<Duration>,
@@ -38,6 +63,9 @@ impl Limits {
     pub fn default_for(command: bool) -> Self {
         Limits {
             max_memory: DEFAULT_MAX_MEMORY,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_memories: DEFAULT_MAX_MEMORIES,
+            max_tables: DEFAULT_MAX_TABLES,
             max_time: (!command).then_some(DEFAULT_MAX_TIME),
             fuel: None,
         }
@@ -50,17 +78,24 @@ impl Limits {
             None => "no time limit".to_string(),
         };
         format!(
-            "memory {}, {time}",
-            ByteSize(self.max_memory).display().iec()
+            "memory {}, {time}; at most {} core instances, {} memories, {} tables (the \
+             memory is all of them together)",
+            ByteSize(self.max_memory).display().iec(),
+            self.max_instances,
+            self.max_memories,
+            self.max_tables
         )
     }
 }
 
-/// Enforces [`Limits`] on one guest's store: its memory and tables as they grow, and the
-/// time of the current call at every epoch tick.
+/// Enforces [`Limits`] on one guest's store: its memory and tables as they are made and
+/// grow (a running total over all of them), how many it makes, and the time of the current
+/// call at every epoch tick.
 #[derive(Debug)]
 pub struct Warden {
     limits: Limits,
+    /// The bytes of every linear memory and table of the store, as last allowed to grow.
+    held: u64,
     /// Set when the node is stopping: a running guest is interrupted at the next tick.
     stopping: Arc<AtomicBool>,
     /// When the current call saw its first tick.
@@ -76,6 +111,7 @@ impl Warden {
     pub fn new(limits: Limits, stopping: Arc<AtomicBool>) -> Self {
         Warden {
             limits,
+            held: 0,
             stopping,
             call_started: None,
             in_call: false,
@@ -142,6 +178,29 @@ impl Warden {
     }
 }
 
+impl Warden {
+    /// Counts growing something from `current` to `desired` bytes against the guest's
+    /// total, or says why not (`what` names it, for the error).
+    fn grow(&mut self, what: &str, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let held = self.held.saturating_sub(current).saturating_add(desired);
+        if held > self.limits.max_memory {
+            wasmtime::bail!(
+                "memory limit exceeded: the guest asked to grow {what}, to {} in all (memories \
+                 and tables together), the jail allows {}",
+                ByteSize(held).display().iec(),
+                ByteSize(self.limits.max_memory).display().iec()
+            );
+        }
+        self.held = held;
+        Ok(true)
+    }
+
+    /// The bytes all the guest's memories and tables hold, as far as it was let grow them.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+}
+
 impl ResourceLimiter for Warden {
     fn memory_growing(
         &mut self,
@@ -149,16 +208,12 @@ impl ResourceLimiter for Warden {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limits.max_memory {
-            wasmtime::bail!(
-                "memory limit exceeded: the guest asked to grow a memory from {} to {}, the jail \
-                 allows {}",
-                ByteSize(current as u64).display().iec(),
-                ByteSize(desired as u64).display().iec(),
-                ByteSize(self.limits.max_memory).display().iec()
-            );
-        }
-        Ok(true)
+        let what = format!(
+            "a memory from {} to {}",
+            ByteSize(current as u64).display().iec(),
+            ByteSize(desired as u64).display().iec()
+        );
+        self.grow(&what, current as u64, desired as u64)
     }
 
     fn table_growing(
@@ -173,7 +228,21 @@ impl ResourceLimiter for Warden {
                  {desired} elements, the jail allows {MAX_TABLE_ELEMENTS}"
             );
         }
-        Ok(true)
+        let what = format!("a table from {current} to {desired} elements");
+        let bytes = |elements: usize| (elements as u64).saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow(&what, bytes(current), bytes(desired))
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.max_instances as usize
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.max_memories as usize
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.max_tables as usize
     }
 }
 
@@ -210,12 +279,52 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_is_on_all_memories_and_tables_together() {
+        let limits = Limits {
+            max_memory: 4 << 20,
+            ..Limits::default_for(false)
+        };
+        let mut warden = Warden::new(limits, Arc::default());
+        // Three memories of 1 MiB each, then a table: 3 MiB and some.
+        for _ in 0..3 {
+            assert!(warden.memory_growing(0, 1 << 20, None).unwrap());
+        }
+        assert!(warden.table_growing(0, 1000, None).unwrap());
+        assert_eq!(warden.held(), (3 << 20) + 1000 * TABLE_ELEMENT_BYTES);
+        // A fourth memory of 1 MiB would pass 4 MiB in all; one that stays small fits.
+        let err = warden.memory_growing(0, 1 << 20, None).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "to 4.0 MiB in all (memories and tables together), the jail allows 4.0 MiB"
+            ),
+            "{err}"
+        );
+        assert!(warden.memory_growing(0, 512 << 10, None).unwrap());
+        // Growing one memory counts only what it adds.
+        let before = warden.held();
+        assert!(
+            warden
+                .memory_growing(512 << 10, (512 << 10) + 65536, None)
+                .unwrap()
+        );
+        assert_eq!(warden.held(), before + 65536);
+        assert!(
+            warden.memory_growing(1 << 20, 3 << 19, None).is_err(),
+            "to 4 MiB and more"
+        );
+        // The counts of instances, memories and tables are the jail's.
+        assert_eq!(warden.instances(), DEFAULT_MAX_INSTANCES as usize);
+        assert_eq!(warden.memories(), DEFAULT_MAX_MEMORIES as usize);
+        assert_eq!(warden.tables(), DEFAULT_MAX_TABLES as usize);
+    }
+
+    #[test]
     fn the_warden_refuses_growth_past_the_limit_and_stops_long_calls() {
         let stopping = Arc::new(AtomicBool::new(false));
         let limits = Limits {
             max_memory: 1 << 20,
             max_time: Some(Duration::from_millis(20)),
-            fuel: None,
+            ..Limits::default_for(false)
         };
         let mut warden = Warden::new(limits, stopping.clone());
         assert!(warden.memory_growing(0, 1 << 20, None).unwrap());

@@ -65,6 +65,9 @@ pub struct ServiceConfig {
 /// The most WIT texts of modules kept decoded.
 const MAX_WITS_KEPT: usize = 64;
 
+/// The most modules compiled and instantiated at once.
+const MAX_LOADS: usize = 2;
+
 /// The node's module service.
 pub struct ModuleService {
     config: ServiceConfig,
@@ -76,7 +79,12 @@ pub struct ModuleService {
     /// The application interfaces each module loaded exports, by digest.
     exports: Mutex<HashMap<Digest, Vec<String>>>,
     uploads: Mutex<Uploads>,
-    /// One module is checked and loaded (or removed) at a time.
+    /// At most [`MAX_LOADS`] modules are compiled and instantiated at once (each within
+    /// the jail's time limit: a module that hangs is stopped, and never holds up the rest
+    /// for longer than that).
+    loading: tokio::sync::Semaphore,
+    /// One loaded module is judged against the catalog and handed to the event loop (or
+    /// one is removed) at a time, so that the event loop gets them in the catalog's order.
     installing: tokio::sync::Mutex<()>,
     /// The modules being fetched from peers.
     fetching: Mutex<HashSet<Digest>>,
@@ -139,6 +147,7 @@ impl ModuleService {
             catalog: Mutex::new(Catalog::new()),
             exports: Mutex::default(),
             uploads: Mutex::default(),
+            loading: tokio::sync::Semaphore::new(MAX_LOADS),
             installing: tokio::sync::Mutex::new(()),
             fetching: Mutex::default(),
             served: Mutex::default(),
@@ -295,7 +304,9 @@ impl ModuleService {
     /// Checks, stores and loads module `p` from `bytes` (whose digest was checked), and has
     /// the event loop run it; `how` says where it came from, for the log.
     async fn install(&self, p: Publication, bytes: Vec<u8>, how: &str) -> Result<(), CallFailure> {
-        let _one_at_a_time = self.installing.lock().await;
+        let Ok(loading) = self.loading.acquire().await else {
+            return Err(stopping());
+        };
         // What was decided before the wait may have changed meanwhile.
         match self.check_offer(&p)? {
             Verdict::Have => return Ok(()),
@@ -320,6 +331,7 @@ impl ModuleService {
             .await
             .unwrap_or_else(|e| Err(format!("the loader failed: {e}")))
         };
+        drop(loading);
         let (guest, exports) = match loaded {
             Ok(loaded) => loaded,
             Err(why) => {
@@ -327,8 +339,9 @@ impl ModuleService {
                 return Err(refused(why));
             }
         };
-        // The catalog first, judged again (a removal may have come while it loaded): the
-        // event loop announces the node once the guest runs.
+        // The catalog first, judged again (a removal, or another version, may have come while
+        // it loaded): the event loop announces the node once the guest runs.
+        let one_at_a_time = self.installing.lock().await;
         let before = {
             let mut catalog = lock(&self.catalog);
             match catalog.judge(&p) {
@@ -354,6 +367,7 @@ impl ModuleService {
             lock(&self.catalog).put_back(&p.name, before, Instant::now());
             return Err(failure);
         }
+        drop(one_at_a_time);
         match ran.await {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
