@@ -16,6 +16,8 @@ mod datagram;
 mod jail_policy;
 #[path = "../fuzz/entry/mailbox_text.rs"]
 mod mailbox_text;
+#[path = "../fuzz/entry/module_loading.rs"]
+mod module_loading;
 #[path = "../fuzz/entry/sealing.rs"]
 mod sealing;
 #[path = "../fuzz/entry/seeds.rs"]
@@ -30,13 +32,14 @@ use std::path::{Path, PathBuf};
 type Entry = fn(&[u8]);
 
 /// The fuzz targets, by name, with their entry points.
-const TARGETS: [(&str, Entry); 6] = [
+const TARGETS: [(&str, Entry); 7] = [
     ("datagram", datagram::run),
     ("tcp_frame", tcp_frame::run),
     ("mailbox_text", mailbox_text::run),
     ("cbor_to_wit", cbor_to_wit::run),
     ("jail_policy", jail_policy::run),
     ("sealing", sealing::run),
+    ("module_loading", module_loading::run),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -107,6 +110,11 @@ fn jail_policy_corpus() {
 #[test]
 fn sealing_corpus() {
     replay("sealing", sealing::run);
+}
+
+#[test]
+fn module_loading_corpus() {
+    replay("module_loading", module_loading::run);
 }
 
 #[test]

@@ -687,3 +687,177 @@ fn keyed_mailboxes_take_text_from_this_host_only() {
     assert_eq!(reply, "OK 0\r\n");
     server.kill();
 }
+
+/// Sends every datagram of `captured` to `group` (on loopback), `rounds` times over
+/// `during`, as an outsider replaying what it captured would.
+fn replay(group: SocketAddrV4, captured: Vec<Vec<u8>>, during: Duration) {
+    let socket = group_sender(group);
+    let started = Instant::now();
+    while started.elapsed() < during {
+        for d in &captured {
+            let _ = socket.send(d);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_restarted_node_is_neither_stopped_renamed_nor_made_to_run_again_by_replays() {
+    let tag = "keys-restart";
+    let key = keygen(tag, "group.key");
+    let group = unique_group();
+    let ear = eavesdrop(group);
+    let mut a = chat_node("a", "ann", group, Some(&key), &[]);
+    let mut b = chat_node("b", "bob", group, Some(&key), &[]);
+    wait_for_peers(group, Some(&key), &["a", "b"]);
+    b.type_line("said before the restart");
+    a.wait_stdout("b's line", |out| {
+        out.contains("[bob]: said before the restart")
+    });
+    a.type_line("ann was here");
+    b.wait_stdout("a's line", |out| out.contains("[ann]: ann was here"));
+    // Everything the group carried: a's announcements (its name, a long uptime by the time
+    // of the replay) and calls, b's calls.
+    let captured: Vec<Vec<u8>> = heard(&ear).into_iter().map(|(d, _)| d).collect();
+    assert!(captured.len() >= 4, "announcements and calls");
+
+    // a dies and comes back at once, while an outsider replays all of it, before and
+    // during its name claim.
+    a.kill();
+    let replayer = std::thread::spawn(move || replay(group, captured, Duration::from_secs(3)));
+    let mut a = chat_node("a", "ann", group, Some(&key), &[]);
+    replayer.join().unwrap();
+    wait_for_peers(group, Some(&key), &["a", "b"]);
+    b.type_line("said after the restart");
+    a.wait_stdout("b's new line", |out| {
+        out.contains("[bob]: said after the restart")
+    });
+    assert!(a.interrupt().success(), "{}", a.stderr());
+    assert!(b.interrupt().success());
+    let out = a.stdout();
+    assert!(
+        !out.contains("said before the restart") && !out.contains("[ann]: ann was here"),
+        "a replayed call ran on the restarted node: {out}"
+    );
+    let err = a.stderr();
+    assert!(!err.contains("is taken"), "{err}");
+    assert!(err.contains("before this node started"), "{err}");
+    let (_, replayed) = refused_in_summary(&err);
+    assert!(replayed > 0, "{err}");
+    assert_eq!(
+        b.stdout().matches("[ann]: ann was here").count(),
+        1,
+        "b ran a's call once"
+    );
+}
+
+#[test]
+fn a_datagram_captured_in_one_group_runs_in_no_other_with_the_same_key() {
+    let tag = "keys-groups";
+    let key = keygen(tag, "group.key");
+    let (one, two) = (unique_group(), unique_group());
+    let ear = eavesdrop(one);
+    let mut a = chat_node("a", "ann", one, Some(&key), &[]);
+    let mut c = chat_node("c", "cid", two, Some(&key), &[]);
+    node_id(&c);
+    a.type_line("for group one only");
+    a.wait_stdout("a's own line", |out| {
+        out.contains("[ann]: for group one only")
+    });
+    let captured: Vec<Vec<u8>> = heard(&ear).into_iter().map(|(d, _)| d).collect();
+    replay(two, captured, Duration::from_millis(500));
+    c.type_line("cid's own");
+    c.wait_stdout("c's line", |out| out.contains("[cid]: cid's own"));
+    assert!(c.interrupt().success());
+    assert!(a.interrupt().success());
+    assert!(!c.stdout().contains("for group one only"), "{}", c.stdout());
+    let err = c.stderr();
+    assert!(err.contains("its tag is wrong"), "{err}");
+    let (unauthenticated, _) = refused_in_summary(&err);
+    assert!(unauthenticated > 0, "{err}");
+}
+
+/// A chat call of `user` saying `text`, as an unkeyed node would send it: the first
+/// datagram of a stream of sender `sender`.
+fn unkeyed_chat_datagram(sender: u64, user: &str, text: &str) -> Vec<u8> {
+    let d = datagram(sender, Some(1), &[chat_call(user, text)]);
+    Gate::new(None, false).seal(&d, false).to_vec()
+}
+
+#[test]
+fn an_unkeyed_loopback_node_takes_nothing_from_another_host() {
+    // Host A runs an unkeyed chat node on loopback, and (as any program on a host might)
+    // another socket joined to the same group on its LAN interface: here a second node on
+    // the veth link, with --insecure. Host B, on that link, sends a call to the group.
+    let (host_a, host_b) = (Netns::new("mcall-a"), Netns::new("mcall-b"));
+    host_a.link(&host_b, "10.77.0.1/24", "10.77.0.2/24");
+    let group = unique_group();
+    let start = |ns: &Netns, name: &str, user: &str, iface: &str, extra: &[&str]| {
+        let mut args: Vec<String> = ["-v", "run", "--name", name, "--group"]
+            .map(String::from)
+            .to_vec();
+        args.extend([group.to_string(), "--iface".into(), iface.into()]);
+        args.extend(["--ttl", "1"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(guest("chat").to_str().unwrap().to_string());
+        let mut node = ns.start(&args);
+        node.wait_stdout("the prompt", |out| out.contains("Username: "));
+        node.type_line(user);
+        node.wait_stderr("ready", |err| err.contains(") ready in"));
+        node
+    };
+    let mut local = start(&host_a, "local", "lou", "127.0.0.1", &[]);
+    let mut lan = start(&host_a, "lan", "lan", "10.77.0.1", &["--insecure"]);
+    host_b.run(move || {
+        let socket = dhost::net::Group {
+            addr: group,
+            iface: "10.77.0.2".parse().unwrap(),
+            ttl: 1,
+        }
+        .sender()
+        .expect("a sender on host B's link");
+        let d = unkeyed_chat_datagram(0x0b0b_0b0b, "mallory", "from host B");
+        for _ in 0..5 {
+            socket.send_to(&d, group).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // The node on the link hears it (that is what it is there for); the loopback one not.
+    lan.wait_stdout("the call from host B", |out| {
+        out.contains("[mallory]: from host B")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !local.stdout().contains("from host B"),
+        "a loopback node ran a call from another host: {}",
+        local.stdout()
+    );
+    assert!(local.interrupt().success());
+    assert!(lan.interrupt().success());
+
+    // And a datagram that reaches the loopback node's interface from an address that is
+    // not loopback is refused at its gate, and said to be from another host.
+    let ns = Netns::new("mcall-src");
+    ns.add_address("10.9.9.9/32");
+    let mut local = start(&ns, "local", "lou", "127.0.0.1", &[]);
+    ns.run(move || {
+        let socket = UdpSocket::bind("10.9.9.9:0").unwrap();
+        socket2::SockRef::from(&socket)
+            .set_multicast_if_v4(&"10.9.9.9".parse().unwrap())
+            .unwrap();
+        let d = unkeyed_chat_datagram(0x0c0c_0c0c, "mallory", "from 10.9.9.9");
+        for _ in 0..5 {
+            socket.send_to(&d, group).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    local.wait_stderr("the refusal", |err| {
+        err.contains("it came from another host")
+    });
+    assert!(
+        !local.stdout().contains("from 10.9.9.9"),
+        "{}",
+        local.stdout()
+    );
+    assert!(local.interrupt().success());
+}

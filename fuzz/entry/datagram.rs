@@ -7,13 +7,18 @@
 //! same frames. The input, read as 16-bit packet numbers, also goes through a replay
 //! window (`dhost::auth::replay::ReplayWindow`), checked against a plain set.
 
-use dhost::auth::datagram::{Gate, REPLAY_MEMORY};
+use dhost::auth::datagram::{Arrival, Gate, REPLAY_MEMORY};
 use dhost::auth::key::{GroupKey, Keyring};
 use dhost::auth::replay::{ReplayGuard, ReplayWindow, Verdict, WINDOW};
 use dhost::cbor::{Cursor, starts_array};
 use dhost::wire::{self, Batcher, Call, Frame, Header, NUMBERS_BELOW, Protection};
 use std::collections::HashSet;
 use std::time::Instant;
+
+/// How the input arrives: at the group's socket, from this host.
+fn arrival() -> Arrival {
+    Arrival::to_group(std::net::SocketAddr::from(([127, 0, 0, 1], 4723)))
+}
 
 /// Runs one input; panics if a decoder panics or disagrees with itself or the encoders.
 pub fn run(data: &[u8]) {
@@ -57,7 +62,7 @@ fn check_gates(header: &Header, data: &[u8]) {
     let mut replay = ReplayGuard::new(REPLAY_MEMORY);
     let mut datagram = data.to_vec();
     let unkeyed = Gate::new(None, false);
-    match unkeyed.open(header, &mut datagram, false, &mut replay, now) {
+    match unkeyed.open(header, &mut datagram, arrival(), &mut replay, now) {
         Ok(body) => {
             assert_eq!(header.auth.protection, Protection::None);
             assert_eq!(body, &data[header.len..]);
@@ -68,7 +73,7 @@ fn check_gates(header: &Header, data: &[u8]) {
         let keys = Keyring::new(vec![GroupKey::from_bytes([7; 32])]);
         let keyed = Gate::new(keys, encrypt);
         let mut datagram = data.to_vec();
-        let opened = keyed.open(header, &mut datagram, false, &mut replay, now);
+        let opened = keyed.open(header, &mut datagram, arrival(), &mut replay, now);
         assert!(opened.is_err(), "a datagram forged without the key passed");
     }
 }

@@ -5,9 +5,14 @@
 //! at no gate of the other kind. (The `datagram` target sends hostile bytes to the gates.)
 
 use dhost::auth::datagram::REPLAY_MEMORY;
-use dhost::auth::{Gate, GroupKey, Keyring, ReplayGuard};
+use dhost::auth::{Arrival, Gate, GroupKey, Keyring, ReplayGuard};
 use dhost::wire;
 use std::time::Instant;
+
+/// How the input arrives: at the group's socket, from this host.
+fn arrival() -> Arrival {
+    Arrival::to_group(std::net::SocketAddr::from(([127, 0, 0, 1], 4723)))
+}
 
 /// The gates: a node with the key that tags, one that encrypts, one without a key.
 fn gates() -> [Gate; 3] {
@@ -37,7 +42,7 @@ pub fn run(data: &[u8]) {
         let mut replay = ReplayGuard::new(REPLAY_MEMORY);
         let same_kind = sender.is_keyed() == receiver.is_keyed();
         let mut bytes = sealed.clone();
-        match receiver.open(&header, &mut bytes, false, &mut replay, now) {
+        match receiver.open(&header, &mut bytes, arrival(), &mut replay, now) {
             Ok(frames) => {
                 assert!(same_kind, "opened by a gate without the sender's key");
                 assert_eq!(frames, data, "opened to other bytes than sealed");
@@ -49,7 +54,7 @@ pub fn run(data: &[u8]) {
         assert!(
             !receiver.is_keyed()
                 || receiver
-                    .open(&header, &mut again, false, &mut replay, now)
+                    .open(&header, &mut again, arrival(), &mut replay, now)
                     .is_err(),
             "opened twice"
         );

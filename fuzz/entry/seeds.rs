@@ -32,6 +32,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
         "cbor_to_wit" => cbor_to_wit(),
         "jail_policy" => jail_policy(),
         "sealing" => sealing(),
+        "module_loading" => module_loading(),
         _ => panic!("no fuzz target {target}"),
     }
 }
@@ -167,6 +168,22 @@ fn datagram() -> Vec<Seed> {
         named(
             "announce",
             control(&[encode_frame(&|out| wire::encode_announce(&announce, out))]),
+        ),
+        // The longest lists an announcement may carry (a list one longer is refused).
+        named(
+            "announce-full",
+            control(&[encode_frame(&|out| {
+                let full = Announce {
+                    functions: (0..wire::MAX_FUNCTIONS_ANNOUNCED)
+                        .map(|f| format!("x:y/z#f{f}"))
+                        .collect(),
+                    links: (0..wire::MAX_LINKS_ANNOUNCED as u64)
+                        .map(|n| (format!("peer{n}"), n))
+                        .collect(),
+                    ..announce.clone()
+                };
+                wire::encode_announce(&full, out)
+            })]),
         ),
         named(
             "query-goodbye",
@@ -461,4 +478,52 @@ fn sealing() -> Vec<Seed> {
         named("query", query),
         named("call", call),
     ]
+}
+
+/// Components of the shapes published modules took in attacks (many memories, a start
+/// function that loops, too many instances), one that serves a function, and one that
+/// imports what no node provides.
+fn module_loading() -> Vec<Seed> {
+    let memories = |instances: usize, pages: u32| {
+        let module = format!(
+            "(core module $m (memory {pages}) (func $touch (i32.store (i32.const 0) \
+             (i32.const 1))) (start $touch))"
+        );
+        let instances = "(core instance (instantiate $m))\n".repeat(instances);
+        format!("(component {module}\n{instances})")
+    };
+    [
+        ("empty", "(component)".to_string()),
+        ("many-memories", memories(8, 64)),
+        (
+            "too-many-instances",
+            "(component (core module $m) ".to_string()
+                + &"(core instance (instantiate $m)) ".repeat(40)
+                + ")",
+        ),
+        (
+            "loops-in-start",
+            "(component (core module $m (func $spin (loop $l (br $l))) (start $spin)) \
+             (core instance (instantiate $m)))"
+                .to_string(),
+        ),
+        (
+            "serves",
+            r#"(component
+                 (core module $m (func (export "f")))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "f")))
+                 (instance $iface (export "f" (func $f)))
+                 (export "dhost:fuzz/app" (instance $iface)))"#
+                .to_string(),
+        ),
+        (
+            "imports",
+            r#"(component (import "dstc:node/teleport" (instance (export "go" (func)))))"#
+                .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, text)| named(name, wat::parse_str(&text).expect("a seed's WAT")))
+    .collect()
 }

@@ -66,18 +66,24 @@ fn check_frame(bytes: &[u8]) {
     let Ok(decoded) = frame::decode(bytes) else {
         return;
     };
-    let encoded = encode(&decoded);
+    // (Arguments the cursor passes but values cannot hold, such as an unassigned simple
+    // value, are refused by the node's services as bad arguments: nothing to encode again.)
+    let Some(encoded) = encode(&decoded) else {
+        return;
+    };
     let again = frame::decode(&encoded)
         .unwrap_or_else(|e| panic!("{decoded:?} encodes as {encoded:02x?}, which fails: {e}"));
-    assert_eq!(encode(&again), encoded, "{decoded:?} then {again:?}");
+    assert_eq!(encode(&again), Some(encoded), "{decoded:?} then {again:?}");
     if let Frame::Hello { .. } = decoded {
         assert_eq!(again, decoded);
     }
-    if let Frame::Request(request) = decoded {
+    if let Frame::Request(request) = decoded
+        && let Ok(args) = request.args.values()
+    {
         if mailbox::is_mailbox_function(&request.function) {
-            serve_mailbox_call(&request.function, request.args);
+            serve_mailbox_call(&request.function, args);
         } else if is_module_function(&request.function) {
-            check_module_request(&request.function, request.args);
+            check_module_request(&request.function, args);
         }
     }
 }
@@ -132,17 +138,17 @@ fn check_keyed(data: &[u8], frames: &[BytesMut]) {
     }
 }
 
-fn encode(frame: &Frame) -> Vec<u8> {
-    match frame {
+fn encode(frame: &Frame) -> Option<Vec<u8>> {
+    Some(match frame {
         Frame::Hello { node, name } => frame::encode_hello(*node, name.as_deref()),
         Frame::Request(request) => frame::encode_request(
             request.id,
             &request.function,
-            &request.args,
+            &request.args.values().ok()?,
             request.wants_reply,
         ),
         Frame::Reply { id, outcome } => frame::encode_reply(*id, outcome),
-    }
+    })
 }
 
 thread_local! {

@@ -140,23 +140,35 @@ impl<'a> Cursor<'a> {
 
     /// Steps over one whole item and returns its bytes.
     pub fn item(&mut self) -> Result<&'a [u8], WireError> {
+        self.item_of_at_most(usize::MAX)
+    }
+
+    /// Steps over one whole item of at most `max` items, itself and everything nested in
+    /// it (so that what decodes it into values next builds no more than that), and returns
+    /// its bytes.
+    pub fn item_of_at_most(&mut self, max: usize) -> Result<&'a [u8], WireError> {
         let start = self.pos;
-        self.skip_nested(0)?;
+        let mut left = max;
+        self.skip_nested(0, &mut left)?;
         Ok(&self.bytes[start..self.pos])
     }
 
-    /// Steps over one whole item at nesting depth `depth`.
-    fn skip_nested(&mut self, depth: usize) -> Result<(), WireError> {
+    /// Steps over one whole item at nesting depth `depth`, counting every item it holds
+    /// against `left`.
+    fn skip_nested(&mut self, depth: usize, left: &mut usize) -> Result<(), WireError> {
         if depth > MAX_NESTING {
             return Err(WireError::Malformed(format!(
                 "nested deeper than {MAX_NESTING} levels"
             )));
         }
+        *left = left.checked_sub(1).ok_or_else(|| {
+            WireError::Malformed("more items than a node reads in one frame".to_string())
+        })?;
         let head = self.head()?;
         match head {
             Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
             Header::Break => return Err(WireError::Malformed("a stray break".to_string())),
-            Header::Tag(_) => self.skip_nested(depth + 1)?,
+            Header::Tag(_) => self.skip_nested(depth + 1, left)?,
             Header::Bytes(Some(len)) => {
                 self.content(len)?;
             }
@@ -178,7 +190,7 @@ impl<'a> Cursor<'a> {
                     return Err(WireError::Malformed("truncated".to_string()));
                 }
                 for _ in 0..len {
-                    self.skip_nested(depth + 1)?;
+                    self.skip_nested(depth + 1, left)?;
                 }
             }
             Header::Map(Some(len)) => {
@@ -186,13 +198,13 @@ impl<'a> Cursor<'a> {
                     return Err(WireError::Malformed("truncated".to_string()));
                 }
                 for _ in 0..len * 2 {
-                    self.skip_nested(depth + 1)?;
+                    self.skip_nested(depth + 1, left)?;
                 }
             }
             Header::Array(None) | Header::Map(None) => {
                 let mut items = 0usize;
                 while !self.at_break()? {
-                    self.skip_nested(depth + 1)?;
+                    self.skip_nested(depth + 1, left)?;
                     items += 1;
                 }
                 if matches!(head, Header::Map(None)) && items % 2 == 1 {

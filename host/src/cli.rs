@@ -392,7 +392,9 @@ pub struct TcpArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub pool_size: u16,
 
-    /// The most connections the TCP port keeps open at once; more are closed at once.
+    /// The most connections the TCP port keeps open at once; more are told so and closed at
+    /// once. At most 32 come from one address of another host, and each must say what it
+    /// is (and prove the key) within 10 s.
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,

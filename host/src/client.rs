@@ -3,7 +3,7 @@
 //! at once (so it never waits for the periodic announcements), calls over TCP through a
 //! pool of its own when it calls one node, and leaves.
 
-use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
+use crate::auth::{Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
 use crate::outcome::Outcome;
 use crate::rpc::{ConnectionKeys, Pool, PoolHandle};
@@ -55,7 +55,8 @@ impl GroupClient {
             sender: group.sender()?,
             group: SocketAddr::V4(group.addr),
             id,
-            gate: Gate::new(keys, encrypt),
+            gate: Gate::new(keys.map(|k| k.for_group(group.addr)), encrypt)
+                .on_interface(group.iface),
             replay: ReplayGuard::new(crate::auth::datagram::REPLAY_MEMORY),
             refused: Vec::new(),
             next: 1,
@@ -146,10 +147,13 @@ impl GroupClient {
     /// another; malformed datagrams are not for a client to judge: nodes log them).
     fn open(&mut self, datagram: &mut [u8], addr: SocketAddr) -> Option<(u64, Vec<Frame>)> {
         let header = wire::read_header(&mut &*datagram).ok()?;
-        match self
-            .gate
-            .open_frames(&header, datagram, false, &mut self.replay, Instant::now())
-        {
+        match self.gate.open_frames(
+            &header,
+            datagram,
+            Arrival::to_group(addr),
+            &mut self.replay,
+            Instant::now(),
+        ) {
             Ok(frames) => Some((header.sender, frames)),
             Err(Unopened::Refused(why)) => {
                 if !self.refused.contains(&addr) && self.refused.len() < 64 {

@@ -3,11 +3,18 @@
 //! table of peers built from everyone else's, which forgets a peer after a few missed
 //! announcements.
 //!
-//! Names are unique on a group: when two live nodes announce the same name, the one that
-//! has been up for less time (on a tie, the one with the larger id) gives way.
+//! Names are unique on a group, by what each node observes itself: a starting node *claims*
+//! its name (it asks who is there and listens a while) and gives way if a node announces
+//! that name meanwhile. Once it holds the name, nothing a datagram says takes it away: a
+//! later announcement of the same name is a conflict, logged and ignored (never an exit),
+//! whatever uptime it claims.
+//!
+//! The table is bounded (peers, and function ids over all peers: the silent are forgotten
+//! first), and it tells what changed since it was last asked, peer by peer, so that what is
+//! built from it is updated, not rebuilt.
 
 use crate::wire::Announce;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,11 +27,20 @@ pub const PEER_EXPIRY: Duration = Duration::from_millis(3500);
 /// The shortest gap between two announcements made because someone asked.
 const ANSWER_GAP: Duration = Duration::from_millis(100);
 
-/// The most peers remembered (a hostile group cannot grow the table without bound).
-const MAX_PEERS: usize = 4096;
+/// The most peers remembered (a hostile group cannot grow the table without bound): the
+/// one heard from longest ago makes room for a new one.
+pub const MAX_PEERS: usize = 1024;
+
+/// The most function ids remembered over all peers (each announces at most
+/// [`crate::wire::MAX_FUNCTIONS_ANNOUNCED`]): past it, the peers heard from longest ago are
+/// forgotten.
+pub const MAX_PEER_FUNCTIONS: usize = 65_536;
+
+/// The most nodes claiming this node's name that are named in the log (each once).
+const MAX_CONFLICTS_LOGGED: usize = 64;
 
 /// Another node of the group, as its last announcement described it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Peer {
     /// Its name.
     pub name: String,
@@ -63,6 +79,17 @@ pub enum Change {
     Joined,
     /// A node already known.
     Known,
+    /// A node announced this node's name after this node claimed it: ignored.
+    Conflict,
+}
+
+/// What changed in the peers table since it was last asked.
+#[derive(Debug, Default, PartialEq)]
+pub struct PeerChanges<'a> {
+    /// The peers that joined or changed their name, TCP port or functions.
+    pub changed: Vec<&'a Peer>,
+    /// The names no peer goes by any more.
+    pub gone: Vec<String>,
 }
 
 /// This node's side of membership, and its peers.
@@ -73,10 +100,19 @@ pub struct Membership {
     started: Instant,
     functions: Vec<String>,
     peers: HashMap<u64, Peer>,
+    /// The function ids held over all peers.
+    functions_held: usize,
     next_announce: Instant,
     last_answer: Option<Instant>,
-    /// Whether a peer joined, left or changed what it serves since [`Self::take_changed`].
-    changed: bool,
+    /// Whether the node is still claiming its name (an announcement of it means it is
+    /// taken); once claimed, the name is the node's.
+    claiming: bool,
+    /// The nodes claiming this node's name that were logged.
+    conflicts: HashSet<u64>,
+    /// The peers that joined or changed since [`Self::take_changes`].
+    changed: HashSet<u64>,
+    /// The names of the peers that left or were renamed since then.
+    gone: Vec<String>,
 }
 
 impl Membership {
@@ -90,10 +126,19 @@ impl Membership {
             started: now,
             functions,
             peers: HashMap::new(),
+            functions_held: 0,
             next_announce: now,
             last_answer: None,
-            changed: false,
+            claiming: true,
+            conflicts: HashSet::new(),
+            changed: HashSet::new(),
+            gone: Vec::new(),
         }
+    }
+
+    /// The node's claim of its name is over: the name is its own from now on.
+    pub fn claimed(&mut self) {
+        self.claiming = false;
     }
 
     /// How long this node has been up, in milliseconds.
@@ -124,7 +169,8 @@ impl Membership {
         self.next_announce = Instant::now();
     }
 
-    /// Takes an announcement by node `sender` from `addr`.
+    /// Takes an announcement by node `sender` from `addr`. While the node claims its name,
+    /// an announcement of that name means it is taken; after, it is a conflict, ignored.
     pub fn on_announce(
         &mut self,
         sender: u64,
@@ -135,10 +181,7 @@ impl Membership {
             return Ok(Change::Known);
         }
         if announce.name == self.name {
-            let mine = self.uptime_ms();
-            let theirs_older =
-                announce.uptime_ms > mine || (announce.uptime_ms == mine && sender < self.id);
-            if theirs_older {
+            if self.claiming {
                 return Err(NameTaken {
                     name: announce.name,
                     addr,
@@ -146,22 +189,24 @@ impl Membership {
                         .to_string(),
                 });
             }
-            tracing::warn!(
-                "the node at {addr} claims this node's name `{}`; it was up for less time and \
-                 will give way",
-                self.name
-            );
-            return Ok(Change::Known);
+            if self.conflicts.len() < MAX_CONFLICTS_LOGGED && self.conflicts.insert(sender) {
+                tracing::warn!(
+                    "the node at {addr} ({sender:016x}) announces this node's name `{}`, which \
+                     this node claimed before it heard of that node: ignoring it (one of the \
+                     two should be given another --name)",
+                    self.name
+                );
+            }
+            // (Not a peer under this node's name: calls by name stay here.)
+            if let Some(old) = self.peers.remove(&sender) {
+                self.drop_peer(sender, old);
+            }
+            return Ok(Change::Conflict);
         }
-        if !self.peers.contains_key(&sender)
-            && self.peers.len() >= MAX_PEERS
-            && let Some(oldest) = self
-                .peers
-                .iter()
-                .min_by_key(|(_, p)| p.last_seen)
-                .map(|(id, _)| *id)
-        {
-            self.peers.remove(&oldest);
+        let functions = announce.functions.len();
+        let known = self.peers.contains_key(&sender);
+        if !known {
+            self.make_room(1, functions);
         }
         let peer = Peer {
             name: announce.name,
@@ -173,19 +218,61 @@ impl Membership {
             last_seen: Instant::now(),
         };
         let change = match self.peers.get(&sender) {
-            None => Change::Joined,
+            None => {
+                self.changed.insert(sender);
+                Change::Joined
+            }
             Some(old) => {
+                if old.name != peer.name {
+                    self.gone.push(old.name.clone());
+                }
                 if old.functions != peer.functions || old.tcp != peer.tcp || old.name != peer.name {
-                    self.changed = true;
+                    self.changed.insert(sender);
                 }
                 Change::Known
             }
         };
-        if change == Change::Joined {
-            self.changed = true;
+        self.functions_held += functions;
+        if let Some(old) = self.peers.insert(sender, peer) {
+            self.functions_held -= old.functions.len();
         }
-        self.peers.insert(sender, peer);
+        if known && self.functions_held > MAX_PEER_FUNCTIONS {
+            self.make_room(0, 0);
+        }
         Ok(change)
+    }
+
+    /// Forgets the peers heard from longest ago until `peers` more peers and `functions`
+    /// more function ids fit.
+    fn make_room(&mut self, peers: usize, functions: usize) {
+        while !self.peers.is_empty()
+            && (self.peers.len() + peers > MAX_PEERS
+                || self.functions_held + functions > MAX_PEER_FUNCTIONS)
+        {
+            let Some(oldest) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, p)| p.last_seen)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            if let Some(peer) = self.peers.remove(&oldest) {
+                tracing::debug!(
+                    "forgetting peer {} ({}): the table of peers is full",
+                    peer.name,
+                    peer.addr
+                );
+                self.drop_peer(oldest, peer);
+            }
+        }
+    }
+
+    /// Accounts for `peer` (node `id`), taken out of the table.
+    fn drop_peer(&mut self, id: u64, peer: Peer) {
+        self.functions_held -= peer.functions.len();
+        self.changed.remove(&id);
+        self.gone.push(peer.name);
     }
 
     /// Someone asked every node to announce itself: do so soon (at most every 100 ms).
@@ -205,15 +292,35 @@ impl Membership {
 
     /// Forgets node `sender` (it said goodbye, or fell silent); returns it if it was known.
     pub fn forget(&mut self, sender: u64) -> Option<Peer> {
-        let gone = self.peers.remove(&sender);
-        self.changed |= gone.is_some();
-        gone
+        let gone = self.peers.remove(&sender)?;
+        self.drop_peer(sender, gone.clone());
+        Some(gone)
     }
 
-    /// Whether a peer joined, left, or changed its name, port or functions since the last
-    /// time this was asked.
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.changed)
+    /// What changed since the last time this was asked: the peers that joined or changed
+    /// their name, port or functions, and the names no peer goes by any more (a name
+    /// another peer still goes by counts as that peer's change).
+    pub fn take_changes(&mut self) -> PeerChanges<'_> {
+        let mut changed = std::mem::take(&mut self.changed);
+        let mut gone = Vec::new();
+        for name in std::mem::take(&mut self.gone) {
+            match self.peers.iter().find(|(_, p)| p.name == name) {
+                Some((id, _)) => {
+                    changed.insert(*id);
+                }
+                None if !gone.contains(&name) => gone.push(name),
+                None => {}
+            }
+        }
+        PeerChanges {
+            changed: changed.iter().filter_map(|id| self.peers.get(id)).collect(),
+            gone,
+        }
+    }
+
+    /// The function ids held over all peers.
+    pub fn functions_held(&self) -> usize {
+        self.functions_held
     }
 
     /// The peers not heard from for [`PEER_EXPIRY`] (to [`Self::forget`]).
@@ -302,9 +409,9 @@ mod tests {
     }
 
     #[test]
-    fn the_younger_of_two_nodes_with_one_name_gives_way() {
-        let mut young = Membership::new(5, "same", vec![]);
-        let err = young
+    fn a_name_is_taken_while_claiming_and_kept_once_claimed() {
+        let mut starting = Membership::new(5, "same", vec![]);
+        let err = starting
             .on_announce(9, addr(), announce("same", 60_000))
             .unwrap_err();
         assert!(
@@ -312,10 +419,71 @@ mod tests {
                 .contains("the name `same` is taken by the node at 127.0.0.1:4000 (up for 1m)"),
             "{err}"
         );
-        let mut old = Membership::new(5, "same", vec![]);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(old.on_announce(9, addr(), announce("same", 0)).is_ok());
-        assert_eq!(old.peers().count(), 0, "the impostor is not a peer");
+        // Once claimed, no announcement takes the name, whatever uptime it claims.
+        let mut holder = Membership::new(5, "same", vec![]);
+        holder.claimed();
+        for uptime in [0, 60_000, 1 << 63, u64::MAX] {
+            assert_eq!(
+                holder.on_announce(9, addr(), announce("same", uptime)),
+                Ok(Change::Conflict)
+            );
+        }
+        assert_eq!(holder.peers().count(), 0, "the impostor is not a peer");
+        assert_eq!(holder.name(), "same");
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_the_silent_first() {
+        let mut m = Membership::new(1, "me", vec![]);
+        m.claimed();
+        for id in 0..MAX_PEERS as u64 + 10 {
+            let _ = m.on_announce(id + 2, addr(), announce(&format!("p{id}"), 1));
+        }
+        assert_eq!(m.peers().count(), MAX_PEERS);
+        assert!(
+            m.peer_name(MAX_PEERS as u64 + 11).is_some(),
+            "the last heard is kept"
+        );
+        // Function ids over all peers are bounded too.
+        let mut m = Membership::new(1, "me", vec![]);
+        let many = |name: &str| Announce {
+            name: name.into(),
+            functions: (0..1024).map(|i| format!("a:b/c#f{i}")).collect(),
+            ..Announce::default()
+        };
+        for id in 0..100 {
+            let _ = m.on_announce(id + 2, addr(), many(&format!("p{id}")));
+        }
+        assert!(m.functions_held() <= MAX_PEER_FUNCTIONS);
+        assert_eq!(m.peers().count(), MAX_PEER_FUNCTIONS / 1024);
+        assert_eq!(
+            m.functions_held(),
+            m.peers().map(|(_, p)| p.functions.len()).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn changes_are_told_peer_by_peer() {
+        let mut m = Membership::new(1, "me", vec![]);
+        let _ = m.on_announce(2, addr(), announce("two", 1));
+        let _ = m.on_announce(3, addr(), announce("three", 1));
+        let changes = m.take_changes();
+        let mut names: Vec<&str> = changes.changed.iter().map(|p| p.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["three", "two"]);
+        assert!(changes.gone.is_empty());
+        // Nothing changed: nothing told.
+        let _ = m.on_announce(2, addr(), announce("two", 2));
+        assert_eq!(m.take_changes(), PeerChanges::default());
+        // A rename, a departure; a name another peer still goes by is that peer's.
+        let _ = m.on_announce(2, addr(), announce("deux", 3));
+        let _ = m.on_announce(4, addr(), announce("three", 1));
+        m.forget(3);
+        let changes = m.take_changes();
+        let mut names: Vec<&str> = changes.changed.iter().map(|p| p.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["deux", "three"]);
+        assert_eq!(changes.gone, ["two"]);
     }
 
     #[test]

@@ -105,10 +105,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let limits = PortLimits {
-        max_connections: MAX_SCRAPERS,
-        idle: SCRAPER_PATIENCE,
-    };
+    let limits = PortLimits::new(MAX_SCRAPERS, SCRAPER_PATIENCE);
     port::serve(
         listener,
         limits,

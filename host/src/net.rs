@@ -38,7 +38,8 @@ impl Group {
         }
     }
 
-    /// A socket that receives the group's datagrams (its own included), non-blocking.
+    /// A socket that receives the group's datagrams (its own included) that arrive on the
+    /// interface, non-blocking.
     pub fn receiver(&self) -> anyhow::Result<UdpSocket> {
         let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         socket.set_reuse_address(true)?;
@@ -56,6 +57,10 @@ impl Group {
                 )
             })?;
         socket.set_multicast_loop_v4(true)?;
+        // Linux delivers a group's datagrams to every socket bound to its port once any
+        // socket of the host joined it on any interface (IP_MULTICAST_ALL): take only those
+        // that arrive on the interface this socket joined.
+        socket.set_multicast_all_v4(false)?;
         if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
             tracing::debug!("cannot enlarge the receive buffer: {e}");
         }

@@ -12,7 +12,7 @@
 //!   statuses of the node's stream, resends what they miss and sends heartbeats;
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
-use crate::auth::{self, Gate, ReplayGuard, Unopened};
+use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
 use crate::cli::RunArgs;
 use crate::describe::Descriptions;
 use crate::guest::calls::Calls;
@@ -103,7 +103,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         keys: keys.clone(),
         encrypt: args.group.key.encrypt,
     };
-    let gate = Arc::new(Gate::new(keys, args.group.key.encrypt));
+    // (Datagram keys are bound to the group: what is captured in one group runs in no other.)
+    let datagram_keys = keys.as_ref().map(|k| k.for_group(group.addr));
+    let gate = Arc::new(Gate::new(datagram_keys, args.group.key.encrypt).on_interface(group.iface));
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,
@@ -325,10 +327,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the event loop thread")?;
 
-    let limits = ServerLimits {
-        max_connections: args.tcp.max_connections as usize,
-        idle: args.tcp.idle_timeout,
-    };
+    let limits = ServerLimits::new(args.tcp.max_connections as usize, args.tcp.idle_timeout);
     network.block_on(async {
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -340,6 +339,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 text_anywhere: args.mailboxes.text_anywhere,
                 modules: modules.clone(),
                 descriptions: Arc::new(descriptions),
+                ..Services::default()
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
@@ -591,7 +591,7 @@ async fn receive(
                     // The tag before anything else is read.
                     let frames = outgoing
                         .gate()
-                        .open_frames(&header, bytes, false, &mut replay, Instant::now())?;
+                        .open_frames(&header, bytes, Arrival::to_group(from), &mut replay, Instant::now())?;
                     Ok(Some(wire::Datagram { header, frames }))
                 });
                 let datagram = match opened {

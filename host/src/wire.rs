@@ -77,6 +77,25 @@ pub const MAX_STREAMS_ANNOUNCED: usize = 64;
 /// The most source addresses whose refused datagrams an announcement describes.
 pub const MAX_REFUSED_ANNOUNCED: usize = 16;
 
+/// The most function ids one announcement lists (an announcement with more is refused).
+pub const MAX_FUNCTIONS_ANNOUNCED: usize = 1024;
+
+/// The most peers whose connection counts an announcement lists.
+pub const MAX_LINKS_ANNOUNCED: usize = 64;
+
+/// The most CBOR items (every value, nested ones included) a frame other than a run of
+/// calls may hold: an announcement with every list at its cap holds about 3,000.
+pub const MAX_CONTROL_ITEMS: usize = 8192;
+
+/// The longest function id an announcement may carry.
+pub const MAX_FUNCTION_ID: usize = 512;
+
+/// Whether `id` can be a function id in an announcement: 1 to [`MAX_FUNCTION_ID`] bytes,
+/// no control characters (a WIT function's id, or a native plugin's function name).
+pub fn is_function_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_FUNCTION_ID && !id.chars().any(char::is_control)
+}
+
 /// Why a datagram or frame could not be read or written.
 #[derive(Debug, Error, PartialEq)]
 pub enum WireError {
@@ -401,8 +420,10 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
         _ => return Err(shape_of("frame", "not an array")),
     };
     if !matches!(cursor.head()?, Head::Positive(KIND_CALL)) {
+        // (Stepped over first, allocating nothing: a frame of more items than any a node
+        // sends is refused before a tree of values is built from it.)
         let mut whole = start;
-        let item = whole.item()?;
+        let item = whole.item_of_at_most(MAX_CONTROL_ITEMS)?;
         *cursor = whole;
         return decode_frame(next_item(&mut &item[..])?);
     }
@@ -546,10 +567,17 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
     let Some(Value::Array(items)) = fields.next() else {
         return Err(shape("no function list"));
     };
+    if items.len() > MAX_FUNCTIONS_ANNOUNCED {
+        return Err(shape(&format!(
+            "it lists {} functions, more than {MAX_FUNCTIONS_ANNOUNCED}",
+            items.len()
+        )));
+    }
     let functions = items
         .into_iter()
         .map(|f| match f {
-            Value::Text(f) => Ok(f),
+            Value::Text(f) if is_function_id(&f) => Ok(f),
+            Value::Text(_) => Err(shape("a function id is empty, too long or not printable")),
             _ => Err(shape("a function id is not text")),
         })
         .collect::<Result<_, _>>()?;
@@ -564,8 +592,11 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
     let links = named_numbers(
         fields.next(),
         1,
-        usize::MAX,
-        ("a link is not [name, count]", "the links are not an array"),
+        MAX_LINKS_ANNOUNCED,
+        (
+            "a link is not [name, count]",
+            "the links are not an array of at most 64",
+        ),
         |name, n| (name, n[0]),
     )?;
     let streams = named_numbers(
@@ -1505,6 +1536,68 @@ mod tests {
                 "{fields:?}"
             );
         }
+    }
+
+    #[test]
+    fn announcements_are_bounded_in_every_list() {
+        let ids = |n: usize, id: &dyn Fn(usize) -> String| {
+            Value::Array((0..n).map(|i| Value::Text(id(i))).collect())
+        };
+        let announce = |functions: Value, links: Value| {
+            let fields = vec![
+                1.into(),
+                "a".into(),
+                0.into(),
+                functions,
+                Value::Null,
+                links,
+            ];
+            decode_datagram(&datagram(1, &[raw(&Value::Array(fields))]))
+        };
+        let none = Value::Array(vec![]);
+        let link = |i: usize| Value::Array(vec![format!("p{i}").into(), 1.into()]);
+        // At the caps: read.
+        let most = ids(MAX_FUNCTIONS_ANNOUNCED, &|i| format!("x:y/z#f{i}"));
+        let links = Value::Array((0..MAX_LINKS_ANNOUNCED).map(link).collect());
+        assert!(announce(most, links).is_ok());
+        // Past them, or a function id that cannot be one: refused whole, saying why.
+        for (functions, links, why) in [
+            (
+                ids(MAX_FUNCTIONS_ANNOUNCED + 1, &|i| format!("f{i}")),
+                none.clone(),
+                "it lists 1025 functions, more than 1024",
+            ),
+            (
+                ids(1, &|_| String::new()),
+                none.clone(),
+                "a function id is empty",
+            ),
+            (
+                ids(1, &|_| "a\u{1b}[2J".into()),
+                none.clone(),
+                "not printable",
+            ),
+            (
+                ids(1, &|_| "f".repeat(MAX_FUNCTION_ID + 1)),
+                none.clone(),
+                "too long",
+            ),
+            (
+                none.clone(),
+                Value::Array((0..=MAX_LINKS_ANNOUNCED).map(link).collect()),
+                "the links are not an array of at most 64",
+            ),
+        ] {
+            let err = announce(functions, links).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
+        // A frame of more items than any a node sends is refused before it is decoded.
+        let bloat = ids(MAX_CONTROL_ITEMS, &|_| String::new());
+        let err = announce(bloat, none).unwrap_err().to_string();
+        assert!(
+            err.contains("more items than a node reads in one frame"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -112,10 +112,7 @@ impl ServeArgs {
 
     /// The limits of the port.
     pub fn limits(&self) -> PortLimits {
-        PortLimits {
-            max_connections: self.max_connections as usize,
-            idle: self.idle_timeout,
-        }
+        PortLimits::new(self.max_connections as usize, self.idle_timeout)
     }
 
     /// Where the server of `boxes` runs.

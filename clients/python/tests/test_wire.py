@@ -342,6 +342,20 @@ def test_key_files_are_read_strictly(tmp_path: Path) -> None:
             load_key_file(_key_file(tmp_path, text))
 
 
+def test_datagram_keys_are_bound_to_the_group_as_the_nodes_bind_theirs() -> None:
+    pytest.importorskip("blake3")
+    key = GroupKey.from_secret(bytes([1] * 32))
+    bound = key.for_group("239.0.0.1", 4723)
+    # The same vector as host/src/auth/key.rs's test.
+    assert bound.datagram_mac[:8].hex() == "d9c84980f416f145"
+    for other in (key, key.for_group("239.0.0.1", 4724), key.for_group("239.0.0.2", 4723)):
+        assert other.datagram_mac != bound.datagram_mac
+        assert other.datagram_aead != bound.datagram_aead
+    assert bound.id == key.id and bound.connection == key.connection
+    ring = Keyring((key,)).for_group("239.0.0.1", 4723)
+    assert ring.sending == bound
+
+
 @pytest.mark.parametrize("encrypt", [False, True])
 def test_sealed_datagrams_open_once_with_the_key_alone(encrypt: bool) -> None:
     pytest.importorskip("blake3")

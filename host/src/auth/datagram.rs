@@ -1,8 +1,10 @@
 //! Sealing and opening datagrams: the [`Gate`] every datagram a node sends leaves through
 //! (numbered with its packet number, timed, tagged with the group key, encrypted with
 //! `--encrypt`) and every datagram it receives is checked at, before anything in it is
-//! decoded but its header: the tag, the socket it was meant for, its age, and the
-//! receiving socket's replay window.
+//! decoded but its header: where it came from (an unkeyed node on loopback takes
+//! datagrams from this host only), the tag, the socket it was meant for, its age (and
+//! whether it was sent before this gate was made: by a node's earlier incarnation, or
+//! captured before this one started), and the receiving socket's replay window.
 //!
 //! The tag covers every byte of the datagram but itself: the header (the sender id,
 //! the stream's sequence number, the packet number, the time, the protection mode and key
@@ -85,6 +87,19 @@ pub enum Rejected {
         window = super::replay::WINDOW
     )]
     TooOld(u64),
+    /// It was sent before this node started, by its sender's clock: a capture replayed
+    /// into a node that has no replay window of it yet.
+    #[error(
+        "it was sent {0} before this node started, by its sender's clock (a replay, or a \
+         sender whose clock is behind)"
+    )]
+    BeforeStart(String),
+    /// It came from another host to an unkeyed node on loopback.
+    #[error(
+        "it came from another host, and this node has no group key and runs on loopback: it \
+         takes datagrams from this host only (give every node a --key-file to span hosts)"
+    )]
+    OffHost,
 }
 
 impl Rejected {
@@ -96,6 +111,7 @@ impl Rejected {
                 | Rejected::Stale(_)
                 | Rejected::Replayed(_)
                 | Rejected::TooOld(_)
+                | Rejected::BeforeStart(_)
         )
     }
 
@@ -107,6 +123,7 @@ impl Rejected {
             Rejected::Unkeyed => 1,
             Rejected::Keyed => 2,
             Rejected::UnknownKey(_) => 4,
+            Rejected::OffHost => 8,
             _ => 0,
         }
     }
@@ -119,6 +136,12 @@ pub struct Gate {
     encrypt: bool,
     /// The next packet number.
     packets: AtomicU64,
+    /// When the gate was made (milliseconds since the Unix epoch): a keyed datagram sent
+    /// before it is refused.
+    born: u64,
+    /// Whether only datagrams from this host's own addresses come in (an unkeyed node on
+    /// loopback).
+    this_host_only: bool,
 }
 
 impl Gate {
@@ -129,7 +152,17 @@ impl Gate {
             keys,
             encrypt,
             packets: AtomicU64::new(1),
+            born: unix_millis(),
+            this_host_only: false,
         }
+    }
+
+    /// The gate of a node on `iface`: without a key, on loopback, it takes datagrams from
+    /// loopback addresses alone (whatever other sockets of the host joined the group on
+    /// other interfaces, nothing from another host gets in).
+    pub fn on_interface(mut self, iface: std::net::Ipv4Addr) -> Self {
+        self.this_host_only = self.keys.is_none() && iface.is_loopback();
+        self
     }
 
     /// Whether the node has a group key.
@@ -205,26 +238,30 @@ impl Gate {
         &self,
         header: &Header,
         datagram: &mut [u8],
-        unicast: bool,
+        arrival: Arrival,
         replay: &mut ReplayGuard,
         now: Instant,
     ) -> Result<Vec<crate::wire::Frame>, Unopened> {
-        let frames = self.open(header, datagram, unicast, replay, now)?;
+        let frames = self.open(header, datagram, arrival, replay, now)?;
         Ok(wire::decode_frames(frames)?)
     }
 
-    /// Checks a datagram whose `header` was read from `datagram`, which came to the
-    /// group's socket or to the node's own (`unicast`), at `now`: its tag, where it was
-    /// sent, its age and `replay`'s window of its sender. Returns its frames (decrypted
-    /// in place if they were encrypted).
+    /// Checks a datagram whose `header` was read from `datagram`, which came as `arrival`
+    /// says, at `now`: where it came from, its tag, where it was sent, its age and
+    /// `replay`'s window of its sender. Returns its frames (decrypted in place if they
+    /// were encrypted).
     pub fn open<'a>(
         &self,
         header: &Header,
         datagram: &'a mut [u8],
-        unicast: bool,
+        arrival: Arrival,
         replay: &mut ReplayGuard,
         now: Instant,
     ) -> Result<&'a [u8], Rejected> {
+        let Arrival { from, unicast } = arrival;
+        if self.this_host_only && !from.ip().is_loopback() {
+            return Err(Rejected::OffHost);
+        }
         let Some(keys) = &self.keys else {
             return match header.auth.protection {
                 Protection::None => Ok(&datagram[header.len..]),
@@ -255,10 +292,43 @@ impl Gate {
                 humantime::format_duration(Duration::from_secs(skew / 1000)).to_string(),
             ));
         }
+        if header.sent_at < self.born {
+            let before = Duration::from_millis(self.born - header.sent_at);
+            return Err(Rejected::BeforeStart(
+                humantime::format_duration(before).to_string(),
+            ));
+        }
         match replay.check(header.sender, header.packet, now) {
             Verdict::New => Ok(body),
             Verdict::Replayed => Err(Rejected::Replayed(header.packet)),
             Verdict::TooOld => Err(Rejected::TooOld(header.packet)),
+        }
+    }
+}
+
+/// How a datagram came in: from where, and to which socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Its source address.
+    pub from: SocketAddr,
+    /// Whether it came to the node's own socket (sent to it alone), not the group's.
+    pub unicast: bool,
+}
+
+impl Arrival {
+    /// A datagram from `from` to the group's socket.
+    pub fn to_group(from: SocketAddr) -> Self {
+        Arrival {
+            from,
+            unicast: false,
+        }
+    }
+
+    /// A datagram from `from` to the node's own socket.
+    pub fn to_node(from: SocketAddr) -> Self {
+        Arrival {
+            from,
+            unicast: true,
         }
     }
 }
@@ -367,11 +437,16 @@ mod tests {
         Gate::new(Some(ring), encrypt)
     }
 
+    fn local() -> SocketAddr {
+        "127.0.0.1:4000".parse().unwrap()
+    }
+
     /// Opens `bytes` at `gate` as a datagram that came to the group's socket.
     fn open(gate: &Gate, bytes: &[u8], replay: &mut ReplayGuard) -> Result<Vec<u8>, Rejected> {
         let mut bytes = bytes.to_vec();
         let header = wire::read_header(&mut &bytes[..]).expect("a header");
-        gate.open(&header, &mut bytes, false, replay, Instant::now())
+        let arrival = Arrival::to_group(local());
+        gate.open(&header, &mut bytes, arrival, replay, Instant::now())
             .map(<[u8]>::to_vec)
     }
 
@@ -380,8 +455,8 @@ mod tests {
         for encrypt in [false, true] {
             let plain = datagram(5);
             let frames = plain[wire::own_header_len(&plain)..].to_vec();
-            let sender = keyed(1, encrypt);
             let receiver = keyed(1, false);
+            let sender = keyed(1, encrypt);
             let mut replay = ReplayGuard::new(REPLAY_MEMORY);
             let sealed = sender.seal(&plain, false).to_vec();
             assert_eq!(sealed.len(), plain.len(), "the tag is in the header's room");
@@ -404,8 +479,9 @@ mod tests {
                 let Ok(header) = wire::read_header(&mut &altered[..]) else {
                     continue;
                 };
+                let arrival = Arrival::to_group(local());
                 let result =
-                    receiver.open(&header, &mut altered, false, &mut fresh, Instant::now());
+                    receiver.open(&header, &mut altered, arrival, &mut fresh, Instant::now());
                 assert!(result.is_err(), "byte {at} changed, still accepted");
             }
             // Another key, no key, the other socket.
@@ -429,14 +505,57 @@ mod tests {
     }
 
     #[test]
+    fn datagrams_sent_before_a_gate_was_made_are_refused() {
+        let sender = keyed(1, false);
+        let captured = sender.seal(&datagram(5), false).to_vec();
+        std::thread::sleep(Duration::from_millis(5));
+        let restarted = keyed(1, false);
+        let mut replay = ReplayGuard::new(REPLAY_MEMORY);
+        let refused = open(&restarted, &captured, &mut replay).unwrap_err();
+        assert!(matches!(refused, Rejected::BeforeStart(_)), "{refused}");
+        assert!(refused.is_replay());
+        let fresh = sender.seal(&datagram(5), false).to_vec();
+        assert!(open(&restarted, &fresh, &mut replay).is_ok());
+    }
+
+    #[test]
+    fn an_unkeyed_loopback_gate_takes_this_hosts_datagrams_alone() {
+        let loopback = std::net::Ipv4Addr::LOCALHOST;
+        let gate = Gate::new(None, false).on_interface(loopback);
+        let plain = Gate::new(None, false).seal(&datagram(5), false).to_vec();
+        let mut replay = ReplayGuard::new(REPLAY_MEMORY);
+        let header = wire::read_header(&mut &plain[..]).expect("a header");
+        let mut at = |from: &str| {
+            let arrival = Arrival::to_group(from.parse().unwrap());
+            gate.open(
+                &header,
+                &mut plain.clone(),
+                arrival,
+                &mut replay,
+                Instant::now(),
+            )
+            .map(drop)
+        };
+        assert_eq!(at("127.0.0.1:9"), Ok(()));
+        assert_eq!(at("10.0.0.2:9"), Err(Rejected::OffHost));
+        assert_eq!(Rejected::OffHost.setup_bit(), 8, "said once per source");
+        // A keyed gate, or one on another interface, goes by the key.
+        let lan = Gate::new(None, false).on_interface("10.0.0.1".parse().unwrap());
+        let arrival = Arrival::to_group("10.0.0.2:9".parse().unwrap());
+        let mut bytes = plain.clone();
+        let opened = lan.open(&header, &mut bytes, arrival, &mut replay, Instant::now());
+        assert!(opened.is_ok());
+    }
+
+    #[test]
     fn each_sending_is_a_packet_of_its_own() {
         let gate = keyed(1, false);
+        let receiver = keyed(1, false);
         let plain = datagram(5);
         let first = gate.seal(&plain, false).to_vec();
         let again = gate.seal(&plain, false).to_vec();
         let number = |d: &[u8]| wire::read_header(&mut &d[..]).expect("a header").packet;
         assert_eq!((number(&first), number(&again)), (1, 2));
-        let receiver = keyed(1, false);
         let mut replay = ReplayGuard::new(REPLAY_MEMORY);
         assert!(open(&receiver, &first, &mut replay).is_ok());
         assert!(

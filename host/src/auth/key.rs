@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::net::SocketAddrV4;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -118,6 +119,23 @@ impl GroupKey {
             datagram_aead: derive(context::DATAGRAM_AEAD),
             connection: derive(context::CONNECTION),
             secret,
+        }
+    }
+
+    /// The key with its datagram keys bound to `group` (its address and port): tags and
+    /// encryption made for one group are good in no other, so a datagram captured in one
+    /// group runs nowhere else, though both use the same key file. (Connections need no
+    /// binding: each proves itself anew, with nonces of both ends.)
+    pub fn for_group(&self, group: SocketAddrV4) -> Self {
+        let mut material = Zeroizing::new([0u8; KEY_LEN + 6]);
+        material[..KEY_LEN].copy_from_slice(&self.secret[..]);
+        material[KEY_LEN..KEY_LEN + 4].copy_from_slice(&group.ip().octets());
+        material[KEY_LEN + 4..].copy_from_slice(&group.port().to_be_bytes());
+        let derive = |context| Zeroizing::new(blake3::derive_key(context, &material[..]));
+        GroupKey {
+            datagram_mac: derive(context::DATAGRAM_MAC),
+            datagram_aead: derive(context::DATAGRAM_AEAD),
+            ..self.clone()
         }
     }
 
@@ -294,6 +312,13 @@ impl Keyring {
         })
     }
 
+    /// The keyring with every key's datagram keys bound to `group` ([`GroupKey::for_group`]).
+    pub fn for_group(&self, group: SocketAddrV4) -> Self {
+        Keyring {
+            keys: self.keys.iter().map(|k| k.for_group(group)).collect(),
+        }
+    }
+
     /// The key the node sends with.
     pub fn sending(&self) -> &GroupKey {
         &self.keys[0]
@@ -330,6 +355,35 @@ mod tests {
         assert_ne!(key.datagram_mac(), key.datagram_aead());
         assert_ne!(key.datagram_mac(), key.connection());
         assert_ne!(GroupKey::from_bytes([2; 32]).id(), key.id());
+    }
+
+    /// The first 8 bytes of the datagram MAC key of the key of 32 bytes 0x01, bound to
+    /// 239.0.0.1:4723 (computed with PyPI's blake3; the Python client's tests hold it too).
+    const GROUP_BOUND_MAC_VECTOR: &str = "d9c84980f416f145";
+
+    #[test]
+    fn datagram_keys_are_bound_to_the_group() {
+        let key = GroupKey::from_bytes([1; 32]);
+        let one = key.for_group("239.0.0.1:4723".parse().unwrap());
+        let other_port = key.for_group("239.0.0.1:4724".parse().unwrap());
+        let other_addr = key.for_group("239.0.0.2:4723".parse().unwrap());
+        for other in [&other_port, &other_addr, &key] {
+            assert_ne!(one.datagram_mac(), other.datagram_mac());
+            assert_ne!(one.datagram_aead(), other.datagram_aead());
+        }
+        assert_eq!(one.id(), key.id(), "the same key file names the same key");
+        assert_eq!(
+            one.connection(),
+            key.connection(),
+            "connections prove themselves"
+        );
+        assert_eq!(one.to_line(), key.to_line());
+        // The Python client derives the same (clients/python/tests/test_wire.py has this
+        // vector too).
+        assert_eq!(
+            hex::encode(&one.datagram_mac()[..8]),
+            GROUP_BOUND_MAC_VECTOR
+        );
     }
 
     #[test]

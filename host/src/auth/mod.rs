@@ -10,7 +10,7 @@ pub mod datagram;
 pub mod key;
 pub mod replay;
 
-pub use datagram::{Gate, Rejected, Unopened};
+pub use datagram::{Arrival, Gate, Rejected, Unopened};
 pub use key::{GroupKey, KeyError, Keyring};
 pub use replay::ReplayGuard;
 

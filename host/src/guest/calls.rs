@@ -165,9 +165,18 @@ impl Calls {
         *self.local.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(local);
     }
 
-    /// Replaces what is known of the peers.
-    pub fn set_peers(&self, peers: HashMap<String, PeerEntry>) {
-        *self.peers.write().unwrap_or_else(PoisonError::into_inner) = peers;
+    /// Updates what is known of the peers: the peers `changed` (by name) and the names
+    /// `gone`.
+    pub fn update_peers(
+        &self,
+        changed: impl IntoIterator<Item = (String, PeerEntry)>,
+        gone: impl IntoIterator<Item = String>,
+    ) {
+        let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+        for name in gone {
+            peers.remove(&name);
+        }
+        peers.extend(changed);
     }
 
     /// The functions the local guests serve, as they are now.

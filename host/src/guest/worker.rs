@@ -96,6 +96,9 @@ pub enum Work {
         origin: Origin,
         /// The counters of the peer they came from.
         peer: Arc<PeerCalls>,
+        /// The share of the TCP port's budget the run holds until it has run (a cast from
+        /// the port), if any.
+        held: Option<Arc<crate::rpc::budget::Held>>,
     },
     /// Run one call on export `slot` and hand its outcome to `reply`.
     Call {
@@ -414,6 +417,7 @@ impl Worker {
                 calls,
                 origin,
                 peer,
+                held: _held,
             } => self.run_calls(slot, &calls, origin, &peer),
             Work::Call {
                 slot,

@@ -22,7 +22,7 @@ use crate::guest::native::{self, NativePlugin};
 use crate::guest::outbox::Outbox;
 use crate::guest::wasm::WasmGuest;
 use crate::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
-use crate::membership::{Change, Membership, NameTaken, PEER_EXPIRY};
+use crate::membership::{Change, Membership, PEER_EXPIRY};
 use crate::modules::ModuleService;
 use crate::modules::loader::ModuleChange;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
@@ -54,9 +54,6 @@ const MAX_EVENTS_PER_TURN: usize = 1024;
 
 /// The most calls of one run routed to the local guests at once.
 const MAX_LOCAL_RUN: usize = 16_384;
-
-/// The most peers whose connection counts an announcement lists.
-const MAX_LINKS_ANNOUNCED: usize = 64;
 
 /// How long a stopping node waits for its receivers to run what it sent.
 pub const LINGER: Duration = Duration::from_secs(3);
@@ -122,8 +119,6 @@ enum Input {
 pub struct Node {
     id: u64,
     membership: Membership,
-    /// Set when a node that was up longer announces this node's name.
-    name_taken: Option<NameTaken>,
     /// The workers of the WebAssembly guests, by slot.
     workers: Workers,
     /// The workers' reports.
@@ -194,7 +189,6 @@ impl Node {
         let mut node = Node {
             id,
             membership: Membership::new(id, name, Vec::new()),
-            name_taken: None,
             workers: Workers::new(WorkerLinks {
                 reports: reports_tx,
                 outgoing: outgoing.clone(),
@@ -328,11 +322,6 @@ impl Node {
             // (The turn ended because nothing was waiting, not at the turn's limit.)
             self.caught_up = taken < MAX_EVENTS_PER_TURN;
             self.finish_turn();
-            if let Some(taken) = self.name_taken.take() {
-                stopping.store(true, Ordering::Relaxed);
-                self.stop(1);
-                return Err(taken.into());
-            }
             if let Some(code) = self.exited {
                 return Ok(self.stop(code));
             }
@@ -354,11 +343,13 @@ impl Node {
         }
     }
 
-    /// Asks the group who is there and listens for [`CLAIM_WAIT`]: if a node that is up
-    /// already announces this node's name, the name is taken. Returns the events that
-    /// arrived meanwhile, to handle once the guests are initialised.
+    /// Asks the group who is there and listens for [`CLAIM_WAIT`]: if a node announces
+    /// this node's name meanwhile, the name is taken; if not, it is this node's for good.
+    /// Returns the events that arrived meanwhile, to handle once the guests are
+    /// initialised.
     fn claim_name(&mut self, events: &Receiver<Event>) -> anyhow::Result<Vec<Event>> {
         if !self.outgoing.on_group() {
+            self.membership.claimed();
             return Ok(Vec::new());
         }
         // (It announces itself only once the name is its own: a node refused its name was
@@ -403,6 +394,7 @@ impl Node {
             }
             held.push(event);
         }
+        self.membership.claimed();
         Ok(held)
     }
 
@@ -674,7 +666,7 @@ impl Node {
         for frame in frames {
             match frame {
                 Frame::Call(call) if sequenced => {
-                    self.dispatch(Arc::new(call), Origin::Remote(from, sender))
+                    self.dispatch(Arc::new(call), Origin::Remote(from, sender), None)
                 }
                 Frame::Call(call) => {
                     let n = call.count() as u64;
@@ -689,8 +681,9 @@ impl Node {
                     let name = announce.name.clone();
                     match self.membership.on_announce(sender, from, announce) {
                         Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
-                        Ok(Change::Known) => {}
-                        Err(taken) => self.name_taken = Some(taken),
+                        Ok(Change::Known | Change::Conflict) => {}
+                        // (Only while claiming the name, which is over.)
+                        Err(taken) => tracing::warn!("{taken}"),
                     }
                 }
                 Frame::Query => self.membership.on_query(),
@@ -737,7 +730,12 @@ impl Node {
     /// plugin runs them at once, on this thread; a guest's worker gets the run (shared by
     /// every guest that serves it) in its queue. Who serves the function, and whether they
     /// admit the caller, is found once for the run.
-    fn dispatch(&mut self, run: Arc<wire::Call>, origin: Origin) {
+    fn dispatch(
+        &mut self,
+        run: Arc<wire::Call>,
+        origin: Origin,
+        held: Option<Arc<crate::rpc::budget::Held>>,
+    ) {
         let function = run.function.as_str();
         let native = native::resolve(function);
         if native.is_none() && self.table.targets(function).is_none() {
@@ -810,6 +808,7 @@ impl Node {
                     calls,
                     origin,
                     peer: peer.clone(),
+                    held: held.clone(),
                 },
             );
         }
@@ -822,19 +821,21 @@ impl Node {
             request,
             caller,
             reply,
+            held,
         } = call;
         let origin = Origin::Remote(caller.addr, caller.node);
-        let mut args = Vec::new();
-        wire::encode_item(&Value::Array(request.args), &mut args);
+        let args = request.args.into_bytes();
         let function = request.function;
         if !request.wants_reply {
             let run = wire::Call::collect(0, &function, std::iter::once(&args[..]));
-            self.dispatch(Arc::new(run), origin);
+            self.dispatch(Arc::new(run), origin, Some(Arc::new(held)));
             return;
         }
         let (id, stats) = (request.id, self.stats.clone());
         let function_id = function.clone();
         let answer = move |outcome: Outcome| {
+            // (The request's share of the port's budget is given back once answered.)
+            let _held = held;
             if let Err(failure) = &outcome {
                 Stats::bump(&stats.calls_failed);
                 tracing::debug!("a call from {origin} to `{function_id}` failed: {failure}");
@@ -969,7 +970,7 @@ impl Node {
             let args: Vec<&[u8]> = args.collect();
             for chunk in args.chunks(MAX_LOCAL_RUN) {
                 let run = wire::Call::collect(0, function, chunk.iter().copied());
-                self.dispatch(Arc::new(run), Origin::Local);
+                self.dispatch(Arc::new(run), Origin::Local, None);
             }
         }
         // Calls sent meanwhile wait for the next turn; else the room is kept.
@@ -1014,21 +1015,18 @@ impl Node {
     /// soon as a datagram changed it, since a call routed next may be for a peer that just
     /// announced itself.
     fn share_peers(&mut self) {
-        if !self.membership.take_changed() {
+        let changes = self.membership.take_changes();
+        if changes.changed.is_empty() && changes.gone.is_empty() {
             return;
         }
-        self.calls.set_peers(
-            self.membership
-                .peers()
-                .map(|(_, p)| {
-                    let entry = PeerEntry {
-                        tcp: p.tcp,
-                        functions: p.functions.iter().cloned().collect(),
-                    };
-                    (p.name.clone(), entry)
-                })
-                .collect(),
-        );
+        let changed = changes.changed.iter().map(|p| {
+            let entry = PeerEntry {
+                tcp: p.tcp,
+                functions: p.functions.iter().cloned().collect(),
+            };
+            (p.name.clone(), entry)
+        });
+        self.calls.update_peers(changed, changes.gone);
     }
 
     /// Announces the node to the group.
@@ -1079,7 +1077,7 @@ impl Node {
             None => Vec::new(),
         };
         links.sort();
-        links.truncate(MAX_LINKS_ANNOUNCED);
+        links.truncate(wire::MAX_LINKS_ANNOUNCED);
         let mut streams: Vec<StreamCounts> = self
             .stream_counts()
             .into_iter()

@@ -23,6 +23,7 @@
 
 use crate::auth::connection::{Nonce, Proof};
 use crate::auth::key::KeyId;
+use crate::cbor::{Cursor, starts_array};
 use crate::outcome::{CallFailure, FailureKind};
 use crate::wire::{WireError, as_u64, encode_item, kind_and_fields, next_item};
 use ciborium::value::Value;
@@ -187,14 +188,104 @@ pub struct Request {
     pub id: u64,
     /// The function id.
     pub function: String,
-    /// The arguments, one CBOR value per parameter.
-    pub args: Vec<Value>,
+    /// The arguments, one CBOR value per parameter, as they came.
+    pub args: Arguments,
     /// Whether the caller waits for a reply (a call) or not (a cast).
     pub wants_reply: bool,
 }
 
+/// The arguments of a request as they came off the connection: one CBOR array, checked to
+/// be well-formed (bounded, not nested too deep) but not decoded. A request waiting for a
+/// guest holds these bytes, not a tree of values (which would take some 30 times as much
+/// memory); whoever serves it reads them once, against its own types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arguments(Vec<u8>);
+
+impl Arguments {
+    /// The arguments `values`, encoded.
+    pub fn from_values(values: &[Value]) -> Self {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(values, &mut out)
+            .expect("CBOR encoding into a Vec does not fail");
+        Arguments(out)
+    }
+
+    /// The CBOR array's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The CBOR array's bytes, taken.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// How many bytes they take.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no bytes (never, for arguments that came in a request).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The arguments decoded, one value per parameter (for the node's built-in services,
+    /// whose arguments are few and small).
+    pub fn values(&self) -> Result<Vec<Value>, WireError> {
+        match next_item(&mut &self.0[..])? {
+            Value::Array(values) => Ok(values),
+            _ => Err(shape("request", "the arguments are not an array")),
+        }
+    }
+}
+
+/// Decodes a request frame with a cursor, its arguments kept as bytes; `None` when the
+/// frame is of another kind.
+fn decode_request(bytes: &[u8]) -> Result<Option<Request>, WireError> {
+    let mut cursor = Cursor::new(bytes);
+    let fields = match cursor.head() {
+        Ok(ciborium_ll::Header::Array(Some(n))) if n >= 5 => n,
+        _ => return Ok(None),
+    };
+    if cursor.clone().uint() != Ok(KIND_REQUEST) {
+        return Ok(None);
+    }
+    cursor.uint()?;
+    let id = cursor.uint().map_err(|_| shape("request", "no id"))?;
+    let function = cursor
+        .text()
+        .map_err(|_| shape("request", "no function id"))?
+        .to_string();
+    if !starts_array(cursor.rest()) {
+        return Err(shape("request", "no argument array"));
+    }
+    let args = Arguments(cursor.item()?.to_vec());
+    let wants_reply = match cursor.head() {
+        Ok(ciborium_ll::Header::Simple(ciborium_ll::simple::FALSE)) => false,
+        Ok(ciborium_ll::Header::Simple(ciborium_ll::simple::TRUE)) => true,
+        _ => return Err(shape("request", "no wants-reply flag")),
+    };
+    // Later versions may add fields: step over them.
+    for _ in 5..fields {
+        cursor.item()?;
+    }
+    if !cursor.is_empty() {
+        return Err(shape("frame", "trailing bytes after the frame"));
+    }
+    Ok(Some(Request {
+        id,
+        function,
+        args,
+        wants_reply,
+    }))
+}
+
 /// Decodes the CBOR of one frame (without its length prefix).
 pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
+    if let Some(request) = decode_request(bytes)? {
+        return Ok(Frame::Request(request));
+    }
     let item = next_item(&mut bytes)?;
     if !bytes.is_empty() {
         return Err(shape("frame", "trailing bytes after the frame"));
@@ -221,9 +312,11 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
             let Some(Value::Text(function)) = fields.next() else {
                 return Err(shape("request", "no function id"));
             };
-            let Some(Value::Array(args)) = fields.next() else {
+            // (A request the cursor did not read: one in an array of indefinite length.)
+            let Some(Value::Array(values)) = fields.next() else {
                 return Err(shape("request", "no argument array"));
             };
+            let args = Arguments::from_values(&values);
             let Some(Value::Bool(wants_reply)) = fields.next() else {
                 return Err(shape("request", "no wants-reply flag"));
             };
@@ -376,15 +469,40 @@ mod tests {
         );
         let args = vec![Value::Text("k".into()), Value::Integer(3.into())];
         let request = encode_request(9, "a:b/c#d", &args, true);
+        let Ok(Frame::Request(decoded)) = decode(&request) else {
+            panic!("not a request");
+        };
         assert_eq!(
-            decode(&request),
-            Ok(Frame::Request(Request {
-                id: 9,
-                function: "a:b/c#d".into(),
-                args,
-                wants_reply: true
-            }))
+            (decoded.id, decoded.function.as_str(), decoded.wants_reply),
+            (9, "a:b/c#d", true)
         );
+        assert_eq!(decoded.args.values(), Ok(args.clone()));
+        assert_eq!(decoded.args, Arguments::from_values(&args));
+        // An indefinite array, and fields a later version adds, are read too.
+        let mut later = Vec::new();
+        encode_item(
+            &Value::Array(vec![
+                KIND_REQUEST.into(),
+                1.into(),
+                "a:b/c#d".into(),
+                Value::Array(args.clone()),
+                Value::Bool(false),
+                "later".into(),
+            ]),
+            &mut later,
+        );
+        let Ok(Frame::Request(decoded)) = decode(&later) else {
+            panic!("not a request");
+        };
+        assert!(!decoded.wants_reply);
+        assert_eq!(decoded.args.values(), Ok(args.clone()));
+        let mut indefinite = vec![0x9f];
+        indefinite.extend_from_slice(&request[1..]);
+        indefinite.push(0xff);
+        let Ok(Frame::Request(decoded)) = decode(&indefinite) else {
+            panic!("not a request");
+        };
+        assert_eq!(decoded.args.values(), Ok(args));
         for outcome in [
             Ok(Value::Null),
             Ok(Value::Text("v".into())),
@@ -424,11 +542,15 @@ mod tests {
         let cases: Vec<Vec<u8>> = vec![
             vec![],
             vec![0xff],
-            vec![0x9f],                   // an unterminated array
-            vec![0x81, 0x18],             // truncated integer
-            vec![0x82, 0x04, 0x01],       // a request without a function
-            vec![0x83, 0x08, 0x01, 0x05], // a hello whose name is a number
-            vec![0x81, 0x19, 0x01, 0x00], // unknown kind 256
+            vec![0x9f],                                           // an unterminated array
+            vec![0x81, 0x18],                                     // truncated integer
+            vec![0x82, 0x04, 0x01],                               // a request without a function
+            vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x01, 0xf5],       // arguments not an array
+            vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x80, 0x01],       // no wants-reply flag
+            vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x81, 0x5b],       // truncated arguments
+            vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x80, 0xf5, 0x00], // trailing bytes
+            vec![0x83, 0x08, 0x01, 0x05],                         // a hello whose name is a number
+            vec![0x81, 0x19, 0x01, 0x00],                         // unknown kind 256
             encode_reply(1, &Ok(Value::Null))
                 .into_iter()
                 .chain([0x00])

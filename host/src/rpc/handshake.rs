@@ -16,6 +16,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+/// The most bytes of a port's refusal line a caller reads.
+const MAX_REFUSAL_LINE: usize = 512;
+
 /// The frames coming in on a connection.
 pub type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 
@@ -219,6 +222,25 @@ pub async fn open(
     };
     let mut answer = [0u8; 4];
     reader.get_mut().read_exact(&mut answer).await?;
+    if &answer == b"ERR " {
+        // A port that turns the connection away says why in a line (over its caps).
+        let mut line = Vec::new();
+        let mut rest = reader.get_mut().take(MAX_REFUSAL_LINE as u64);
+        let _ = tokio::time::timeout(patience, rest.read_to_end(&mut line)).await;
+        let line = String::from_utf8_lossy(&line);
+        let why: String = line
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!("the node turned the connection away: {why}"),
+        ));
+    }
     match answer {
         _ if answer == magic => {}
         MAGIC_KEYED => {

@@ -1,8 +1,10 @@
 //! Calls to one node over TCP, with a reply and a timeout (Erlang's `rpc:call` and
 //! `rpc:cast`): the frames ([`frame`]), the opening of a connection and its keyed
-//! handshake ([`handshake`]), the node's TCP port ([`server`]) and the pool of connections
-//! a node or a client keeps to its peers ([`pool`]).
+//! handshake ([`handshake`]), the node's TCP port ([`server`]), the byte budgets of what
+//! its callers queue on it ([`budget`]) and the pool of connections a node or a client
+//! keeps to its peers ([`pool`]).
 
+pub mod budget;
 pub mod frame;
 pub mod handshake;
 pub mod pool;

@@ -5,12 +5,15 @@
 //! mailboxes. `dhost mailbox serve` is this same port without an event loop. The accepting
 //! itself (the cap, stopping) is [`dhost_mailbox::port`]'s, which `dipc` uses too.
 //!
-//! A connection is hostile like a datagram: frames longer than [`MAX_FRAME`] close it, a
-//! frame must arrive whole within the idle timeout (so a peer sending a byte a second is
-//! cut off), and a connection over the cap is closed at once. Each case is logged (at most
+//! A connection is hostile like a datagram: it must say what it is (its first byte, the
+//! magic and the keyed handshake) within the port's opening time, frames longer than
+//! [`MAX_FRAME`] close it, a frame must arrive whole within the idle timeout (so a peer
+//! sending a byte a second is cut off), and a connection over the caps (in all, and from
+//! one address of another host) is told so and closed at once. Each case is logged (at most
 //! a few lines a second) and the node keeps serving.
 
-use super::frame::{self, Frame, MAGIC, MAX_FRAME, Request};
+use super::budget::{ByteBudget, Held, QUEUED_CALL_BYTES, QUEUED_REPLY_BYTES};
+use super::frame::{self, Arguments, Frame, MAGIC, MAX_FRAME, Request};
 use super::handshake::{self, ConnectionKeys};
 use crate::describe::{Descriptions, is_describe_function};
 use crate::mailbox::{Mailboxes, protocol};
@@ -56,6 +59,8 @@ pub struct IncomingCall {
     pub caller: Caller,
     /// Where the reply goes (encoded with [`frame::encode_reply`]).
     pub reply: ReplyTo,
+    /// Its share of the port's budget of queued requests, held until it has run.
+    pub held: Held,
 }
 
 /// The node at the other end of a connection, as its hello said.
@@ -70,9 +75,11 @@ pub struct Caller {
 /// The way back to a connection, usable from the event loop's thread.
 #[derive(Debug, Clone)]
 pub struct ReplyTo {
-    queue: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    queue: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit, Held)>,
     /// The bytes that may still be queued ([`REPLY_BYTES`] in all).
     budget: Arc<Semaphore>,
+    /// The port's budget of replies not written yet, over every connection.
+    port_budget: Arc<ByteBudget>,
     /// Cancelled to close the connection (its peer does not read its replies).
     closing: CancellationToken,
 }
@@ -105,14 +112,21 @@ impl ReplyTo {
                 REPLY_BYTES >> 20
             ));
         };
+        let Some(held) = self.port_budget.try_take(u64::from(bytes)) else {
+            self.closing.cancel();
+            return Err(format!(
+                "the port holds {} MiB of replies its callers have not read: disconnected",
+                self.port_budget.max() >> 20
+            ));
+        };
         self.queue
-            .send((reply, permit))
+            .send((reply, permit, held))
             .map_err(|_| "the connection is closed".to_string())
     }
 }
 
 /// What a port serves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Services {
     /// Calls, handed to the node's event loop (binary connections).
     pub calls: Option<Sender<Box<IncomingCall>>>,
@@ -129,6 +143,30 @@ pub struct Services {
     pub modules: Option<Arc<ModuleService>>,
     /// The WIT of what the node runs (`dhost:node/describe#wit`).
     pub descriptions: Arc<Descriptions>,
+    /// The bytes of requests waiting for the event loop and the guests, over every
+    /// connection.
+    pub queued_calls: Arc<ByteBudget>,
+    /// The bytes of replies not written yet, over every connection.
+    pub queued_replies: Arc<ByteBudget>,
+    /// Where what the port drops is logged (a few lines a second at most).
+    pub drops: SharedDropLog,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            calls: None,
+            mailboxes: None,
+            keys: ConnectionKeys::default(),
+            stats: Arc::default(),
+            text_anywhere: false,
+            modules: None,
+            descriptions: Arc::default(),
+            queued_calls: ByteBudget::new(QUEUED_CALL_BYTES),
+            queued_replies: ByteBudget::new(QUEUED_REPLY_BYTES),
+            drops: SharedDropLog::default(),
+        }
+    }
 }
 
 /// Accepts connections on `listener` until `stop` is cancelled; then closes the port,
@@ -145,14 +183,14 @@ pub async fn serve(
         listener,
         limits,
         stop,
-        SharedDropLog::default(),
+        services.drops.clone(),
         counters,
         move |stream, addr| {
             connection(
                 stream,
                 addr,
                 services.clone(),
-                limits.idle,
+                limits,
                 connection_stop.clone(),
             )
         },
@@ -165,15 +203,16 @@ async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
     services: Services,
-    idle: Duration,
+    limits: ServerLimits,
     stop: CancellationToken,
 ) -> Result<(), String> {
+    let (idle, opening) = (limits.idle, limits.opening);
     let mut first = [0u8; 1];
-    match tokio::time::timeout(idle, stream.peek(&mut first)).await {
+    match tokio::time::timeout(opening, stream.peek(&mut first)).await {
         Err(_) => {
             return Err(format!(
                 "it sent nothing for {}",
-                humantime::format_duration(idle)
+                humantime::format_duration(opening)
             ));
         }
         Ok(Err(e)) => return Err(format!("cannot read: {e}")),
@@ -193,7 +232,20 @@ async fn connection(
             Some(boxes) => protocol::serve(stream, boxes, idle, &stop).await,
         };
     }
-    let (mut frames, mut sink) = match handshake::accept(stream, &services.keys, idle).await {
+    // The magic and the whole handshake within `opening`: a connection that never proves
+    // itself does not hold its slot for long.
+    let accepted =
+        tokio::time::timeout(opening, handshake::accept(stream, &services.keys, opening));
+    let accepted = accepted.await.unwrap_or_else(|_| {
+        Err(handshake::Refused {
+            why: format!(
+                "it did not finish opening its connection within {}",
+                humantime::format_duration(opening)
+            ),
+            unauthenticated: false,
+        })
+    });
+    let (mut frames, mut sink) = match accepted {
         Ok(framed) => framed,
         Err(refused) => {
             if refused.unauthenticated {
@@ -209,11 +261,12 @@ async fn connection(
     let reply_to = ReplyTo {
         queue: replies,
         budget: Arc::new(Semaphore::new(REPLY_BYTES)),
+        port_budget: services.queued_replies.clone(),
         closing: closing.clone(),
     };
     let writer_closing = closing.clone();
     let mut writer = tokio::spawn(async move {
-        while let Some((reply, _permit)) = outgoing.recv().await {
+        while let Some((reply, _permit, _held)) = outgoing.recv().await {
             let sent = tokio::time::timeout(idle, sink.send(bytes::Bytes::from(reply))).await;
             if !matches!(sent, Ok(Ok(()))) {
                 writer_closing.cancel();
@@ -262,8 +315,12 @@ async fn connection(
                         args,
                         wants_reply,
                     } = request;
-                    let outcome =
-                        crate::mailbox::serve_call(boxes.as_deref(), &function, args).await;
+                    let outcome = match builtin_args(&args) {
+                        Ok(args) => {
+                            crate::mailbox::serve_call(boxes.as_deref(), &function, args).await
+                        }
+                        Err(failure) => Err(failure),
+                    };
                     if wants_reply {
                         let _ = reply_to.send(id, &outcome);
                     }
@@ -273,7 +330,8 @@ async fn connection(
             Ok(Frame::Request(request))
                 if request.function == crate::console::SAY_FUNCTION && services.calls.is_some() =>
             {
-                let outcome = crate::console::print_said(&request.args, addr);
+                let outcome = builtin_args(&request.args)
+                    .and_then(|args| crate::console::print_said(&args, addr));
                 if request.wants_reply
                     && let Err(why) = reply_to.send(request.id, &outcome)
                 {
@@ -287,10 +345,15 @@ async fn connection(
                     wants_reply,
                     ..
                 } = request;
-                let outcome = services
-                    .descriptions
-                    .serve(services.modules.as_ref(), args)
-                    .await;
+                let outcome = match builtin_args(&args) {
+                    Ok(args) => {
+                        services
+                            .descriptions
+                            .serve(services.modules.as_ref(), args)
+                            .await
+                    }
+                    Err(failure) => Err(failure),
+                };
                 if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
                     break Err(why);
                 }
@@ -304,13 +367,14 @@ async fn connection(
                     args,
                     wants_reply,
                 } = request;
-                let outcome = match &services.modules {
-                    Some(modules) => modules.serve(&function, args).await,
+                let outcome = match (&services.modules, builtin_args(&args)) {
+                    (_, Err(failure)) => Err(failure),
+                    (Some(modules), Ok(args)) => modules.serve(&function, args).await,
                     // (It runs no published module.)
-                    None if function == ModuleRequest::List.function() => {
+                    (None, Ok(_)) if function == ModuleRequest::List.function() => {
                         Ok(ciborium::Value::Array(Vec::new()))
                     }
-                    None => {
+                    (None, Ok(_)) => {
                         if !said_no_modules {
                             said_no_modules = true;
                             tracing::warn!(
@@ -342,10 +406,35 @@ async fn connection(
                     }
                     continue;
                 };
+                // Held as bytes, within the port's budget: past it, the node is busy.
+                let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
+                    let busy = format!(
+                        "the node is busy: {} MiB of requests wait for its guests",
+                        services.queued_calls.max() >> 20
+                    );
+                    Stats::bump(&services.stats.calls_dropped);
+                    port::log_drop(
+                        &services.drops,
+                        format_args!(
+                            "a request of {} bytes from {addr} to {:?}: {busy}",
+                            request.args.len(),
+                            request.function
+                        ),
+                    );
+                    let failure = CallFailure::new(
+                        FailureKind::Unavailable,
+                        format!("{busy} (try again later)"),
+                    );
+                    if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+                        break Err(why);
+                    }
+                    continue;
+                };
                 let call = IncomingCall {
                     request,
                     caller: caller.clone(),
                     reply: reply_to.clone(),
+                    held,
                 };
                 match events.try_send(Box::new(call)) {
                     Ok(()) => {}
@@ -375,6 +464,17 @@ async fn connection(
         writer.abort();
     }
     outcome
+}
+
+/// The arguments of a request to one of the port's own services (mailboxes, modules,
+/// descriptions, `say`), decoded: they are few and small.
+fn builtin_args(args: &Arguments) -> Result<Vec<ciborium::Value>, CallFailure> {
+    args.values().map_err(|e| {
+        CallFailure::new(
+            FailureKind::BadArguments,
+            format!("the arguments cannot be read: {e}"),
+        )
+    })
 }
 
 /// Counts a connection from `addr` refused for want of the key (by address, port 0:

@@ -13,7 +13,7 @@
 
 use super::StreamConfig;
 use super::send::{Refused, Review, SendStream};
-use crate::auth::{self, Gate, ReplayGuard, Unopened};
+use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -436,7 +436,10 @@ impl Outgoing {
         let now = Instant::now();
         let header = wire::read_header(&mut &*bytes);
         let opened = header.map_err(Unopened::from).and_then(|header| {
-            let frames = self.gate.open_frames(&header, bytes, true, replay, now)?;
+            let arrival = Arrival::to_node(from);
+            let frames = self
+                .gate
+                .open_frames(&header, bytes, arrival, replay, now)?;
             if header.seq.is_some() {
                 return Err(Unopened::Malformed(wire::WireError::Shape {
                     what: "status",

@@ -62,17 +62,20 @@ def connect(
     if key_file is None and os.environ.get("DHOST_KEY_FILE"):
         key_file = os.environ["DHOST_KEY_FILE"]
     keys = load_key_file(key_file) if key_file is not None else None
-    gate = Gate(keys, encrypt)
+    Gate(keys, encrypt)  # (checks that what encryption needs is there)
     node_address = _parse_address(address) if address is not None else None
     group_client = None
     if address is None or group is not None:
         group_text = group or os.environ.get("DHOST_GROUP") or f"{DEFAULT_GROUP[0]}:{DEFAULT_GROUP[1]}"
+        group_address = parse_group(group_text)
         where = Group(
-            address=parse_group(group_text),
+            address=group_address,
             iface=iface or os.environ.get("DHOST_IFACE") or "127.0.0.1",
             ttl=ttl,
         )
-        group_client = GroupClient(where, gate)
+        # (Datagram keys are bound to the group, as the nodes bind theirs.)
+        bound = keys.for_group(*group_address) if keys is not None else None
+        group_client = GroupClient(where, Gate(bound, encrypt))
     return Client(
         group_client,
         address=node_address,

@@ -11,9 +11,11 @@ It needs the optional dependencies ``blake3`` and (for encryption) ``PyNaCl``:
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import stat
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +75,20 @@ class GroupKey:
     datagram_mac: bytes
     datagram_aead: bytes
     connection: bytes
+    secret: bytes
 
     def __repr__(self) -> str:  # never the key itself
         return f"GroupKey({self.id.hex()})"
+
+    def for_group(self, host: str, port: int) -> GroupKey:
+        """The key with its datagram keys bound to the group ``host:port``, as the nodes
+        bind theirs: a datagram made for one group is good in no other."""
+        material = self.secret + ipaddress.IPv4Address(host).packed + struct.pack(">H", port)
+        return replace(
+            self,
+            datagram_mac=derive_key(_DATAGRAM_MAC, material),
+            datagram_aead=derive_key(_DATAGRAM_AEAD, material),
+        )
 
     @classmethod
     def from_secret(cls, secret: bytes) -> GroupKey:
@@ -87,6 +100,7 @@ class GroupKey:
             datagram_mac=derive_key(_DATAGRAM_MAC, secret),
             datagram_aead=derive_key(_DATAGRAM_AEAD, secret),
             connection=derive_key(_CONNECTION, secret),
+            secret=secret,
         )
 
     @classmethod
@@ -122,6 +136,10 @@ class Keyring:
     def sending(self) -> GroupKey:
         """The key to send with."""
         return self.keys[0]
+
+    def for_group(self, host: str, port: int) -> Keyring:
+        """The keys with their datagram keys bound to the group ``host:port``."""
+        return Keyring(tuple(k.for_group(host, port) for k in self.keys))
 
     def by_id(self, key_id: bytes) -> GroupKey | None:
         """The key whose id is ``key_id``."""
