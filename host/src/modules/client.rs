@@ -270,7 +270,6 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
         .values()
         .map(|(listed, nodes)| {
             let p = &listed.publication;
-            let when = std::time::UNIX_EPOCH + Duration::from_millis(p.published_at);
             let exports = if listed.exports.is_empty() {
                 "-".to_string()
             } else {
@@ -281,7 +280,7 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
                 p.digest.map_or_else(|| "-".into(), |d| d.short()),
                 bytesize::ByteSize(p.size).to_string(),
                 p.publisher.clone(),
-                humantime::format_rfc3339_seconds(when).to_string(),
+                super::publication::format_time(p.published_at),
                 exports,
                 nodes.join(" "),
             ]

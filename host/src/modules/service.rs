@@ -29,8 +29,9 @@ use super::catalog::{Catalog, Verdict};
 use super::fetch::{self, MAX_FETCHES, ServedModules};
 use super::loader::{ChangeSink, Loader, ModuleChange};
 use super::protocol::{self, Listed, ModuleRequest};
+use super::publication::format_time;
 use super::uploads::Uploads;
-use super::{Digest, ModuleStore, Publication};
+use super::{Digest, ModuleStore, Publication, now_ms};
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::stats::DropLog;
@@ -115,8 +116,10 @@ fn stopping() -> CallFailure {
 
 fn newer_known(p: &Publication, newer: &Publication) -> CallFailure {
     refused(format!(
-        "this node knows a newer publication of {}: {newer}, published at {} ms (this one: {} ms)",
-        p.name, newer.published_at, p.published_at
+        "this node knows a newer publication of {}: {newer}, published at {} (this one: {})",
+        p.name,
+        format_time(newer.published_at),
+        format_time(p.published_at)
     ))
 }
 
@@ -192,8 +195,11 @@ impl ModuleService {
         failure
     }
 
-    /// Whether the node takes modules from `p`'s publisher, under `p`'s name.
+    /// Whether the node takes publication `p` (a module, or a removal) at all: from its
+    /// publisher, under its name, at its time (not ahead of this node's clock by more than
+    /// clocks may differ by).
     fn check_publisher(&self, p: &Publication) -> Result<(), CallFailure> {
+        p.check_time(now_ms()).map_err(refused)?;
         let allowed = &self.config.publishers;
         if !allowed.is_empty() && !allowed.contains(&p.publisher) {
             return Err(refused(format!(
@@ -445,6 +451,12 @@ impl ModuleService {
         };
         let now = Instant::now();
         for p in publications {
+            // (A file saved before nodes refused publications from the future: one would
+            // hold its name for good.)
+            if let Err(why) = p.check_time(now_ms()) {
+                tracing::warn!("not running again what this node kept of {p}: {why}");
+                continue;
+            }
             let Some(digest) = p.digest else {
                 lock(&self.catalog).removed(p, now);
                 continue;
