@@ -5,9 +5,12 @@
 //!
 //! - times from the network: a publication stamped far in the future is refused (offered,
 //!   announced, unpublishing, or kept in a node's store) and holds no name;
+//! - text from the network or a guest reaches the terminal printable: `dhost peers`, `dhost
+//!   call`, the chat in every language, a guest's output, the node's log;
 
 mod common;
 
+use ciborium::Value;
 use common::*;
 use dhost::modules::client::send_module;
 use dhost::modules::protocol::ModuleRequest;
@@ -75,6 +78,29 @@ fn kv_publication(published_at: u64) -> (Vec<u8>, Publication) {
         publisher: "mallory".into(),
     };
     (bytes, p)
+}
+
+/// Whether `text` holds a character that drives a terminal or breaks a line: what must
+/// never reach the operator's terminal from the network.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect()
+}
+
+/// Sends one call of `function` with `args` to `group`, as a node's stream would.
+fn send_call(group: SocketAddrV4, function: &str, args: &[Value]) {
+    let mut datagram = Vec::new();
+    wire::encode_header(
+        0xbad3 + u64::from(std::process::id()),
+        Some(1),
+        &mut datagram,
+    );
+    wire::encode_call(1, function, args, &mut datagram);
+    group_sender(group).send(&datagram).unwrap();
 }
 
 #[test]
@@ -178,4 +204,138 @@ fn a_publication_from_the_future_kept_in_a_store_holds_no_name_after_a_restart()
     let (status, out, err) = client_output("publish", group, &[kv.to_str().unwrap()]);
     assert!(status.success(), "{out}{err}");
     assert!(out.contains("bob: loaded"), "{out}");
+}
+
+#[test]
+fn dhost_peers_shows_what_peers_announce_escaped_and_drops_names_that_need_it() {
+    let group = unique_group();
+    // One peer whose counters name sources and peers with escape sequences, and one whose
+    // own name carries them.
+    let counters = Announce {
+        name: "mallory".into(),
+        functions: vec!["dhost:chat/chat#message".into()],
+        links: vec![("\u{202e}bob".into(), 1)],
+        streams: vec![wire::StreamCounts {
+            peer: "\u{1b}]0;pwned\u{7}evil\r\nann".into(),
+            received: 1,
+            repaired: 0,
+            lost: 0,
+        }],
+        refused: vec![wire::RefusedCounts {
+            source: "\u{1b}[2J\u{9b}31m".into(),
+            unauthenticated: 1,
+            replayed: 0,
+        }],
+        ..Announce::default()
+    };
+    let bad_name = Announce {
+        name: "eve\u{1b}[8m".into(),
+        ..Announce::default()
+    };
+    let done = AtomicBool::new(false);
+    let (out, err) = std::thread::scope(|s| {
+        s.spawn(|| announce_until(group, 0xbad1, counters, || done.load(Ordering::Relaxed)));
+        s.spawn(|| announce_until(group, 0xbad2, bad_name, || done.load(Ordering::Relaxed)));
+        let (status, out, err) =
+            client_output("peers", group, &["--streams", "--refused", "--wait", "1s"]);
+        done.store(true, Ordering::Relaxed);
+        assert!(status.success(), "{err}");
+        (out, err)
+    });
+    assert!(raw_controls(&out).is_empty(), "{:?}", raw_controls(&out));
+    assert!(raw_controls(&err).is_empty(), "{:?}", raw_controls(&err));
+    assert_eq!(peer_names(&out)[0], "mallory", "{out}");
+    assert!(
+        !out.contains("eve"),
+        "a name with escapes is refused: {out}"
+    );
+    for shown in [
+        "\\u{202e}bob:1",
+        "\\u{1b}]0;pwned\\u{7}evil\\r\\nann",
+        "\\u{1b}[2J\\u{9b}31m",
+    ] {
+        assert!(out.contains(shown), "`{shown}` in:\n{out}");
+    }
+}
+
+#[test]
+fn a_calls_result_prints_as_json_a_terminal_cannot_take_for_commands() {
+    let group = unique_group();
+    let kv = guest("kv");
+    let node = Dhost::start(&node_args("kv-ann", group, &[kv.to_str().unwrap()]));
+    node.wait_stderr("ready", |err| err.contains("ready in"));
+    // (JSON escapes: what serde_json leaves as it is, C1, DEL and bidi controls.)
+    let value = r#""\u009b2J\u007f\u202egnp.exe""#;
+    assert_eq!(
+        call(group, "kv-ann", "dhost:kv/store#put", &["\"k\"", value]),
+        Ok("null".to_string())
+    );
+    let got = call(group, "kv-ann", "dhost:kv/store#get", &["\"k\""]).unwrap();
+    assert!(raw_controls(&got).is_empty(), "{got:?}");
+    assert_eq!(got, value);
+    // The same value, for a program reading the JSON.
+    let parsed: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(parsed, serde_json::json!("\u{9b}2J\u{7f}\u{202e}gnp.exe"));
+
+    // A guest's words (kv's crash panics with the reason it is given, on its stderr) and
+    // a peer's (a case name that kv has not, in a call from the group, which the node logs
+    // as it drops it) reach the node's stderr printable, and forge no line of its log.
+    let crash = r#""boom\rWARN forged \u001b[2J\u202e""#;
+    let err = call(group, "kv-ann", "dhost:kv/admin#crash", &[crash]).unwrap_err();
+    assert!(raw_controls(&err).is_empty(), "{err:?}");
+    node.wait_stderr("the panic", |err| err.contains("boom"));
+    let query = Value::Map(vec![(
+        Value::Text("key\r\nWARN forged \u{1b}[2J".into()),
+        Value::Text("k".into()),
+    )]);
+    send_call(
+        group,
+        "dhost:kv/entries#find",
+        &[query, Value::Integer(1.into()), Value::Array(vec![])],
+    );
+    node.wait_stderr("the drop logged", |err| {
+        err.contains("key\\r\\nWARN forged")
+    });
+    let err = node.stderr();
+    assert!(raw_controls(&err).is_empty(), "{err:?}");
+    assert!(
+        err.contains("boom\\rWARN forged \\u{1b}[2J\\u{202e}"),
+        "{err}"
+    );
+    assert!(!err.lines().any(|l| l.starts_with("WARN forged")), "{err}");
+}
+
+#[test]
+fn the_chat_in_every_language_shows_what_peers_send_escaped() {
+    let group = unique_group();
+    // One chat node per language; a peer sends a message whose name and text carry escape
+    // sequences, a carriage return, a line feed and a bidi override: each node prints it
+    // on one line, escaped (the chat guests escape it; the node too, for any guest).
+    let mut nodes: Vec<Dhost> = ["chat", "chat-py", "chat-js"]
+        .iter()
+        .map(|name| {
+            let wasm = guest(name);
+            Dhost::start(&node_args(name, group, &[wasm.to_str().unwrap()]))
+        })
+        .collect();
+    for node in &nodes {
+        node.wait_stdout_within("the prompt", Duration::from_secs(120), |out| {
+            out.contains("Username: ")
+        });
+    }
+    let hostile = [
+        Value::Text("\u{1b}[31mmallory".into()),
+        Value::Text("hi\r\n[ann]: forged \u{1b}]0;title\u{7}\u{202e}".into()),
+    ];
+    send_call(group, "dhost:chat/chat#message", &hostile);
+    let shown = "[\\u{1b}[31mmallory]: hi\\r\\n[ann]: forged \\u{1b}]0;title\\u{7}\\u{202e}";
+    for node in &nodes {
+        node.wait_stdout("the message", |out| out.contains(shown));
+        let out = node.stdout();
+        assert!(raw_controls(&out).is_empty(), "{out:?}");
+        assert_eq!(chat_lines(&out).len(), 1, "no forged line: {out:?}");
+    }
+    for node in &mut nodes {
+        node.kill();
+    }
 }

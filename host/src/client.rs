@@ -6,6 +6,7 @@
 use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
 use crate::outcome::Outcome;
+use crate::printable::{self, printable};
 use crate::rpc::{ConnectionKeys, Pool, PoolHandle};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
@@ -281,19 +282,25 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             a.announce
                 .links
                 .iter()
-                .map(|(name, n)| format!("{name}:{n}"))
+                .map(|(name, n)| format!("{}:{n}", printable(name)))
+                .collect(),
+        );
+        let functions = list(
+            a.announce
+                .functions
+                .iter()
+                .map(|f| printable(f).to_string())
                 .collect(),
         );
         let address = a.announce.tcp.unwrap_or(a.addr).to_string();
         println!(
-            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {}",
-            a.announce.name,
+            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {functions}",
+            printable(&a.announce.name),
             total(|s| s.received),
             total(|s| s.repaired),
             total(|s| s.lost),
             refused_total(|r| r.unauthenticated),
             refused_total(|r| r.replayed),
-            list(a.announce.functions.clone())
         );
     }
     if args.streams {
@@ -307,7 +314,11 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for s in &a.announce.streams {
                 println!(
                     "{:<20} {:<20} {:>10} {:>9} {:>6}",
-                    a.announce.name, s.peer, s.received, s.repaired, s.lost
+                    printable(&a.announce.name),
+                    printable(&s.peer),
+                    s.received,
+                    s.repaired,
+                    s.lost
                 );
             }
         }
@@ -323,7 +334,10 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for r in &a.announce.refused {
                 println!(
                     "{:<20} {:<22} {:>7} {:>8}",
-                    a.announce.name, r.source, r.unauthenticated, r.replayed
+                    printable(&a.announce.name),
+                    printable(&r.source),
+                    r.unauthenticated,
+                    r.replayed
                 );
             }
         }
@@ -415,7 +429,7 @@ pub fn call(args: &crate::cli::CallArgs) -> anyhow::Result<()> {
     )?;
     match outcome {
         Ok(result) => {
-            println!("{}", cbor_to_json(result));
+            println!("{}", printable::json(&cbor_to_json(result).to_string()));
             Ok(())
         }
         Err(failure) => bail!(
@@ -452,6 +466,7 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
         bail!("no node on {} serves {}", group.addr, args.function);
     }
     client.cast(&args.function, &values)?;
+    let servers: Vec<String> = servers.iter().map(|s| printable(s).to_string()).collect();
     eprintln!("cast {} to {}", args.function, servers.join(", "));
     Ok(())
 }

@@ -26,7 +26,9 @@
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
-//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`.
+//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`;
+//! - [`printable`]: text from the network or a guest made safe to print (from the mailbox
+//!   crate, which sets up the log).
 
 pub mod auth;
 pub mod cache;
@@ -53,3 +55,5 @@ pub mod stats;
 pub mod stream;
 pub mod value;
 pub mod wire;
+
+pub use dhost_mailbox::printable;

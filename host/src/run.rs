@@ -394,7 +394,7 @@ fn default_name() -> String {
 }
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+    if !crate::wire::is_node_name(name) {
         bail!("the node name must be 1 to 255 printable characters");
     }
     Ok(())

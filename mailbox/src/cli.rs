@@ -163,12 +163,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Sends logs to stderr at `level` (or what RUST_LOG says).
+/// Sends logs to stderr at `level` (or what RUST_LOG says), one line an event: every field
+/// (the message too) is written escaped ([`crate::printable`]), so that what a peer, a
+/// client or a guest said can neither drive the terminal nor forge a line of the log.
 pub fn init_logging_at(level: &str) {
+    use std::fmt::Write as _;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::field::MakeExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let mut escaped = crate::printable::Escaper::new(writer, false);
+        match field.name() {
+            "message" => write!(escaped, "{value:?}"),
+            name => write!(escaped, "{name}={value:?}"),
+        }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(fields)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

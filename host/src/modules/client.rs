@@ -10,6 +10,7 @@ use crate::cli::{ModulesArgs, PublishArgs, SurveyArgs, UnpublishArgs};
 use crate::client::{GroupClient, find_node, start_pool};
 use crate::net::Group;
 use crate::outcome::{CallFailure, FailureKind};
+use crate::printable::printable;
 use crate::rpc::PoolHandle;
 use anyhow::{Context as _, bail};
 use ciborium::Value;
@@ -59,7 +60,7 @@ fn no_answer(group: &Group, client: &GroupClient) -> String {
 fn reason(failure: &CallFailure) -> String {
     match failure.kind {
         FailureKind::Refused | FailureKind::BadArguments => {
-            format!("refused: {}", failure.message)
+            format!("refused: {}", printable(&failure.message))
         }
         _ => format!("failed: {failure}"),
     }
@@ -175,9 +176,9 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "loaded"
                 };
-                println!("{node}: {how} in {:.2} s", took.as_secs_f64());
+                println!("{}: {how} in {:.2} s", printable(node), took.as_secs_f64());
             }
-            Err(failure) => println!("{node}: {}", reason(failure)),
+            Err(failure) => println!("{}: {}", printable(node), reason(failure)),
         }
     }
     if loaded == outcomes.len() {
@@ -211,12 +212,13 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for (node, addr) in &targets {
         let request = ModuleRequest::Unpublish(removal.clone());
+        let node_shown = printable(node);
         match request.send(&pool, *addr, node, args.timeout) {
-            Ok(Value::Text(said)) => println!("{node}: {said}"),
-            Ok(other) => println!("{node}: {other:?}"),
+            Ok(Value::Text(said)) => println!("{node_shown}: {}", printable(said)),
+            Ok(other) => println!("{node_shown}: {}", printable(format_args!("{other:?}"))),
             Err(failure) => {
                 failed += 1;
-                println!("{node}: {}", reason(&failure));
+                println!("{node_shown}: {}", reason(&failure));
             }
         }
     }
@@ -234,14 +236,15 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
     let pool = start_pool(client.connection_keys())?;
     let mut modules: BTreeMap<(String, Option<Digest>), (Listed, Vec<String>)> = BTreeMap::new();
     for (node, addr) in &targets {
+        let node_shown = printable(node);
         let listed = match ModuleRequest::List.send(&pool, *addr, node, REQUEST_TIMEOUT) {
             Ok(Value::Array(items)) => items,
             Ok(_) => {
-                eprintln!("{node}: answered the listing with something other than a list");
+                eprintln!("{node_shown}: answered the listing with something other than a list");
                 continue;
             }
             Err(failure) => {
-                eprintln!("{node}: {}", reason(&failure));
+                eprintln!("{node_shown}: {}", reason(&failure));
                 continue;
             }
         };
@@ -249,7 +252,7 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
             let listed = match Listed::from_value(item) {
                 Ok(listed) => listed,
                 Err(why) => {
-                    eprintln!("{node}: {why}");
+                    eprintln!("{node_shown}: {}", printable(why));
                     continue;
                 }
             };
@@ -265,7 +268,12 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
         eprintln!("no node runs a published module");
         return Ok(());
     }
-    // One row of text per module, the columns as wide as their widest cell.
+    // One row of text per module, the columns as wide as their widest cell, every cell
+    // from the nodes shown printable.
+    let words = |items: &[String]| {
+        let shown: Vec<String> = items.iter().map(|i| printable(i).to_string()).collect();
+        shown.join(" ")
+    };
     let rows: Vec<[String; 7]> = modules
         .values()
         .map(|(listed, nodes)| {
@@ -273,16 +281,16 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
             let exports = if listed.exports.is_empty() {
                 "-".to_string()
             } else {
-                listed.exports.join(" ")
+                words(&listed.exports)
             };
             [
-                p.name.clone(),
+                printable(&p.name).to_string(),
                 p.digest.map_or_else(|| "-".into(), |d| d.short()),
                 bytesize::ByteSize(p.size).to_string(),
-                p.publisher.clone(),
+                printable(&p.publisher).to_string(),
                 super::publication::format_time(p.published_at),
                 exports,
-                nodes.join(" "),
+                words(nodes),
             ]
         })
         .collect();

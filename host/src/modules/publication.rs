@@ -164,7 +164,7 @@ impl Publication {
 
 /// Checks a publisher's name: 1 to [`MAX_PUBLISHER`] bytes of printable text.
 pub fn check_publisher(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_PUBLISHER || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > MAX_PUBLISHER || !crate::printable::is_printable(name) {
         return Err(format!(
             "the publisher's name must be 1 to {MAX_PUBLISHER} bytes of printable text"
         ));
