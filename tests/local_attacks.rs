@@ -7,6 +7,7 @@
 //!   announced, unpublishing, or kept in a node's store) and holds no name;
 //! - text from the network or a guest reaches the terminal printable: `dhost peers`, `dhost
 //!   call`, the chat in every language, a guest's output, the node's log;
+//! - the compile cache runs no entry someone else could have put there;
 
 mod common;
 
@@ -19,7 +20,7 @@ use dhost::outcome::FailureKind;
 use dhost::rpc::{ConnectionKeys, PoolHandle};
 use dhost::wire::{self, Announce};
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,19 @@ fn send_call(group: SocketAddrV4, function: &str, args: &[Value]) {
     );
     wire::encode_call(1, function, args, &mut datagram);
     group_sender(group).send(&datagram).unwrap();
+}
+
+/// Runs `dhost -vv run GUEST` with the compile cache in `cache`, until it exits (a WASI
+/// command) or `PATIENCE`; its stdout and stderr.
+fn run_with_cache(cache: &Path, guest: &Path, args: &[&str]) -> (String, String) {
+    let mut cmd = dhost_command();
+    cmd.env("DHOST_CACHE_DIR", cache)
+        .args(["-vv", "run", guest.to_str().unwrap()])
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    let mut run = Dhost::spawn(cmd);
+    run.wait_exit();
+    (run.stdout(), run.stderr())
 }
 
 #[test]
@@ -337,5 +351,82 @@ fn the_chat_in_every_language_shows_what_peers_send_escaped() {
     }
     for node in &mut nodes {
         node.kill();
+    }
+}
+
+#[test]
+fn the_compile_cache_runs_no_code_someone_else_could_have_put_there() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let cache = scratch_dir("attacks-cache").join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let (hello, kv_client) = (guest("hello"), guest("kv-client"));
+
+    // The cache is made the user's alone, and hello's entry with it.
+    let (out, err) = run_with_cache(&cache, &hello, &["--", "again"]);
+    assert_eq!(out, "hello again\n", "{err}");
+    assert!(err.contains("compile cache stored"), "{err}");
+    assert_eq!(std::fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
+    let entries: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [hello_entry] = entries.as_slice() else {
+        panic!("one entry: {entries:?}");
+    };
+    assert_eq!(
+        std::fs::metadata(hello_entry).unwrap().mode() & 0o777,
+        0o600
+    );
+
+    // Someone who may write an entry puts hello's machine code under kv-client's name:
+    // kv-client runs as itself, saying why the entry was not used.
+    let name = hello_entry
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (_, engine) = name.split_once('-').unwrap();
+    let kv_digest = Digest::of(&std::fs::read(&kv_client).unwrap());
+    let swapped = cache.join(format!("{kv_digest}-{engine}"));
+    std::fs::copy(hello_entry, &swapped).unwrap();
+    std::fs::set_permissions(&swapped, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (out, err) = run_with_cache(&cache, &kv_client, &["--", "get", "k"]);
+    assert!(
+        !out.contains("hello"),
+        "hello's code ran as kv-client: {out}"
+    );
+    assert!(
+        err.contains("ignoring a compile cache entry")
+            && err.contains("may be written by other users (mode 666)"),
+        "{err}"
+    );
+    // (It compiled kv-client, and put its own entry in place of the swapped one.)
+    assert_eq!(std::fs::metadata(&swapped).unwrap().mode() & 0o777, 0o600);
+
+    // A cache directory other users may write is not used at all.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (out, err) = run_with_cache(&cache, &hello, &["--", "again"]);
+    assert_eq!(out, "hello again\n", "{err}");
+    assert!(err.contains("not using the compile cache"), "{err}");
+    assert!(!err.contains("compile cache hit"), "{err}");
+    assert_eq!(
+        err.matches("not using the compile cache").count(),
+        1,
+        "once: {err}"
+    );
+
+    // Nor one that belongs to another user (root can make one: CI runs as root).
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if dhost::private::current_uid() == 0 {
+        std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
+        let (out, err) = run_with_cache(&cache, &hello, &["--", "again"]);
+        assert_eq!(out, "hello again\n", "{err}");
+        assert!(
+            err.contains("not using the compile cache") && err.contains("belongs to user 65534"),
+            "{err}"
+        );
+        assert!(!err.contains("compile cache hit"), "{err}");
+    } else {
+        eprintln!("not root: the cache of another user is not tried");
     }
 }

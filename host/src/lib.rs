@@ -23,6 +23,7 @@
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`mailbox`]: mailboxes, their text protocol, `dipc` and `dipcrm`;
 //! - [`cache`]: the on-disk cache of compiled components;
+//! - [`private`]: files of the user's own: who may own and write what dhost trusts;
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
@@ -49,6 +50,7 @@ pub mod modules;
 pub mod net;
 pub mod node;
 pub mod outcome;
+pub mod private;
 pub mod rpc;
 pub mod run;
 pub mod stats;
