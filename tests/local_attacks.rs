@@ -8,6 +8,8 @@
 //! - text from the network or a guest reaches the terminal printable: `dhost peers`, `dhost
 //!   call`, the chat in every language, a guest's output, the node's log;
 //! - the compile cache runs no entry someone else could have put there;
+//! - a flood of answers costs `dhost peers` a bounded memory and time, and a member that
+//!   stalls a fetch holds up a late joiner for seconds;
 
 mod common;
 
@@ -115,6 +117,13 @@ fn run_with_cache(cache: &Path, guest: &Path, args: &[&str]) -> (String, String)
     let mut run = Dhost::spawn(cmd);
     run.wait_exit();
     (run.stdout(), run.stderr())
+}
+
+/// The resident memory of process `pid` in KiB, while it lives.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[test]
@@ -429,4 +438,145 @@ fn the_compile_cache_runs_no_code_someone_else_could_have_put_there() {
     } else {
         eprintln!("not root: the cache of another user is not tried");
     }
+}
+
+#[test]
+fn a_flood_of_announcements_costs_dhost_peers_a_bounded_memory_and_time() {
+    const SENDERS: u64 = 4000;
+    let group = unique_group();
+    // Each announcement ~48 KB: 240 function ids of ~200 bytes.
+    let flood = Announce {
+        name: "flood".into(),
+        functions: (0..240)
+            .map(|i| format!("dhost:flood/f{i}#{}", "x".repeat(180)))
+            .collect(),
+        ..Announce::default()
+    };
+    let mut frames = Vec::new();
+    wire::encode_announce(&flood, &mut frames);
+    let stop = AtomicBool::new(false);
+    let (peak_kib, took, out, err, status) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let socket = group_sender(group);
+            let mut datagram = Vec::with_capacity(frames.len() + 64);
+            while !stop.load(Ordering::Relaxed) {
+                for id in 0..SENDERS {
+                    datagram.clear();
+                    // (Each sender as a node of its own: the name is the flood's.)
+                    wire::encode_header(0xf100d << 20 | id, None, &mut datagram);
+                    datagram.extend_from_slice(&frames);
+                    let _ = socket.send(&datagram);
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut cmd = dhost_command();
+        cmd.arg("peers")
+            .args(group_flags(group))
+            .args(["--wait", "3s"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let watcher = s.spawn(move || {
+            let mut peak = 0;
+            while let Some(kib) = resident_kib(pid) {
+                peak = peak.max(kib);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let output = child.wait_with_output().unwrap();
+        let took = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let peak = watcher.join().unwrap();
+        (
+            peak,
+            took,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            output.status,
+        )
+    });
+    eprintln!("dhost peers under the flood: {peak_kib} KiB resident at most, {took:.1?}");
+    assert!(status.success(), "{err}");
+    assert!(took < Duration::from_secs(10), "it took {took:?}");
+    assert!(peak_kib < 100 * 1024, "{peak_kib} KiB resident");
+    let listed = out.lines().skip(1).count();
+    assert!(
+        listed > 0 && listed <= dhost::client::MAX_ANSWERS,
+        "{listed} listed"
+    );
+    assert!(err.contains("left out"), "{err}");
+}
+
+#[test]
+fn a_member_that_stalls_a_fetch_holds_up_a_late_joiner_for_seconds_only() {
+    let group = unique_group();
+    // Mallory opens connections as a node does, and then never answers a request.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut conn in stall.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut conn, &dhost::rpc::frame::MAGIC);
+            held.push(conn);
+        }
+    });
+    // Ann takes modules from tester only (not mallory's announcements); bob from anyone.
+    let ann = module_node(
+        "ann",
+        group,
+        &store("stall-ann"),
+        &["--accept-modules=tester"],
+    );
+    let (_, mut announced) = kv_publication(dhost::modules::now_ms());
+    announced.publisher = "mallory".into();
+    let mallory = Announce {
+        name: "mallory".into(),
+        tcp: Some(stall_addr),
+        modules: vec![announced],
+        ..Announce::default()
+    };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| announce_until(group, 0xbad4, mallory, || done.load(Ordering::Relaxed)));
+        // Bob starts, hears that mallory runs kv, and fetches it from her: she stalls.
+        let bob = module_node("bob", group, &store("stall-bob"), &[]);
+        std::thread::sleep(Duration::from_millis(500));
+        // Ann gets the same module now, from its publisher.
+        let kv = guest("kv");
+        let (status, out, err) = client_output(
+            "publish",
+            group,
+            &[
+                "--node",
+                "ann",
+                "--publisher",
+                "tester",
+                kv.to_str().unwrap(),
+            ],
+        );
+        assert!(status.success(), "{out}{err}");
+        let published = Instant::now();
+        // Bob gives up on mallory within seconds and takes it from ann.
+        wait_for("bob to run kv", || {
+            call(group, "bob", "dhost:kv/store#put", &["\"k\"", "\"v\""]).is_ok()
+        });
+        let took = published.elapsed();
+        done.store(true, Ordering::Relaxed);
+        let err = bob.stderr();
+        assert!(
+            err.contains("cannot fetch module kv") && err.contains("from node mallory"),
+            "{err}"
+        );
+        assert!(err.contains("fetched from node ann"), "{err}");
+        assert!(
+            took < Duration::from_secs(20),
+            "bob caught up after {took:?}"
+        );
+        eprintln!("bob caught up {took:.1?} after ann had the module:\n{err}");
+    });
+    drop(ann);
 }

@@ -2,6 +2,11 @@
 //! `dhost cast`. A client joins the group like a node, asks every node to announce itself
 //! at once (so it never waits for the periodic announcements), calls over TCP through a
 //! pool of its own when it calls one node, and leaves.
+//!
+//! A survey keeps at most [`MAX_ANSWERS`] answers and [`MAX_ANSWER_BYTES`] of them, and
+//! ends at its deadline however fast answers come: a flood of announcements (from members
+//! gone wrong, or a hostile one) costs a client a bounded memory and time, and it says
+//! what it left out.
 
 use crate::auth::{Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
@@ -13,6 +18,13 @@ use anyhow::{Context as _, bail};
 use ciborium::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+/// The most nodes a survey keeps the answers of.
+pub const MAX_ANSWERS: usize = 1024;
+
+/// The most bytes of announcements a survey keeps (as they came: an announcement decoded
+/// takes a few times its size).
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 
 /// A node that answered a survey.
 #[derive(Debug, Clone)]
@@ -105,6 +117,9 @@ impl GroupClient {
         self.send_datagram(false, wire::encode_query)?;
         let deadline = Instant::now() + wait;
         let mut answers: Vec<Answer> = Vec::new();
+        // The size of each answer kept (by sender id), and of them all.
+        let mut sizes: std::collections::HashMap<u64, usize> = Default::default();
+        let (mut kept_bytes, mut left_out) = (0usize, 0u64);
         let mut buf = vec![0u8; 65_536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -130,6 +145,15 @@ impl GroupClient {
             let (id, frames) = frames;
             for frame in frames {
                 if let Frame::Announce(announce) = frame {
+                    let before = sizes.get(&id).copied();
+                    let bytes = kept_bytes - before.unwrap_or(0) + len;
+                    if (before.is_none() && sizes.len() >= MAX_ANSWERS) || bytes > MAX_ANSWER_BYTES
+                    {
+                        left_out += 1;
+                        continue;
+                    }
+                    kept_bytes = bytes;
+                    sizes.insert(id, len);
                     answers.retain(|a| a.id != id);
                     answers.push(Answer { id, addr, announce });
                 }
@@ -137,6 +161,13 @@ impl GroupClient {
             if enough(&answers) {
                 break;
             }
+        }
+        if left_out > 0 {
+            tracing::warn!(
+                "left out {left_out} announcement(s): this client keeps at most {MAX_ANSWERS} \
+                 nodes' answers and {} of them",
+                bytesize::ByteSize(MAX_ANSWER_BYTES as u64)
+            );
         }
         answers.sort_by(|a, b| a.announce.name.cmp(&b.announce.name));
         Ok(answers)
