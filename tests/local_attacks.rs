@@ -10,6 +10,7 @@
 //! - the compile cache runs no entry someone else could have put there;
 //! - a flood of answers costs `dhost peers` a bounded memory and time, and a member that
 //!   stalls a fetch holds up a late joiner for seconds;
+//! - a bare plugin name opens the file of that name, not a library found elsewhere;
 
 mod common;
 
@@ -124,6 +125,22 @@ fn resident_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Compiles `source` (C) into the shared object `dir/name`.
+fn plugin(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let so = dir.join(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(cc)
+        .args(["-fPIC", "-shared", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cc {}", c.display());
+    so
 }
 
 #[test]
@@ -579,4 +596,49 @@ fn a_member_that_stalls_a_fetch_holds_up_a_late_joiner_for_seconds_only() {
         eprintln!("bob caught up {took:.1?} after ann had the module:\n{err}");
     });
     drop(ann);
+}
+
+#[test]
+fn a_bare_plugin_name_opens_the_file_of_that_name_and_no_other() {
+    let scratch = scratch_dir("attacks-native");
+    let (elsewhere, here) = (scratch.join("libs"), scratch.join("cwd"));
+    for dir in [&elsewhere, &here] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    // A library of that name where the dynamic loader looks (LD_LIBRARY_PATH), none in the
+    // current directory: the file named does not exist, so nothing loads.
+    plugin(
+        &elsewhere,
+        "foo.so",
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         static void __attribute__((constructor)) init(void) \
+         { puts(\"the library path's foo.so ran\"); fflush(stdout); _exit(3); }\n",
+    );
+    let run = |dir: &Path| {
+        let mut cmd = dhost_command();
+        cmd.current_dir(dir)
+            .env("LD_LIBRARY_PATH", &elsewhere)
+            .args(["run", "--ttl", "0", "--native", "foo.so"])
+            .stdin(std::process::Stdio::null());
+        let mut node = Dhost::spawn(cmd);
+        let status = node.wait_exit();
+        (status, node.stdout(), node.stderr())
+    };
+    let (status, out, err) = run(&here);
+    assert!(!out.contains("ran"), "a library found elsewhere ran: {out}");
+    assert!(!status.success(), "{out}{err}");
+    assert!(err.contains("cannot load native plugin foo.so"), "{err}");
+    assert!(err.contains("./foo.so"), "the file looked for: {err}");
+
+    // The file of that name in the current directory is the one that loads.
+    plugin(
+        &here,
+        "foo.so",
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         static void __attribute__((constructor)) init(void) \
+         { puts(\"./foo.so ran\"); fflush(stdout); _exit(4); }\n",
+    );
+    let (status, out, _) = run(&here);
+    assert_eq!(out, "./foo.so ran\n");
+    assert_eq!(status.code(), Some(4));
 }
