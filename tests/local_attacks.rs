@@ -11,6 +11,7 @@
 //! - a flood of answers costs `dhost peers` a bounded memory and time, and a member that
 //!   stalls a fetch holds up a late joiner for seconds;
 //! - a bare plugin name opens the file of that name, not a library found elsewhere;
+//! - keygen follows no link, and a key file of another user is refused;
 
 mod common;
 
@@ -641,4 +642,44 @@ fn a_bare_plugin_name_opens_the_file_of_that_name_and_no_other() {
     let (status, out, _) = run(&here);
     assert_eq!(out, "./foo.so ran\n");
     assert_eq!(status.code(), Some(4));
+}
+
+#[test]
+fn keygen_follows_no_link_and_a_key_file_of_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch_dir("attacks-keys");
+    let (victim, link) = (dir.join("victim"), dir.join("group.key"));
+    let _ = std::fs::remove_file(&link);
+    std::fs::write(&victim, "someone's file\n").unwrap();
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let link_arg = link.to_str().unwrap();
+
+    // Without --force: the name is taken (by the link), nothing is written.
+    let (status, _, err) = dhost_output(&["keygen", link_arg]);
+    assert!(!status.success());
+    assert!(err.contains("exists: give --force"), "{err}");
+    // With it: the link is replaced by the key file; the file it pointed to is untouched.
+    let (status, out, err) = dhost_output(&["keygen", "--force", link_arg]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("wrote a new group key"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "someone's file\n"
+    );
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.mode() & 0o777, 0o600);
+
+    // A key file of another user is refused (root can make one: CI runs as root).
+    if dhost::private::current_uid() != 0 {
+        eprintln!("not root: a key file of another user is not tried");
+        return;
+    }
+    std::os::unix::fs::chown(&link, Some(65534), None).unwrap();
+    let (status, _, err) = client_output("peers", unique_group(), &["--key-file", link_arg]);
+    assert!(!status.success());
+    assert!(
+        err.contains("belongs to user 65534") && err.contains("must be the user's own file"),
+        "{err}"
+    );
 }
