@@ -12,6 +12,7 @@
 //!   stalls a fetch holds up a late joiner for seconds;
 //! - a bare plugin name opens the file of that name, not a library found elsewhere;
 //! - keygen follows no link, and a key file of another user is refused;
+//! - every listener off loopback needs the key or `--insecure`;
 
 mod common;
 
@@ -142,6 +143,15 @@ fn plugin(dir: &Path, name: &str, source: &str) -> PathBuf {
         .unwrap();
     assert!(status.success(), "cc {}", c.display());
     so
+}
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -680,6 +690,68 @@ fn keygen_follows_no_link_and_a_key_file_of_another_user_is_refused() {
     assert!(!status.success());
     assert!(
         err.contains("belongs to user 65534") && err.contains("must be the user's own file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_listener_off_loopback_needs_the_key_or_insecure() {
+    let dir = scratch_dir("attacks-listeners");
+    let port = free_port().to_string();
+    // `dhost mailbox serve` off loopback, without a key: refused, saying why.
+    let (status, _, err) = dhost_output(&[
+        "mailbox", "serve", "2", "1", &port, "1", "--bind", "0.0.0.0",
+    ]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--bind 0.0.0.0 is not a loopback address") && err.contains("--insecure"),
+        "{err}"
+    );
+    // By default it serves loopback only; told --insecure, every interface.
+    for (extra, serves) in [
+        (vec![], format!("127.0.0.1:{port}")),
+        (
+            vec!["--bind", "0.0.0.0", "--insecure"],
+            format!("0.0.0.0:{port}"),
+        ),
+    ] {
+        let mut args = vec!["-v", "mailbox", "serve", "2", "1", &port, "1"];
+        args.extend(extra);
+        let mut server = Dhost::start(&args);
+        server.wait_stderr("serving", |err| err.contains("serving"));
+        assert!(
+            server.stderr().contains(&format!("on {serves}")),
+            "{}",
+            server.stderr()
+        );
+        server.kill();
+    }
+    // A key lets it off loopback (its text protocol then serves this host only).
+    let key = dir.join("group.key");
+    let _ = std::fs::remove_file(&key);
+    assert!(dhost_output(&["keygen", key.to_str().unwrap()]).0.success());
+    let mut server = Dhost::start(&[
+        "-v",
+        "mailbox",
+        "serve",
+        "2",
+        "1",
+        &port,
+        "1",
+        "--bind",
+        "0.0.0.0",
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    server.wait_stderr("serving", |err| err.contains("serving"));
+    server.kill();
+
+    // A node's metrics off loopback, without a key: refused, saying why.
+    let group = unique_group();
+    let (status, _, err) = client_output("run", group, &["--metrics", "0.0.0.0:0"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--metrics 0.0.0.0:0 is not a loopback address") && err.contains("--insecure"),
         "{err}"
     );
 }

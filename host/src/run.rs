@@ -74,6 +74,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;
     let keys = args.group.keys_for_node(args.insecure, args.tcp.listen)?;
+    args.check_metrics(keys.is_some())?;
     let group = args.group.group();
     let max_datagram = args
         .group

@@ -54,9 +54,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub daemon: bool,
 
-    /// The address to listen on.
+    /// The address to listen on. One that is not a loopback address needs --insecure
+    /// (or, with `dhost mailbox serve`, the group's key).
     #[arg(long, value_name = "ADDR", default_value_t = daemon::default_bind())]
     pub bind: std::net::IpAddr,
+
+    /// Listen on an address that is not a loopback address (--bind) without a key: anyone
+    /// who can reach the port may then read and write every mailbox.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// How long a command waits for a mailbox's lock before it gets a timeout error.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -128,9 +134,27 @@ impl ServeArgs {
         }
     }
 
+    /// Checks where the server is to listen: an address that is not a loopback address
+    /// (reachable from other hosts) needs a key (`keyed`) or --insecure, as a node's port
+    /// does.
+    pub fn check_bind(&self, keyed: bool) -> anyhow::Result<()> {
+        if self.bind.to_canonical().is_loopback() || keyed || self.insecure {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "--bind {} is not a loopback address, and this server has no group key: anyone \
+             who can reach port {} could read and write every mailbox. Give --insecure to \
+             serve them there all the same (`dhost mailbox serve` also takes --key-file FILE: \
+             then only holders of the key, and text commands from this host, are served)",
+            self.bind,
+            self.port
+        )
+    }
+
     /// Serves the mailboxes over the text protocol (`dipc`) until stopped, then writes
-    /// their store back.
+    /// their store back. It has no key: off loopback it needs --insecure.
     pub fn serve_text(self) -> anyhow::Result<()> {
+        self.check_bind(false)?;
         let boxes = self.open()?;
         let limits = self.limits();
         daemon::start(&self.placement(&boxes), |listener, stop| async move {

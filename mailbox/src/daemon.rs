@@ -233,7 +233,8 @@ fn is_mailbox_server(pid: libc::pid_t) -> bool {
     !zombie && (name.starts_with("dipc") || name.starts_with("dhost"))
 }
 
-/// The default address of a standalone server: every interface, as the assignment's.
+/// The default address of a standalone server: loopback, as a node's (the assignment's
+/// server listened on every interface: `--bind 0.0.0.0 --insecure` does so).
 pub fn default_bind() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
+    IpAddr::from([127, 0, 0, 1])
 }
