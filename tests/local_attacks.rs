@@ -13,6 +13,7 @@
 //! - a bare plugin name opens the file of that name, not a library found elsewhere;
 //! - keygen follows no link, and a key file of another user is refused;
 //! - every listener off loopback needs the key or `--insecure`;
+//! - the files that hold data are the user's alone.
 
 mod common;
 
@@ -754,4 +755,46 @@ fn every_listener_off_loopback_needs_the_key_or_insecure() {
         err.contains("--metrics 0.0.0.0:0 is not a loopback address") && err.contains("--insecure"),
         "{err}"
     );
+}
+
+#[test]
+fn files_holding_data_are_the_users_alone() {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o777;
+    let group = unique_group();
+    let store_dir = store("private");
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let boxes = scratch_dir("attacks-private").join("node.boxes");
+    let _ = std::fs::remove_file(&boxes);
+    let mut node = module_node(
+        "ann",
+        group,
+        &store_dir,
+        &[
+            "--mailboxes",
+            "2",
+            "--mailbox-size",
+            "1",
+            "--mailbox-store",
+            boxes.to_str().unwrap(),
+        ],
+    );
+    let kv = guest("kv");
+    let (status, out, err) = client_output("publish", group, &[kv.to_str().unwrap()]);
+    assert!(status.success(), "{out}{err}");
+    // The node keeps what it runs once the module runs (on a blocking thread).
+    let nodes = store_dir.join("nodes");
+    wait_for("the node's file", || {
+        std::fs::read_dir(&nodes).is_ok_and(|mut d| d.next().is_some())
+    });
+    assert_eq!(mode(&boxes), 0o600, "the mailbox store");
+    assert_eq!(mode(&store_dir), 0o700);
+    for dir in [store_dir.join("sha256"), nodes] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+    assert!(node.interrupt().success());
 }

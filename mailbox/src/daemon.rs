@@ -69,16 +69,24 @@ where
     let port = listener.local_addr()?.port();
     let pid_path = pid_file(&placement.state_dir, port);
     if placement.daemon {
-        std::fs::create_dir_all(&placement.state_dir).with_context(|| {
-            format!(
-                "cannot create the state directory {}",
-                placement.state_dir.display()
-            )
-        })?;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        // (The user's alone: the log says who connected, and what they sent that was
+        // dropped.)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&placement.state_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create the state directory {}",
+                    placement.state_dir.display()
+                )
+            })?;
         let log_path = log_file(&placement.state_dir, port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .with_context(|| format!("cannot open the log file {}", log_path.display()))?;
         // Fork while this process has one thread (no runtime has started yet).
