@@ -207,7 +207,9 @@ pub fn stop(state_dir: &Path, port: u16) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context(format!("cannot stop process {pid}"));
     }
     let started = Instant::now();
-    while is_mailbox_server(pid) {
+    // (Until it is gone: a process that exits has an empty command line for a moment
+    // before it is a zombie, and is no longer recognised by its name then.)
+    while still_running(pid) {
         if started.elapsed() > STOP_PATIENCE {
             bail!(
                 "the dipc server on port {port} (pid {pid}) did not stop within {}",
@@ -226,19 +228,22 @@ fn is_mailbox_server(pid: libc::pid_t) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // A zombie (state Z) has stopped already.
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let zombie = !still_running(pid);
     let program = cmdline.split(|&b| b == 0).next().unwrap_or_default();
     let name = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(program))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     !zombie && (name.starts_with("dipc") || name.starts_with("dhost"))
+}
+
+/// Whether process `pid` exists and has not stopped (a zombie, state Z, has).
+fn still_running(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// The default address of a standalone server: loopback, as a node's (the assignment's
