@@ -413,3 +413,69 @@ fn a_client_that_does_not_read_its_replies_is_cut_off() {
     );
     drop(deaf);
 }
+
+/// The addresses a process listens on at TCP `port` (from /proc/net/tcp and tcp6), as hex.
+fn listening_on(port: u16) -> Vec<String> {
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // local_address, and state 0A: listening.
+                    (fields.get(3) == Some(&"0A") && fields[1].ends_with(&port))
+                        .then(|| fields[1].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn dipc_serves_loopback_unless_told_and_keeps_its_files_its_users_own() {
+    use std::os::unix::fs::MetadataExt as _;
+    let state = state_dir("dipc-private");
+    let store = state.join("private.store");
+    let _ = std::fs::remove_file(&store);
+    let port = free_port();
+    let p = port.to_string();
+
+    // Off loopback without --insecure: refused, saying why, and nothing is left behind.
+    let (status, _, err) = run("dipc", &state, &["4", "1", &p, "1", "--bind", "0.0.0.0"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--bind 0.0.0.0 is not a loopback address") && err.contains("--insecure"),
+        "{err}"
+    );
+    assert!(!state.join(format!("dipc-{port}.pid")).exists());
+    assert!(listening_on(port).is_empty());
+
+    // By default: loopback only (127.0.0.1 is 0100007F in /proc/net/tcp).
+    let s = store.to_str().unwrap();
+    let (status, _, err) = run("dipc", &state, &["4", "1", &p, "1", "--store", s]);
+    assert!(status.success(), "{err}");
+    assert_eq!(listening_on(port), [format!("0100007F:{port:04X}")]);
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap());
+    assert_eq!(c.write(1, b"secret"), "OK");
+    drop(c);
+    // The store (what clients wrote) and the log are the user's alone.
+    for file in [store.clone(), state.join(format!("dipc-{port}.log"))] {
+        let mode = std::fs::metadata(&file).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    assert!(run("dipcrm", &state, &[&p]).0.success());
+
+    // Told: every interface.
+    let (status, _, err) = run(
+        "dipc",
+        &state,
+        &["4", "1", &p, "1", "--bind", "0.0.0.0", "--insecure"],
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(listening_on(port), [format!("00000000:{port:04X}")]);
+    assert!(run("dipcrm", &state, &[&p]).0.success());
+}

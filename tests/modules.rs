@@ -18,22 +18,6 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Starts node `name` taking published modules into a store of its own, with `extra`
-/// options (which may restrict `--accept-modules=PUBLISHERS`); waits until it takes calls.
-fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]) -> Dhost {
-    let store = format!("--store-dir={}", store.display());
-    let mut args = vec![store.as_str()];
-    if !extra.iter().any(|a| a.starts_with("--accept-modules")) {
-        args.push("--accept-modules");
-    }
-    args.extend(extra);
-    let node = Dhost::start(&node_args(name, group, &args));
-    node.wait_stderr("the node to be ready", |err| {
-        err.contains("calls on 127.0.0.1:")
-    });
-    node
-}
-
 /// The stores of this test process, one per node.
 fn store(tag: &str, node: &str) -> PathBuf {
     scratch_dir(&format!("modules-{tag}")).join(node)

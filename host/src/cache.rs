@@ -6,7 +6,15 @@
 //! dhost or another machine never picks up a stale entry. Entries are written to a
 //! temporary file in the same directory and renamed into place, so several nodes starting
 //! at once on one machine never read a half-written file.
+//!
+//! An entry is native code that runs as the user: whoever can put a file in the directory
+//! runs what they want in the next guest that loads it. So the cache is used only when its
+//! directory belongs to the user running dhost and no other user may write it (checked
+//! when the node starts: otherwise it says so once and compiles without the cache), and
+//! an entry only when it passes the same check ([`crate::private`]); a new directory is
+//! made 0700, and entries 0600.
 
+use crate::private;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -24,16 +32,23 @@ pub struct ComponentCache {
 }
 
 impl ComponentCache {
-    /// A cache in `dir` (created on first write) for components compiled by `engine`.
-    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+    /// The cache in `dir` (made if missing, 0700) for components compiled by `engine`, if
+    /// it can be trusted: else it says why (once) and there is none.
+    pub fn open(dir: PathBuf, engine: &Engine) -> Option<Self> {
+        if let Err(why) = trusted_dir(&dir) {
+            tracing::warn!(
+                "not using the compile cache: {why:#}; guests are compiled at each start"
+            );
+            return None;
+        }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        ComponentCache {
+        Some(ComponentCache {
             dir,
             engine: engine.clone(),
             engine_hash: hasher.finish(),
-        }
+        })
     }
 
     /// The directory of the cache.
@@ -56,13 +71,26 @@ impl ComponentCache {
         compile: impl FnOnce() -> anyhow::Result<Component>,
     ) -> anyhow::Result<Component> {
         let entry = self.entry(bytes);
-        if entry.exists() {
+        let meta = std::fs::symlink_metadata(&entry);
+        let usable = meta.as_ref().map(|meta| {
+            private::check_trusted(&entry, meta)
+                .map_err(|why| why.to_string())
+                .and_then(|()| match meta.is_file() {
+                    true => Ok(()),
+                    false => Err(format!("{} is not a file", entry.display())),
+                })
+        });
+        if let Ok(Err(why)) = &usable {
+            tracing::warn!("ignoring a compile cache entry: {why}; compiling the guest instead");
+        }
+        if let Ok(Ok(())) = usable {
             // SAFETY: `deserialize_file` trusts the file to be a component this engine
             // serialised. Entries are only ever written by `store` below, under a name that
-            // includes the engine's compatibility hash, into the user's own cache directory,
-            // and renamed into place only once complete; wasmtime still checks the header
-            // and the engine settings. Someone who can write the user's cache directory can
-            // already run code as that user.
+            // includes the engine's compatibility hash, and renamed into place only once
+            // complete; the directory (checked when the cache was opened) and the entry
+            // (checked above, not a link) belong to this user and no other user may write
+            // them, so no one else could have put it there or swap it now; wasmtime still
+            // checks the header and the engine settings.
             match unsafe { Component::deserialize_file(&self.engine, &entry) } {
                 Ok(component) => {
                     tracing::debug!("compile cache hit: {}", entry.display());
@@ -86,8 +114,9 @@ impl ComponentCache {
 
     fn store(&self, component: &Component, entry: &PathBuf) -> anyhow::Result<()> {
         let bytes = component.serialize().map_err(anyhow::Error::from)?;
-        std::fs::create_dir_all(&self.dir)
+        private::create_dir(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        // (Made 0600, and renamed over an entry that was not trusted.)
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
         file.write_all(&bytes)?;
         file.as_file().sync_all()?;
@@ -95,4 +124,13 @@ impl ComponentCache {
         tracing::debug!("compile cache stored: {}", entry.display());
         Ok(())
     }
+}
+
+/// Checks the cache directory `dir`, made (0700) if missing: it must belong to this user,
+/// and no other user may write it.
+fn trusted_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    private::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    private::check_trusted(dir, &meta)?;
+    Ok(())
 }

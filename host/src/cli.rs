@@ -216,11 +216,13 @@ impl MailboxServeArgs {
     /// Checks the arguments and serves the mailboxes on a port of the node's kind (text,
     /// and binary requests with the key), until stopped.
     pub fn run(self) -> anyhow::Result<()> {
+        let keys = self.key.connection_keys()?;
+        self.serve.check_bind(keys.keys.is_some())?;
         let boxes = self.serve.open()?;
         let services = crate::rpc::server::Services {
             calls: None,
             mailboxes: Some(boxes.clone()),
-            keys: self.key.connection_keys()?,
+            keys,
             text_anywhere: self.text_anywhere,
             ..crate::rpc::server::Services::default()
         };
@@ -335,9 +337,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub group: GroupArgs,
 
-    /// Run on an interface that is not a loopback address without a key: any process that
-    /// can reach the network may then call this node's functions, take its name or evict
-    /// it.
+    /// Run on an interface that is not a loopback address (--iface, --listen, --metrics)
+    /// without a key: any process that can reach the network may then call this node's
+    /// functions, take its name or evict it.
     #[arg(long)]
     pub insecure: bool,
 
@@ -366,6 +368,22 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// Checks --metrics by the rule of the node's own port: an address that is not a
+    /// loopback address needs the group key (`keyed`) or --insecure. (The page itself has
+    /// no authentication: its counters say who calls what, and how much.)
+    pub fn check_metrics(&self, keyed: bool) -> anyhow::Result<()> {
+        match self.metrics {
+            Some(addr) if !addr.ip().to_canonical().is_loopback() && !keyed && !self.insecure => {
+                anyhow::bail!(
+                    "--metrics {addr} is not a loopback address, and this node has no group \
+                     key: it would be a node open to the network. Give --insecure to serve \
+                     the counters there all the same, or run the node with --key-file FILE"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Everything the node is asked to load: the GUESTs, then the --native plugins not
     /// also given as a GUEST.
     pub fn guest_paths(&self) -> Vec<PathBuf> {
@@ -944,5 +962,28 @@ mod tests {
             local.group.keys_for_node(local.insecure, local.tcp.listen),
             Ok(None)
         ));
+    }
+
+    #[test]
+    fn metrics_off_loopback_need_a_key_or_insecure() {
+        let open = run_args(&["--metrics", "0.0.0.0:9100"]);
+        let err = open.check_metrics(false).expect_err("no key");
+        assert!(
+            err.to_string()
+                .contains("--metrics 0.0.0.0:9100 is not a loopback"),
+            "{err}"
+        );
+        assert!(open.check_metrics(true).is_ok());
+        assert!(
+            run_args(&["--metrics", "0.0.0.0:9100", "--insecure"])
+                .check_metrics(false)
+                .is_ok()
+        );
+        assert!(
+            run_args(&["--metrics", "127.0.0.1:9100"])
+                .check_metrics(false)
+                .is_ok()
+        );
+        assert!(run_args(&[]).check_metrics(false).is_ok());
     }
 }

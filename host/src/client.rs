@@ -2,16 +2,29 @@
 //! `dhost cast`. A client joins the group like a node, asks every node to announce itself
 //! at once (so it never waits for the periodic announcements), calls over TCP through a
 //! pool of its own when it calls one node, and leaves.
+//!
+//! A survey keeps at most [`MAX_ANSWERS`] answers and [`MAX_ANSWER_BYTES`] of them, and
+//! ends at its deadline however fast answers come: a flood of announcements (from members
+//! gone wrong, or a hostile one) costs a client a bounded memory and time, and it says
+//! what it left out.
 
 use crate::auth::{Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::net::Group;
 use crate::outcome::Outcome;
+use crate::printable::{self, printable};
 use crate::rpc::{ConnectionKeys, Pool, PoolHandle};
 use crate::wire::{self, Announce, Frame};
 use anyhow::{Context as _, bail};
 use ciborium::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+
+/// The most nodes a survey keeps the answers of.
+pub const MAX_ANSWERS: usize = 1024;
+
+/// The most bytes of announcements a survey keeps (as they came: an announcement decoded
+/// takes a few times its size).
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 
 /// A node that answered a survey.
 #[derive(Debug, Clone)]
@@ -105,6 +118,9 @@ impl GroupClient {
         self.send_datagram(false, wire::encode_query)?;
         let deadline = Instant::now() + wait;
         let mut answers: Vec<Answer> = Vec::new();
+        // The size of each answer kept (by sender id), and of them all.
+        let mut sizes: std::collections::HashMap<u64, usize> = Default::default();
+        let (mut kept_bytes, mut left_out) = (0usize, 0u64);
         let mut buf = vec![0u8; 65_536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -130,6 +146,15 @@ impl GroupClient {
             let (id, frames) = frames;
             for frame in frames {
                 if let Frame::Announce(announce) = frame {
+                    let before = sizes.get(&id).copied();
+                    let bytes = kept_bytes - before.unwrap_or(0) + len;
+                    if (before.is_none() && sizes.len() >= MAX_ANSWERS) || bytes > MAX_ANSWER_BYTES
+                    {
+                        left_out += 1;
+                        continue;
+                    }
+                    kept_bytes = bytes;
+                    sizes.insert(id, len);
                     answers.retain(|a| a.id != id);
                     answers.push(Answer { id, addr, announce });
                 }
@@ -137,6 +162,13 @@ impl GroupClient {
             if enough(&answers) {
                 break;
             }
+        }
+        if left_out > 0 {
+            tracing::warn!(
+                "left out {left_out} announcement(s): this client keeps at most {MAX_ANSWERS} \
+                 nodes' answers and {} of them",
+                bytesize::ByteSize(MAX_ANSWER_BYTES as u64)
+            );
         }
         answers.sort_by(|a, b| a.announce.name.cmp(&b.announce.name));
         Ok(answers)
@@ -285,19 +317,25 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             a.announce
                 .links
                 .iter()
-                .map(|(name, n)| format!("{name}:{n}"))
+                .map(|(name, n)| format!("{}:{n}", printable(name)))
+                .collect(),
+        );
+        let functions = list(
+            a.announce
+                .functions
+                .iter()
+                .map(|f| printable(f).to_string())
                 .collect(),
         );
         let address = a.announce.tcp.unwrap_or(a.addr).to_string();
         println!(
-            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {}",
-            a.announce.name,
+            "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {functions}",
+            printable(&a.announce.name),
             total(|s| s.received),
             total(|s| s.repaired),
             total(|s| s.lost),
             refused_total(|r| r.unauthenticated),
             refused_total(|r| r.replayed),
-            list(a.announce.functions.clone())
         );
     }
     if args.streams {
@@ -311,7 +349,11 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for s in &a.announce.streams {
                 println!(
                     "{:<20} {:<20} {:>10} {:>9} {:>6}",
-                    a.announce.name, s.peer, s.received, s.repaired, s.lost
+                    printable(&a.announce.name),
+                    printable(&s.peer),
+                    s.received,
+                    s.repaired,
+                    s.lost
                 );
             }
         }
@@ -327,7 +369,10 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for r in &a.announce.refused {
                 println!(
                     "{:<20} {:<22} {:>7} {:>8}",
-                    a.announce.name, r.source, r.unauthenticated, r.replayed
+                    printable(&a.announce.name),
+                    printable(&r.source),
+                    r.unauthenticated,
+                    r.replayed
                 );
             }
         }
@@ -419,7 +464,7 @@ pub fn call(args: &crate::cli::CallArgs) -> anyhow::Result<()> {
     )?;
     match outcome {
         Ok(result) => {
-            println!("{}", cbor_to_json(result));
+            println!("{}", printable::json(&cbor_to_json(result).to_string()));
             Ok(())
         }
         Err(failure) => bail!(
@@ -456,6 +501,7 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
         bail!("no node on {} serves {}", group.addr, args.function);
     }
     client.cast(&args.function, &values)?;
+    let servers: Vec<String> = servers.iter().map(|s| printable(s).to_string()).collect();
     eprintln!("cast {} to {}", args.function, servers.join(", "));
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 use crate::cli::{Cli, ConsoleArgs};
 use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::printable::{lines, printable};
 use anyhow::Context as _;
 use ciborium::Value;
 use clap::Parser as _;
@@ -121,7 +122,8 @@ fn interactive(shell: &Shell, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &history {
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            // (The history file is made 0600 by rustyline.)
+            let _ = crate::private::create_dir(dir);
         }
         if let Err(e) = editor.save_history(path) {
             tracing::warn!("cannot save the history to {}: {e}", path.display());
@@ -149,7 +151,7 @@ impl Shell {
     /// Runs one line.
     fn run(&self, line: &str) -> Flow {
         let Some(words) = shlex::split(line) else {
-            eprintln!("error: an unclosed quote in: {line}");
+            eprintln!("error: an unclosed quote in: {}", printable(line));
             return Flow::Failed;
         };
         let Some((command, rest)) = words.split_first() else {
@@ -198,7 +200,7 @@ impl Shell {
             Ok(code) if code == ExitCode::SUCCESS => Flow::Done,
             Ok(_) => Flow::Failed,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", lines(format_args!("{e:#}")));
                 Flow::Failed
             }
         }
@@ -404,20 +406,6 @@ pub fn print_said(args: &[Value], caller: std::net::SocketAddr) -> Outcome {
     Ok(Value::Null)
 }
 
-/// `text` with its control characters escaped (`\u{1b}`), so that a sayer cannot drive the
-/// node's terminal.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,7 +444,10 @@ mod tests {
 
     #[test]
     fn said_text_cannot_drive_the_terminal_and_is_bounded() {
-        assert_eq!(printable("hi \u{1b}[2J there\n"), "hi \\u{1b}[2J there\\n");
+        assert_eq!(
+            printable("hi \u{1b}[2J there\n").to_string(),
+            "hi \\u{1b}[2J there\\n"
+        );
         let long = Value::Text("x".repeat(MAX_SAY + 1));
         let from = Value::Text("me".into());
         let caller = std::net::SocketAddr::from(([127, 0, 0, 1], 1));

@@ -6,17 +6,17 @@
 use crate::cli::InspectArgs;
 use crate::guest::wasm::Runtime;
 use crate::guest::world::{Interface, Role, World};
+use crate::printable::lines;
 use anyhow::Context as _;
 use std::fmt::Write;
 use std::path::Path;
 
 /// Prints what `args` ask for on stdout.
 pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    // (The WIT's doc comments are anyone's text: shown printable, lines kept.)
     if let Some(node) = &args.node {
-        print!(
-            "{}",
-            crate::modules::client::remote_wit(&args.survey, node, &args.guest)?
-        );
+        let wit = crate::modules::client::remote_wit(&args.survey, node, &args.guest)?;
+        print!("{}", lines(wit));
         return Ok(());
     }
     let path = Path::new(&args.guest);
@@ -25,10 +25,10 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
         let runtime = Runtime::new(args.cache.dir(), false)?;
         let component = runtime.load_component(path).with_context(cannot)?;
         let world = World::of(&component, runtime.engine());
-        print!("{}", describe(&world));
+        print!("{}", lines(describe(&world)));
         return Ok(());
     }
-    print!("{}", file_wit_text(path).with_context(cannot)?);
+    print!("{}", lines(file_wit_text(path).with_context(cannot)?));
     Ok(())
 }
 

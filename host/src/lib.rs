@@ -23,10 +23,13 @@
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`mailbox`]: mailboxes, their text protocol, `dipc` and `dipcrm`;
 //! - [`cache`]: the on-disk cache of compiled components;
+//! - [`private`]: files of the user's own: who may own and write what dhost trusts;
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
-//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`.
+//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`;
+//! - [`printable`]: text from the network or a guest made safe to print (from the mailbox
+//!   crate, which sets up the log).
 
 pub mod auth;
 pub mod cache;
@@ -47,9 +50,12 @@ pub mod modules;
 pub mod net;
 pub mod node;
 pub mod outcome;
+pub mod private;
 pub mod rpc;
 pub mod run;
 pub mod stats;
 pub mod stream;
 pub mod value;
 pub mod wire;
+
+pub use dhost_mailbox::printable;

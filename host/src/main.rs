@@ -8,7 +8,8 @@ fn main() -> ExitCode {
     match cli.execute() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("dhost: {e:#}");
+            // (An error may carry a peer's words: shown printable.)
+            eprintln!("dhost: {}", dhost::printable::lines(format_args!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -59,9 +59,10 @@ impl FailureKind {
     }
 }
 
-/// A failed call with a reply: the kind, and a message for people.
+/// A failed call with a reply: the kind, and a message for people (shown printable: it may
+/// come from a peer or a guest).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}: {message}", kind.name())]
+#[error("{}: {}", kind.name(), crate::printable::printable(message))]
 pub struct CallFailure {
     /// What went wrong.
     pub kind: FailureKind,

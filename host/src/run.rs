@@ -74,6 +74,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;
     let keys = args.group.keys_for_node(args.insecure, args.tcp.listen)?;
+    args.check_metrics(keys.is_some())?;
     let group = args.group.group();
     let max_datagram = args
         .group
@@ -394,7 +395,7 @@ fn default_name() -> String {
 }
 
 fn validate_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+    if !crate::wire::is_node_name(name) {
         bail!("the node name must be 1 to 255 printable characters");
     }
     Ok(())

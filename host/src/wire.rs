@@ -64,6 +64,12 @@ const KIND_STATUS: u64 = 7;
 /// The longest node name an announcement may carry.
 pub const MAX_NAME: usize = 255;
 
+/// Whether `name` may name a node: 1 to [`MAX_NAME`] bytes of printable text (nothing that
+/// could drive a terminal or forge a log line: [`crate::printable::is_printable`]).
+pub fn is_node_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && crate::printable::is_printable(name)
+}
+
 /// Datagram and call numbers are below this (2^63): a stream never gets near it, and a
 /// receiver counting past a number from the network cannot overflow.
 pub const NUMBERS_BELOW: u64 = 1 << 63;
@@ -93,7 +99,7 @@ pub const MAX_FUNCTION_ID: usize = 512;
 /// Whether `id` can be a function id in an announcement: 1 to [`MAX_FUNCTION_ID`] bytes,
 /// no control characters (a WIT function's id, or a native plugin's function name).
 pub fn is_function_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_FUNCTION_ID && !id.chars().any(char::is_control)
+    !id.is_empty() && id.len() <= MAX_FUNCTION_ID && crate::printable::is_printable(id)
 }
 
 /// Why a datagram or frame could not be read or written.
@@ -437,7 +443,9 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
         .ok_or_else(|| shape("no call number (below 2^63)"))?;
     let function = cursor
         .text()
-        .map_err(|_| shape("no function id"))?
+        .ok()
+        .filter(|f| crate::printable::is_printable(f))
+        .ok_or_else(|| shape("no function id (printable text)"))?
         .to_string();
     let args_start = cursor.position();
     let mut ends = Vec::new();
@@ -557,7 +565,7 @@ fn decode_announce(mut fields: impl Iterator<Item = Value>) -> Result<Frame, Wir
     let Some(Value::Text(name)) = fields.next() else {
         return Err(shape("no name"));
     };
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    if !is_node_name(&name) {
         return Err(shape("the name is empty, too long or not printable"));
     }
     let uptime_ms = fields

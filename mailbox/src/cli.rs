@@ -54,9 +54,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub daemon: bool,
 
-    /// The address to listen on.
+    /// The address to listen on. One that is not a loopback address needs --insecure
+    /// (or, with `dhost mailbox serve`, the group's key).
     #[arg(long, value_name = "ADDR", default_value_t = daemon::default_bind())]
     pub bind: std::net::IpAddr,
+
+    /// Listen on an address that is not a loopback address (--bind) without a key: anyone
+    /// who can reach the port may then read and write every mailbox.
+    #[arg(long)]
+    pub insecure: bool,
 
     /// How long a command waits for a mailbox's lock before it gets a timeout error.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -125,9 +131,27 @@ impl ServeArgs {
         }
     }
 
+    /// Checks where the server is to listen: an address that is not a loopback address
+    /// (reachable from other hosts) needs a key (`keyed`) or --insecure, as a node's port
+    /// does.
+    pub fn check_bind(&self, keyed: bool) -> anyhow::Result<()> {
+        if self.bind.to_canonical().is_loopback() || keyed || self.insecure {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "--bind {} is not a loopback address, and this server has no group key: anyone \
+             who can reach port {} could read and write every mailbox. Give --insecure to \
+             serve them there all the same (`dhost mailbox serve` also takes --key-file FILE: \
+             then only holders of the key, and text commands from this host, are served)",
+            self.bind,
+            self.port
+        )
+    }
+
     /// Serves the mailboxes over the text protocol (`dipc`) until stopped, then writes
-    /// their store back.
+    /// their store back. It has no key: off loopback it needs --insecure.
     pub fn serve_text(self) -> anyhow::Result<()> {
+        self.check_bind(false)?;
         let boxes = self.open()?;
         let limits = self.limits();
         daemon::start(&self.placement(&boxes), |listener, stop| async move {
@@ -160,12 +184,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Sends logs to stderr at `level` (or what RUST_LOG says).
+/// Sends logs to stderr at `level` (or what RUST_LOG says), one line an event: every field
+/// (the message too) is written escaped ([`crate::printable`]), so that what a peer, a
+/// client or a guest said can neither drive the terminal nor forge a line of the log.
 pub fn init_logging_at(level: &str) {
+    use std::fmt::Write as _;
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::field::MakeExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let fields = tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let mut escaped = crate::printable::Escaper::new(writer, false);
+        match field.name() {
+            "message" => write!(escaped, "{value:?}"),
+            name => write!(escaped, "{name}={value:?}"),
+        }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(fields)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

@@ -69,16 +69,24 @@ where
     let port = listener.local_addr()?.port();
     let pid_path = pid_file(&placement.state_dir, port);
     if placement.daemon {
-        std::fs::create_dir_all(&placement.state_dir).with_context(|| {
-            format!(
-                "cannot create the state directory {}",
-                placement.state_dir.display()
-            )
-        })?;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        // (The user's alone: the log says who connected, and what they sent that was
+        // dropped.)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&placement.state_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create the state directory {}",
+                    placement.state_dir.display()
+                )
+            })?;
         let log_path = log_file(&placement.state_dir, port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .with_context(|| format!("cannot open the log file {}", log_path.display()))?;
         // Fork while this process has one thread (no runtime has started yet).
@@ -199,7 +207,9 @@ pub fn stop(state_dir: &Path, port: u16) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context(format!("cannot stop process {pid}"));
     }
     let started = Instant::now();
-    while is_mailbox_server(pid) {
+    // (Until it is gone: a process that exits has an empty command line for a moment
+    // before it is a zombie, and is no longer recognised by its name then.)
+    while still_running(pid) {
         if started.elapsed() > STOP_PATIENCE {
             bail!(
                 "the dipc server on port {port} (pid {pid}) did not stop within {}",
@@ -218,13 +228,7 @@ fn is_mailbox_server(pid: libc::pid_t) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // A zombie (state Z) has stopped already.
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let zombie = !still_running(pid);
     let program = cmdline.split(|&b| b == 0).next().unwrap_or_default();
     let name = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(program))
         .file_name()
@@ -233,7 +237,17 @@ fn is_mailbox_server(pid: libc::pid_t) -> bool {
     !zombie && (name.starts_with("dipc") || name.starts_with("dhost"))
 }
 
-/// The default address of a standalone server: every interface, as the assignment's.
+/// Whether process `pid` exists and has not stopped (a zombie, state Z, has).
+fn still_running(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// The default address of a standalone server: loopback, as a node's (the assignment's
+/// server listened on every interface: `--bind 0.0.0.0 --insecure` does so).
 pub fn default_bind() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
+    IpAddr::from([127, 0, 0, 1])
 }

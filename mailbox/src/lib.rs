@@ -12,7 +12,8 @@
 //! - [`port`]: a TCP port that serves each connection as a task, at most a set number at
 //!   once (the node's port is one too), and the rate-limited log of what it drops;
 //! - [`daemon`]: background servers: binding, forking, pid files, stopping (`dipcrm`);
-//! - [`cli`]: the arguments of `dipc` and `dipcrm` (and of `dhost mailbox`).
+//! - [`cli`]: the arguments of `dipc` and `dipcrm` (and of `dhost mailbox`), and the log;
+//! - [`printable`]: text from the network or a guest made safe for a terminal or a log.
 //!
 //! Each mailbox's lock is tokio's `RwLock`, which is fair: waiters are served first come,
 //! first served, and a reader queued behind a writer waits for it, so neither a stream of
@@ -24,6 +25,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod port;
+pub mod printable;
 pub mod protocol;
 mod store;
 

@@ -18,6 +18,7 @@
 use crate::MailboxConfig;
 use anyhow::{Context as _, bail};
 use memmap2::MmapMut;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 const MAGIC: &[u8; 16] = b"dhost-mailboxes\0";
@@ -77,11 +78,13 @@ impl Store {
     pub(super) fn open(path: &Path, config: &MailboxConfig) -> anyhow::Result<(Store, Vec<Slot>)> {
         let slot = LENGTH + config.size;
         let total = HEADER + slot * config.count;
+        // (A new store is its user's alone: it holds what clients wrote.)
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)
             .with_context(|| format!("cannot open the mailbox store {}", path.display()))?;
         use std::os::fd::AsRawFd;

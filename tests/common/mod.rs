@@ -159,6 +159,22 @@ pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String>
     args
 }
 
+/// Starts node `name` taking published modules into a store of its own, with `extra`
+/// options (which may restrict `--accept-modules=PUBLISHERS`); waits until it takes calls.
+pub fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]) -> Dhost {
+    let store = format!("--store-dir={}", store.display());
+    let mut args = vec![store.as_str()];
+    if !extra.iter().any(|a| a.starts_with("--accept-modules")) {
+        args.push("--accept-modules");
+    }
+    args.extend(extra);
+    let node = Dhost::start(&node_args(name, group, &args));
+    node.wait_stderr("the node to be ready", |err| {
+        err.contains("calls on 127.0.0.1:")
+    });
+    node
+}
+
 /// `dhost SUBCOMMAND GROUP-FLAGS ARGS...` to its end (the flags before the arguments, which
 /// may start with `-`).
 pub fn client_output(

@@ -236,3 +236,64 @@ def test_python_names_of_keywords() -> None:
     assert wit.py_name("read-file") == "read_file"
     assert wit.py_name("%class") == "class_"
     assert wit.py_name("match") == "match"  # a soft keyword is a fine identifier
+
+
+# Bogus WIT, as a node (or something posing as one) may describe an interface: two
+# parameters, fields or cases of one name (in WIT, or once in Python: `a-b` and `%a-b`).
+BOGUS = {
+    "f: func(x: u8, x: u8);": "the parameters of f name x twice",
+    "f: func(a-b: u8, %a-b: string);": "the parameters of f name a-b twice",
+    "record r { a: u8, a: u8 } f: func(x: r);": "record r name a twice",
+    "record r { %from: u8, from: u8 } f: func() -> r;": "record r name from twice",
+    "variant v { a, a(u8) } f: func(x: v);": "variant v name a twice",
+    "enum e { a, b, a } f: func(x: e);": "enum e name a twice",
+    "flags g { r, r } f: func(x: g);": "flags g name r twice",
+}
+
+
+@pytest.mark.parametrize("body, message", BOGUS.items())
+def test_bogus_wit_raises_the_clients_own_errors(body: str, message: str) -> None:
+    from dhost.errors import DhostError
+    from dhost.proxy import InterfaceProxy
+
+    interface = wit.parse(f"package a:b; interface i {{ {body} }}").interface("a:b/i")
+    assert message in (interface.functions["f"].unsupported or "")
+    # A proxy of it is made, and its function says why it cannot be called: a WitError,
+    # never Python's own ValueError or TypeError.
+    proxy = InterfaceProxy(None, interface)  # type: ignore[arg-type]
+    with pytest.raises(WitError, match=message):
+        proxy.f(1, 2)
+    # Every failure of the client is one of its own.
+    for cls in (WitError,):
+        assert issubclass(cls, DhostError)
+
+
+def test_mutated_wit_raises_nothing_but_the_clients_errors() -> None:
+    import random
+
+    from dhost import values
+    from dhost.errors import DhostError
+    from dhost.proxy import InterfaceProxy
+
+    rng = random.Random(23)
+    pieces = ["{", "}", "(", ")", "<", ">", ";", ":", ",", "%", "-", " x", "u8", "list<", "record r", "func", "a-b", "%a-b"]
+    for _ in range(2000):
+        text = list(TEXT)
+        for _ in range(rng.randint(1, 5)):
+            at = rng.randrange(len(text) + 1)
+            if rng.random() < 0.5:
+                del text[at : at + rng.randint(1, 6)]
+            else:
+                text[at:at] = list(rng.choice(pieces))
+        try:
+            document = wit.parse("".join(text))
+            for name in document.interface_names():
+                for fn in InterfaceProxy(None, document.interface(name)):  # type: ignore[arg-type]
+                    for result in (None, [1], {"ok": 1}, "x", {"a": [1]}):
+                        try:
+                            fn._decode(result, None)
+                        except DhostError:
+                            pass
+        except DhostError:
+            pass
+    assert issubclass(values.ValueMismatch, DhostError)

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::io::Write;
 use std::net::SocketAddrV4;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -77,6 +77,11 @@ pub enum KeyError {
         /// What is wrong.
         why: String,
     },
+    /// The file belongs to another user.
+    #[error(
+        "{0}: a group key must be the user's own file (`chown` it, or make a key with `dhost keygen`)"
+    )]
+    NotOwned(#[from] crate::private::Untrusted),
     /// Users other than the owner may read the file.
     #[error(
         "{path} may be read by other users (mode {mode:03o}): a group key must stay secret; \
@@ -197,22 +202,23 @@ impl GroupKey {
     }
 
     /// Writes the key to a new file at `path` (readable by its owner alone), refusing to
-    /// replace a file unless `replace`.
+    /// replace a file unless `replace`. The key goes to a new temporary file of the same
+    /// directory (0600, made with `O_EXCL`), which is then renamed to `path`: a link at
+    /// `path` is replaced, never followed, so the key cannot be written where a link of
+    /// someone else's points.
     pub fn write_new(&self, path: &Path, replace: bool) -> Result<(), KeyError> {
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).mode(0o600);
-        if replace {
-            options.create(true).truncate(true);
-        } else {
-            options.create_new(true);
-        }
-        let mut file = options.open(path).map_err(io)?;
-        // (An existing file keeps its mode: make it the owner's alone.)
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix(".dhost-key-")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
             .map_err(io)?;
         let text = Zeroizing::new(format!(
             "# A dhost group key: whoever holds it is a member of the group. Keep it secret.\n\
@@ -220,7 +226,13 @@ impl GroupKey {
             self.to_line()
         ));
         file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
+        file.as_file().sync_all().map_err(io)?;
+        let placed = if replace {
+            file.persist(path).map(drop)
+        } else {
+            file.persist_noclobber(path).map(drop)
+        };
+        placed.map_err(|e| io(e.error))
     }
 }
 
@@ -246,8 +258,8 @@ impl Keyring {
             .then_some(Keyring { keys })
     }
 
-    /// Reads a key file: one key, or two during a change-over. Refuses a file that other
-    /// users may read.
+    /// Reads a key file: one key, or two during a change-over. Refuses a file of another
+    /// user (who could have put their key in it), and one that other users may read.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
@@ -255,6 +267,7 @@ impl Keyring {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
+        crate::private::check_owner(path, &meta)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Exposed {
@@ -427,5 +440,38 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let err = Keyring::load(&path).expect_err("exposed").to_string();
         assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn a_key_file_of_another_user_is_refused_and_keygen_follows_no_link() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let key = GroupKey::generate().expect("random bytes");
+        // A link to a file of someone else's where the key is to go: --force replaces
+        // the link, and the file it pointed to is as it was.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "not a key\n").expect("written");
+        let path = dir.path().join("group.key");
+        std::os::unix::fs::symlink(&victim, &path).expect("a link");
+        assert!(matches!(
+            key.write_new(&path, false),
+            Err(KeyError::Io { .. })
+        ));
+        key.write_new(&path, true).expect("replaced");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("read"),
+            "not a key\n"
+        );
+        let meta = std::fs::symlink_metadata(&path).expect("written");
+        assert!(meta.is_file(), "the link was replaced by the key file");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(Keyring::load(&path).expect("ours").sending().id(), key.id());
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 2);
+        // A key file of another user (root, as CI runs, can make one).
+        if crate::private::current_uid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
+            let err = Keyring::load(&path).expect_err("not ours").to_string();
+            assert!(err.contains("belongs to user 65534"), "{err}");
+        }
     }
 }

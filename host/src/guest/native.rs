@@ -521,13 +521,15 @@ pub struct NativePlugin {
 
 impl NativePlugin {
     /// Opens the plugin at `path` (running its constructors, which register its functions
-    /// and may run its `init`).
+    /// and may run its `init`). A bare file name is a file of the current directory
+    /// ([`as_file_path`]), never one the dynamic loader finds elsewhere.
     pub fn load(path: &Path, name: &str, index: usize) -> anyhow::Result<Self> {
         registry().loading = index;
+        let path = as_file_path(path);
         let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
         // SAFETY: opening a plugin runs its constructors: native plugins are trusted code
         // by definition (documented in the README and --help).
-        let library = unsafe { libloading::os::unix::Library::open(Some(path), flags) }
+        let library = unsafe { libloading::os::unix::Library::open(Some(&path), flags) }
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("cannot open the native plugin")?;
         Ok(NativePlugin {
@@ -609,6 +611,18 @@ impl NativeServer {
                 Ok(())
             }
         }
+    }
+}
+
+/// `path` as `dlopen` must be given it to open that file and no other: a name without a
+/// `/` (`foo.so`) is looked for by the dynamic loader in LD_LIBRARY_PATH, the cache and the
+/// system's directories, so it becomes `./foo.so`, the file of the current directory that
+/// the user named (and that [`is_elf`] looked at).
+pub fn as_file_path(path: &Path) -> std::path::PathBuf {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        path.to_path_buf()
+    } else {
+        Path::new(".").join(path)
     }
 }
 

@@ -1,5 +1,8 @@
-//! A guest's stdout and stderr: passed to the node's own, unchanged and unprefixed, a whole
-//! line at a time.
+//! A guest's stdout and stderr: passed to the node's own, unprefixed, a whole line at a
+//! time, and made printable: what could drive the operator's terminal or forge a line of
+//! the node's log (escape sequences, carriage returns, bidirectional controls, bytes that
+//! are not UTF-8) is shown escaped ([`crate::printable::bytes`]); line feeds and tabs are
+//! kept.
 //!
 //! Guests run one at a time, but their output would still interleave mid-line with other
 //! guests' and with the node's log if every `write` went straight through (Rust's `eprintln!`
@@ -90,6 +93,8 @@ impl GuestOutput {
     }
 
     fn emit(&self, bytes: &[u8]) -> io::Result<()> {
+        let shown = crate::printable::bytes(bytes);
+        let bytes = shown.as_bytes();
         match self.target {
             Target::Stdout => {
                 let mut out = io::stdout().lock();

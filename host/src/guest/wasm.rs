@@ -51,7 +51,7 @@ impl Runtime {
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
-        let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
+        let cache = cache_dir.and_then(|dir| ComponentCache::open(dir, &engine));
         Ok(Runtime {
             engine,
             cache,

@@ -1,8 +1,12 @@
 //! The CLI's side of published modules: `dhost publish` (a transfer to each node, in
 //! parallel), `dhost unpublish`, `dhost modules` and `dhost inspect --node`.
 //!
-//! A client finds the nodes by asking the group (as `dhost peers` does), then talks to each
-//! node's TCP port with the requests of [`super::protocol`].
+//! A client finds the nodes by asking the group (as `dhost peers` does: at most
+//! [`crate::client::MAX_ANSWERS`] of them), then talks to each node's TCP port with the
+//! requests of [`super::protocol`]: `publish` to every node at once, `unpublish` and
+//! `modules` to [`PARALLEL`] at a time (a listing may be a frame of 1 MiB), all of them
+//! within [`DEADLINE`], and at most [`super::MAX_MODULES`] modules taken from each node's
+//! list; so a group of hostile nodes costs a client a bounded time and memory.
 
 use super::protocol::{self, CHUNK, Listed, ModuleRequest};
 use super::{Digest, Publication, check_name, now_ms};
@@ -10,6 +14,7 @@ use crate::cli::{ModulesArgs, PublishArgs, SurveyArgs, UnpublishArgs};
 use crate::client::{GroupClient, find_node, start_pool};
 use crate::net::Group;
 use crate::outcome::{CallFailure, FailureKind};
+use crate::printable::printable;
 use crate::rpc::PoolHandle;
 use anyhow::{Context as _, bail};
 use ciborium::Value;
@@ -20,6 +25,55 @@ use std::time::{Duration, Instant};
 
 /// How long a client waits for a node to answer a request other than `finish`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many nodes `unpublish` and `modules` ask at once.
+pub const PARALLEL: usize = 8;
+
+/// How long `unpublish` (or its --timeout, if longer) and `modules` ask nodes for, in all:
+/// the nodes not asked by then are said to be so.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `ask(node, addr, time left)` for each target, `parallel` at a time, each on a
+/// thread of its own; a target whose turn comes after `deadline` (if any) is not asked
+/// (its outcome says so). The outcomes are in the targets' order.
+fn ask_each<T: Send>(
+    targets: &[(String, SocketAddr)],
+    parallel: usize,
+    deadline: Option<Instant>,
+    ask: impl Fn(&str, SocketAddr, Duration) -> Result<T, CallFailure> + Sync,
+) -> Vec<Result<T, CallFailure>> {
+    let mut outcomes = Vec::with_capacity(targets.len());
+    for batch in targets.chunks(parallel.max(1)) {
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            outcomes.extend(batch.iter().map(|_| {
+                Err(CallFailure::new(
+                    FailureKind::Timeout,
+                    "not asked: the time for all nodes ran out",
+                ))
+            }));
+            continue;
+        }
+        let ask = &ask;
+        std::thread::scope(|s| {
+            let asked: Vec<_> = batch
+                .iter()
+                .map(|(node, addr)| s.spawn(move || ask(node, *addr, left)))
+                .collect();
+            outcomes.extend(asked.into_iter().map(|asked| {
+                asked.join().unwrap_or_else(|_| {
+                    Err(CallFailure::new(
+                        FailureKind::Unavailable,
+                        "the thread asking it panicked",
+                    ))
+                })
+            }));
+        });
+    }
+    outcomes
+}
 
 /// The nodes a client talks to: NODE alone (`--node`), or every node that answers on the
 /// group and announces a TCP port, with `wanted` saying which of those.
@@ -59,7 +113,7 @@ fn no_answer(group: &Group, client: &GroupClient) -> String {
 fn reason(failure: &CallFailure) -> String {
     match failure.kind {
         FailureKind::Refused | FailureKind::BadArguments => {
-            format!("refused: {}", failure.message)
+            format!("refused: {}", printable(&failure.message))
         }
         _ => format!("failed: {failure}"),
     }
@@ -139,32 +193,13 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("publishing {p} to {} node(s)", targets.len());
     let pool = start_pool(client.connection_keys())?;
-    let outcomes: Vec<(String, Sent)> = std::thread::scope(|s| {
-        let sends: Vec<_> = targets
-            .iter()
-            .map(|(node, addr)| {
-                let (pool, p, bytes) = (&pool, &p, &bytes);
-                s.spawn(move || {
-                    let started = Instant::now();
-                    let said = send_module(pool, *addr, node, p, bytes, args.timeout);
-                    said.map(|said| (said, started.elapsed()))
-                })
-            })
-            .collect();
-        targets
-            .iter()
-            .zip(sends)
-            .map(|((node, _), send)| {
-                let outcome = send.join().unwrap_or_else(|_| {
-                    Err(CallFailure::new(
-                        FailureKind::Unavailable,
-                        "the sender panicked",
-                    ))
-                });
-                (node.clone(), outcome)
-            })
-            .collect()
+    // (Every node at once: each waits for its own transfer, at most --timeout.)
+    let sent: Vec<Sent> = ask_each(&targets, targets.len(), None, |node, addr, _| {
+        let started = Instant::now();
+        let said = send_module(&pool, addr, node, &p, &bytes, args.timeout);
+        said.map(|said| (said, started.elapsed()))
     });
+    let outcomes: Vec<(&String, Sent)> = targets.iter().map(|(node, _)| node).zip(sent).collect();
     let mut loaded = 0;
     for (node, outcome) in &outcomes {
         match outcome {
@@ -175,9 +210,9 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "loaded"
                 };
-                println!("{node}: {how} in {:.2} s", took.as_secs_f64());
+                println!("{}: {how} in {:.2} s", printable(node), took.as_secs_f64());
             }
-            Err(failure) => println!("{node}: {}", reason(failure)),
+            Err(failure) => println!("{}: {}", printable(node), reason(failure)),
         }
     }
     if loaded == outcomes.len() {
@@ -208,15 +243,20 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
         bail!("no node runs a module named {}", args.name);
     }
     let pool = start_pool(client.connection_keys())?;
-    let mut failed = 0;
-    for (node, addr) in &targets {
+    let deadline = Instant::now() + DEADLINE.max(args.timeout);
+    let outcomes = ask_each(&targets, PARALLEL, Some(deadline), |node, addr, left| {
         let request = ModuleRequest::Unpublish(removal.clone());
-        match request.send(&pool, *addr, node, args.timeout) {
-            Ok(Value::Text(said)) => println!("{node}: {said}"),
-            Ok(other) => println!("{node}: {other:?}"),
+        request.send(&pool, addr, node, args.timeout.min(left))
+    });
+    let mut failed = 0;
+    for ((node, _), outcome) in targets.iter().zip(outcomes) {
+        let node_shown = printable(node);
+        match outcome {
+            Ok(Value::Text(said)) => println!("{node_shown}: {}", printable(said)),
+            Ok(other) => println!("{node_shown}: {}", printable(format_args!("{other:?}"))),
             Err(failure) => {
                 failed += 1;
-                println!("{node}: {}", reason(&failure));
+                println!("{node_shown}: {}", reason(&failure));
             }
         }
     }
@@ -232,16 +272,50 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
     // (Every node: an announcement too large for a datagram may not list all it runs.)
     let (client, targets) = targets(&args.survey, args.node.as_deref(), |_| true)?;
     let pool = start_pool(client.connection_keys())?;
+    let deadline = Instant::now() + DEADLINE;
+    // (Each list cut to what a node runs at most as it arrives: a node's frame holds at
+    // most 1 MiB, and PARALLEL are held at once.)
+    let lists =
+        ask_each(
+            &targets,
+            PARALLEL,
+            Some(deadline),
+            |node, addr, left| match ModuleRequest::List.send(
+                &pool,
+                addr,
+                node,
+                REQUEST_TIMEOUT.min(left),
+            )? {
+                Value::Array(items) => {
+                    let more = items.len().saturating_sub(super::MAX_MODULES);
+                    Ok(Some((
+                        items.into_iter().take(super::MAX_MODULES).collect(),
+                        more,
+                    )))
+                }
+                _ => Ok(None),
+            },
+        );
     let mut modules: BTreeMap<(String, Option<Digest>), (Listed, Vec<String>)> = BTreeMap::new();
-    for (node, addr) in &targets {
-        let listed = match ModuleRequest::List.send(&pool, *addr, node, REQUEST_TIMEOUT) {
-            Ok(Value::Array(items)) => items,
-            Ok(_) => {
-                eprintln!("{node}: answered the listing with something other than a list");
+    for ((node, _), listed) in targets.iter().zip(lists) {
+        let node_shown = printable(node);
+        let listed: Vec<Value> = match listed {
+            Ok(Some((items, more))) => {
+                if more > 0 {
+                    eprintln!(
+                        "{node_shown}: listed {more} module(s) more than the {} a node runs; \
+                         left them out",
+                        super::MAX_MODULES
+                    );
+                }
+                items
+            }
+            Ok(None) => {
+                eprintln!("{node_shown}: answered the listing with something other than a list");
                 continue;
             }
             Err(failure) => {
-                eprintln!("{node}: {}", reason(&failure));
+                eprintln!("{node_shown}: {}", reason(&failure));
                 continue;
             }
         };
@@ -249,7 +323,7 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
             let listed = match Listed::from_value(item) {
                 Ok(listed) => listed,
                 Err(why) => {
-                    eprintln!("{node}: {why}");
+                    eprintln!("{node_shown}: {}", printable(why));
                     continue;
                 }
             };
@@ -265,25 +339,29 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
         eprintln!("no node runs a published module");
         return Ok(());
     }
-    // One row of text per module, the columns as wide as their widest cell.
+    // One row of text per module, the columns as wide as their widest cell, every cell
+    // from the nodes shown printable.
+    let words = |items: &[String]| {
+        let shown: Vec<String> = items.iter().map(|i| printable(i).to_string()).collect();
+        shown.join(" ")
+    };
     let rows: Vec<[String; 7]> = modules
         .values()
         .map(|(listed, nodes)| {
             let p = &listed.publication;
-            let when = std::time::UNIX_EPOCH + Duration::from_millis(p.published_at);
             let exports = if listed.exports.is_empty() {
                 "-".to_string()
             } else {
-                listed.exports.join(" ")
+                words(&listed.exports)
             };
             [
-                p.name.clone(),
+                printable(&p.name).to_string(),
                 p.digest.map_or_else(|| "-".into(), |d| d.short()),
                 bytesize::ByteSize(p.size).to_string(),
-                p.publisher.clone(),
-                humantime::format_rfc3339_seconds(when).to_string(),
+                printable(&p.publisher).to_string(),
+                super::publication::format_time(p.published_at),
                 exports,
-                nodes.join(" "),
+                words(nodes),
             ]
         })
         .collect();

@@ -7,11 +7,16 @@
 //! ```
 //!
 //! `digest` is 32 bytes (SHA-256), null when the name is unpublished; `published-at` is
-//! milliseconds since the Unix epoch by the publisher's clock.
+//! milliseconds since the Unix epoch by the publisher's clock. A node takes no publication
+//! stamped further ahead of its own clock than clocks may differ by
+//! ([`Publication::check_time`]): the newest publication of a name wins, so one from the far
+//! future would hold the name for good.
 
 use super::{Digest, check_name};
+use crate::auth::datagram::MAX_CLOCK_SKEW;
 use ciborium::Value;
 use std::fmt;
+use std::time::Duration;
 
 /// The longest publisher name.
 pub const MAX_PUBLISHER: usize = 255;
@@ -44,6 +49,40 @@ impl Publication {
     pub fn is_removal(&self) -> bool {
         self.digest.is_none()
     }
+
+    /// Checks that it was not published further ahead of `now_ms` (this node's clock, in
+    /// milliseconds since the Unix epoch) than clocks may differ by ([`MAX_CLOCK_SKEW`], as
+    /// for datagrams): the newest publication of a name wins, so one stamped in the far
+    /// future would hold its name for good, unpublishing and every later version refused.
+    pub fn check_time(&self, now_ms: u64) -> Result<(), String> {
+        let ahead = self.published_at.saturating_sub(now_ms);
+        if ahead <= MAX_CLOCK_SKEW.as_millis() as u64 {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is stamped {} ({} ahead of this node's clock), more than the {} clocks may \
+             differ by: the publisher's clock is wrong, or the publication is forged",
+            self.name,
+            format_time(self.published_at),
+            humantime::format_duration(Duration::from_secs(ahead / 1000)),
+            humantime::format_duration(MAX_CLOCK_SKEW),
+        ))
+    }
+}
+
+/// The latest time [`format_time`] prints as a date: the last second of year 9999, in
+/// milliseconds since the Unix epoch (RFC 3339 has four digits for the year).
+const LAST_DATE_MS: u64 = 253_402_300_799_999;
+
+/// A time in milliseconds since the Unix epoch (from the network: any number) as an RFC
+/// 3339 date to the second, or, past year 9999, as the number of milliseconds; never
+/// panics.
+pub fn format_time(ms: u64) -> String {
+    if ms > LAST_DATE_MS {
+        return format!("{ms} ms after 1970 (past year 9999)");
+    }
+    let when = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(when).to_string()
 }
 
 impl fmt::Display for Publication {
@@ -125,7 +164,7 @@ impl Publication {
 
 /// Checks a publisher's name: 1 to [`MAX_PUBLISHER`] bytes of printable text.
 pub fn check_publisher(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_PUBLISHER || name.chars().any(char::is_control) {
+    if name.is_empty() || name.len() > MAX_PUBLISHER || !crate::printable::is_printable(name) {
         return Err(format!(
             "the publisher's name must be 1 to {MAX_PUBLISHER} bytes of printable text"
         ));
@@ -156,6 +195,31 @@ mod tests {
         // A removal is newer or older like any other.
         assert!(publication(3, None).supersedes(&publication(2, Some(1))));
         assert!(publication(2, Some(1)).supersedes(&publication(1, None)));
+    }
+
+    #[test]
+    fn publications_from_further_ahead_than_the_clock_skew_are_refused() {
+        let now = 1_800_000_000_000;
+        let skew = MAX_CLOCK_SKEW.as_millis() as u64;
+        for at in [0, now - 1, now, now + skew] {
+            assert_eq!(publication(at, Some(1)).check_time(now), Ok(()), "{at}");
+        }
+        for at in [now + skew + 1, now + 3_600_000, u64::MAX] {
+            let err = publication(at, None).check_time(now).unwrap_err();
+            assert!(err.contains("ahead of this node's clock"), "{err}");
+        }
+        let err = publication(u64::MAX, Some(1)).check_time(now).unwrap_err();
+        assert!(err.contains("past year 9999"), "{err}");
+    }
+
+    #[test]
+    fn every_time_prints_without_panicking() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_800_000_000_999), "2027-01-15T08:00:00Z");
+        assert_eq!(format_time(LAST_DATE_MS), "9999-12-31T23:59:59Z");
+        for ms in [LAST_DATE_MS + 1, 1 << 63, u64::MAX] {
+            assert!(format_time(ms).contains("past year 9999"), "{ms}");
+        }
     }
 
     #[test]

@@ -29,15 +29,16 @@ use super::catalog::{Catalog, Verdict};
 use super::fetch::{self, MAX_FETCHES, ServedModules};
 use super::loader::{ChangeSink, Loader, ModuleChange};
 use super::protocol::{self, Listed, ModuleRequest};
+use super::publication::format_time;
 use super::uploads::Uploads;
-use super::{Digest, ModuleStore, Publication};
+use super::{Digest, ModuleStore, Publication, now_ms};
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::stats::DropLog;
 use crate::wire::Announce;
 use ciborium::Value;
 use crossbeam_channel::TrySendError;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -86,8 +87,10 @@ pub struct ModuleService {
     /// One loaded module is judged against the catalog and handed to the event loop (or
     /// one is removed) at a time, so that the event loop gets them in the catalog's order.
     installing: tokio::sync::Mutex<()>,
-    /// The modules being fetched from peers.
-    fetching: Mutex<HashSet<Digest>>,
+    /// The modules being fetched from peers, and from which (its TCP address).
+    fetching: Mutex<HashMap<Digest, SocketAddr>>,
+    /// The peers that announced each module lately, to fetch it from another when one fails.
+    sources: Mutex<fetch::Sources>,
     /// The modules read lately for peers' fetches.
     served: Mutex<ServedModules>,
     /// The WIT texts decoded lately for `wit` requests, by digest (at most
@@ -123,8 +126,10 @@ fn stopping() -> CallFailure {
 
 fn newer_known(p: &Publication, newer: &Publication) -> CallFailure {
     refused(format!(
-        "this node knows a newer publication of {}: {newer}, published at {} ms (this one: {} ms)",
-        p.name, newer.published_at, p.published_at
+        "this node knows a newer publication of {}: {newer}, published at {} (this one: {})",
+        p.name,
+        format_time(newer.published_at),
+        format_time(p.published_at)
     ))
 }
 
@@ -150,6 +155,7 @@ impl ModuleService {
             loading: tokio::sync::Semaphore::new(MAX_LOADS),
             installing: tokio::sync::Mutex::new(()),
             fetching: Mutex::default(),
+            sources: Mutex::default(),
             served: Mutex::default(),
             wits: Mutex::default(),
             drops: Mutex::default(),
@@ -201,8 +207,11 @@ impl ModuleService {
         failure
     }
 
-    /// Whether the node takes modules from `p`'s publisher, under `p`'s name.
+    /// Whether the node takes publication `p` (a module, or a removal) at all: from its
+    /// publisher, under its name, at its time (not ahead of this node's clock by more than
+    /// clocks may differ by).
     fn check_publisher(&self, p: &Publication) -> Result<(), CallFailure> {
+        p.check_time(now_ms()).map_err(refused)?;
         let allowed = &self.config.publishers;
         if !allowed.is_empty() && !allowed.contains(&p.publisher) {
             return Err(refused(format!(
@@ -459,6 +468,12 @@ impl ModuleService {
         };
         let now = Instant::now();
         for p in publications {
+            // (A file saved before nodes refused publications from the future: one would
+            // hold its name for good.)
+            if let Err(why) = p.check_time(now_ms()) {
+                tracing::warn!("not running again what this node kept of {p}: {why}");
+                continue;
+            }
             let Some(digest) = p.digest else {
                 lock(&self.catalog).removed(p, now);
                 continue;
@@ -656,54 +671,86 @@ impl ModuleService {
             if lock(&self.catalog).failed_lately(&digest, now).is_some() {
                 continue;
             }
+            lock(&self.sources).heard(digest, &announce.name, tcp, now);
             {
+                // (One fetch from a peer at a time: a peer that stalls holds one slot.)
                 let mut fetching = lock(&self.fetching);
-                if fetching.len() >= MAX_FETCHES || !fetching.insert(digest) {
+                if fetching.len() >= MAX_FETCHES
+                    || fetching.contains_key(&digest)
+                    || fetching.values().any(|from| *from == tcp)
+                {
                     continue;
                 }
+                fetching.insert(digest, tcp);
             }
             let (this, p, peer) = (self.clone(), p.clone(), announce.name.clone());
             self.runtime.spawn(async move {
-                let outcome = this.catch_up(p.clone(), digest, tcp, &peer).await;
+                let outcome = this.catch_up(p.clone(), digest, (peer, tcp)).await;
                 lock(&this.fetching).remove(&digest);
+                lock(&this.sources).forget(&digest);
                 if let Err(why) = outcome {
-                    tracing::warn!("cannot take module {p} from node {peer}: {why}");
+                    tracing::warn!("cannot take module {p}: {why}");
                     lock(&this.catalog).failed(digest, why, Instant::now());
                 }
             });
         }
     }
 
-    /// Takes module `p` (digest `digest`) from the store, or else from node `peer` at
-    /// `tcp`, checks it, and loads it.
+    /// Takes module `p` (digest `digest`) from the store, or else from node `first` (its
+    /// name and TCP address) or, when that fails or stalls, from the other peers that
+    /// announced it ([`fetch::MAX_SOURCES`] in all), checks it, and loads it.
     async fn catch_up(
         &self,
         p: Publication,
         digest: Digest,
-        tcp: SocketAddr,
-        peer: &str,
+        first: (String, SocketAddr),
     ) -> Result<(), String> {
-        let (bytes, how) = match self.stored(digest).await {
-            Some(bytes) => (bytes, "found in the store".to_string()),
-            None => {
-                let (pool, peer_name, size) = (self.pool.clone(), peer.to_string(), p.size);
-                let bytes = tokio::task::spawn_blocking(move || {
-                    fetch::fetch(&pool, tcp, &peer_name, digest, size)
-                })
-                .await
-                .map_err(|e| e.to_string())??;
-                (bytes, format!("fetched from node {peer}"))
-            }
-        };
-        let found = Digest::of(&bytes);
-        if found != digest {
-            return Err(format!(
-                "its bytes have digest {}, not the {} announced",
-                found.short(),
-                digest.short()
-            ));
+        if let Some(bytes) = self.stored(digest).await {
+            return self.take_fetched(p, bytes, "found in the store").await;
         }
-        self.install(p, bytes, &how)
+        let (mut tried, mut failures) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some((peer, tcp)) = next {
+            tried.push(tcp);
+            lock(&self.fetching).insert(digest, tcp);
+            let (pool, peer_name, size) = (self.pool.clone(), peer.clone(), p.size);
+            let fetched = tokio::task::spawn_blocking(move || {
+                fetch::fetch(&pool, tcp, &peer_name, digest, size)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+            .and_then(|bytes| {
+                let found = Digest::of(&bytes);
+                match found == digest {
+                    true => Ok(bytes),
+                    false => Err(format!(
+                        "its bytes have digest {}, not the {} announced",
+                        found.short(),
+                        digest.short()
+                    )),
+                }
+            });
+            match fetched {
+                Ok(bytes) => {
+                    let how = format!("fetched from node {peer}");
+                    return self.take_fetched(p, bytes, &how).await;
+                }
+                Err(why) => {
+                    tracing::info!("cannot fetch module {p} from node {peer}: {why}");
+                    failures.push(format!("from node {peer}: {why}"));
+                }
+            }
+            next = match tried.len() < fetch::MAX_SOURCES {
+                true => lock(&self.sources).next(&digest, &tried, Instant::now()),
+                false => None,
+            };
+        }
+        Err(format!("cannot fetch it {}", failures.join("; ")))
+    }
+
+    /// Checks and loads module `p` from `bytes` (whose digest was checked), got `how`.
+    async fn take_fetched(&self, p: Publication, bytes: Vec<u8>, how: &str) -> Result<(), String> {
+        self.install(p, bytes, how)
             .await
             .map_err(|failure| failure.message)
     }

@@ -3,7 +3,7 @@
 //!
 //! Several nodes on one machine may share a store, so every write goes to a temporary file
 //! in the same directory and is renamed into place once complete: a reader sees a whole
-//! file or none. Every read checks the digest, so the store never hands out a file whose
+//! file or none. Files are made 0600 and directories 0700: the user's alone. Every read checks the digest, so the store never hands out a file whose
 //! bytes do not match its name: such a file (a disk error, a hand edit) is removed and
 //! reported, and the node fetches the module again.
 //!
@@ -196,7 +196,8 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         move |source| StoreError::Io { path, source }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // (Directories 0700 and files 0600: the user's alone, as every file of the node.)
+    crate::private::create_dir(dir).map_err(io(dir))?;
     let mut file = tempfile::Builder::new()
         .prefix(".incoming-")
         .tempfile_in(dir)

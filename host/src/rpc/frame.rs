@@ -299,7 +299,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
                 .ok_or_else(|| shape("hello", "no node id"))?;
             let name = match fields.next() {
                 None | Some(Value::Null) => None,
-                Some(Value::Text(name)) if valid_name(&name) => Some(name),
+                Some(Value::Text(name)) if crate::wire::is_node_name(&name) => Some(name),
                 Some(_) => return Err(shape("hello", "the name is not printable text")),
             };
             Ok(Frame::Hello { node, name })
@@ -309,8 +309,9 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
                 .next()
                 .and_then(|v| as_u64(&v))
                 .ok_or_else(|| shape("request", "no id"))?;
-            let Some(Value::Text(function)) = fields.next() else {
-                return Err(shape("request", "no function id"));
+            let function = match fields.next() {
+                Some(Value::Text(f)) if crate::printable::is_printable(&f) => f,
+                _ => return Err(shape("request", "no function id (printable text)")),
             };
             // (A request the cursor did not read: one in an array of indefinite length.)
             let Some(Value::Array(values)) = fields.next() else {
@@ -361,10 +362,6 @@ fn shape(what: &'static str, why: &str) -> WireError {
         what,
         why: why.to_string(),
     }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= crate::wire::MAX_NAME && !name.chars().any(char::is_control)
 }
 
 /// Encodes a hello.

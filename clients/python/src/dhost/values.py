@@ -46,6 +46,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .errors import DhostError
 from .wit import (
     INTEGER_RANGES,
     EnumType,
@@ -123,7 +124,7 @@ class Variant:
     value: Any = None
 
 
-class ValueMismatch(Exception):
+class ValueMismatch(DhostError):
     """A value that does not fit its WIT type: ``path`` says where, ``reason`` what."""
 
     def __init__(self, reason: str, path: str = "") -> None:

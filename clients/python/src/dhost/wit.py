@@ -809,6 +809,7 @@ class Document:
             rparams: list[Param] = []
             rresult: WitType | None = None
             try:
+                _check_unique([pname for pname, _ in params], f"the parameters of {fname}")
                 for pname, pty in params:
                     rparams.append(Param(pname, py_name(pname), resolver.resolve(pty)))
                 rresult = resolver.resolve(result) if result is not None else None
@@ -827,6 +828,17 @@ class Document:
                 doc=doc,
             )
         return Interface(name=full, functions=functions, types=types, doc=ast.doc)
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    """Raises :class:`WitError` if two of ``names`` (of fields, cases, parameters) are one
+    name, in WIT or in Python (``a-b`` and ``%a-b`` are both ``a_b``)."""
+    seen: set[str] = set()
+    for name in names:
+        python = py_name(name)
+        if python in seen:
+            raise WitError(f"{what} name {name.lstrip('%')} twice")
+        seen.add(python)
 
 
 def _full_name(package: str, iface: str) -> str:
@@ -972,6 +984,8 @@ class _Resolver:
         if name in ast.types:
             expr = ast.types[name]
             kind = expr[0]
+            if kind in ("record", "variant", "enum", "flags"):
+                _check_unique([c if isinstance(c, str) else c[0] for c in expr[2]], f"{kind} {name}")
             if kind == "record":
                 return RecordType(name, tuple((f, self.resolve(t, depth + 1)) for f, t in expr[2]))
             if kind == "variant":
