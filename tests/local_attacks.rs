@@ -455,7 +455,7 @@ fn the_compile_cache_runs_no_code_someone_else_could_have_put_there() {
 
     // Nor one that belongs to another user (root can make one: CI runs as root).
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
-    if dhost::private::current_uid() == 0 {
+    if dhost::user_files::current_uid() == 0 {
         std::os::unix::fs::chown(&cache, Some(65534), Some(65534)).unwrap();
         let (out, err) = run_with_cache(&cache, &hello, &["--", "again"]);
         assert_eq!(out, "hello again\n", "{err}");
@@ -682,7 +682,7 @@ fn keygen_follows_no_link_and_a_key_file_of_another_user_is_refused() {
     assert_eq!(meta.mode() & 0o777, 0o600);
 
     // A key file of another user is refused (root can make one: CI runs as root).
-    if dhost::private::current_uid() != 0 {
+    if dhost::user_files::current_uid() != 0 {
         eprintln!("not root: a key file of another user is not tried");
         return;
     }

@@ -11,10 +11,10 @@
 //! runs what they want in the next guest that loads it. So the cache is used only when its
 //! directory belongs to the user running dhost and no other user may write it (checked
 //! when the node starts: otherwise it says so once and compiles without the cache), and
-//! an entry only when it passes the same check ([`crate::private`]); a new directory is
+//! an entry only when it passes the same check ([`crate::user_files`]); a new directory is
 //! made 0700, and entries 0600.
 
-use crate::private;
+use crate::user_files;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -73,7 +73,7 @@ impl ComponentCache {
         let entry = self.entry(bytes);
         let meta = std::fs::symlink_metadata(&entry);
         let usable = meta.as_ref().map(|meta| {
-            private::check_trusted(&entry, meta)
+            user_files::check_trusted(&entry, meta)
                 .map_err(|why| why.to_string())
                 .and_then(|()| match meta.is_file() {
                     true => Ok(()),
@@ -114,7 +114,7 @@ impl ComponentCache {
 
     fn store(&self, component: &Component, entry: &PathBuf) -> anyhow::Result<()> {
         let bytes = component.serialize().map_err(anyhow::Error::from)?;
-        private::create_dir(&self.dir)
+        user_files::create_dir(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // (Made 0600, and renamed over an entry that was not trusted.)
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
@@ -129,8 +129,8 @@ impl ComponentCache {
 /// Checks the cache directory `dir`, made (0700) if missing: it must belong to this user,
 /// and no other user may write it.
 fn trusted_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    private::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    user_files::create_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    private::check_trusted(dir, &meta)?;
+    user_files::check_trusted(dir, &meta)?;
     Ok(())
 }

@@ -123,7 +123,7 @@ fn interactive(shell: &Shell, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &history {
         if let Some(dir) = path.parent() {
             // (The history file is made 0600 by rustyline.)
-            let _ = crate::private::create_dir(dir);
+            let _ = crate::user_files::create_dir(dir);
         }
         if let Err(e) = editor.save_history(path) {
             tracing::warn!("cannot save the history to {}: {e}", path.display());

@@ -23,7 +23,7 @@
 //! - [`jail`]: the limits a guest runs under, and their enforcement;
 //! - [`mailbox`]: mailboxes, their text protocol, `dipc` and `dipcrm`;
 //! - [`cache`]: the on-disk cache of compiled components;
-//! - [`private`]: files of the user's own: who may own and write what dhost trusts;
+//! - [`user_files`]: files of the user's own: who may own and write what dhost trusts;
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
@@ -50,11 +50,11 @@ pub mod modules;
 pub mod net;
 pub mod node;
 pub mod outcome;
-pub mod private;
 pub mod rpc;
 pub mod run;
 pub mod stats;
 pub mod stream;
+pub mod user_files;
 pub mod value;
 pub mod wire;
 

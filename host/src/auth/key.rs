@@ -81,7 +81,7 @@ pub enum KeyError {
     #[error(
         "{0}: a group key must be the user's own file (`chown` it, or make a key with `dhost keygen`)"
     )]
-    NotOwned(#[from] crate::private::Untrusted),
+    NotOwned(#[from] crate::user_files::Untrusted),
     /// Users other than the owner may read the file.
     #[error(
         "{path} may be read by other users (mode {mode:03o}): a group key must stay secret; \
@@ -267,7 +267,7 @@ impl Keyring {
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
-        crate::private::check_owner(path, &meta)?;
+        crate::user_files::check_owner(path, &meta)?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Exposed {
@@ -468,7 +468,7 @@ mod tests {
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 2);
         // A key file of another user (root, as CI runs, can make one).
-        if crate::private::current_uid() == 0 {
+        if crate::user_files::current_uid() == 0 {
             std::os::unix::fs::chown(&path, Some(65534), None).expect("chown");
             let err = Keyring::load(&path).expect_err("not ours").to_string();
             assert!(err.contains("belongs to user 65534"), "{err}");

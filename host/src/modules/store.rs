@@ -197,7 +197,7 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     // (Directories 0700 and files 0600: the user's alone, as every file of the node.)
-    crate::private::create_dir(dir).map_err(io(dir))?;
+    crate::user_files::create_dir(dir).map_err(io(dir))?;
     let mut file = tempfile::Builder::new()
         .prefix(".incoming-")
         .tempfile_in(dir)

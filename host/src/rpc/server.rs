@@ -302,13 +302,23 @@ async fn connection(
                 if crate::mailbox::is_mailbox_function(&request.function) =>
             {
                 // Served here, beside the event loop (a mailbox needs no guest), a few at a
-                // time per connection.
+                // time per connection, and within the port's budget (a request may wait for
+                // a mailbox's lock).
                 let Ok(permit) = mailbox_permits.clone().acquire_owned().await else {
                     break Ok(());
                 };
+                let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
+                    let failure = busy(&services, addr, &request);
+                    if request.wants_reply
+                        && let Err(why) = reply_to.send(request.id, &Err(failure))
+                    {
+                        break Err(why);
+                    }
+                    continue;
+                };
                 let (boxes, reply_to) = (services.mailboxes.clone(), reply_to.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let _permit = (permit, held);
                     let Request {
                         id,
                         function,
@@ -408,23 +418,7 @@ async fn connection(
                 };
                 // Held as bytes, within the port's budget: past it, the node is busy.
                 let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
-                    let busy = format!(
-                        "the node is busy: {} MiB of requests wait for its guests",
-                        services.queued_calls.max() >> 20
-                    );
-                    Stats::bump(&services.stats.calls_dropped);
-                    port::log_drop(
-                        &services.drops,
-                        format_args!(
-                            "a request of {} bytes from {addr} to {:?}: {busy}",
-                            request.args.len(),
-                            request.function
-                        ),
-                    );
-                    let failure = CallFailure::new(
-                        FailureKind::Unavailable,
-                        format!("{busy} (try again later)"),
-                    );
+                    let failure = busy(&services, addr, &request);
                     if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
                         break Err(why);
                     }
@@ -464,6 +458,28 @@ async fn connection(
         writer.abort();
     }
     outcome
+}
+
+/// The port's budget of queued requests is spent: counts and logs `request` from `addr`
+/// as dropped, and returns what its caller is told.
+fn busy(services: &Services, addr: SocketAddr, request: &Request) -> CallFailure {
+    let busy = format!(
+        "the node is busy: {} MiB of requests wait for its guests and mailboxes",
+        services.queued_calls.max() >> 20
+    );
+    Stats::bump(&services.stats.calls_dropped);
+    port::log_drop(
+        &services.drops,
+        format_args!(
+            "a request of {} bytes from {addr} to {:?}: {busy}",
+            request.args.len(),
+            request.function
+        ),
+    );
+    CallFailure::new(
+        FailureKind::Unavailable,
+        format!("{busy} (try again later)"),
+    )
 }
 
 /// The arguments of a request to one of the port's own services (mailboxes, modules,
