@@ -9,7 +9,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-guests=(chat hello ticker hostile stress stress-sender kv kv-client mailbox-client)
+guests=(chat hello ticker hostile stress stress-sender kv kv-client mailbox-client group-watch)
 args=()
 for g in "${guests[@]}"; do args+=(-p "$g"); done
 cargo build --profile guest --target wasm32-wasip2 "${args[@]}"

@@ -230,6 +230,26 @@ fn python_and_javascript_guests_use_every_interface_of_the_node() {
         let out = node.stdout();
         assert!(out.contains("tour: target nowhere"), "{out}");
         assert!(out.contains(&format!("tour: error {no_server}")), "{out}");
+        // group and group-events: a peer joins, is listed, leaves.
+        let mut peer = Dhost::start(&node_args(&format!("{guest_name}-peer"), group, &[]));
+        node.wait_stdout("the peer joining", |out| {
+            out.contains(&format!("tour: group joined {guest_name}-peer"))
+        });
+        node.type_line("group");
+        node.wait_stdout("the group", |out| out.contains("tour: mailboxes served by"));
+        let out = node.stdout();
+        assert!(
+            out.contains(&format!("tour: peers {guest_name}-peer")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("tour: mailboxes served by {node_name}")),
+            "{out}"
+        );
+        assert!(peer.interrupt().success());
+        node.wait_stdout("the peer leaving", |out| {
+            out.contains(&format!("tour: group left {guest_name}-peer"))
+        });
         assert!(node.interrupt().success());
         assert!(node.stderr().contains("0 guest traps"), "{}", node.stderr());
     }

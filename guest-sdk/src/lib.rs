@@ -22,7 +22,7 @@ mod bindings {
     });
 }
 
-pub use bindings::dstc::node::{calls, host, mailboxes, readiness, timers};
+pub use bindings::dstc::node::{calls, group, host, mailboxes, readiness, timers};
 pub use bindings::wasi::io;
 pub use host::Level;
 
@@ -44,6 +44,20 @@ pub fn set_timer(token: u64, after: Duration) {
 /// Disarms timer `token`; returns whether it was armed.
 pub fn cancel_timer(token: u64) -> bool {
     timers::cancel_timer(token)
+}
+
+/// The peers this node knows, sorted by name, each with the functions it serves that this
+/// guest's jail lets it call, and the connections this node holds to it.
+pub fn peers() -> Vec<group::Peer> {
+    group::peers()
+}
+
+/// The names of the nodes that serve `function` (this node's first, when it does); empty
+/// when none does, or when this guest's jail does not let it send `function`. A sender
+/// that starts before its receivers can wait for this to be non-empty before it sends,
+/// as DSTC's `dstc_remote_function_available`.
+pub fn servers(function: &str) -> Vec<String> {
+    group::servers(function)
 }
 
 /// Sends this guest's following calls with replies to the node named `node`; `None` goes

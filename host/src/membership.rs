@@ -86,10 +86,41 @@ pub enum Change {
 /// What changed in the peers table since it was last asked.
 #[derive(Debug, Default, PartialEq)]
 pub struct PeerChanges<'a> {
-    /// The peers that joined or changed their name, TCP port or functions.
+    /// The peers that joined (or took another name: they join under it).
+    pub joined: Vec<&'a Peer>,
+    /// The peers known before that changed their TCP port or functions.
     pub changed: Vec<&'a Peer>,
     /// The names no peer goes by any more.
     pub gone: Vec<String>,
+}
+
+impl PeerChanges<'_> {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.joined.is_empty() && self.changed.is_empty() && self.gone.is_empty()
+    }
+}
+
+/// A change of one peer, as guests hear of it (`dstc:node/group-events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChange {
+    /// It joined.
+    Joined,
+    /// It left, or fell silent.
+    Left,
+    /// It serves other functions (or takes calls at another port).
+    Functions,
+}
+
+impl GroupChange {
+    /// Its case name in the WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupChange::Joined => "joined",
+            GroupChange::Left => "left",
+            GroupChange::Functions => "functions",
+        }
+    }
 }
 
 /// This node's side of membership, and its peers.
@@ -109,7 +140,9 @@ pub struct Membership {
     claiming: bool,
     /// The nodes claiming this node's name that were logged.
     conflicts: HashSet<u64>,
-    /// The peers that joined or changed since [`Self::take_changes`].
+    /// The peers that joined since [`Self::take_changes`].
+    joined: HashSet<u64>,
+    /// The peers that changed since then.
     changed: HashSet<u64>,
     /// The names of the peers that left or were renamed since then.
     gone: Vec<String>,
@@ -131,6 +164,7 @@ impl Membership {
             last_answer: None,
             claiming: true,
             conflicts: HashSet::new(),
+            joined: HashSet::new(),
             changed: HashSet::new(),
             gone: Vec::new(),
         }
@@ -219,14 +253,14 @@ impl Membership {
         };
         let change = match self.peers.get(&sender) {
             None => {
-                self.changed.insert(sender);
+                self.joined.insert(sender);
                 Change::Joined
             }
             Some(old) => {
                 if old.name != peer.name {
                     self.gone.push(old.name.clone());
-                }
-                if old.functions != peer.functions || old.tcp != peer.tcp || old.name != peer.name {
+                    self.joined.insert(sender);
+                } else if old.functions != peer.functions || old.tcp != peer.tcp {
                     self.changed.insert(sender);
                 }
                 Change::Known
@@ -271,6 +305,7 @@ impl Membership {
     /// Accounts for `peer` (node `id`), taken out of the table.
     fn drop_peer(&mut self, id: u64, peer: Peer) {
         self.functions_held -= peer.functions.len();
+        self.joined.remove(&id);
         self.changed.remove(&id);
         self.gone.push(peer.name);
     }
@@ -297,10 +332,11 @@ impl Membership {
         Some(gone)
     }
 
-    /// What changed since the last time this was asked: the peers that joined or changed
-    /// their name, port or functions, and the names no peer goes by any more (a name
-    /// another peer still goes by counts as that peer's change).
+    /// What changed since the last time this was asked: the peers that joined (or took
+    /// another name), those that changed their port or functions, and the names no peer
+    /// goes by any more (a name another peer still goes by counts as that peer's change).
     pub fn take_changes(&mut self) -> PeerChanges<'_> {
+        let joined = std::mem::take(&mut self.joined);
         let mut changed = std::mem::take(&mut self.changed);
         let mut gone = Vec::new();
         for name in std::mem::take(&mut self.gone) {
@@ -312,8 +348,15 @@ impl Membership {
                 None => {}
             }
         }
+        let peers = |ids: &HashSet<u64>| -> Vec<&Peer> {
+            let mut peers: Vec<&Peer> = ids.iter().filter_map(|id| self.peers.get(id)).collect();
+            peers.sort_by(|a, b| a.name.cmp(&b.name));
+            peers
+        };
+        changed.retain(|id| !joined.contains(id));
         PeerChanges {
-            changed: changed.iter().filter_map(|id| self.peers.get(id)).collect(),
+            joined: peers(&joined),
+            changed: peers(&changed),
             gone,
         }
     }
@@ -467,11 +510,11 @@ mod tests {
         let mut m = Membership::new(1, "me", vec![]);
         let _ = m.on_announce(2, addr(), announce("two", 1));
         let _ = m.on_announce(3, addr(), announce("three", 1));
+        let names =
+            |peers: &[&Peer]| -> Vec<String> { peers.iter().map(|p| p.name.clone()).collect() };
         let changes = m.take_changes();
-        let mut names: Vec<&str> = changes.changed.iter().map(|p| p.name.as_str()).collect();
-        names.sort();
-        assert_eq!(names, ["three", "two"]);
-        assert!(changes.gone.is_empty());
+        assert_eq!(names(&changes.joined), ["three", "two"]);
+        assert!(changes.changed.is_empty() && changes.gone.is_empty());
         // Nothing changed: nothing told.
         let _ = m.on_announce(2, addr(), announce("two", 2));
         assert_eq!(m.take_changes(), PeerChanges::default());
@@ -480,10 +523,16 @@ mod tests {
         let _ = m.on_announce(4, addr(), announce("three", 1));
         m.forget(3);
         let changes = m.take_changes();
-        let mut names: Vec<&str> = changes.changed.iter().map(|p| p.name.as_str()).collect();
-        names.sort();
-        assert_eq!(names, ["deux", "three"]);
+        assert_eq!(names(&changes.joined), ["deux", "three"]);
+        assert!(changes.changed.is_empty());
         assert_eq!(changes.gone, ["two"]);
+        // New functions.
+        let mut more = announce("deux", 4);
+        more.functions.push("a:b/c#e".into());
+        let _ = m.on_announce(2, addr(), more);
+        let changes = m.take_changes();
+        assert_eq!(names(&changes.changed), ["deux"]);
+        assert!(changes.joined.is_empty() && changes.gone.is_empty());
     }
 
     #[test]

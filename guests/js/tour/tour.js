@@ -1,7 +1,9 @@
 // A tour of `dstc:node` from JavaScript (the `dhost:tour/tour-guest` world, wit/tour): at
 // `init` it logs through the node and arms a timer; the timer prints the node's name; each
 // line typed on stdin is written to mailbox 0 and read back; `target` sets a call target
-// and reads a mailbox of a node that is not there, to see the typed `call-error`.
+// and reads a mailbox of a node that is not there, to see the typed `call-error`; `group`
+// lists the peers and who serves the node's mailboxes, and every change of the group is
+// printed as the node tells it.
 //
 // Built by scripts/build-guests.sh with componentize-js into target/guests/tour-js.wasm.
 
@@ -9,6 +11,7 @@ import { log, nodeName } from "dstc:node/host";
 import { setTimer } from "dstc:node/timers";
 import { setTarget, target } from "dstc:node/calls";
 import { read, write } from "dstc:node/mailboxes";
+import { peers, servers } from "dstc:node/group";
 
 const say = (text) => console.log(`tour: ${text}`);
 
@@ -27,6 +30,13 @@ export const timerEvents = {
 
 export const stdinEvents = {
   onLine(line) {
+    if (line === "group") {
+      const names = peers().map((p) => p.name);
+      say(`peers ${names.length ? names.join(", ") : "none"}`);
+      const serving = servers("dstc:node/mailboxes#read");
+      say(`mailboxes served by ${serving.length ? serving.join(", ") : "none"}`);
+      return;
+    }
     if (line === "target") {
       setTarget("nowhere");
       say(`target ${target()}`);
@@ -52,5 +62,11 @@ export const readyEvents = { onReady(token) {} };
 export const runEvents = {
   onRun(func, calls) {
     return false;
+  },
+};
+
+export const groupEvents = {
+  onChange(change, node) {
+    say(`group ${change} ${node}`);
   },
 };

@@ -1,7 +1,9 @@
 """A tour of `dstc:node` from Python (the `dhost:tour/tour-guest` world, wit/tour): at
 `init` it logs through the node and arms a timer; the timer prints the node's name; each
 line typed on stdin is written to mailbox 0 and read back; `target` sets a call target
-and reads a mailbox of a node that is not there, to see the typed `call-error`.
+and reads a mailbox of a node that is not there, to see the typed `call-error`; `group`
+lists the peers and who serves the node's mailboxes, and every change of the group is
+printed as the node tells it.
 
 Built by scripts/build-guests.sh with componentize-py into target/guests/tour-py.wasm.
 """
@@ -9,7 +11,8 @@ Built by scripts/build-guests.sh with componentize-py into target/guests/tour-py
 from componentize_py_types import Err
 
 from wit_world import exports
-from wit_world.imports import calls, host, mailboxes, timers
+from wit_world.exports import group_events
+from wit_world.imports import calls, group, host, mailboxes, timers
 
 
 def say(text: str) -> None:
@@ -29,6 +32,12 @@ class TimerEvents(exports.TimerEvents):
 
 class StdinEvents(exports.StdinEvents):
     def on_line(self, line: str) -> None:
+        if line == "group":
+            names = [p.name for p in group.peers()] or ["none"]
+            say(f"peers {', '.join(names)}")
+            servers = group.servers("dstc:node/mailboxes#read") or ["none"]
+            say(f"mailboxes served by {', '.join(servers)}")
+            return
         if line == "target":
             calls.set_target("nowhere")
             say(f"target {calls.target()}")
@@ -51,3 +60,8 @@ class ReadyEvents(exports.ReadyEvents):
 class RunEvents(exports.RunEvents):
     def on_run(self, function: str, calls: bytes) -> bool:
         return False
+
+
+class GroupEvents(exports.GroupEvents):
+    def on_change(self, change: group_events.Change, node: str) -> None:
+        say(f"group {change.name.lower()} {node}")

@@ -30,13 +30,31 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 use wasmtime::component::{Type, Val};
 
-/// A peer, as calls with replies see it: where it takes calls and what it serves.
+/// A peer, as calls with replies (and guests asking about the group) see it: where it
+/// takes calls, what it serves, how long it has been up.
 #[derive(Debug, Clone)]
 pub struct PeerEntry {
     /// Its TCP address, if it announced one.
     pub tcp: Option<SocketAddr>,
     /// The function ids it serves.
     pub functions: HashSet<String>,
+    /// How long it said it had been up, in milliseconds...
+    pub uptime_ms: u64,
+    /// ... when this entry was made.
+    pub heard: Instant,
+}
+
+/// A peer as a guest sees it (`dstc:node/group.peer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPeer {
+    /// Its name.
+    pub name: String,
+    /// How long it has been up, in milliseconds, as it says.
+    pub uptime_ms: u64,
+    /// The functions it serves that the asking guest may call, sorted.
+    pub functions: Vec<String>,
+    /// How many TCP connections this node holds to it.
+    pub connections: u32,
 }
 
 /// A guest of this node that serves a function: its worker, and the function's slot.
@@ -177,6 +195,61 @@ impl Calls {
             peers.remove(&name);
         }
         peers.extend(changed);
+    }
+
+    /// The peers, sorted by name, each with the functions it serves that `may_send` lets
+    /// through (the asking guest's jail).
+    pub fn group_peers(&self, may_send: impl Fn(&str) -> bool) -> Vec<GroupPeer> {
+        let links = self
+            .pool
+            .as_ref()
+            .map(PoolHandle::links)
+            .unwrap_or_default();
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<GroupPeer> = peers
+            .iter()
+            .map(|(name, entry)| {
+                let mut functions: Vec<String> = entry
+                    .functions
+                    .iter()
+                    .filter(|f| may_send(f))
+                    .cloned()
+                    .collect();
+                functions.sort();
+                let since = u64::try_from(entry.heard.elapsed().as_millis()).unwrap_or(u64::MAX);
+                GroupPeer {
+                    name: name.clone(),
+                    uptime_ms: entry.uptime_ms.saturating_add(since),
+                    functions,
+                    connections: entry
+                        .tcp
+                        .and_then(|addr| links.get(&addr))
+                        .map_or(0, |&n| u32::try_from(n).unwrap_or(u32::MAX)),
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The names of the nodes that serve `function`: this node's first when one of its
+    /// guests or native plugins does (or it is a mailbox function and this node serves
+    /// mailboxes), then its peers', sorted.
+    pub fn servers(&self, function: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, entry)| entry.functions.contains(function))
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        let mailbox = self.serves_mailboxes() && crate::mailbox::is_mailbox_function(function);
+        if mailbox || self.served_locally(function) || super::native::serves(function) {
+            names.insert(0, self.node_name.clone());
+        }
+        names
     }
 
     /// The functions the local guests serve, as they are now.

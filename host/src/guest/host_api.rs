@@ -1,5 +1,5 @@
 //! The node's `dstc:node` host interfaces (`host`, `timers`, `readiness`, `calls`,
-//! `mailboxes`, `runs`), as guests see
+//! `mailboxes`, `runs`, `group`), as guests see
 //! them: typed bindings generated from `wit/node/node.wit`, implemented on [`GuestState`].
 //!
 //! The functions only record what the guest asked for; the node acts on it once the
@@ -22,7 +22,7 @@ mod bindings {
     });
 }
 
-use bindings::dstc::node::{calls, host, mailboxes, readiness, runs, timers};
+use bindings::dstc::node::{calls, group, host, mailboxes, readiness, runs, timers};
 
 /// The longest log message a guest may write; longer ones are cut.
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -35,7 +35,32 @@ pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     calls::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     mailboxes::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     runs::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    group::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
+}
+
+impl group::Host for GuestState {
+    fn peers(&mut self) -> wasmtime::Result<Vec<group::Peer>> {
+        let jail = &self.setup.jail;
+        let peers = self.setup.calls.group_peers(|f| jail.may_send(f));
+        Ok(peers
+            .into_iter()
+            .map(|p| group::Peer {
+                name: p.name,
+                uptime_ms: p.uptime_ms,
+                functions: p.functions,
+                connections: p.connections,
+            })
+            .collect())
+    }
+
+    fn servers(&mut self, function: String) -> wasmtime::Result<Vec<String>> {
+        // (A guest that may not send a function need not learn who serves it.)
+        if !self.setup.jail.may_send(&function) {
+            return Ok(Vec::new());
+        }
+        Ok(self.setup.calls.servers(&function))
+    }
 }
 
 impl runs::Host for GuestState {

@@ -175,7 +175,7 @@ struct GuestShared {
     pre: InstancePre<GuestState>,
     exports: Vec<Export>,
     /// The event hooks the guest exports, by `EventInterface as usize`.
-    event_indices: [Option<ComponentExportIndex>; 5],
+    event_indices: [Option<ComponentExportIndex>; EventInterface::COUNT],
     outputs: [GuestOutput; 2],
 }
 
@@ -185,7 +185,7 @@ struct GuestCore {
     instance: Instance,
     /// The current instance's functions for `exports` and `event_indices`.
     funcs: Vec<Func>,
-    event_funcs: [Option<Func>; 5],
+    event_funcs: [Option<Func>; EventInterface::COUNT],
     /// Whether the instance trapped and is not restarted yet: it cannot be entered.
     broken: bool,
     /// Room for a call's parameters, kept from call to call.
@@ -281,7 +281,7 @@ impl WasmGuest {
                 });
             }
         }
-        let mut event_indices = [None; 5];
+        let mut event_indices = [None; EventInterface::COUNT];
         for events in EventInterface::ALL {
             if let Some(iface) = world
                 .exports
@@ -461,7 +461,7 @@ impl GuestShared {
             .iter()
             .map(|e| lookup(&e.index))
             .collect::<anyhow::Result<_>>()?;
-        let mut event_funcs = [None; 5];
+        let mut event_funcs = [None; EventInterface::COUNT];
         for (func, index) in event_funcs.iter_mut().zip(&self.event_indices) {
             *func = index.as_ref().map(&mut lookup).transpose()?;
         }

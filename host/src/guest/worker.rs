@@ -113,6 +113,8 @@ pub enum Work {
     },
     /// A line of the node's stdin, for `stdin-events.on-line`.
     StdinLine(Arc<str>),
+    /// A peer joined, left or changed its functions, for `group-events.on-change`.
+    GroupChange(crate::membership::GroupChange, Arc<str>),
     /// Run the WASI command's `run` to its end; the node stops with its exit status.
     Command,
 }
@@ -135,7 +137,10 @@ impl Work {
             Work::Init { done: Some(done) } => {
                 let _ = done.send(Err(why.to_string()));
             }
-            Work::Init { done: None } | Work::StdinLine(_) | Work::Command => {}
+            Work::Init { done: None }
+            | Work::StdinLine(_)
+            | Work::GroupChange(..)
+            | Work::Command => {}
         }
     }
 }
@@ -176,7 +181,7 @@ pub struct WorkerLinks {
 struct Facts {
     setup: Arc<GuestSetup>,
     exports: Vec<Export>,
-    hears: [bool; 5],
+    hears: [bool; EventInterface::COUNT],
     command: bool,
 }
 
@@ -443,6 +448,13 @@ impl Worker {
             }
             Work::StdinLine(line) => {
                 self.call_event(EventInterface::Stdin, &[Val::String(line.to_string())]);
+            }
+            Work::GroupChange(change, node) => {
+                let change = Val::Enum(change.name().to_string());
+                self.call_event(
+                    EventInterface::Group,
+                    &[change, Val::String(node.to_string())],
+                );
             }
             Work::Command => {
                 // (It takes no calls while it runs: they would wait for its end.)

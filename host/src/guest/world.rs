@@ -16,7 +16,15 @@ pub const NODE_PACKAGE: &str = "dstc:node/";
 const CLI_RUN: &str = "wasi:cli/run";
 
 /// The `dstc:node` interfaces a guest may import.
-pub const NODE_IMPORTS: [&str; 6] = ["host", "timers", "readiness", "calls", "mailboxes", "runs"];
+pub const NODE_IMPORTS: [&str; 7] = [
+    "host",
+    "timers",
+    "readiness",
+    "calls",
+    "mailboxes",
+    "runs",
+    "group",
+];
 
 /// The `dstc:node` interfaces a guest may export to hear about events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +39,22 @@ pub enum EventInterface {
     Ready,
     /// `run-events.on-run`, a run of calls to one of its functions in one entry.
     Run,
+    /// `group-events.on-change`, a peer joined, left or changed its functions.
+    Group,
 }
 
 impl EventInterface {
+    /// How many event interfaces there are.
+    pub const COUNT: usize = 6;
+
     /// Every event interface.
-    pub const ALL: [EventInterface; 5] = [
+    pub const ALL: [EventInterface; Self::COUNT] = [
         EventInterface::Lifecycle,
         EventInterface::Stdin,
         EventInterface::Timer,
         EventInterface::Ready,
         EventInterface::Run,
+        EventInterface::Group,
     ];
 
     /// The interface's name within `dstc:node`.
@@ -51,6 +65,7 @@ impl EventInterface {
             EventInterface::Timer => "timer-events",
             EventInterface::Ready => "ready-events",
             EventInterface::Run => "run-events",
+            EventInterface::Group => "group-events",
         }
     }
 
@@ -62,6 +77,7 @@ impl EventInterface {
             EventInterface::Timer => "on-timer",
             EventInterface::Ready => "on-ready",
             EventInterface::Run => "on-run",
+            EventInterface::Group => "on-change",
         }
     }
 

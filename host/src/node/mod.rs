@@ -22,7 +22,8 @@ use crate::guest::native::{self, NativePlugin};
 use crate::guest::outbox::Outbox;
 use crate::guest::wasm::WasmGuest;
 use crate::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
-use crate::membership::{Change, Membership, PEER_EXPIRY};
+use crate::guest::world::EventInterface;
+use crate::membership::{Change, GroupChange, Membership, PEER_EXPIRY};
 use crate::modules::ModuleService;
 use crate::modules::loader::ModuleChange;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
@@ -144,6 +145,8 @@ pub struct Node {
     gone_streams: VecDeque<(String, Counts)>,
     /// Whether the last turn took every event waiting (peers are judged silent only then).
     caught_up: bool,
+    /// Whether the guests were handed their `init` (then they hear the group's changes).
+    guests_started: bool,
     stats: Arc<Stats>,
     drops: DropLog,
     /// What the guests share to make calls with replies (the node keeps its peers fresh).
@@ -205,6 +208,7 @@ impl Node {
             streams: ReceiveStreams::new(links.receive_window),
             gone_streams: VecDeque::new(),
             caught_up: true,
+            guests_started: false,
             stats,
             drops: DropLog::new(),
             calls,
@@ -280,6 +284,7 @@ impl Node {
         for g in 0..self.workers.slots().len() {
             self.hand(g, Work::Init { done: None });
         }
+        self.guests_started = true;
         if let Some(g) = self.workers.command() {
             self.hand(g, Work::Command);
         }
@@ -1014,19 +1019,55 @@ impl Node {
     /// Tells the guests' calls with replies what the peers are now, if that changed: as
     /// soon as a datagram changed it, since a call routed next may be for a peer that just
     /// announced itself.
+    /// Guests that export `group-events` hear of each change once their `init` is handed
+    /// to them (the peers known before are in `group.peers()`).
     fn share_peers(&mut self) {
         let changes = self.membership.take_changes();
-        if changes.changed.is_empty() && changes.gone.is_empty() {
+        if changes.is_empty() {
             return;
         }
-        let changed = changes.changed.iter().map(|p| {
+        let events: Vec<(GroupChange, Arc<str>)> = changes
+            .gone
+            .iter()
+            .map(|name| (GroupChange::Left, name.as_str()))
+            .chain(
+                changes
+                    .joined
+                    .iter()
+                    .map(|p| (GroupChange::Joined, p.name.as_str())),
+            )
+            .chain(
+                changes
+                    .changed
+                    .iter()
+                    .map(|p| (GroupChange::Functions, p.name.as_str())),
+            )
+            .map(|(change, name)| (change, Arc::from(name)))
+            .collect();
+        let changed = changes.joined.iter().chain(&changes.changed).map(|p| {
             let entry = PeerEntry {
                 tcp: p.tcp,
                 functions: p.functions.iter().cloned().collect(),
+                uptime_ms: p.uptime_ms,
+                heard: p.last_seen,
             };
             (p.name.clone(), entry)
         });
         self.calls.update_peers(changed, changes.gone);
+        if !self.guests_started {
+            return;
+        }
+        for g in 0..self.workers.slots().len() {
+            if self
+                .workers
+                .get(g)
+                .is_some_and(|w| w.hears(EventInterface::Group))
+            {
+                for (change, node) in &events {
+                    self.hand(g, Work::GroupChange(*change, node.clone()));
+                }
+            }
+        }
     }
 
     /// Announces the node to the group.
