@@ -8,6 +8,11 @@ fn main() {
         "dstc_epoll_ctl",
         "dstc_register_typed",
         "dstc_send_typed",
+        "dstc_register_client_function",
+        "dstc_remote_function_available",
+        "dstc_remote_function_available_by_name",
+        "dstc_peer_count",
+        "dstc_connected",
     ] {
         println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol={symbol}");
         // The hot-path benchmark loads a plugin too.

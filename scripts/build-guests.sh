@@ -37,6 +37,8 @@ for plugin in raw_chat misuse; do
 done
 "$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -I guest-sdk/c \
     -o target/guests/typed_args.so tests/c/typed_args.c
+"$cc" -O2 -Wall -Wextra -Werror -fPIC -shared -I guest-sdk/c \
+    -o target/guests/group_ask.so tests/c/group_ask.c
 
 # Guests in Python (componentize-py, which carries its own interpreter) and JavaScript
 # (componentize-js, with SpiderMonkey), from guests/python/NAME/app.py and
@@ -128,4 +130,4 @@ for line in "${js_guests[@]}"; do
     fi
 done
 
-echo "build-guests: built ${guests[*]} test_chat.so stress_sender.so stress_receiver.so raw_chat.so misuse.so typed_args.so, and in Python and JavaScript ${#python_guests[@]} and ${#js_guests[@]} guests into target/guests/" >&2
+echo "build-guests: built ${guests[*]} test_chat.so stress_sender.so stress_receiver.so raw_chat.so misuse.so typed_args.so group_ask.so, and in Python and JavaScript ${#python_guests[@]} and ${#js_guests[@]} guests into target/guests/" >&2

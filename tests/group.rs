@@ -134,3 +134,79 @@ fn a_guest_whose_jail_forbids_a_function_learns_nothing_of_who_serves_it() {
     assert!(a.interrupt().success());
     assert!(watch.interrupt().success());
 }
+
+#[test]
+fn a_call_to_a_node_that_falls_silent_fails_as_peer_gone_when_it_leaves() {
+    let group = unique_group();
+    let b = Dhost::start(&node_args(
+        "b",
+        group,
+        &["--mailboxes", "1", "--mailbox-size", "1"],
+    ));
+    b.wait_stderr("b to be ready", |err| err.contains(") ready in"));
+    // A call times out after 20 s; b falls silent, and is forgotten after 3.5 s.
+    let mut watch = watcher("watch", group, &["--call-timeout", "20s"]);
+    // (b was up before the watcher: it is among the peers from the start, no change.)
+    watch.wait_stderr("b known", |err| err.contains("peer b (127.0.0.1:"));
+    assert_eq!(ask(&mut watch, "read b 0", "read b 0: "), "read b 0: ");
+    b.signal("STOP");
+    let started = std::time::Instant::now();
+    let answer = ask(&mut watch, "read b 0", "read b 0: ");
+    let took = started.elapsed();
+    b.signal("CONT");
+    eprintln!("a call to a node that stopped answering failed after {took:?}: {answer}");
+    assert!(
+        answer.starts_with("read b 0: error peer-gone: node b (")
+            && answer.contains("left the group"),
+        "{answer}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the call waited {took:?}, as for its 20 s timeout"
+    );
+    assert!(changes(&watch).contains(&"left b".to_string()));
+    assert!(watch.interrupt().success());
+}
+
+/// The last `group: ...` line the native plugin printed.
+fn last_answer(node: &Dhost) -> String {
+    node.stdout()
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("group: peers="))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_native_plugin_asks_as_dstc_and_rot_programs_do() {
+    let group = unique_group();
+    let plugin = guest_file("group_ask.so");
+    let asker = Dhost::start(&node_args(
+        "asker",
+        group,
+        &["--native", plugin.to_str().unwrap()],
+    ));
+    let says = |what: &str, want: &str| {
+        asker.wait_stdout(what, |_| last_answer(&asker) == want);
+    };
+    says(
+        "nothing yet",
+        "group: peers=0 connected(b)=-1 get=0 message=0",
+    );
+    let mut b = kv_node("b", group);
+    says(
+        "b serving get",
+        "group: peers=1 connected(b)=0 get=1 message=0",
+    );
+    let chat = guest("chat");
+    let mut c = Dhost::start(&node_args("c", group, &[chat.to_str().unwrap()]));
+    says(
+        "c serving message",
+        "group: peers=2 connected(b)=0 get=1 message=1",
+    );
+    assert!(b.interrupt().success());
+    says("b gone", "group: peers=1 connected(b)=-1 get=0 message=1");
+    c.kill();
+    drop(asker);
+}

@@ -13,38 +13,66 @@ use common::*;
 /// Runs one stress test of `count` calls and returns the receiver's report; with
 /// `one_by_one`, the WebAssembly guests cross into and out of the guest once per call.
 fn stress(tag: &str, receiver: &str, sender: &str, count: u32, one_by_one: bool) -> String {
+    stress_in_order(tag, receiver, sender, count, one_by_one, false)
+}
+
+/// As [`stress`]; with `sender_first`, the sender starts first, and the receiver only once
+/// the sender says it waits for one.
+fn stress_in_order(
+    tag: &str,
+    receiver: &str,
+    sender: &str,
+    count: u32,
+    one_by_one: bool,
+    sender_first: bool,
+) -> String {
     let group = unique_group();
-    let rx_name = format!("stress-rx-{tag}");
-    let mut cmd = dhost_command();
-    cmd.args(node_args(
-        &rx_name,
-        group,
-        &["--allow-env", "STRESS_ONE_BY_ONE", receiver],
-    ));
-    if one_by_one {
-        cmd.env("STRESS_ONE_BY_ONE", "1");
-    }
-    let rx = Dhost::spawn(cmd);
-    rx.wait_stderr("the receiver to start", |err| err.contains("ready in"));
-    let mut cmd = dhost_command();
-    cmd.args(node_args(
-        &format!("stress-tx-{tag}"),
-        group,
-        &[
-            "--allow-env",
-            "STRESS_COUNT",
-            "--allow-env",
-            "STRESS_ONE_BY_ONE",
-            "--max-time",
-            "60s",
-            sender,
-        ],
-    ))
-    .env("STRESS_COUNT", count.to_string());
-    if one_by_one {
-        cmd.env("STRESS_ONE_BY_ONE", "1");
-    }
-    let _tx = Dhost::spawn(cmd);
+    let start_receiver = || {
+        let mut cmd = dhost_command();
+        cmd.args(node_args(
+            &format!("stress-rx-{tag}"),
+            group,
+            &["--allow-env", "STRESS_ONE_BY_ONE", receiver],
+        ));
+        if one_by_one {
+            cmd.env("STRESS_ONE_BY_ONE", "1");
+        }
+        let rx = Dhost::spawn(cmd);
+        rx.wait_stderr("the receiver to start", |err| err.contains("ready in"));
+        rx
+    };
+    let start_sender = || {
+        let mut cmd = dhost_command();
+        cmd.args(node_args(
+            &format!("stress-tx-{tag}"),
+            group,
+            &[
+                "--allow-env",
+                "STRESS_COUNT",
+                "--allow-env",
+                "STRESS_ONE_BY_ONE",
+                "--max-time",
+                "60s",
+                sender,
+            ],
+        ))
+        .env("STRESS_COUNT", count.to_string());
+        if one_by_one {
+            cmd.env("STRESS_ONE_BY_ONE", "1");
+        }
+        Dhost::spawn(cmd)
+    };
+    let (rx, _tx) = if sender_first {
+        let tx = start_sender();
+        tx.wait_stderr("the sender to wait for a receiver", |err| {
+            err.contains("waiting for a node that serves")
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        (start_receiver(), tx)
+    } else {
+        let rx = start_receiver();
+        (rx, start_sender())
+    };
     rx.wait_stdout("the receiver's report", |out| out.contains("stress: "));
     rx.stdout()
 }
@@ -231,4 +259,25 @@ fn a_run_a_guest_sends_is_checked_whole_and_arrives_in_order() {
         ["[hostile]: zero", "[ann]: one", "[ann]: two", "[ann]: four"],
         "every call of a good run, in order, and none of a bad one"
     );
+}
+
+#[test]
+fn senders_started_first_wait_for_a_receiver_and_lose_nothing() {
+    let root = root();
+    let native = (
+        root.join("target/guests/stress_receiver.so"),
+        root.join("target/guests/stress_sender.so"),
+    );
+    let wasm = (guest("stress"), guest("stress-sender"));
+    for (tag, (receiver, sender)) in [("first-native", native), ("first-wasm", wasm)] {
+        let report = stress_in_order(
+            tag,
+            receiver.to_str().unwrap(),
+            sender.to_str().unwrap(),
+            100_000,
+            false,
+            true,
+        );
+        assert_all_in_order(&report, 100_000);
+    }
 }

@@ -51,6 +51,19 @@ extern int dstc_epoll_ctl(int op, int fd, struct epoll_event *ev, dstc_epoll_cb_
 extern void dstc_register_typed(const char *name, int (*server)(const uint8_t *args, uint32_t len));
 extern void dstc_send_typed(const char *name, const uint8_t *args, uint32_t len);
 
+/* The group, as the mature DSTC and rot let a program ask about it (0 / -1 until the node
+ * runs: not from inside DSTC_ON_LOAD):
+ *   dstc_remote_function_available(dstc_NAME): whether a node of the group (this one
+ *     included) serves NAME, the function DSTC_CLIENT(NAME, ...) calls;
+ *   dstc_remote_function_available_by_name("NAME"): the same, by name;
+ *   dstc_peer_count(): how many peers the node knows;
+ *   dstc_connected("NODE"): how many TCP connections it holds to peer NODE, -1 if unknown. */
+extern void dstc_register_client_function(char *name, void *client);
+extern uint8_t dstc_remote_function_available(void *client);
+extern uint8_t dstc_remote_function_available_by_name(char *name);
+extern int dstc_peer_count(void);
+extern int dstc_connected(const char *node);
+
 #define DSTC_ON_LOAD(fn) \
     static void __attribute__((constructor)) _dstc_on_load_##fn(void) { fn(); }
 
@@ -303,6 +316,10 @@ static inline int _dstc_get(const uint8_t **r, const uint8_t *end, void *dst, in
         uint8_t *_w = _dstc_put_head(_buf, 4, _DSTC_COUNT(__VA_ARGS__));                   \
         _DSTC_EACH_S(_DSTC_PUT, ##__VA_ARGS__)                                             \
         dstc_send_typed(#name, _buf, (uint32_t)(_w - _buf));                               \
+    }                                                                                      \
+    static void __attribute__((constructor)) _dstc_register_client_##name(void)            \
+    {                                                                                      \
+        dstc_register_client_function(#name, (void *)dstc_##name);                         \
     }
 
 /* Serves NAME: every call to it received by the node runs your `void NAME(args...)`. */

@@ -6,7 +6,9 @@
  * stress client, it leaves pacing to the node, whose window to the receivers makes a call
  * wait (inside dstc_set_value) while the receivers are a window behind. It starts once the
  * node runs (from a descriptor that is ready at once), not inside dlopen, when the node
- * does not know its receivers yet.
+ * does not know its receivers yet; and, as DSTC's stress client, only once a node serves
+ * set_value (dstc_remote_function_available, asked again every 10 ms on a timer): calls
+ * sent before anyone serves them would be lost.
  *
  * With STRESS_WINDOW set (for comparing with a node run --unreliable), it keeps at most
  * that many values (32768 at least, since receivers report every 16384 values) ahead of
@@ -15,6 +17,7 @@
  *
  *   gcc -O2 -fPIC -shared -I guest-sdk/c -o stress_sender.so stress_sender.c
  */
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include "dstc.h"
 
@@ -61,14 +64,44 @@ void progress(int next)
 }
 DSTC_SERVER(progress, int, )
 
-/* The node runs: send everything (or the first window). */
+/* A node serves set_value: send everything (or the first window). */
+static void send_first(void)
+{
+    send_up_to(window > 0 ? window : count);
+}
+
+/* The timer that asks again: once a node serves set_value, it stops and sending starts. */
+static void ask_again(int fd, struct epoll_event *ev)
+{
+    uint64_t expirations;
+    (void)ev;
+    if (read(fd, &expirations, sizeof expirations) < 0 || !dstc_remote_function_available(dstc_set_value))
+        return;
+    dstc_epoll_ctl(EPOLL_CTL_DEL, fd, 0, 0);
+    close(fd);
+    send_first();
+}
+
+/* The node runs: send once a node serves set_value. */
 static void start(int fd, struct epoll_event *ev)
 {
     (void)ev;
     dstc_epoll_ctl(EPOLL_CTL_DEL, fd, 0, 0);
     close(start_pipe[0]);
     close(start_pipe[1]);
-    send_up_to(window > 0 ? window : count);
+    if (dstc_remote_function_available(dstc_set_value)) {
+        send_first();
+        return;
+    }
+    fprintf(stderr, "stress_sender: waiting for a node that serves set_value\n");
+    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    struct itimerspec every = { { 0, 10000000 }, { 0, 10000000 } }; /* 10 ms */
+    struct epoll_event wake = { .events = EPOLLIN, .data = { .fd = timer } };
+    if (timer < 0 || timerfd_settime(timer, 0, &every, 0) != 0
+        || dstc_epoll_ctl(EPOLL_CTL_ADD, timer, &wake, ask_again) != 0) {
+        perror("stress_sender: the timer to wait for a receiver");
+        send_first();
+    }
 }
 
 static void init(void)

@@ -1,8 +1,12 @@
 //! The sending side of the DSTC stress test: calls `set-value` with 0, 1, 2, ... up to
 //! `STRESS_COUNT` (10 million unless the environment says otherwise), then `finish`, in
-//! one tight loop in `init`, as fast as the node lets it: the node's window to the
-//! receivers makes a call wait while they are a window behind (so the jail must allow the
-//! loop's own CPU time: `--max-time`; the waiting does not count).
+//! one tight loop, as fast as the node lets it: the node's window to the receivers makes a
+//! call wait while they are a window behind (so the jail must allow the loop's own CPU
+//! time: `--max-time`; the waiting does not count).
+//!
+//! As DSTC's stress client, it sends nothing until a node serves `set-value`: at `init`,
+//! and every 10 ms after on a timer, it asks the node (`dhost_guest::servers`); calls sent
+//! before anyone serves them would be lost.
 //!
 //! With `STRESS_WINDOW` set (for comparing with a node run `--unreliable`), it keeps at
 //! most that many values (32768 at least, since receivers report every 16384 values)
@@ -17,14 +21,19 @@
 wit_bindgen::generate!({
     world: "dhost:stress/stress-sender",
     path: ["../../wit/node", "../../wit/stress"],
-    // The node's `runs` comes from the guest SDK, whose `Run` sends through it.
-    with: { "dstc:node/runs": dhost_guest::runs::bindings },
+    // The node's `runs` comes from the guest SDK, whose `Run` sends through it, and so do
+    // `group` and `timers`, which its helpers call.
+    with: {
+        "dstc:node/runs": dhost_guest::runs::bindings,
+        "dstc:node/group": dhost_guest::group,
+        "dstc:node/timers": dhost_guest::timers,
+    },
 });
 
 use dhost::stress::sink::{finish, set_value};
 use dhost_guest::runs::Run;
 use exports::dhost::stress::flow;
-use exports::dstc::node::lifecycle;
+use exports::dstc::node::{lifecycle, timer_events};
 use std::cell::Cell;
 
 /// The smallest window: twice the receivers' reporting interval, so that a report always
@@ -40,6 +49,8 @@ thread_local! {
     static SENT: Cell<i32> = const { Cell::new(0) };
     /// Whether to call `set-value` once per value rather than a run at a time.
     static ONE_BY_ONE: Cell<bool> = const { Cell::new(false) };
+    /// Whether it said it waits for a node that serves `set-value`.
+    static WAITING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A positive number from the environment variable `name`, if it holds one.
@@ -67,7 +78,7 @@ fn send_up_to(limit: i32) {
             set_value(v);
         }
     } else {
-        let mut run = Run::new("dhost:stress/sink#set-value");
+        let mut run = Run::new(SET_VALUE);
         for v in from..to {
             run.push((v,));
         }
@@ -78,6 +89,24 @@ fn send_up_to(limit: i32) {
     if to == count {
         finish(count);
     }
+}
+
+/// The function the values are sent to.
+const SET_VALUE: &str = "dhost:stress/sink#set-value";
+
+/// How often the sender asks again whether a node serves `set-value`.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Starts sending if a node serves `set-value`, else asks again in [`WAIT`].
+fn start_when_served() {
+    if dhost_guest::servers(SET_VALUE).is_empty() {
+        if !WAITING.replace(true) {
+            eprintln!("stress-sender: waiting for a node that serves {SET_VALUE}");
+        }
+        dhost_guest::set_timer(0, WAIT);
+        return;
+    }
+    start();
 }
 
 struct Sender;
@@ -91,21 +120,32 @@ impl lifecycle::Guest for Sender {
             WINDOW.set(n.max(MIN_WINDOW));
         }
         ONE_BY_ONE.set(std::env::var_os("STRESS_ONE_BY_ONE").is_some());
-        match WINDOW.get() {
-            0 => {
-                eprintln!(
-                    "stress-sender: sending {} values as fast as the node lets it",
-                    COUNT.get()
-                );
-                send_up_to(COUNT.get());
-            }
-            window => {
-                eprintln!(
-                    "stress-sender: sending {} values, at most {window} ahead of the receivers",
-                    COUNT.get()
-                );
-                send_up_to(window);
-            }
+        start_when_served();
+    }
+}
+
+impl timer_events::Guest for Sender {
+    fn on_timer(_token: u64) {
+        start_when_served();
+    }
+}
+
+/// Sends everything, or the first window.
+fn start() {
+    match WINDOW.get() {
+        0 => {
+            eprintln!(
+                "stress-sender: sending {} values as fast as the node lets it",
+                COUNT.get()
+            );
+            send_up_to(COUNT.get());
+        }
+        window => {
+            eprintln!(
+                "stress-sender: sending {} values, at most {window} ahead of the receivers",
+                COUNT.get()
+            );
+            send_up_to(window);
         }
     }
 }

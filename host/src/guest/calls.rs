@@ -192,7 +192,12 @@ impl Calls {
     ) {
         let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
         for name in gone {
-            peers.remove(&name);
+            // (Calls in flight to it fail at once, not at their timeout.)
+            if let Some(addr) = peers.remove(&name).and_then(|p| p.tcp)
+                && let Some(pool) = &self.pool
+            {
+                pool.left(addr);
+            }
         }
         peers.extend(changed);
     }
@@ -250,6 +255,41 @@ impl Calls {
             names.insert(0, self.node_name.clone());
         }
         names
+    }
+
+    /// Whether a peer, or a WebAssembly guest of this node, serves a function of the bare
+    /// C name `name`: the id `name` itself, or any `...#name` (what a native plugin's call
+    /// to `name` reaches). (Not this node's plugins: the caller knows those.)
+    pub fn served_by_name(&self, name: &str) -> bool {
+        let named = |id: &str| id == name || id.rsplit_once('#').is_some_and(|(_, f)| f == name);
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
+        peers.values().any(|p| p.functions.iter().any(|f| named(f)))
+            || self.local().keys().any(|f| named(f))
+    }
+
+    /// How many peers this node knows.
+    pub fn peer_count(&self) -> usize {
+        self.peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// How many TCP connections this node holds to the peer named `node`; `None` when it
+    /// knows no such peer.
+    pub fn connections_to(&self, node: &str) -> Option<usize> {
+        let tcp = self
+            .peers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(node)?
+            .tcp;
+        let links = self
+            .pool
+            .as_ref()
+            .map(PoolHandle::links)
+            .unwrap_or_default();
+        Some(tcp.and_then(|addr| links.get(&addr).copied()).unwrap_or(0))
     }
 
     /// The functions the local guests serve, as they are now.

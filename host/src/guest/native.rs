@@ -19,6 +19,7 @@
 //! (`dhost:chat/chat#message`), both ways. Plugin code only ever runs on the event loop
 //! thread (after loading), one call at a time.
 
+use super::calls::Calls;
 use super::outbox::Outbox;
 use super::state::FLUSH_SENT_BYTES;
 use crate::cbor::Cursor;
@@ -26,7 +27,7 @@ use crate::stream::outgoing::Outgoing;
 use anyhow::{Context as _, bail};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -78,6 +79,10 @@ struct Registry {
     /// Calls sent, not yet taken by the node.
     outbox: Outbox,
     watches: HashMap<c_int, Watch>,
+    /// The client functions `DSTC_CLIENT` made (`dstc_NAME`), by address, with `NAME`.
+    clients: HashMap<usize, String>,
+    /// What the node knows of the group, once it runs.
+    group: Option<Arc<Calls>>,
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -151,6 +156,89 @@ fn register<F: Copy>(
     tracing::debug!("native plugin registered {name}");
 }
 
+/// `void dstc_register_client_function(char* name, void* client)`: `DSTC_CLIENT(name, ...)`
+/// registers its `dstc_NAME` so that `dstc_remote_function_available(dstc_NAME)` knows
+/// which function it asks about.
+///
+/// # Safety
+/// `name` is a NUL-terminated string (or null, refused); `client` is only compared.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dstc_register_client_function(name: *const c_char, client: *const c_void) {
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(name) = (unsafe { checked_name("dstc_register_client_function", name) }) else {
+        return;
+    };
+    let mut registry = registry();
+    if registry.clients.len() >= MAX_FUNCTIONS {
+        tracing::warn!("dstc_register_client_function({name}): refused, too many clients");
+        return;
+    }
+    registry.clients.insert(client as usize, name);
+}
+
+/// `uint8_t dstc_remote_function_available(void* client)`: whether a node of the group
+/// (this one included) serves the function whose client `dstc_NAME` is `client`, as the
+/// mature DSTC's client asks before it sends. 0 before the node runs, and for a pointer
+/// no `DSTC_CLIENT` registered.
+#[unsafe(no_mangle)]
+pub extern "C" fn dstc_remote_function_available(client: *const c_void) -> u8 {
+    let registry = registry();
+    let (Some(group), Some(name)) = (&registry.group, registry.clients.get(&(client as usize)))
+    else {
+        return 0;
+    };
+    u8::from(group.served_by_name(name) || registry.typed.contains_key(name))
+}
+
+/// `uint8_t dstc_remote_function_available_by_name(char* name)`: whether a node of the
+/// group (this one included) serves the function of the bare C name `name` (a WIT
+/// function's last part, hyphens and all, or a plugin's name).
+///
+/// # Safety
+/// `name` is a NUL-terminated string (or null: 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dstc_remote_function_available_by_name(name: *const c_char) -> u8 {
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(name) = (unsafe { checked_name("dstc_remote_function_available_by_name", name) })
+    else {
+        return 0;
+    };
+    let registry = registry();
+    let served_here = registry.typed.contains_key(&name) || registry.functions.contains_key(&name);
+    let served = registry
+        .group
+        .as_ref()
+        .is_some_and(|g| g.served_by_name(&name));
+    u8::from(served_here || served)
+}
+
+/// `int dstc_peer_count(void)`: how many peers the node knows (0 before it runs).
+#[unsafe(no_mangle)]
+pub extern "C" fn dstc_peer_count() -> c_int {
+    let registry = registry();
+    let peers = registry.group.as_ref().map_or(0, |g| g.peer_count());
+    c_int::try_from(peers).unwrap_or(c_int::MAX)
+}
+
+/// `int dstc_connected(const char* node)`: how many TCP connections the node holds to the
+/// peer named `node` (as rot's `connected(Node)`), or -1 when it knows no such peer.
+///
+/// # Safety
+/// `node` is a NUL-terminated string (or null: -1).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dstc_connected(node: *const c_char) -> c_int {
+    // SAFETY: the caller passes a NUL-terminated string, or null.
+    let Some(node) = (unsafe { checked_name("dstc_connected", node) }) else {
+        return -1;
+    };
+    let registry = registry();
+    let connections = registry
+        .group
+        .as_ref()
+        .and_then(|g| g.connections_to(&node));
+    connections.map_or(-1, |n| c_int::try_from(n).unwrap_or(c_int::MAX))
+}
+
 /// `void dstc_send_typed(const char* name, const uint8_t* args, uint32_t len)`: a call to
 /// the bare function name with a CBOR array of arguments.
 ///
@@ -213,7 +301,8 @@ thread_local! {
 /// from it are kept without taking the registry's lock, and a long burst leaves through
 /// `outgoing` before the plugin returns (the plugin waits there while the window to the
 /// receivers is full).
-pub fn run_plugins_on_this_thread(outgoing: Arc<Outgoing>) {
+pub fn run_plugins_on_this_thread(outgoing: Arc<Outgoing>, group: Arc<Calls>) {
+    registry().group = Some(group);
     SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
         *sent = Some(EventLoopOutbox {
             sent: Outbox::default(),

@@ -268,7 +268,7 @@ impl Node {
     /// routes until [`Event::Shutdown`], `stopping`, or the end of its WASI command
     /// (returning the command's exit status; else 0). Fails when the name is taken.
     pub fn run(mut self, inputs: Inputs, stopping: &AtomicBool) -> anyhow::Result<i32> {
-        native::run_plugins_on_this_thread(self.outgoing.clone());
+        native::run_plugins_on_this_thread(self.outgoing.clone(), self.calls.clone());
         let held = self.claim_name(&inputs.events)?;
         // The name is this node's: its peers hear of it before its guests start (a guest
         // may send for long in its `init`).

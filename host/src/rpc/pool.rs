@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc as sync_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How many calls may wait for the pool before callers are told it is overloaded.
 const QUEUE: usize = 4096;
@@ -58,11 +59,15 @@ pub struct Outgoing {
 /// How many connections the pool holds, by peer address.
 pub type LinkCounts = Arc<Mutex<HashMap<SocketAddr, usize>>>;
 
+/// For each peer address the pool has connections to, what tells them the peer left.
+type Departures = Arc<Mutex<HashMap<SocketAddr, CancellationToken>>>;
+
 /// The callers' side of a pool: cheap to clone, usable from any thread.
 #[derive(Debug, Clone)]
 pub struct PoolHandle {
     calls: mpsc::Sender<Outgoing>,
     links: LinkCounts,
+    departures: Departures,
 }
 
 impl PoolHandle {
@@ -119,6 +124,20 @@ impl PoolHandle {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// The node at `addr` left the group (it said goodbye, or fell silent): the calls in
+    /// flight to it fail at once as `peer-gone`, rather than at their timeout, and its
+    /// connections close.
+    pub fn left(&self, addr: SocketAddr) {
+        let token = self
+            .departures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&addr);
+        if let Some(token) = token {
+            token.cancel();
+        }
+    }
 }
 
 /// The pool's own side, to run on a tokio runtime with [`Pool::run`].
@@ -129,6 +148,7 @@ pub struct Pool {
     size: usize,
     hello: Arc<[u8]>,
     links: LinkCounts,
+    departures: Departures,
 }
 
 /// One connection, as the pool sees it.
@@ -154,15 +174,21 @@ impl Pool {
         keys: ConnectionKeys,
     ) -> (Pool, PoolHandle) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let links = LinkCounts::default();
+        let (links, departures) = (LinkCounts::default(), Departures::default());
         let pool = Pool {
             keys: Arc::new(keys),
             calls: rx,
             size: size.max(1),
             hello: frame::encode_hello(node, name).into(),
             links: links.clone(),
+            departures: departures.clone(),
         };
-        (pool, PoolHandle { calls: tx, links })
+        let handle = PoolHandle {
+            calls: tx,
+            links,
+            departures,
+        };
+        (pool, handle)
     }
 
     /// Hands every call to a connection to its peer, until every handle is dropped.
@@ -224,6 +250,13 @@ impl Pool {
         let (jobs, rx) = mpsc::channel(CONNECTION_QUEUE);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let link = LinkGuard::new(self.links.clone(), addr);
+        let left = self
+            .departures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(addr)
+            .or_default()
+            .clone();
         let task = ConnectionTask {
             addr,
             peer,
@@ -231,6 +264,7 @@ impl Pool {
             hello: self.hello.clone(),
             in_flight: in_flight.clone(),
             pending: HashMap::new(),
+            left,
         };
         tokio::spawn(async move {
             let _link = link;
@@ -278,6 +312,8 @@ struct ConnectionTask {
     in_flight: Arc<AtomicUsize>,
     /// The calls sent and waiting for their reply, by request id.
     pending: HashMap<u64, Outgoing>,
+    /// Cancelled when the node left the group.
+    left: CancellationToken,
 }
 
 impl ConnectionTask {
@@ -303,10 +339,12 @@ impl ConnectionTask {
         }
         let mut sweep = tokio::time::interval(SWEEP);
         let mut last_used = Instant::now();
+        let left = self.left.clone();
         let why = loop {
             tokio::select! {
                 // Jobs first: a call that arrives as the connection idles out is still sent.
                 biased;
+                () = left.cancelled() => break "it left the group".to_string(),
                 job = jobs.recv() => {
                     let Some(job) = job else { break "the pool closed".to_string() };
                     last_used = Instant::now();
