@@ -79,6 +79,11 @@ fn a_guest_hears_peers_join_and_leave_in_order_and_sees_who_serves_a_function() 
     assert!(a.interrupt().success());
     watch.wait_stdout("a leaving", |out| out.contains("group: left a"));
     assert_eq!(ask(&mut watch, &servers, &of), format!("{of}b"));
+    let peers = ask(&mut watch, "peers", "peers: ");
+    assert!(
+        peers.starts_with("peers: b (") && !peers.contains("a ("),
+        "{peers}"
+    );
     b.kill();
     watch.wait_stdout("b falling silent", |out| out.contains("group: left b"));
     assert_eq!(ask(&mut watch, &servers, &of), format!("{of}none"));
