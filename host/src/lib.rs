@@ -11,6 +11,7 @@
 //! - [`membership`]: announcements, the peers table, unique names;
 //! - [`modules`]: published modules: the store, transfers, syncing, `dhost publish`;
 //! - [`wire`]: datagrams and frames in CBOR, and batching;
+//! - [`frame_kind`]: the kind numbers of every frame, datagrams' and the TCP port's;
 //! - [`auth`]: group keys, sealing and checking datagrams, replay windows;
 //! - [`stream`]: reliable multicast: each node's stream of datagrams, repaired and paced;
 //! - [`stats`]: the counters in a node's closing summary, and the log of dropped input;
@@ -39,6 +40,7 @@ pub mod client;
 pub mod config;
 pub mod console;
 pub mod describe;
+pub mod frame_kind;
 pub mod guest;
 pub mod inspect;
 pub mod jail;

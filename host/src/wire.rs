@@ -31,6 +31,11 @@ use ciborium::value::Value;
 use ciborium_ll::Header as Head;
 use std::net::SocketAddr;
 use thiserror::Error;
+// (The frame kinds are numbered in `frame_kind`, with the TCP port's.)
+use crate::frame_kind::{
+    ANNOUNCE as KIND_ANNOUNCE, CALL as KIND_CALL, GOODBYE as KIND_GOODBYE,
+    POSITION as KIND_POSITION, QUERY as KIND_QUERY, STATUS as KIND_STATUS,
+};
 
 /// The version of the wire format this node speaks. (Version 1 sent every call as a frame
 /// of its own; version 2 sent runs of calls, unsequenced; version 3 numbered datagrams in
@@ -47,19 +52,6 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// The largest datagram for a path whose MTU is 1500 bytes (Ethernet): 1500 less the IPv4
 /// and UDP headers, so that a datagram is never fragmented.
 pub const ETHERNET_DATAGRAM: usize = 1472;
-
-/// The kind number of a call frame.
-const KIND_CALL: u64 = 0;
-/// The kind number of an announcement.
-const KIND_ANNOUNCE: u64 = 1;
-/// The kind number of a query ("announce yourselves now").
-const KIND_QUERY: u64 = 2;
-/// The kind number of a goodbye.
-const KIND_GOODBYE: u64 = 3;
-/// The kind number of a sender's stream position.
-const KIND_POSITION: u64 = 6;
-/// The kind number of a receiver's status of a stream.
-const KIND_STATUS: u64 = 7;
 
 /// The longest node name an announcement may carry.
 pub const MAX_NAME: usize = 255;

@@ -37,13 +37,11 @@ pub const MAGIC_KEYED: [u8; 4] = [0xd9, 0xd9, 0xf7, 0x02];
 /// The largest frame (CBOR bytes after the length prefix) a connection accepts.
 pub const MAX_FRAME: usize = 1024 * 1024;
 
-const KIND_REQUEST: u64 = 4;
-const KIND_REPLY: u64 = 5;
-const KIND_HELLO: u64 = 8;
-const KIND_CHALLENGE: u64 = 9;
-const KIND_ANSWER: u64 = 10;
-const KIND_REFUSAL: u64 = 11;
-const KIND_PROOF: u64 = 12;
+// (The frame kinds are numbered in `frame_kind`, with the datagrams'.)
+use crate::frame_kind::{
+    ANSWER as KIND_ANSWER, CHALLENGE as KIND_CHALLENGE, HELLO as KIND_HELLO, PROOF as KIND_PROOF,
+    REFUSAL as KIND_REFUSAL, REPLY as KIND_REPLY, REQUEST as KIND_REQUEST,
+};
 
 /// A frame of a keyed connection's handshake (docs/security.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
