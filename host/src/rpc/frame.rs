@@ -201,6 +201,7 @@ pub struct Arguments(Vec<u8>);
 
 impl Arguments {
     /// The arguments `values`, encoded.
+    #[cfg(test)]
     pub fn from_values(values: &[Value]) -> Self {
         let mut out = Vec::new();
         ciborium::ser::into_writer(values, &mut out)
@@ -238,34 +239,71 @@ impl Arguments {
     }
 }
 
-/// Decodes a request frame with a cursor, its arguments kept as bytes; `None` when the
-/// frame is of another kind.
+/// Where a cursor stands among the fields of an array, of definite length or not.
+struct Fields {
+    /// The fields left of an array of definite length; `None`: one of indefinite length.
+    left: Option<usize>,
+}
+
+impl Fields {
+    /// Whether another field follows (reading the break that ends an array of indefinite
+    /// length: call it again only while it says yes).
+    fn more(&mut self, cursor: &mut Cursor<'_>) -> Result<bool, WireError> {
+        match &mut self.left {
+            Some(0) => Ok(false),
+            Some(n) => {
+                *n -= 1;
+                Ok(true)
+            }
+            None => Ok(!cursor.at_break()?),
+        }
+    }
+}
+
+/// Decodes a request frame with a cursor, its arguments kept as bytes (never as a tree of
+/// values); `None` when the frame is not a request.
 fn decode_request(bytes: &[u8]) -> Result<Option<Request>, WireError> {
     let mut cursor = Cursor::new(bytes);
-    let fields = match cursor.head() {
-        Ok(ciborium_ll::Header::Array(Some(n))) if n >= 5 => n,
-        _ => return Ok(None),
+    let Ok(ciborium_ll::Header::Array(len)) = cursor.head() else {
+        return Ok(None);
     };
-    if cursor.clone().uint() != Ok(KIND_REQUEST) {
+    let empty = len == Some(0) || (len.is_none() && cursor.rest().first() == Some(&0xff));
+    if empty || cursor.clone().uint() != Ok(KIND_REQUEST) {
         return Ok(None);
     }
+    let mut fields = Fields { left: len };
+    fields.more(&mut cursor)?;
     cursor.uint()?;
+    let mut field = |cursor: &mut Cursor<'_>, missing: &str| {
+        if fields.more(cursor)? {
+            Ok(())
+        } else {
+            Err(shape("request", missing))
+        }
+    };
+    field(&mut cursor, "no id")?;
     let id = cursor.uint().map_err(|_| shape("request", "no id"))?;
+    let no_function = "no function id (printable text)";
+    field(&mut cursor, no_function)?;
     let function = cursor
         .text()
-        .map_err(|_| shape("request", "no function id"))?
+        .ok()
+        .filter(|f| crate::printable::is_printable(f))
+        .ok_or_else(|| shape("request", no_function))?
         .to_string();
+    field(&mut cursor, "no argument array")?;
     if !starts_array(cursor.rest()) {
         return Err(shape("request", "no argument array"));
     }
     let args = Arguments(cursor.item()?.to_vec());
+    field(&mut cursor, "no wants-reply flag")?;
     let wants_reply = match cursor.head() {
         Ok(ciborium_ll::Header::Simple(ciborium_ll::simple::FALSE)) => false,
         Ok(ciborium_ll::Header::Simple(ciborium_ll::simple::TRUE)) => true,
         _ => return Err(shape("request", "no wants-reply flag")),
     };
     // Later versions may add fields: step over them.
-    for _ in 5..fields {
+    while fields.more(&mut cursor)? {
         cursor.item()?;
     }
     if !cursor.is_empty() {
@@ -301,30 +339,6 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
                 Some(_) => return Err(shape("hello", "the name is not printable text")),
             };
             Ok(Frame::Hello { node, name })
-        }
-        KIND_REQUEST => {
-            let id = fields
-                .next()
-                .and_then(|v| as_u64(&v))
-                .ok_or_else(|| shape("request", "no id"))?;
-            let function = match fields.next() {
-                Some(Value::Text(f)) if crate::printable::is_printable(&f) => f,
-                _ => return Err(shape("request", "no function id (printable text)")),
-            };
-            // (A request the cursor did not read: one in an array of indefinite length.)
-            let Some(Value::Array(values)) = fields.next() else {
-                return Err(shape("request", "no argument array"));
-            };
-            let args = Arguments::from_values(&values);
-            let Some(Value::Bool(wants_reply)) = fields.next() else {
-                return Err(shape("request", "no wants-reply flag"));
-            };
-            Ok(Frame::Request(Request {
-                id,
-                function,
-                args,
-                wants_reply,
-            }))
         }
         KIND_REPLY => {
             let id = fields
@@ -544,8 +558,11 @@ mod tests {
             vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x80, 0x01],       // no wants-reply flag
             vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x81, 0x5b],       // truncated arguments
             vec![0x85, 0x04, 0x01, 0x61, 0x66, 0x80, 0xf5, 0x00], // trailing bytes
-            vec![0x83, 0x08, 0x01, 0x05],                         // a hello whose name is a number
-            vec![0x81, 0x19, 0x01, 0x00],                         // unknown kind 256
+            vec![0x85, 0x04, 0x01, 0x61, 0x1b, 0x80, 0xf5],       // a function id not printable
+            vec![0x9f, 0x04, 0x01, 0x61, 0x1b, 0x80, 0xf5, 0xff], // the same, indefinite
+            vec![0x9f, 0x04, 0x01, 0xff], // an indefinite request without a function
+            vec![0x83, 0x08, 0x01, 0x05], // a hello whose name is a number
+            vec![0x81, 0x19, 0x01, 0x00], // unknown kind 256
             encode_reply(1, &Ok(Value::Null))
                 .into_iter()
                 .chain([0x00])
