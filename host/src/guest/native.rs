@@ -85,6 +85,18 @@ struct Registry {
     group: Option<Arc<Calls>>,
 }
 
+impl Registry {
+    /// Whether a node of the group serves the function of the bare C name `name`: a plugin
+    /// of this node (typed or raw), a guest of it, or a peer. Never before the node runs.
+    fn available(&self, name: &str) -> bool {
+        self.group.as_ref().is_some_and(|group| {
+            self.typed.contains_key(name)
+                || self.functions.contains_key(name)
+                || group.served_by_name(name)
+        })
+    }
+}
+
 fn registry() -> MutexGuard<'static, Registry> {
     static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY
@@ -183,11 +195,11 @@ pub unsafe extern "C" fn dstc_register_client_function(name: *const c_char, clie
 #[unsafe(no_mangle)]
 pub extern "C" fn dstc_remote_function_available(client: *const c_void) -> u8 {
     let registry = registry();
-    let (Some(group), Some(name)) = (&registry.group, registry.clients.get(&(client as usize)))
-    else {
-        return 0;
-    };
-    u8::from(group.served_by_name(name) || registry.typed.contains_key(name))
+    let served = registry
+        .clients
+        .get(&(client as usize))
+        .is_some_and(|name| registry.available(name));
+    u8::from(served)
 }
 
 /// `uint8_t dstc_remote_function_available_by_name(char* name)`: whether a node of the
@@ -203,13 +215,7 @@ pub unsafe extern "C" fn dstc_remote_function_available_by_name(name: *const c_c
     else {
         return 0;
     };
-    let registry = registry();
-    let served_here = registry.typed.contains_key(&name) || registry.functions.contains_key(&name);
-    let served = registry
-        .group
-        .as_ref()
-        .is_some_and(|g| g.served_by_name(&name));
-    u8::from(served_here || served)
+    u8::from(registry().available(&name))
 }
 
 /// `int dstc_peer_count(void)`: how many peers the node knows (0 before it runs).
