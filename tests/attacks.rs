@@ -329,17 +329,9 @@ fn idle_connections(
     })
 }
 
-fn keygen(tag: &str) -> PathBuf {
-    let path = scratch_dir(tag).join("group.key");
-    let _ = std::fs::remove_file(&path);
-    let (status, _, err) = dhost_output(&["keygen", path.to_str().unwrap()]);
-    assert!(status.success(), "{err}");
-    path
-}
-
 #[test]
 fn an_outsider_holding_connections_does_not_keep_members_out() {
-    let key = keygen("attacks-connections");
+    let key = keygen("attacks-connections", "group.key");
     let ns = Netns::new("conns");
     ns.add_address("10.9.9.9/32");
     ns.add_address("10.9.9.10/32");
@@ -400,7 +392,7 @@ fn an_outsider_holding_connections_does_not_keep_members_out() {
 
 #[test]
 fn a_combined_flood_leaves_members_chatting_and_calling() {
-    let key = keygen("attacks-flood");
+    let key = keygen("attacks-flood", "group.key");
     let key_arg = key.to_str().unwrap().to_string();
     let ns = Netns::new("flood");
     ns.add_address("10.9.9.9/32");

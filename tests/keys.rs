@@ -14,16 +14,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A new key file made by `dhost keygen` in the test's scratch directory.
-fn keygen(tag: &str, name: &str) -> PathBuf {
-    let path = scratch_dir(tag).join(name);
-    let _ = std::fs::remove_file(&path);
-    let (status, out, err) = dhost_output(&["keygen", path.to_str().unwrap()]);
-    assert!(status.success(), "{err}");
-    assert!(out.contains("wrote a new group key (id "), "{out}");
-    path
-}
-
 /// A key file holding the keys of `files`, in order (a change-over's file).
 fn key_file_of(tag: &str, name: &str, files: &[&Path]) -> PathBuf {
     let text: String = files

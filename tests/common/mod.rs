@@ -56,6 +56,16 @@ pub fn scratch_file(tag: &str, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
     path
 }
 
+/// A new key file `name` made by `dhost keygen` in [`scratch_dir`]`(tag)`.
+pub fn keygen(tag: &str, name: &str) -> PathBuf {
+    let path = scratch_dir(tag).join(name);
+    let _ = std::fs::remove_file(&path);
+    let (status, out, err) = dhost_output(&["keygen", path.to_str().unwrap()]);
+    assert!(status.success(), "{err}");
+    assert!(out.contains("wrote a new group key (id "), "{out}");
+    path
+}
+
 /// A multicast group and port no other test uses at the same time.
 pub fn unique_group() -> SocketAddrV4 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

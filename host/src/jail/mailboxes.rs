@@ -77,11 +77,11 @@ impl FromStr for MailboxGrant {
             None => (rest, Nodes::This),
             Some((numbers, "*")) => (numbers, Nodes::Any),
             Some((numbers, name)) => {
-                if name.is_empty() || name.len() > crate::wire::MAX_NAME {
-                    return Err(bad("a node name has 1 to 255 bytes"));
-                }
-                if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                if name.contains(char::is_whitespace) {
                     return Err(bad("a node name has no spaces or control characters"));
+                }
+                if !crate::wire::is_node_name(name) {
+                    return Err(bad("a node name has 1 to 255 bytes of printable text"));
                 }
                 (numbers, Nodes::Named(name.to_string()))
             }
