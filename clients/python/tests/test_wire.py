@@ -293,6 +293,33 @@ def test_a_survey_skips_garbage_and_reads_announcements() -> None:
     ]
 
 
+def test_a_survey_keeps_a_bounded_number_of_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dhost.discovery, "MAX_ANSWERS", 5)
+    address = unique_group()
+    where = Group(address=dhost.discovery.parse_group(address), iface="127.0.0.1", ttl=0)
+    client = GroupClient(where)
+    sender = where.sender()
+    stop = threading.Event()
+
+    def flood() -> None:
+        while not stop.is_set():
+            for n in range(20):
+                sender.sendto(_fake_announcement(100 + n, f"n{n}", []), client.group.address)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        peers = client.survey(0.3)
+    finally:
+        stop.set()
+        thread.join()
+        sender.close()
+        client.close()
+    assert len(peers) == 5, peers
+    assert client.left_out > 0
+
+
 def test_a_datagram_too_large_is_refused() -> None:
     address = unique_group()
     with dhost.connect(address, iface="127.0.0.1", ttl=0, wait=0.05) as c:

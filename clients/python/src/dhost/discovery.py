@@ -50,6 +50,11 @@ _MAX_RANGES = 32
 # The most buffered datagrams a survey drops before its query (a flood cannot hold it).
 _MAX_DRAIN = 100_000
 
+#: The most nodes a survey keeps the answers of, and the most bytes of them (as `dhost
+#: peers` does): a flood of announcements costs a client a bounded memory.
+MAX_ANSWERS = 1024
+MAX_ANSWER_BYTES = 8 << 20
+
 
 def parse_group(text: str) -> tuple[str, int]:
     """``"239.0.0.1:4723"`` as ``("239.0.0.1", 4723)``, checked to be an IPv4 multicast
@@ -186,6 +191,8 @@ class GroupClient:
         self._keeper: threading.Thread | None = None
         #: Why datagrams were refused, by source (said once each), for hints.
         self.refused: dict[tuple[str, int], str] = {}
+        #: How many announcements the last survey left out (past its bounds).
+        self.left_out = 0
 
     # -- sending
 
@@ -213,12 +220,17 @@ class GroupClient:
     ) -> list[Peer]:
         """Asks every node to announce itself and returns those that answer within
         ``wait`` seconds (sorted by name); stops early once ``until(answers)`` holds.
-        Only what arrives after the query counts: what was buffered before is dropped."""
+        Only what arrives after the query counts: what was buffered before is dropped.
+        At most :data:`MAX_ANSWERS` nodes' answers, and :data:`MAX_ANSWER_BYTES` of them,
+        are kept; how many were left out is in ``self.left_out``."""
         self._drain()
         with self._send_lock:
             self._send(None, self._position() + wire.encode_query())
         deadline = time.monotonic() + wait
         answers: dict[int, Peer] = {}
+        sizes: dict[int, int] = {}
+        kept_bytes = 0
+        self.left_out = 0
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -233,6 +245,13 @@ class GroupClient:
             except OSError as e:
                 raise DhostError(f"cannot receive from the group {self.group}: {e}") from None
             for peer in self._announcements(data, source):
+                before = sizes.get(peer.id)
+                after = kept_bytes - (before or 0) + len(data)
+                if (before is None and len(sizes) >= MAX_ANSWERS) or after > MAX_ANSWER_BYTES:
+                    self.left_out += 1
+                    continue
+                kept_bytes = after
+                sizes[peer.id] = len(data)
                 answers[peer.id] = peer
             if until is not None and until(list(answers.values())):
                 break
