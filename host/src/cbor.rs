@@ -4,11 +4,15 @@
 //! trees of [`ciborium::Value`].
 //!
 //! Every read is bounded by the slice: a length that runs past the end, nesting deeper
-//! than [`MAX_NESTING`], a stray break or a malformed head is a [`WireError`], never a
+//! than [`MAX_NESTING`], a stray break or a malformed head is [`Malformed`], never a
 //! panic.
 
-use crate::wire::WireError;
 use ciborium_ll::{Decoder, Header};
+
+/// Bytes that are not well-formed CBOR, or that end in the middle of an item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed CBOR: {0}")]
+pub struct Malformed(pub String);
 
 /// How deep CBOR may nest before it is refused (a guard against stack exhaustion).
 pub const MAX_NESTING: usize = 128;
@@ -42,10 +46,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the head of the next item (for strings, not their content).
-    pub fn head(&mut self) -> Result<Header, WireError> {
+    pub fn head(&mut self) -> Result<Header, Malformed> {
         let rest = self.rest();
         let Some(&initial) = rest.first() else {
-            return Err(WireError::Malformed("truncated".to_string()));
+            return Err(Malformed("truncated".to_string()));
         };
         // The common heads (integers, strings and containers of definite length, false,
         // true, null), read here; the rest (floats, tags, indefinite lengths, errors) by
@@ -86,9 +90,9 @@ impl<'a> Cursor<'a> {
         }
         let mut decoder = Decoder::from(rest);
         let header = decoder.pull().map_err(|e| match e {
-            ciborium_ll::Error::Io(_) => WireError::Malformed("truncated".to_string()),
+            ciborium_ll::Error::Io(_) => Malformed("truncated".to_string()),
             ciborium_ll::Error::Syntax(at) => {
-                WireError::Malformed(format!("syntax error at byte {}", self.pos + at))
+                Malformed(format!("syntax error at byte {}", self.pos + at))
             }
         })?;
         self.pos += decoder.offset();
@@ -96,24 +100,24 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `len` bytes of string content.
-    pub(crate) fn content(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+    pub(crate) fn content(&mut self, len: usize) -> Result<&'a [u8], Malformed> {
         let rest = self.rest();
         if len > rest.len() {
-            return Err(WireError::Malformed("truncated".to_string()));
+            return Err(Malformed("truncated".to_string()));
         }
         self.pos += len;
         Ok(&rest[..len])
     }
 
     /// Takes `len` bytes of text content, which must be UTF-8.
-    fn utf8(&mut self, len: usize) -> Result<(), WireError> {
+    fn utf8(&mut self, len: usize) -> Result<(), Malformed> {
         std::str::from_utf8(self.content(len)?)
             .map(drop)
-            .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string()))
+            .map_err(|_| Malformed("text that is not UTF-8".to_string()))
     }
 
     /// Reads an unsigned integer.
-    pub fn uint(&mut self) -> Result<u64, WireError> {
+    pub fn uint(&mut self) -> Result<u64, Malformed> {
         match self.head()? {
             Header::Positive(n) => Ok(n),
             other => Err(unexpected("an unsigned integer", other)),
@@ -121,7 +125,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an integer, of either sign.
-    pub fn int(&mut self) -> Result<i128, WireError> {
+    pub fn int(&mut self) -> Result<i128, Malformed> {
         match self.head()? {
             Header::Positive(n) => Ok(i128::from(n)),
             Header::Negative(n) => Ok(-1 - i128::from(n)),
@@ -130,23 +134,23 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a text string of definite length.
-    pub fn text(&mut self) -> Result<&'a str, WireError> {
+    pub fn text(&mut self) -> Result<&'a str, Malformed> {
         match self.head()? {
             Header::Text(Some(len)) => std::str::from_utf8(self.content(len)?)
-                .map_err(|_| WireError::Malformed("text that is not UTF-8".to_string())),
+                .map_err(|_| Malformed("text that is not UTF-8".to_string())),
             other => Err(unexpected("text", other)),
         }
     }
 
     /// Steps over one whole item and returns its bytes.
-    pub fn item(&mut self) -> Result<&'a [u8], WireError> {
+    pub fn item(&mut self) -> Result<&'a [u8], Malformed> {
         self.item_of_at_most(usize::MAX)
     }
 
     /// Steps over one whole item of at most `max` items, itself and everything nested in
     /// it (so that what decodes it into values next builds no more than that), and returns
     /// its bytes.
-    pub fn item_of_at_most(&mut self, max: usize) -> Result<&'a [u8], WireError> {
+    pub fn item_of_at_most(&mut self, max: usize) -> Result<&'a [u8], Malformed> {
         let start = self.pos;
         let mut left = max;
         self.skip_nested(0, &mut left)?;
@@ -155,19 +159,19 @@ impl<'a> Cursor<'a> {
 
     /// Steps over one whole item at nesting depth `depth`, counting every item it holds
     /// against `left`.
-    fn skip_nested(&mut self, depth: usize, left: &mut usize) -> Result<(), WireError> {
+    fn skip_nested(&mut self, depth: usize, left: &mut usize) -> Result<(), Malformed> {
         if depth > MAX_NESTING {
-            return Err(WireError::Malformed(format!(
+            return Err(Malformed(format!(
                 "nested deeper than {MAX_NESTING} levels"
             )));
         }
-        *left = left.checked_sub(1).ok_or_else(|| {
-            WireError::Malformed("more items than a node reads in one frame".to_string())
-        })?;
+        *left = left
+            .checked_sub(1)
+            .ok_or_else(|| Malformed("more items than a node reads in one frame".to_string()))?;
         let head = self.head()?;
         match head {
             Header::Positive(_) | Header::Negative(_) | Header::Float(_) | Header::Simple(_) => {}
-            Header::Break => return Err(WireError::Malformed("a stray break".to_string())),
+            Header::Break => return Err(Malformed("a stray break".to_string())),
             Header::Tag(_) => self.skip_nested(depth + 1, left)?,
             Header::Bytes(Some(len)) => {
                 self.content(len)?;
@@ -187,7 +191,7 @@ impl<'a> Cursor<'a> {
             Header::Array(Some(len)) => {
                 // Every item takes a byte at least: a count beyond the rest is a lie.
                 if len > self.rest().len() {
-                    return Err(WireError::Malformed("truncated".to_string()));
+                    return Err(Malformed("truncated".to_string()));
                 }
                 for _ in 0..len {
                     self.skip_nested(depth + 1, left)?;
@@ -195,7 +199,7 @@ impl<'a> Cursor<'a> {
             }
             Header::Map(Some(len)) => {
                 if len > self.rest().len() / 2 {
-                    return Err(WireError::Malformed("truncated".to_string()));
+                    return Err(Malformed("truncated".to_string()));
                 }
                 for _ in 0..len * 2 {
                     self.skip_nested(depth + 1, left)?;
@@ -208,9 +212,7 @@ impl<'a> Cursor<'a> {
                     items += 1;
                 }
                 if matches!(head, Header::Map(None)) && items % 2 == 1 {
-                    return Err(WireError::Malformed(
-                        "a map key without a value".to_string(),
-                    ));
+                    return Err(Malformed("a map key without a value".to_string()));
                 }
             }
         }
@@ -218,9 +220,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether the next item is a break, which is then read.
-    pub fn at_break(&mut self) -> Result<bool, WireError> {
+    pub fn at_break(&mut self) -> Result<bool, Malformed> {
         match self.rest().first() {
-            None => Err(WireError::Malformed("truncated".to_string())),
+            None => Err(Malformed("truncated".to_string())),
             Some(0xff) => {
                 self.pos += 1;
                 Ok(true)
@@ -235,7 +237,7 @@ pub fn starts_array(bytes: &[u8]) -> bool {
     bytes.first().is_some_and(|b| b >> 5 == 4)
 }
 
-fn unexpected(expected: &str, found: Header) -> WireError {
+fn unexpected(expected: &str, found: Header) -> Malformed {
     let found = match found {
         Header::Positive(_) => "an unsigned integer",
         Header::Negative(_) => "a negative integer",
@@ -248,7 +250,7 @@ fn unexpected(expected: &str, found: Header) -> WireError {
         Header::Array(_) => "an array",
         Header::Map(_) => "a map",
     };
-    WireError::Malformed(format!("expected {expected}, found {found}"))
+    Malformed(format!("expected {expected}, found {found}"))
 }
 
 #[cfg(test)]

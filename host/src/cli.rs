@@ -4,7 +4,6 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::net::Group;
 
@@ -160,31 +159,6 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
-impl KeygenArgs {
-    /// Makes the key and writes it.
-    pub fn run(&self) -> anyhow::Result<()> {
-        let key = crate::auth::GroupKey::generate().context("no random bytes for the key")?;
-        key.write_new(&self.file, self.force).map_err(|e| match e {
-            crate::auth::KeyError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::AlreadyExists =>
-            {
-                anyhow::anyhow!(
-                    "{} exists: give --force to replace it (nodes with the old key will no \
-                     longer be able to talk to nodes with the new one)",
-                    self.file.display()
-                )
-            }
-            other => anyhow::anyhow!("cannot write the key: {other}"),
-        })?;
-        println!(
-            "wrote a new group key (id {}) to {}",
-            hex::encode(key.id()),
-            self.file.display()
-        );
-        Ok(())
-    }
-}
-
 /// `dhost mailbox ...`.
 #[derive(Debug, Subcommand)]
 pub enum MailboxCommand {
@@ -210,28 +184,6 @@ pub struct MailboxServeArgs {
     /// authenticated binary requests from anywhere.
     #[arg(long)]
     pub text_anywhere: bool,
-}
-
-impl MailboxServeArgs {
-    /// Checks the arguments and serves the mailboxes on a port of the node's kind (text,
-    /// and binary requests with the key), until stopped.
-    pub fn run(self) -> anyhow::Result<()> {
-        let keys = self.key.connection_keys()?;
-        self.serve.check_bind(keys.keys.is_some())?;
-        let boxes = self.serve.open()?;
-        let services = crate::rpc::server::Services {
-            calls: None,
-            mailboxes: Some(boxes.clone()),
-            keys,
-            text_anywhere: self.text_anywhere,
-            ..crate::rpc::server::Services::default()
-        };
-        let limits = self.serve.limits();
-        dhost_mailbox::daemon::start(&self.serve.placement(&boxes), |listener, stop| async move {
-            crate::rpc::server::serve(listener, services, limits, stop).await;
-            dhost_mailbox::cli::flush(&boxes)
-        })
-    }
 }
 
 /// Options of `dhost call`.
@@ -892,32 +844,6 @@ impl Cli {
             _ => "trace",
         };
         init_logging_at(level);
-    }
-
-    /// Does what the command line says.
-    pub fn execute(self) -> anyhow::Result<ExitCode> {
-        match self.command {
-            Command::Run(args) => crate::run::run(*args),
-            Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
-            Command::Peers(args) => crate::client::peers(&args).map(|()| ExitCode::SUCCESS),
-            Command::Mailbox(MailboxCommand::Serve(args)) => args.run().map(|()| ExitCode::SUCCESS),
-            Command::Mailbox(MailboxCommand::Stop(args)) => args.run().map(|()| ExitCode::SUCCESS),
-            Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
-            Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
-            Command::Keygen(args) => args.run().map(|()| ExitCode::SUCCESS),
-            Command::Publish(args) => crate::modules::client::publish(&args),
-            Command::Unpublish(args) => crate::modules::client::unpublish(&args),
-            Command::Modules(args) => {
-                crate::modules::client::modules(&args).map(|()| ExitCode::SUCCESS)
-            }
-            Command::Console(args) => crate::console::console(&args),
-            Command::Completions(args) => {
-                crate::manual::completions(args.shell).map(|()| ExitCode::SUCCESS)
-            }
-            Command::Man(args) => {
-                crate::manual::man_page(args.subcommand.as_deref()).map(|()| ExitCode::SUCCESS)
-            }
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! Erlang's shell. Each line is one of the client commands (`peers`, `call`, `cast`,
 //! `publish`, `unpublish`, `modules`, `inspect`), parsed and run exactly as `dhost COMMAND`
 //! would with the console's group options, or `say NODE TEXT`, which NODE prints on its
-//! terminal ([`SAY_FUNCTION`], answered by the node itself). A failed command says why and
+//! terminal ([`crate::say`], answered by the node itself). A failed command says why and
 //! the shell goes on.
 //!
 //! On a terminal the shell edits lines, keeps a history (`~/.local/state/dhost/
@@ -11,10 +11,9 @@
 //! and exits with status 1 if any failed, so it can be scripted.
 
 use crate::cli::{Cli, ConsoleArgs};
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::printable::{lines, printable};
+use crate::say::SAY_FUNCTION;
 use anyhow::Context as _;
-use ciborium::Value;
 use clap::Parser as _;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -23,15 +22,6 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-/// The function a node answers itself by printing the text on its terminal.
-pub const SAY_FUNCTION: &str = "dhost:node/console#say";
-
-/// The longest text `say` carries.
-pub const MAX_SAY: usize = 4096;
-
-/// The longest name of who says it.
-const MAX_SAYER: usize = 256;
 
 /// The client commands the console runs as `dhost` would.
 const CLIENT_COMMANDS: &[&str] = &[
@@ -64,10 +54,15 @@ help | COMMAND --help                   this, or a command's options
 quit                                    leave (or Ctrl-D)
 Words are split as a shell does: quote a JSON string as '\"text\"'.";
 
-/// Runs the console until `quit`, end of input or Ctrl-C; the status is 1 if a command
-/// read from a pipe failed.
-pub fn console(args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
+/// What runs a parsed command line: [`crate::commands::execute`], given by the caller (so
+/// that the console, one of the commands, does not depend on all the others).
+pub type Execute = fn(Cli) -> anyhow::Result<ExitCode>;
+
+/// Runs the console until `quit`, end of input or Ctrl-C, each command through `execute`;
+/// the status is 1 if a command read from a pipe failed.
+pub fn console(args: &ConsoleArgs, execute: Execute) -> anyhow::Result<ExitCode> {
     let shell = Shell {
+        execute,
         group: group_words(args),
         sayer: format!(
             "console on {}",
@@ -141,6 +136,8 @@ enum Flow {
 
 /// Runs lines as commands.
 struct Shell {
+    /// What runs a command.
+    execute: Execute,
     /// The console's group options, as words, for every client command.
     group: Vec<String>,
     /// Who `say` says it is.
@@ -196,7 +193,7 @@ impl Shell {
                 return if failed { Flow::Failed } else { Flow::Done };
             }
         };
-        match cli.execute() {
+        match (self.execute)(cli) {
             Ok(code) if code == ExitCode::SUCCESS => Flow::Done,
             Ok(_) => Flow::Failed,
             Err(e) => {
@@ -331,9 +328,6 @@ impl Completer for Completion {
     }
 }
 
-/// The most `say`s a node prints a second; more are refused (`unavailable`).
-const MAX_SAYS_PER_SECOND: u32 = 20;
-
 /// The options of the client commands that take no value.
 const FLAGS: &[&str] = &[
     "--encrypt",
@@ -362,48 +356,6 @@ fn positional_words(words: &[&str]) -> usize {
         }
     }
     count
-}
-
-/// What a node does with `say` from `caller` on the TCP port: prints the text on its
-/// terminal (stdout) as `[from at ADDR] text`, with control characters shown escaped,
-/// from a thread of the blocking pool (a stdout that blocks, or is closed, holds up
-/// nothing), and answers `null`; at most [`MAX_SAYS_PER_SECOND`].
-pub fn print_said(args: &[Value], caller: std::net::SocketAddr) -> Outcome {
-    let bad = |why: &str| CallFailure::new(FailureKind::BadArguments, why);
-    let [Value::Text(from), Value::Text(text)] = args else {
-        return Err(bad("say takes two texts: who says it, and what"));
-    };
-    if from.len() > MAX_SAYER || text.len() > MAX_SAY {
-        return Err(bad(&format!(
-            "say carries at most {MAX_SAY} bytes of text from a name of at most {MAX_SAYER}"
-        )));
-    }
-    static SAID: Mutex<Option<(std::time::Instant, u32)>> = Mutex::new(None);
-    {
-        let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = std::time::Instant::now();
-        let (since, count) = said.get_or_insert((now, 0));
-        if now.duration_since(*since) >= Duration::from_secs(1) {
-            (*since, *count) = (now, 0);
-        }
-        if *count >= MAX_SAYS_PER_SECOND {
-            return Err(CallFailure::new(
-                FailureKind::Unavailable,
-                format!("this node prints at most {MAX_SAYS_PER_SECOND} says a second"),
-            ));
-        }
-        *count += 1;
-    }
-    let line = format!("[{} at {caller}] {}\n", printable(from), printable(text));
-    let print = move || {
-        use std::io::Write as _;
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(print)),
-        Err(_) => print(),
-    }
-    Ok(Value::Null)
 }
 
 #[cfg(test)]
@@ -440,25 +392,5 @@ mod tests {
         assert!(complete("say bob hel").1.is_empty());
         // After a space of more than one byte, on the character boundary.
         assert_eq!(complete("call\u{a0}a"), (6, vec!["ann".to_string()]));
-    }
-
-    #[test]
-    fn said_text_cannot_drive_the_terminal_and_is_bounded() {
-        assert_eq!(
-            printable("hi \u{1b}[2J there\n").to_string(),
-            "hi \\u{1b}[2J there\\n"
-        );
-        let long = Value::Text("x".repeat(MAX_SAY + 1));
-        let from = Value::Text("me".into());
-        let caller = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-        assert!(print_said(&[from.clone(), long], caller).is_err());
-        assert!(print_said(&[from], caller).is_err());
-        assert_eq!(
-            print_said(
-                &[Value::Text("me".into()), Value::Text("ok".into())],
-                caller
-            ),
-            Ok(Value::Null)
-        );
     }
 }

@@ -10,6 +10,7 @@
 //! interface may be named without its version (`dhost:kv/store` for
 //! `dhost:kv/store@0.1.0`) when one export matches.
 
+use crate::guest::wit_text::find_export;
 use crate::modules::ModuleService;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;
@@ -55,7 +56,7 @@ impl Descriptions {
     /// Registers guest `name`, loaded from `path`, exporting `interfaces`: decodes its WIT
     /// now, from the file just loaded.
     pub fn add(&mut self, name: &str, path: &Path, interfaces: Vec<String>) {
-        let wit = crate::inspect::file_wit_text(path).map_err(|e| format!("{e:#}"));
+        let wit = crate::guest::wit_text::file_wit_text(path).map_err(|e| format!("{e:#}"));
         if let Err(why) = &wit {
             tracing::warn!("guest {name}: its WIT cannot be described to clients: {why}");
         }
@@ -105,44 +106,5 @@ impl Descriptions {
             FailureKind::NoServer,
             format!("no guest of node {} exports {interface}", self.node),
         ))
-    }
-}
-
-/// What exports `interface`, among `(export name, what)` pairs: the export of that name, or
-/// else the one export of that name with a version (`name@VERSION`), if there is one.
-pub fn find_export<'e, T>(exports: &'e [(&str, T)], interface: &str) -> Option<&'e T> {
-    if let Some((_, found)) = exports.iter().find(|(name, _)| *name == interface) {
-        return Some(found);
-    }
-    let mut versioned = exports.iter().filter(|(name, _)| {
-        name.split_once('@')
-            .is_some_and(|(unversioned, _)| unversioned == interface)
-    });
-    match (versioned.next(), versioned.next()) {
-        (Some((_, found)), None) => Some(found),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_interface_is_found_by_its_name_with_or_without_its_version() {
-        let exports = [
-            ("dhost:kv/store", 1),
-            ("wasi:cli/run@0.2.6", 2),
-            ("a:b/c@1.0.0", 3),
-            ("a:b/c@2.0.0", 4),
-        ];
-        let find = |name| find_export(&exports, name).copied();
-        assert_eq!(find("dhost:kv/store"), Some(1));
-        assert_eq!(find("wasi:cli/run"), Some(2));
-        assert_eq!(find("wasi:cli/run@0.2.6"), Some(2));
-        // Two versions: which one is meant cannot be told.
-        assert_eq!(find("a:b/c"), None);
-        assert_eq!(find("a:b/c@2.0.0"), Some(4));
-        assert_eq!(find("dhost:kv"), None);
     }
 }

@@ -1,10 +1,9 @@
-//! `dhost inspect`: a component's WIT, decoded from the component by the Bytecode
-//! Alliance's wit-parser and printed by wit-component's printer (the same text as
-//! `wasm-tools component wit`); or, with `--summary`, its imports and exports with what a
+//! `dhost inspect`: a component's WIT ([`crate::guest::wit_text`]); or, with `--summary`, its imports and exports with what a
 //! node would do with each. With `--node`, the WIT of a module published to a node.
 
 use crate::cli::InspectArgs;
 use crate::guest::wasm::Runtime;
+use crate::guest::wit_text::file_wit_text;
 use crate::guest::world::{Interface, Role, World};
 use crate::printable::lines;
 use anyhow::Context as _;
@@ -30,44 +29,6 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     }
     print!("{}", lines(file_wit_text(path).with_context(cannot)?));
     Ok(())
-}
-
-/// The WIT of the component in the file at `path` (binary, or `.wat` text).
-pub fn file_wit_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).context("cannot read it")?;
-    let bytes = if path.extension().is_some_and(|e| e == "wat") {
-        wat::parse_bytes(&bytes)
-            .context("it is not valid WAT text")?
-            .into_owned()
-    } else {
-        bytes
-    };
-    wit_text(&bytes)
-}
-
-/// The WIT of the component in `bytes`: its world (in the package `root:component`) and
-/// every package it uses, nested.
-pub fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
-    crate::guest::wasm::check_component(bytes)?;
-    let decoded =
-        wit_parser::decoding::decode(bytes).context("cannot decode the component's WIT")?;
-    let resolve = decoded.resolve();
-    let main = decoded.package();
-    let nested: Vec<_> = resolve
-        .packages
-        .iter()
-        .map(|(id, _)| id)
-        .filter(|id| *id != main)
-        .collect();
-    let mut printer = wit_component::WitPrinter::default();
-    printer
-        .print(resolve, main, &nested)
-        .context("cannot print the component's WIT")?;
-    let mut text = printer.output.to_string();
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
 }
 
 /// The description `dhost inspect` prints.

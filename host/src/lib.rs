@@ -3,7 +3,8 @@
 //!
 //! The binary is a thin shell over this library:
 //!
-//! - [`cli`]: the command line (clap) and what each subcommand does;
+//! - [`cli`]: the command line (clap): its definitions only;
+//! - [`commands`]: what each command does, handed to the module that owns it;
 //! - [`manual`]: what the command line says of itself: shell completions, man pages;
 //! - [`config`]: `dhost run --config FILE`, a node's options in a TOML file;
 //! - [`run`]: `dhost run`: loading guests, the threads of a node, signals, exit status;
@@ -28,7 +29,8 @@
 //! - [`inspect`]: `dhost inspect`;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
 //! - [`client`]: short-lived clients of the group (`dhost peers`, `dhost call`, `dhost cast`);
-//! - [`console`]: `dhost console`, the operator's shell on the group, and `say`;
+//! - [`console`]: `dhost console`, the operator's shell on the group;
+//! - [`say`]: the line of text a node prints when an operator says it (`say NODE TEXT`);
 //! - [`printable`]: text from the network or a guest made safe to print (from the mailbox
 //!   crate, which sets up the log).
 
@@ -37,6 +39,7 @@ pub mod cache;
 pub mod cbor;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod console;
 pub mod describe;
@@ -54,6 +57,7 @@ pub mod node;
 pub mod outcome;
 pub mod rpc;
 pub mod run;
+pub mod say;
 pub mod stats;
 pub mod stream;
 pub mod user_files;

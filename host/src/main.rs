@@ -5,7 +5,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = dhost::config::parse_command_line();
     cli.init_logging();
-    match cli.execute() {
+    match dhost::commands::execute(cli) {
         Ok(code) => code,
         Err(e) => {
             // (An error may carry a peer's words: shown printable.)

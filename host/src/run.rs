@@ -127,7 +127,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the tokio runtime")?;
     let mut calls = Calls::new(&node_name, Some(pool_handle.clone()))
-        .with_round_trips(stats.round_trips.clone());
+        .with_round_trips(stats.round_trips.clone())
+        .with_native(crate::guest::native::serves);
     if let Some(boxes) = &mailboxes {
         calls = calls.with_mailboxes(boxes.clone(), network.handle().clone());
     }

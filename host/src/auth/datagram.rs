@@ -16,7 +16,7 @@
 
 use super::key::{GroupKey, Keyring};
 use super::replay::{ReplayGuard, Verdict};
-use crate::wire::{self, Header, Protection, TAG_LEN};
+use crate::wire::{self, Header, MAX_CLOCK_SKEW, Protection, TAG_LEN};
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use std::io::IoSlice;
@@ -25,11 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
-
-/// The largest difference between a keyed datagram's time of sending (by its sender's
-/// clock) and the receiver's clock: anything older (or further in the future) is refused
-/// as stale. The clocks of a keyed group's hosts must agree within it (NTP).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// How long a socket remembers a sender's replay window after its last datagram: past
 /// it, a replay is refused as stale (twice the skew, and a margin).

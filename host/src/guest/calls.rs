@@ -1,34 +1,24 @@
-//! Calls with replies, from the calling guest's side: an imported function that has
-//! results is run by one node, and the guest waits for the result.
+//! Who answers a call with a reply: [`Calls`], what every guest of a node shares to make
+//! them, knows the node's peers and what they serve, and the node's own guests that serve
+//! functions ([`LocalServer`]).
 //!
-//! Where it goes: the node named with `dstc:node/calls.set-target` if the guest named one;
-//! otherwise this node, if one of its guests serves the function and can take the call, and
-//! otherwise a peer that announces it (in turn, when several do). A local call goes to the
-//! serving guest's worker ([`super::worker`]); a remote one goes through the node's
-//! connection pool ([`crate::rpc::pool`]). Either way only the calling guest's own thread
-//! waits, until the reply or the guest's call timeout, and the wait does not count against
-//! its CPU time limit. While it waits, calls from other guests of the node into it fail
-//! at once (they would wait for themselves).
-//!
-//! Every failure becomes a [`CallFailure`], handed to the guest as an error value when the
-//! function's result type can carry it ([`failure_value`]) and as a trap otherwise.
+//! Where a call goes: the node named with `dstc:node/calls.set-target` if the guest named
+//! one; otherwise this node, if one of its guests serves the function and can take the
+//! call, and otherwise a peer that announces it (in turn, when several do). A local call
+//! goes to the serving guest's worker (through [`ServingGuest`]); a remote one goes
+//! through the node's connection pool ([`crate::rpc::pool`]). The calling guest's side,
+//! its wait and its result, is [`super::reply`]'s.
 
-use super::state::GuestState;
-use super::worker::WorkerHandle;
-use super::world::Function;
 use crate::mailbox::Mailboxes;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::stats::RoundTrips;
-use crate::value;
-use anyhow::anyhow;
 use ciborium::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
-use wasmtime::component::{Type, Val};
+use std::time::{Duration, Instant};
 
 /// A peer, as calls with replies (and guests asking about the group) see it: where it
 /// takes calls, what it serves, how long it has been up.
@@ -57,30 +47,46 @@ pub struct GroupPeer {
     pub connections: u32,
 }
 
-/// A guest of this node that serves a function: its worker, and the function's slot.
+/// A guest of this node that takes calls with replies, as the routing sees it: the seam
+/// through which [`Calls`] reaches a guest's worker ([`super::worker::WorkerHandle`]
+/// implements it) without depending on the worker, which runs guests that use [`Calls`].
+pub trait ServingGuest: Send + Sync + std::fmt::Debug {
+    /// The guest's name, for messages.
+    fn name(&self) -> &str;
+
+    /// Whether the guest can take a call now: not waiting for a reply of its own, nor to
+    /// restart.
+    fn is_available(&self) -> bool;
+
+    /// Whether the guest's jail lets node `caller` call its export `slot`.
+    fn admits(&self, slot: usize, caller: &str) -> bool;
+
+    /// Runs export `slot` with `args` (one CBOR array), waiting at most `timeout` for room
+    /// in the guest's queue and then for the outcome.
+    fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome;
+}
+
+/// A guest of this node that serves a function, and the function's export slot.
 #[derive(Debug, Clone)]
 pub struct LocalServer {
-    /// The guest's worker.
-    pub worker: WorkerHandle,
+    /// The guest.
+    pub worker: Arc<dyn ServingGuest>,
     /// The function's export slot.
     pub slot: usize,
 }
 
 impl LocalServer {
-    /// Whether the guest can take a call now: not waiting for a reply of its own, nor to
-    /// restart.
+    /// Whether the guest can take a call now.
     fn is_available(&self) -> bool {
-        !self.worker.is_waiting() && !self.worker.is_down()
+        self.worker.is_available()
     }
 
     /// Whether the guest's jail lets node `caller` call the function.
     fn admits(&self, caller: &str) -> bool {
-        let function = &self.worker.exports()[self.slot].function.id;
-        self.worker.setup().jail.may_serve(function, Some(caller))
+        self.worker.admits(self.slot, caller)
     }
 }
 
-/// The guests of this node that serve each function id.
 pub type LocalServers = HashMap<String, Vec<LocalServer>>;
 
 /// What every guest of a node shares to make calls with replies.
@@ -98,6 +104,8 @@ pub struct Calls {
     mailboxes: Option<(Arc<Mailboxes>, tokio::runtime::Handle)>,
     /// How long the calls that returned a result took.
     round_trips: RoundTrips,
+    /// Whether a native plugin of this node serves a function.
+    native_serves: fn(&str) -> bool,
 }
 
 impl Calls {
@@ -112,7 +120,15 @@ impl Calls {
             turn: AtomicUsize::new(0),
             mailboxes: None,
             round_trips: RoundTrips::default(),
+            native_serves: |_| false,
         }
+    }
+
+    /// Asks `serves` whether a native plugin of this node serves a function
+    /// ([`super::native::serves`], for a node that loads plugins).
+    pub fn with_native(mut self, serves: fn(&str) -> bool) -> Self {
+        self.native_serves = serves;
+        self
     }
 
     /// Counts the round trips of calls in `round_trips` (the node's, for its metrics).
@@ -251,7 +267,7 @@ impl Calls {
             .collect();
         names.sort();
         let mailbox = self.serves_mailboxes() && crate::mailbox::is_mailbox_function(function);
-        if mailbox || self.served_locally(function) || super::native::serves(function) {
+        if mailbox || self.served_locally(function) || (self.native_serves)(function) {
             names.insert(0, self.node_name.clone());
         }
         names
@@ -298,6 +314,56 @@ impl Calls {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Runs function `id` with `args` where it should run (the rule in the module doc), at
+    /// `target` if the calling guest named a node, and waits at most `timeout` for the
+    /// outcome.
+    pub fn call(
+        &self,
+        id: &str,
+        args: Vec<Value>,
+        target: Option<&str>,
+        timeout: Duration,
+    ) -> Outcome {
+        match target {
+            Some(name) if name == self.node_name => {
+                self.call_local(id, args, timeout).unwrap_or_else(|| {
+                    Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        format!("this node ({name}) does not serve {id}"),
+                    ))
+                })
+            }
+            None if self.local_available(id) => self
+                .call_local(id, args, timeout)
+                .unwrap_or_else(|| Err(CallFailure::new(FailureKind::NoServer, id))),
+            _ => match self.choose_peer(id, target) {
+                Ok((peer, addr)) => match &self.pool {
+                    Some(pool) => pool.call(addr, &peer, id, args, true, timeout),
+                    None => Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        "this node is not on the network",
+                    )),
+                },
+                // A local guest that is busy further up the call chain is better named than
+                // "no server" when no peer can take the call either.
+                Err(_) if target.is_none() && self.served_locally(id) => Err(CallFailure::new(
+                    FailureKind::Unavailable,
+                    format!(
+                        "the guest of this node that serves {id} cannot take the call now \
+                         (waiting for a reply further up this call chain, restarting, or its \
+                         jail refuses this node), and no peer serves it"
+                    ),
+                )),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Counts a call that returned a result after `took`.
+    pub fn observe_round_trip(&self, took: Duration) {
+        self.round_trips.observe(took);
     }
 
     /// Whether a local guest serves `function` (able to take a call now or not).
@@ -391,140 +457,4 @@ impl Calls {
         })?;
         Ok((name, tcp))
     }
-}
-
-/// The proxy of an imported function with results: runs it on one node and hands the
-/// guest the result, or the failure as the rule in the module doc says.
-pub fn call_with_reply(
-    state: &mut GuestState,
-    function: &Function,
-    params: &[Val],
-    results: &mut [Val],
-) -> anyhow::Result<()> {
-    let outcome = route(state, function, params);
-    let result_ty = function
-        .results
-        .first()
-        .ok_or_else(|| anyhow!("{} has no result", function.id))?;
-    let outcome = outcome.and_then(|value| {
-        value::from_cbor(value, result_ty).map_err(|e| {
-            CallFailure::new(
-                FailureKind::BadArguments,
-                format!(
-                    "the result of {} does not fit this guest's type: {e}",
-                    function.id
-                ),
-            )
-        })
-    });
-    let value = match outcome {
-        Ok(value) => value,
-        Err(failure) => {
-            tracing::debug!(guest = %state.setup.name, "call to {} failed: {failure}", function.id);
-            failure_value(result_ty, &failure)
-                .ok_or_else(|| anyhow!("the call to {} failed: {failure}", function.id))?
-        }
-    };
-    if let Some(slot) = results.first_mut() {
-        *slot = value;
-    }
-    Ok(())
-}
-
-/// Sends the call where it should go and waits for the outcome.
-fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome {
-    let id = function.id.as_str();
-    if !state.setup.jail.may_send(id) {
-        let guest = &state.setup.name;
-        tracing::warn!("guest {guest}: refused to call {id}: not in its jail's `send` list");
-        return Err(CallFailure::new(
-            FailureKind::Refused,
-            format!("the jail of guest {guest} does not let it call {id} (its `send` list)"),
-        ));
-    }
-    let args = params
-        .iter()
-        .map(value::to_cbor)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            CallFailure::new(FailureKind::BadArguments, format!("cannot send {id}: {e}"))
-        })?;
-    let calls = state.setup.calls.clone();
-    let target = state.target.clone();
-    let timeout = state.setup.jail.call_timeout;
-    let started = Instant::now();
-    // (Calls from other guests into this one fail at once until it has its reply.)
-    // (SeqCst, as its check in `WorkerHandle::call`: two guests calling each other at
-    // once must not both see the other free.)
-    state.setup.waiting.store(true, Ordering::SeqCst);
-    let outcome = match target.as_deref() {
-        Some(name) if name == calls.node_name => {
-            calls.call_local(id, args, timeout).unwrap_or_else(|| {
-                Err(CallFailure::new(
-                    FailureKind::NoServer,
-                    format!("this node ({name}) does not serve {id}"),
-                ))
-            })
-        }
-        None if calls.local_available(id) => calls
-            .call_local(id, args, timeout)
-            .unwrap_or_else(|| Err(CallFailure::new(FailureKind::NoServer, id))),
-        _ => match calls.choose_peer(id, target.as_deref()) {
-            Ok((peer, addr)) => match &calls.pool {
-                Some(pool) => pool.call(addr, &peer, id, args, true, timeout),
-                None => Err(CallFailure::new(
-                    FailureKind::NoServer,
-                    "this node is not on the network",
-                )),
-            },
-            // A local guest that is busy further up the call chain is better named than
-            // "no server" when no peer can take the call either.
-            Err(_) if target.is_none() && calls.served_locally(id) => Err(CallFailure::new(
-                FailureKind::Unavailable,
-                format!(
-                    "the guest of this node that serves {id} cannot take the call now \
-                         (waiting for a reply further up this call chain, restarting, or its \
-                         jail refuses this node), and no peer serves it"
-                ),
-            )),
-            Err(e) => Err(e),
-        },
-    };
-    state.setup.waiting.store(false, Ordering::SeqCst);
-    let took = started.elapsed();
-    state.warden.exclude(took);
-    if outcome.is_ok() {
-        calls.round_trips.observe(took);
-    }
-    outcome
-}
-
-/// The failure as a value of the function's result type, if the type can carry it:
-/// `result<T, string>` gets the message, and `result<T, E>` where E is a variant or enum
-/// with a case of the failure's kind (such as `dstc:node/calls.call-error`) gets that case
-/// (with the message, if the case carries a string).
-pub fn failure_value(result_ty: &Type, failure: &CallFailure) -> Option<Val> {
-    let Type::Result(result) = result_ty else {
-        return None;
-    };
-    let error = match result.err()? {
-        Type::String => Val::String(failure.to_string()),
-        Type::Variant(variant) => {
-            let case = variant
-                .cases()
-                .find(|case| case.name == failure.kind.name())?;
-            let payload = match case.ty {
-                None => None,
-                Some(Type::String) => Some(Box::new(Val::String(failure.message.clone()))),
-                Some(_) => return None,
-            };
-            Val::Variant(case.name.to_string(), payload)
-        }
-        Type::Enum(cases) => {
-            let name = cases.names().find(|n| *n == failure.kind.name())?;
-            Val::Enum(name.to_string())
-        }
-        _ => return None,
-    };
-    Some(Val::Result(Err(Some(Box::new(error)))))
 }

@@ -65,7 +65,7 @@ impl group::Host for GuestState {
 
 impl runs::Host for GuestState {
     fn send_run(&mut self, function: String, calls: Vec<u8>) -> wasmtime::Result<()> {
-        super::wasm::send_run(self, &function, &calls).map_err(wasmtime::Error::from_anyhow)
+        super::send::send_run(self, &function, &calls).map_err(wasmtime::Error::from_anyhow)
     }
 }
 

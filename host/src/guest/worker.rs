@@ -200,6 +200,29 @@ impl std::fmt::Debug for WorkerHandle {
     }
 }
 
+impl super::calls::ServingGuest for WorkerHandle {
+    fn name(&self) -> &str {
+        WorkerHandle::name(self)
+    }
+
+    fn is_available(&self) -> bool {
+        !self.is_waiting() && !self.is_down()
+    }
+
+    fn admits(&self, slot: usize, caller: &str) -> bool {
+        let Some(export) = self.exports().get(slot) else {
+            return false;
+        };
+        self.setup()
+            .jail
+            .may_serve(&export.function.id, Some(caller))
+    }
+
+    fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
+        WorkerHandle::call(self, slot, args, timeout)
+    }
+}
+
 impl WorkerHandle {
     /// Starts a thread that runs `guest`, as worker `id`.
     pub fn start(

@@ -13,7 +13,7 @@
 //! future would hold the name for good.
 
 use super::{Digest, check_name};
-use crate::auth::datagram::MAX_CLOCK_SKEW;
+use crate::wire::MAX_CLOCK_SKEW;
 use ciborium::Value;
 use std::fmt;
 use std::time::Duration;

@@ -542,7 +542,7 @@ impl ModuleService {
     }
 
     /// The WIT of a module this node runs that exports `interface` (named with or without
-    /// its version: [`crate::describe::find_export`]), if one does.
+    /// its version: [`crate::guest::wit_text::find_export`]), if one does.
     pub async fn wit_exporting(&self, interface: &str) -> Option<Outcome> {
         let name = {
             let catalog = lock(&self.catalog);
@@ -557,7 +557,7 @@ impl ModuleService {
                         .map(move |i| (i.as_str(), p.name.as_str()))
                 })
                 .collect();
-            crate::describe::find_export(&exported, interface).map(|name| name.to_string())
+            crate::guest::wit_text::find_export(&exported, interface).map(|name| name.to_string())
         }?;
         Some(self.wit(&name).await)
     }
@@ -574,7 +574,7 @@ impl ModuleService {
             return Ok(Value::Text(text.clone()));
         }
         let bytes = self.served_bytes(digest).await?;
-        let text = tokio::task::spawn_blocking(move || crate::inspect::wit_text(&bytes))
+        let text = tokio::task::spawn_blocking(move || crate::guest::wit_text::wit_text(&bytes))
             .await
             .map_err(|e| CallFailure::new(FailureKind::Unavailable, e))?
             .map_err(|e| {

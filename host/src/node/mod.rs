@@ -236,7 +236,7 @@ impl Node {
                     .filter_map(|r| {
                         let worker = self.workers.get(r.guest)?.clone();
                         Some(LocalServer {
-                            worker,
+                            worker: Arc::new(worker),
                             slot: r.export,
                         })
                     })

@@ -338,10 +338,10 @@ async fn connection(
             }
             // (A node's; a mailbox server has no terminal to print on.)
             Ok(Frame::Request(request))
-                if request.function == crate::console::SAY_FUNCTION && services.calls.is_some() =>
+                if request.function == crate::say::SAY_FUNCTION && services.calls.is_some() =>
             {
                 let outcome = builtin_args(&request.args)
-                    .and_then(|args| crate::console::print_said(&args, addr));
+                    .and_then(|args| crate::say::print_said(&args, addr));
                 if request.wants_reply
                     && let Err(why) = reply_to.send(request.id, &outcome)
                 {
