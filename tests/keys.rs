@@ -313,7 +313,7 @@ fn outsiders_cannot_call_rename_evict_or_replay() {
             datagram(b_id, None, &[announce("mallory")]),
             datagram(b_id, None, &[goodbye()]),
         ] {
-            gate.send(&socket, &d, to, false).unwrap();
+            dhost::net::send_sealed(gate, &socket, &d, to, false).unwrap();
         }
     };
     // Without a key, and with another group's key.

@@ -95,8 +95,7 @@ impl GroupClient {
                 self.max_datagram
             );
         }
-        self.gate
-            .send(&self.sender, &datagram, self.group, false)
+        crate::net::send_sealed(&self.gate, &self.sender, &datagram, self.group, false)
             .context("cannot send to the group")?;
         if sequenced {
             self.next += 1;

@@ -36,32 +36,26 @@
 
 pub mod auth;
 pub mod cache;
-pub mod cbor;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
 pub mod console;
 pub mod describe;
-pub mod frame_kind;
 pub mod guest;
 pub mod inspect;
 pub mod jail;
 pub mod mailbox;
 pub mod manual;
-pub mod membership;
 pub mod metrics;
 pub mod modules;
 pub mod net;
 pub mod node;
-pub mod outcome;
 pub mod rpc;
 pub mod run;
 pub mod say;
 pub mod stats;
 pub mod stream;
-pub mod user_files;
 pub mod value;
-pub mod wire;
 
-pub use dhost_mailbox::printable;
+pub use dhost_protocol::{cbor, frame_kind, membership, outcome, printable, user_files, wire};

@@ -94,3 +94,23 @@ pub fn receive_buffer(socket: &UdpSocket) -> usize {
         .recv_buffer_size()
         .unwrap_or(212_992)
 }
+
+/// Seals `datagram` (a header [`wire::encode_header`] wrote, then frames) through `gate` as
+/// its next packet and sends it through `socket` to `to`: to one node (`unicast`) or to the
+/// group, header and body in one datagram without copying them together.
+pub fn send_sealed(
+    gate: &crate::auth::Gate,
+    socket: &UdpSocket,
+    datagram: &[u8],
+    to: SocketAddr,
+    unicast: bool,
+) -> std::io::Result<usize> {
+    let sealed = gate.seal(datagram, unicast);
+    socket2::SockRef::from(socket).send_to_vectored(
+        &[
+            std::io::IoSlice::new(sealed.header()),
+            std::io::IoSlice::new(sealed.body()),
+        ],
+        &to.into(),
+    )
+}

@@ -13,7 +13,8 @@
 //!   once (the node's port is one too), and the rate-limited log of what it drops;
 //! - [`daemon`]: background servers: binding, forking, pid files, stopping (`dipcrm`);
 //! - [`cli`]: the arguments of `dipc` and `dipcrm` (and of `dhost mailbox`), and the log;
-//! - [`printable`]: text from the network or a guest made safe for a terminal or a log.
+//! - [`printable`]: text from the network or a guest made safe for a terminal or a log
+//!   (the protocol crate's, which the log here uses).
 //!
 //! Each mailbox's lock is tokio's `RwLock`, which is fair: waiters are served first come,
 //! first served, and a reader queued behind a writer waits for it, so neither a stream of
@@ -26,13 +27,13 @@ pub mod cli;
 mod config;
 pub mod daemon;
 pub mod port;
-pub mod printable;
 pub mod protocol;
 mod store;
 
 pub use config::{
     ConfigError, DEFAULT_LOCK_TIMEOUT, MAX_MAILBOXES, MAX_TOTAL_BYTES, MailboxConfig,
 };
+pub use dhost_protocol::printable;
 
 use std::time::{Duration, Instant};
 use thiserror::Error;

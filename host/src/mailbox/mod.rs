@@ -20,16 +20,15 @@ pub const READ_FUNCTION: &str = "dstc:node/mailboxes#read";
 /// The function id under which a node serves `dstc:node/mailboxes.write` to its peers.
 pub const WRITE_FUNCTION: &str = "dstc:node/mailboxes#write";
 
-impl From<MailboxError> for CallFailure {
-    fn from(e: MailboxError) -> Self {
-        let kind = match e {
-            MailboxError::Timeout { .. } => FailureKind::Timeout,
-            MailboxError::OutOfRange { .. } | MailboxError::TooLarge { .. } => {
-                FailureKind::BadArguments
-            }
-        };
-        CallFailure::new(kind, e)
-    }
+/// A mailbox's error as the failure of a call.
+fn failure(e: MailboxError) -> CallFailure {
+    let kind = match e {
+        MailboxError::Timeout { .. } => FailureKind::Timeout,
+        MailboxError::OutOfRange { .. } | MailboxError::TooLarge { .. } => {
+            FailureKind::BadArguments
+        }
+    };
+    CallFailure::new(kind, e)
 }
 
 /// Serves a mailbox call (a guest's `dstc:node/mailboxes`, local or from a peer, or
@@ -50,9 +49,11 @@ pub async fn serve_call(boxes: Option<&Mailboxes>, function: &str, args: Vec<Val
         _ => Err(bad("a mailbox number is a whole number from 0")),
     };
     match (function, args.as_slice()) {
-        (READ_FUNCTION, [n]) => Ok(Value::Bytes(boxes.read(number(n)?).await?.0)),
+        (READ_FUNCTION, [n]) => Ok(Value::Bytes(
+            boxes.read(number(n)?).await.map_err(failure)?.0,
+        )),
         (WRITE_FUNCTION, [n, Value::Bytes(data)]) => {
-            boxes.write(number(n)?, data).await?;
+            boxes.write(number(n)?, data).await.map_err(failure)?;
             Ok(Value::Null)
         }
         (READ_FUNCTION, _) => Err(bad("read takes one argument: the mailbox number")),

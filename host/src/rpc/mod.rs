@@ -4,11 +4,10 @@
 //! its callers queue on it ([`budget`]) and the pool of connections a node or a client
 //! keeps to its peers ([`pool`]).
 
-pub mod budget;
-pub mod frame;
 pub mod handshake;
 pub mod pool;
 pub mod server;
 
+pub use dhost_protocol::rpc::{budget, frame};
 pub use handshake::ConnectionKeys;
 pub use pool::{Pool, PoolHandle};

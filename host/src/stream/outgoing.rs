@@ -330,7 +330,7 @@ impl Outgoing {
         let mut datagram = Vec::with_capacity(64);
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_status(status, &mut datagram);
-        if let Err(e) = self.gate.send(&network.socket, &datagram, to, true) {
+        if let Err(e) = crate::net::send_sealed(&self.gate, &network.socket, &datagram, to, true) {
             tracing::debug!("cannot send a status to {to}: {e}");
         }
     }
@@ -530,7 +530,7 @@ impl Outgoing {
 
     /// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
     fn multicast(&self, network: &Network, bytes: &[u8], counter: &AtomicU64) {
-        match self.gate.send(&network.socket, bytes, network.group, false) {
+        match crate::net::send_sealed(&self.gate, &network.socket, bytes, network.group, false) {
             Ok(_) => Stats::bump(counter),
             Err(e) => {
                 Stats::bump(&self.stats.send_errors);

@@ -300,10 +300,10 @@ impl Resolver<'_> {
             && let Some(target) = self.facts.get(&module).and_then(|f| f.reexports.get(name))
         {
             let rest = &absolute[length + 1..];
-            if let Some(base) = self.absolute(&module, target, depth + 1) {
-                let through: Vec<String> = base.into_iter().chain(rest.iter().cloned()).collect();
-                return self.definer(through, depth + 1);
-            }
+            // (A re-export of another crate's item: no module of this crate defines it.)
+            let base = self.absolute(&module, target, depth + 1)?;
+            let through: Vec<String> = base.into_iter().chain(rest.iter().cloned()).collect();
+            return self.definer(through, depth + 1);
         }
         Some(module)
     }

@@ -1,6 +1,6 @@
 //! The workspace's modules import each other in one direction only: every crate of the
 //! workspace (the node, the mailbox crate, the guest SDK, the example guests, the tools) is
-//! read, and any ring of modules that import each other fails the test, named.
+//! read (the protocol crate too), and any ring of modules that import each other fails the test, named.
 //! (Crates themselves cannot form rings: Cargo refuses them.)
 
 use module_graph::{display, read_crate};

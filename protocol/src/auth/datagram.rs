@@ -19,8 +19,7 @@ use super::replay::{ReplayGuard, Verdict};
 use crate::wire::{self, Header, MAX_CLOCK_SKEW, Protection, TAG_LEN};
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use std::io::IoSlice;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use subtle::ConstantTimeEq;
@@ -175,25 +174,10 @@ impl Gate {
         self.encrypt && self.keys.is_some()
     }
 
-    /// Sends `datagram` (a header [`wire::encode_header`] wrote, then frames) through
-    /// `socket` to `to`: to one node (`unicast`) or to the group. Each sending is a packet
-    /// of its own (a resend too): numbered, timed and tagged anew.
-    pub fn send(
-        &self,
-        socket: &UdpSocket,
-        datagram: &[u8],
-        to: SocketAddr,
-        unicast: bool,
-    ) -> std::io::Result<usize> {
-        let sealed = self.seal(datagram, unicast);
-        socket2::SockRef::from(socket).send_to_vectored(
-            &[IoSlice::new(sealed.header()), IoSlice::new(sealed.body())],
-            &to.into(),
-        )
-    }
-
     /// Seals `datagram` (a header [`wire::encode_header`] wrote, then frames) as its next
-    /// packet, to one node (`unicast`) or to the group: what [`Self::send`] sends.
+    /// packet, to one node (`unicast`) or to the group: the node sends [`Sealed::header`] then
+    /// [`Sealed::body`] as one datagram (a resend too is a packet of its own: numbered,
+    /// timed and tagged anew).
     pub fn seal<'a>(&self, datagram: &'a [u8], unicast: bool) -> Sealed<'a> {
         let header_len = wire::own_header_len(datagram);
         let (header_bytes, body) = datagram.split_at(header_len);

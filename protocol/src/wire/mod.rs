@@ -157,7 +157,9 @@ fn shape_of(what: &'static str, why: &str) -> WireError {
     }
 }
 
-pub(crate) fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
+/// Reads one CBOR item from the front of `bytes` as a [`Value`] (nested at most
+/// [`MAX_NESTING`] deep), leaving `bytes` after it.
+pub fn next_item(bytes: &mut &[u8]) -> Result<Value, WireError> {
     ciborium::de::from_reader_with_recursion_limit(bytes, MAX_NESTING)
         .map_err(|e| WireError::Malformed(describe_cbor_error(e)))
 }
@@ -190,7 +192,8 @@ pub(crate) fn kind_and_fields(item: Value) -> Result<(u64, std::vec::IntoIter<Va
     Ok((kind, fields))
 }
 
-pub(crate) fn as_u64(value: &Value) -> Option<u64> {
+/// The value as an unsigned number, if it is one that fits 64 bits.
+pub fn as_u64(value: &Value) -> Option<u64> {
     match value {
         Value::Integer(i) => u64::try_from(*i).ok(),
         _ => None,
@@ -198,7 +201,7 @@ pub(crate) fn as_u64(value: &Value) -> Option<u64> {
 }
 
 /// Encodes one CBOR item onto the end of `out`.
-pub(crate) fn encode_item(value: &Value, out: &mut Vec<u8>) {
+pub fn encode_item(value: &Value, out: &mut Vec<u8>) {
     // Writing CBOR to a Vec cannot fail: the only errors are the writer's.
     ciborium::ser::into_writer(value, out).expect("CBOR encoding into a Vec does not fail");
 }

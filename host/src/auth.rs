@@ -1,18 +1,8 @@
-//! Membership by key: only holders of the group key can call. A node with a key (`dhost
-//! keygen`, `--key-file`) seals every datagram it sends and checks every one it receives
-//! before decoding it ([`Gate`]), remembers each sender's recent packet numbers so that no
-//! datagram is accepted twice ([`replay`]), and counts and reports what it could not
-//! read or refused ([`note_unopened`]); connections to a node's TCP port prove both ends hold it
-//! ([`connection`]). docs/security.md says what this protects and what it does not.
+//! Membership by key, the node's side: the protocol's keys, gate and replay windows
+//! ([`dhost_protocol::auth`], re-exported here), and [`note_unopened`], which counts and
+//! reports what the gate could not read or refused.
 
-pub mod connection;
-pub mod datagram;
-pub mod key;
-pub mod replay;
-
-pub use datagram::{Arrival, Gate, Rejected, Unopened};
-pub use key::{GroupKey, KeyError, Keyring};
-pub use replay::ReplayGuard;
+pub use dhost_protocol::auth::*;
 
 use crate::stats::{DropLog, Stats};
 use std::net::SocketAddr;
