@@ -149,10 +149,9 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// The membership of node `id`, named `name`, serving `functions`; it announces itself
-    /// at once.
-    pub fn new(id: u64, name: &str, functions: Vec<String>) -> Self {
-        let now = Instant::now();
+    /// The membership of node `id`, named `name`, serving `functions`, started at `now`;
+    /// it announces itself at once.
+    pub fn new(id: u64, name: &str, functions: Vec<String>, now: Instant) -> Self {
         Membership {
             id,
             name: name.to_string(),
@@ -175,9 +174,9 @@ impl Membership {
         self.claiming = false;
     }
 
-    /// How long this node has been up, in milliseconds.
-    pub fn uptime_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    /// How long this node has been up at `now`, in milliseconds.
+    pub fn uptime_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The node's name.
@@ -190,26 +189,28 @@ impl Membership {
         &self.functions
     }
 
-    /// Changes the function ids this node serves, and announces them at once.
-    pub fn set_functions(&mut self, functions: Vec<String>) {
+    /// Changes the function ids this node serves, and announces them at once (`now`).
+    pub fn set_functions(&mut self, functions: Vec<String>, now: Instant) {
         if functions != self.functions {
             self.functions = functions;
-            self.next_announce = Instant::now();
+            self.next_announce = now;
         }
     }
 
-    /// Announces the node at the end of this turn (what it runs changed).
-    pub fn announce_soon(&mut self) {
-        self.next_announce = Instant::now();
+    /// Announces the node at the end of this turn (what it runs changed), at `now`.
+    pub fn announce_soon(&mut self, now: Instant) {
+        self.next_announce = now;
     }
 
-    /// Takes an announcement by node `sender` from `addr`. While the node claims its name,
-    /// an announcement of that name means it is taken; after, it is a conflict, ignored.
+    /// Takes an announcement by node `sender` from `addr`, heard at `now`. While the node
+    /// claims its name, an announcement of that name means it is taken; after, it is a
+    /// conflict, ignored.
     pub fn on_announce(
         &mut self,
         sender: u64,
         addr: SocketAddr,
         announce: Announce,
+        now: Instant,
     ) -> Result<Change, NameTaken> {
         if sender == self.id {
             return Ok(Change::Known);
@@ -249,7 +250,7 @@ impl Membership {
             functions: announce.functions,
             tcp: announce.tcp,
             links: announce.links,
-            last_seen: Instant::now(),
+            last_seen: now,
         };
         let change = match self.peers.get(&sender) {
             None => {
@@ -310,9 +311,9 @@ impl Membership {
         self.gone.push(peer.name);
     }
 
-    /// Someone asked every node to announce itself: do so soon (at most every 100 ms).
-    pub fn on_query(&mut self) {
-        let now = Instant::now();
+    /// Someone asked every node to announce itself (at `now`): do so soon (at most every
+    /// 100 ms).
+    pub fn on_query(&mut self, now: Instant) {
         let earliest = self.last_answer.map_or(now, |t| t + ANSWER_GAP);
         self.next_announce = self.next_announce.min(earliest.max(now));
     }
@@ -409,6 +410,13 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::OnceLock;
+
+    /// The tests' made-up start of time.
+    fn t0() -> Instant {
+        static T0: OnceLock<Instant> = OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
 
     fn announce(name: &str, uptime_ms: u64) -> Announce {
         Announce {
@@ -425,27 +433,27 @@ mod tests {
 
     #[test]
     fn peers_join_are_refreshed_leave_and_expire() {
-        let mut m = Membership::new(1, "me", vec![]);
+        let mut m = Membership::new(1, "me", vec![], t0());
         assert_eq!(
-            m.on_announce(2, addr(), announce("two", 5)),
+            m.on_announce(2, addr(), announce("two", 5), t0()),
             Ok(Change::Joined)
         );
         assert_eq!(
-            m.on_announce(2, addr(), announce("two", 6)),
+            m.on_announce(2, addr(), announce("two", 6), t0()),
             Ok(Change::Known)
         );
         assert_eq!(
-            m.on_announce(3, addr(), announce("three", 5)),
+            m.on_announce(3, addr(), announce("three", 5), t0()),
             Ok(Change::Joined)
         );
         assert_eq!(
-            m.on_announce(1, addr(), announce("me", 5)),
+            m.on_announce(1, addr(), announce("me", 5), t0()),
             Ok(Change::Known),
             "our own"
         );
         assert_eq!(m.peers().count(), 2);
         assert_eq!(m.forget(2).map(|p| p.name), Some("two".into()));
-        let later = Instant::now() + PEER_EXPIRY + Duration::from_millis(1);
+        let later = t0() + PEER_EXPIRY + Duration::from_millis(1);
         assert_eq!(m.silent(later), [3]);
         assert!(m.forget(3).is_some());
         assert_eq!(m.peers().count(), 0);
@@ -453,9 +461,9 @@ mod tests {
 
     #[test]
     fn a_name_is_taken_while_claiming_and_kept_once_claimed() {
-        let mut starting = Membership::new(5, "same", vec![]);
+        let mut starting = Membership::new(5, "same", vec![], t0());
         let err = starting
-            .on_announce(9, addr(), announce("same", 60_000))
+            .on_announce(9, addr(), announce("same", 60_000), t0())
             .unwrap_err();
         assert!(
             err.to_string()
@@ -463,11 +471,11 @@ mod tests {
             "{err}"
         );
         // Once claimed, no announcement takes the name, whatever uptime it claims.
-        let mut holder = Membership::new(5, "same", vec![]);
+        let mut holder = Membership::new(5, "same", vec![], t0());
         holder.claimed();
         for uptime in [0, 60_000, 1 << 63, u64::MAX] {
             assert_eq!(
-                holder.on_announce(9, addr(), announce("same", uptime)),
+                holder.on_announce(9, addr(), announce("same", uptime), t0()),
                 Ok(Change::Conflict)
             );
         }
@@ -477,10 +485,10 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded_and_forgets_the_silent_first() {
-        let mut m = Membership::new(1, "me", vec![]);
+        let mut m = Membership::new(1, "me", vec![], t0());
         m.claimed();
         for id in 0..MAX_PEERS as u64 + 10 {
-            let _ = m.on_announce(id + 2, addr(), announce(&format!("p{id}"), 1));
+            let _ = m.on_announce(id + 2, addr(), announce(&format!("p{id}"), 1), t0());
         }
         assert_eq!(m.peers().count(), MAX_PEERS);
         assert!(
@@ -488,14 +496,14 @@ mod tests {
             "the last heard is kept"
         );
         // Function ids over all peers are bounded too.
-        let mut m = Membership::new(1, "me", vec![]);
+        let mut m = Membership::new(1, "me", vec![], t0());
         let many = |name: &str| Announce {
             name: name.into(),
             functions: (0..1024).map(|i| format!("a:b/c#f{i}")).collect(),
             ..Announce::default()
         };
         for id in 0..100 {
-            let _ = m.on_announce(id + 2, addr(), many(&format!("p{id}")));
+            let _ = m.on_announce(id + 2, addr(), many(&format!("p{id}")), t0());
         }
         assert!(m.functions_held() <= MAX_PEER_FUNCTIONS);
         assert_eq!(m.peers().count(), MAX_PEER_FUNCTIONS / 1024);
@@ -507,20 +515,20 @@ mod tests {
 
     #[test]
     fn changes_are_told_peer_by_peer() {
-        let mut m = Membership::new(1, "me", vec![]);
-        let _ = m.on_announce(2, addr(), announce("two", 1));
-        let _ = m.on_announce(3, addr(), announce("three", 1));
+        let mut m = Membership::new(1, "me", vec![], t0());
+        let _ = m.on_announce(2, addr(), announce("two", 1), t0());
+        let _ = m.on_announce(3, addr(), announce("three", 1), t0());
         let names =
             |peers: &[&Peer]| -> Vec<String> { peers.iter().map(|p| p.name.clone()).collect() };
         let changes = m.take_changes();
         assert_eq!(names(&changes.joined), ["three", "two"]);
         assert!(changes.changed.is_empty() && changes.gone.is_empty());
         // Nothing changed: nothing told.
-        let _ = m.on_announce(2, addr(), announce("two", 2));
+        let _ = m.on_announce(2, addr(), announce("two", 2), t0());
         assert_eq!(m.take_changes(), PeerChanges::default());
         // A rename, a departure; a name another peer still goes by is that peer's.
-        let _ = m.on_announce(2, addr(), announce("deux", 3));
-        let _ = m.on_announce(4, addr(), announce("three", 1));
+        let _ = m.on_announce(2, addr(), announce("deux", 3), t0());
+        let _ = m.on_announce(4, addr(), announce("three", 1), t0());
         m.forget(3);
         let changes = m.take_changes();
         assert_eq!(names(&changes.joined), ["deux", "three"]);
@@ -529,7 +537,7 @@ mod tests {
         // New functions.
         let mut more = announce("deux", 4);
         more.functions.push("a:b/c#e".into());
-        let _ = m.on_announce(2, addr(), more);
+        let _ = m.on_announce(2, addr(), more, t0());
         let changes = m.take_changes();
         assert_eq!(names(&changes.changed), ["deux"]);
         assert!(changes.joined.is_empty() && changes.gone.is_empty());
@@ -537,12 +545,49 @@ mod tests {
 
     #[test]
     fn queries_are_answered_soon_but_not_too_often() {
-        let mut m = Membership::new(1, "me", vec![]);
-        let now = Instant::now();
+        let mut m = Membership::new(1, "me", vec![], t0());
+        let now = t0();
         assert!(m.announce_due(now));
         assert!(!m.announce_due(now));
-        m.on_query();
-        assert!(m.next_announce() <= now + ANSWER_GAP + Duration::from_millis(50));
-        assert!(m.next_announce() >= now + ANSWER_GAP);
+        let ms = |n| now + Duration::from_millis(n);
+        // Asked 10 ms after an announcement: the answer waits for the gap.
+        m.on_query(ms(10));
+        assert_eq!(m.next_announce(), ms(100));
+        assert!(!m.announce_due(ms(99)));
+        assert!(m.announce_due(ms(100)));
+        assert_eq!(m.next_announce(), ms(1100), "then once a second again");
+        // Asked 50 ms after that answer: 100 ms after it, not at once.
+        m.on_query(ms(150));
+        assert_eq!(m.next_announce(), ms(200));
+        assert!(m.announce_due(ms(200)));
+        // Asked long after the last answer: at once.
+        m.on_query(ms(700));
+        assert_eq!(m.next_announce(), ms(700));
+    }
+
+    #[test]
+    fn a_peer_is_silent_only_after_the_expiry_since_it_was_last_heard() {
+        let ms = |n| t0() + Duration::from_millis(n);
+        let mut m = Membership::new(1, "me", vec![], t0());
+        let _ = m.on_announce(2, addr(), announce("two", 1), ms(0));
+        let _ = m.on_announce(3, addr(), announce("three", 1), ms(1000));
+        let expiry = PEER_EXPIRY.as_millis() as u64;
+        assert_eq!(m.next_expiry(), Some(ms(expiry)));
+        assert!(
+            m.silent(ms(expiry)).is_empty(),
+            "not before the expiry has passed"
+        );
+        assert_eq!(m.silent(ms(expiry + 1)), [2]);
+        // A call heard from a peer too busy to announce itself keeps it alive.
+        m.heard_from(2, ms(expiry));
+        assert!(m.silent(ms(expiry + 1)).is_empty());
+        assert_eq!(m.next_expiry(), Some(ms(1000 + expiry)));
+        let mut both = m.silent(ms(2 * expiry + 1));
+        both.sort();
+        assert_eq!(both, [2, 3]);
+        // (Nothing from a node never heard of.)
+        m.heard_from(9, ms(0));
+        assert_eq!(m.peers().count(), 2);
+        assert_eq!(m.uptime_ms(ms(2500)), 2500);
     }
 }

@@ -3,6 +3,11 @@
 //! runs on one thread of its own, and hands the WebAssembly guests their work: each guest
 //! runs on a worker thread of its own ([`crate::guest::worker`]), behind a bounded queue.
 //!
+//! What the node decides is [`core::NodeCore`]'s, which does no I/O; this module is its
+//! driver: it owns the threads' channels, the workers, the native plugins, the sending
+//! side and the clock, feeds the core its inputs with the time, and carries out the
+//! [`core::Action`]s it returns, in order.
+//!
 //! One *turn* of the loop takes every input waiting (datagrams decoded by the network
 //! thread, calls from the TCP port, stdin lines, published modules, and what the workers
 //! report), routes each run of calls to the workers and plugins that serve it, delivers
@@ -14,41 +19,35 @@
 //! sender's own included: locally from the outgoing queue, and the copy that multicast
 //! loops back is recognised by the sender id and skipped.
 
+pub mod core;
 pub mod routing;
 pub mod workers;
 
-use crate::guest::calls::{Calls, LocalServer, PeerEntry};
-use crate::guest::native::{self, NativePlugin};
+use crate::guest::calls::{Calls, LocalServer};
+use crate::guest::native::{self, NativePlugin, NativeServer};
 use crate::guest::outbox::Outbox;
 use crate::guest::wasm::WasmGuest;
 use crate::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
 use crate::guest::world::EventInterface;
-use crate::membership::{Change, GroupChange, Membership, PEER_EXPIRY};
 use crate::modules::ModuleService;
 use crate::modules::loader::ModuleChange;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::outcome::CallFailure;
+use crate::outcome::FailureKind;
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
 use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
-use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
-use crate::wire::{self, Announce, Datagram, Frame, StreamCounts};
+use crate::wire::{self, Datagram, StreamCounts};
 use ciborium::Value;
+use core::{Action, CoreConfig, Guest, Natives, NodeCore};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use routing::{Routable, Route, RoutingTable};
-use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use routing::Routable;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use workers::Workers;
-
-/// How long a starting node listens for another node announcing its name.
-const CLAIM_WAIT: Duration = Duration::from_millis(150);
-
-/// When a starting node asks the group who is there a second time.
-const QUERY_AGAIN: Duration = Duration::from_millis(60);
 
 /// The most events taken in one turn before the turn is finished (and the batch flushed).
 const MAX_EVENTS_PER_TURN: usize = 1024;
@@ -58,9 +57,6 @@ const MAX_LOCAL_RUN: usize = 16_384;
 
 /// How long a stopping node waits for its receivers to run what it sent.
 pub const LINGER: Duration = Duration::from_secs(3);
-
-/// The most streams of peers gone that the closing summary still names.
-const MAX_STREAMS_REMEMBERED: usize = 64;
 
 /// What the network, stdin and descriptor threads hand the event loop.
 #[derive(Debug)]
@@ -100,14 +96,6 @@ pub struct Inputs {
 /// The network thread is gone: the node stops.
 struct Closed;
 
-/// Who runs a call with a reply.
-enum Server {
-    /// A local guest's export.
-    Guest(Route),
-    /// A native plugin.
-    Native(native::NativeServer),
-}
-
 /// One input of a turn.
 enum Input {
     Event(Event),
@@ -116,20 +104,18 @@ enum Input {
     Report(Report),
 }
 
-/// The event loop's state.
+/// The event loop: the core, and everything it drives.
 pub struct Node {
-    id: u64,
-    membership: Membership,
+    /// The node's decisions and protocol state.
+    core: NodeCore<Plugins>,
     /// The workers of the WebAssembly guests, by slot.
     workers: Workers,
     /// The workers' reports.
     reports: Receiver<Report>,
     /// Set when the node's WASI command ended, with its exit status.
     exited: Option<i32>,
-    /// Which guest serves each function.
-    table: RoutingTable,
-    /// The native plugins, kept so that their code stays loaded.
-    natives: Vec<NativePlugin>,
+    /// The native plugins, kept (never read) so that their code stays loaded.
+    _natives: Vec<NativePlugin>,
     /// Where the calls the guests and plugins send go: the group, and this node.
     outgoing: Arc<Outgoing>,
     /// An encoded control frame being built.
@@ -139,14 +125,6 @@ pub struct Node {
     local: Outbox,
     /// An emptied outbox, for the plugins' next calls when their calls are taken.
     spare: Outbox,
-    /// The peers' streams, as this node receives them.
-    streams: ReceiveStreams<Datagram>,
-    /// What was received of the streams of peers gone, by name, for the closing summary.
-    gone_streams: VecDeque<(String, Counts)>,
-    /// Whether the last turn took every event waiting (peers are judged silent only then).
-    caught_up: bool,
-    /// Whether the guests were handed their `init` (then they hear the group's changes).
-    guests_started: bool,
     stats: Arc<Stats>,
     drops: DropLog,
     /// What the guests share to make calls with replies (the node keeps its peers fresh).
@@ -157,6 +135,25 @@ pub struct Node {
     pool: Option<PoolHandle>,
     /// The published modules it takes, whose publications are announced.
     modules: Option<Arc<ModuleService>>,
+}
+
+/// The node's native plugins, as the core sees them: the process's registry of the
+/// functions they registered.
+pub struct Plugins {
+    /// How many plugins were loaded.
+    count: usize,
+}
+
+impl Natives for Plugins {
+    type Server = NativeServer;
+
+    fn resolve(&self, function: &str) -> Option<NativeServer> {
+        native::resolve(function)
+    }
+
+    fn functions(&self) -> Vec<String> {
+        (0..self.count).flat_map(NativePlugin::functions).collect()
+    }
 }
 
 /// Where the node is reachable and how it calls out, for [`Node::new`].
@@ -189,9 +186,17 @@ impl Node {
         links: Links,
     ) -> anyhow::Result<Self> {
         let (reports_tx, reports) = crossbeam_channel::unbounded();
-        let mut node = Node {
+        let config = CoreConfig {
             id,
-            membership: Membership::new(id, name, Vec::new()),
+            name: name.to_string(),
+            receive_window: links.receive_window,
+            serves_mailboxes: calls.serves_mailboxes(),
+        };
+        let plugins = Plugins {
+            count: natives.len(),
+        };
+        let mut node = Node {
+            core: NodeCore::new(config, plugins, stats.clone(), Instant::now()),
             workers: Workers::new(WorkerLinks {
                 reports: reports_tx,
                 outgoing: outgoing.clone(),
@@ -199,16 +204,11 @@ impl Node {
             }),
             reports,
             exited: None,
-            table: RoutingTable::default(),
-            natives,
+            _natives: natives,
             outgoing,
             frame: Vec::new(),
             local: Outbox::default(),
             spare: Outbox::default(),
-            streams: ReceiveStreams::new(links.receive_window),
-            gone_streams: VecDeque::new(),
-            caught_up: true,
-            guests_started: false,
             stats,
             drops: DropLog::new(),
             calls,
@@ -226,9 +226,10 @@ impl Node {
     /// Finds again which guest serves each function (a guest was loaded or unloaded), and
     /// tells the guests' calls, the outgoing queue and the peers.
     fn reroute(&mut self) {
-        self.table = RoutingTable::new(self.workers.slots());
+        self.core.reroute(self.workers.slots(), Instant::now());
         let local = self
-            .table
+            .core
+            .table()
             .iter()
             .map(|(id, routes)| {
                 let servers = routes
@@ -247,21 +248,91 @@ impl Node {
         self.calls.set_local(local);
         // (Which functions this node serves itself: it runs the calls its own guests and
         // plugins send to them.)
-        let table = self.table.clone();
+        let table = self.core.table().clone();
         self.outgoing.set_serves(Arc::new(move |function: &str| {
             table.targets(function).is_some() || native::serves(function)
         }));
-        let native = (0..self.natives.len()).flat_map(NativePlugin::functions);
-        let served = routing::served(&self.table, native, self.calls.serves_mailboxes());
-        self.membership.set_functions(served);
     }
 
-    /// The name of the node a call from `origin` comes from, if it announced one.
-    fn caller(&self, origin: Origin) -> Option<&str> {
-        match origin {
-            Origin::Local => Some(self.membership.name()),
-            Origin::Remote(_, sender) => self.membership.peer_name(sender),
+    /// Carries out what the core decided, in order.
+    fn act(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Hand { guest, work } => self.hand(guest, work),
+                Action::RunNative {
+                    server,
+                    run,
+                    origin,
+                    counts,
+                    peer,
+                } => self.run_native(server, &run, origin, &counts, &peer),
+                Action::CallNative {
+                    server,
+                    function,
+                    args,
+                    counts,
+                    peer,
+                    answer,
+                } => {
+                    let outcome = server
+                        .call(&function, &args)
+                        .map(|()| Value::Null)
+                        .map_err(|e| CallFailure::new(FailureKind::BadArguments, e));
+                    let ran = if outcome.is_ok() {
+                        &counts.run
+                    } else {
+                        &counts.dropped
+                    };
+                    Stats::bump(ran);
+                    let ran = u64::from(outcome.is_ok());
+                    peer.add(ran, 1 - ran);
+                    self.collect_native_sent();
+                    answer(outcome);
+                }
+                Action::Answer { answer, outcome } => answer(outcome),
+                Action::SendControl(frame) => self.outgoing.send_control(&frame),
+                Action::Announce => self.announce(),
+                Action::SendStatus(to, status) => self.outgoing.send_status(to, &status),
+                Action::PeersChanged { changed, gone } => self.calls.update_peers(changed, gone),
+            }
         }
+    }
+
+    /// Runs every call of `run` on a native plugin, on this thread, and sends on what the
+    /// plugin sent for each call before the next.
+    fn run_native(
+        &mut self,
+        server: NativeServer,
+        run: &wire::Call,
+        origin: Origin,
+        counts: &FunctionCounts,
+        peer: &PeerCalls,
+    ) {
+        let function = run.function.as_str();
+        // Counted once for the run: an atomic add per call costs more than the call into a
+        // plugin does.
+        let (mut delivered, mut dropped) = (0, 0);
+        for args in run.arguments() {
+            match server.call(function, args) {
+                Ok(()) => delivered += 1,
+                Err(e) => {
+                    dropped += 1;
+                    Stats::bump(&self.stats.calls_dropped);
+                    Stats::bump(&counts.dropped);
+                    self.drops
+                        .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
+                }
+            }
+            // In order with what the plugins send for this call.
+            if native::sent_on_this_thread() {
+                self.collect_native_sent();
+            }
+        }
+        Stats::add(&self.stats.calls_delivered, delivered);
+        Stats::add(&counts.run, delivered);
+        peer.add(delivered, dropped);
+        // (What plugins sent from threads of their own.)
+        self.collect_native_sent();
     }
 
     /// Claims the node's name on the group, has the guests run their `init` hooks, then
@@ -272,19 +343,21 @@ impl Node {
         let held = self.claim_name(&inputs.events)?;
         // The name is this node's: its peers hear of it before its guests start (a guest
         // may send for long in its `init`).
-        if self.outgoing.on_group() && self.membership.announce_due(Instant::now()) {
-            self.announce();
+        if self.outgoing.on_group() {
+            self.core.announce_if_due(Instant::now());
+            self.act();
         }
         // The peers heard while claiming the name are the guests' before any guest runs:
         // a WASI command may call one of them at once.
-        self.share_peers();
+        self.core.share_peers(self.workers.slots());
+        self.act();
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
         // Each guest runs its `init` first: what is routed to it waits behind.
         for g in 0..self.workers.slots().len() {
             self.hand(g, Work::Init { done: None });
         }
-        self.guests_started = true;
+        self.core.guests_started();
         if let Some(g) = self.workers.command() {
             self.hand(g, Work::Command);
         }
@@ -296,7 +369,8 @@ impl Node {
         }
         loop {
             let wait = if self.local.is_empty() {
-                self.idle_timeout()
+                self.core
+                    .idle_timeout(Instant::now(), self.outgoing.on_group())
             } else {
                 Duration::ZERO
             };
@@ -325,7 +399,7 @@ impl Node {
                 };
             }
             // (The turn ended because nothing was waiting, not at the turn's limit.)
-            self.caught_up = taken < MAX_EVENTS_PER_TURN;
+            self.core.set_caught_up(taken < MAX_EVENTS_PER_TURN);
             self.finish_turn();
             if let Some(code) = self.exited {
                 return Ok(self.stop(code));
@@ -348,13 +422,13 @@ impl Node {
         }
     }
 
-    /// Asks the group who is there and listens for [`CLAIM_WAIT`]: if a node announces
-    /// this node's name meanwhile, the name is taken; if not, it is this node's for good.
-    /// Returns the events that arrived meanwhile, to handle once the guests are
+    /// Asks the group who is there and listens as [`core::NameClaim`] says: if a node
+    /// announces this node's name meanwhile, the name is taken; if not, it is this node's
+    /// for good. Returns the events that arrived meanwhile, to handle once the guests are
     /// initialised.
     fn claim_name(&mut self, events: &Receiver<Event>) -> anyhow::Result<Vec<Event>> {
         if !self.outgoing.on_group() {
-            self.membership.claimed();
+            self.core.claimed();
             return Ok(Vec::new());
         }
         // (It announces itself only once the name is its own: a node refused its name was
@@ -364,42 +438,29 @@ impl Node {
         self.frame.clear();
         wire::encode_query(&mut self.frame);
         self.outgoing.send_control(&self.frame);
-        let started = Instant::now();
-        let (again, deadline) = (started + QUERY_AGAIN, started + CLAIM_WAIT);
-        let mut asked_again = false;
+        let mut claim = core::NameClaim::new(Instant::now());
         let mut held = Vec::new();
         loop {
             let now = Instant::now();
-            if !asked_again && now >= again {
-                self.outgoing.send_control(&self.frame);
-                asked_again = true;
-            }
-            if now >= deadline {
-                break;
-            }
-            let wake = if asked_again { deadline } else { again };
+            let wake = match claim.poll(now) {
+                core::ClaimStep::AskAgain => {
+                    self.outgoing.send_control(&self.frame);
+                    continue;
+                }
+                core::ClaimStep::Over => break,
+                core::ClaimStep::Listen(until) => until,
+            };
             let event = match events.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(event) => event,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             if let Event::Datagram { from, datagram, .. } = &event {
-                for frame in &datagram.frames {
-                    if let Frame::Announce(a) = frame {
-                        let change = self.membership.on_announce(
-                            datagram.header.sender,
-                            *from,
-                            a.clone(),
-                        )?;
-                        if change == Change::Joined {
-                            tracing::info!("peer {} ({from}) joined", a.name);
-                        }
-                    }
-                }
+                self.core.claim_heard(*from, datagram, Instant::now())?;
             }
             held.push(event);
         }
-        self.membership.claimed();
+        self.core.claimed();
         Ok(held)
     }
 
@@ -412,7 +473,7 @@ impl Node {
         self.finish_turn();
         self.calls.set_local(HashMap::new());
         self.workers.stop();
-        self.table = RoutingTable::default();
+        self.core.clear_routes();
         for report in self.reports.try_iter() {
             match report {
                 // A WASI command interrupted by the stop ends with its own status.
@@ -449,7 +510,7 @@ impl Node {
     /// Logs, per peer, the calls received, repaired and lost (at info level: the closing
     /// summary).
     fn say_what_was_received(&self) {
-        for (peer, counts) in self.stream_counts() {
+        for (peer, counts) in self.core.stream_counts() {
             tracing::info!(
                 "from {}: {} calls received ({} repaired), {} lost ({} datagrams); {} \
                  duplicate datagrams",
@@ -463,69 +524,13 @@ impl Node {
         }
     }
 
-    /// How logs and announcements name node `id`: by the name it announces, or, if it
-    /// never did, by its id in hex.
-    fn peer_label(&self, id: u64) -> Cow<'_, str> {
-        self.membership
-            .peer_name(id)
-            .map_or_else(|| Cow::Owned(format!("{id:016x}")), Cow::Borrowed)
-    }
-
-    /// The counters of the calls from `origin`, under the peer's label.
-    fn peer_calls(&self, origin: Origin) -> Arc<PeerCalls> {
-        let label = match origin {
-            Origin::Local => Cow::Borrowed(PeerCalls::THIS_NODE),
-            Origin::Remote(_, id) => self.peer_label(id),
-        };
-        self.stats.peer_calls.of(&label)
-    }
-
-    /// What this node received of each stream, followed or gone, by peer name (a sender
-    /// that never announced itself by its id).
-    fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
-        let mut all: Vec<(StreamCounts, Counts)> = self
-            .streams
-            .counts()
-            .map(|(id, c)| (self.peer_label(id).into_owned(), c))
-            .chain(self.gone_streams.iter().cloned())
-            .map(|(peer, c)| {
-                let shown = StreamCounts {
-                    peer,
-                    received: c.received,
-                    repaired: c.repaired,
-                    lost: c.lost,
-                };
-                (shown, c)
-            })
-            .collect();
-        all.sort_by(|a, b| a.0.peer.cmp(&b.0.peer));
-        all
-    }
-
-    /// How long the loop may sleep: until the next announcement, peer expiry or stream
-    /// deadline.
-    fn idle_timeout(&self) -> Duration {
-        let now = Instant::now();
-        let mut timeout = Duration::from_secs(3600);
-        if self.outgoing.on_group() {
-            let mut next = self.membership.next_announce();
-            if let Some(expiry) = self.membership.next_expiry() {
-                next = next.min(expiry);
-            }
-            if let Some(due) = self.streams.next_deadline() {
-                next = next.min(due);
-            }
-            timeout = timeout.min(next.saturating_duration_since(now));
-        }
-        timeout
-    }
-
     /// Handles one input; false on shutdown.
     fn handle(&mut self, input: Input) -> bool {
         let event = match input {
             Input::Event(event) => event,
             Input::Call(call) => {
-                self.on_call(*call);
+                self.core.handle_call(*call, self.workers.slots());
+                self.act();
                 return true;
             }
             Input::Module(change) => {
@@ -546,18 +551,19 @@ impl Node {
                 self.stats
                     .queued_bytes
                     .fetch_sub(len as u64, Ordering::Relaxed);
-                self.on_datagram(from, datagram, len);
-                self.share_peers();
+                self.core.handle_datagram(
+                    Instant::now(),
+                    from,
+                    datagram,
+                    len,
+                    self.workers.slots(),
+                );
+                self.act();
             }
             Event::StdinLine(line) => {
-                let line: Arc<str> = line.into();
-                for g in 0..self.workers.slots().len() {
-                    if self.workers.get(g).is_some_and(|w| {
-                        w.setup().jail.stdin && w.hears(crate::guest::world::EventInterface::Stdin)
-                    }) {
-                        self.hand(g, Work::StdinLine(line.clone()));
-                    }
-                }
+                self.core
+                    .handle_stdin_line(line.into(), self.workers.slots());
+                self.act();
             }
             Event::FdReady { fd, events } => {
                 native::on_ready(fd, events);
@@ -602,317 +608,6 @@ impl Node {
         }
     }
 
-    /// A datagram from a peer: a sequenced one goes through its sender's stream (run in
-    /// order, once; a gap is asked for), a control datagram is handled at once.
-    fn on_datagram(&mut self, from: SocketAddr, datagram: Datagram, len: usize) {
-        let sender = datagram.header.sender;
-        if sender == self.id {
-            return; // our own, looped back: already delivered locally
-        }
-        let now = Instant::now();
-        self.membership.heard_from(sender, now);
-        let Some(seq) = datagram.header.seq else {
-            self.handle_frames(from, sender, datagram.frames, false);
-            return;
-        };
-        let meta = Meta {
-            bytes: len,
-            calls: calls_of(&datagram),
-        };
-        let ran = self.streams.on_data(sender, from, seq, meta, datagram, now);
-        self.run_delivered(ran);
-        if let Some((to, status)) = self.streams.status_for(sender, now) {
-            self.outgoing.send_status(to, &status);
-        }
-    }
-
-    /// Runs the datagrams a stream hands over, in order, and says what was lost.
-    fn run_delivered(&mut self, ran: Vec<Delivered<Datagram>>) {
-        for delivered in ran {
-            if delivered.repaired
-                && let Some((_, count)) = delivered.meta.calls
-            {
-                Stats::add(&self.stats.calls_repaired, count);
-            }
-            let sender = delivered.item.header.sender;
-            self.handle_frames(delivered.from, sender, delivered.item.frames, true);
-        }
-        self.say_losses();
-    }
-
-    /// Logs each gap lost for good, once, naming the sender and the datagrams (and calls).
-    fn say_losses(&mut self) {
-        for loss in self.streams.take_losses() {
-            let name = self.peer_label(loss.sender);
-            let (first, last) = loss.datagrams;
-            let calls = match loss.calls {
-                Some((a, b)) => {
-                    Stats::add(&self.stats.calls_lost, b - a + 1);
-                    format!("calls {a} to {b}, {} in all", b - a + 1)
-                }
-                None => "calls unknown".to_string(),
-            };
-            tracing::warn!(
-                "lost datagrams {first} to {last} from {name} ({calls}): {}",
-                loss.why
-            );
-        }
-    }
-
-    /// The frames of a datagram from `sender`, in order. Calls run only from a stream
-    /// (`sequenced`): a call in a control datagram could run twice or out of order.
-    fn handle_frames(
-        &mut self,
-        from: SocketAddr,
-        sender: u64,
-        frames: Vec<Frame>,
-        sequenced: bool,
-    ) {
-        for frame in frames {
-            match frame {
-                Frame::Call(call) if sequenced => {
-                    self.dispatch(Arc::new(call), Origin::Remote(from, sender), None)
-                }
-                Frame::Call(call) => {
-                    let n = call.count() as u64;
-                    Stats::add(&self.stats.calls_dropped, n);
-                    self.drops.dropped(format_args!(
-                        "{n} call(s) from {from} to `{}`: they came in a datagram without a \
-                         sequence number (calls travel only in a sender's stream)",
-                        call.function
-                    ));
-                }
-                Frame::Announce(announce) => {
-                    let name = announce.name.clone();
-                    match self.membership.on_announce(sender, from, announce) {
-                        Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
-                        Ok(Change::Known | Change::Conflict) => {}
-                        // (Only while claiming the name, which is over.)
-                        Err(taken) => tracing::warn!("{taken}"),
-                    }
-                }
-                Frame::Query => self.membership.on_query(),
-                Frame::Goodbye => {
-                    // (Its last datagrams run first, while it is still a peer.)
-                    self.forget_stream(sender);
-                    if let Some(peer) = self.membership.forget(sender) {
-                        tracing::info!("peer {} ({}) left", peer.name, peer.addr);
-                    }
-                }
-                Frame::Position(position) if !sequenced => {
-                    let ran = self
-                        .streams
-                        .on_position(sender, from, position, Instant::now());
-                    self.run_delivered(ran);
-                }
-                Frame::Position(_) | Frame::Status(_) => {
-                    // (Statuses come to the node's own socket, not the group's.)
-                    tracing::debug!("skipped a stream frame out of place from {from}");
-                }
-                Frame::Unknown { kind } => {
-                    tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
-                }
-            }
-        }
-    }
-
-    /// Stops following the stream of `sender`, which left (called while it is still a
-    /// peer, so that it is named and its last calls pass its guests' jails): what it never
-    /// repaired is lost, what was held after that runs.
-    fn forget_stream(&mut self, sender: u64) {
-        let Some((counts, ran)) = self.streams.forget(sender, Instant::now()) else {
-            return;
-        };
-        self.gone_streams
-            .push_back((self.peer_label(sender).into_owned(), counts));
-        if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
-            self.gone_streams.pop_front();
-        }
-        self.run_delivered(ran);
-    }
-
-    /// Hands a run of calls to every local guest and plugin that serves its function: a
-    /// plugin runs them at once, on this thread; a guest's worker gets the run (shared by
-    /// every guest that serves it) in its queue. Who serves the function, and whether they
-    /// admit the caller, is found once for the run.
-    fn dispatch(
-        &mut self,
-        run: Arc<wire::Call>,
-        origin: Origin,
-        held: Option<Arc<crate::rpc::budget::Held>>,
-    ) {
-        let function = run.function.as_str();
-        let native = native::resolve(function);
-        if native.is_none() && self.table.targets(function).is_none() {
-            // (From this node: its guest was unloaded since it sent them, or the node is
-            // stopping.)
-            let n = run.count() as u64;
-            self.stats.calls_dropped.fetch_add(n, Ordering::Relaxed);
-            let counts = self.stats.functions.of(FunctionCounts::NOT_SERVED);
-            Stats::add(&counts.dropped, n);
-            self.peer_calls(origin).add(0, n);
-            self.drops.dropped(format_args!(
-                "{n} call(s) from {origin}: no local guest serves function `{function}`"
-            ));
-            return;
-        }
-        // (A plugin answers any `x#name` for its `name`: senders must not pick labels.)
-        let label = if native.is_some() && self.table.targets(function).is_none() {
-            native::LABEL
-        } else {
-            function
-        };
-        let counts = self.stats.functions.of(label);
-        Stats::add(&counts.received, run.count() as u64);
-        let peer = self.peer_calls(origin);
-        let (targets, refused) =
-            self.table
-                .admitted(self.workers.slots(), function, self.caller(origin));
-        if let Some((failure, guests)) = refused {
-            let dropped = (guests * run.count()) as u64;
-            Stats::add(&self.stats.calls_dropped, dropped);
-            Stats::add(&counts.dropped, dropped);
-            peer.add(0, dropped);
-            self.drops.dropped(format_args!(
-                "calls from {origin} to `{function}`: {}",
-                failure.message
-            ));
-        }
-        if let Some(server) = native {
-            // Counted once for the run: an atomic add per call costs more than the call
-            // into a plugin does.
-            let (mut delivered, mut dropped) = (0, 0);
-            for args in run.arguments() {
-                match server.call(function, args) {
-                    Ok(()) => delivered += 1,
-                    Err(e) => {
-                        dropped += 1;
-                        Stats::bump(&self.stats.calls_dropped);
-                        Stats::bump(&counts.dropped);
-                        self.drops
-                            .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
-                    }
-                }
-                // In order with what the plugins send for this call.
-                if native::sent_on_this_thread() {
-                    self.collect_native_sent();
-                }
-            }
-            Stats::add(&self.stats.calls_delivered, delivered);
-            Stats::add(&counts.run, delivered);
-            peer.add(delivered, dropped);
-            // (What plugins sent from threads of their own.)
-            self.collect_native_sent();
-        }
-        for route in targets {
-            let calls = run.clone();
-            self.hand(
-                route.guest,
-                Work::Run {
-                    slot: route.export,
-                    calls,
-                    origin,
-                    peer: peer.clone(),
-                    held: held.clone(),
-                },
-            );
-        }
-    }
-
-    /// A call from the TCP port: a cast runs like a multicast call; a call runs on one
-    /// guest (on its worker, which sends the outcome back) or plugin.
-    fn on_call(&mut self, call: IncomingCall) {
-        let IncomingCall {
-            request,
-            caller,
-            reply,
-            held,
-        } = call;
-        let origin = Origin::Remote(caller.addr, caller.node);
-        let args = request.args.into_bytes();
-        let function = request.function;
-        if !request.wants_reply {
-            let run = wire::Call::collect(0, &function, std::iter::once(&args[..]));
-            self.dispatch(Arc::new(run), origin, Some(Arc::new(held)));
-            return;
-        }
-        let (id, stats) = (request.id, self.stats.clone());
-        let function_id = function.clone();
-        let answer = move |outcome: Outcome| {
-            // (The request's share of the port's budget is given back once answered.)
-            let _held = held;
-            if let Err(failure) = &outcome {
-                Stats::bump(&stats.calls_failed);
-                tracing::debug!("a call from {origin} to `{function_id}` failed: {failure}");
-            }
-            if let Err(why) = reply.send(id, &outcome) {
-                tracing::debug!("the reply to {origin} for `{function_id}`: {why}");
-            }
-        };
-        let server = self.server(&function, origin);
-        let label = match &server {
-            Ok(Server::Native(_)) => native::LABEL,
-            _ => &function,
-        };
-        let counts = server.is_ok().then(|| self.stats.functions.of(label));
-        if let Some(counts) = &counts {
-            Stats::bump(&counts.received);
-        }
-        let peer = self.peer_calls(origin);
-        match server {
-            Ok(Server::Guest(route)) => self.hand(
-                route.guest,
-                Work::Call {
-                    slot: route.export,
-                    args,
-                    reply: Box::new(answer),
-                    peer: Some(peer),
-                },
-            ),
-            Ok(Server::Native(server)) => {
-                let outcome = server
-                    .call(&function, &args)
-                    .map(|()| Value::Null)
-                    .map_err(|e| CallFailure::new(FailureKind::BadArguments, e));
-                if let Some(counts) = &counts {
-                    let ran = if outcome.is_ok() {
-                        &counts.run
-                    } else {
-                        &counts.dropped
-                    };
-                    Stats::bump(ran);
-                }
-                let ran = u64::from(outcome.is_ok());
-                peer.add(ran, 1 - ran);
-                self.collect_native_sent();
-                answer(outcome);
-            }
-            Err(failure) => {
-                peer.add(0, 1);
-                answer(Err(failure));
-            }
-        }
-    }
-
-    /// Who runs a call with a reply to `function` from `origin`: a local guest (see
-    /// [`RoutingTable::server`]), else the native plugin that serves it.
-    fn server(&self, function: &str, origin: Origin) -> Result<Server, CallFailure> {
-        let caller = self.caller(origin);
-        if let Some(route) = self.table.server(self.workers.slots(), function, caller)? {
-            return Ok(Server::Guest(route));
-        }
-        match native::resolve(function) {
-            Some(server) => Ok(Server::Native(server)),
-            None => Err(CallFailure::new(
-                FailureKind::NoServer,
-                format!(
-                    "node {} serves no function {function}",
-                    self.membership.name()
-                ),
-            )),
-        }
-    }
-
     /// Runs, replaces or stops a published module. The new guest gets a worker of its
     /// own; the worker of the guest it replaces (or of the guest removed) runs what it
     /// holds and ends. Only the guests that are published modules are touched: a guest of
@@ -933,13 +628,13 @@ impl Node {
                 self.reroute();
                 // (Its peers hear of its functions with the next announcement, which is
                 // made at once.)
-                self.membership.announce_soon();
+                self.core.announce_soon(Instant::now());
             }
             ModuleChange::Remove { name, done } => {
                 let had = self.workers.remove(&name);
                 if had {
                     self.reroute();
-                    self.membership.announce_soon();
+                    self.core.announce_soon(Instant::now());
                 }
                 let _ = done.send(had);
             }
@@ -966,7 +661,8 @@ impl Node {
         self.spare = sent;
     }
 
-    /// Ends a turn: routes the calls sent locally, then flushes the batch to the group.
+    /// Ends a turn: routes the calls sent locally, then runs the core's timers and flushes
+    /// the batch to the group.
     fn finish_turn(&mut self) {
         let mut local = std::mem::take(&mut self.local);
         for (function, args) in local.runs() {
@@ -975,7 +671,9 @@ impl Node {
             let args: Vec<&[u8]> = args.collect();
             for chunk in args.chunks(MAX_LOCAL_RUN) {
                 let run = wire::Call::collect(0, function, chunk.iter().copied());
-                self.dispatch(Arc::new(run), Origin::Local, None);
+                self.core
+                    .dispatch(Arc::new(run), Origin::Local, None, self.workers.slots());
+                self.act();
             }
         }
         // Calls sent meanwhile wait for the next turn; else the room is kept.
@@ -986,140 +684,17 @@ impl Node {
         if !self.outgoing.on_group() {
             return;
         }
-        let now = Instant::now();
-        // Peers fall silent only when the node has caught up: a datagram of theirs still
-        // in the queue is a sign of life.
-        if self.caught_up {
-            for id in self.membership.silent(now) {
-                // (Its last datagrams run first, while it is still a peer.)
-                self.forget_stream(id);
-                if let Some(peer) = self.membership.forget(id) {
-                    tracing::info!(
-                        "peer {} ({}) gone: nothing heard from it for {}",
-                        peer.name,
-                        peer.addr,
-                        humantime::format_duration(PEER_EXPIRY)
-                    );
-                }
-            }
-            for id in self.streams.idle(now) {
-                if self.membership.peer_name(id).is_none() {
-                    self.forget_stream(id);
-                }
-            }
-        }
-        self.share_peers();
-        self.report_streams(now);
-        if self.membership.announce_due(now) {
-            self.announce();
-        }
+        self.core
+            .handle_timeout(Instant::now(), self.workers.slots());
+        self.act();
         self.flush();
     }
 
-    /// Tells the guests' calls with replies what the peers are now, if that changed: as
-    /// soon as a datagram changed it, since a call routed next may be for a peer that just
-    /// announced itself.
-    /// Guests that export `group-events` hear of each change once their `init` is handed
-    /// to them (the peers known before are in `group.peers()`).
-    fn share_peers(&mut self) {
-        let changes = self.membership.take_changes();
-        if changes.is_empty() {
-            return;
-        }
-        let events: Vec<(GroupChange, Arc<str>)> = changes
-            .gone
-            .iter()
-            .map(|name| (GroupChange::Left, name.as_str()))
-            .chain(
-                changes
-                    .joined
-                    .iter()
-                    .map(|p| (GroupChange::Joined, p.name.as_str())),
-            )
-            .chain(
-                changes
-                    .changed
-                    .iter()
-                    .map(|p| (GroupChange::Functions, p.name.as_str())),
-            )
-            .map(|(change, name)| (change, Arc::from(name)))
-            .collect();
-        let changed = changes.joined.iter().chain(&changes.changed).map(|p| {
-            let entry = PeerEntry {
-                tcp: p.tcp,
-                functions: p.functions.iter().cloned().collect(),
-                uptime_ms: p.uptime_ms,
-                heard: p.last_seen,
-            };
-            (p.name.clone(), entry)
-        });
-        self.calls.update_peers(changed, changes.gone);
-        if !self.guests_started {
-            return;
-        }
-        for g in 0..self.workers.slots().len() {
-            if self
-                .workers
-                .get(g)
-                .is_some_and(|w| w.hears(EventInterface::Group))
-            {
-                for (change, node) in &events {
-                    self.hand(g, Work::GroupChange(*change, node.clone()));
-                }
-            }
-        }
-    }
-
-    /// Announces the node to the group.
+    /// Announces the node to the group, and keeps what it received of each peer for the
+    /// metrics.
     fn announce(&mut self) {
-        let mut announce = self.announcement();
-        // Connection counts and stream counts are a courtesy: drop them rather than not
-        // announce at all.
-        let max = self.outgoing.max_control_frames();
-        loop {
-            self.frame.clear();
-            wire::encode_announce(&announce, &mut self.frame);
-            if self.frame.len() <= max
-                || (announce.streams.pop().is_none()
-                    && announce.links.pop().is_none()
-                    && announce.modules.pop().is_none())
-            {
-                break;
-            }
-        }
-        self.outgoing.send_control(&self.frame);
-    }
-
-    /// Gives up the gaps of peers' streams that stayed unrepaired too long, and sends the
-    /// statuses due: requests for what is missing, and how far the node has run.
-    fn report_streams(&mut self, now: Instant) {
-        // (Running what was held says what was lost.)
-        let ran = self.streams.give_up(now);
-        self.run_delivered(ran);
-        for (to, status) in self.streams.statuses(now) {
-            self.outgoing.send_status(to, &status);
-        }
-    }
-
-    /// What the node says of itself: name, uptime, functions, TCP port, connections, and
-    /// what it received of each peer's stream.
-    fn announcement(&mut self) -> Announce {
-        let m = &self.membership;
-        let mut links: Vec<(String, u64)> = match &self.pool {
-            Some(pool) => {
-                let by_addr = pool.links();
-                m.peers()
-                    .filter_map(|(_, p)| {
-                        let n = by_addr.get(&p.tcp?)?;
-                        Some((p.name.clone(), *n as u64))
-                    })
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        links.sort();
-        links.truncate(wire::MAX_LINKS_ANNOUNCED);
-        let mut streams: Vec<StreamCounts> = self
+        let streams: Vec<StreamCounts> = self
+            .core
             .stream_counts()
             .into_iter()
             .map(|(shown, _)| shown)
@@ -1141,21 +716,34 @@ impl Node {
             .peers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = by_peer.into_values().collect();
-        streams.truncate(wire::MAX_STREAMS_ANNOUNCED);
-        Announce {
-            name: m.name().to_string(),
-            uptime_ms: m.uptime_ms(),
-            functions: m.functions().to_vec(),
-            tcp: self.tcp,
-            links,
+        let connections = self.pool.as_ref().map(PoolHandle::links);
+        let modules = self
+            .modules
+            .as_ref()
+            .map(|m| m.announced())
+            .unwrap_or_default();
+        let mut announce = self.core.announcement(
+            Instant::now(),
             streams,
-            refused: self.stats.rejections.announced(),
-            modules: self
-                .modules
-                .as_ref()
-                .map(|m| m.announced())
-                .unwrap_or_default(),
+            self.tcp,
+            connections.as_ref(),
+            modules,
+        );
+        // Connection counts and stream counts are a courtesy: drop them rather than not
+        // announce at all.
+        let max = self.outgoing.max_control_frames();
+        loop {
+            self.frame.clear();
+            wire::encode_announce(&announce, &mut self.frame);
+            if self.frame.len() <= max
+                || (announce.streams.pop().is_none()
+                    && announce.links.pop().is_none()
+                    && announce.modules.pop().is_none())
+            {
+                break;
+            }
         }
+        self.outgoing.send_control(&self.frame);
     }
 
     /// Sends what the plugins sent so far (the last datagram partly filled).
@@ -1164,17 +752,6 @@ impl Node {
             tracing::debug!("{stopped}");
         }
     }
-}
-
-/// The number of the first call of a datagram and how many calls it carries, if any.
-fn calls_of(datagram: &Datagram) -> Option<(u64, u64)> {
-    let mut runs = datagram.frames.iter().filter_map(|f| match f {
-        Frame::Call(call) => Some(call),
-        _ => None,
-    });
-    let first = runs.next()?;
-    let count = first.count() as u64 + runs.map(|c| c.count() as u64).sum::<u64>();
-    Some((first.first, count))
 }
 
 impl Routable for WorkerHandle {
@@ -1196,5 +773,15 @@ impl Routable for WorkerHandle {
 
     fn is_waiting(&self) -> bool {
         WorkerHandle::is_waiting(self)
+    }
+}
+
+impl Guest for WorkerHandle {
+    fn hears(&self, events: EventInterface) -> bool {
+        WorkerHandle::hears(self, events)
+    }
+
+    fn takes_stdin(&self) -> bool {
+        self.setup().jail.stdin
     }
 }
