@@ -22,7 +22,7 @@ use wasmtime::component::{Component, Type, Val};
 use wasmtime::{Config, Engine};
 
 /// What the CBOR of an input is decoded against.
-pub struct Case {
+pub(crate) struct Case {
     /// Whose type: `function` (its parameters), `function(param)` or `function -> result`.
     pub what: String,
     /// The type.
@@ -30,7 +30,7 @@ pub struct Case {
 }
 
 /// How the CBOR of an input is decoded.
-pub enum Decode {
+pub(crate) enum Decode {
     /// As a function's arguments, from one CBOR array.
     Args(Vec<(String, Type)>),
     /// As one value of a type.
@@ -39,7 +39,7 @@ pub enum Decode {
 
 /// Every case, in the order of the functions in `cbor_to_wit.wat`: the input's first
 /// byte, modulo their number, picks one.
-pub fn cases() -> &'static [Case] {
+pub(crate) fn cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
     CASES.get_or_init(|| {
         let mut config = Config::new();
@@ -76,7 +76,7 @@ pub fn cases() -> &'static [Case] {
 }
 
 /// Runs one input; panics if a decoder panics, or the paths or the round trips disagree.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     let Some((&pick, bytes)) = data.split_first() else {
         return;
     };

@@ -21,7 +21,7 @@ fn arrival() -> Arrival {
 }
 
 /// Runs one input; panics if a decoder panics or disagrees with itself or the encoders.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     let whole = wire::decode_datagram(data);
     // A receiver reads the header first (to skip its own datagrams and duplicates), and
     // the frames only of a datagram it runs: the two ways must agree.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs one input; panics if the parser or the session panics, a parsed command does not
 /// parse again from its canonical form, or the replies are not framed.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     for line in data.split(|&b| b == b'\n') {
         check_line(line.strip_suffix(b"\r").unwrap_or(line));
     }

@@ -29,7 +29,7 @@ fn engine() -> &'static Engine {
 }
 
 /// Runs one input; panics if anything panics, or the store holds more than the jail.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     if check_component(data).is_err() {
         return;
     }

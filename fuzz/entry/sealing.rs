@@ -26,7 +26,7 @@ fn gates() -> [Gate; 3] {
 
 /// Runs one input; panics if anything panics, or a sealed datagram does not open to what
 /// was sealed, or opens where it must not.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     let gates = gates();
     let now = Instant::now();
     // The input as the frames of a datagram of node 9's, sealed by each gate: it opens at

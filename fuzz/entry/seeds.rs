@@ -21,10 +21,10 @@ use tokio_util::codec::Encoder as _;
 use wasmtime::component::{Type, Val};
 
 /// A named input.
-pub type Seed = (String, Vec<u8>);
+pub(crate) type Seed = (String, Vec<u8>);
 
 /// The seeds of `target`.
-pub fn seeds(target: &str) -> Vec<Seed> {
+pub(crate) fn seeds(target: &str) -> Vec<Seed> {
     match target {
         "datagram" => datagram(),
         "tcp_frame" => tcp_frame(),

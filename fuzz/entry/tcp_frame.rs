@@ -21,7 +21,7 @@ use dhost::rpc::handshake::codec;
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
 /// Runs one input; panics if the codec or a decoder panics or disagrees with the encoders.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     let mut codec = codec();
     let mut buffer = BytesMut::from(data);
     let mut frames = Vec::new();

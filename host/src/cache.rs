@@ -25,7 +25,7 @@ use wasmtime::component::Component;
 
 /// A directory of compiled components for one engine.
 #[derive(Clone, Debug)]
-pub struct ComponentCache {
+pub(crate) struct ComponentCache {
     dir: PathBuf,
     engine: Engine,
     engine_hash: u64,
@@ -34,7 +34,7 @@ pub struct ComponentCache {
 impl ComponentCache {
     /// The cache in `dir` (made if missing, 0700) for components compiled by `engine`, if
     /// it can be trusted: else it says why (once) and there is none.
-    pub fn open(dir: PathBuf, engine: &Engine) -> Option<Self> {
+    pub(crate) fn open(dir: PathBuf, engine: &Engine) -> Option<Self> {
         if let Err(why) = trusted_dir(&dir) {
             tracing::warn!(
                 "not using the compile cache: {why:#}; guests are compiled at each start"
@@ -51,11 +51,6 @@ impl ComponentCache {
         })
     }
 
-    /// The directory of the cache.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
-    }
-
     fn entry(&self, bytes: &[u8]) -> PathBuf {
         let digest = Sha256::digest(bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -65,7 +60,7 @@ impl ComponentCache {
 
     /// The compiled form of `bytes`: from the cache if it holds it, else from `compile`,
     /// which is then stored. A cache that cannot be read or written only costs a compile.
-    pub fn get_or_compile(
+    pub(crate) fn get_or_compile(
         &self,
         bytes: &[u8],
         compile: impl FnOnce() -> anyhow::Result<Component>,

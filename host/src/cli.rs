@@ -127,6 +127,7 @@ pub enum Command {
 /// Options of `dhost console`.
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -173,9 +174,11 @@ pub enum MailboxCommand {
 /// The arguments of `dhost mailbox serve`: `dipc`'s, and the group's key.
 #[derive(Debug, Args)]
 pub struct MailboxServeArgs {
+    /// `dipc`'s arguments.
     #[command(flatten)]
     pub serve: dhost_mailbox::cli::ServeArgs,
 
+    /// The group's key.
     #[command(flatten)]
     pub key: KeyArgs,
 
@@ -206,6 +209,7 @@ pub struct CallArgs {
           value_parser = crate::jail::parse_duration)]
     pub timeout: std::time::Duration,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -224,6 +228,7 @@ pub struct PeersArgs {
     #[arg(long)]
     pub refused: bool,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -243,6 +248,7 @@ pub struct CastArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -250,6 +256,7 @@ pub struct CastArgs {
 /// How a short-lived client reaches the group and how long it listens for answers.
 #[derive(Debug, Args)]
 pub struct SurveyArgs {
+    /// The group: its address, interface and key.
     #[command(flatten)]
     pub group: GroupArgs,
 
@@ -286,6 +293,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub name: Option<String>,
 
+    /// The group: its address, interface and key.
     #[command(flatten)]
     pub group: GroupArgs,
 
@@ -295,9 +303,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub insecure: bool,
 
+    /// The reliable stream: window and retransmit buffer.
     #[command(flatten)]
     pub stream: StreamArgs,
 
+    /// The TCP port.
     #[command(flatten)]
     pub tcp: TcpArgs,
 
@@ -306,15 +316,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
 
+    /// The mailboxes the node serves.
     #[command(flatten)]
     pub mailboxes: NodeMailboxArgs,
 
+    /// How the node takes published modules.
     #[command(flatten)]
     pub modules: ModuleArgs,
 
+    /// The jail of the command-line guests.
     #[command(flatten)]
     pub jail: JailArgs,
 
+    /// The compiled-component cache.
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -500,6 +514,7 @@ pub struct GroupArgs {
           value_parser = clap::value_parser!(u32).range(512..=65507))]
     pub max_datagram: Option<u32>,
 
+    /// The group's key.
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -692,9 +707,11 @@ pub struct InspectArgs {
     #[arg(long)]
     pub summary: bool,
 
+    /// The compiled-component cache.
     #[command(flatten)]
     pub cache: CacheArgs,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -715,6 +732,7 @@ pub struct PublishArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// Who publishes.
     #[command(flatten)]
     pub publisher: PublisherArgs,
 
@@ -723,6 +741,7 @@ pub struct PublishArgs {
           value_parser = crate::jail::parse_duration)]
     pub timeout: std::time::Duration,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -758,6 +777,7 @@ pub struct UnpublishArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
 
+    /// Who publishes.
     #[command(flatten)]
     pub publisher: PublisherArgs,
 
@@ -766,6 +786,7 @@ pub struct UnpublishArgs {
           value_parser = crate::jail::parse_duration)]
     pub timeout: std::time::Duration,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }
@@ -777,6 +798,7 @@ pub struct ModulesArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<String>,
 
+    /// The group to survey, and how long to listen.
     #[command(flatten)]
     pub survey: SurveyArgs,
 }

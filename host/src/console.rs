@@ -56,11 +56,11 @@ Words are split as a shell does: quote a JSON string as '\"text\"'.";
 
 /// What runs a parsed command line: [`crate::commands::execute`], given by the caller (so
 /// that the console, one of the commands, does not depend on all the others).
-pub type Execute = fn(Cli) -> anyhow::Result<ExitCode>;
+pub(crate) type Execute = fn(Cli) -> anyhow::Result<ExitCode>;
 
 /// Runs the console until `quit`, end of input or Ctrl-C, each command through `execute`;
 /// the status is 1 if a command read from a pipe failed.
-pub fn console(args: &ConsoleArgs, execute: Execute) -> anyhow::Result<ExitCode> {
+pub(crate) fn console(args: &ConsoleArgs, execute: Execute) -> anyhow::Result<ExitCode> {
     let shell = Shell {
         execute,
         group: group_words(args),

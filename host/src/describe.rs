@@ -18,13 +18,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The function id of the request.
-pub const WIT_FUNCTION: &str = "dhost:node/describe#wit";
+pub(crate) const WIT_FUNCTION: &str = "dhost:node/describe#wit";
 
 /// The longest interface name asked about.
 const MAX_INTERFACE: usize = 512;
 
 /// Whether `function` is the describe request.
-pub fn is_describe_function(function: &str) -> bool {
+pub(crate) fn is_describe_function(function: &str) -> bool {
     function == WIT_FUNCTION
 }
 

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// Prints what `args` ask for on stdout.
-pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
+pub(crate) fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
     // (The WIT's doc comments are anyone's text: shown printable, lines kept.)
     if let Some(node) = &args.node {
         let wit = crate::modules::client::remote_wit(&args.survey, node, &args.guest)?;
@@ -32,7 +32,7 @@ pub fn inspect(args: &InspectArgs) -> anyhow::Result<()> {
 }
 
 /// The description `dhost inspect` prints.
-pub fn describe(world: &World) -> String {
+pub(crate) fn describe(world: &World) -> String {
     let mut out = String::new();
     let section = |out: &mut String, title: &str, interfaces: &[Interface]| {
         let _ = writeln!(out, "{title}:");

@@ -35,26 +35,26 @@
 //!   crate, which sets up the log).
 
 pub mod auth;
-pub mod cache;
+pub(crate) mod cache;
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
-pub mod console;
-pub mod describe;
+pub(crate) mod console;
+pub(crate) mod describe;
 pub mod guest;
-pub mod inspect;
+pub(crate) mod inspect;
 pub mod jail;
 pub mod mailbox;
-pub mod manual;
-pub mod metrics;
+pub(crate) mod manual;
+pub(crate) mod metrics;
 pub mod modules;
 pub mod net;
-pub mod node;
+pub(crate) mod node;
 pub mod rpc;
-pub mod run;
-pub mod say;
-pub mod stats;
+pub(crate) mod run;
+pub(crate) mod say;
+pub(crate) mod stats;
 pub mod stream;
 pub mod value;
 

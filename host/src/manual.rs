@@ -8,7 +8,7 @@ use clap::CommandFactory as _;
 use std::io::Write as _;
 
 /// Prints the completion script of `dhost` for `shell` on stdout.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, "dhost", &mut out);
@@ -19,7 +19,7 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 
 /// Prints the man page of `dhost`, or of its `subcommand` (as `dhost-SUBCOMMAND`), on
 /// stdout.
-pub fn man_page(subcommand: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn man_page(subcommand: Option<&str>) -> anyhow::Result<()> {
     let mut command = Cli::command();
     command.build();
     let page = match subcommand {

@@ -32,13 +32,13 @@ const SCRAPER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What `GET /metrics` answers with: the node's registry.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
 }
 
 impl Metrics {
     /// The metrics of node `node`, read from `stats` at each scrape.
-    pub fn new(node: &str, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(node: &str, stats: Arc<Stats>) -> Self {
         let mut registry = Registry::default();
         registry.register(
             "dhost_call_round_trip_seconds",
@@ -54,7 +54,7 @@ impl Metrics {
     }
 
     /// The metrics, in the Prometheus text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // (Writing to a String cannot fail.)
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
@@ -100,7 +100,7 @@ impl Metrics {
 }
 
 /// Serves `metrics` over HTTP on `listener` until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     stop: CancellationToken,

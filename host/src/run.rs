@@ -69,7 +69,7 @@ const MAX_RECEIVE_WINDOW: u64 = 16 << 20;
 const MAX_STDIN_LINE: usize = 64 * 1024;
 
 /// Runs a node as `args` say; the exit status is a WASI command's, or success.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let node_name = args.name.clone().unwrap_or_else(default_name);
     validate_name(&node_name)?;

@@ -9,10 +9,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// The function a node answers itself by printing the text on its terminal.
-pub const SAY_FUNCTION: &str = "dhost:node/console#say";
+pub(crate) const SAY_FUNCTION: &str = "dhost:node/console#say";
 
 /// The longest text `say` carries.
-pub const MAX_SAY: usize = 4096;
+pub(crate) const MAX_SAY: usize = 4096;
 
 /// The longest name of who says it.
 const MAX_SAYER: usize = 256;
@@ -24,7 +24,7 @@ const MAX_SAYS_PER_SECOND: u32 = 20;
 /// terminal (stdout) as `[from at ADDR] text`, with control characters shown escaped,
 /// from a thread of the blocking pool (a stdout that blocks, or is closed, holds up
 /// nothing), and answers `null`; at most [`MAX_SAYS_PER_SECOND`].
-pub fn print_said(args: &[Value], caller: std::net::SocketAddr) -> Outcome {
+pub(crate) fn print_said(args: &[Value], caller: std::net::SocketAddr) -> Outcome {
     let bad = |why: &str| CallFailure::new(FailureKind::BadArguments, why);
     let [Value::Text(from), Value::Text(text)] = args else {
         return Err(bad("say takes two texts: who says it, and what"));

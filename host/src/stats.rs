@@ -55,7 +55,7 @@ pub struct Stats {
 }
 
 /// The TCP port's connections: accepted, refused over the cap, open now.
-pub use dhost_mailbox::port::PortCounters;
+pub(crate) use dhost_mailbox::port::PortCounters;
 
 /// The calls of one function id.
 #[derive(Debug, Default)]
@@ -327,7 +327,7 @@ impl Stats {
 
 /// The log of dropped input, which says at most a few lines a second (the mailbox crate's,
 /// where the TCP port it belongs to is).
-pub use dhost_mailbox::port::DropLog;
+pub(crate) use dhost_mailbox::port::DropLog;
 
 #[cfg(test)]
 mod tests {

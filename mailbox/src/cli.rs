@@ -18,6 +18,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "dipc", version)]
 pub struct DipcCli {
+    /// `dipc`'s arguments.
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -26,6 +27,7 @@ pub struct DipcCli {
 #[derive(Debug, Parser)]
 #[command(name = "dipcrm", version)]
 pub struct DipcrmCli {
+    /// `dipcrm`'s arguments.
     #[command(flatten)]
     pub stop: StopArgs,
 }
@@ -82,6 +84,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
 
+    /// Where the server keeps its pid and log files.
     #[command(flatten)]
     pub state: StateArgs,
 }
@@ -93,6 +96,7 @@ pub struct StopArgs {
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
+    /// Where the server keeps its pid and log files.
     #[command(flatten)]
     pub state: StateArgs,
 }

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for something a node should print.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The repository's root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("host/ has a parent")
@@ -24,12 +24,12 @@ pub fn root() -> PathBuf {
 }
 
 /// A guest built by `scripts/build-guests.sh`.
-pub fn guest(name: &str) -> PathBuf {
+pub(crate) fn guest(name: &str) -> PathBuf {
     guest_file(&format!("{name}.wasm"))
 }
 
 /// A file built by `scripts/build-guests.sh` (a guest, a native plugin).
-pub fn guest_file(name: &str) -> PathBuf {
+pub(crate) fn guest_file(name: &str) -> PathBuf {
     let path = root().join("target/guests").join(name);
     assert!(
         path.exists(),
@@ -41,7 +41,7 @@ pub fn guest_file(name: &str) -> PathBuf {
 }
 
 /// A fresh directory of this test process's own under target/test-scratch.
-pub fn scratch_dir(tag: &str) -> PathBuf {
+pub(crate) fn scratch_dir(tag: &str) -> PathBuf {
     let dir = root()
         .join("target/test-scratch")
         .join(format!("{tag}-{}", std::process::id()));
@@ -50,14 +50,14 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 }
 
 /// Writes `text` to the file `name` in [`scratch_dir`]`(tag)` and returns its path.
-pub fn scratch_file(tag: &str, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+pub(crate) fn scratch_file(tag: &str, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
     let path = scratch_dir(tag).join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// A new key file `name` made by `dhost keygen` in [`scratch_dir`]`(tag)`.
-pub fn keygen(tag: &str, name: &str) -> PathBuf {
+pub(crate) fn keygen(tag: &str, name: &str) -> PathBuf {
     let path = scratch_dir(tag).join(name);
     let _ = std::fs::remove_file(&path);
     let (status, out, err) = dhost_output(&["keygen", path.to_str().unwrap()]);
@@ -67,7 +67,7 @@ pub fn keygen(tag: &str, name: &str) -> PathBuf {
 }
 
 /// A multicast group and port no other test uses at the same time.
-pub fn unique_group() -> SocketAddrV4 {
+pub(crate) fn unique_group() -> SocketAddrV4 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -84,7 +84,7 @@ pub fn unique_group() -> SocketAddrV4 {
 }
 
 /// A socket that sends to `group` on loopback only (TTL 0), for hand-made datagrams.
-pub fn group_sender(group: SocketAddrV4) -> UdpSocket {
+pub(crate) fn group_sender(group: SocketAddrV4) -> UdpSocket {
     let socket = dhost::net::Group {
         addr: group,
         iface: Ipv4Addr::LOCALHOST,
@@ -97,12 +97,12 @@ pub fn group_sender(group: SocketAddrV4) -> UdpSocket {
 }
 
 /// The compile cache the tests share (compiling a guest once per test run is enough).
-pub fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     root().join("target/test-cache")
 }
 
 /// A running `dhost` process.
-pub struct Dhost {
+pub(crate) struct Dhost {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: Arc<Mutex<String>>,
@@ -112,7 +112,7 @@ pub struct Dhost {
 }
 
 /// The `dhost` command with the test's cache, ready for arguments.
-pub fn dhost_command() -> Command {
+pub(crate) fn dhost_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhost"));
     cmd.env("DHOST_CACHE_DIR", cache_dir())
         .env_remove("RUST_LOG")
@@ -124,7 +124,7 @@ pub fn dhost_command() -> Command {
 
 /// Runs `dhost ARGS` to its end; returns its status, stdout and stderr. A run that has not
 /// ended after [`PATIENCE`] is killed and fails the test (a hung test never hangs CI).
-pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
+pub(crate) fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
     let mut cmd = dhost_command();
     cmd.args(args).stdin(Stdio::null());
     let mut run = Dhost::spawn(cmd);
@@ -134,7 +134,7 @@ pub fn dhost_output(args: &[&str]) -> (ExitStatus, String, String) {
 }
 
 /// `--group GROUP --iface 127.0.0.1 --ttl 0`: the group, on loopback only.
-pub fn group_flags(group: SocketAddrV4) -> Vec<String> {
+pub(crate) fn group_flags(group: SocketAddrV4) -> Vec<String> {
     [
         "--group",
         &group.to_string(),
@@ -149,7 +149,7 @@ pub fn group_flags(group: SocketAddrV4) -> Vec<String> {
 }
 
 /// Runs the kv-client command on a short-lived node; its status and stdout and stderr.
-pub fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, String) {
+pub(crate) fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, String) {
     let client = guest("kv-client");
     let mut all = vec![client.to_str().unwrap(), "--"];
     all.extend(args);
@@ -159,7 +159,7 @@ pub fn kv_client(group: SocketAddrV4, args: &[&str]) -> (ExitStatus, String, Str
 }
 
 /// `-v run --name NAME --group GROUP --iface 127.0.0.1 --ttl 0` and then `extra`.
-pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
+pub(crate) fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = ["-v", "run", "--name", name]
         .iter()
         .map(|s| s.to_string())
@@ -171,7 +171,7 @@ pub fn node_args(name: &str, group: SocketAddrV4, extra: &[&str]) -> Vec<String>
 
 /// Starts node `name` taking published modules into a store of its own, with `extra`
 /// options (which may restrict `--accept-modules=PUBLISHERS`); waits until it takes calls.
-pub fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]) -> Dhost {
+pub(crate) fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]) -> Dhost {
     let store = format!("--store-dir={}", store.display());
     let mut args = vec![store.as_str()];
     if !extra.iter().any(|a| a.starts_with("--accept-modules")) {
@@ -187,7 +187,7 @@ pub fn module_node(name: &str, group: SocketAddrV4, store: &Path, extra: &[&str]
 
 /// `dhost SUBCOMMAND GROUP-FLAGS ARGS...` to its end (the flags before the arguments, which
 /// may start with `-`).
-pub fn client_output(
+pub(crate) fn client_output(
     subcommand: &str,
     group: SocketAddrV4,
     args: &[&str],
@@ -219,14 +219,14 @@ fn collect(
 
 impl Dhost {
     /// Starts `dhost ARGS` with piped stdin, stdout and stderr.
-    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Dhost {
+    pub(crate) fn start<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Dhost {
         let mut cmd = dhost_command();
         cmd.args(args);
         Dhost::spawn(cmd)
     }
 
     /// Starts `cmd` with piped stdin, stdout and stderr.
-    pub fn spawn(mut cmd: Command) -> Dhost {
+    pub(crate) fn spawn(mut cmd: Command) -> Dhost {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -248,40 +248,50 @@ impl Dhost {
     }
 
     /// Types `line` on the node's stdin.
-    pub fn type_line(&mut self, line: &str) {
+    pub(crate) fn type_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         writeln!(stdin, "{line}").expect("the node reads stdin");
         stdin.flush().unwrap();
     }
 
     /// What the node printed on stdout so far.
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
     /// What the node printed on stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Waits until `done(stdout)` holds; panics with both streams after [`PATIENCE`].
-    pub fn wait_stdout(&self, what: &str, done: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_stdout(&self, what: &str, done: impl Fn(&str) -> bool) {
         self.wait(what, || done(&self.stdout()));
     }
 
     /// Waits until `done(stdout)` holds, for at most `patience` (for what takes longer
     /// than [`PATIENCE`], such as compiling a guest with an interpreter inside).
-    pub fn wait_stdout_within(&self, what: &str, patience: Duration, done: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_stdout_within(
+        &self,
+        what: &str,
+        patience: Duration,
+        done: impl Fn(&str) -> bool,
+    ) {
         self.wait_within(what, patience, || done(&self.stdout()));
     }
 
     /// Waits until `done(stderr)` holds, for at most `patience`.
-    pub fn wait_stderr_within(&self, what: &str, patience: Duration, done: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_stderr_within(
+        &self,
+        what: &str,
+        patience: Duration,
+        done: impl Fn(&str) -> bool,
+    ) {
         self.wait_within(what, patience, || done(&self.stderr()));
     }
 
     /// Waits until `done(stderr)` holds; panics with both streams after [`PATIENCE`].
-    pub fn wait_stderr(&self, what: &str, done: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_stderr(&self, what: &str, done: impl Fn(&str) -> bool) {
         self.wait(what, || done(&self.stderr()));
     }
 
@@ -304,12 +314,12 @@ impl Dhost {
     }
 
     /// Whether the process is still running.
-    pub fn child_is_running(&mut self) -> bool {
+    pub(crate) fn child_is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The process's peak resident memory so far (`VmHWM` in `/proc/PID/status`), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the process is running");
         status
@@ -320,7 +330,7 @@ impl Dhost {
     }
 
     /// Sends the signal `name` (`STOP`, `CONT`, ...) to the process.
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([format!("-{name}"), self.child.id().to_string()])
             .status()
@@ -329,13 +339,13 @@ impl Dhost {
     }
 
     /// Kills the process (SIGKILL: it says no goodbye) and waits for it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Sends SIGINT (Ctrl-C) and waits for the process to end.
-    pub fn interrupt(&mut self) -> ExitStatus {
+    pub(crate) fn interrupt(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-INT", &pid])
@@ -345,7 +355,7 @@ impl Dhost {
     }
 
     /// Closes stdin and waits for the process to end (within [`PATIENCE`]).
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         self.stdin.take();
         let start = Instant::now();
         loop {
@@ -380,13 +390,13 @@ impl Drop for Dhost {
 /// that several nodes share a network that nothing leaves and that loss can be injected
 /// into (nftables; this kernel has no netem). Removed when dropped. Making one needs root
 /// (CI runs as root).
-pub struct Netns {
+pub(crate) struct Netns {
     name: String,
 }
 
 impl Netns {
     /// A fresh namespace; panics, saying why, when it cannot be made.
-    pub fn new(tag: &str) -> Netns {
+    pub(crate) fn new(tag: &str) -> Netns {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "dh-{tag}-{}-{}",
@@ -421,7 +431,7 @@ impl Netns {
     /// Gives the namespace's `lo` another address, such as `10.9.9.9/32`: one that is not a
     /// loopback address (for what a node treats differently from other hosts), reachable
     /// only from inside the namespace.
-    pub fn add_address(&self, cidr: &str) {
+    pub(crate) fn add_address(&self, cidr: &str) {
         self.ip(
             &["-n", &self.name, "addr", "add", cidr, "dev", "lo"],
             "root",
@@ -432,7 +442,7 @@ impl Netns {
     /// as `10.77.0.1/24`), the other `theirs`, and the other routes multicast through its
     /// end (so what it sends to a group leaves towards this namespace). Both ends are
     /// private addresses that exist only inside the two namespaces.
-    pub fn link(&self, other: &Netns, mine: &str, theirs: &str) {
+    pub(crate) fn link(&self, other: &Netns, mine: &str, theirs: &str) {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let (a, b) = (
@@ -483,7 +493,7 @@ impl Netns {
     }
 
     /// Drops `percent` % of the UDP datagrams that arrive for `port`, at random.
-    pub fn drop_udp(&self, port: u16, percent: u32) {
+    pub(crate) fn drop_udp(&self, port: u16, percent: u32) {
         self.nft(&["add", "table", "inet", "loss"]);
         self.nft(&[
             "add",
@@ -500,7 +510,7 @@ impl Netns {
     }
 
     /// The `dhost` command (as [`dhost_command`]), run inside the namespace.
-    pub fn dhost_command(&self) -> Command {
+    pub(crate) fn dhost_command(&self) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name, env!("CARGO_BIN_EXE_dhost")])
             .env("DHOST_CACHE_DIR", cache_dir())
@@ -512,21 +522,21 @@ impl Netns {
     }
 
     /// Starts `dhost ARGS` inside the namespace.
-    pub fn start<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Dhost {
+    pub(crate) fn start<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Dhost {
         let mut cmd = self.dhost_command();
         cmd.args(args);
         Dhost::spawn(cmd)
     }
 
     /// Runs `f` inside the namespace, on a thread of its own (for a test's own sockets).
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         self.run_in_background(f)
             .join()
             .expect("the thread in the namespace")
     }
 
     /// Starts `f` inside the namespace, on a thread of its own; join it for its result.
-    pub fn run_in_background<T: Send + 'static>(
+    pub(crate) fn run_in_background<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<T> {
@@ -551,7 +561,7 @@ impl Drop for Netns {
 }
 
 /// The TCP address a node says it takes calls on (once it is ready).
-pub fn tcp_port(node: &Dhost) -> std::net::SocketAddr {
+pub(crate) fn tcp_port(node: &Dhost) -> std::net::SocketAddr {
     let err = node.stderr();
     let at = err.find("calls on ").expect("the node logs its port") + "calls on ".len();
     let end = err[at..]
@@ -561,7 +571,7 @@ pub fn tcp_port(node: &Dhost) -> std::net::SocketAddr {
 }
 
 /// The lines of `text` that are chat messages (`[user]: msg`), prompts removed.
-pub fn chat_lines(text: &str) -> Vec<String> {
+pub(crate) fn chat_lines(text: &str) -> Vec<String> {
     BufReader::new(text.as_bytes())
         .lines()
         .map_while(Result::ok)
@@ -572,7 +582,7 @@ pub fn chat_lines(text: &str) -> Vec<String> {
 
 /// The node names in the output of `dhost peers` (the first word of every line but the
 /// heading).
-pub fn peer_names(out: &str) -> Vec<String> {
+pub(crate) fn peer_names(out: &str) -> Vec<String> {
     out.lines()
         .skip(1)
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
@@ -581,14 +591,14 @@ pub fn peer_names(out: &str) -> Vec<String> {
 
 /// Sends calls to the hostile guests' `dhost:hostile/attacks#function(args)` to the group,
 /// as a node would.
-pub struct Attacker {
+pub(crate) struct Attacker {
     socket: UdpSocket,
     sender: u64,
     seq: u64,
 }
 
 impl Attacker {
-    pub fn new(group: SocketAddrV4) -> Self {
+    pub(crate) fn new(group: SocketAddrV4) -> Self {
         Attacker {
             socket: group_sender(group),
             sender: u64::from(std::process::id()) << 16,
@@ -596,7 +606,7 @@ impl Attacker {
         }
     }
 
-    pub fn attack(&mut self, function: &str, args: &[ciborium::Value]) {
+    pub(crate) fn attack(&mut self, function: &str, args: &[ciborium::Value]) {
         self.seq += 1;
         let mut datagram = Vec::new();
         dhost::wire::encode_header(self.sender, Some(self.seq), &mut datagram);

@@ -6,13 +6,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// A client of the text protocol.
-pub struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
 }
 
 impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("the server accepts");
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -23,19 +23,19 @@ impl Client {
         }
     }
 
-    pub fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
 
     /// One reply line, without its line end.
-    pub fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
         line.trim_end_matches(['\r', '\n']).to_string()
     }
 
     /// `w N LENGTH` with `data`; the reply line.
-    pub fn write(&mut self, n: usize, data: &[u8]) -> String {
+    pub(crate) fn write(&mut self, n: usize, data: &[u8]) -> String {
         let mut request = format!("w {n} {}\n", data.len()).into_bytes();
         request.extend_from_slice(data);
         self.send(&request);
@@ -43,7 +43,7 @@ impl Client {
     }
 
     /// `r N`: the data, or the error line.
-    pub fn read(&mut self, n: usize) -> Result<Vec<u8>, String> {
+    pub(crate) fn read(&mut self, n: usize) -> Result<Vec<u8>, String> {
         self.send(format!("r {n}\n").as_bytes());
         let head = self.line();
         let Some(len) = head.strip_prefix("OK ") else {

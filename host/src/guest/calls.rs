@@ -87,6 +87,7 @@ impl LocalServer {
     }
 }
 
+/// The guests of this node that serve each function, by function id.
 pub type LocalServers = HashMap<String, Vec<LocalServer>>;
 
 /// What every guest of a node shares to make calls with replies.

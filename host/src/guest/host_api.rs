@@ -28,7 +28,7 @@ use bindings::dstc::node::{calls, group, host, mailboxes, readiness, runs, timer
 const MAX_LOG_MESSAGE: usize = 16 * 1024;
 
 /// Adds the `dstc:node` host interfaces to `linker`.
-pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     host::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     timers::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     readiness::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
@@ -257,7 +257,7 @@ fn call_error(failure: crate::outcome::CallFailure) -> calls::CallError {
 }
 
 /// Drops a pollable the guest handed over, as `wasi:io/poll` would.
-pub fn drop_pollable(
+pub(crate) fn drop_pollable(
     state: &mut GuestState,
     pollable: Resource<DynPollable>,
 ) -> wasmtime::Result<()> {
@@ -266,7 +266,7 @@ pub fn drop_pollable(
 }
 
 /// Whether a watched pollable is ready now, without blocking.
-pub fn is_ready(state: &mut GuestState, pollable: u32) -> wasmtime::Result<bool> {
+pub(crate) fn is_ready(state: &mut GuestState, pollable: u32) -> wasmtime::Result<bool> {
     use wasmtime_wasi::p2::bindings::io::poll::HostPollable;
     let borrowed = Resource::<DynPollable>::new_borrow(pollable);
     let table = state.table();

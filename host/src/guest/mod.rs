@@ -3,17 +3,17 @@
 //! jailed and run on the node's event loop.
 
 pub mod calls;
-pub mod host_api;
-pub mod name_lookup;
+pub(crate) mod host_api;
+pub(crate) mod name_lookup;
 pub mod native;
 pub mod outbox;
-pub mod output;
-pub mod reply;
-pub mod send;
-pub mod state;
-pub mod timers;
+pub(crate) mod output;
+pub(crate) mod reply;
+pub(crate) mod send;
+pub(crate) mod state;
+pub(crate) mod timers;
 pub mod typed;
 pub mod wasm;
-pub mod wit_text;
-pub mod worker;
+pub(crate) mod wit_text;
+pub(crate) mod worker;
 pub mod world;

@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Replaces wasmtime-wasi's `ip-name-lookup` in `linker` (which must hold it already) with
 /// the checked one.
-pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let result = ip_name_lookup::add_to_linker::<GuestState, CheckedLookup>(linker, |state| {
         let (ctx, table, setup) = state.split();

@@ -22,7 +22,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// The longest unfinished line kept before it is written anyway.
-pub const MAX_PENDING: usize = 64 * 1024;
+pub(crate) const MAX_PENDING: usize = 64 * 1024;
 
 /// Which of the node's streams a guest stream goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

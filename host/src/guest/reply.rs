@@ -18,7 +18,7 @@ use wasmtime::component::{Type, Val};
 
 /// The proxy of an imported function with results: runs it on one node and hands the
 /// guest the result, or the failure as the rule in the module doc says.
-pub fn call_with_reply(
+pub(crate) fn call_with_reply(
     state: &mut GuestState,
     function: &Function,
     params: &[Val],
@@ -94,7 +94,7 @@ fn route(state: &mut GuestState, function: &Function, params: &[Val]) -> Outcome
 /// `result<T, string>` gets the message, and `result<T, E>` where E is a variant or enum
 /// with a case of the failure's kind (such as `dstc:node/calls.call-error`) gets that case
 /// (with the message, if the case carries a string).
-pub fn failure_value(result_ty: &Type, failure: &CallFailure) -> Option<Val> {
+pub(crate) fn failure_value(result_ty: &Type, failure: &CallFailure) -> Option<Val> {
     let Type::Result(result) = result_ty else {
         return None;
     };

@@ -16,19 +16,19 @@ use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The most timers one guest may have armed at once.
-pub const MAX_TIMERS: usize = 4096;
+pub(crate) const MAX_TIMERS: usize = 4096;
 
 /// The most pollables one guest may have watched at once.
-pub const MAX_WATCHES: usize = 1024;
+pub(crate) const MAX_WATCHES: usize = 1024;
 
 /// The most bytes of encoded calls one call into a guest may queue until it returns: calls
 /// to functions its own node serves (the node runs them once the guest returns), and, on a
 /// node without a network, every call.
-pub const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_SENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Once a guest has this many bytes of calls waiting, they leave before it returns (and
 /// the guest waits there while the window to the receivers is full).
-pub const FLUSH_SENT_BYTES: usize = 64 * 1024;
+pub(crate) const FLUSH_SENT_BYTES: usize = 64 * 1024;
 
 /// A function the guest imports and sends to the group (it has no results): its id, shared
 /// by the calls in the guest's outbox, and its parameters, which a run the guest sends in

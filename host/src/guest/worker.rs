@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use wasmtime::component::Val;
 
 /// How many pieces of work may wait for a guest before the routing waits for room.
-pub const QUEUE_LEN: usize = 1024;
+pub(crate) const QUEUE_LEN: usize = 1024;
 
 /// How often a guest's watched pollables are checked while it watches any.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
@@ -58,7 +58,7 @@ fn restart_pause(failures: usize) -> Duration {
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A guest or plugin of this node.
     Local,
     /// Another node: its address and sender id.
@@ -76,10 +76,10 @@ impl std::fmt::Display for Origin {
 
 /// Where the outcome of a call with a reply goes (the TCP connection it came from, or the
 /// guest waiting for it).
-pub type ReplyTo = Box<dyn FnOnce(Outcome) + Send>;
+pub(crate) type ReplyTo = Box<dyn FnOnce(Outcome) + Send>;
 
 /// What a worker is handed.
-pub enum Work {
+pub(crate) enum Work {
     /// Run the guest's `init` (if it exports one); a published module's loader is told
     /// whether it passed (and a module that fails it is unloaded, not restarted).
     Init {
@@ -122,7 +122,7 @@ pub enum Work {
 impl Work {
     /// Answers work that no guest will run, for reason `why`: a call fails as unavailable
     /// and a run's calls count as dropped, a published module's loader hears `why`.
-    pub fn refuse(self, stats: &Stats, why: &str) {
+    pub(crate) fn refuse(self, stats: &Stats, why: &str) {
         match self {
             Work::Run { calls, peer, .. } => {
                 let n = calls.count() as u64;
@@ -152,7 +152,7 @@ fn peer_calls(stats: &Stats, peer: Option<Arc<PeerCalls>>) -> Arc<PeerCalls> {
 
 /// What a worker tells the routing.
 #[derive(Debug)]
-pub enum Report {
+pub(crate) enum Report {
     /// Calls the guest sent to functions this node serves, to run here.
     Local(Outbox),
     /// The guest was unloaded (it failed too often, or in a published module's `init`).
@@ -168,7 +168,7 @@ pub enum Report {
 
 /// What a worker needs besides its guest.
 #[derive(Clone)]
-pub struct WorkerLinks {
+pub(crate) struct WorkerLinks {
     /// Where it reports.
     pub reports: Sender<Report>,
     /// Where what the guest sends goes.
@@ -188,7 +188,7 @@ struct Facts {
 /// The routing's (and other guests') end of a worker: its queue, and what it serves.
 /// Once every handle is dropped, the worker runs what is queued and ends.
 #[derive(Clone)]
-pub struct WorkerHandle {
+pub(crate) struct WorkerHandle {
     id: u64,
     queue: Sender<Work>,
     facts: Arc<Facts>,
@@ -225,7 +225,7 @@ impl super::calls::ServingGuest for WorkerHandle {
 
 impl WorkerHandle {
     /// Starts a thread that runs `guest`, as worker `id`.
-    pub fn start(
+    pub(crate) fn start(
         guest: WasmGuest,
         id: u64,
         links: WorkerLinks,
@@ -255,53 +255,53 @@ impl WorkerHandle {
     }
 
     /// The worker's id (unique in the node).
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// The guest's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.facts.setup.name
     }
 
     /// What the guest was set up with.
-    pub fn setup(&self) -> &GuestSetup {
+    pub(crate) fn setup(&self) -> &GuestSetup {
         &self.facts.setup
     }
 
     /// The application functions the guest serves, in slot order.
-    pub fn exports(&self) -> &[Export] {
+    pub(crate) fn exports(&self) -> &[Export] {
         &self.facts.exports
     }
 
     /// Whether the guest exports the event interface `events`.
-    pub fn hears(&self, events: EventInterface) -> bool {
+    pub(crate) fn hears(&self, events: EventInterface) -> bool {
         self.facts.hears[events as usize]
     }
 
     /// Whether the guest is a WASI command.
-    pub fn is_command(&self) -> bool {
+    pub(crate) fn is_command(&self) -> bool {
         self.facts.command
     }
 
     /// Whether the guest cannot take calls now (waiting to restart, or unloaded).
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         self.facts.setup.down.load(Ordering::Relaxed)
     }
 
     /// Whether the guest is waiting for the reply to a call with a reply of its own.
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         self.facts.setup.waiting.load(Ordering::Relaxed)
     }
 
     /// Queues `work`, waiting while the queue is full; gives it back if the worker ended.
-    pub fn send(&self, work: Work) -> Result<(), Work> {
+    pub(crate) fn send(&self, work: Work) -> Result<(), Work> {
         self.queue.send(work).map_err(|e| e.into_inner())
     }
 
     /// Calls export `slot` with `args` (one CBOR array) for another guest of the node, and
     /// waits at most `timeout` for room in the queue and then for the outcome.
-    pub fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
+    pub(crate) fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
         let name = self.name();
         let unavailable = |why: String| Err(CallFailure::new(FailureKind::Unavailable, why));
         if self.facts.setup.waiting.load(Ordering::SeqCst) {

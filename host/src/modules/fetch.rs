@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a node waits for a peer's piece of a module it fetches.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many modules a node fetches from its peers at once (from one peer: one).
-pub const MAX_FETCHES: usize = 2;
+pub(crate) const MAX_FETCHES: usize = 2;
 
 /// From how many peers a node tries a module, one after the other, before it gives it up
 /// for [`super::catalog::RETRY_AFTER`].
-pub const MAX_SOURCES: usize = 4;
+pub(crate) const MAX_SOURCES: usize = 4;
 
 /// How long a peer is remembered as a source of a module it announced.
 const SOURCE_MEMORY: Duration = Duration::from_secs(60);
@@ -34,7 +34,7 @@ const SOURCES_KEPT: usize = 64;
 
 /// How long a fetch of `size` bytes from one peer may take in all: 30 s, and a second per
 /// MiB (a peer slower than that is left for another).
-pub fn fetch_deadline(size: u64) -> Duration {
+pub(crate) fn fetch_deadline(size: u64) -> Duration {
     Duration::from_secs(30 + (size >> 20))
 }
 
@@ -48,7 +48,7 @@ const SERVED_KEPT: usize = 2 * MAX_FETCHES;
 /// Fetches module `digest` (`size` bytes) from node `peer` at `tcp`, a piece of
 /// [`CHUNK`] bytes at a time, within [`fetch_deadline`]. Blocks the calling thread. The
 /// caller checks the digest.
-pub fn fetch(
+pub(crate) fn fetch(
     pool: &PoolHandle,
     tcp: SocketAddr,
     peer: &str,
@@ -108,13 +108,13 @@ fn fetch_by(
 /// [`SOURCE_MEMORY`], for [`SOURCES_KEPT`] modules): where to fetch it from when the peer
 /// tried first fails or stalls.
 #[derive(Debug, Default)]
-pub struct Sources {
+pub(crate) struct Sources {
     by_digest: HashMap<Digest, Vec<(String, SocketAddr, Instant)>>,
 }
 
 impl Sources {
     /// Node `peer`, which takes calls at `tcp`, announced module `digest`.
-    pub fn heard(&mut self, digest: Digest, peer: &str, tcp: SocketAddr, now: Instant) {
+    pub(crate) fn heard(&mut self, digest: Digest, peer: &str, tcp: SocketAddr, now: Instant) {
         if !self.by_digest.contains_key(&digest) && self.by_digest.len() >= SOURCES_KEPT {
             self.by_digest.retain(|_, peers| {
                 peers.retain(|(_, _, at)| now.duration_since(*at) < SOURCE_MEMORY);
@@ -133,7 +133,7 @@ impl Sources {
     }
 
     /// A peer that announced `digest` lately and is not in `tried` (the latest first).
-    pub fn next(
+    pub(crate) fn next(
         &self,
         digest: &Digest,
         tried: &[SocketAddr],
@@ -148,7 +148,7 @@ impl Sources {
     }
 
     /// Forgets the sources of `digest` (it was fetched, or given up).
-    pub fn forget(&mut self, digest: &Digest) {
+    pub(crate) fn forget(&mut self, digest: &Digest) {
         self.by_digest.remove(digest);
     }
 }
@@ -156,13 +156,13 @@ impl Sources {
 /// The modules a node read from its store (and checked) for its peers' fetches, the most
 /// recent few, for a while.
 #[derive(Default)]
-pub struct ServedModules {
+pub(crate) struct ServedModules {
     kept: Vec<(Digest, Arc<Vec<u8>>, Instant)>,
 }
 
 impl ServedModules {
     /// Module `digest`, if it was read lately.
-    pub fn get(&mut self, digest: &Digest, now: Instant) -> Option<Arc<Vec<u8>>> {
+    pub(crate) fn get(&mut self, digest: &Digest, now: Instant) -> Option<Arc<Vec<u8>>> {
         self.kept
             .retain(|(_, _, at)| now.duration_since(*at) < SERVED_MEMORY);
         let (_, bytes, at) = self.kept.iter_mut().find(|(d, _, _)| d == digest)?;
@@ -171,7 +171,7 @@ impl ServedModules {
     }
 
     /// Keeps module `digest`, read and checked now, in place of the one used least lately.
-    pub fn keep(&mut self, digest: Digest, bytes: Arc<Vec<u8>>, now: Instant) {
+    pub(crate) fn keep(&mut self, digest: Digest, bytes: Arc<Vec<u8>>, now: Instant) {
         self.kept.retain(|(d, _, _)| *d != digest);
         if self.kept.len() >= SERVED_KEPT
             && let Some(oldest) = (0..self.kept.len()).min_by_key(|&i| self.kept[i].2)
@@ -184,7 +184,7 @@ impl ServedModules {
 
 /// A piece of `bytes`: from `offset`, at most `max` and at most [`CHUNK`] bytes (empty past
 /// the end).
-pub fn piece(bytes: &[u8], offset: u64, max: u64) -> &[u8] {
+pub(crate) fn piece(bytes: &[u8], offset: u64, max: u64) -> &[u8] {
     let start = usize::try_from(offset)
         .unwrap_or(usize::MAX)
         .min(bytes.len());
@@ -193,7 +193,11 @@ pub fn piece(bytes: &[u8], offset: u64, max: u64) -> &[u8] {
 }
 
 /// Reads module `digest` from `store` for a peer, checked (at most `max` bytes).
-pub fn read_for_peer(store: &ModuleStore, digest: Digest, max: u64) -> Result<Vec<u8>, String> {
+pub(crate) fn read_for_peer(
+    store: &ModuleStore,
+    digest: Digest,
+    max: u64,
+) -> Result<Vec<u8>, String> {
     match store.get(&digest, max) {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(format!(

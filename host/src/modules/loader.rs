@@ -40,7 +40,7 @@ impl std::fmt::Debug for ModuleChange {
 }
 
 /// Where changes go: the event loop's queue of them.
-pub type ChangeSink = crossbeam_channel::Sender<ModuleChange>;
+pub(crate) type ChangeSink = crossbeam_channel::Sender<ModuleChange>;
 
 /// What the service needs to load a guest on the node.
 pub struct Loader {

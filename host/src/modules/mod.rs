@@ -18,12 +18,12 @@
 //! the peer that announced it. docs/modules.md is the reference.
 
 pub mod client;
-pub mod fetch;
-pub mod loader;
+pub(crate) mod fetch;
+pub(crate) mod loader;
 pub mod protocol;
 pub mod service;
 pub mod store;
-pub mod uploads;
+pub(crate) mod uploads;
 
 pub use dhost_protocol::modules::{
     Catalog, Digest, MAX_MODULES, MAX_NAME, Publication, catalog, check_name, digest, publication,

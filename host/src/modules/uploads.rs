@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How many transfers a node takes at once.
-pub const MAX_UPLOADS: usize = 4;
+pub(crate) const MAX_UPLOADS: usize = 4;
 
 /// A transfer with no chunk for this long is dropped.
-pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const UPLOAD_IDLE: Duration = Duration::from_secs(30);
 
 /// A transfer in progress.
 struct Upload {
@@ -22,7 +22,7 @@ struct Upload {
 
 /// The transfers in progress, by the digest offered.
 #[derive(Default)]
-pub struct Uploads {
+pub(crate) struct Uploads {
     transfers: HashMap<Digest, Upload>,
 }
 
@@ -32,7 +32,7 @@ fn bad(why: String) -> CallFailure {
 
 impl Uploads {
     /// Drops the transfers idle for [`UPLOAD_IDLE`].
-    pub fn prune(&mut self, now: Instant) {
+    pub(crate) fn prune(&mut self, now: Instant) {
         self.transfers
             .retain(|_, u| now.duration_since(u.touched) < UPLOAD_IDLE);
     }
@@ -40,7 +40,7 @@ impl Uploads {
     /// Starts the transfer of `p` (an offer the node accepted). The same publication
     /// offered again starts over; the same module offered under another name or by another
     /// publisher meanwhile waits.
-    pub fn begin(&mut self, p: Publication, now: Instant) -> Result<(), CallFailure> {
+    pub(crate) fn begin(&mut self, p: Publication, now: Instant) -> Result<(), CallFailure> {
         self.prune(now);
         let Some(digest) = p.digest else {
             return Err(bad(format!("the offer of {} has no digest", p.name)));
@@ -75,7 +75,7 @@ impl Uploads {
 
     /// Adds the piece `data` at `offset` to the transfer of `digest`: pieces come in
     /// order, are not empty, and add up to no more than the size offered.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         digest: Digest,
         offset: u64,
@@ -118,7 +118,7 @@ impl Uploads {
 
     /// Ends the transfer of `digest`: its publication and bytes, if every byte offered
     /// arrived and they are the module offered.
-    pub fn take(&mut self, digest: Digest) -> Result<(Publication, Vec<u8>), CallFailure> {
+    pub(crate) fn take(&mut self, digest: Digest) -> Result<(Publication, Vec<u8>), CallFailure> {
         let Some(Upload {
             publication: p,
             bytes,

@@ -1,8 +1,8 @@
 //! The node's decisions, with no I/O: a state machine that takes the node's inputs with the
 //! time (a datagram, a call from the TCP port, a stdin line, a timer) and says what to do as
 //! [`Action`]s, in order, for the driver ([`super::Node`]) to carry out: hand work to a
-//! guest, run a native plugin, answer a call, send a control frame, an announcement or a
-//! stream status, tell the guests' calls what the peers are.
+//! guest, run a native plugin, answer a call, send an announcement or a stream status,
+//! tell the guests' calls what the peers are.
 //!
 //! It owns the node's protocol state: membership (names, peers, announcements), the
 //! receiving side of the peers' streams, the routing table, and the counters of what it
@@ -35,16 +35,16 @@ use std::time::{Duration, Instant};
 const MAX_STREAMS_REMEMBERED: usize = 64;
 
 /// How long a starting node listens for another node announcing its name.
-pub const CLAIM_WAIT: Duration = Duration::from_millis(150);
+pub(crate) const CLAIM_WAIT: Duration = Duration::from_millis(150);
 
 /// When a starting node asks the group who is there a second time.
-pub const QUERY_AGAIN: Duration = Duration::from_millis(60);
+pub(crate) const QUERY_AGAIN: Duration = Duration::from_millis(60);
 
 /// The longest the event loop sleeps with nothing due.
 const IDLE: Duration = Duration::from_secs(3600);
 
 /// What the core needs to know of a guest, besides what routing does.
-pub trait Guest: Routable {
+pub(crate) trait Guest: Routable {
     /// Whether it hears `events` (it exports that interface).
     fn hears(&self, events: EventInterface) -> bool;
     /// Whether its jail gives it the node's stdin.
@@ -52,7 +52,7 @@ pub trait Guest: Routable {
 }
 
 /// The native plugins, as the core sees them.
-pub trait Natives {
+pub(crate) trait Natives {
     /// What runs one function of a plugin.
     type Server;
     /// The plugin function that serves `function`, if one does.
@@ -62,10 +62,10 @@ pub trait Natives {
 }
 
 /// Where the outcome of a call with a reply goes.
-pub type Answer = Box<dyn FnOnce(Outcome) + Send>;
+pub(crate) type Answer = Box<dyn FnOnce(Outcome) + Send>;
 
 /// What the core asks the driver to do, in the order given.
-pub enum Action<S> {
+pub(crate) enum Action<S> {
     /// Queue `work` for the guest in slot `guest` (waiting while its queue is full; a
     /// guest unloaded meanwhile refuses it).
     Hand {
@@ -110,8 +110,6 @@ pub enum Action<S> {
         /// The outcome.
         outcome: Outcome,
     },
-    /// Send an encoded control frame to the group.
-    SendControl(Vec<u8>),
     /// Announce the node: [`NodeCore::announcement`] with what only the driver knows.
     Announce,
     /// Send a stream status to one peer.
@@ -132,7 +130,6 @@ impl<S> std::fmt::Debug for Action<S> {
             Action::RunNative { run, .. } => write!(f, "RunNative({})", run.function),
             Action::CallNative { function, .. } => write!(f, "CallNative({function})"),
             Action::Answer { outcome, .. } => write!(f, "Answer({outcome:?})"),
-            Action::SendControl(frame) => write!(f, "SendControl({} bytes)", frame.len()),
             Action::Announce => f.write_str("Announce"),
             Action::SendStatus(to, _) => write!(f, "SendStatus({to})"),
             Action::PeersChanged { changed, gone } => {
@@ -152,7 +149,7 @@ impl<S> std::fmt::Debug for Action<S> {
 /// has passed; an announcement of its name meanwhile ([`NodeCore::claim_heard`]) means
 /// the name is taken.
 #[derive(Debug, Clone, Copy)]
-pub struct NameClaim {
+pub(crate) struct NameClaim {
     again: Instant,
     deadline: Instant,
     asked_again: bool,
@@ -160,7 +157,7 @@ pub struct NameClaim {
 
 /// What a claiming node does next, by [`NameClaim::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimStep {
+pub(crate) enum ClaimStep {
     /// Ask who is there again, now.
     AskAgain,
     /// Listen for announcements until then.
@@ -171,7 +168,7 @@ pub enum ClaimStep {
 
 impl NameClaim {
     /// A claim that asked who is there at `now`.
-    pub fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant) -> Self {
         NameClaim {
             again: now + QUERY_AGAIN,
             deadline: now + CLAIM_WAIT,
@@ -180,7 +177,7 @@ impl NameClaim {
     }
 
     /// What to do at `now`.
-    pub fn poll(&mut self, now: Instant) -> ClaimStep {
+    pub(crate) fn poll(&mut self, now: Instant) -> ClaimStep {
         if !self.asked_again && now >= self.again {
             self.asked_again = true;
             return ClaimStep::AskAgain;
@@ -205,7 +202,7 @@ enum Server<S> {
 }
 
 /// The node's decisions and protocol state.
-pub struct NodeCore<N: Natives> {
+pub(crate) struct NodeCore<N: Natives> {
     /// The node's sender id.
     id: u64,
     membership: Membership,
@@ -229,7 +226,7 @@ pub struct NodeCore<N: Natives> {
 
 /// How a node starts, for [`NodeCore::new`].
 #[derive(Debug, Clone)]
-pub struct CoreConfig {
+pub(crate) struct CoreConfig {
     /// The node's sender id.
     pub id: u64,
     /// Its name.
@@ -243,7 +240,7 @@ pub struct CoreConfig {
 impl<N: Natives> NodeCore<N> {
     /// A node as `config` says, with plugins `natives`, counting into `stats`, started at
     /// `now`. It routes to no guest until [`Self::reroute`].
-    pub fn new(config: CoreConfig, natives: N, stats: Arc<Stats>, now: Instant) -> Self {
+    pub(crate) fn new(config: CoreConfig, natives: N, stats: Arc<Stats>, now: Instant) -> Self {
         NodeCore {
             id: config.id,
             membership: Membership::new(config.id, &config.name, Vec::new(), now),
@@ -261,28 +258,24 @@ impl<N: Natives> NodeCore<N> {
     }
 
     /// The next thing to do, in order.
-    pub fn poll_action(&mut self) -> Option<Action<N::Server>> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action<N::Server>> {
         self.actions.pop_front()
     }
 
     /// The membership: the node's name, its peers, its announcements.
-    pub fn membership(&self) -> &Membership {
+    #[cfg(test)]
+    pub(crate) fn membership(&self) -> &Membership {
         &self.membership
     }
 
     /// Which guest serves each function.
-    pub fn table(&self) -> &RoutingTable {
+    pub(crate) fn table(&self) -> &RoutingTable {
         &self.table
-    }
-
-    /// The native plugins.
-    pub fn natives(&self) -> &N {
-        &self.natives
     }
 
     /// Finds again which guest serves each function (a guest was loaded or unloaded), and
     /// announces what the node serves at once (`now`) if that changed.
-    pub fn reroute<G: Guest>(&mut self, guests: &[Option<G>], now: Instant) {
+    pub(crate) fn reroute<G: Guest>(&mut self, guests: &[Option<G>], now: Instant) {
         self.table = RoutingTable::new(guests);
         let served =
             super::routing::served(&self.table, self.natives.functions(), self.serves_mailboxes);
@@ -290,24 +283,24 @@ impl<N: Natives> NodeCore<N> {
     }
 
     /// Routes to no guest any more (the node is stopping; plugins still run).
-    pub fn clear_routes(&mut self) {
+    pub(crate) fn clear_routes(&mut self) {
         self.table = RoutingTable::default();
     }
 
     /// What the node runs changed: it announces itself at once (`now`).
-    pub fn announce_soon(&mut self, now: Instant) {
+    pub(crate) fn announce_soon(&mut self, now: Instant) {
         self.membership.announce_soon(now);
     }
 
     /// The name claim is over: the name is this node's from now on.
-    pub fn claimed(&mut self) {
+    pub(crate) fn claimed(&mut self) {
         self.membership.claimed();
     }
 
     /// An announcement heard while the node claims its name (the datagram is handled in
     /// full once the guests are started): a peer joins, or, if it announces this node's
     /// name, the name is taken.
-    pub fn claim_heard(
+    pub(crate) fn claim_heard(
         &mut self,
         from: SocketAddr,
         datagram: &Datagram,
@@ -327,13 +320,13 @@ impl<N: Natives> NodeCore<N> {
     }
 
     /// The guests were handed their `init`: from now on they hear the group's changes.
-    pub fn guests_started(&mut self) {
+    pub(crate) fn guests_started(&mut self) {
         self.guests_started = true;
     }
 
     /// Whether the last turn took every input waiting (only then are peers judged
     /// silent: a datagram of theirs still in the queue is a sign of life).
-    pub fn set_caught_up(&mut self, caught_up: bool) {
+    pub(crate) fn set_caught_up(&mut self, caught_up: bool) {
         self.caught_up = caught_up;
     }
 
@@ -365,7 +358,7 @@ impl<N: Natives> NodeCore<N> {
     /// A datagram from the group, heard at `now`: a sequenced one goes through its
     /// sender's stream (run in order, once; a gap is asked for), a control datagram is
     /// handled at once. Then the guests' calls hear what changed of the peers.
-    pub fn handle_datagram<G: Guest>(
+    pub(crate) fn handle_datagram<G: Guest>(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -526,7 +519,7 @@ impl<N: Natives> NodeCore<N> {
     /// plugin runs them at once, on the event loop's thread; a guest's worker gets the run
     /// (shared by every guest that serves it) in its queue. Who serves the function, and
     /// whether they admit the caller, is found once for the run.
-    pub fn dispatch<G: Guest>(
+    pub(crate) fn dispatch<G: Guest>(
         &mut self,
         run: Arc<wire::Call>,
         origin: Origin,
@@ -593,7 +586,7 @@ impl<N: Natives> NodeCore<N> {
 
     /// A call from the TCP port: a cast runs like a multicast call; a call runs on one
     /// guest (on its worker, which sends the outcome back) or plugin.
-    pub fn handle_call<G: Guest>(&mut self, call: IncomingCall, guests: &[Option<G>]) {
+    pub(crate) fn handle_call<G: Guest>(&mut self, call: IncomingCall, guests: &[Option<G>]) {
         let IncomingCall {
             request,
             caller,
@@ -687,7 +680,7 @@ impl<N: Natives> NodeCore<N> {
 
     /// A line of the node's stdin: for every guest that hears stdin and whose jail gives
     /// it stdin.
-    pub fn handle_stdin_line<G: Guest>(&mut self, line: Arc<str>, guests: &[Option<G>]) {
+    pub(crate) fn handle_stdin_line<G: Guest>(&mut self, line: Arc<str>, guests: &[Option<G>]) {
         for (g, guest) in guests.iter().enumerate() {
             if guest
                 .as_ref()
@@ -706,7 +699,7 @@ impl<N: Natives> NodeCore<N> {
     /// are let go, the guests hear what changed of the peers, gaps unrepaired too long are
     /// given up and the stream statuses due are sent, and the node announces itself when
     /// that is due.
-    pub fn handle_timeout<G: Guest>(&mut self, now: Instant, guests: &[Option<G>]) {
+    pub(crate) fn handle_timeout<G: Guest>(&mut self, now: Instant, guests: &[Option<G>]) {
         if self.caught_up {
             for id in self.membership.silent(now) {
                 // (Its last datagrams run first, while it is still a peer.)
@@ -737,7 +730,7 @@ impl<N: Natives> NodeCore<N> {
     }
 
     /// Asks for an announcement if one is due at `now`.
-    pub fn announce_if_due(&mut self, now: Instant) {
+    pub(crate) fn announce_if_due(&mut self, now: Instant) {
         if self.membership.announce_due(now) {
             self.actions.push_back(Action::Announce);
         }
@@ -747,7 +740,7 @@ impl<N: Natives> NodeCore<N> {
     /// soon as a datagram changed it, since a call routed next may be for a peer that just
     /// announced itself. Guests that export `group-events` hear of each change once their
     /// `init` is handed to them (the peers known before are in `group.peers()`).
-    pub fn share_peers<G: Guest>(&mut self, guests: &[Option<G>]) {
+    pub(crate) fn share_peers<G: Guest>(&mut self, guests: &[Option<G>]) {
         let changes = self.membership.take_changes();
         if changes.is_empty() {
             return;
@@ -808,7 +801,7 @@ impl<N: Natives> NodeCore<N> {
 
     /// When the event loop must wake at the latest, from `now`: for the next
     /// announcement, peer expiry or stream deadline (none off the group).
-    pub fn idle_timeout(&self, now: Instant, on_group: bool) -> Duration {
+    pub(crate) fn idle_timeout(&self, now: Instant, on_group: bool) -> Duration {
         let mut timeout = IDLE;
         if on_group {
             let mut next = self.membership.next_announce();
@@ -825,7 +818,7 @@ impl<N: Natives> NodeCore<N> {
 
     /// What this node received of each stream, followed or gone, by peer name (a sender
     /// that never announced itself by its id), sorted by name.
-    pub fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
+    pub(crate) fn stream_counts(&self) -> Vec<(StreamCounts, Counts)> {
         let mut all: Vec<(StreamCounts, Counts)> = self
             .streams
             .counts()
@@ -849,7 +842,7 @@ impl<N: Natives> NodeCore<N> {
     /// of each peer's stream (`streams`, from [`Self::stream_counts`]); with what the driver
     /// knows: its TCP port, its connections by peer address, what it refused, the modules
     /// it runs.
-    pub fn announcement(
+    pub(crate) fn announcement(
         &self,
         now: Instant,
         streams: Vec<StreamCounts>,

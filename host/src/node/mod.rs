@@ -19,9 +19,9 @@
 //! sender's own included: locally from the outgoing queue, and the copy that multicast
 //! loops back is recognised by the sender id and skipped.
 
-pub mod core;
-pub mod routing;
-pub mod workers;
+pub(crate) mod core;
+pub(crate) mod routing;
+pub(crate) mod workers;
 
 use crate::guest::calls::{Calls, LocalServer};
 use crate::guest::native::{self, NativePlugin, NativeServer};
@@ -56,11 +56,11 @@ const MAX_EVENTS_PER_TURN: usize = 1024;
 const MAX_LOCAL_RUN: usize = 16_384;
 
 /// How long a stopping node waits for its receivers to run what it sent.
-pub const LINGER: Duration = Duration::from_secs(3);
+pub(crate) const LINGER: Duration = Duration::from_secs(3);
 
 /// What the network, stdin and descriptor threads hand the event loop.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     /// A well-formed datagram from the group.
     Datagram {
         /// Where it came from.
@@ -84,7 +84,7 @@ pub enum Event {
 }
 
 /// Where the event loop's inputs come from, besides its workers' reports.
-pub struct Inputs {
+pub(crate) struct Inputs {
     /// Datagrams, stdin lines, ready descriptors, shutdown.
     pub events: Receiver<Event>,
     /// Calls from the node's TCP port.
@@ -105,7 +105,7 @@ enum Input {
 }
 
 /// The event loop: the core, and everything it drives.
-pub struct Node {
+pub(crate) struct Node {
     /// The node's decisions and protocol state.
     core: NodeCore<Plugins>,
     /// The workers of the WebAssembly guests, by slot.
@@ -139,7 +139,7 @@ pub struct Node {
 
 /// The node's native plugins, as the core sees them: the process's registry of the
 /// functions they registered.
-pub struct Plugins {
+pub(crate) struct Plugins {
     /// How many plugins were loaded.
     count: usize,
 }
@@ -158,7 +158,7 @@ impl Natives for Plugins {
 
 /// Where the node is reachable and how it calls out, for [`Node::new`].
 #[derive(Debug, Clone, Default)]
-pub struct Links {
+pub(crate) struct Links {
     /// How many bytes of a peer's stream, beyond what it has run, the node can take (what
     /// its receive buffer holds).
     pub receive_window: u64,
@@ -175,7 +175,7 @@ impl Node {
     /// on a worker of its own), sending what they send through `outgoing`, and taking
     /// calls as `links` say. `calls` is what the guests were loaded with.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         id: u64,
         name: &str,
         natives: Vec<NativePlugin>,
@@ -290,7 +290,6 @@ impl Node {
                     answer(outcome);
                 }
                 Action::Answer { answer, outcome } => answer(outcome),
-                Action::SendControl(frame) => self.outgoing.send_control(&frame),
                 Action::Announce => self.announce(),
                 Action::SendStatus(to, status) => self.outgoing.send_status(to, &status),
                 Action::PeersChanged { changed, gone } => self.calls.update_peers(changed, gone),
@@ -338,7 +337,7 @@ impl Node {
     /// Claims the node's name on the group, has the guests run their `init` hooks, then
     /// routes until [`Event::Shutdown`], `stopping`, or the end of its WASI command
     /// (returning the command's exit status; else 0). Fails when the name is taken.
-    pub fn run(mut self, inputs: Inputs, stopping: &AtomicBool) -> anyhow::Result<i32> {
+    pub(crate) fn run(mut self, inputs: Inputs, stopping: &AtomicBool) -> anyhow::Result<i32> {
         native::run_plugins_on_this_thread(self.outgoing.clone(), self.calls.clone());
         let held = self.claim_name(&inputs.events)?;
         // The name is this node's: its peers hear of it before its guests start (a guest

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// An exported function of a local guest: the guest's slot in the node and the function's
 /// export slot in the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
+pub(crate) struct Route {
     /// The guest's slot.
     pub guest: usize,
     /// The function's export slot.
@@ -18,7 +18,7 @@ pub struct Route {
 }
 
 /// What the routing needs to know of a guest.
-pub trait Routable {
+pub(crate) trait Routable {
     /// Its name.
     fn name(&self) -> &str;
     /// The ids of the functions it exports, in export slot order.
@@ -33,7 +33,7 @@ pub trait Routable {
 
 /// Which local guest serves each function.
 #[derive(Debug, Clone, Default)]
-pub struct RoutingTable {
+pub(crate) struct RoutingTable {
     /// By function id.
     routes: HashMap<String, Vec<Route>>,
     /// By bare name (the part after `#`), for calls from C plugins, which know no
@@ -43,7 +43,7 @@ pub struct RoutingTable {
 
 impl RoutingTable {
     /// The table of `guests`, by slot (an empty slot serves nothing).
-    pub fn new<G: Routable>(guests: &[Option<G>]) -> Self {
+    pub(crate) fn new<G: Routable>(guests: &[Option<G>]) -> Self {
         let mut routes: HashMap<String, Vec<Route>> = HashMap::new();
         for (g, guest) in guests.iter().enumerate() {
             let Some(guest) = guest else { continue };
@@ -65,7 +65,7 @@ impl RoutingTable {
 
     /// The exports that serve `function`: by id, or, for a bare id (from a C plugin), by
     /// name.
-    pub fn targets(&self, function: &str) -> Option<&[Route]> {
+    pub(crate) fn targets(&self, function: &str) -> Option<&[Route]> {
         match self.routes.get(function) {
             Some(targets) => Some(targets),
             None if !function.contains('#') => self.bare.get(function).map(Vec::as_slice),
@@ -74,13 +74,13 @@ impl RoutingTable {
     }
 
     /// Every function id some guest serves, with its exports.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &[Route])> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &[Route])> {
         self.routes.iter().map(|(id, r)| (id, r.as_slice()))
     }
 
     /// The routes of `function` whose guest admits `caller` now, and what refused it (the
     /// last refusal, and how many there were).
-    pub fn admitted<G: Routable>(
+    pub(crate) fn admitted<G: Routable>(
         &self,
         guests: &[Option<G>],
         function: &str,
@@ -104,7 +104,7 @@ impl RoutingTable {
     /// guest that serves it and admits the caller, preferring one that does not wait for a
     /// reply of its own (the call may be the one it waits for: nodes whose guests call
     /// each other). `Ok(None)`: no guest serves it.
-    pub fn server<G: Routable>(
+    pub(crate) fn server<G: Routable>(
         &self,
         guests: &[Option<G>],
         function: &str,
@@ -138,7 +138,7 @@ fn slot<G>(guests: &[Option<G>], route: Route) -> Option<&G> {
 /// Whether `guest` may run a call to `function` from node `caller` (its name, if it
 /// announced one) now: it is loaded, not waiting to restart, and its jail's `serve` list
 /// lets the caller in.
-pub fn admit<G: Routable>(
+pub(crate) fn admit<G: Routable>(
     guest: Option<&G>,
     function: &str,
     caller: Option<&str>,
@@ -170,7 +170,7 @@ pub fn admit<G: Routable>(
 
 /// The function ids a node serves, sorted: its guests' (`table`), its native plugins'
 /// (`native`), and the mailbox functions if it serves mailboxes.
-pub fn served(
+pub(crate) fn served(
     table: &RoutingTable,
     native: impl IntoIterator<Item = String>,
     mailboxes: bool,

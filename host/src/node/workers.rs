@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::thread::JoinHandle;
 
 /// A guest unloaded by its worker, as [`Workers::unloaded`] returns it.
-pub struct Unloaded {
+pub(crate) struct Unloaded {
     /// Its name.
     pub name: String,
     /// Whether it was a published module.
@@ -17,7 +17,7 @@ pub struct Unloaded {
 }
 
 /// The workers of a node's WebAssembly guests.
-pub struct Workers {
+pub(crate) struct Workers {
     /// By slot; a slot empties when its guest is unloaded, and a published module may take
     /// it.
     slots: Vec<Option<WorkerHandle>>,
@@ -33,7 +33,7 @@ pub struct Workers {
 
 impl Workers {
     /// No workers yet; each will be started with `links`.
-    pub fn new(links: WorkerLinks) -> Self {
+    pub(crate) fn new(links: WorkerLinks) -> Self {
         Workers {
             slots: Vec::new(),
             threads: Vec::new(),
@@ -44,24 +44,24 @@ impl Workers {
     }
 
     /// The workers by slot.
-    pub fn slots(&self) -> &[Option<WorkerHandle>] {
+    pub(crate) fn slots(&self) -> &[Option<WorkerHandle>] {
         &self.slots
     }
 
     /// The worker in slot `g`, if it holds one.
-    pub fn get(&self, g: usize) -> Option<&WorkerHandle> {
+    pub(crate) fn get(&self, g: usize) -> Option<&WorkerHandle> {
         self.slots.get(g)?.as_ref()
     }
 
     /// The slot of the guest that is a WASI command, if there is one.
-    pub fn command(&self) -> Option<usize> {
+    pub(crate) fn command(&self) -> Option<usize> {
         self.slots
             .iter()
             .position(|w| w.as_ref().is_some_and(WorkerHandle::is_command))
     }
 
     /// Starts a worker for one of the node's own guests, in a slot of its own.
-    pub fn start(&mut self, guest: WasmGuest) -> anyhow::Result<usize> {
+    pub(crate) fn start(&mut self, guest: WasmGuest) -> anyhow::Result<usize> {
         let worker = self.spawn(guest)?;
         self.slots.push(Some(worker));
         Ok(self.slots.len() - 1)
@@ -70,7 +70,7 @@ impl Workers {
     /// Starts a worker for published module `guest`, in the slot of the module of that
     /// name if it runs one (whose worker ends once it ran what it holds), else in an empty
     /// slot or a new one. Returns the slot.
-    pub fn install(&mut self, guest: WasmGuest) -> anyhow::Result<usize> {
+    pub(crate) fn install(&mut self, guest: WasmGuest) -> anyhow::Result<usize> {
         let name = guest.name().to_string();
         let worker = self.spawn(guest)?;
         let g = match self.published.get(&name) {
@@ -90,7 +90,7 @@ impl Workers {
 
     /// Stops running published module `name` (its worker runs what it holds, then ends);
     /// whether it ran.
-    pub fn remove(&mut self, name: &str) -> bool {
+    pub(crate) fn remove(&mut self, name: &str) -> bool {
         self.published
             .remove(name)
             .is_some_and(|g| self.slots[g].take().is_some())
@@ -98,7 +98,7 @@ impl Workers {
 
     /// Forgets the worker `worker`, whose guest was unloaded; `None` if it was replaced or
     /// removed meanwhile.
-    pub fn unloaded(&mut self, worker: u64) -> Option<Unloaded> {
+    pub(crate) fn unloaded(&mut self, worker: u64) -> Option<Unloaded> {
         let g = self
             .slots
             .iter()
@@ -117,7 +117,7 @@ impl Workers {
     /// Closes every worker's queue (the handles elsewhere must be dropped too) and waits
     /// for their threads: each runs what it holds, unless the node is stopping on a
     /// signal.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.slots.iter_mut().for_each(|slot| *slot = None);
         self.published.clear();
         for thread in self.threads.drain(..) {

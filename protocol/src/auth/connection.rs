@@ -34,10 +34,10 @@ pub const PROOF_LEN: usize = 32;
 pub const FRAME_TAG_LEN: usize = 16;
 
 mod context {
-    pub const SERVER_PROOF: &str = "dhost 2026-12-02 connection server proof";
-    pub const CLIENT_PROOF: &str = "dhost 2026-12-02 connection client proof";
-    pub const CLIENT_TO_SERVER: &str = "dhost 2026-12-02 connection client to server";
-    pub const SERVER_TO_CLIENT: &str = "dhost 2026-12-02 connection server to client";
+    pub(super) const SERVER_PROOF: &str = "dhost 2026-12-02 connection server proof";
+    pub(super) const CLIENT_PROOF: &str = "dhost 2026-12-02 connection client proof";
+    pub(super) const CLIENT_TO_SERVER: &str = "dhost 2026-12-02 connection client to server";
+    pub(super) const SERVER_TO_CLIENT: &str = "dhost 2026-12-02 connection server to client";
 }
 
 /// A nonce of the handshake.

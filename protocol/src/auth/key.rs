@@ -38,10 +38,10 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 /// The contexts of the keys derived from a group key (BLAKE3's key derivation: one
 /// context, one independent key).
 mod context {
-    pub const ID: &str = "dhost 2026-12-02 group key id";
-    pub const DATAGRAM_MAC: &str = "dhost 2026-12-02 datagram MAC";
-    pub const DATAGRAM_AEAD: &str = "dhost 2026-12-02 datagram AEAD";
-    pub const CONNECTION: &str = "dhost 2026-12-02 connection handshake";
+    pub(super) const ID: &str = "dhost 2026-12-02 group key id";
+    pub(super) const DATAGRAM_MAC: &str = "dhost 2026-12-02 datagram MAC";
+    pub(super) const DATAGRAM_AEAD: &str = "dhost 2026-12-02 datagram AEAD";
+    pub(super) const CONNECTION: &str = "dhost 2026-12-02 connection handshake";
 }
 
 /// The 4 bytes that name a key on the wire (derived from it: they say which key a tag was
