@@ -19,12 +19,13 @@ use crate::describe::{Descriptions, is_describe_function};
 use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
-use crate::outcome::{CallFailure, FailureKind};
+use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::stats::Stats;
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::port::{self, SharedDropLog};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
@@ -298,152 +299,56 @@ async fn connection(
         };
         match frame::decode(&next) {
             Ok(Frame::Hello { node, .. }) => caller.node = node,
-            Ok(Frame::Request(request))
-                if crate::mailbox::is_mailbox_function(&request.function) =>
-            {
+            Ok(Frame::Request(request)) => match Builtin::of(&request.function, &services) {
                 // Served here, beside the event loop (a mailbox needs no guest), a few at a
                 // time per connection, and within the port's budget (a request may wait for
                 // a mailbox's lock).
-                let Ok(permit) = mailbox_permits.clone().acquire_owned().await else {
-                    break Ok(());
-                };
-                let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
-                    let failure = busy(&services, addr, &request);
+                Some(Builtin::Mailbox) => {
+                    let Ok(permit) = mailbox_permits.clone().acquire_owned().await else {
+                        break Ok(());
+                    };
+                    let Some(held) = services.queued_calls.try_take(request.args.len() as u64)
+                    else {
+                        let failure = busy(&services, addr, &request);
+                        if request.wants_reply
+                            && let Err(why) = reply_to.send(request.id, &Err(failure))
+                        {
+                            break Err(why);
+                        }
+                        continue;
+                    };
+                    let (services, reply_to) = (services.clone(), reply_to.clone());
+                    tokio::spawn(async move {
+                        let _permit = (permit, held);
+                        let outcome = Builtin::Mailbox
+                            .answer(&services, &request, addr, &mut true)
+                            .await;
+                        if request.wants_reply {
+                            let _ = reply_to.send(request.id, &outcome);
+                        }
+                    });
+                }
+                // Served here, beside the event loop, in order (a transfer's chunks follow
+                // one another).
+                Some(builtin) => {
+                    let outcome = builtin
+                        .answer(&services, &request, addr, &mut said_no_modules)
+                        .await;
                     if request.wants_reply
-                        && let Err(why) = reply_to.send(request.id, &Err(failure))
+                        && let Err(why) = reply_to.send(request.id, &outcome)
                     {
                         break Err(why);
                     }
-                    continue;
-                };
-                let (boxes, reply_to) = (services.mailboxes.clone(), reply_to.clone());
-                tokio::spawn(async move {
-                    let _permit = (permit, held);
-                    let Request {
-                        id,
-                        function,
-                        args,
-                        wants_reply,
-                    } = request;
-                    let outcome = match builtin_args(&args) {
-                        Ok(args) => {
-                            crate::mailbox::serve_call(boxes.as_deref(), &function, args).await
-                        }
-                        Err(failure) => Err(failure),
-                    };
-                    if wants_reply {
-                        let _ = reply_to.send(id, &outcome);
-                    }
-                });
-            }
-            // (A node's; a mailbox server has no terminal to print on.)
-            Ok(Frame::Request(request))
-                if request.function == crate::say::SAY_FUNCTION && services.calls.is_some() =>
-            {
-                let outcome = builtin_args(&request.args)
-                    .and_then(|args| crate::say::print_said(&args, addr));
-                if request.wants_reply
-                    && let Err(why) = reply_to.send(request.id, &outcome)
-                {
-                    break Err(why);
                 }
-            }
-            Ok(Frame::Request(request)) if is_describe_function(&request.function) => {
-                let Request {
-                    id,
-                    args,
-                    wants_reply,
-                    ..
-                } = request;
-                let outcome = match builtin_args(&args) {
-                    Ok(args) => {
-                        services
-                            .descriptions
-                            .serve(services.modules.as_ref(), args)
-                            .await
+                None => {
+                    if let ControlFlow::Break(end) =
+                        to_event_loop(&services, request, &caller, &reply_to)
+                    {
+                        break end;
                     }
-                    Err(failure) => Err(failure),
-                };
-                if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
-                    break Err(why);
                 }
-            }
-            Ok(Frame::Request(request)) if is_module_function(&request.function) => {
-                // Served here, beside the event loop, in order: a transfer's chunks follow
-                // one another.
-                let Request {
-                    id,
-                    function,
-                    args,
-                    wants_reply,
-                } = request;
-                let outcome = match (&services.modules, builtin_args(&args)) {
-                    (_, Err(failure)) => Err(failure),
-                    (Some(modules), Ok(args)) => modules.serve(&function, args).await,
-                    // (It runs no published module.)
-                    (None, Ok(_)) if function == ModuleRequest::List.function() => {
-                        Ok(ciborium::Value::Array(Vec::new()))
-                    }
-                    (None, Ok(_)) => {
-                        if !said_no_modules {
-                            said_no_modules = true;
-                            tracing::warn!(
-                                "refused module requests from {addr}: this node does not \
-                                 accept published modules (--accept-modules)"
-                            );
-                        }
-                        Err(CallFailure::new(
-                            FailureKind::Refused,
-                            "this node does not accept published modules (start it with \
-                         --accept-modules)",
-                        ))
-                    }
-                };
-                if wants_reply && let Err(why) = reply_to.send(id, &outcome) {
-                    break Err(why);
-                }
-            }
-            Ok(Frame::Request(request)) => {
-                let (id, wants_reply) = (request.id, request.wants_reply);
-                let Some(events) = &services.calls else {
-                    // (A mailbox server: no event loop, no guests.)
-                    let failure = CallFailure::new(
-                        FailureKind::NoServer,
-                        format!("this port serves mailboxes only, not {}", request.function),
-                    );
-                    if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
-                        break Err(why);
-                    }
-                    continue;
-                };
-                // Held as bytes, within the port's budget: past it, the node is busy.
-                let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
-                    let failure = busy(&services, addr, &request);
-                    if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
-                        break Err(why);
-                    }
-                    continue;
-                };
-                let call = IncomingCall {
-                    request,
-                    caller: caller.clone(),
-                    reply: reply_to.clone(),
-                    held,
-                };
-                match events.try_send(Box::new(call)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        let failure = CallFailure::new(
-                            FailureKind::Unavailable,
-                            "the node is overloaded: its event queue is full",
-                        );
-                        if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
-                            break Err(why);
-                        }
-                    }
-                    Err(TrySendError::Disconnected(_)) => break Ok(()),
-                }
-            }
+            },
+
             Ok(Frame::Reply { .. }) => break Err("it sent a reply, but asked nothing".to_string()),
             Err(e) => break Err(format!("a malformed frame: {e}")),
         }
@@ -482,6 +387,132 @@ fn busy(services: &Services, addr: SocketAddr, request: &Request) -> CallFailure
     )
 }
 
+/// The functions the port answers itself, beside the event loop: one table, looked up once
+/// per request by [`Builtin::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builtin {
+    /// `dstc:node/mailboxes` ([`crate::mailbox`]): concurrently, a few per connection.
+    Mailbox,
+    /// `say` ([`crate::say`]), on a node (a mailbox server has no terminal to print on).
+    Say,
+    /// `dhost:node/describe#wit` ([`crate::describe`]).
+    Describe,
+    /// The module requests ([`crate::modules::protocol`]), in order.
+    Modules,
+}
+
+impl Builtin {
+    /// The built-in service that answers `function` on this port, if one does.
+    fn of(function: &str, services: &Services) -> Option<Builtin> {
+        let table: [(bool, Builtin); 4] = [
+            (
+                crate::mailbox::is_mailbox_function(function),
+                Builtin::Mailbox,
+            ),
+            (
+                function == crate::say::SAY_FUNCTION && services.calls.is_some(),
+                Builtin::Say,
+            ),
+            (is_describe_function(function), Builtin::Describe),
+            (is_module_function(function), Builtin::Modules),
+        ];
+        table
+            .into_iter()
+            .find_map(|(answers, builtin)| answers.then_some(builtin))
+    }
+
+    /// Answers `request` from `addr`. (`said_no_modules`: whether this connection was
+    /// told once that the node takes no published modules.)
+    async fn answer(
+        self,
+        services: &Services,
+        request: &Request,
+        addr: SocketAddr,
+        said_no_modules: &mut bool,
+    ) -> Outcome {
+        let args = builtin_args(&request.args)?;
+        let function = request.function.as_str();
+        match (self, &services.modules) {
+            (Builtin::Mailbox, _) => {
+                crate::mailbox::serve_call(services.mailboxes.as_deref(), function, args).await
+            }
+            (Builtin::Say, _) => crate::say::print_said(&args, addr),
+            (Builtin::Describe, modules) => {
+                services.descriptions.serve(modules.as_ref(), args).await
+            }
+            (Builtin::Modules, Some(modules)) => modules.serve(function, args).await,
+            // (It runs no published module.)
+            (Builtin::Modules, None) if function == ModuleRequest::List.function() => {
+                Ok(ciborium::Value::Array(Vec::new()))
+            }
+            (Builtin::Modules, None) => {
+                if !*said_no_modules {
+                    *said_no_modules = true;
+                    tracing::warn!(
+                        "refused module requests from {addr}: this node does not accept \
+                         published modules (--accept-modules)"
+                    );
+                }
+                Err(CallFailure::new(
+                    FailureKind::Refused,
+                    "this node does not accept published modules (start it with \
+                     --accept-modules)",
+                ))
+            }
+        }
+    }
+}
+
+/// Hands `request` to the event loop, for the node's guests and plugins, within the
+/// port's budget; answers at once what it cannot take. `Break` ends the connection.
+fn to_event_loop(
+    services: &Services,
+    request: Request,
+    caller: &Caller,
+    reply_to: &ReplyTo,
+) -> ControlFlow<Result<(), String>> {
+    let (id, wants_reply) = (request.id, request.wants_reply);
+    let Some(events) = &services.calls else {
+        // (A mailbox server: no event loop, no guests.)
+        let failure = CallFailure::new(
+            FailureKind::NoServer,
+            format!("this port serves mailboxes only, not {}", request.function),
+        );
+        if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+            return ControlFlow::Break(Err(why));
+        }
+        return ControlFlow::Continue(());
+    };
+    // Held as bytes, within the port's budget: past it, the node is busy.
+    let Some(held) = services.queued_calls.try_take(request.args.len() as u64) else {
+        let failure = busy(services, caller.addr, &request);
+        if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+            return ControlFlow::Break(Err(why));
+        }
+        return ControlFlow::Continue(());
+    };
+    let call = IncomingCall {
+        request,
+        caller: caller.clone(),
+        reply: reply_to.clone(),
+        held,
+    };
+    match events.try_send(Box::new(call)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            let failure = CallFailure::new(
+                FailureKind::Unavailable,
+                "the node is overloaded: its event queue is full",
+            );
+            if wants_reply && let Err(why) = reply_to.send(id, &Err(failure)) {
+                return ControlFlow::Break(Err(why));
+            }
+        }
+        Err(TrySendError::Disconnected(_)) => return ControlFlow::Break(Ok(())),
+    }
+    ControlFlow::Continue(())
+}
+
 /// The arguments of a request to one of the port's own services (mailboxes, modules,
 /// descriptions, `say`), decoded: they are few and small.
 fn builtin_args(args: &Arguments) -> Result<Vec<ciborium::Value>, CallFailure> {
@@ -507,4 +538,38 @@ async fn refuse(mut stream: TcpStream, why: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
     Err(why.trim_start_matches("ERR ").trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_answers_its_own_functions_from_one_table() {
+        let mailbox_server = Services::default();
+        let (events, _queue) = crossbeam_channel::bounded(1);
+        let node = Services {
+            calls: Some(events),
+            ..Services::default()
+        };
+        let of = |function: &str, services: &Services| Builtin::of(function, services);
+        for services in [&mailbox_server, &node] {
+            assert_eq!(
+                of(crate::mailbox::READ_FUNCTION, services),
+                Some(Builtin::Mailbox)
+            );
+            assert_eq!(
+                of(crate::describe::WIT_FUNCTION, services),
+                Some(Builtin::Describe)
+            );
+            assert_eq!(
+                of(&ModuleRequest::List.function(), services),
+                Some(Builtin::Modules)
+            );
+            assert_eq!(of("dhost:kv/store#get", services), None, "the guests'");
+        }
+        // A node prints what is said; a mailbox server has no terminal to print it on.
+        assert_eq!(of(crate::say::SAY_FUNCTION, &node), Some(Builtin::Say));
+        assert_eq!(of(crate::say::SAY_FUNCTION, &mailbox_server), None);
+    }
 }
