@@ -140,13 +140,19 @@ pub struct Gate {
 
 impl Gate {
     /// A gate with the group's `keys` (or none: datagrams go out unprotected and only
-    /// unprotected ones come in), encrypting if `encrypt`.
+    /// unprotected ones come in), encrypting if `encrypt`, made now (by the wall clock).
     pub fn new(keys: Option<Keyring>, encrypt: bool) -> Self {
+        Self::new_at(keys, encrypt, unix_millis())
+    }
+
+    /// [`Self::new`], made at `unix_ms` (milliseconds since the Unix epoch): a keyed
+    /// datagram sent before then is refused.
+    pub fn new_at(keys: Option<Keyring>, encrypt: bool, unix_ms: u64) -> Self {
         Gate {
             keys,
             encrypt,
             packets: AtomicU64::new(1),
-            born: unix_millis(),
+            born: unix_ms,
             this_host_only: false,
         }
     }
@@ -179,6 +185,11 @@ impl Gate {
     /// [`Sealed::body`] as one datagram (a resend too is a packet of its own: numbered,
     /// timed and tagged anew).
     pub fn seal<'a>(&self, datagram: &'a [u8], unicast: bool) -> Sealed<'a> {
+        self.seal_at(datagram, unicast, unix_millis())
+    }
+
+    /// [`Self::seal`], stamped as sent at `unix_ms` (milliseconds since the Unix epoch).
+    pub fn seal_at<'a>(&self, datagram: &'a [u8], unicast: bool, unix_ms: u64) -> Sealed<'a> {
         let header_len = wire::own_header_len(datagram);
         let (header_bytes, body) = datagram.split_at(header_len);
         let mut sealed = Sealed {
@@ -196,7 +207,7 @@ impl Gate {
             Some(_) => Protection::Mac,
         };
         let id = key.map(GroupKey::id).unwrap_or_default();
-        wire::seal_header(header, packet, unix_millis(), protection, unicast, id);
+        wire::seal_header(header, packet, unix_ms, protection, unicast, id);
         match key {
             None => {}
             Some(key) if self.encrypt => {
@@ -226,9 +237,9 @@ impl Gate {
     }
 
     /// Checks a datagram whose `header` was read from `datagram`, which came as `arrival`
-    /// says, at `now`: where it came from, its tag, where it was sent, its age and
-    /// `replay`'s window of its sender. Returns its frames (decrypted in place if they
-    /// were encrypted).
+    /// says, at `now` (and now by the wall clock): where it came from, its tag, where it
+    /// was sent, its age and `replay`'s window of its sender. Returns its frames
+    /// (decrypted in place if they were encrypted).
     pub fn open<'a>(
         &self,
         header: &Header,
@@ -236,6 +247,20 @@ impl Gate {
         arrival: Arrival,
         replay: &mut ReplayGuard,
         now: Instant,
+    ) -> Result<&'a [u8], Rejected> {
+        self.open_at(header, datagram, arrival, replay, now, unix_millis())
+    }
+
+    /// [`Self::open`] at `now`, which is `unix_ms` by the wall clock (milliseconds since
+    /// the Unix epoch): the time of sending is judged against it.
+    pub fn open_at<'a>(
+        &self,
+        header: &Header,
+        datagram: &'a mut [u8],
+        arrival: Arrival,
+        replay: &mut ReplayGuard,
+        now: Instant,
+        unix_ms: u64,
     ) -> Result<&'a [u8], Rejected> {
         let Arrival { from, unicast } = arrival;
         if self.this_host_only && !from.ip().is_loopback() {
@@ -265,7 +290,7 @@ impl Gate {
         if header.auth.unicast != unicast {
             return Err(Rejected::Misdirected(header.auth.unicast));
         }
-        let skew = unix_millis().abs_diff(header.sent_at);
+        let skew = unix_ms.abs_diff(header.sent_at);
         if skew > MAX_CLOCK_SKEW.as_millis() as u64 {
             return Err(Rejected::Stale(
                 humantime::format_duration(Duration::from_secs(skew / 1000)).to_string(),
@@ -540,6 +565,41 @@ mod tests {
         assert!(
             open(&receiver, &again, &mut replay).is_ok(),
             "a resend is not a replay"
+        );
+    }
+
+    #[test]
+    fn a_keyed_datagram_is_judged_by_when_it_was_sent_on_a_made_up_clock() {
+        let at = 1_800_000_000_000; // (2027-01-15, milliseconds since the Unix epoch)
+        let ring = || Keyring::new(vec![GroupKey::from_bytes([3; 32])]).expect("one key");
+        let receiver = Gate::new_at(Some(ring()), false, at);
+        let sender = Gate::new_at(Some(ring()), false, at - 600_000);
+        let mut replay = ReplayGuard::new(REPLAY_MEMORY);
+        let mut open_at = |sent: u64, now: u64| {
+            let mut bytes = sender.seal_at(&datagram(5), false, sent).to_vec();
+            let header = wire::read_header(&mut &bytes[..]).expect("a header");
+            let arrival = Arrival::to_group(local());
+            receiver
+                .open_at(&header, &mut bytes, arrival, &mut replay, Instant::now(), now)
+                .map(|_| ())
+        };
+        // Sent before the receiver's gate was made (a replay of an earlier run's).
+        assert_eq!(
+            open_at(at - 1500, at),
+            Err(Rejected::BeforeStart("1s 500ms".into()))
+        );
+        assert_eq!(open_at(at, at), Ok(()));
+        // Within the skew clocks may have, late or early.
+        assert_eq!(open_at(at + 1000, at + 60_000), Ok(()));
+        assert_eq!(open_at(at + 61_000, at + 2000), Ok(()));
+        // Past it, either way.
+        assert_eq!(
+            open_at(at + 1000, at + 62_000),
+            Err(Rejected::Stale("1m 1s".into()))
+        );
+        assert_eq!(
+            open_at(at + 64_000, at + 2000),
+            Err(Rejected::Stale("1m 2s".into()))
         );
     }
 }
