@@ -11,6 +11,7 @@ pub(crate) mod output;
 pub(crate) mod reply;
 pub(crate) mod send;
 pub(crate) mod state;
+pub(crate) mod supervision;
 pub(crate) mod timers;
 pub mod typed;
 pub mod wasm;

@@ -19,6 +19,7 @@
 
 use super::outbox::Outbox;
 use super::state::GuestSetup;
+use super::supervision::{Health, MAX_RESTARTS, RESTART_WINDOW, Verdict};
 use super::wasm::{Export, WasmGuest, into_reply};
 use super::world::EventInterface;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
@@ -26,7 +27,6 @@ use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,21 +40,6 @@ pub(crate) const QUEUE_LEN: usize = 1024;
 
 /// How often a guest's watched pollables are checked while it watches any.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
-
-/// How often a guest may fail within [`RESTART_WINDOW`] and still be restarted.
-const MAX_RESTARTS: usize = 5;
-
-/// The window over which a guest's failures are counted.
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-/// The pause before restarting a guest after its `failures`-th recent failure: none the
-/// first time, then 100 ms, doubling, up to 5 s.
-fn restart_pause(failures: usize) -> Duration {
-    match failures {
-        0 | 1 => Duration::ZERO,
-        n => Duration::from_millis(100u64 << (n - 2).min(6)).min(Duration::from_secs(5)),
-    }
-}
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy)]
@@ -359,13 +344,6 @@ impl WorkerHandle {
     }
 }
 
-/// A guest's recent failures, and when it restarts if it is waiting to.
-#[derive(Debug, Default)]
-struct Health {
-    failures: VecDeque<Instant>,
-    restart_at: Option<Instant>,
-}
-
 /// The worker's thread.
 struct Worker {
     id: u64,
@@ -422,7 +400,7 @@ impl Worker {
 
     /// Whether the guest takes no work now: unloaded, or waiting to restart.
     fn resting(&self) -> bool {
-        self.unloaded || self.health.restart_at.is_some()
+        self.unloaded || self.health.is_resting()
     }
 
     fn name(&self) -> &str {
@@ -661,42 +639,31 @@ impl Worker {
         self.guest.take_sent(&mut self.sent, &mut self.local);
         self.send_sent();
 
-        let now = Instant::now();
-        let health = &mut self.health;
-        health.failures.push_back(now);
-        while health
-            .failures
-            .front()
-            .is_some_and(|&t| now.duration_since(t) > RESTART_WINDOW)
-        {
-            health.failures.pop_front();
-        }
-        let failures = health.failures.len();
-        if failures > MAX_RESTARTS {
-            let why = format!(
-                "it failed {failures} times within {}",
-                humantime::format_duration(RESTART_WINDOW)
-            );
-            self.unload(&why);
-            return;
-        }
-        let pause = restart_pause(failures);
-        if pause.is_zero() {
-            self.restart();
-        } else {
-            tracing::warn!(
-                "guest {name} restarts in {} (failure {failures} of at most {MAX_RESTARTS} within {})",
-                humantime::format_duration(pause),
-                humantime::format_duration(RESTART_WINDOW)
-            );
-            self.health.restart_at = Some(now + pause);
-            self.setup().down.store(true, Ordering::Relaxed);
+        match self.health.failed(Instant::now()) {
+            Verdict::GiveUp { failures } => {
+                let why = format!(
+                    "it failed {failures} times within {}",
+                    humantime::format_duration(RESTART_WINDOW)
+                );
+                self.unload(&why);
+            }
+            Verdict::RestartNow => self.restart(),
+            Verdict::RestartAt {
+                pause, failures, ..
+            } => {
+                tracing::warn!(
+                    "guest {name} restarts in {} (failure {failures} of at most {MAX_RESTARTS} within {})",
+                    humantime::format_duration(pause),
+                    humantime::format_duration(RESTART_WINDOW)
+                );
+                self.setup().down.store(true, Ordering::Relaxed);
+            }
         }
     }
 
     /// Instantiates the guest afresh and runs its `init`.
     fn restart(&mut self) {
-        self.health.restart_at = None;
+        self.health.settled();
         match self.guest.restart() {
             Ok(()) => {
                 self.setup().down.store(false, Ordering::Relaxed);
@@ -710,18 +677,14 @@ impl Worker {
 
     /// Restarts the guest if its pause is over.
     fn restart_due(&mut self) {
-        if self
-            .health
-            .restart_at
-            .is_some_and(|at| at <= Instant::now())
-        {
+        if self.health.restart_due(Instant::now()) {
             self.restart();
         }
     }
 
     /// Unloads the guest: it serves nothing any more, and the worker ends.
     fn unload(&mut self, why: &str) {
-        self.health.restart_at = None;
+        self.health.settled();
         self.unloaded = true;
         self.setup().down.store(true, Ordering::Relaxed);
         tracing::error!("guest {} unloaded: {why}", self.name());
@@ -738,7 +701,7 @@ impl Worker {
         let (deadline, watching) = self
             .guest
             .with_state(|state| (state.timers.next_deadline(), !state.watches.is_empty()));
-        let mut wake = [deadline, self.health.restart_at]
+        let mut wake = [deadline, self.health.restart_at()]
             .into_iter()
             .flatten()
             .min()
@@ -796,18 +759,5 @@ impl Worker {
             let local = std::mem::take(&mut self.local);
             let _ = self.links.reports.send(Report::Local(local));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restarts_pause_longer_after_each_failure() {
-        let pauses: Vec<u64> = (1..=9)
-            .map(|n| restart_pause(n).as_millis() as u64)
-            .collect();
-        assert_eq!(pauses, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 }

@@ -580,7 +580,14 @@ mod tests {
             let header = wire::read_header(&mut &bytes[..]).expect("a header");
             let arrival = Arrival::to_group(local());
             receiver
-                .open_at(&header, &mut bytes, arrival, &mut replay, Instant::now(), now)
+                .open_at(
+                    &header,
+                    &mut bytes,
+                    arrival,
+                    &mut replay,
+                    Instant::now(),
+                    now,
+                )
                 .map(|_| ())
         };
         // Sent before the receiver's gate was made (a replay of an earlier run's).
