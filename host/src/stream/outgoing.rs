@@ -54,6 +54,20 @@ pub enum Patience {
     Until(Instant),
 }
 
+impl Patience {
+    /// How long a sender whose next datagram does not fit the window waits at `now` before
+    /// it looks again (at most [`WAIT_SLICE`], so that a stop is seen), or `None` if it
+    /// gives up: the node is `stopping`, or the deadline has come.
+    fn wait(self, stopping: bool, now: Instant) -> Option<Duration> {
+        let limit = match self {
+            Patience::UntilStopping if stopping => now,
+            Patience::UntilStopping => now + WAIT_SLICE,
+            Patience::Until(deadline) => deadline,
+        };
+        (now < limit).then(|| WAIT_SLICE.min(limit - now))
+    }
+}
+
 /// The node stopped (or its last moment passed) while the window was full.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -246,19 +260,15 @@ impl Outgoing {
         while let Some(len) = inner.pending.front().map(Vec::len) {
             while !inner.stream.has_room(len) {
                 let now = Instant::now();
-                let limit = match patience {
-                    Patience::UntilStopping if self.stopping.load(Ordering::Relaxed) => now,
-                    Patience::UntilStopping => now + WAIT_SLICE,
-                    Patience::Until(deadline) => deadline,
-                };
-                if now >= limit {
+                let stopping = self.stopping.load(Ordering::Relaxed);
+                let Some(wait) = patience.wait(stopping, now) else {
                     return Err(Stopped {
                         datagrams: inner.pending.len(),
                     });
-                }
+                };
                 inner = self
                     .room
-                    .wait_timeout(inner, WAIT_SLICE.min(limit - now))
+                    .wait_timeout(inner, wait)
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
                 let after = Instant::now();
@@ -367,12 +377,12 @@ impl Outgoing {
             if !inner.stream.is_reliable() || !inner.stream.lagging() {
                 return true;
             }
-            if now >= deadline {
+            let Some(wait) = Patience::Until(deadline).wait(false, now) else {
                 return false;
-            }
+            };
             inner = self
                 .room
-                .wait_timeout(inner, WAIT_SLICE.min(deadline - now))
+                .wait_timeout(inner, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
@@ -589,5 +599,67 @@ fn expire(inner: &mut Inner, now: Instant) {
                 sent + 1 - receiver.delivered,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::outbox::Outbox;
+
+    #[test]
+    fn a_sender_waits_for_room_in_slices_until_it_is_told_to_stop() {
+        let now = Instant::now();
+        let ms = |n| now + Duration::from_millis(n);
+        assert_eq!(Patience::UntilStopping.wait(false, now), Some(WAIT_SLICE));
+        assert_eq!(Patience::UntilStopping.wait(true, now), None, "stopping");
+        // Lingering to a deadline: in slices, then the rest, then no more.
+        assert_eq!(Patience::Until(ms(500)).wait(false, now), Some(WAIT_SLICE));
+        assert_eq!(
+            Patience::Until(ms(20)).wait(false, now),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(Patience::Until(now).wait(false, now), None);
+        assert_eq!(Patience::Until(now).wait(false, ms(1)), None, "past it");
+        // A deadline holds even when the node is stopping (it lingers to send the rest).
+        assert_eq!(
+            Patience::Until(ms(20)).wait(true, now),
+            Some(Duration::from_millis(20))
+        );
+    }
+
+    #[test]
+    fn calls_to_functions_this_node_serves_are_copied_for_its_own_guests() {
+        let outgoing = Outgoing::new(
+            7,
+            wire::MAX_DATAGRAM,
+            Arc::new(Gate::new(None, false)),
+            StreamConfig::default(),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Stats::default()),
+        );
+        outgoing.set_serves(Arc::new(|function: &str| function == "a:b/c#mine"));
+        let mut sent = Outbox::default();
+        let mut args = Vec::new();
+        wire::encode_item(&ciborium::Value::Array(vec![1.into()]), &mut args);
+        for function in ["a:b/c#mine", "a:b/c#theirs", "a:b/c#mine"] {
+            sent.push_encoded(function, &args);
+        }
+        let mut local = Outbox::default();
+        // (No socket: nothing leaves, and nothing waits.)
+        assert_eq!(
+            outgoing.send(&mut sent, &mut local).ok(),
+            Some(Duration::ZERO)
+        );
+        assert!(sent.is_empty(), "taken");
+        let runs: Vec<(String, usize)> = local
+            .runs()
+            .map(|(function, calls)| (function.to_string(), calls.count()))
+            .collect();
+        assert_eq!(runs, [("a:b/c#mine".to_string(), 2)]);
+        assert_eq!(
+            outgoing.flush(Patience::UntilStopping).ok(),
+            Some(Duration::ZERO)
+        );
     }
 }
