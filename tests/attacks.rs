@@ -483,6 +483,14 @@ fn a_combined_flood_leaves_members_chatting_and_calling() {
          node's peak resident memory: {peak} KiB"
     );
     assert!(peak < MEMORY_BOUND_KIB, "the node reached {peak} KiB");
-    let (ok, out) = call_in(&ns, group, &key, "k", "dhost:kv/store#keys");
-    assert!(ok, "{out}");
+    // After the flood too, the node answers (its survey retried as above: the casts still
+    // queued behind the busy guest may hold up its answer to one survey).
+    let started = Instant::now();
+    loop {
+        let (ok, out) = call_in(&ns, group, &key, "k", "dhost:kv/store#keys");
+        if ok {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{out}");
+    }
 }

@@ -3,7 +3,7 @@
 //! it: `dhost::wire::read_header`, the gate (`dhost::auth::datagram::Gate::open`, without
 //! a key, which lets unprotected datagrams through, and with one, which must refuse a
 //! forger), `decode_frames` (and `decode_datagram`, which must agree), each call run's
-//! arguments (`Call::arguments`); what decodes is encoded again and must decode to the
+//! arguments (`CallRun::arguments`); what decodes is encoded again and must decode to the
 //! same frames. The input, read as 16-bit packet numbers, also goes through a replay
 //! window (`dhost::auth::replay::ReplayWindow`), checked against a plain set.
 
@@ -11,7 +11,7 @@ use dhost::auth::datagram::{Arrival, Gate, REPLAY_MEMORY};
 use dhost::auth::key::{GroupKey, Keyring};
 use dhost::auth::replay::{ReplayGuard, ReplayWindow, Verdict, WINDOW};
 use dhost::cbor::{Cursor, starts_array};
-use dhost::wire::{self, Batcher, Call, Frame, Header, NUMBERS_BELOW, Protection};
+use dhost::wire::{self, Batcher, CallRun, Frame, Header, NUMBERS_BELOW, Protection};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -121,7 +121,7 @@ fn check_frame(frame: &Frame) {
 
 /// Checks a run of calls: its numbers, its argument arrays (each one whole CBOR array),
 /// and that the batcher packs the same calls into a datagram that decodes to them.
-fn check_call(call: &Call) {
+fn check_call(call: &CallRun) {
     assert!(call.first < NUMBERS_BELOW);
     let arguments: Vec<&[u8]> = call.arguments().collect();
     assert_eq!(arguments.len(), call.count());

@@ -16,7 +16,7 @@ use dhost::auth::connection::{FrameCodec, Transcript};
 use dhost::auth::key::GroupKey;
 use dhost::mailbox::{self, MailboxConfig, Mailboxes};
 use dhost::modules::protocol::{ModuleRequest, is_module_function};
-use dhost::rpc::frame::{self, Frame, Handshake, MAX_FRAME};
+use dhost::rpc::frame::{self, Handshake, MAX_FRAME, PortFrame};
 use dhost::rpc::handshake::codec;
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
@@ -74,10 +74,10 @@ fn check_frame(bytes: &[u8]) {
     let again = frame::decode(&encoded)
         .unwrap_or_else(|e| panic!("{decoded:?} encodes as {encoded:02x?}, which fails: {e}"));
     assert_eq!(encode(&again), Some(encoded), "{decoded:?} then {again:?}");
-    if let Frame::Hello { .. } = decoded {
+    if let PortFrame::Hello { .. } = decoded {
         assert_eq!(again, decoded);
     }
-    if let Frame::Request(request) = decoded
+    if let PortFrame::Request(request) = decoded
         && let Ok(args) = request.args.values()
     {
         if mailbox::is_mailbox_function(&request.function) {
@@ -138,16 +138,16 @@ fn check_keyed(data: &[u8], frames: &[BytesMut]) {
     }
 }
 
-fn encode(frame: &Frame) -> Option<Vec<u8>> {
+fn encode(frame: &PortFrame) -> Option<Vec<u8>> {
     Some(match frame {
-        Frame::Hello { node, name } => frame::encode_hello(*node, name.as_deref()),
-        Frame::Request(request) => frame::encode_request(
+        PortFrame::Hello { node, name } => frame::encode_hello(*node, name.as_deref()),
+        PortFrame::Request(request) => frame::encode_request(
             request.id,
             &request.function,
             &request.args.values().ok()?,
             request.wants_reply,
         ),
-        Frame::Reply { id, outcome } => frame::encode_reply(*id, outcome),
+        PortFrame::Reply { id, outcome } => frame::encode_reply(*id, outcome),
     })
 }
 

@@ -154,7 +154,7 @@ fn run_of_1000_calls_into_a_webassembly_guest(bencher: divan::Bencher) {
     let mut guest = stress_guest();
     let slot = set_value_slot(&guest);
     let args: Vec<Vec<u8>> = (0..1000).map(set_value_args).collect();
-    let run = wire::Call::collect(0, SET_VALUE, args.iter().map(Vec::as_slice));
+    let run = wire::CallRun::collect(0, SET_VALUE, args.iter().map(Vec::as_slice));
     let mut sent = dhost::guest::outbox::Outbox::default();
     let mut local = dhost::guest::outbox::Outbox::default();
     bencher.bench_local(|| {

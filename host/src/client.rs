@@ -28,7 +28,7 @@ pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 
 /// A node that answered a survey.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub struct SurveyAnswer {
     /// Its id.
     pub id: u64,
     /// Where it sends from.
@@ -104,7 +104,7 @@ impl GroupClient {
     }
 
     /// Asks every node to announce itself and collects the answers that come within `wait`.
-    pub fn survey(&mut self, wait: Duration) -> anyhow::Result<Vec<Answer>> {
+    pub fn survey(&mut self, wait: Duration) -> anyhow::Result<Vec<SurveyAnswer>> {
         self.survey_until(wait, |_| false)
     }
 
@@ -112,11 +112,11 @@ impl GroupClient {
     pub fn survey_until(
         &mut self,
         wait: Duration,
-        enough: impl Fn(&[Answer]) -> bool,
-    ) -> anyhow::Result<Vec<Answer>> {
+        enough: impl Fn(&[SurveyAnswer]) -> bool,
+    ) -> anyhow::Result<Vec<SurveyAnswer>> {
         self.send_datagram(false, wire::encode_query)?;
         let deadline = Instant::now() + wait;
-        let mut answers: Vec<Answer> = Vec::new();
+        let mut answers: Vec<SurveyAnswer> = Vec::new();
         // The size of each answer kept (by sender id), and of them all.
         let mut sizes: std::collections::HashMap<u64, usize> = Default::default();
         let (mut kept_bytes, mut left_out) = (0usize, 0u64);
@@ -155,7 +155,7 @@ impl GroupClient {
                     kept_bytes = bytes;
                     sizes.insert(id, len);
                     answers.retain(|a| a.id != id);
-                    answers.push(Answer { id, addr, announce });
+                    answers.push(SurveyAnswer { id, addr, announce });
                 }
             }
             if enough(&answers) {

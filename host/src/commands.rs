@@ -1,11 +1,24 @@
-//! What each command does: [`execute`] hands a parsed command line ([`crate::cli`], which
-//! only defines it) to the module that owns the command (`run`, `inspect`, the clients, the
-//! console, the manual), and does here the two that take a few lines: `keygen` and
-//! `mailbox serve`.
+//! What each command does: [`parse_command_line`] reads the command line (with `dhost run
+//! --config`'s file), and [`execute`] hands it ([`crate::cli`] only defines it) to the
+//! module that owns the command (`run`, `inspect`, the clients, the console, the manual),
+//! and does here the two that take a few lines: `keygen` and `mailbox serve`.
 
 use crate::cli::{Cli, Command, KeygenArgs, MailboxCommand, MailboxServeArgs};
 use anyhow::Context as _;
 use std::process::ExitCode;
+
+/// Parses the process's command line, with `dhost run --config FILE`'s file; on a mistake
+/// prints it and exits (status 2, as clap does).
+pub fn parse_command_line() -> Cli {
+    match crate::config::try_parse_from(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(crate::config::CommandLineError::Clap(e)) => e.exit(),
+        Err(crate::config::CommandLineError::Config(e)) => {
+            eprintln!("dhost: {e}");
+            std::process::exit(2);
+        }
+    }
+}
 
 /// Does what the command line says: the one place that maps each command to the module
 /// that does it.

@@ -98,19 +98,6 @@ pub enum CommandLineError {
     Config(#[from] ConfigError),
 }
 
-/// Parses the process's command line, with `dhost run --config FILE`'s file; on a mistake
-/// prints it and exits (status 2, as clap does).
-pub fn parse_command_line() -> Cli {
-    match try_parse_from(std::env::args_os().collect()) {
-        Ok(cli) => cli,
-        Err(CommandLineError::Clap(e)) => e.exit(),
-        Err(CommandLineError::Config(e)) => {
-            eprintln!("dhost: {e}");
-            std::process::exit(2);
-        }
-    }
-}
-
 /// Parses `argv` (the program's name first), merging the file of `dhost run --config`.
 pub fn try_parse_from(argv: Vec<OsString>) -> Result<Cli, CommandLineError> {
     let command = Cli::command();

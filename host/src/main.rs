@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = dhost::config::parse_command_line();
+    let cli = dhost::commands::parse_command_line();
     cli.init_logging();
     match dhost::commands::execute(cli) {
         Ok(code) => code,

@@ -177,7 +177,7 @@ impl RoundTrips {
 
 /// What was refused from one source address.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
+pub struct Refusals {
     /// Datagrams without a right tag: no key, another key, a forgery.
     pub unauthenticated: u64,
     /// Datagrams whose tag was right, refused as replays (seen before, too old, stale, or
@@ -185,8 +185,8 @@ pub struct Refused {
     pub replayed: u64,
 }
 
-impl std::ops::AddAssign for Refused {
-    fn add_assign(&mut self, other: Refused) {
+impl std::ops::AddAssign for Refusals {
+    fn add_assign(&mut self, other: Refusals) {
         self.unauthenticated += other.unauthenticated;
         self.replayed += other.replayed;
     }
@@ -210,7 +210,7 @@ struct RejectionTable {
 /// What was refused from one source (or from the sources beyond the bound).
 #[derive(Debug, Default)]
 struct SourceRefusals {
-    refused: Refused,
+    refused: Refusals,
     /// The differences of set-up from it said so far (a bit each).
     said: u8,
 }
@@ -248,7 +248,7 @@ impl Rejections {
         all.sort_by_key(|(_, r)| std::cmp::Reverse(r.unauthenticated + r.replayed));
         let listed = crate::wire::MAX_REFUSED_ANNOUNCED - 1;
         let mut shown: Vec<crate::wire::RefusedCounts> = Vec::new();
-        let mut others = Refused::default();
+        let mut others = Refusals::default();
         for (source, refused) in all {
             match source {
                 Some(source) if shown.len() < listed => shown.push(crate::wire::RefusedCounts {
@@ -259,7 +259,7 @@ impl Rejections {
                 _ => others += refused,
             }
         }
-        if others != Refused::default() {
+        if others != Refusals::default() {
             shown.push(crate::wire::RefusedCounts {
                 source: "others".to_string(),
                 unauthenticated: others.unauthenticated,
@@ -270,17 +270,17 @@ impl Rejections {
     }
 
     /// What was refused, by source (`None`: the sources beyond the bound), and in all.
-    pub fn snapshot(&self) -> (Vec<(Option<SocketAddr>, Refused)>, Refused) {
+    pub fn snapshot(&self) -> (Vec<(Option<SocketAddr>, Refusals)>, Refusals) {
         let table = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(Option<SocketAddr>, Refused)> = table
+        let mut all: Vec<(Option<SocketAddr>, Refusals)> = table
             .by_source
             .iter()
             .map(|(addr, source)| (Some(*addr), source.refused))
             .collect();
-        if table.others.refused != Refused::default() {
+        if table.others.refused != Refusals::default() {
             all.push((None, table.others.refused));
         }
-        let mut total = Refused::default();
+        let mut total = Refusals::default();
         for (_, refused) in &all {
             total += *refused;
         }
@@ -360,14 +360,14 @@ mod tests {
         let others = all.iter().find(|(addr, _)| addr.is_none()).expect("others");
         assert_eq!(
             others.1,
-            Refused {
+            Refusals {
                 unauthenticated: 2,
                 replayed: 1
             }
         );
         assert_eq!(
             total,
-            Refused {
+            Refusals {
                 unauthenticated: 3 + 255 + 2,
                 replayed: 2
             }

@@ -24,7 +24,7 @@ fn restart_pause(failures: usize) -> Duration {
 
 /// What to do with a guest that just failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Recovery {
     /// Start it afresh now.
     RestartNow,
     /// Start it afresh at this time (it is down until then); its `failures`-th recent
@@ -53,7 +53,7 @@ pub(crate) struct Health {
 
 impl Health {
     /// The guest failed at `now`: what to do.
-    pub(crate) fn failed(&mut self, now: Instant) -> Verdict {
+    pub(crate) fn failed(&mut self, now: Instant) -> Recovery {
         self.failures.push_back(now);
         while self
             .failures
@@ -65,16 +65,16 @@ impl Health {
         let failures = self.failures.len();
         if failures > MAX_RESTARTS {
             self.restart_at = None;
-            return Verdict::GiveUp { failures };
+            return Recovery::GiveUp { failures };
         }
         let pause = restart_pause(failures);
         if pause.is_zero() {
             self.restart_at = None;
-            Verdict::RestartNow
+            Recovery::RestartNow
         } else {
             let at = now + pause;
             self.restart_at = Some(at);
-            Verdict::RestartAt {
+            Recovery::RestartAt {
                 at,
                 pause,
                 failures,
@@ -120,12 +120,12 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut health = Health::default();
-        assert_eq!(health.failed(t0), Verdict::RestartNow);
+        assert_eq!(health.failed(t0), Recovery::RestartNow);
         assert!(!health.is_resting());
         let second = health.failed(ms(10));
         assert_eq!(
             second,
-            Verdict::RestartAt {
+            Recovery::RestartAt {
                 at: ms(110),
                 pause: Duration::from_millis(100),
                 failures: 2
@@ -140,11 +140,11 @@ mod tests {
         for (at, failures) in [(1000, 3), (2000, 4), (3000, 5)] {
             assert!(matches!(
                 health.failed(ms(at)),
-                Verdict::RestartAt { failures: f, .. } if f == failures
+                Recovery::RestartAt { failures: f, .. } if f == failures
             ));
             health.settled();
         }
-        assert_eq!(health.failed(ms(4000)), Verdict::GiveUp { failures: 6 });
+        assert_eq!(health.failed(ms(4000)), Recovery::GiveUp { failures: 6 });
         assert!(!health.is_resting());
     }
 
@@ -155,7 +155,7 @@ mod tests {
         // One failure every 13 s: never more than five within a minute.
         for i in 0..20 {
             let verdict = health.failed(t0 + Duration::from_secs(13 * i));
-            assert!(!matches!(verdict, Verdict::GiveUp { .. }), "failure {i}");
+            assert!(!matches!(verdict, Recovery::GiveUp { .. }), "failure {i}");
             health.settled();
         }
     }

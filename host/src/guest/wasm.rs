@@ -368,7 +368,7 @@ impl WasmGuest {
     pub fn call_run(
         &mut self,
         slot: usize,
-        run: &crate::wire::Call,
+        run: &crate::wire::CallRun,
         sent: &mut Outbox,
         local: &mut Outbox,
     ) -> Option<anyhow::Result<()>> {
@@ -579,7 +579,7 @@ impl GuestShared {
         &self,
         core: &mut GuestCore,
         slot: usize,
-        run: &crate::wire::Call,
+        run: &crate::wire::CallRun,
     ) -> Option<anyhow::Result<()>> {
         if core.runs[slot] != RunMode::InOneEntry || core.broken {
             return None;

@@ -19,7 +19,7 @@
 
 use super::outbox::Outbox;
 use super::state::GuestSetup;
-use super::supervision::{Health, MAX_RESTARTS, RESTART_WINDOW, Verdict};
+use super::supervision::{Health, MAX_RESTARTS, RESTART_WINDOW, Recovery};
 use super::wasm::{Export, WasmGuest, into_reply};
 use super::world::EventInterface;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
@@ -61,7 +61,7 @@ impl std::fmt::Display for Origin {
 
 /// Where the outcome of a call with a reply goes (the TCP connection it came from, or the
 /// guest waiting for it).
-pub(crate) type ReplyTo = Box<dyn FnOnce(Outcome) + Send>;
+pub(crate) type Responder = Box<dyn FnOnce(Outcome) + Send>;
 
 /// What a worker is handed.
 pub(crate) enum Work {
@@ -76,7 +76,7 @@ pub(crate) enum Work {
         /// The export.
         slot: usize,
         /// The calls, shared by every guest that serves the function.
-        calls: Arc<wire::Call>,
+        calls: Arc<wire::CallRun>,
         /// Where they came from (for what the log says of those dropped).
         origin: Origin,
         /// The counters of the peer they came from.
@@ -92,7 +92,7 @@ pub(crate) enum Work {
         /// The arguments, one CBOR array.
         args: Vec<u8>,
         /// Where the outcome goes.
-        reply: ReplyTo,
+        reply: Responder,
         /// The counters of the peer it came from (none: another guest of this node).
         peer: Option<Arc<PeerCalls>>,
     },
@@ -302,7 +302,7 @@ impl WorkerHandle {
         }
         let deadline = Instant::now() + timeout;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let reply: ReplyTo = Box::new(move |outcome| {
+        let reply: Responder = Box::new(move |outcome| {
             let _ = tx.send(outcome);
         });
         match self.queue.send_deadline(
@@ -502,7 +502,7 @@ impl Worker {
 
     /// Runs every call of `calls` on export `slot`: in one entry if the guest takes them
     /// so (`run-events`), else one by one; and counts them.
-    fn run_calls(&mut self, slot: usize, calls: &wire::Call, origin: Origin, peer: &PeerCalls) {
+    fn run_calls(&mut self, slot: usize, calls: &wire::CallRun, origin: Origin, peer: &PeerCalls) {
         if !self.resting() {
             let outcome = self
                 .guest
@@ -640,15 +640,15 @@ impl Worker {
         self.send_sent();
 
         match self.health.failed(Instant::now()) {
-            Verdict::GiveUp { failures } => {
+            Recovery::GiveUp { failures } => {
                 let why = format!(
                     "it failed {failures} times within {}",
                     humantime::format_duration(RESTART_WINDOW)
                 );
                 self.unload(&why);
             }
-            Verdict::RestartNow => self.restart(),
-            Verdict::RestartAt {
+            Recovery::RestartNow => self.restart(),
+            Recovery::RestartAt {
                 pause, failures, ..
             } => {
                 tracing::warn!(

@@ -3,19 +3,19 @@
 //! from the built-in default, a policy file and command-line flags.
 //!
 //! - [`policy`]: the TOML policy file and the flags, merged into one [`Jail`] per guest;
-//! - [`net`]: the network allow-list patterns;
+//! - [`addr_pattern`]: the network allow-list patterns;
 //! - [`mailboxes`]: which mailboxes, of which nodes, a guest may read and write;
 //! - [`warden`]: enforcement of the limits inside wasmtime.
 //!
 //! `docs/jail.md` is the reference.
 
+pub mod addr_pattern;
 pub mod mailboxes;
-pub mod net;
 pub mod policy;
 pub mod warden;
 
+pub use addr_pattern::AddrPattern;
 pub use mailboxes::MailboxGrant;
-pub use net::AddrPattern;
 pub use policy::{Flags, Policy};
 pub use warden::{Limits, TICK, Warden, parse_duration, parse_size};
 

@@ -25,7 +25,7 @@
 //! checked and loaded at a time; the catalog is judged again once it is loaded, so a newer
 //! publication that arrived meanwhile is never replaced by an older one.
 
-use super::catalog::{Catalog, Verdict};
+use super::catalog::{Catalog, Handling};
 use super::fetch::{self, MAX_FETCHES, ServedModules};
 use super::loader::{ChangeSink, Loader, ModuleChange};
 use super::protocol::{self, Listed, ModuleRequest};
@@ -230,7 +230,7 @@ impl ModuleService {
     }
 
     /// The checks an offered or announced publication must pass before any transfer.
-    fn check_offer(&self, p: &Publication) -> Result<Verdict, CallFailure> {
+    fn check_offer(&self, p: &Publication) -> Result<Handling, CallFailure> {
         self.check_publisher(p)?;
         if p.size > self.config.max_size {
             return Err(refused(format!(
@@ -241,8 +241,8 @@ impl ModuleService {
         let catalog = lock(&self.catalog);
         let verdict = catalog.judge(p);
         match &verdict {
-            Verdict::Stale(newer) => Err(newer_known(p, newer)),
-            Verdict::Install if !catalog.has_room_for(&p.name) => Err(refused(format!(
+            Handling::Stale(newer) => Err(newer_known(p, newer)),
+            Handling::Install if !catalog.has_room_for(&p.name) => Err(refused(format!(
                 "this node runs {} published modules already, the most it runs",
                 super::MAX_MODULES
             ))),
@@ -259,8 +259,8 @@ impl ModuleService {
             ));
         };
         match verdict {
-            Verdict::Have => return Ok(Value::Text(protocol::HAVE.into())),
-            Verdict::Record => {
+            Handling::Have => return Ok(Value::Text(protocol::HAVE.into())),
+            Handling::Record => {
                 self.record(p)?;
                 return Ok(Value::Text(protocol::HAVE.into()));
             }
@@ -318,8 +318,8 @@ impl ModuleService {
         };
         // What was decided before the wait may have changed meanwhile.
         match self.check_offer(&p)? {
-            Verdict::Have => return Ok(()),
-            Verdict::Record => return self.record(p),
+            Handling::Have => return Ok(()),
+            Handling::Record => return self.record(p),
             _ => {}
         }
         let Some(digest) = p.digest else {
@@ -354,8 +354,8 @@ impl ModuleService {
         let before = {
             let mut catalog = lock(&self.catalog);
             match catalog.judge(&p) {
-                Verdict::Stale(newer) => return Err(newer_known(&p, &newer)),
-                Verdict::Have => return Ok(()),
+                Handling::Stale(newer) => return Err(newer_known(&p, &newer)),
+                Handling::Have => return Ok(()),
                 _ => {}
             }
             let before = catalog.current(&p.name).cloned();
@@ -605,11 +605,11 @@ impl ModuleService {
         let before = {
             let mut catalog = lock(&self.catalog);
             match catalog.judge(&p) {
-                Verdict::Remove => {}
-                Verdict::Stale(newer) => return Err(newer_known(&p, &newer)),
+                Handling::Remove => {}
+                Handling::Stale(newer) => return Err(newer_known(&p, &newer)),
                 // (This very removal, applied already: from a peer that heard it first.)
-                Verdict::Have => return Ok(true),
-                Verdict::Install | Verdict::Record => return Ok(false),
+                Handling::Have => return Ok(true),
+                Handling::Install | Handling::Record => return Ok(false),
             }
             let before = catalog.current(&p.name).cloned();
             catalog.removed(p.clone(), Instant::now());
@@ -647,8 +647,8 @@ impl ModuleService {
                 }
             };
             match verdict {
-                Verdict::Install => {}
-                Verdict::Remove => {
+                Handling::Install => {}
+                Handling::Remove => {
                     let (this, p) = (self.clone(), p.clone());
                     self.runtime.spawn(async move {
                         if let Err(why) = this.remove(p).await {
@@ -657,13 +657,13 @@ impl ModuleService {
                     });
                     continue;
                 }
-                Verdict::Record => {
+                Handling::Record => {
                     if let Err(why) = self.record(p.clone()) {
                         tracing::debug!("{why}");
                     }
                     continue;
                 }
-                Verdict::Have | Verdict::Stale(_) => continue,
+                Handling::Have | Handling::Stale(_) => continue,
             }
             let (Some(digest), Some(tcp)) = (p.digest, announce.tcp) else {
                 continue;

@@ -14,7 +14,7 @@
 
 use super::routing::{Routable, Route, RoutingTable};
 use crate::guest::calls::PeerEntry;
-use crate::guest::worker::{Origin, Work};
+use crate::guest::worker::{Origin, Responder, Work};
 use crate::guest::world::EventInterface;
 use crate::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
 use crate::modules::Publication;
@@ -61,9 +61,6 @@ pub(crate) trait Natives {
     fn functions(&self) -> Vec<String>;
 }
 
-/// Where the outcome of a call with a reply goes.
-pub(crate) type Answer = Box<dyn FnOnce(Outcome) + Send>;
-
 /// What the core asks the driver to do, in the order given.
 pub(crate) enum Action<S> {
     /// Queue `work` for the guest in slot `guest` (waiting while its queue is full; a
@@ -80,7 +77,7 @@ pub(crate) enum Action<S> {
         /// The plugin function.
         server: S,
         /// The calls.
-        run: Arc<wire::Call>,
+        run: Arc<wire::CallRun>,
         /// Where they came from.
         origin: Origin,
         /// The counters of the function.
@@ -101,12 +98,12 @@ pub(crate) enum Action<S> {
         /// The counters of the peer it came from.
         peer: Arc<PeerCalls>,
         /// Where the outcome goes.
-        answer: Answer,
+        answer: Responder,
     },
     /// Answer a call with a reply now.
     Answer {
         /// Where the outcome goes.
-        answer: Answer,
+        answer: Responder,
         /// The outcome.
         outcome: Outcome,
     },
@@ -129,7 +126,7 @@ impl<S> std::fmt::Debug for Action<S> {
             Action::Hand { guest, .. } => write!(f, "Hand(guest {guest})"),
             Action::RunNative { run, .. } => write!(f, "RunNative({})", run.function),
             Action::CallNative { function, .. } => write!(f, "CallNative({function})"),
-            Action::Answer { outcome, .. } => write!(f, "Answer({outcome:?})"),
+            Action::Answer { outcome, .. } => write!(f, "Responder({outcome:?})"),
             Action::Announce => f.write_str("Announce"),
             Action::SendStatus(to, _) => write!(f, "SendStatus({to})"),
             Action::PeersChanged { changed, gone } => {
@@ -521,7 +518,7 @@ impl<N: Natives> NodeCore<N> {
     /// whether they admit the caller, is found once for the run.
     pub(crate) fn dispatch<G: Guest>(
         &mut self,
-        run: Arc<wire::Call>,
+        run: Arc<wire::CallRun>,
         origin: Origin,
         held: Option<Arc<Held>>,
         guests: &[Option<G>],
@@ -597,13 +594,13 @@ impl<N: Natives> NodeCore<N> {
         let args = request.args.into_bytes();
         let function = request.function;
         if !request.wants_reply {
-            let run = wire::Call::collect(0, &function, std::iter::once(&args[..]));
+            let run = wire::CallRun::collect(0, &function, std::iter::once(&args[..]));
             self.dispatch(Arc::new(run), origin, Some(Arc::new(held)), guests);
             return;
         }
         let (id, stats) = (request.id, self.stats.clone());
         let function_id = function.clone();
-        let answer: Answer = Box::new(move |outcome: Outcome| {
+        let answer: Responder = Box::new(move |outcome: Outcome| {
             // (The request's share of the port's budget is given back once answered.)
             let _held = held;
             if let Err(failure) = &outcome {
@@ -1092,7 +1089,7 @@ mod tests {
 
         // A plugin runs a run on the loop's thread, before the guests get theirs.
         core.dispatch(
-            Arc::new(wire::Call::collect(
+            Arc::new(wire::CallRun::collect(
                 0,
                 "a:b/c#echo",
                 std::iter::once(&[0x80][..]),

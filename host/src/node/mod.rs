@@ -302,7 +302,7 @@ impl Node {
     fn run_native(
         &mut self,
         server: NativeServer,
-        run: &wire::Call,
+        run: &wire::CallRun,
         origin: Origin,
         counts: &FunctionCounts,
         peer: &PeerCalls,
@@ -669,7 +669,7 @@ impl Node {
             // is taken in entries of a bounded size.)
             let args: Vec<&[u8]> = args.collect();
             for chunk in args.chunks(MAX_LOCAL_RUN) {
-                let run = wire::Call::collect(0, function, chunk.iter().copied());
+                let run = wire::CallRun::collect(0, function, chunk.iter().copied());
                 self.core
                     .dispatch(Arc::new(run), Origin::Local, None, self.workers.slots());
                 self.act();

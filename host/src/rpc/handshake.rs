@@ -36,7 +36,7 @@ pub struct ConnectionKeys {
 
 /// Why a connection was refused at its opening.
 #[derive(Debug)]
-pub struct Refused {
+pub struct ConnectionRefused {
     /// Why, for the log.
     pub why: String,
     /// Whether it is counted as unauthenticated (a key on one side only, another key, a
@@ -44,16 +44,16 @@ pub struct Refused {
     pub unauthenticated: bool,
 }
 
-impl Refused {
+impl ConnectionRefused {
     fn malformed(why: impl Into<String>) -> Self {
-        Refused {
+        ConnectionRefused {
             why: why.into(),
             unauthenticated: false,
         }
     }
 
     fn unauthenticated(why: impl Into<String>) -> Self {
-        Refused {
+        ConnectionRefused {
             why: why.into(),
             unauthenticated: true,
         }
@@ -99,42 +99,50 @@ pub async fn accept(
     mut stream: TcpStream,
     keys: &ConnectionKeys,
     patience: Duration,
-) -> Result<(Reader, Writer), Refused> {
+) -> Result<(Reader, Writer), ConnectionRefused> {
     let mut magic = [0u8; 4];
     match tokio::time::timeout(patience, stream.read_exact(&mut magic)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(Refused::malformed(format!("cannot read the magic: {e}"))),
-        Err(_) => return Err(Refused::malformed("the magic did not arrive in time")),
+        Ok(Err(e)) => {
+            return Err(ConnectionRefused::malformed(format!(
+                "cannot read the magic: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(ConnectionRefused::malformed(
+                "the magic did not arrive in time",
+            ));
+        }
     }
     let ring = match (magic, &keys.keys) {
         (MAGIC, None) => {
             write_magic(&mut stream, MAGIC)
                 .await
-                .map_err(Refused::malformed)?;
+                .map_err(ConnectionRefused::malformed)?;
             return Ok(framed(stream));
         }
         (MAGIC, Some(_)) => {
             let _ = write_magic(&mut stream, MAGIC_KEYED).await;
-            return Err(Refused::unauthenticated(
+            return Err(ConnectionRefused::unauthenticated(
                 "it has no group key (this node has one)",
             ));
         }
         (MAGIC_KEYED, None) => {
             let _ = write_magic(&mut stream, MAGIC).await;
-            return Err(Refused::unauthenticated(
+            return Err(ConnectionRefused::unauthenticated(
                 "it has a group key, and this node has none",
             ));
         }
         (MAGIC_KEYED, Some(ring)) => ring,
         (other, _) => {
-            return Err(Refused::malformed(format!(
+            return Err(ConnectionRefused::malformed(format!(
                 "bad magic {other:02x?} (expected {MAGIC:02x?} or {MAGIC_KEYED:02x?})"
             )));
         }
     };
     write_magic(&mut stream, MAGIC_KEYED)
         .await
-        .map_err(Refused::malformed)?;
+        .map_err(ConnectionRefused::malformed)?;
     let (mut reader, mut writer) = framed(stream);
     let Handshake::Challenge {
         key: key_id,
@@ -142,9 +150,9 @@ pub async fn accept(
         encrypt: client_encrypt,
     } = next_handshake(&mut reader, patience)
         .await
-        .map_err(Refused::malformed)?
+        .map_err(ConnectionRefused::malformed)?
     else {
-        return Err(Refused::malformed(
+        return Err(ConnectionRefused::malformed(
             "the handshake does not open with a challenge",
         ));
     };
@@ -153,14 +161,14 @@ pub async fn accept(
         Err(why) => {
             let refusal = Handshake::Refusal(why.clone()).encode();
             let _ = writer.send(Bytes::from(refusal)).await;
-            return Err(Refused::unauthenticated(why));
+            return Err(ConnectionRefused::unauthenticated(why));
         }
     };
     let transcript = Transcript {
         key: key_id,
         client_nonce,
         client_encrypt,
-        server_nonce: fresh_nonce().map_err(|e| Refused::malformed(e.to_string()))?,
+        server_nonce: fresh_nonce().map_err(|e| ConnectionRefused::malformed(e.to_string()))?,
         encrypt: client_encrypt || keys.encrypt,
     };
     let answer = Handshake::Answer {
@@ -171,15 +179,17 @@ pub async fn accept(
     writer
         .send(Bytes::from(answer.encode()))
         .await
-        .map_err(|e| Refused::malformed(format!("cannot write: {e}")))?;
+        .map_err(|e| ConnectionRefused::malformed(format!("cannot write: {e}")))?;
     let Handshake::Proof(proof) = next_handshake(&mut reader, patience)
         .await
-        .map_err(Refused::malformed)?
+        .map_err(ConnectionRefused::malformed)?
     else {
-        return Err(Refused::malformed("the handshake goes on without a proof"));
+        return Err(ConnectionRefused::malformed(
+            "the handshake goes on without a proof",
+        ));
     };
     if !proof_matches(&proof, &transcript.client_proof(key)) {
-        return Err(Refused::unauthenticated(
+        return Err(ConnectionRefused::unauthenticated(
             "its proof is wrong: it does not hold the group key",
         ));
     }

@@ -3,10 +3,10 @@
 //! request), re-opened after a failure, and closed after a while unused.
 //!
 //! The pool runs as a task on the network thread's tokio runtime. Callers on other threads
-//! (the guests' workers, the event loop) hand it an [`Outgoing`] call through a [`PoolHandle`]
+//! (the guests' workers, the event loop) hand it a [`PendingCall`] through a [`PoolHandle`]
 //! and wait on a plain channel with their own timeout, so a guest never touches a socket.
 
-use super::frame::{self, Frame};
+use super::frame::{self, PortFrame};
 use super::handshake::{self, ConnectionKeys};
 use crate::outcome::Outcome;
 use crate::outcome::{CallFailure, FailureKind};
@@ -38,7 +38,7 @@ const SWEEP: Duration = Duration::from_secs(1);
 
 /// A call for the pool to make.
 #[derive(Debug)]
-pub struct Outgoing {
+pub struct PendingCall {
     /// The TCP address of the node to call.
     pub addr: SocketAddr,
     /// Its name, for messages.
@@ -65,7 +65,7 @@ type Departures = Arc<Mutex<HashMap<SocketAddr, CancellationToken>>>;
 /// The callers' side of a pool: cheap to clone, usable from any thread.
 #[derive(Debug, Clone)]
 pub struct PoolHandle {
-    calls: mpsc::Sender<Outgoing>,
+    calls: mpsc::Sender<PendingCall>,
     links: LinkCounts,
     departures: Departures,
 }
@@ -83,7 +83,7 @@ impl PoolHandle {
         timeout: Duration,
     ) -> Outcome {
         let (reply, outcome) = sync_mpsc::sync_channel(1);
-        let call = Outgoing {
+        let call = PendingCall {
             addr,
             peer: peer.to_string(),
             function: function.to_string(),
@@ -144,7 +144,7 @@ impl PoolHandle {
 pub struct Pool {
     /// The group's keys, for the handshake of each connection.
     keys: Arc<ConnectionKeys>,
-    calls: mpsc::Receiver<Outgoing>,
+    calls: mpsc::Receiver<PendingCall>,
     size: usize,
     hello: Arc<[u8]>,
     links: LinkCounts,
@@ -161,7 +161,7 @@ struct Connection {
 struct Job {
     id: u64,
     frame: Vec<u8>,
-    call: Outgoing,
+    call: PendingCall,
 }
 
 impl Pool {
@@ -311,7 +311,7 @@ struct ConnectionTask {
     hello: Arc<[u8]>,
     in_flight: Arc<AtomicUsize>,
     /// The calls sent and waiting for their reply, by request id.
-    pending: HashMap<u64, Outgoing>,
+    pending: HashMap<u64, PendingCall>,
     /// Cancelled when the node left the group.
     left: CancellationToken,
 }
@@ -360,7 +360,7 @@ impl ConnectionTask {
                 }
                 frame = replies.next() => match frame {
                     Some(Ok(bytes)) => match frame::decode(&bytes) {
-                        Ok(Frame::Reply { id, outcome }) => {
+                        Ok(PortFrame::Reply { id, outcome }) => {
                             last_used = Instant::now();
                             if let Some(call) = self.pending.remove(&id) {
                                 self.done(call, outcome);
@@ -399,13 +399,13 @@ impl ConnectionTask {
         self.fail_all(&mut jobs, &why);
     }
 
-    fn done(&self, call: Outgoing, outcome: Outcome) {
+    fn done(&self, call: PendingCall, outcome: Outcome) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         // The caller may have stopped waiting: then nobody wants the outcome.
         let _ = call.reply.try_send(outcome);
     }
 
-    fn fail(&self, call: Outgoing, why: &str) {
+    fn fail(&self, call: PendingCall, why: &str) {
         let failure = CallFailure::new(
             FailureKind::PeerGone,
             format!("node {} ({}): {why}", self.peer, self.addr),

@@ -13,7 +13,7 @@
 //! a few lines a second) and the node keeps serving.
 
 use super::budget::{ByteBudget, Held, QUEUED_CALL_BYTES, QUEUED_REPLY_BYTES};
-use super::frame::{self, Arguments, Frame, MAGIC, MAX_FRAME, Request};
+use super::frame::{self, Arguments, MAGIC, MAX_FRAME, PortFrame, Request};
 use super::handshake::{self, ConnectionKeys};
 use crate::describe::{Descriptions, is_describe_function};
 use crate::mailbox::{Mailboxes, protocol};
@@ -238,7 +238,7 @@ async fn connection(
     let accepted =
         tokio::time::timeout(opening, handshake::accept(stream, &services.keys, opening));
     let accepted = accepted.await.unwrap_or_else(|_| {
-        Err(handshake::Refused {
+        Err(handshake::ConnectionRefused {
             why: format!(
                 "it did not finish opening its connection within {}",
                 humantime::format_duration(opening)
@@ -298,8 +298,8 @@ async fn connection(
             Ok(Some(Ok(bytes))) => bytes,
         };
         match frame::decode(&next) {
-            Ok(Frame::Hello { node, .. }) => caller.node = node,
-            Ok(Frame::Request(request)) => match Builtin::of(&request.function, &services) {
+            Ok(PortFrame::Hello { node, .. }) => caller.node = node,
+            Ok(PortFrame::Request(request)) => match Builtin::of(&request.function, &services) {
                 // Served here, beside the event loop (a mailbox needs no guest), a few at a
                 // time per connection, and within the port's budget (a request may wait for
                 // a mailbox's lock).
@@ -349,7 +349,9 @@ async fn connection(
                 }
             },
 
-            Ok(Frame::Reply { .. }) => break Err("it sent a reply, but asked nothing".to_string()),
+            Ok(PortFrame::Reply { .. }) => {
+                break Err("it sent a reply, but asked nothing".to_string());
+            }
             Err(e) => break Err(format!("a malformed frame: {e}")),
         }
     };

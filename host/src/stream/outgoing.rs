@@ -12,7 +12,7 @@
 //! answers what is gone with the stream's position, and multicasts heartbeats.
 
 use super::StreamConfig;
-use super::send::{Refused, Review, SendStream};
+use super::send::{Review, SendStream, StatusRefused};
 use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
@@ -475,7 +475,7 @@ impl Outgoing {
             };
             let answer = match inner.stream.on_status(sender, from, &status, now) {
                 Ok(answer) => answer,
-                Err(Refused::NotAPeer) => {
+                Err(StatusRefused::NotAPeer) => {
                     // A receiver whose announcement was lost, or not sent yet (nodes that
                     // start together hear each other's streams before their names)? Ask
                     // the group who is there (its answer makes it a receiver); a forger
@@ -489,7 +489,7 @@ impl Outgoing {
                         tracing::info!(
                             "{} (yet), from {from} ({sender:016x}): asking the group who is \
                              there",
-                            Refused::NotAPeer
+                            StatusRefused::NotAPeer
                         );
                     }
                     continue;

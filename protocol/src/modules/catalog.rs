@@ -23,7 +23,7 @@ const MAX_FAILURES: usize = 64;
 
 /// What to do with a publication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Handling {
     /// It is new here: fetch (or take) the module and load it.
     Install,
     /// It is newer, and names the module the node runs already: only record it.
@@ -68,21 +68,21 @@ impl Catalog {
     }
 
     /// What to do with publication `p` (offered, or announced by a peer).
-    pub fn judge(&self, p: &Publication) -> Verdict {
+    pub fn judge(&self, p: &Publication) -> Handling {
         let running = self.running.get(&p.name);
         match self.current(&p.name) {
             Some(current) if !p.supersedes(current) => {
                 if current == p
                     || (running.is_some() && running.map(|r| r.digest) == Some(p.digest))
                 {
-                    Verdict::Have
+                    Handling::Have
                 } else {
-                    Verdict::Stale(current.clone())
+                    Handling::Stale(current.clone())
                 }
             }
-            _ if p.is_removal() => Verdict::Remove,
-            _ if running.is_some_and(|r| r.digest == p.digest) => Verdict::Record,
-            _ => Verdict::Install,
+            _ if p.is_removal() => Handling::Remove,
+            _ if running.is_some_and(|r| r.digest == p.digest) => Handling::Record,
+            _ => Handling::Install,
         }
     }
 
@@ -114,13 +114,13 @@ impl Catalog {
     /// changes nothing.
     pub fn settle(&mut self, p: Publication) -> Result<(), Publication> {
         match self.judge(&p) {
-            Verdict::Stale(newer) => Err(newer),
-            Verdict::Have => Ok(()),
-            Verdict::Install | Verdict::Record => {
+            Handling::Stale(newer) => Err(newer),
+            Handling::Have => Ok(()),
+            Handling::Install | Handling::Record => {
                 self.ran(p);
                 Ok(())
             }
-            Verdict::Remove => {
+            Handling::Remove => {
                 self.removed(p, Instant::now());
                 Ok(())
             }
@@ -213,24 +213,24 @@ mod tests {
     fn a_new_name_is_installed_and_then_known() {
         let mut catalog = Catalog::new();
         let v1 = publication("kv", 10, Some(1));
-        assert_eq!(catalog.judge(&v1), Verdict::Install);
+        assert_eq!(catalog.judge(&v1), Handling::Install);
         catalog.ran(v1.clone());
-        assert_eq!(catalog.judge(&v1), Verdict::Have);
+        assert_eq!(catalog.judge(&v1), Handling::Have);
         // The same module published again later: recorded, not loaded again.
         let again = publication("kv", 20, Some(1));
-        assert_eq!(catalog.judge(&again), Verdict::Record);
+        assert_eq!(catalog.judge(&again), Handling::Record);
         catalog.ran(again.clone());
         // An older publication of the name is stale, whatever its module.
         assert_eq!(
             catalog.judge(&publication("kv", 15, Some(2))),
-            Verdict::Stale(again.clone())
+            Handling::Stale(again.clone())
         );
         // An older publication of the module it runs is had already.
-        assert_eq!(catalog.judge(&v1), Verdict::Have);
+        assert_eq!(catalog.judge(&v1), Handling::Have);
         // A newer module replaces it.
         assert_eq!(
             catalog.judge(&publication("kv", 30, Some(2))),
-            Verdict::Install
+            Handling::Install
         );
     }
 
@@ -241,18 +241,18 @@ mod tests {
         catalog.ran(publication("kv", 10, Some(1)));
         catalog.ran(publication("chat", 12, Some(3)));
         let removal = publication("kv", 20, None);
-        assert_eq!(catalog.judge(&removal), Verdict::Remove);
+        assert_eq!(catalog.judge(&removal), Handling::Remove);
         catalog.removed(removal.clone(), now);
         assert_eq!(catalog.running("kv"), None);
         // A node still running the old module cannot bring it back...
         assert_eq!(
             catalog.judge(&publication("kv", 10, Some(1))),
-            Verdict::Stale(removal.clone())
+            Handling::Stale(removal.clone())
         );
         // ...but a newer publication can.
         assert_eq!(
             catalog.judge(&publication("kv", 25, Some(1))),
-            Verdict::Install
+            Handling::Install
         );
         let announced = catalog.announced(now);
         assert_eq!(announced, [publication("chat", 12, Some(3)), removal]);

@@ -160,7 +160,7 @@ const MAX_MESSAGE: usize = 4096;
 
 /// One frame of a binary connection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Frame {
+pub enum PortFrame {
     /// The connecting node says who it is (for the `serve` lists of jails).
     Hello {
         /// Its node id.
@@ -318,9 +318,9 @@ fn decode_request(bytes: &[u8]) -> Result<Option<Request>, WireError> {
 }
 
 /// Decodes the CBOR of one frame (without its length prefix).
-pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
+pub fn decode(mut bytes: &[u8]) -> Result<PortFrame, WireError> {
     if let Some(request) = decode_request(bytes)? {
-        return Ok(Frame::Request(request));
+        return Ok(PortFrame::Request(request));
     }
     let item = next_item(&mut bytes)?;
     if !bytes.is_empty() {
@@ -338,7 +338,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
                 Some(Value::Text(name)) if crate::wire::is_node_name(&name) => Some(name),
                 Some(_) => return Err(shape("hello", "the name is not printable text")),
             };
-            Ok(Frame::Hello { node, name })
+            Ok(PortFrame::Hello { node, name })
         }
         KIND_REPLY => {
             let id = fields
@@ -360,7 +360,7 @@ pub fn decode(mut bytes: &[u8]) -> Result<Frame, WireError> {
                 }
                 _ => return Err(shape("reply", "no success flag")),
             };
-            Ok(Frame::Reply { id, outcome })
+            Ok(PortFrame::Reply { id, outcome })
         }
         other => Err(WireError::Shape {
             what: "frame",
@@ -471,14 +471,14 @@ mod tests {
         let hello = encode_hello(7, Some("ann"));
         assert_eq!(
             decode(&hello),
-            Ok(Frame::Hello {
+            Ok(PortFrame::Hello {
                 node: 7,
                 name: Some("ann".into())
             })
         );
         let args = vec![Value::Text("k".into()), Value::Integer(3.into())];
         let request = encode_request(9, "a:b/c#d", &args, true);
-        let Ok(Frame::Request(decoded)) = decode(&request) else {
+        let Ok(PortFrame::Request(decoded)) = decode(&request) else {
             panic!("not a request");
         };
         assert_eq!(
@@ -500,7 +500,7 @@ mod tests {
             ]),
             &mut later,
         );
-        let Ok(Frame::Request(decoded)) = decode(&later) else {
+        let Ok(PortFrame::Request(decoded)) = decode(&later) else {
             panic!("not a request");
         };
         assert!(!decoded.wants_reply);
@@ -508,7 +508,7 @@ mod tests {
         let mut indefinite = vec![0x9f];
         indefinite.extend_from_slice(&request[1..]);
         indefinite.push(0xff);
-        let Ok(Frame::Request(decoded)) = decode(&indefinite) else {
+        let Ok(PortFrame::Request(decoded)) = decode(&indefinite) else {
             panic!("not a request");
         };
         assert_eq!(decoded.args.values(), Ok(args));
@@ -519,7 +519,7 @@ mod tests {
         ] {
             assert_eq!(
                 decode(&encode_reply(u64::MAX, &outcome)),
-                Ok(Frame::Reply {
+                Ok(PortFrame::Reply {
                     id: u64::MAX,
                     outcome
                 })
@@ -537,7 +537,7 @@ mod tests {
     #[test]
     fn long_error_messages_are_cut() {
         let failure = CallFailure::new(FailureKind::Trapped, "é".repeat(MAX_MESSAGE));
-        let Ok(Frame::Reply {
+        let Ok(PortFrame::Reply {
             outcome: Err(got), ..
         }) = decode(&encode_reply(1, &Err(failure)))
         else {

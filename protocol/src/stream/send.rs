@@ -86,7 +86,7 @@ pub enum Review {
 
 /// Why a status was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub enum StatusRefused {
     /// It comes from a node that has not announced itself (or has expired).
     #[error("a status from a node that is not a peer")]
     NotAPeer,
@@ -108,7 +108,7 @@ pub enum Refused {
 
 /// What to do about a status.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Answer {
+pub struct Repair {
     /// The datagrams to resend, by number, in order.
     pub resend: Vec<u64>,
     /// Whether it asked for datagrams this node no longer holds (or never sent): answer
@@ -340,26 +340,26 @@ impl SendStream {
         addr: SocketAddr,
         status: &Status,
         now: Instant,
-    ) -> Result<Answer, Refused> {
+    ) -> Result<Repair, StatusRefused> {
         if status.stream != self.id {
-            return Err(Refused::OtherStream(status.stream));
+            return Err(StatusRefused::OtherStream(status.stream));
         }
         let next = self.next;
         let Some(receiver) = self.receivers.get_mut(&from) else {
-            return Err(Refused::NotAPeer);
+            return Err(StatusRefused::NotAPeer);
         };
         if receiver.addr != addr {
-            return Err(Refused::WrongAddress(addr));
+            return Err(StatusRefused::WrongAddress(addr));
         }
         if status.delivered > next {
-            return Err(Refused::Impossible {
+            return Err(StatusRefused::Impossible {
                 claimed: status.delivered,
                 sent: next - 1,
             });
         }
-        let mut answer = Answer {
+        let mut answer = Repair {
             opened: status.delivered > receiver.delivered || status.window > receiver.window,
-            ..Answer::default()
+            ..Repair::default()
         };
         // Its first status says where it really is; later ones only move it on (a
         // status overtaken by a later one says nothing new).
@@ -649,11 +649,11 @@ mod tests {
         s.record(datagram(100), now);
         assert_eq!(
             s.on_status(9, peer(9), &status(1, 1 << 20, &[]), now),
-            Err(Refused::NotAPeer)
+            Err(StatusRefused::NotAPeer)
         );
         assert_eq!(
             s.on_status(2, peer(2), &status(5, 1 << 20, &[]), now),
-            Err(Refused::Impossible {
+            Err(StatusRefused::Impossible {
                 claimed: 5,
                 sent: 1
             })
@@ -664,7 +664,7 @@ mod tests {
         };
         assert_eq!(
             s.on_status(2, peer(2), &other, now),
-            Err(Refused::OtherStream(8))
+            Err(StatusRefused::OtherStream(8))
         );
         // Asking for datagrams never sent, or far beyond: nothing to resend, the position.
         let a = s
@@ -674,7 +674,7 @@ mod tests {
         // From another address than the peer's.
         assert_eq!(
             s.on_status(2, peer(7), &status(1, 1 << 20, &[]), now),
-            Err(Refused::WrongAddress(peer(7)))
+            Err(StatusRefused::WrongAddress(peer(7)))
         );
         // A position that goes back is not taken.
         s.on_status(2, peer(2), &status(2, 1 << 20, &[]), now)

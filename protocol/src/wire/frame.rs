@@ -19,7 +19,7 @@ use ciborium_ll::Header as Head;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// Run `function` with `args` on every node that serves it.
-    Call(Call),
+    Call(CallRun),
     /// The sender is up: its name and what it serves.
     Announce(Announce),
     /// The sender asks every node to announce itself now.
@@ -40,7 +40,7 @@ pub enum Frame {
 /// A run of calls to every node that serves `function`: one or more calls with consecutive
 /// call numbers from `first`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
+pub struct CallRun {
     /// The sender's number of the first call of the run (one counter per sender
     /// incarnation, over its calls only, from 1): receivers count lost calls by it.
     pub first: u64,
@@ -53,13 +53,13 @@ pub struct Call {
     ends: Vec<u32>,
 }
 
-impl Call {
+impl CallRun {
     /// A run of one call, with its arguments as CBOR values.
     #[cfg(test)]
     pub fn single(first: u64, function: &str, args: &[Value]) -> Self {
         let mut bytes = Vec::new();
         encode_item(&Value::Array(args.to_vec()), &mut bytes);
-        Call {
+        CallRun {
             first,
             function: function.to_string(),
             ends: vec![bytes.len() as u32],
@@ -70,7 +70,7 @@ impl Call {
     /// A run of the calls whose argument arrays are `args` (each well-formed CBOR), copied
     /// (the calls a node's own guests sent to it, delivered locally).
     pub fn collect<'a>(first: u64, function: &str, args: impl Iterator<Item = &'a [u8]>) -> Self {
-        let mut run = Call {
+        let mut run = CallRun {
             first,
             function: function.to_string(),
             args: Vec::new(),
@@ -186,7 +186,7 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
     };
     let from = args_start - start.position();
     let args = start.rest()[from..from + args_len as usize].to_vec();
-    Ok(Frame::Call(Call {
+    Ok(Frame::Call(CallRun {
         first,
         function,
         args,

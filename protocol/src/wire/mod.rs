@@ -44,7 +44,7 @@ pub use control::{
     encode_position, encode_query, encode_status,
 };
 pub use frame::{
-    CALL_FRAME_OVERHEAD, Call, Datagram, Frame, call_frame_len, decode_datagram, decode_frames,
+    CALL_FRAME_OVERHEAD, CallRun, Datagram, Frame, call_frame_len, decode_datagram, decode_frames,
     encode_call,
 };
 pub use header::{

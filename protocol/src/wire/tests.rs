@@ -60,8 +60,8 @@ fn round_trip() {
     assert_eq!(
         d.frames,
         vec![
-            Frame::Call(Call::single(7, "dhost:chat/chat#message", &args)),
-            Frame::Call(Call::single(8, "a:b/c#d", &[])),
+            Frame::Call(CallRun::single(7, "dhost:chat/chat#message", &args)),
+            Frame::Call(CallRun::single(8, "a:b/c#d", &[])),
         ]
     );
 }
