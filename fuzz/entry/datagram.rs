@@ -1,17 +1,17 @@
 //! The body of the `datagram` fuzz target, shared with `tests/fuzz_corpora.rs`: one UDP
 //! datagram from the multicast group, as hostile bytes, through what a receiver runs on
-//! it: `dhost::wire::read_header`, the gate (`dhost::auth::datagram::Gate::open`, without
+//! it: `dhost_protocol::wire::read_header`, the gate (`dhost_protocol::auth::datagram::Gate::open`, without
 //! a key, which lets unprotected datagrams through, and with one, which must refuse a
 //! forger), `decode_frames` (and `decode_datagram`, which must agree), each call run's
 //! arguments (`CallRun::arguments`); what decodes is encoded again and must decode to the
 //! same frames. The input, read as 16-bit packet numbers, also goes through a replay
-//! window (`dhost::auth::replay::ReplayWindow`), checked against a plain set.
+//! window (`dhost_protocol::auth::replay::ReplayWindow`), checked against a plain set.
 
-use dhost::auth::datagram::{Arrival, Gate, REPLAY_MEMORY};
-use dhost::auth::key::{GroupKey, Keyring};
-use dhost::auth::replay::{ReplayGuard, ReplayWindow, Verdict, WINDOW};
-use dhost::cbor::{Cursor, starts_array};
-use dhost::wire::{self, Batcher, CallRun, Frame, Header, NUMBERS_BELOW, Protection};
+use dhost_protocol::auth::datagram::{Arrival, Gate, REPLAY_MEMORY};
+use dhost_protocol::auth::key::{GroupKey, Keyring};
+use dhost_protocol::auth::replay::{ReplayGuard, ReplayWindow, Verdict, WINDOW};
+use dhost_protocol::cbor::{Cursor, starts_array};
+use dhost_protocol::wire::{self, Batcher, CallRun, Frame, Header, NUMBERS_BELOW, Protection};
 use std::collections::HashSet;
 use std::time::Instant;
 

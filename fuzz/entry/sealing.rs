@@ -1,12 +1,12 @@
 //! The body of the `sealing` fuzz target, shared with `tests/fuzz_corpora.rs`: the input
 //! as the frames of a datagram, sealed by the gate of a node that tags, one that encrypts
-//! and one without a key (`dhost::auth::Gate::seal`), must open at a gate with the same
+//! and one without a key (`dhost_protocol::auth::Gate::seal`), must open at a gate with the same
 //! key (or none, if sealed without) to exactly those bytes, at a keyed gate only once, and
 //! at no gate of the other kind. (The `datagram` target sends hostile bytes to the gates.)
 
-use dhost::auth::datagram::REPLAY_MEMORY;
-use dhost::auth::{Arrival, Gate, GroupKey, Keyring, ReplayGuard};
-use dhost::wire;
+use dhost_protocol::auth::datagram::REPLAY_MEMORY;
+use dhost_protocol::auth::{Arrival, Gate, GroupKey, Keyring, ReplayGuard};
+use dhost_protocol::wire;
 use std::time::Instant;
 
 /// How the input arrives: at the group's socket, from this host.
