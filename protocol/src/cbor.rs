@@ -26,26 +26,31 @@ pub struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `bytes`.
+    #[inline]
     pub fn new(bytes: &'a [u8]) -> Self {
         Cursor { bytes, pos: 0 }
     }
 
     /// Whether every byte has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.pos >= self.bytes.len()
     }
 
     /// How far the cursor is into its slice.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// The bytes not read yet.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         &self.bytes[self.pos..]
     }
 
     /// Reads the head of the next item (for strings, not their content).
+    #[inline]
     pub fn head(&mut self) -> Result<Header, Malformed> {
         let rest = self.rest();
         let Some(&initial) = rest.first() else {
@@ -100,6 +105,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `len` bytes of string content.
+    #[inline]
     pub(crate) fn content(&mut self, len: usize) -> Result<&'a [u8], Malformed> {
         let rest = self.rest();
         if len > rest.len() {
@@ -110,6 +116,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `len` bytes of text content, which must be UTF-8.
+    #[inline]
     fn utf8(&mut self, len: usize) -> Result<(), Malformed> {
         std::str::from_utf8(self.content(len)?)
             .map(drop)
@@ -117,6 +124,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an unsigned integer.
+    #[inline]
     pub fn uint(&mut self) -> Result<u64, Malformed> {
         match self.head()? {
             Header::Positive(n) => Ok(n),
@@ -125,6 +133,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads an integer, of either sign.
+    #[inline]
     pub fn int(&mut self) -> Result<i128, Malformed> {
         match self.head()? {
             Header::Positive(n) => Ok(i128::from(n)),
@@ -134,6 +143,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a text string of definite length.
+    #[inline]
     pub fn text(&mut self) -> Result<&'a str, Malformed> {
         match self.head()? {
             Header::Text(Some(len)) => std::str::from_utf8(self.content(len)?)
@@ -143,6 +153,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Steps over one whole item and returns its bytes.
+    #[inline]
     pub fn item(&mut self) -> Result<&'a [u8], Malformed> {
         self.item_of_at_most(usize::MAX)
     }
@@ -150,6 +161,7 @@ impl<'a> Cursor<'a> {
     /// Steps over one whole item of at most `max` items, itself and everything nested in
     /// it (so that what decodes it into values next builds no more than that), and returns
     /// its bytes.
+    #[inline]
     pub fn item_of_at_most(&mut self, max: usize) -> Result<&'a [u8], Malformed> {
         let start = self.pos;
         let mut left = max;
@@ -159,6 +171,7 @@ impl<'a> Cursor<'a> {
 
     /// Steps over one whole item at nesting depth `depth`, counting every item it holds
     /// against `left`.
+    #[inline]
     fn skip_nested(&mut self, depth: usize, left: &mut usize) -> Result<(), Malformed> {
         if depth > MAX_NESTING {
             return Err(Malformed(format!(
@@ -220,6 +233,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether the next item is a break, which is then read.
+    #[inline]
     pub fn at_break(&mut self) -> Result<bool, Malformed> {
         match self.rest().first() {
             None => Err(Malformed("truncated".to_string())),
@@ -233,6 +247,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Whether `bytes` start with the head of an array (CBOR major type 4).
+#[inline]
 pub fn starts_array(bytes: &[u8]) -> bool {
     bytes.first().is_some_and(|b| b >> 5 == 4)
 }

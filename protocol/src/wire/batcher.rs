@@ -57,6 +57,7 @@ impl Batcher {
 
     /// Appends call `seq` to `function` with `args`, one CBOR array: to the open run if it
     /// continues it, else as a run of its own.
+    #[inline]
     pub fn push_call(&mut self, seq: u64, function: &str, args: &[u8]) -> Result<(), WireError> {
         let continues = self
             .run
@@ -114,6 +115,7 @@ impl Batcher {
     }
 
     /// Appends one call's arguments to the open run, if the datagram has room.
+    #[inline]
     fn extend_run(&mut self, args: &[u8]) -> bool {
         if self.current.len() + args.len() > self.max {
             return false;

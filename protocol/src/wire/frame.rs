@@ -84,16 +84,19 @@ impl CallRun {
     }
 
     /// Every call's argument array, one after the other, as they came.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.args
     }
 
     /// How many calls the run holds (at least one).
+    #[inline]
     pub fn count(&self) -> usize {
         self.ends.len()
     }
 
     /// Each call's argument array, as CBOR bytes, in order.
+    #[inline]
     pub fn arguments(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
