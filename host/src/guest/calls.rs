@@ -459,3 +459,165 @@ impl Calls {
         Ok((name, tcp))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Who answers a call with a reply, decided with made-up guests and peers: no socket,
+    //! no pool (a node without a network), no WebAssembly.
+
+    use super::*;
+
+    const F: &str = "dhost:kv/store#get";
+    const G: &str = "dhost:kv/store#put";
+    const LONG: Duration = Duration::from_secs(5);
+
+    /// A guest that answers with its own name, if it can take the call.
+    #[derive(Debug)]
+    struct FakeGuest {
+        name: &'static str,
+        available: bool,
+        admits: &'static [&'static str],
+    }
+
+    impl ServingGuest for FakeGuest {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn is_available(&self) -> bool {
+            self.available
+        }
+        fn admits(&self, _slot: usize, caller: &str) -> bool {
+            self.admits.contains(&caller)
+        }
+        fn call(&self, _slot: usize, _args: Vec<u8>, _timeout: Duration) -> Outcome {
+            Ok(Value::Text(self.name.to_string()))
+        }
+    }
+
+    fn server(name: &'static str, available: bool) -> LocalServer {
+        LocalServer {
+            worker: Arc::new(FakeGuest {
+                name,
+                available,
+                admits: &["me"],
+            }),
+            slot: 0,
+        }
+    }
+
+    fn peer(tcp: Option<&str>, functions: &[&str]) -> PeerEntry {
+        PeerEntry {
+            tcp: tcp.map(|t| t.parse().expect("an address")),
+            functions: functions.iter().map(|f| f.to_string()).collect(),
+            uptime_ms: 1000,
+            heard: Instant::now(),
+        }
+    }
+
+    fn message(outcome: Outcome) -> String {
+        match outcome {
+            Ok(value) => panic!("an answer: {value:?}"),
+            Err(failure) => failure.message,
+        }
+    }
+
+    #[test]
+    fn a_call_goes_to_a_local_guest_that_can_take_it_else_to_a_peer() {
+        let calls = Calls::new("me", None);
+        calls.set_local(HashMap::from([(
+            F.to_string(),
+            vec![server("busy", false), server("free", true)],
+        )]));
+        assert_eq!(
+            calls.call(F, Vec::new(), None, LONG),
+            Ok(Value::Text("free".into()))
+        );
+        // Named: this node.
+        assert_eq!(
+            calls.call(F, Vec::new(), Some("me"), LONG),
+            Ok(Value::Text("free".into()))
+        );
+        assert_eq!(
+            message(calls.call(G, Vec::new(), Some("me"), LONG)),
+            format!("this node (me) does not serve {G}")
+        );
+        // Every local guest busy, and no peer serves it: said so, not "no server".
+        calls.set_local(HashMap::from([(
+            F.to_string(),
+            vec![server("busy", false)],
+        )]));
+        let failure = calls.call(F, Vec::new(), None, LONG).expect_err("busy");
+        assert_eq!(failure.kind, FailureKind::Unavailable);
+        assert!(
+            failure.message.contains("cannot take the call now"),
+            "{failure}"
+        );
+        // A peer serves it, but this node has no network.
+        calls.update_peers([("bob".to_string(), peer(Some("127.0.0.1:1"), &[F]))], []);
+        assert_eq!(
+            message(calls.call(F, Vec::new(), None, LONG)),
+            "this node is not on the network"
+        );
+    }
+
+    #[test]
+    fn peers_that_serve_a_function_take_turns_and_a_named_one_is_checked() {
+        let calls = Calls::new("me", None);
+        calls.update_peers(
+            [
+                ("bob".to_string(), peer(Some("127.0.0.1:2"), &[F])),
+                ("ann".to_string(), peer(Some("127.0.0.1:1"), &[F])),
+                ("cat".to_string(), peer(None, &[F, G])),
+            ],
+            [],
+        );
+        let chosen: Vec<String> = (0..4)
+            .map(|_| calls.choose_peer(F, None).expect("a peer").0)
+            .collect();
+        assert_eq!(chosen, ["ann", "bob", "ann", "bob"], "cat takes no calls");
+        assert_eq!(
+            calls.choose_peer(F, Some("bob")).expect("bob").1,
+            "127.0.0.1:2".parse().expect("an address")
+        );
+        let no =
+            |function, target| message(calls.choose_peer(function, target).map(|_| Value::Null));
+        assert_eq!(no(F, Some("zed")), "no node named zed is on the group");
+        assert_eq!(no(G, Some("bob")), format!("node bob does not serve {G}"));
+        assert_eq!(
+            no(G, Some("cat")),
+            "node cat takes no calls with replies (it announced no TCP port)"
+        );
+        assert_eq!(no(G, None), format!("no node on the group serves {G}"));
+        // A peer gone is nobody's turn any more.
+        calls.update_peers([], ["ann".to_string()]);
+        assert_eq!(calls.choose_peer(F, None).expect("a peer").0, "bob");
+        assert_eq!(calls.peer_count(), 2);
+    }
+
+    #[test]
+    fn the_servers_of_a_function_are_this_node_first_then_its_peers_by_name() {
+        let calls = Calls::new("me", None).with_native(|f| f == "x:y/z#echo");
+        calls.set_local(HashMap::from([(F.to_string(), vec![server("kv", true)])]));
+        calls.update_peers(
+            [
+                (
+                    "bob".to_string(),
+                    peer(Some("127.0.0.1:2"), &[F, "x:y/z#echo"]),
+                ),
+                ("ann".to_string(), peer(Some("127.0.0.1:1"), &[F])),
+            ],
+            [],
+        );
+        assert_eq!(calls.servers(F), ["me", "ann", "bob"]);
+        assert_eq!(
+            calls.servers("x:y/z#echo"),
+            ["me", "bob"],
+            "a plugin of this node"
+        );
+        assert!(calls.servers(G).is_empty());
+        // A C plugin names a function without its interface.
+        assert!(calls.served_by_name("get"));
+        assert!(calls.served_by_name("echo"));
+        assert!(!calls.served_by_name("put"));
+    }
+}
