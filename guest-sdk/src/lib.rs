@@ -14,6 +14,9 @@ use std::time::Duration;
 
 pub mod runs;
 
+// (Generated from the WIT, whose doc comments become the items' docs; not every item of it
+// has one.)
+#[allow(missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
         world: "dstc:node/imports",
