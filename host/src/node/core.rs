@@ -265,6 +265,11 @@ impl<N: Natives> NodeCore<N> {
         &self.membership
     }
 
+    /// The node's one log of dropped input (the driver's drops too: one rate for all).
+    pub(crate) fn drop_log(&mut self) -> &mut DropLog {
+        &mut self.drops
+    }
+
     /// Which guest serves each function.
     pub(crate) fn table(&self) -> &RoutingTable {
         &self.table

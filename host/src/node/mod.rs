@@ -35,7 +35,7 @@ use crate::outcome::CallFailure;
 use crate::outcome::FailureKind;
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
-use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
+use crate::stats::{FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::{Outgoing, Patience};
 use crate::wire::{self, Datagram, StreamCounts};
 use ciborium::Value;
@@ -126,7 +126,6 @@ pub(crate) struct Node {
     /// An emptied outbox, for the plugins' next calls when their calls are taken.
     spare: Outbox,
     stats: Arc<Stats>,
-    drops: DropLog,
     /// What the guests share to make calls with replies (the node keeps its peers fresh).
     calls: Arc<Calls>,
     /// The node's TCP port, announced.
@@ -210,7 +209,6 @@ impl Node {
             local: Outbox::default(),
             spare: Outbox::default(),
             stats,
-            drops: DropLog::new(),
             calls,
             tcp: links.tcp,
             pool: links.pool,
@@ -318,7 +316,8 @@ impl Node {
                     dropped += 1;
                     Stats::bump(&self.stats.calls_dropped);
                     Stats::bump(&counts.dropped);
-                    self.drops
+                    self.core
+                        .drop_log()
                         .dropped(format_args!("a call from {origin} to `{function}`: {e}"));
                 }
             }
