@@ -617,35 +617,33 @@ impl<N: Natives> NodeCore<N> {
             }
         });
         let server = self.server(&function, origin, guests);
-        let label = match &server {
-            Ok(Server::Native(_)) => crate::guest::native::LABEL,
-            _ => &function,
-        };
-        let counts = server.is_ok().then(|| self.stats.functions.of(label));
-        if let Some(counts) = &counts {
-            Stats::bump(&counts.received);
-        }
         let peer = self.peer_calls(origin);
-        let action = match (server, counts) {
-            (Ok(Server::Guest(route)), _) => Action::Hand {
-                guest: route.guest,
-                work: Work::Call {
-                    slot: route.export,
+        let action = match server {
+            Ok(Server::Guest(route)) => {
+                Stats::bump(&self.stats.functions.of(&function).received);
+                Action::Hand {
+                    guest: route.guest,
+                    work: Work::Call {
+                        slot: route.export,
+                        args,
+                        reply: answer,
+                        peer: Some(peer),
+                    },
+                }
+            }
+            Ok(Server::Native(server)) => {
+                let counts = self.stats.functions.of(crate::guest::native::LABEL);
+                Stats::bump(&counts.received);
+                Action::CallNative {
+                    server,
+                    function,
                     args,
-                    reply: answer,
-                    peer: Some(peer),
-                },
-            },
-            (Ok(Server::Native(server)), Some(counts)) => Action::CallNative {
-                server,
-                function,
-                args,
-                counts,
-                peer,
-                answer,
-            },
-            (Ok(Server::Native(_)), None) => unreachable!("counts are taken for every server"),
-            (Err(failure), _) => {
+                    counts,
+                    peer,
+                    answer,
+                }
+            }
+            Err(failure) => {
                 peer.add(0, 1);
                 Action::Answer {
                     answer,
@@ -896,8 +894,8 @@ mod tests {
     //! Every test drives the core with made-up guests, plugins and datagrams, on a
     //! made-up clock, and checks the actions it asks for and what it counted.
 
+    use super::super::fake_guest::{FakeGuest, guest};
     use super::*;
-    use crate::jail::Jail;
     use ciborium::Value;
     use std::sync::OnceLock;
 
@@ -912,53 +910,6 @@ mod tests {
 
     fn ms(n: u64) -> Instant {
         t0() + Duration::from_millis(n)
-    }
-
-    struct FakeGuest {
-        name: &'static str,
-        ids: Vec<&'static str>,
-        jail: Jail,
-        down: bool,
-        waiting: bool,
-        hears: Vec<EventInterface>,
-    }
-
-    impl Routable for FakeGuest {
-        fn name(&self) -> &str {
-            self.name
-        }
-        fn function_ids(&self) -> impl Iterator<Item = &str> {
-            self.ids.iter().copied()
-        }
-        fn jail(&self) -> &Jail {
-            &self.jail
-        }
-        fn is_down(&self) -> bool {
-            self.down
-        }
-        fn is_waiting(&self) -> bool {
-            self.waiting
-        }
-    }
-
-    impl Guest for FakeGuest {
-        fn hears(&self, events: EventInterface) -> bool {
-            self.hears.contains(&events)
-        }
-        fn takes_stdin(&self) -> bool {
-            self.jail.stdin
-        }
-    }
-
-    fn guest(name: &'static str, ids: &[&'static str]) -> Option<FakeGuest> {
-        Some(FakeGuest {
-            name,
-            ids: ids.to_vec(),
-            jail: Jail::default_for(false),
-            down: false,
-            waiting: false,
-            hears: Vec::new(),
-        })
     }
 
     /// One plugin, which serves `plugin:raw/f#echo` (and, as C plugins do, any `…#echo`).
@@ -976,7 +927,8 @@ mod tests {
         }
     }
 
-    fn core(guests: &[Option<FakeGuest>]) -> NodeCore<FakePlugins> {
+    /// Node `me` (id 1) with `guests`, still claiming its name.
+    fn starting(guests: &[Option<FakeGuest>]) -> NodeCore<FakePlugins> {
         let config = CoreConfig {
             id: 1,
             name: "me".to_string(),
@@ -985,6 +937,12 @@ mod tests {
         };
         let mut core = NodeCore::new(config, FakePlugins, Arc::new(Stats::default()), t0());
         core.reroute(guests, t0());
+        core
+    }
+
+    /// Node `me` with `guests`, its name claimed.
+    fn core(guests: &[Option<FakeGuest>]) -> NodeCore<FakePlugins> {
+        let mut core = starting(guests);
         core.claimed();
         core
     }
@@ -1239,14 +1197,7 @@ mod tests {
         assert_eq!(late.poll(ms(500)), ClaimStep::Over);
 
         let guests: Vec<Option<FakeGuest>> = Vec::new();
-        let config = CoreConfig {
-            id: 1,
-            name: "me".to_string(),
-            receive_window: 1 << 20,
-            serves_mailboxes: false,
-        };
-        let mut starting = NodeCore::new(config, FakePlugins, Arc::new(Stats::default()), t0());
-        starting.reroute(&guests, t0());
+        let mut starting = starting(&guests);
         assert!(
             starting
                 .claim_heard(bob(), &announce(7, "bob"), ms(1))

@@ -20,6 +20,8 @@
 //! loops back is recognised by the sender id and skipped.
 
 pub(crate) mod core;
+#[cfg(test)]
+mod fake_guest;
 pub(crate) mod routing;
 pub(crate) mod workers;
 

@@ -196,43 +196,8 @@ pub(crate) fn served(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake_guest::guest;
     use super::*;
-
-    struct Fake {
-        name: &'static str,
-        ids: Vec<&'static str>,
-        jail: Jail,
-        down: bool,
-        waiting: bool,
-    }
-
-    impl Routable for Fake {
-        fn name(&self) -> &str {
-            self.name
-        }
-        fn function_ids(&self) -> impl Iterator<Item = &str> {
-            self.ids.iter().copied()
-        }
-        fn jail(&self) -> &Jail {
-            &self.jail
-        }
-        fn is_down(&self) -> bool {
-            self.down
-        }
-        fn is_waiting(&self) -> bool {
-            self.waiting
-        }
-    }
-
-    fn guest(name: &'static str, ids: &[&'static str]) -> Option<Fake> {
-        Some(Fake {
-            name,
-            ids: ids.to_vec(),
-            jail: Jail::default_for(false),
-            down: false,
-            waiting: false,
-        })
-    }
 
     const GET: &str = "dhost:kv/store#get";
     const PUT: &str = "dhost:kv/store#put";
