@@ -406,21 +406,25 @@ enum Builtin {
 impl Builtin {
     /// The built-in service that answers `function` on this port, if one does.
     fn of(function: &str, services: &Services) -> Option<Builtin> {
-        let table: [(bool, Builtin); 4] = [
+        /// Which function each service answers, asked in order until one does (every
+        /// request to a guest asks them all: they are string comparisons).
+        type Answers = fn(&str, &Services) -> bool;
+        const TABLE: [(Answers, Builtin); 4] = [
             (
-                crate::mailbox::is_mailbox_function(function),
+                |f, _| crate::mailbox::is_mailbox_function(f),
                 Builtin::Mailbox,
             ),
             (
-                function == crate::say::SAY_FUNCTION && services.calls.is_some(),
+                |f, s| f == crate::say::SAY_FUNCTION && s.calls.is_some(),
                 Builtin::Say,
             ),
-            (is_describe_function(function), Builtin::Describe),
-            (is_module_function(function), Builtin::Modules),
+            (|f, _| is_describe_function(f), Builtin::Describe),
+            (|f, _| is_module_function(f), Builtin::Modules),
         ];
-        table
-            .into_iter()
-            .find_map(|(answers, builtin)| answers.then_some(builtin))
+        TABLE
+            .iter()
+            .find(|(answers, _)| answers(function, services))
+            .map(|&(_, builtin)| builtin)
     }
 
     /// Answers `request` from `addr`. (`said_no_modules`: whether this connection was
