@@ -299,6 +299,31 @@ fn call_in(
     (out.status.success(), text)
 }
 
+/// Calls `dhost:kv/store#keys` on node `k` (as [`call_in`]) until it answers, trying again
+/// after `pause`, and returns how long that took; fails the test with the last output once
+/// `within` has passed.
+fn call_in_until_answered(
+    ns: &Netns,
+    group: SocketAddrV4,
+    key: &Path,
+    within: Duration,
+    pause: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (ok, out) = call_in(ns, group, key, "k", "dhost:kv/store#keys");
+        if ok {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "still no answer after {:?}: {out}",
+            started.elapsed()
+        );
+        std::thread::sleep(pause);
+    }
+}
+
 /// `count` connections to `to` from the address `from`, each saying nothing; those the
 /// port turned away at once are left out (their line read).
 fn idle_connections(
@@ -371,20 +396,14 @@ fn an_outsider_holding_connections_does_not_keep_members_out() {
     assert!(!out.contains("no magic"), "{out}");
     // Connections that never open are cut within the port's opening time (10 s), and the
     // member gets through again.
-    let started = Instant::now();
-    loop {
-        let (ok, out) = call_in(&ns, group, &key, "k", "dhost:kv/store#keys");
-        if ok {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "still turned away after {:?}: {out}",
-            started.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    eprintln!("the member got through again after {:?}", started.elapsed());
+    let waited = call_in_until_answered(
+        &ns,
+        group,
+        &key,
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+    );
+    eprintln!("the member got through again after {waited:?}");
     drop((held, held_too));
     let err = node.stderr();
     assert!(err.contains("it sent nothing for 10s"), "{err}");
@@ -466,14 +485,7 @@ fn a_combined_flood_leaves_members_chatting_and_calling() {
     bob.wait_stdout("ann's line", |out| out.contains("[ann]: through the flood"));
     // (A client's survey may lose its answer in the flood, as any datagram may: it tries
     // again, as a person would.)
-    let started = Instant::now();
-    loop {
-        let (ok, out) = call_in(&ns, group, &key, "k", "dhost:kv/store#keys");
-        if ok {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{out}");
-    }
+    call_in_until_answered(&ns, group, &key, Duration::from_secs(10), Duration::ZERO);
     let datagrams = datagrams.join().unwrap();
     let casts = casts.join().unwrap();
     drop(held);
@@ -485,12 +497,5 @@ fn a_combined_flood_leaves_members_chatting_and_calling() {
     assert!(peak < MEMORY_BOUND_KIB, "the node reached {peak} KiB");
     // After the flood too, the node answers (its survey retried as above: the casts still
     // queued behind the busy guest may hold up its answer to one survey).
-    let started = Instant::now();
-    loop {
-        let (ok, out) = call_in(&ns, group, &key, "k", "dhost:kv/store#keys");
-        if ok {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{out}");
-    }
+    call_in_until_answered(&ns, group, &key, Duration::from_secs(10), Duration::ZERO);
 }
