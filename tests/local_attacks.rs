@@ -173,7 +173,7 @@ fn a_publication_from_the_far_future_is_refused_and_holds_no_name() {
     );
     assert!(refusal.message.contains("past year 9999"), "{refusal}");
     // A minute and a half ahead is as bad: the skew allowed is 60 s, as for datagrams.
-    let (_, soon) = kv_publication(dhost::modules::now_ms() + 90_000);
+    let (_, soon) = kv_publication(dhost::clock::unix_millis() + 90_000);
     let refusal = send_module(&pool, addr, "ann", &soon, &bytes, PATIENCE).unwrap_err();
     assert!(
         refusal.message.contains("ahead of this node's clock"),
@@ -560,7 +560,7 @@ fn a_member_that_stalls_a_fetch_holds_up_a_late_joiner_for_seconds_only() {
         &store("stall-ann"),
         &["--accept-modules=tester"],
     );
-    let (_, mut announced) = kv_publication(dhost::modules::now_ms());
+    let (_, mut announced) = kv_publication(dhost::clock::unix_millis());
     announced.publisher = "mallory".into();
     let mallory = Announce {
         name: "mallory".into(),

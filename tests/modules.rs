@@ -256,7 +256,7 @@ fn publication(name: &str, bytes: &[u8]) -> Publication {
         name: name.into(),
         digest: Some(Digest::of(bytes)),
         size: bytes.len() as u64,
-        published_at: dhost::modules::now_ms(),
+        published_at: dhost::clock::unix_millis(),
         publisher: "tester".into(),
     }
 }

@@ -58,4 +58,6 @@ pub(crate) mod stats;
 pub mod stream;
 pub mod value;
 
-pub use dhost_protocol::{cbor, frame_kind, membership, outcome, printable, user_files, wire};
+pub use dhost_protocol::{
+    cbor, clock, frame_kind, membership, outcome, printable, user_files, wire,
+};

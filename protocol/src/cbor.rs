@@ -268,6 +268,14 @@ fn unexpected(expected: &str, found: Header) -> Malformed {
     Malformed(format!("expected {expected}, found {found}"))
 }
 
+/// A decoded CBOR value as an unsigned number, if it is one that fits 64 bits.
+pub fn as_u64(value: &ciborium::Value) -> Option<u64> {
+    match value {
+        ciborium::Value::Integer(i) => u64::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //!
 //! - [`wire`]: datagrams and their frames in CBOR, and batching;
 //! - [`cbor`]: a cursor over CBOR bytes that checks without building values;
+//! - [`clock`]: how far the group's clocks may differ, and now by the wall clock;
 //! - [`frame_kind`]: the kind numbers of every frame, datagrams' and the TCP port's;
 //! - [`auth`]: group keys, sealing and checking datagrams, replay windows, the keyed
 //!   handshake of TCP connections;
@@ -21,6 +22,7 @@
 
 pub mod auth;
 pub mod cbor;
+pub mod clock;
 pub mod frame_kind;
 pub mod membership;
 pub mod modules;

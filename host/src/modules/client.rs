@@ -9,7 +9,7 @@
 //! list; so a group of hostile nodes costs a client a bounded time and memory.
 
 use super::protocol::{self, CHUNK, Listed, ModuleRequest};
-use super::{Digest, Publication, check_name, now_ms};
+use super::{Digest, Publication, check_name};
 use crate::cli::{ModulesArgs, PublishArgs, SurveyArgs, UnpublishArgs};
 use crate::client::{GroupClient, find_node, start_pool};
 use crate::net::Group;
@@ -184,7 +184,7 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         name,
         digest: Some(Digest::of(&bytes)),
         size: bytes.len() as u64,
-        published_at: now_ms(),
+        published_at: crate::clock::unix_millis(),
         publisher: args.publisher.name()?,
     };
     let (client, targets) = targets(&args.survey, args.node.as_deref(), |_| true)?;
@@ -230,7 +230,7 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
         name: args.name.clone(),
         digest: None,
         size: 0,
-        published_at: now_ms(),
+        published_at: crate::clock::unix_millis(),
         publisher: args.publisher.name()?,
     };
     let runs_it = |a: &crate::wire::Announce| {

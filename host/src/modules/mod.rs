@@ -33,10 +33,3 @@ pub use store::ModuleStore;
 
 /// The default largest module a node accepts (`--max-module-size`).
 pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
-
-/// Now, in milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -16,9 +16,9 @@
 //! argument is checked; a malformed request is a `bad-arguments` failure.
 
 use super::{Digest, Publication, check_name};
+use crate::cbor::as_u64;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
-use crate::wire::as_u64;
 use ciborium::Value;
 use std::net::SocketAddr;
 use std::time::Duration;

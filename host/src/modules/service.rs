@@ -31,7 +31,7 @@ use super::loader::{ChangeSink, Loader, ModuleChange};
 use super::protocol::{self, Listed, ModuleRequest};
 use super::publication::format_time;
 use super::uploads::Uploads;
-use super::{Digest, ModuleStore, Publication, now_ms};
+use super::{Digest, ModuleStore, Publication};
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use crate::stats::DropLog;
@@ -211,7 +211,7 @@ impl ModuleService {
     /// publisher, under its name, at its time (not ahead of this node's clock by more than
     /// clocks may differ by).
     fn check_publisher(&self, p: &Publication) -> Result<(), CallFailure> {
-        p.check_time(now_ms()).map_err(refused)?;
+        p.check_time(crate::clock::unix_millis()).map_err(refused)?;
         let allowed = &self.config.publishers;
         if !allowed.is_empty() && !allowed.contains(&p.publisher) {
             return Err(refused(format!(
@@ -470,7 +470,7 @@ impl ModuleService {
         for p in publications {
             // (A file saved before nodes refused publications from the future: one would
             // hold its name for good.)
-            if let Err(why) = p.check_time(now_ms()) {
+            if let Err(why) = p.check_time(crate::clock::unix_millis()) {
                 tracing::warn!("not running again what this node kept of {p}: {why}");
                 continue;
             }

@@ -16,12 +16,13 @@
 
 use super::key::{GroupKey, Keyring};
 use super::replay::{ReplayGuard, Verdict};
-use crate::wire::{self, Header, MAX_CLOCK_SKEW, Protection, TAG_LEN};
+use crate::clock::{MAX_CLOCK_SKEW, unix_millis};
+use crate::wire::{self, Header, Protection, TAG_LEN};
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -361,13 +362,6 @@ impl Sealed<'_> {
     pub fn to_vec(&self) -> Vec<u8> {
         [self.header(), self.body()].concat()
     }
-}
-
-/// Milliseconds since the Unix epoch, by this host's clock.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The MAC of a datagram: keyed BLAKE3 over its header (less the tag, its last bytes)

@@ -13,7 +13,7 @@
 //! future would hold the name for good.
 
 use super::{Digest, check_name};
-use crate::wire::MAX_CLOCK_SKEW;
+use crate::clock::MAX_CLOCK_SKEW;
 use ciborium::Value;
 use std::fmt;
 use std::time::Duration;
@@ -144,7 +144,7 @@ impl Publication {
             _ => return Err("a publication's digest is neither bytes nor null".into()),
         };
         let number = |v: &Value, what: &str| {
-            crate::wire::as_u64(v).ok_or_else(|| format!("a publication's {what} is not a number"))
+            crate::cbor::as_u64(v).ok_or_else(|| format!("a publication's {what} is not a number"))
         };
         let size = number(&size, "size")?;
         let published_at = number(&published_at, "time")?;

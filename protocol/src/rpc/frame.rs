@@ -23,9 +23,10 @@
 
 use crate::auth::connection::{Nonce, Proof};
 use crate::auth::key::KeyId;
+use crate::cbor::as_u64;
 use crate::cbor::{Cursor, starts_array};
 use crate::outcome::{CallFailure, FailureKind};
-use crate::wire::{WireError, as_u64, encode_item, kind_and_fields, next_item};
+use crate::wire::{WireError, encode_item, kind_and_fields, next_item};
 use ciborium::value::Value;
 
 /// What both sides of a binary connection send first.

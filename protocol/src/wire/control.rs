@@ -3,9 +3,10 @@
 
 use super::{
     MAX_FUNCTIONS_ANNOUNCED, MAX_LINKS_ANNOUNCED, MAX_MISSING_RANGES, MAX_REFUSED_ANNOUNCED,
-    MAX_STREAMS_ANNOUNCED, NUMBERS_BELOW, WireError, as_u64, encode_item, is_function_id,
-    is_node_name, shape_of, uint,
+    MAX_STREAMS_ANNOUNCED, NUMBERS_BELOW, WireError, encode_item, is_function_id, is_node_name,
+    shape_of, uint,
 };
+use crate::cbor::as_u64;
 use crate::frame_kind::{
     ANNOUNCE as KIND_ANNOUNCE, GOODBYE as KIND_GOODBYE, POSITION as KIND_POSITION,
     QUERY as KIND_QUERY, STATUS as KIND_STATUS,

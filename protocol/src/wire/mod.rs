@@ -26,9 +26,8 @@
 //! Every byte is assumed hostile: decoding never panics, every length is bounded by the
 //! datagram it came in, and every failure is a [`WireError`] that says what was wrong.
 
-use crate::cbor::MAX_NESTING;
+use crate::cbor::{MAX_NESTING, as_u64};
 use ciborium::value::Value;
-use std::time::Duration;
 use thiserror::Error;
 
 mod batcher;
@@ -63,11 +62,6 @@ pub const MAGIC_TAG: u64 = 55799;
 
 /// The largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65_507;
-
-/// The largest difference between a keyed datagram's time of sending ([`Header::sent_at`]) (by its sender's
-/// clock) and the receiver's clock: anything older (or further in the future) is refused
-/// as stale, and so is a module published further in the future. The clocks of a keyed group's hosts must agree within it (NTP).
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// The largest datagram for a path whose MTU is 1500 bytes (Ethernet): 1500 less the IPv4
 /// and UDP headers, so that a datagram is never fragmented.
@@ -190,14 +184,6 @@ pub(crate) fn kind_and_fields(item: Value) -> Result<(u64, std::vec::IntoIter<Va
         .and_then(|v| as_u64(&v))
         .ok_or_else(|| shape_of("frame", "no kind"))?;
     Ok((kind, fields))
-}
-
-/// The value as an unsigned number, if it is one that fits 64 bits.
-pub fn as_u64(value: &Value) -> Option<u64> {
-    match value {
-        Value::Integer(i) => u64::try_from(*i).ok(),
-        _ => None,
-    }
 }
 
 /// Encodes one CBOR item onto the end of `out`.
