@@ -11,6 +11,7 @@ mod common;
 
 use ciborium::Value;
 use common::*;
+use dhost::guest::network::RemoteCaller as _;
 use dhost::rpc::ConnectionKeys;
 use dhost::wire;
 use std::io::{Read, Write};

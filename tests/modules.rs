@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use dhost::guest::network::RemoteCaller as _;
 use dhost::modules::client::send_module;
 use dhost::modules::protocol::ModuleRequest;
 use dhost::modules::{Digest, Publication};

@@ -8,7 +8,7 @@
 use crate::cbor_to_wit::{Decode, cases};
 use bytes::{Bytes, BytesMut};
 use ciborium::Value;
-use dhost::mailbox::{READ_FUNCTION, WRITE_FUNCTION};
+use dhost::mailbox::functions::{READ_FUNCTION, WRITE_FUNCTION};
 use dhost::modules::protocol::ModuleRequest;
 use dhost::modules::{Digest, Publication};
 use dhost::outcome::{CallFailure, FailureKind};

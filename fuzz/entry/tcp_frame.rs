@@ -4,7 +4,7 @@
 //! node's `FramedRead` runs it) and the frame decoders (`dhost::rpc::frame::decode`, and
 //! `Handshake::decode` of a keyed connection's handshake); each frame that decodes is
 //! encoded again and must decode to the same; mailbox requests are served
-//! (`dhost::mailbox::serve_call`), as the port serves them beside the event loop, and
+//! (`dhost::mailbox::functions::serve_call`), as the port serves them beside the event loop, and
 //! module requests parsed (`dhost::modules::protocol::ModuleRequest::parse`). The
 //! same bytes on a keyed connection (`auth::connection::FrameCodec` with a frame key,
 //! tagged or encrypted) must be refused, and the frames, sealed by a holder of the key,
@@ -80,7 +80,7 @@ fn check_frame(bytes: &[u8]) {
     if let PortFrame::Request(request) = decoded
         && let Ok(args) = request.args.values()
     {
-        if mailbox::is_mailbox_function(&request.function) {
+        if mailbox::functions::is_mailbox_function(&request.function) {
             serve_mailbox_call(&request.function, args);
         } else if is_module_function(&request.function) {
             check_module_request(&request.function, args);
@@ -163,8 +163,9 @@ thread_local! {
 /// at most a mailbox, a write nothing.
 fn serve_mailbox_call(function: &str, args: Vec<Value>) {
     let boxes = Mailboxes::new(MailboxConfig::new(2, 1, 1).expect("a mailbox configuration"));
-    let outcome =
-        RUNTIME.with(|runtime| runtime.block_on(mailbox::serve_call(Some(&boxes), function, args)));
+    let outcome = RUNTIME.with(|runtime| {
+        runtime.block_on(mailbox::functions::serve_call(Some(&boxes), function, args))
+    });
     match outcome {
         Ok(Value::Bytes(data)) => assert!(data.len() <= boxes.config().size),
         Ok(Value::Null) | Err(_) => {}

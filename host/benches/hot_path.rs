@@ -34,14 +34,15 @@ fn stress_guest() -> WasmGuest {
     let world = World::of(&component, runtime.engine());
     let calls = std::sync::Arc::new(Calls::new("bench", None));
     // A node without a network: what the guest sends goes nowhere.
-    let outgoing = std::sync::Arc::new(dhost::stream::outgoing::Outgoing::new(
-        7,
-        wire::MAX_DATAGRAM,
-        std::sync::Arc::new(dhost::auth::Gate::new(None, false)),
-        dhost::stream::StreamConfig::default(),
-        std::sync::Arc::default(),
-        std::sync::Arc::default(),
-    ));
+    let outgoing: std::sync::Arc<dyn dhost::guest::network::CallSender> =
+        std::sync::Arc::new(dhost::stream::outgoing::Outgoing::new(
+            7,
+            wire::MAX_DATAGRAM,
+            std::sync::Arc::new(dhost::auth::Gate::new(None, false)),
+            dhost::stream::StreamConfig::default(),
+            std::sync::Arc::default(),
+            std::sync::Arc::default(),
+        ));
     let node = NodeFacts {
         name: "bench",
         max_call: 60_000,

@@ -9,6 +9,7 @@
 //! what it left out.
 
 use crate::auth::{Arrival, Gate, Keyring, ReplayGuard, Unopened};
+use crate::guest::network::RemoteCaller as _;
 use crate::net::Group;
 use crate::outcome::Outcome;
 use crate::printable::{self, printable};

@@ -17,6 +17,7 @@ use crate::cli::RunArgs;
 use crate::describe::Descriptions;
 use crate::guest::calls::Calls;
 use crate::guest::native::NativePlugin;
+use crate::guest::network::CallSender;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{EventInterface, World};
 use crate::jail::Policy;
@@ -126,18 +127,19 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let mut calls = Calls::new(&node_name, Some(pool_handle.clone()))
+    let mut calls = Calls::new(&node_name, Some(Arc::new(pool_handle.clone())))
         .with_round_trips(stats.round_trips.clone())
         .with_native(crate::guest::native::serves);
     if let Some(boxes) = &mailboxes {
         calls = calls.with_mailboxes(boxes.clone(), network.handle().clone());
     }
     let calls = Arc::new(calls);
+    let sender: Arc<dyn CallSender> = outgoing.clone();
     let node = NodeFacts {
         name: &node_name,
         max_call,
         calls: &calls,
-        outgoing: &outgoing,
+        outgoing: &sender,
     };
     // Native plugins first: their init may prompt and read stdin, as in the original.
     let mut natives = Vec::new();

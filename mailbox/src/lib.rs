@@ -12,6 +12,7 @@
 //! - [`port`]: a TCP port that serves each connection as a task, at most a set number at
 //!   once (the node's port is one too), and the rate-limited log of what it drops;
 //! - [`daemon`]: background servers: binding, forking, pid files, stopping (`dipcrm`);
+//! - [`functions`]: the mailbox functions a node serves to its guests and peers, as calls;
 //! - [`cli`]: the arguments of `dipc` and `dipcrm` (and of `dhost mailbox`), and the log;
 //! - [`printable`]: text from the network or a guest made safe for a terminal or a log
 //!   (the protocol crate's, which the log here uses).
@@ -26,6 +27,7 @@
 pub mod cli;
 mod config;
 pub mod daemon;
+pub mod functions;
 pub mod port;
 pub mod protocol;
 mod store;

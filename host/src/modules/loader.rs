@@ -4,10 +4,10 @@
 //! swaps it in between two events.
 
 use crate::guest::calls::Calls;
+use crate::guest::network::CallSender;
 use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
 use crate::guest::world::{Role, World};
 use crate::jail::Policy;
-use crate::stream::outgoing::Outgoing;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -55,7 +55,7 @@ pub struct Loader {
     /// What the node's guests share for calls with replies.
     pub calls: Arc<Calls>,
     /// Where the guests' calls go.
-    pub outgoing: Arc<Outgoing>,
+    pub outgoing: Arc<dyn CallSender>,
 }
 
 impl Loader {

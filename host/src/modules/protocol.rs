@@ -17,6 +17,7 @@
 
 use super::{Digest, Publication, check_name};
 use crate::cbor::as_u64;
+use crate::guest::network::RemoteCaller as _;
 use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use ciborium::Value;

@@ -27,6 +27,7 @@ pub(crate) mod workers;
 
 use crate::guest::calls::{Calls, LocalServer};
 use crate::guest::native::{self, NativePlugin, NativeServer};
+use crate::guest::network::{CallSender as _, Patience, RemoteCaller};
 use crate::guest::outbox::Outbox;
 use crate::guest::wasm::WasmGuest;
 use crate::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
@@ -38,7 +39,7 @@ use crate::outcome::FailureKind;
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
 use crate::stats::{FunctionCounts, PeerCalls, Stats};
-use crate::stream::outgoing::{Outgoing, Patience};
+use crate::stream::outgoing::Outgoing;
 use crate::wire::{self, Datagram, StreamCounts};
 use ciborium::Value;
 use core::{Action, CoreConfig, Guest, Natives, NodeCore};
@@ -716,7 +717,7 @@ impl Node {
             .peers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = by_peer.into_values().collect();
-        let connections = self.pool.as_ref().map(PoolHandle::links);
+        let connections = self.pool.as_ref().map(RemoteCaller::links);
         let modules = self
             .modules
             .as_ref()

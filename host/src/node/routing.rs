@@ -176,8 +176,8 @@ pub(crate) fn served(
     mailboxes: bool,
 ) -> Vec<String> {
     let mailboxes = [
-        crate::mailbox::READ_FUNCTION,
-        crate::mailbox::WRITE_FUNCTION,
+        crate::mailbox::functions::READ_FUNCTION,
+        crate::mailbox::functions::WRITE_FUNCTION,
     ]
     .into_iter()
     .filter(|_| mailboxes)
@@ -217,8 +217,8 @@ mod tests {
         assert_eq!(table.targets("other:pkg/iface#put"), None);
         let served = served(&table, ["raw:chat".to_string()], true);
         assert!(served.windows(2).all(|w| w[0] < w[1]), "{served:?}");
-        let read = crate::mailbox::READ_FUNCTION;
-        let write = crate::mailbox::WRITE_FUNCTION;
+        let read = crate::mailbox::functions::READ_FUNCTION;
+        let write = crate::mailbox::functions::WRITE_FUNCTION;
         for id in [GET, PUT, "raw:chat", read, write] {
             assert!(served.iter().any(|s| s == id), "{id} in {served:?}");
         }

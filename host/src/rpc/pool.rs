@@ -8,6 +8,7 @@
 
 use super::frame::{self, PortFrame};
 use super::handshake::{self, ConnectionKeys};
+use crate::guest::network::RemoteCaller;
 use crate::outcome::Outcome;
 use crate::outcome::{CallFailure, FailureKind};
 use ciborium::Value;
@@ -70,10 +71,11 @@ pub struct PoolHandle {
     departures: Departures,
 }
 
-impl PoolHandle {
-    /// Calls `function` on the node at `addr` and waits for the outcome, at most `timeout`.
-    /// Blocks the calling thread: never call it on the pool's own runtime.
-    pub fn call(
+/// Calls with replies go out over the pool's connections. A call blocks the calling
+/// thread: never make one on the pool's own runtime. When a peer leaves, its calls in
+/// flight fail at once as `peer-gone` and its connections close.
+impl RemoteCaller for PoolHandle {
+    fn call(
         &self,
         addr: SocketAddr,
         peer: &str,
@@ -117,18 +119,14 @@ impl PoolHandle {
         }
     }
 
-    /// How many connections the pool holds to each peer address now.
-    pub fn links(&self) -> HashMap<SocketAddr, usize> {
+    fn links(&self) -> HashMap<SocketAddr, usize> {
         self.links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// The node at `addr` left the group (it said goodbye, or fell silent): the calls in
-    /// flight to it fail at once as `peer-gone`, rather than at their timeout, and its
-    /// connections close.
-    pub fn left(&self, addr: SocketAddr) {
+    fn left(&self, addr: SocketAddr) {
         let token = self
             .departures
             .lock()

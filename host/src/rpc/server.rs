@@ -411,7 +411,7 @@ impl Builtin {
         type Answers = fn(&str, &Services) -> bool;
         const TABLE: [(Answers, Builtin); 4] = [
             (
-                |f, _| crate::mailbox::is_mailbox_function(f),
+                |f, _| crate::mailbox::functions::is_mailbox_function(f),
                 Builtin::Mailbox,
             ),
             (
@@ -440,7 +440,8 @@ impl Builtin {
         let function = request.function.as_str();
         match (self, &services.modules) {
             (Builtin::Mailbox, _) => {
-                crate::mailbox::serve_call(services.mailboxes.as_deref(), function, args).await
+                crate::mailbox::functions::serve_call(services.mailboxes.as_deref(), function, args)
+                    .await
             }
             (Builtin::Say, _) => crate::say::print_said(&args, addr),
             (Builtin::Describe, modules) => {
@@ -561,7 +562,7 @@ mod tests {
         let of = |function: &str, services: &Services| Builtin::of(function, services);
         for services in [&mailbox_server, &node] {
             assert_eq!(
-                of(crate::mailbox::READ_FUNCTION, services),
+                of(crate::mailbox::functions::READ_FUNCTION, services),
                 Some(Builtin::Mailbox)
             );
             assert_eq!(

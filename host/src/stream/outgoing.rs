@@ -14,6 +14,7 @@
 use super::StreamConfig;
 use super::send::{Review, SendStream, StatusRefused};
 use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
+use crate::guest::network::{CallSender, Patience, Stopped};
 use crate::guest::outbox::Outbox;
 use crate::stats::{DropLog, Stats};
 use crate::wire::{self, Batcher, Frame, Status};
@@ -22,10 +23,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-
-/// How long a sender waiting for room sleeps before it looks again (receivers expire, the
-/// node stops).
-const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// How often the stream thread wakes when nothing is due, to forget silent receivers and
 /// old datagrams.
@@ -44,40 +41,6 @@ const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
 /// Whether this node serves a function itself (its guests' and plugins' functions, by id
 /// or, for calls from C plugins, by bare name).
 pub type ServesLocally = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// How long a sender may wait for room in the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Patience {
-    /// Until the node stops.
-    UntilStopping,
-    /// Until this instant (the node is stopping and lingers to send what it has).
-    Until(Instant),
-}
-
-impl Patience {
-    /// How long a sender whose next datagram does not fit the window waits at `now` before
-    /// it looks again (at most [`WAIT_SLICE`], so that a stop is seen), or `None` if it
-    /// gives up: the node is `stopping`, or the deadline has come.
-    fn wait(self, stopping: bool, now: Instant) -> Option<Duration> {
-        let limit = match self {
-            Patience::UntilStopping if stopping => now,
-            Patience::UntilStopping => now + WAIT_SLICE,
-            Patience::Until(deadline) => deadline,
-        };
-        (now < limit).then(|| WAIT_SLICE.min(limit - now))
-    }
-}
-
-/// The node stopped (or its last moment passed) while the window was full.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "the node is stopping: {datagrams} datagram(s) of calls were not sent (the receivers had \
-     not made room for them)"
-)]
-pub struct Stopped {
-    /// The datagrams not sent.
-    pub datagrams: usize,
-}
 
 /// The node's sockets to the group.
 #[derive(Debug)]
@@ -188,61 +151,6 @@ impl Outgoing {
     /// Says which functions the node serves itself.
     pub fn set_serves(&self, serves: ServesLocally) {
         *self.serves.write().unwrap_or_else(PoisonError::into_inner) = serves;
-    }
-
-    /// Queues `sent`'s calls for the group (emptying it) and copies into `local` those this
-    /// node serves itself; sends the datagrams that are full, waiting while the window is
-    /// full. Returns how long it waited.
-    pub fn send(&self, sent: &mut Outbox, local: &mut Outbox) -> Result<Duration, Stopped> {
-        if sent.is_empty() {
-            return Ok(Duration::ZERO); // (after every call into a guest that sent nothing)
-        }
-        let serves = self
-            .serves
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let networked = self.on_group();
-        // (Counted before the stream's lock is taken: the counters have a lock of their own.)
-        for (function, calls) in sent.runs() {
-            Stats::add(&self.stats.functions.of(function).sent, calls.len() as u64);
-        }
-        let mut inner = self.lock();
-        for (function, calls) in sent.runs() {
-            if networked {
-                let first = inner.next_call;
-                inner.next_call += calls.len() as u64;
-                inner
-                    .batcher
-                    .push_calls(first, function, calls.clone(), |e| {
-                        tracing::error!("cannot send a call to {function}: {e}")
-                    });
-            }
-            if serves(function) {
-                for args in calls {
-                    local.push_encoded(function, args);
-                }
-            }
-        }
-        sent.clear();
-        if !inner.batcher.has_full() && inner.pending.is_empty() {
-            return Ok(Duration::ZERO);
-        }
-        let full = inner.batcher.take_full();
-        inner.pending.extend(full);
-        self.transmit(inner, Patience::UntilStopping)
-    }
-
-    /// Sends every call queued, the last datagram partly filled or not, waiting as
-    /// `patience` allows.
-    pub fn flush(&self, patience: Patience) -> Result<Duration, Stopped> {
-        let mut inner = self.lock();
-        if inner.batcher.is_empty() && inner.pending.is_empty() {
-            return Ok(Duration::ZERO);
-        }
-        let all = inner.batcher.take();
-        inner.pending.extend(all);
-        self.transmit(inner, patience)
     }
 
     /// Numbers, keeps and sends the pending datagrams, each when the window has room for
@@ -579,6 +487,59 @@ impl Outgoing {
     }
 }
 
+/// A guest's or plugin's calls go into the node's stream (see the module's documentation).
+impl CallSender for Outgoing {
+    fn send(&self, sent: &mut Outbox, local: &mut Outbox) -> Result<Duration, Stopped> {
+        if sent.is_empty() {
+            return Ok(Duration::ZERO); // (after every call into a guest that sent nothing)
+        }
+        let serves = self
+            .serves
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let networked = self.on_group();
+        // (Counted before the stream's lock is taken: the counters have a lock of their own.)
+        for (function, calls) in sent.runs() {
+            Stats::add(&self.stats.functions.of(function).sent, calls.len() as u64);
+        }
+        let mut inner = self.lock();
+        for (function, calls) in sent.runs() {
+            if networked {
+                let first = inner.next_call;
+                inner.next_call += calls.len() as u64;
+                inner
+                    .batcher
+                    .push_calls(first, function, calls.clone(), |e| {
+                        tracing::error!("cannot send a call to {function}: {e}")
+                    });
+            }
+            if serves(function) {
+                for args in calls {
+                    local.push_encoded(function, args);
+                }
+            }
+        }
+        sent.clear();
+        if !inner.batcher.has_full() && inner.pending.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let full = inner.batcher.take_full();
+        inner.pending.extend(full);
+        self.transmit(inner, Patience::UntilStopping)
+    }
+
+    fn flush(&self, patience: Patience) -> Result<Duration, Stopped> {
+        let mut inner = self.lock();
+        if inner.batcher.is_empty() && inner.pending.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let all = inner.batcher.take();
+        inner.pending.extend(all);
+        self.transmit(inner, patience)
+    }
+}
+
 /// Forgets receivers not heard from for too long, and stops waiting for those silent too
 /// long, saying so.
 fn expire(inner: &mut Inner, now: Instant) {
@@ -605,28 +566,8 @@ fn expire(inner: &mut Inner, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest::network::{CallSender, Patience};
     use crate::guest::outbox::Outbox;
-
-    #[test]
-    fn a_sender_waits_for_room_in_slices_until_it_is_told_to_stop() {
-        let now = Instant::now();
-        let ms = |n| now + Duration::from_millis(n);
-        assert_eq!(Patience::UntilStopping.wait(false, now), Some(WAIT_SLICE));
-        assert_eq!(Patience::UntilStopping.wait(true, now), None, "stopping");
-        // Lingering to a deadline: in slices, then the rest, then no more.
-        assert_eq!(Patience::Until(ms(500)).wait(false, now), Some(WAIT_SLICE));
-        assert_eq!(
-            Patience::Until(ms(20)).wait(false, now),
-            Some(Duration::from_millis(20))
-        );
-        assert_eq!(Patience::Until(now).wait(false, now), None);
-        assert_eq!(Patience::Until(now).wait(false, ms(1)), None, "past it");
-        // A deadline holds even when the node is stopping (it lingers to send the rest).
-        assert_eq!(
-            Patience::Until(ms(20)).wait(true, now),
-            Some(Duration::from_millis(20))
-        );
-    }
 
     #[test]
     fn calls_to_functions_this_node_serves_are_copied_for_its_own_guests() {

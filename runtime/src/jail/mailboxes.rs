@@ -80,7 +80,7 @@ impl FromStr for MailboxGrant {
                 if name.contains(char::is_whitespace) {
                     return Err(bad("a node name has no spaces or control characters"));
                 }
-                if !crate::wire::is_node_name(name) {
+                if !dhost_protocol::wire::is_node_name(name) {
                     return Err(bad("a node name has 1 to 255 bytes of printable text"));
                 }
                 (numbers, Nodes::Named(name.to_string()))

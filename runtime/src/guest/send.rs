@@ -75,11 +75,11 @@ pub(super) fn send_run(state: &mut GuestState, function: &str, calls: &[u8]) -> 
     let max = setup.max_call;
     let mut scratch = Vec::new();
     let typed_fits = typed::checker(&target.params);
-    let mut cursor = crate::cbor::Cursor::new(calls);
+    let mut cursor = dhost_protocol::cbor::Cursor::new(calls);
     let mut ends = Vec::new();
     while !cursor.is_empty() {
         let n = ends.len() + 1;
-        if !crate::cbor::starts_array(cursor.rest()) {
+        if !dhost_protocol::cbor::starts_array(cursor.rest()) {
             bail!("cannot send call {n} of a run to {function}: its arguments are not an array");
         }
         let args = cursor

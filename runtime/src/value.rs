@@ -22,9 +22,9 @@
 //! | map | map |
 //! | resources, futures, streams | not sendable: refused |
 
-use crate::cbor::Cursor;
 use ciborium::value::{Integer, Value};
 use ciborium_ll::Header;
+use dhost_protocol::cbor::Cursor;
 use std::fmt;
 use thiserror::Error;
 use wasmtime::component::{Type, Val};

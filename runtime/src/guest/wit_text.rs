@@ -1,14 +1,14 @@
 //! The WIT of a component, as text: decoded from the component by the Bytecode Alliance's
 //! wit-parser and printed by wit-component's printer (the same text as `wasm-tools
 //! component wit`), and the export that answers for an interface named with or without its
-//! version. `dhost inspect` prints it, and a node serves it to clients ([`crate::describe`])
+//! version. `dhost inspect` prints it, and a node serves it to clients (`dhost:node/describe`)
 //! for its own guests and its published modules.
 
 use anyhow::Context as _;
 use std::path::Path;
 
 /// The WIT of the component in the file at `path` (binary, or `.wat` text).
-pub(crate) fn file_wit_text(path: &Path) -> anyhow::Result<String> {
+pub fn file_wit_text(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).context("cannot read it")?;
     let bytes = if path.extension().is_some_and(|e| e == "wat") {
         wat::parse_bytes(&bytes)
@@ -22,7 +22,7 @@ pub(crate) fn file_wit_text(path: &Path) -> anyhow::Result<String> {
 
 /// The WIT of the component in `bytes`: its world (in the package `root:component`) and
 /// every package it uses, nested.
-pub(crate) fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
+pub fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
     super::wasm::check_component(bytes)?;
     let decoded =
         wit_parser::decoding::decode(bytes).context("cannot decode the component's WIT")?;
@@ -47,7 +47,7 @@ pub(crate) fn wit_text(bytes: &[u8]) -> anyhow::Result<String> {
 
 /// What exports `interface`, among `(export name, what)` pairs: the export of that name, or
 /// else the one export of that name with a version (`name@VERSION`), if there is one.
-pub(crate) fn find_export<'e, T>(exports: &'e [(&str, T)], interface: &str) -> Option<&'e T> {
+pub fn find_export<'e, T>(exports: &'e [(&str, T)], interface: &str) -> Option<&'e T> {
     if let Some((_, found)) = exports.iter().find(|(name, _)| *name == interface) {
         return Some(found);
     }

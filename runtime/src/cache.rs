@@ -11,11 +11,11 @@
 //! runs what they want in the next guest that loads it. So the cache is used only when its
 //! directory belongs to the user running dhost and no other user may write it (checked
 //! when the node starts: otherwise it says so once and compiles without the cache), and
-//! an entry only when it passes the same check ([`crate::user_files`]); a new directory is
+//! an entry only when it passes the same check ([`dhost_protocol::user_files`]); a new directory is
 //! made 0700, and entries 0600.
 
-use crate::user_files;
 use anyhow::Context as _;
+use dhost_protocol::user_files;
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;

@@ -9,8 +9,8 @@
 //! every WIT type. Both paths encode and accept the same CBOR (`docs/wire.md`); when bytes
 //! do not fit the fast path, the dynamic path reads them again and names the mismatch.
 
-use crate::cbor::Cursor;
 use ciborium_ll::Header;
+use dhost_protocol::cbor::Cursor;
 use wasmtime::AsContextMut;
 use wasmtime::component::{ComponentNamedList, Func, Lift, Lower, Type, TypedFunc};
 

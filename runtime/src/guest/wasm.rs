@@ -14,9 +14,9 @@ use super::typed::{self, TypedExport};
 use super::world::{self, EventInterface, Function, Role, World};
 use crate::cache::ComponentCache;
 use crate::jail::{self, Jail, NameLookup, Warden};
-use crate::outcome::{CallFailure, FailureKind};
 use crate::value;
 use anyhow::{Context as _, anyhow, bail};
+use dhost_protocol::outcome::{CallFailure, FailureKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,7 +368,7 @@ impl WasmGuest {
     pub fn call_run(
         &mut self,
         slot: usize,
-        run: &crate::wire::CallRun,
+        run: &dhost_protocol::wire::CallRun,
         sent: &mut Outbox,
         local: &mut Outbox,
     ) -> Option<anyhow::Result<()>> {
@@ -579,7 +579,7 @@ impl GuestShared {
         &self,
         core: &mut GuestCore,
         slot: usize,
-        run: &crate::wire::CallRun,
+        run: &dhost_protocol::wire::CallRun,
     ) -> Option<anyhow::Result<()>> {
         if core.runs[slot] != RunMode::InOneEntry || core.broken {
             return None;
@@ -798,7 +798,7 @@ pub struct NodeFacts<'a> {
     /// Where the guests' calls with replies go.
     pub calls: &'a Arc<super::calls::Calls>,
     /// Where the calls they send go.
-    pub outgoing: &'a Arc<crate::stream::outgoing::Outgoing>,
+    pub outgoing: &'a Arc<dyn super::network::CallSender>,
 }
 
 /// A linker with everything `world` imports: WASI, `dstc:node`, and a proxy for every

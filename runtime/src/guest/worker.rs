@@ -2,7 +2,7 @@
 //! everything the guest does, one thing at a time, so that guests of one node run side by
 //! side and a guest waiting for a reply holds up only itself.
 //!
-//! The node's routing ([`crate::node`]) hands a worker [`Work`] through a bounded queue:
+//! The node's routing (the `dhost` crate's `node`) hands a worker [`Work`] through a bounded queue:
 //! runs of calls (in the order their senders' streams deliver them), calls with a reply,
 //! stdin lines, the `init` and a WASI command's `run`. A full queue blocks the routing,
 //! which is how a guest that falls behind pushes back on the network side instead of
@@ -10,23 +10,23 @@
 //! and restarts it after a trap (or unloads it when it keeps failing).
 //!
 //! What the guest sends leaves from the worker: to the group through the node's
-//! [`Outgoing`] (flushed after every piece of work), and, for the functions the node
+//! [`CallSender`] (flushed after every piece of work), and, for the functions the node
 //! serves itself, back to the routing as a [`Report::Local`], which never blocks.
 //!
 //! Another guest of the node calls this one through [`WorkerHandle::call`]: the call waits
 //! in the queue like any other work, and fails at once if this guest is itself waiting
 //! for a reply (the call chain came back to it, which would wait for itself).
 
+use super::network::{CallSender, Patience};
 use super::outbox::Outbox;
 use super::state::GuestSetup;
 use super::supervision::{Health, MAX_RESTARTS, RESTART_WINDOW, Recovery};
 use super::wasm::{Export, WasmGuest, into_reply};
 use super::world::EventInterface;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
-use crate::stream::outgoing::{Outgoing, Patience};
-use crate::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_protocol::wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -36,14 +36,14 @@ use tokio::sync::oneshot;
 use wasmtime::component::Val;
 
 /// How many pieces of work may wait for a guest before the routing waits for room.
-pub(crate) const QUEUE_LEN: usize = 1024;
+pub const QUEUE_LEN: usize = 1024;
 
 /// How often a guest's watched pollables are checked while it watches any.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Origin {
+pub enum Origin {
     /// A guest or plugin of this node.
     Local,
     /// Another node: its address and sender id.
@@ -61,10 +61,10 @@ impl std::fmt::Display for Origin {
 
 /// Where the outcome of a call with a reply goes (the TCP connection it came from, or the
 /// guest waiting for it).
-pub(crate) type Responder = Box<dyn FnOnce(Outcome) + Send>;
+pub type Responder = Box<dyn FnOnce(Outcome) + Send>;
 
 /// What a worker is handed.
-pub(crate) enum Work {
+pub enum Work {
     /// Run the guest's `init` (if it exports one); a published module's loader is told
     /// whether it passed (and a module that fails it is unloaded, not restarted).
     Init {
@@ -83,7 +83,7 @@ pub(crate) enum Work {
         peer: Arc<PeerCalls>,
         /// The share of the TCP port's budget the run holds until it has run (a cast from
         /// the port), if any.
-        held: Option<Arc<crate::rpc::budget::Held>>,
+        held: Option<Arc<dhost_protocol::rpc::budget::Held>>,
     },
     /// Run one call on export `slot` and hand its outcome to `reply`.
     Call {
@@ -99,7 +99,7 @@ pub(crate) enum Work {
     /// A line of the node's stdin, for `stdin-events.on-line`.
     StdinLine(Arc<str>),
     /// A peer joined, left or changed its functions, for `group-events.on-change`.
-    GroupChange(crate::membership::GroupChange, Arc<str>),
+    GroupChange(dhost_protocol::membership::GroupChange, Arc<str>),
     /// Run the WASI command's `run` to its end; the node stops with its exit status.
     Command,
 }
@@ -107,7 +107,7 @@ pub(crate) enum Work {
 impl Work {
     /// Answers work that no guest will run, for reason `why`: a call fails as unavailable
     /// and a run's calls count as dropped, a published module's loader hears `why`.
-    pub(crate) fn refuse(self, stats: &Stats, why: &str) {
+    pub fn refuse(self, stats: &Stats, why: &str) {
         match self {
             Work::Run { calls, peer, .. } => {
                 let n = calls.count() as u64;
@@ -137,7 +137,7 @@ fn peer_calls(stats: &Stats, peer: Option<Arc<PeerCalls>>) -> Arc<PeerCalls> {
 
 /// What a worker tells the routing.
 #[derive(Debug)]
-pub(crate) enum Report {
+pub enum Report {
     /// Calls the guest sent to functions this node serves, to run here.
     Local(Outbox),
     /// The guest was unloaded (it failed too often, or in a published module's `init`).
@@ -153,11 +153,11 @@ pub(crate) enum Report {
 
 /// What a worker needs besides its guest.
 #[derive(Clone)]
-pub(crate) struct WorkerLinks {
+pub struct WorkerLinks {
     /// Where it reports.
     pub reports: Sender<Report>,
     /// Where what the guest sends goes.
-    pub outgoing: Arc<Outgoing>,
+    pub outgoing: Arc<dyn CallSender>,
     /// The node's counters.
     pub stats: Arc<Stats>,
 }
@@ -173,7 +173,7 @@ struct Facts {
 /// The routing's (and other guests') end of a worker: its queue, and what it serves.
 /// Once every handle is dropped, the worker runs what is queued and ends.
 #[derive(Clone)]
-pub(crate) struct WorkerHandle {
+pub struct WorkerHandle {
     id: u64,
     queue: Sender<Work>,
     facts: Arc<Facts>,
@@ -210,7 +210,7 @@ impl super::calls::ServingGuest for WorkerHandle {
 
 impl WorkerHandle {
     /// Starts a thread that runs `guest`, as worker `id`.
-    pub(crate) fn start(
+    pub fn start(
         guest: WasmGuest,
         id: u64,
         links: WorkerLinks,
@@ -240,53 +240,53 @@ impl WorkerHandle {
     }
 
     /// The worker's id (unique in the node).
-    pub(crate) fn id(&self) -> u64 {
+    pub fn id(&self) -> u64 {
         self.id
     }
 
     /// The guest's name.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.facts.setup.name
     }
 
     /// What the guest was set up with.
-    pub(crate) fn setup(&self) -> &GuestSetup {
+    pub fn setup(&self) -> &GuestSetup {
         &self.facts.setup
     }
 
     /// The application functions the guest serves, in slot order.
-    pub(crate) fn exports(&self) -> &[Export] {
+    pub fn exports(&self) -> &[Export] {
         &self.facts.exports
     }
 
     /// Whether the guest exports the event interface `events`.
-    pub(crate) fn hears(&self, events: EventInterface) -> bool {
+    pub fn hears(&self, events: EventInterface) -> bool {
         self.facts.hears[events as usize]
     }
 
     /// Whether the guest is a WASI command.
-    pub(crate) fn is_command(&self) -> bool {
+    pub fn is_command(&self) -> bool {
         self.facts.command
     }
 
     /// Whether the guest cannot take calls now (waiting to restart, or unloaded).
-    pub(crate) fn is_down(&self) -> bool {
+    pub fn is_down(&self) -> bool {
         self.facts.setup.down.load(Ordering::Relaxed)
     }
 
     /// Whether the guest is waiting for the reply to a call with a reply of its own.
-    pub(crate) fn is_waiting(&self) -> bool {
+    pub fn is_waiting(&self) -> bool {
         self.facts.setup.waiting.load(Ordering::Relaxed)
     }
 
     /// Queues `work`, waiting while the queue is full; gives it back if the worker ended.
-    pub(crate) fn send(&self, work: Work) -> Result<(), Work> {
+    pub fn send(&self, work: Work) -> Result<(), Work> {
         self.queue.send(work).map_err(|e| e.into_inner())
     }
 
     /// Calls export `slot` with `args` (one CBOR array) for another guest of the node, and
     /// waits at most `timeout` for room in the queue and then for the outcome.
-    pub(crate) fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
+    pub fn call(&self, slot: usize, args: Vec<u8>, timeout: Duration) -> Outcome {
         let name = self.name();
         let unavailable = |why: String| Err(CallFailure::new(FailureKind::Unavailable, why));
         if self.facts.setup.waiting.load(Ordering::SeqCst) {
@@ -351,7 +351,7 @@ struct Worker {
     health: Health,
     links: WorkerLinks,
     drops: DropLog,
-    /// The calls the guest sent, being handed to `Outgoing` (kept for its room).
+    /// The calls the guest sent, being handed to the [`CallSender`] (kept for its room).
     sent: Outbox,
     /// The calls the guest sent to functions this node serves, for the routing.
     local: Outbox,
@@ -736,7 +736,7 @@ impl Worker {
         }
     }
 
-    /// Hands what the guest sent to [`Outgoing`] (the calls to this node's own functions
+    /// Hands what the guest sent to [`CallSender`] (the calls to this node's own functions
     /// are copied into `local`).
     fn send_sent(&mut self) {
         if self.sent.is_empty() {

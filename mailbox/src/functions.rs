@@ -1,18 +1,10 @@
-//! Mailboxes on a node (docs/mailboxes.md). The blocks, their fair locks, the text
-//! protocol and the `dipc` / `dipcrm` programs are the dhost-mailbox crate's (`mailbox/`),
-//! which links nothing of the node's; this module re-exports them, and adds what only a
-//! node has: the mailbox functions (`dstc:node/mailboxes`) that guests and peers call,
-//! answered as call outcomes. A node started with `dhost run --mailboxes K --mailbox-size
-//! KB` serves the text protocol on its own TCP port ([`crate::rpc::server`]), and so does
-//! `dhost mailbox serve`, which takes the binary protocol with a group key too.
+//! The mailbox functions a dhost node serves (`dstc:node/mailboxes`, docs/mailboxes.md),
+//! called by its guests, by peers over its TCP port, and by `dhost call`: their function
+//! ids, and a read or write of [`Mailboxes`] answered as the outcome of a call.
 
-pub use dhost_mailbox::{
-    ConfigError, DEFAULT_LOCK_TIMEOUT, MAX_MAILBOXES, MAX_TOTAL_BYTES, MailboxConfig, MailboxError,
-    Mailboxes, daemon, protocol,
-};
-
-use crate::outcome::{CallFailure, FailureKind, Outcome};
+use crate::{MailboxError, Mailboxes};
 use ciborium::Value;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
 
 /// The function id under which a node serves `dstc:node/mailboxes.read` to its peers.
 pub const READ_FUNCTION: &str = "dstc:node/mailboxes#read";

@@ -47,7 +47,7 @@ pub struct Stats {
     /// Calls run and dropped by the peer they came from.
     pub peer_calls: Labelled<PeerCalls>,
     /// What this node received of each peer's stream, as of its last announcement.
-    pub peers: Mutex<Vec<crate::wire::StreamCounts>>,
+    pub peers: Mutex<Vec<dhost_protocol::wire::StreamCounts>>,
     /// The connections of the node's TCP port.
     pub tcp: Arc<PortCounters>,
     /// How long this node's guests waited for the replies to their calls.
@@ -55,7 +55,7 @@ pub struct Stats {
 }
 
 /// The TCP port's connections: accepted, refused over the cap, open now.
-pub(crate) use dhost_mailbox::port::PortCounters;
+pub use dhost_mailbox::port::PortCounters;
 
 /// The calls of one function id.
 #[derive(Debug, Default)]
@@ -243,24 +243,26 @@ impl Rejections {
 
     /// What was refused, as an announcement says it: the sources refused most, and the
     /// rest together as `others`.
-    pub fn announced(&self) -> Vec<crate::wire::RefusedCounts> {
+    pub fn announced(&self) -> Vec<dhost_protocol::wire::RefusedCounts> {
         let (mut all, _) = self.snapshot();
         all.sort_by_key(|(_, r)| std::cmp::Reverse(r.unauthenticated + r.replayed));
-        let listed = crate::wire::MAX_REFUSED_ANNOUNCED - 1;
-        let mut shown: Vec<crate::wire::RefusedCounts> = Vec::new();
+        let listed = dhost_protocol::wire::MAX_REFUSED_ANNOUNCED - 1;
+        let mut shown: Vec<dhost_protocol::wire::RefusedCounts> = Vec::new();
         let mut others = Refusals::default();
         for (source, refused) in all {
             match source {
-                Some(source) if shown.len() < listed => shown.push(crate::wire::RefusedCounts {
-                    source: source.to_string(),
-                    unauthenticated: refused.unauthenticated,
-                    replayed: refused.replayed,
-                }),
+                Some(source) if shown.len() < listed => {
+                    shown.push(dhost_protocol::wire::RefusedCounts {
+                        source: source.to_string(),
+                        unauthenticated: refused.unauthenticated,
+                        replayed: refused.replayed,
+                    })
+                }
                 _ => others += refused,
             }
         }
         if others != Refusals::default() {
-            shown.push(crate::wire::RefusedCounts {
+            shown.push(dhost_protocol::wire::RefusedCounts {
                 source: "others".to_string(),
                 unauthenticated: others.unauthenticated,
                 replayed: others.replayed,
@@ -327,7 +329,7 @@ impl Stats {
 
 /// The log of dropped input, which says at most a few lines a second (the mailbox crate's,
 /// where the TCP port it belongs to is).
-pub(crate) use dhost_mailbox::port::DropLog;
+pub use dhost_mailbox::port::DropLog;
 
 #[cfg(test)]
 mod tests {
@@ -373,7 +375,7 @@ mod tests {
             }
         );
         let announced = rejections.announced();
-        assert_eq!(announced.len(), crate::wire::MAX_REFUSED_ANNOUNCED);
+        assert_eq!(announced.len(), dhost_protocol::wire::MAX_REFUSED_ANNOUNCED);
         assert_eq!(announced[0].source, "127.0.0.1:1");
         assert_eq!(announced.last().map(|r| r.source.as_str()), Some("others"));
     }

@@ -9,9 +9,9 @@
 
 use super::state::GuestState;
 use super::world::Function;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::value;
 use anyhow::anyhow;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use wasmtime::component::{Type, Val};

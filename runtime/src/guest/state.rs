@@ -66,7 +66,7 @@ pub struct GuestSetup {
     /// Where the node's calls with replies go.
     pub calls: Arc<super::calls::Calls>,
     /// Where the calls it sends go.
-    pub outgoing: Arc<crate::stream::outgoing::Outgoing>,
+    pub outgoing: Arc<dyn super::network::CallSender>,
     /// The functions it sends (imports without results), by id.
     pub sends: std::collections::HashMap<String, SendTarget>,
     /// Set while the guest waits for the reply to a call with a reply of its own: a call

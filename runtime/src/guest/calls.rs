@@ -6,14 +6,14 @@
 //! one; otherwise this node, if one of its guests serves the function and can take the
 //! call, and otherwise a peer that announces it (in turn, when several do). A local call
 //! goes to the serving guest's worker (through [`ServingGuest`]); a remote one goes
-//! through the node's connection pool ([`crate::rpc::pool`]). The calling guest's side,
+//! through the node's connection pool ([`super::network::RemoteCaller`]). The calling guest's side,
 //! its wait and its result, is [`super::reply`]'s.
 
-use crate::mailbox::Mailboxes;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
-use crate::rpc::PoolHandle;
+use super::network::RemoteCaller;
 use crate::stats::RoundTrips;
 use ciborium::Value;
+use dhost_mailbox::Mailboxes;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,7 +98,7 @@ pub struct Calls {
     local: RwLock<Arc<LocalServers>>,
     /// The peers, by name, kept up to date by the node as announcements come and go.
     peers: RwLock<HashMap<String, PeerEntry>>,
-    pool: Option<PoolHandle>,
+    pool: Option<Arc<dyn RemoteCaller>>,
     /// Turns among the peers that serve the same function.
     turn: AtomicUsize,
     /// This node's mailboxes, and the runtime their locks wait on.
@@ -112,7 +112,7 @@ pub struct Calls {
 impl Calls {
     /// The calls of node `node_name`, going out through `pool` (none: this node has no
     /// network, and serves calls with replies only locally).
-    pub fn new(node_name: &str, pool: Option<PoolHandle>) -> Self {
+    pub fn new(node_name: &str, pool: Option<Arc<dyn RemoteCaller>>) -> Self {
         Calls {
             node_name: node_name.to_string(),
             local: RwLock::default(),
@@ -180,18 +180,20 @@ impl Calls {
                     )),
                 }
             }
-            _ => match &self.mailboxes {
-                Some((boxes, runtime)) => {
-                    runtime.block_on(crate::mailbox::serve_call(Some(boxes), function, args))
-                }
-                None => Err(CallFailure::new(
-                    FailureKind::NoServer,
-                    format!(
-                        "this node ({}) serves no mailboxes (dhost run --mailboxes)",
-                        self.node_name
+            _ => {
+                match &self.mailboxes {
+                    Some((boxes, runtime)) => runtime.block_on(
+                        dhost_mailbox::functions::serve_call(Some(boxes), function, args),
                     ),
-                )),
-            },
+                    None => Err(CallFailure::new(
+                        FailureKind::NoServer,
+                        format!(
+                            "this node ({}) serves no mailboxes (dhost run --mailboxes)",
+                            self.node_name
+                        ),
+                    )),
+                }
+            }
         }
     }
 
@@ -225,7 +227,7 @@ impl Calls {
         let links = self
             .pool
             .as_ref()
-            .map(PoolHandle::links)
+            .map(|pool| pool.links())
             .unwrap_or_default();
         let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
         let mut all: Vec<GroupPeer> = peers
@@ -267,7 +269,8 @@ impl Calls {
             .map(|(name, _)| name.clone())
             .collect();
         names.sort();
-        let mailbox = self.serves_mailboxes() && crate::mailbox::is_mailbox_function(function);
+        let mailbox =
+            self.serves_mailboxes() && dhost_mailbox::functions::is_mailbox_function(function);
         if mailbox || self.served_locally(function) || (self.native_serves)(function) {
             names.insert(0, self.node_name.clone());
         }
@@ -304,7 +307,7 @@ impl Calls {
         let links = self
             .pool
             .as_ref()
-            .map(PoolHandle::links)
+            .map(|pool| pool.links())
             .unwrap_or_default();
         Some(tcp.and_then(|addr| links.get(&addr).copied()).unwrap_or(0))
     }
@@ -397,7 +400,7 @@ impl Calls {
             )));
         }
         let mut bytes = Vec::new();
-        crate::wire::encode_item(&Value::Array(args), &mut bytes);
+        dhost_protocol::wire::encode_item(&Value::Array(args), &mut bytes);
         Some(server.worker.call(server.slot, bytes, timeout))
     }
 

@@ -137,7 +137,7 @@ impl readiness::Host for GuestState {
 impl calls::Host for GuestState {
     fn set_target(&mut self, node: Option<String>) -> wasmtime::Result<()> {
         if let Some(name) = &node
-            && (name.is_empty() || name.len() > crate::wire::MAX_NAME)
+            && (name.is_empty() || name.len() > dhost_protocol::wire::MAX_NAME)
         {
             wasmtime::bail!("set-target: `{name}` cannot be a node name (1 to 255 bytes)");
         }
@@ -161,7 +161,7 @@ impl mailboxes::Host for GuestState {
         }
         let args = vec![ciborium::Value::from(number)];
         Ok(
-            match mailbox_call(self, node, crate::mailbox::READ_FUNCTION, args) {
+            match mailbox_call(self, node, dhost_mailbox::functions::READ_FUNCTION, args) {
                 Ok(ciborium::Value::Bytes(data)) => Ok(data),
                 Ok(_) => Err(calls::CallError::BadArguments(
                     "the node answered a read with something other than bytes".to_string(),
@@ -182,7 +182,7 @@ impl mailboxes::Host for GuestState {
         }
         let args = vec![ciborium::Value::from(number), ciborium::Value::Bytes(data)];
         Ok(
-            mailbox_call(self, node, crate::mailbox::WRITE_FUNCTION, args)
+            mailbox_call(self, node, dhost_mailbox::functions::WRITE_FUNCTION, args)
                 .map(drop)
                 .map_err(call_error),
         )
@@ -228,7 +228,7 @@ fn mailbox_call(
     node: Option<String>,
     function: &str,
     args: Vec<ciborium::Value>,
-) -> crate::outcome::Outcome {
+) -> dhost_protocol::outcome::Outcome {
     let started = Instant::now();
     let calls = state.setup.calls.clone();
     let outcome = calls.mailbox_call(
@@ -242,8 +242,8 @@ fn mailbox_call(
 }
 
 /// A failure as the guest's `call-error`.
-fn call_error(failure: crate::outcome::CallFailure) -> calls::CallError {
-    use crate::outcome::FailureKind as K;
+fn call_error(failure: dhost_protocol::outcome::CallFailure) -> calls::CallError {
+    use dhost_protocol::outcome::FailureKind as K;
     let m = failure.message;
     match failure.kind {
         K::NoServer => calls::CallError::NoServer(m),

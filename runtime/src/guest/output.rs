@@ -1,7 +1,7 @@
 //! A guest's stdout and stderr: passed to the node's own, unprefixed, a whole line at a
 //! time, and made printable: what could drive the operator's terminal or forge a line of
 //! the node's log (escape sequences, carriage returns, bidirectional controls, bytes that
-//! are not UTF-8) is shown escaped ([`crate::printable::bytes`]); line feeds and tabs are
+//! are not UTF-8) is shown escaped ([`dhost_protocol::printable::bytes`]); line feeds and tabs are
 //! kept.
 //!
 //! Guests run one at a time, but their output would still interleave mid-line with other
@@ -93,7 +93,7 @@ impl GuestOutput {
     }
 
     fn emit(&self, bytes: &[u8]) -> io::Result<()> {
-        let shown = crate::printable::bytes(bytes);
+        let shown = dhost_protocol::printable::bytes(bytes);
         let bytes = shown.as_bytes();
         match self.target {
             Target::Stdout => {

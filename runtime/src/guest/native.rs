@@ -20,11 +20,11 @@
 //! thread (after loading), one call at a time.
 
 use super::calls::Calls;
+use super::network::CallSender;
 use super::outbox::Outbox;
 use super::state::FLUSH_SENT_BYTES;
-use crate::cbor::Cursor;
-use crate::stream::outgoing::Outgoing;
 use anyhow::{Context as _, bail};
+use dhost_protocol::cbor::Cursor;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -259,7 +259,7 @@ pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, l
     // SAFETY: the caller passes a NUL-terminated string.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
     let shown = || String::from_utf8_lossy(name);
-    if args.is_null() || len as usize > crate::wire::MAX_DATAGRAM {
+    if args.is_null() || len as usize > dhost_protocol::wire::MAX_DATAGRAM {
         tracing::warn!(
             "dstc_send_typed({}): refused a null buffer or one of {len} bytes",
             shown()
@@ -269,7 +269,7 @@ pub unsafe extern "C" fn dstc_send_typed(name: *const c_char, args: *const u8, l
     // SAFETY: the caller passes `len` readable bytes.
     let args = unsafe { std::slice::from_raw_parts(args, len as usize) };
     let mut cursor = Cursor::new(args);
-    if !crate::cbor::starts_array(args) || cursor.item().is_err() || !cursor.is_empty() {
+    if !dhost_protocol::cbor::starts_array(args) || cursor.item().is_err() || !cursor.is_empty() {
         tracing::warn!(
             "dstc_send_typed({}): dropped a call whose arguments are not a CBOR array",
             shown()
@@ -294,7 +294,7 @@ struct EventLoopOutbox {
     /// Calls sent on already (a long burst leaves before the plugin returns) to functions
     /// this node serves: the node runs them next.
     local: Outbox,
-    outgoing: Arc<Outgoing>,
+    outgoing: Arc<dyn CallSender>,
 }
 
 thread_local! {
@@ -307,7 +307,7 @@ thread_local! {
 /// from it are kept without taking the registry's lock, and a long burst leaves through
 /// `outgoing` before the plugin returns (the plugin waits there while the window to the
 /// receivers is full).
-pub fn run_plugins_on_this_thread(outgoing: Arc<Outgoing>, group: Arc<Calls>) {
+pub fn run_plugins_on_this_thread(outgoing: Arc<dyn CallSender>, group: Arc<Calls>) {
     registry().group = Some(group);
     SENT_ON_THIS_THREAD.with_borrow_mut(|sent| {
         *sent = Some(EventLoopOutbox {
@@ -388,7 +388,7 @@ fn checked_name_bytes<'a>(caller: &str, bytes: &'a [u8]) -> Option<&'a str> {
 /// `buf` points to `size` readable bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dstc_srv_send(buf: *const u8, size: u32) {
-    if buf.is_null() || size as usize > crate::wire::MAX_DATAGRAM {
+    if buf.is_null() || size as usize > dhost_protocol::wire::MAX_DATAGRAM {
         tracing::warn!("dstc_srv_send: refused a null buffer or one of {size} bytes");
         return;
     }
@@ -402,7 +402,7 @@ pub unsafe extern "C" fn dstc_srv_send(buf: *const u8, size: u32) {
         return;
     };
     let mut args = Vec::with_capacity(buf.len() - nul + 8);
-    crate::wire::encode_item(
+    dhost_protocol::wire::encode_item(
         &ciborium::Value::Array(vec![ciborium::Value::Bytes(buf[nul + 1..].to_vec())]),
         &mut args,
     );
