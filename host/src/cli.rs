@@ -350,6 +350,51 @@ impl RunArgs {
         }
     }
 
+    /// The node these options describe, checked in this order: its name, its key (and
+    /// whether it may run without one), --metrics, the mailboxes, the jail policy, the
+    /// stream, the module store.
+    pub fn settings(&self) -> anyhow::Result<dhost_node::run::NodeSettings> {
+        let name = self.name.clone().unwrap_or_else(default_name);
+        dhost_node::run::check_name(&name)?;
+        let keys = self.group.keys_for_node(self.insecure, self.tcp.listen)?;
+        self.check_metrics(keys.is_some())?;
+        let mailboxes = self.mailboxes.open()?.map(std::sync::Arc::new);
+        let policy =
+            crate::jail::Policy::load(self.jail.file.as_deref(), self.jail.flags(&self.args))?;
+        let stream = self.stream.config()?;
+        let modules = match &self.modules.accept_modules {
+            Some(publishers) => Some(dhost_node::run::ModuleSettings {
+                publishers: publishers.clone(),
+                store: self.modules.store()?,
+                max_size: self.modules.max_module_size,
+            }),
+            None => None,
+        };
+        Ok(dhost_node::run::NodeSettings {
+            name,
+            keys,
+            encrypt: self.group.key.encrypt,
+            group: self.group.group(),
+            max_datagram: self.group.max_datagram(),
+            listen: self.tcp.listen,
+            pool_size: usize::from(self.tcp.pool_size),
+            limits: crate::rpc::server::ServerLimits::new(
+                self.tcp.max_connections as usize,
+                self.tcp.idle_timeout,
+            ),
+            metrics: self.metrics,
+            mailboxes,
+            text_anywhere: self.mailboxes.text_anywhere,
+            policy: std::sync::Arc::new(policy),
+            cache_dir: self.cache.dir(),
+            print_jail: self.jail.print_jail,
+            guests: self.guest_paths(),
+            native: self.native.clone(),
+            stream,
+            modules,
+        })
+    }
+
     /// Everything the node is asked to load: the GUESTs, then the --native plugins not
     /// also given as a GUEST.
     pub fn guest_paths(&self) -> Vec<PathBuf> {
@@ -834,6 +879,12 @@ impl ModuleArgs {
             .context("no data directory for the module store: give --store-dir DIR")?;
         Ok(crate::modules::ModuleStore::new(dir))
     }
+}
+
+/// A node's default name: `HOSTNAME-PID`.
+fn default_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}", std::process::id())
 }
 
 fn parse_group(s: &str) -> Result<SocketAddrV4, String> {

@@ -1,6 +1,6 @@
 //! What each command does: [`parse_command_line`] reads the command line (with `dhost run
 //! --config`'s file), and [`execute`] hands it ([`crate::cli`] only defines it) to the
-//! module that owns the command (`run`, `inspect`, the clients, the console, the manual),
+//! module that owns the command (the node crate's `run`, `inspect`, the clients, the console, the manual),
 //! and does here the two that take a few lines: `keygen` and `mailbox serve`.
 
 use crate::cli::{Cli, Command, KeygenArgs, MailboxCommand, MailboxServeArgs};
@@ -24,7 +24,7 @@ pub fn parse_command_line() -> Cli {
 /// that does it.
 pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => crate::run::run(*args),
+        Command::Run(args) => dhost_node::run::run(args.settings()?),
         Command::Inspect(args) => crate::inspect::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Peers(args) => crate::client::peers(&args).map(|()| ExitCode::SUCCESS),
         Command::Mailbox(MailboxCommand::Serve(args)) => {

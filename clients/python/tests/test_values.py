@@ -247,7 +247,7 @@ def test_plain_values_without_a_type() -> None:
 
 
 def test_a_fixed_length_list_of_u8_is_sent_as_an_array() -> None:
-    """host/src/value.rs takes a byte string for `list<u8>` alone: a fixed-length list is
+    """runtime/src/value.rs takes a byte string for `list<u8>` alone: a fixed-length list is
     an array, whatever its elements."""
     i = wit.parse("package t:f; interface i { f: func(a: list<u8, 3>, b: list<u8>); }").interface("t:f/i")
     fixed, free = (p.type for p in i.functions["f"].params)

@@ -373,7 +373,7 @@ def test_datagram_keys_are_bound_to_the_group_as_the_nodes_bind_theirs() -> None
     pytest.importorskip("blake3")
     key = GroupKey.from_secret(bytes([1] * 32))
     bound = key.for_group("239.0.0.1", 4723)
-    # The same vector as host/src/auth/key.rs's test.
+    # The same vector as protocol/src/auth/key.rs's test.
     assert bound.datagram_mac[:8].hex() == "d9c84980f416f145"
     for other in (key, key.for_group("239.0.0.1", 4724), key.for_group("239.0.0.2", 4723)):
         assert other.datagram_mac != bound.datagram_mac

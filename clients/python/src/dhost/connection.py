@@ -10,7 +10,7 @@ sends anything malformed is closed (the next request opens a new one).
 
 A node closes a connection that stays idle for its ``--idle-timeout`` (a minute by
 default): a connection idle for :data:`IDLE` seconds is closed first, as a node's own pool
-does (``host/src/rpc/pool.rs``), and before a connection is used again it is checked for
+does (``node/src/rpc/pool.rs``), and before a connection is used again it is checked for
 the node's end having closed (a non-blocking peek); if it has, a new one is opened.
 """
 

@@ -248,7 +248,7 @@ def to_wire(value: Any, ty: WitType, depth: int = 0) -> Any:
             data = bytes(value)
             _fixed(len(data), ty)
             # A node takes a byte string for list<u8> only: a fixed-length list is an
-            # array whatever its elements (host/src/value.rs).
+            # array whatever its elements (runtime/src/value.rs).
             return data if ty.length is None else list(data)
         if isinstance(value, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(
             value, Iterable

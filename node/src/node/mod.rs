@@ -1,7 +1,7 @@
 //! The node's event loop: the routing table from function ids to the guests that export
 //! them, the receiving side of the peers' streams, membership, and the native plugins. It
 //! runs on one thread of its own, and hands the WebAssembly guests their work: each guest
-//! runs on a worker thread of its own ([`crate::guest::worker`]), behind a bounded queue.
+//! runs on a worker thread of its own ([`dhost_runtime::guest::worker`]), behind a bounded queue.
 //!
 //! What the node decides is [`core::NodeCore`]'s, which does no I/O; this module is its
 //! driver: it owns the threads' channels, the workers, the native plugins, the sending
@@ -25,25 +25,25 @@ mod fake_guest;
 pub(crate) mod routing;
 pub(crate) mod workers;
 
-use crate::guest::calls::{Calls, LocalServer};
-use crate::guest::native::{self, NativePlugin, NativeServer};
-use crate::guest::network::{CallSender as _, Patience, RemoteCaller};
-use crate::guest::outbox::Outbox;
-use crate::guest::wasm::WasmGuest;
-use crate::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
-use crate::guest::world::EventInterface;
 use crate::modules::ModuleService;
 use crate::modules::loader::ModuleChange;
-use crate::outcome::CallFailure;
-use crate::outcome::FailureKind;
 use crate::rpc::PoolHandle;
 use crate::rpc::server::IncomingCall;
-use crate::stats::{FunctionCounts, PeerCalls, Stats};
 use crate::stream::outgoing::Outgoing;
-use crate::wire::{self, Datagram, StreamCounts};
 use ciborium::Value;
 use core::{Action, CoreConfig, Guest, Natives, NodeCore};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use dhost_protocol::outcome::CallFailure;
+use dhost_protocol::outcome::FailureKind;
+use dhost_protocol::wire::{self, Datagram, StreamCounts};
+use dhost_runtime::guest::calls::{Calls, LocalServer};
+use dhost_runtime::guest::native::{self, NativePlugin, NativeServer};
+use dhost_runtime::guest::network::{CallSender as _, Patience, RemoteCaller};
+use dhost_runtime::guest::outbox::Outbox;
+use dhost_runtime::guest::wasm::WasmGuest;
+use dhost_runtime::guest::worker::{Origin, Report, Work, WorkerHandle, WorkerLinks};
+use dhost_runtime::guest::world::EventInterface;
+use dhost_runtime::stats::{FunctionCounts, PeerCalls, Stats};
 use routing::Routable;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -764,7 +764,7 @@ impl Routable for WorkerHandle {
         self.exports().iter().map(|e| e.function.id.as_str())
     }
 
-    fn jail(&self) -> &crate::jail::Jail {
+    fn jail(&self) -> &dhost_runtime::jail::Jail {
         &self.setup().jail
     }
 

@@ -1,10 +1,10 @@
-//! The node's guest workers ([`crate::guest::worker`]), by slot: starting one per guest,
+//! The node's guest workers ([`dhost_runtime::guest::worker`]), by slot: starting one per guest,
 //! swapping in a published module's (the worker it replaces runs what it holds and ends),
 //! forgetting one whose guest was unloaded, and, when the node stops, closing their queues
 //! and waiting for their threads. The routing table names guests by these slots.
 
-use crate::guest::wasm::WasmGuest;
-use crate::guest::worker::{WorkerHandle, WorkerLinks};
+use dhost_runtime::guest::wasm::WasmGuest;
+use dhost_runtime::guest::worker::{WorkerHandle, WorkerLinks};
 use std::collections::HashMap;
 use std::thread::JoinHandle;
 

@@ -8,10 +8,10 @@
 
 use super::frame::{self, PortFrame};
 use super::handshake::{self, ConnectionKeys};
-use crate::guest::network::RemoteCaller;
-use crate::outcome::Outcome;
-use crate::outcome::{CallFailure, FailureKind};
 use ciborium::Value;
+use dhost_protocol::outcome::Outcome;
+use dhost_protocol::outcome::{CallFailure, FailureKind};
+use dhost_runtime::guest::network::RemoteCaller;
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::collections::HashMap;
 use std::net::SocketAddr;

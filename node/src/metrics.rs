@@ -2,15 +2,15 @@
 //! (`GET /metrics`), for a monitoring system to scrape. docs/metrics.md names every metric.
 //!
 //! The threads keep their counters whether or not anyone scrapes them
-//! ([`crate::stats::Stats`]: atomics, added once per run of calls rather than per call;
+//! ([`dhost_runtime::stats::Stats`]: atomics, added once per run of calls rather than per call;
 //! a function's are found under a lock once per run, or once per export for calls with
 //! replies), and a scrape reads them all through one [`Collector`] (prometheus-client). The HTTP side is hyper's, on the node's network thread, behind the
 //! same capped accept loop as the node's TCP port, with a bounded wait for a request's
 //! head: a scraper that stalls, or many at once, cannot hold the node.
 
-use crate::stats::{FunctionCounts, GuestCounts, PeerCalls, Stats};
 use bytes::Bytes;
 use dhost_mailbox::port::{self, PortLimits, SharedDropLog};
+use dhost_runtime::stats::{FunctionCounts, GuestCounts, PeerCalls, Stats};
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::collector::Collector;
@@ -377,7 +377,7 @@ impl Collector for StatsCollector {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        type PeerField = fn(&crate::wire::StreamCounts) -> u64;
+        type PeerField = fn(&dhost_protocol::wire::StreamCounts) -> u64;
         let by_peer: [(Described, PeerField); 3] = [
             (
                 (
@@ -474,12 +474,16 @@ mod tests {
         Stats::add(&stats.functions.of("dhost:kv/store#get").run, 5);
         Stats::bump(&stats.guests.of("kv").traps);
         stats.round_trips.observe(Duration::from_micros(120));
-        stats.peers.lock().unwrap().push(crate::wire::StreamCounts {
-            peer: "bob".into(),
-            received: 9,
-            repaired: 1,
-            lost: 0,
-        });
+        stats
+            .peers
+            .lock()
+            .unwrap()
+            .push(dhost_protocol::wire::StreamCounts {
+                peer: "bob".into(),
+                received: 9,
+                repaired: 1,
+                lost: 0,
+            });
         stats.peer_calls.of("bob").add(8, 1);
         let text = Metrics::new("ann", stats).render();
         for line in [

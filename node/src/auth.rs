@@ -4,7 +4,7 @@
 
 pub use dhost_protocol::auth::*;
 
-use crate::stats::{DropLog, Stats};
+use dhost_runtime::stats::{DropLog, Stats};
 use std::net::SocketAddr;
 
 /// Counts a datagram of `len` bytes from `from` that was not opened, and says why: as

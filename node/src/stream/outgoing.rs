@@ -14,10 +14,10 @@
 use super::StreamConfig;
 use super::send::{Review, SendStream, StatusRefused};
 use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
-use crate::guest::network::{CallSender, Patience, Stopped};
-use crate::guest::outbox::Outbox;
-use crate::stats::{DropLog, Stats};
-use crate::wire::{self, Batcher, Frame, Status};
+use dhost_protocol::wire::{self, Batcher, Frame, Status};
+use dhost_runtime::guest::network::{CallSender, Patience, Stopped};
+use dhost_runtime::guest::outbox::Outbox;
+use dhost_runtime::stats::{DropLog, Stats};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -549,7 +549,7 @@ fn expire(inner: &mut Inner, now: Instant) {
             Review::Gone(id, receiver) => tracing::info!(
                 "receiver {id:016x} not heard from for {}: no longer waited for (it had run \
                  up to datagram {} of {sent})",
-                humantime::format_duration(crate::membership::PEER_EXPIRY),
+                humantime::format_duration(dhost_protocol::membership::PEER_EXPIRY),
                 receiver.delivered.saturating_sub(1),
             ),
             Review::Stalled(id, receiver) => tracing::warn!(
@@ -566,8 +566,8 @@ fn expire(inner: &mut Inner, now: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::network::{CallSender, Patience};
-    use crate::guest::outbox::Outbox;
+    use dhost_runtime::guest::network::{CallSender, Patience};
+    use dhost_runtime::guest::outbox::Outbox;
 
     #[test]
     fn calls_to_functions_this_node_serves_are_copied_for_its_own_guests() {

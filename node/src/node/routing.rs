@@ -3,8 +3,8 @@
 //! so that the rules can be tested alone; the event loop ([`super`]) keeps it up to date
 //! as guests come and go, and acts on its answers.
 
-use crate::jail::Jail;
-use crate::outcome::{CallFailure, FailureKind};
+use dhost_protocol::outcome::{CallFailure, FailureKind};
+use dhost_runtime::jail::Jail;
 use std::collections::HashMap;
 
 /// An exported function of a local guest: the guest's slot in the node and the function's
@@ -176,8 +176,8 @@ pub(crate) fn served(
     mailboxes: bool,
 ) -> Vec<String> {
     let mailboxes = [
-        crate::mailbox::functions::READ_FUNCTION,
-        crate::mailbox::functions::WRITE_FUNCTION,
+        dhost_mailbox::functions::READ_FUNCTION,
+        dhost_mailbox::functions::WRITE_FUNCTION,
     ]
     .into_iter()
     .filter(|_| mailboxes)
@@ -217,8 +217,8 @@ mod tests {
         assert_eq!(table.targets("other:pkg/iface#put"), None);
         let served = served(&table, ["raw:chat".to_string()], true);
         assert!(served.windows(2).all(|w| w[0] < w[1]), "{served:?}");
-        let read = crate::mailbox::functions::READ_FUNCTION;
-        let write = crate::mailbox::functions::WRITE_FUNCTION;
+        let read = dhost_mailbox::functions::READ_FUNCTION;
+        let write = dhost_mailbox::functions::WRITE_FUNCTION;
         for id in [GET, PUT, "raw:chat", read, write] {
             assert!(served.iter().any(|s| s == id), "{id} in {served:?}");
         }

@@ -8,9 +8,9 @@
 
 use super::protocol::{CHUNK, ModuleRequest};
 use super::{Digest, ModuleStore};
-use crate::outcome::Outcome;
 use crate::rpc::PoolHandle;
 use ciborium::Value;
+use dhost_protocol::outcome::Outcome;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -211,7 +211,7 @@ pub(crate) fn read_for_peer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{CallFailure, FailureKind};
+    use dhost_protocol::outcome::{CallFailure, FailureKind};
 
     #[test]
     fn a_fetch_ends_by_its_deadline_however_slowly_the_peer_sends() {

@@ -3,8 +3,8 @@
 
 use super::core::Guest;
 use super::routing::Routable;
-use crate::guest::world::EventInterface;
-use crate::jail::Jail;
+use dhost_runtime::guest::world::EventInterface;
+use dhost_runtime::jail::Jail;
 
 /// A guest as routing and the core see it, with every fact set by the test.
 pub(crate) struct FakeGuest {

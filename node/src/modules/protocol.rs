@@ -16,11 +16,11 @@
 //! argument is checked; a malformed request is a `bad-arguments` failure.
 
 use super::{Digest, Publication, check_name};
-use crate::cbor::as_u64;
-use crate::guest::network::RemoteCaller as _;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
 use ciborium::Value;
+use dhost_protocol::cbor::as_u64;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_runtime::guest::network::RemoteCaller as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //!
 //! - the *event loop* ([`crate::node`]), which routes calls to the guests and plugins and
 //!   keeps the peers' streams, with a *worker* thread per WebAssembly guest
-//!   ([`crate::guest::worker`]);
+//!   ([`dhost_runtime::guest::worker`]);
 //! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
 //!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
 //!   or SIGTERM into a clean shutdown;
@@ -12,30 +12,32 @@
 //!   statuses of the node's stream, resends what they miss and sends heartbeats;
 //! - a *stdin* thread, only when a guest exports `dstc:node/stdin-events`.
 
-use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
-use crate::cli::RunArgs;
+use crate::auth::{self, Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::describe::Descriptions;
-use crate::guest::calls::Calls;
-use crate::guest::native::NativePlugin;
-use crate::guest::network::CallSender;
-use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
-use crate::guest::world::{EventInterface, World};
-use crate::jail::Policy;
 use crate::metrics::Metrics;
-use crate::modules::ModuleService;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
+use crate::modules::{ModuleService, ModuleStore};
+use crate::net::Group;
 use crate::node::{Event, Inputs, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
-use crate::stats::{DropLog, Stats};
+use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
-use crate::wire;
 use anyhow::{Context as _, bail};
 use crossbeam_channel::{Sender, TrySendError};
+use dhost_mailbox::Mailboxes;
+use dhost_protocol::wire;
+use dhost_runtime::guest::calls::Calls;
+use dhost_runtime::guest::native::NativePlugin;
+use dhost_runtime::guest::network::CallSender;
+use dhost_runtime::guest::wasm::{NodeFacts, Runtime, WasmGuest};
+use dhost_runtime::guest::world::{EventInterface, World};
+use dhost_runtime::jail::Policy;
+use dhost_runtime::stats::{DropLog, Stats};
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -69,27 +71,94 @@ const MAX_RECEIVE_WINDOW: u64 = 16 << 20;
 /// The longest line read from stdin; longer lines are cut there.
 const MAX_STDIN_LINE: usize = 64 * 1024;
 
-/// Runs a node as `args` say; the exit status is a WASI command's, or success.
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let node_name = args.name.clone().unwrap_or_else(default_name);
-    validate_name(&node_name)?;
-    let keys = args.group.keys_for_node(args.insecure, args.tcp.listen)?;
-    args.check_metrics(keys.is_some())?;
-    let group = args.group.group();
-    let max_datagram = args
-        .group
-        .max_datagram
-        .map_or_else(|| group.default_max_datagram(), |b| b as usize);
-    let max_call = max_call(max_datagram);
+/// Everything a node is started with: what the `dhost` binary made of `dhost run`'s
+/// options (and its `--config` file), checked, with the files it names read.
+#[derive(Debug)]
+pub struct NodeSettings {
+    /// The node's name (checked again here: [`check_name`]).
+    pub name: String,
+    /// The group's keys; none runs keyless (the binary has checked the interface allows it).
+    pub keys: Option<Keyring>,
+    /// Whether datagrams and connections are encrypted, not only authenticated.
+    pub encrypt: bool,
+    /// The multicast group, its interface and TTL.
+    pub group: Group,
+    /// The largest datagram the node sends.
+    pub max_datagram: usize,
+    /// Where the node's TCP port listens (none: an ephemeral port on the group's
+    /// interface).
+    pub listen: Option<SocketAddr>,
+    /// The most connections kept to each peer for calls with replies.
+    pub pool_size: usize,
+    /// The node's TCP port's limits: connections at once, idle time.
+    pub limits: ServerLimits,
+    /// Where the node serves its counters to Prometheus, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// The mailboxes the node serves, if any, opened.
+    pub mailboxes: Option<Arc<Mailboxes>>,
+    /// Whether the mailboxes' text protocol is served off loopback too.
+    pub text_anywhere: bool,
+    /// The jail policy of the node's guests.
+    pub policy: Arc<Policy>,
+    /// The compile cache's directory (none: compile every guest afresh).
+    pub cache_dir: Option<PathBuf>,
+    /// Only print each guest's jail, and run nothing.
+    pub print_jail: bool,
+    /// Every guest and plugin to load, in order.
+    pub guests: Vec<PathBuf>,
+    /// Those of them to load as native plugins (an ELF file is loaded as one anyway).
+    pub native: Vec<PathBuf>,
+    /// How the node's stream to the group is paced and repaired.
+    pub stream: StreamConfig,
+    /// How the node takes published modules, if it takes them.
+    pub modules: Option<ModuleSettings>,
+}
 
-    let mailboxes = args.mailboxes.open()?.map(Arc::new);
-    let policy = Arc::new(Policy::load(
-        args.jail.file.as_deref(),
-        args.jail.flags(&args.args),
-    )?);
-    let runtime = Runtime::new(args.cache.dir(), policy.uses_fuel())?;
-    let paths = args.guest_paths();
+/// How a node takes published modules (`--accept-modules`).
+#[derive(Debug)]
+pub struct ModuleSettings {
+    /// Whose modules it takes (by publisher name; empty: anyone's).
+    pub publishers: Vec<String>,
+    /// Where it keeps them.
+    pub store: ModuleStore,
+    /// The largest module it takes.
+    pub max_size: u64,
+}
+
+/// Checks a node's name: 1 to 255 printable characters.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    if !wire::is_node_name(name) {
+        bail!("the node name must be 1 to 255 printable characters");
+    }
+    Ok(())
+}
+
+/// Runs a node as `settings` say; the exit status is a WASI command's, or success.
+pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let NodeSettings {
+        name: node_name,
+        keys,
+        encrypt,
+        group,
+        max_datagram,
+        listen,
+        pool_size,
+        limits,
+        metrics,
+        mailboxes,
+        text_anywhere,
+        policy,
+        cache_dir,
+        print_jail,
+        guests: paths,
+        native,
+        stream: stream_config,
+        modules: module_settings,
+    } = settings;
+    check_name(&node_name)?;
+    let max_call = max_call(max_datagram);
+    let runtime = Runtime::new(cache_dir, policy.uses_fuel())?;
     let names = guest_names(&paths);
     for named in policy.named_guests() {
         if !names.iter().any(|n| n == named) {
@@ -99,15 +168,14 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let id: u64 = rand::random();
-    let stream_config = args.stream.config()?;
     let stats = Arc::new(Stats::default());
     let connection_keys = crate::rpc::ConnectionKeys {
         keys: keys.clone(),
-        encrypt: args.group.key.encrypt,
+        encrypt,
     };
     // (Datagram keys are bound to the group: what is captured in one group runs in no other.)
     let datagram_keys = keys.as_ref().map(|k| k.for_group(group.addr));
-    let gate = Arc::new(Gate::new(datagram_keys, args.group.key.encrypt).on_interface(group.iface));
+    let gate = Arc::new(Gate::new(datagram_keys, encrypt).on_interface(group.iface));
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,
@@ -116,12 +184,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         runtime.stopping().clone(),
         stats.clone(),
     ));
-    let (pool, pool_handle) = Pool::new(
-        usize::from(args.tcp.pool_size),
-        id,
-        Some(&node_name),
-        connection_keys.clone(),
-    );
+    let (pool, pool_handle) = Pool::new(pool_size, id, Some(&node_name), connection_keys.clone());
     // The network thread's runtime, made now: guests wait on it for mailbox locks.
     let network = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -129,7 +192,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the tokio runtime")?;
     let mut calls = Calls::new(&node_name, Some(Arc::new(pool_handle.clone())))
         .with_round_trips(stats.round_trips.clone())
-        .with_native(crate::guest::native::serves);
+        .with_native(dhost_runtime::guest::native::serves);
     if let Some(boxes) = &mailboxes {
         calls = calls.with_mailboxes(boxes.clone(), network.handle().clone());
     }
@@ -145,8 +208,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut natives = Vec::new();
     let mut wasm_paths = Vec::new();
     for (path, name) in paths.iter().zip(&names) {
-        if args.native.contains(path) || crate::guest::native::is_elf(path) {
-            if args.jail.print_jail {
+        if native.contains(path) || dhost_runtime::guest::native::is_elf(path) {
+            if print_jail {
                 println!(
                     "native plugin {name} ({}): not sandboxed, no jail applies",
                     path.display()
@@ -167,7 +230,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut guests = Vec::with_capacity(paths.len());
     let mut descriptions = Descriptions::new(&node_name);
     for (path, name) in wasm_paths {
-        let loaded = load_guest(&runtime, path, name, &policy, node, args.jail.print_jail)
+        let loaded = load_guest(&runtime, path, name, &policy, node, print_jail)
             .with_context(|| format!("cannot load guest {}", path.display()))?;
         if let Some(guest) = loaded {
             tracing::info!("guest {name}: {}", guest.jail().limits.describe());
@@ -175,7 +238,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             guests.push(guest);
         }
     }
-    if args.jail.print_jail {
+    if print_jail {
         return Ok(ExitCode::SUCCESS);
     }
     let command = guests
@@ -185,7 +248,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if guests.iter().filter(|g| g.is_command()).count() > 1 {
         bail!("only one WASI command can run in a node");
     }
-    let plugin_owns_stdin = crate::guest::native::watches(0);
+    let plugin_owns_stdin = dhost_runtime::guest::native::watches(0);
     let stdin_wanted = guests
         .iter()
         .any(|g| g.hears(EventInterface::Stdin) && g.jail().stdin);
@@ -198,7 +261,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // A lone command that neither sends nor serves has no use for the network.
     // (Mailboxes are reached through the node's port and its peers' ports.)
     let networked = command.is_none()
-        || args.modules.accept_modules.is_some()
+        || module_settings.is_some()
         || !natives.is_empty()
         || guests.len() > 1
         || mailboxes.is_some()
@@ -213,10 +276,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         });
 
     let (receiver, listener) = if networked {
-        let listen = args
-            .tcp
-            .listen
-            .unwrap_or_else(|| SocketAddr::new(group.iface.into(), 0));
+        let listen = listen.unwrap_or_else(|| SocketAddr::new(group.iface.into(), 0));
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
         listener.set_nonblocking(true)?;
@@ -226,7 +286,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         (None, None)
     };
-    let metrics = match args.metrics {
+    let metrics = match metrics {
         Some(addr) => {
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("cannot serve the metrics on {addr} (--metrics)"))?;
@@ -268,17 +328,17 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !natives.is_empty() {
         spawn_fd_watcher(events_tx.clone())?;
     }
-    let modules = match &args.modules.accept_modules {
-        Some(publishers) if networked => {
+    let modules = match module_settings {
+        Some(settings) if networked => {
             let config = ServiceConfig {
-                store: args.modules.store()?,
+                store: settings.store,
                 owner: service::owner(&node_name, group.addr),
-                publishers: publishers
-                    .iter()
+                publishers: settings
+                    .publishers
+                    .into_iter()
                     .filter(|p| !p.is_empty())
-                    .cloned()
                     .collect(),
-                max_size: args.modules.max_module_size,
+                max_size: settings.max_size,
                 own_guests: names.clone(),
             };
             tracing::info!("{}", service::describe(&config));
@@ -331,7 +391,6 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         })
         .context("cannot start the event loop thread")?;
 
-    let limits = ServerLimits::new(args.tcp.max_connections as usize, args.tcp.idle_timeout);
     network.block_on(async {
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -340,7 +399,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 mailboxes,
                 keys: connection_keys,
                 stats: stats.clone(),
-                text_anywhere: args.mailboxes.text_anywhere,
+                text_anywhere,
                 modules: modules.clone(),
                 descriptions: Arc::new(descriptions),
                 ..Services::default()
@@ -389,19 +448,6 @@ fn exit_code(code: i32) -> ExitCode {
         Ok(c) => ExitCode::from(c),
         Err(_) => ExitCode::FAILURE,
     }
-}
-
-/// `HOSTNAME-PID`.
-fn default_name() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host}-{}", std::process::id())
-}
-
-fn validate_name(name: &str) -> anyhow::Result<()> {
-    if !crate::wire::is_node_name(name) {
-        bail!("the node name must be 1 to 255 printable characters");
-    }
-    Ok(())
 }
 
 /// The largest encoded call body that fits in one datagram.
@@ -456,7 +502,7 @@ fn spawn_fd_watcher(events: Sender<Event>) -> anyhow::Result<()> {
         .name("dhost-epoll".into())
         .spawn(move || {
             loop {
-                match crate::guest::native::wait_ready() {
+                match dhost_runtime::guest::native::wait_ready() {
                     Ok(ready) => {
                         for (fd, ev) in ready {
                             if events.send(Event::FdReady { fd, events: ev }).is_err() {

@@ -13,17 +13,17 @@
 //! a reply.
 
 use super::routing::{Routable, Route, RoutingTable};
-use crate::guest::calls::PeerEntry;
-use crate::guest::worker::{Origin, Responder, Work};
-use crate::guest::world::EventInterface;
-use crate::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
 use crate::modules::Publication;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::budget::Held;
 use crate::rpc::server::IncomingCall;
-use crate::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
-use crate::wire::{self, Announce, Datagram, Frame, Status, StreamCounts};
+use dhost_protocol::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_protocol::wire::{self, Announce, Datagram, Frame, Status, StreamCounts};
+use dhost_runtime::guest::calls::PeerEntry;
+use dhost_runtime::guest::worker::{Origin, Responder, Work};
+use dhost_runtime::guest::world::EventInterface;
+use dhost_runtime::stats::{DropLog, FunctionCounts, PeerCalls, Stats};
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -545,7 +545,7 @@ impl<N: Natives> NodeCore<N> {
         }
         // (A plugin answers any `x#name` for its `name`: senders must not pick labels.)
         let label = if native.is_some() && self.table.targets(function).is_none() {
-            crate::guest::native::LABEL
+            dhost_runtime::guest::native::LABEL
         } else {
             function
         };
@@ -632,7 +632,7 @@ impl<N: Natives> NodeCore<N> {
                 }
             }
             Ok(Server::Native(server)) => {
-                let counts = self.stats.functions.of(crate::guest::native::LABEL);
+                let counts = self.stats.functions.of(dhost_runtime::guest::native::LABEL);
                 Stats::bump(&counts.received);
                 Action::CallNative {
                     server,
@@ -1067,7 +1067,12 @@ mod tests {
             "{acted:?}"
         );
         assert_eq!(
-            count(&stats.functions.of(crate::guest::native::LABEL).received),
+            count(
+                &stats
+                    .functions
+                    .of(dhost_runtime::guest::native::LABEL)
+                    .received
+            ),
             1
         );
     }

@@ -117,7 +117,7 @@ impl ModuleStore {
             Value::Array(publications.iter().map(Publication::to_value).collect()),
         ]);
         let mut bytes = Vec::new();
-        crate::wire::encode_item(&value, &mut bytes);
+        dhost_protocol::wire::encode_item(&value, &mut bytes);
         write_whole(&self.node_file(node), &bytes)
     }
 
@@ -134,7 +134,8 @@ impl ModuleStore {
             path: path.clone(),
             why: why.to_string(),
         };
-        let value = crate::wire::next_item(&mut &bytes[..]).map_err(|e| bad(&e.to_string()))?;
+        let value =
+            dhost_protocol::wire::next_item(&mut &bytes[..]).map_err(|e| bad(&e.to_string()))?;
         let Value::Array(fields) = value else {
             return Err(bad("not [node-name, [publication...]]"));
         };
@@ -197,7 +198,7 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     // (Directories 0700 and files 0600: the user's alone, as every file of the node.)
-    crate::user_files::create_dir(dir).map_err(io(dir))?;
+    dhost_protocol::user_files::create_dir(dir).map_err(io(dir))?;
     let mut file = tempfile::Builder::new()
         .prefix(".incoming-")
         .tempfile_in(dir)

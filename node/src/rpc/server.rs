@@ -1,7 +1,7 @@
 //! The node's TCP port: accepts connections (at most a set number at once) and tells the
 //! binary protocol from the text one by the first byte. Binary connections carry calls:
 //! request frames go to the event loop and its replies are written back. Text connections
-//! speak the mailbox protocol ([`crate::mailbox::protocol`]) when the port serves
+//! speak the mailbox protocol ([`dhost_mailbox::protocol`]) when the port serves
 //! mailboxes. `dhost mailbox serve` is this same port without an event loop. The accepting
 //! itself (the cap, stopping) is [`dhost_mailbox::port`]'s, which `dipc` uses too.
 //!
@@ -16,13 +16,13 @@ use super::budget::{ByteBudget, Held, QUEUED_CALL_BYTES, QUEUED_REPLY_BYTES};
 use super::frame::{self, Arguments, MAGIC, MAX_FRAME, PortFrame, Request};
 use super::handshake::{self, ConnectionKeys};
 use crate::describe::{Descriptions, is_describe_function};
-use crate::mailbox::{Mailboxes, protocol};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
-use crate::outcome::{CallFailure, FailureKind, Outcome};
-use crate::stats::Stats;
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::port::{self, SharedDropLog};
+use dhost_mailbox::{Mailboxes, protocol};
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_runtime::stats::Stats;
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -393,7 +393,7 @@ fn busy(services: &Services, addr: SocketAddr, request: &Request) -> CallFailure
 /// per request by [`Builtin::of`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Builtin {
-    /// `dstc:node/mailboxes` ([`crate::mailbox`]): concurrently, a few per connection.
+    /// `dstc:node/mailboxes` ([`dhost_mailbox`]): concurrently, a few per connection.
     Mailbox,
     /// `say` ([`crate::say`]), on a node (a mailbox server has no terminal to print on).
     Say,
@@ -411,7 +411,7 @@ impl Builtin {
         type Answers = fn(&str, &Services) -> bool;
         const TABLE: [(Answers, Builtin); 4] = [
             (
-                |f, _| crate::mailbox::functions::is_mailbox_function(f),
+                |f, _| dhost_mailbox::functions::is_mailbox_function(f),
                 Builtin::Mailbox,
             ),
             (
@@ -440,7 +440,7 @@ impl Builtin {
         let function = request.function.as_str();
         match (self, &services.modules) {
             (Builtin::Mailbox, _) => {
-                crate::mailbox::functions::serve_call(services.mailboxes.as_deref(), function, args)
+                dhost_mailbox::functions::serve_call(services.mailboxes.as_deref(), function, args)
                     .await
             }
             (Builtin::Say, _) => crate::say::print_said(&args, addr),
@@ -562,7 +562,7 @@ mod tests {
         let of = |function: &str, services: &Services| Builtin::of(function, services);
         for services in [&mailbox_server, &node] {
             assert_eq!(
-                of(crate::mailbox::functions::READ_FUNCTION, services),
+                of(dhost_mailbox::functions::READ_FUNCTION, services),
                 Some(Builtin::Mailbox)
             );
             assert_eq!(

@@ -19,7 +19,7 @@
 //! 3. they are a WebAssembly component, which compiles;
 //! 4. it is not a WASI command, and the node can satisfy each of its imports;
 //! 5. it instantiates in its jail (the jail for published modules,
-//!    [`crate::jail::Policy::jail_for_published`]).
+//!    [`dhost_runtime::jail::Policy::jail_for_published`]).
 //!
 //! Only then is it written to the store, and handed to the event loop. One module is
 //! checked and loaded at a time; the catalog is judged again once it is loaded, so a newer
@@ -32,12 +32,12 @@ use super::protocol::{self, Listed, ModuleRequest};
 use super::publication::format_time;
 use super::uploads::Uploads;
 use super::{Digest, ModuleStore, Publication};
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use crate::rpc::PoolHandle;
-use crate::stats::DropLog;
-use crate::wire::Announce;
 use ciborium::Value;
 use crossbeam_channel::TrySendError;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_protocol::wire::Announce;
+use dhost_runtime::stats::DropLog;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -211,7 +211,8 @@ impl ModuleService {
     /// publisher, under its name, at its time (not ahead of this node's clock by more than
     /// clocks may differ by).
     fn check_publisher(&self, p: &Publication) -> Result<(), CallFailure> {
-        p.check_time(crate::clock::unix_millis()).map_err(refused)?;
+        p.check_time(dhost_protocol::clock::unix_millis())
+            .map_err(refused)?;
         let allowed = &self.config.publishers;
         if !allowed.is_empty() && !allowed.contains(&p.publisher) {
             return Err(refused(format!(
@@ -470,7 +471,7 @@ impl ModuleService {
         for p in publications {
             // (A file saved before nodes refused publications from the future: one would
             // hold its name for good.)
-            if let Err(why) = p.check_time(crate::clock::unix_millis()) {
+            if let Err(why) = p.check_time(dhost_protocol::clock::unix_millis()) {
                 tracing::warn!("not running again what this node kept of {p}: {why}");
                 continue;
             }
@@ -542,7 +543,7 @@ impl ModuleService {
     }
 
     /// The WIT of a module this node runs that exports `interface` (named with or without
-    /// its version: [`crate::guest::wit_text::find_export`]), if one does.
+    /// its version: [`dhost_runtime::guest::wit_text::find_export`]), if one does.
     pub async fn wit_exporting(&self, interface: &str) -> Option<Outcome> {
         let name = {
             let catalog = lock(&self.catalog);
@@ -557,7 +558,8 @@ impl ModuleService {
                         .map(move |i| (i.as_str(), p.name.as_str()))
                 })
                 .collect();
-            crate::guest::wit_text::find_export(&exported, interface).map(|name| name.to_string())
+            dhost_runtime::guest::wit_text::find_export(&exported, interface)
+                .map(|name| name.to_string())
         }?;
         Some(self.wit(&name).await)
     }
@@ -574,15 +576,16 @@ impl ModuleService {
             return Ok(Value::Text(text.clone()));
         }
         let bytes = self.served_bytes(digest).await?;
-        let text = tokio::task::spawn_blocking(move || crate::guest::wit_text::wit_text(&bytes))
-            .await
-            .map_err(|e| CallFailure::new(FailureKind::Unavailable, e))?
-            .map_err(|e| {
-                CallFailure::new(
-                    FailureKind::Unavailable,
-                    format!("cannot decode the WIT of {name}: {e:#}"),
-                )
-            })?;
+        let text =
+            tokio::task::spawn_blocking(move || dhost_runtime::guest::wit_text::wit_text(&bytes))
+                .await
+                .map_err(|e| CallFailure::new(FailureKind::Unavailable, e))?
+                .map_err(|e| {
+                    CallFailure::new(
+                        FailureKind::Unavailable,
+                        format!("cannot decode the WIT of {name}: {e:#}"),
+                    )
+                })?;
         let mut wits = lock(&self.wits);
         if wits.len() >= MAX_WITS_KEPT {
             wits.clear();

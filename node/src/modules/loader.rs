@@ -3,11 +3,11 @@
 //! modules), and the [`ModuleChange`]s that hand the loaded guest to the event loop, which
 //! swaps it in between two events.
 
-use crate::guest::calls::Calls;
-use crate::guest::network::CallSender;
-use crate::guest::wasm::{NodeFacts, Runtime, WasmGuest};
-use crate::guest::world::{Role, World};
-use crate::jail::Policy;
+use dhost_runtime::guest::calls::Calls;
+use dhost_runtime::guest::network::CallSender;
+use dhost_runtime::guest::wasm::{NodeFacts, Runtime, WasmGuest};
+use dhost_runtime::guest::world::{Role, World};
+use dhost_runtime::jail::Policy;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 

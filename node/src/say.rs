@@ -2,14 +2,14 @@
 //! text on its terminal. `dhost console`'s `say NODE TEXT` sends it ([`SAY_FUNCTION`]) and the
 //! node's TCP port answers it ([`crate::rpc::server`]) with [`print_said`].
 
-use crate::outcome::{CallFailure, FailureKind, Outcome};
-use crate::printable::printable;
 use ciborium::Value;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_protocol::printable::printable;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// The function a node answers itself by printing the text on its terminal.
-pub(crate) const SAY_FUNCTION: &str = "dhost:node/console#say";
+pub const SAY_FUNCTION: &str = "dhost:node/console#say";
 
 /// The longest text `say` carries.
 pub(crate) const MAX_SAY: usize = 4096;

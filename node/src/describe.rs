@@ -10,10 +10,10 @@
 //! interface may be named without its version (`dhost:kv/store` for
 //! `dhost:kv/store@0.1.0`) when one export matches.
 
-use crate::guest::wit_text::find_export;
 use crate::modules::ModuleService;
-use crate::outcome::{CallFailure, FailureKind, Outcome};
 use ciborium::Value;
+use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
+use dhost_runtime::guest::wit_text::find_export;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ impl Descriptions {
     /// Registers guest `name`, loaded from `path`, exporting `interfaces`: decodes its WIT
     /// now, from the file just loaded.
     pub fn add(&mut self, name: &str, path: &Path, interfaces: Vec<String>) {
-        let wit = crate::guest::wit_text::file_wit_text(path).map_err(|e| format!("{e:#}"));
+        let wit = dhost_runtime::guest::wit_text::file_wit_text(path).map_err(|e| format!("{e:#}"));
         if let Err(why) = &wit {
             tracing::warn!("guest {name}: its WIT cannot be described to clients: {why}");
         }

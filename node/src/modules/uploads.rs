@@ -3,7 +3,7 @@
 //! arrived, and their SHA-256 is the digest offered) before anything else looks at them.
 
 use super::{Digest, Publication};
-use crate::outcome::{CallFailure, FailureKind};
+use dhost_protocol::outcome::{CallFailure, FailureKind};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 
-use crate::wire;
+use dhost_protocol::wire;
 
 /// The default group, as in the original DSTC.
 pub const DEFAULT_GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 0, 0, 1), 4723);

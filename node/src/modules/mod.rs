@@ -10,14 +10,15 @@
 //! - [`loader`]: checked bytes to a guest in its jail, handed to the event loop;
 //! - [`fetch`]: modules fetched from a peer, and those read for peers' fetches;
 //! - [`service`]: the node's side: the requests, loading, catching up, restarts;
-//! - [`client`]: the CLI's side: `dhost publish`, `unpublish`, `modules`, `inspect --node`.
+//!
+//! The command line's side (`dhost publish`, `unpublish`, `modules`, `inspect --node`) is
+//! the `dhost` crate's `modules::client`.
 //!
 //! A *publication* says which module runs under a name: its digest (none once the name is
 //! unpublished), its size, who published it and when. The newest publication of a name
 //! wins everywhere: a node that hears of one newer than its own fetches the module from
 //! the peer that announced it. docs/modules.md is the reference.
 
-pub mod client;
 pub(crate) mod fetch;
 pub(crate) mod loader;
 pub mod protocol;
