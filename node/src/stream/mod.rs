@@ -6,5 +6,5 @@
 pub mod outgoing;
 
 pub use dhost_protocol::stream::{
-    DEFAULT_KEEP_AGE, DEFAULT_KEEP_BYTES, DEFAULT_WINDOW, StreamConfig, receive, send,
+    DEFAULT_KEEP_AGE, DEFAULT_KEEP_BYTES, DEFAULT_WINDOW, StreamConfig, receive, send, send_side,
 };

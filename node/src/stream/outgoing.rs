@@ -6,19 +6,24 @@
 //! An [`Outgoing`] is shared by the event loop and the plugins it runs, by the guests'
 //! workers (a guest in a tight loop flushes its calls before it returns, and waits there
 //! while the window is full: back-pressure, never a dropped call), by the network thread
-//! (which tells it
-//! of announcements and goodbyes, the receivers' liveness) and by the *stream thread*,
-//! which hears receivers' statuses on the node's unicast socket, resends what they miss,
-//! answers what is gone with the stream's position, and multicasts heartbeats.
+//! (which tells it of announcements and goodbyes, the receivers' liveness) and by the
+//! *stream thread*, which hears receivers' statuses on the node's unicast socket, resends
+//! what they miss, answers what is gone with the stream's position, and multicasts
+//! heartbeats.
+//!
+//! What to transmit and when is the protocol's [`SendSide`] (batching, the queue in front
+//! of the window, answers to statuses, heartbeats), tested without a socket; this is its
+//! driver: the lock the threads share, the condition variable senders wait on for room,
+//! the turn that keeps datagrams leaving in the order numbered, the socket, the clock.
 
 use super::StreamConfig;
-use super::send::{Review, SendStream, StatusRefused};
+use super::send::{Review, StatusRefused};
+use super::send_side::{Expired, SendSide, Transmit};
 use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
-use dhost_protocol::wire::{self, Batcher, Frame, Status};
+use dhost_protocol::wire::{self, Frame, Status};
 use dhost_runtime::guest::network::{CallSender, Patience, Stopped};
 use dhost_runtime::guest::outbox::Outbox;
 use dhost_runtime::stats::{DropLog, Stats};
-use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
@@ -27,13 +32,6 @@ use std::time::{Duration, Instant};
 /// How often the stream thread wakes when nothing is due, to forget silent receivers and
 /// old datagrams.
 const IDLE_TICK: Duration = Duration::from_millis(100);
-
-/// The shortest pause between two answers with the stream's position (multicast) to
-/// requests for datagrams this node no longer holds, or never sent.
-const POSITION_ANSWER_GAP: Duration = Duration::from_millis(5);
-
-/// The shortest pause between two queries made because statuses came from unknown nodes.
-const QUERY_GAP: Duration = Duration::from_millis(100);
 
 /// The most bytes a stream position frame takes.
 const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
@@ -53,16 +51,9 @@ struct Network {
 
 /// What the lock guards.
 struct Inner {
-    stream: SendStream,
-    batcher: Batcher,
-    /// Datagrams packed and waiting for room in the window, in order.
-    pending: VecDeque<Vec<u8>>,
-    /// The number of the next call sent.
-    next_call: u64,
+    /// What to transmit and when.
+    side: SendSide,
     drops: DropLog,
-    last_position_answer: Option<Instant>,
-    /// When the group was last asked who is there (a status came from an unknown node).
-    last_query: Option<Instant>,
 }
 
 /// The sending side of a node (see the module's documentation).
@@ -110,13 +101,8 @@ impl Outgoing {
             gate,
             network: OnceLock::new(),
             inner: Mutex::new(Inner {
-                stream: SendStream::new(id, config, now),
-                batcher: Batcher::new(id, max_datagram, true),
-                pending: VecDeque::new(),
-                next_call: 1,
+                side: SendSide::new(id, max_datagram, config, now),
                 drops: DropLog::new(),
-                last_position_answer: None,
-                last_query: None,
             }),
             room: Condvar::new(),
             send_turn: Mutex::new(()),
@@ -161,34 +147,33 @@ impl Outgoing {
         patience: Patience,
     ) -> Result<Duration, Stopped> {
         let Some(network) = self.network.get() else {
-            inner.pending.clear();
+            inner.side.discard_waiting();
             return Ok(Duration::ZERO);
         };
         let mut waited = Duration::ZERO;
-        while let Some(len) = inner.pending.front().map(Vec::len) {
-            while !inner.stream.has_room(len) {
-                let now = Instant::now();
-                let stopping = self.stopping.load(Ordering::Relaxed);
-                let Some(wait) = patience.wait(stopping, now) else {
-                    return Err(Stopped {
-                        datagrams: inner.pending.len(),
-                    });
-                };
-                inner = self
-                    .room
-                    .wait_timeout(inner, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                let after = Instant::now();
-                waited += after - now;
-                expire(&mut inner, after);
-            }
-            let Some(datagram) = inner.pending.pop_front() else {
-                break;
+        loop {
+            let bytes = match inner.side.poll_transmit(Instant::now()) {
+                Transmit::Send(bytes) => bytes,
+                Transmit::Idle => break,
+                Transmit::Wait => {
+                    let now = Instant::now();
+                    let stopping = self.stopping.load(Ordering::Relaxed);
+                    let Some(wait) = patience.wait(stopping, now) else {
+                        return Err(Stopped {
+                            datagrams: inner.side.waiting(),
+                        });
+                    };
+                    inner = self
+                        .room
+                        .wait_timeout(inner, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    let after = Instant::now();
+                    waited += after - now;
+                    say_expired(inner.side.expire(after));
+                    continue;
+                }
             };
-            let now = Instant::now();
-            let bytes = inner.stream.record(datagram, now);
-            inner.stream.evict(now);
             // Sent without the lock (the stream thread and the network thread need it), but
             // in the order numbered: the turn to send is taken before the lock is let go,
             // so a thread that numbers the next datagram waits for this one to leave
@@ -227,7 +212,7 @@ impl Outgoing {
         let Some(network) = self.network.get() else {
             return;
         };
-        let position = self.lock().stream.position();
+        let position = self.lock().side.stream().position();
         self.multicast_control(network, position, frames);
     }
 
@@ -257,17 +242,12 @@ impl Outgoing {
     /// itself, it is a receiver (from the stream's current position if it is new), whose
     /// statuses must come from that address.
     pub fn heard(&self, id: u64, from: SocketAddr, announced: bool) {
-        let mut inner = self.lock();
-        if announced {
-            inner.stream.heard(id, from, Instant::now());
-        } else {
-            inner.stream.alive(id, Instant::now());
-        }
+        self.lock().side.heard(id, from, announced, Instant::now());
     }
 
     /// Node `id` said goodbye: it no longer holds the window back.
     pub fn left(&self, id: u64) {
-        if self.lock().stream.left(id) {
+        if self.lock().side.left(id) {
             self.room.notify_all();
         }
     }
@@ -281,8 +261,9 @@ impl Outgoing {
         let mut inner = self.lock();
         loop {
             let now = Instant::now();
-            expire(&mut inner, now);
-            if !inner.stream.is_reliable() || !inner.stream.lagging() {
+            let (settled, expired) = inner.side.settled(now);
+            say_expired(expired);
+            if settled {
                 return true;
             }
             let Some(wait) = Patience::Until(deadline).wait(false, now) else {
@@ -381,27 +362,8 @@ impl Outgoing {
             let Frame::Status(status) = frame else {
                 continue; // nothing else is sent to this socket
             };
-            let answer = match inner.stream.on_status(sender, from, &status, now) {
+            let answer = match inner.side.on_status(sender, from, &status, now) {
                 Ok(answer) => answer,
-                Err(StatusRefused::NotAPeer) => {
-                    // A receiver whose announcement was lost, or not sent yet (nodes that
-                    // start together hear each other's streams before their names)? Ask
-                    // the group who is there (its answer makes it a receiver); a forger
-                    // gains nothing by it. Said when asking: at most every 100 ms.
-                    let quiet = inner
-                        .last_query
-                        .is_none_or(|at| now.saturating_duration_since(at) >= QUERY_GAP);
-                    if quiet {
-                        inner.last_query = Some(now);
-                        query = true;
-                        tracing::info!(
-                            "{} (yet), from {from} ({sender:016x}): asking the group who is \
-                             there",
-                            StatusRefused::NotAPeer
-                        );
-                    }
-                    continue;
-                }
                 Err(refused) => {
                     inner.drops.dropped(format_args!(
                         "a status from {from} ({sender:016x}): {refused}"
@@ -409,24 +371,25 @@ impl Outgoing {
                     continue;
                 }
             };
-            resends.extend(
-                answer
-                    .resend
-                    .iter()
-                    .filter_map(|&seq| inner.stream.kept(seq)),
-            );
-            if let (Some(first), Some(last)) = (answer.resend.first(), answer.resend.last()) {
+            if answer.ask_who_is_there {
+                // A receiver whose announcement was lost, or not sent yet (nodes that
+                // start together hear each other's streams before their names)? Ask the
+                // group who is there (its answer makes it a receiver).
+                query = true;
+                tracing::info!(
+                    "{} (yet), from {from} ({sender:016x}): asking the group who is there",
+                    StatusRefused::NotAPeer
+                );
+            }
+            if let Some((first, last)) = answer.resent_range {
                 tracing::debug!(
                     "resending {} datagram(s) to {from} ({first} to {last})",
                     answer.resend.len()
                 );
             }
-            let quiet = inner
-                .last_position_answer
-                .is_none_or(|at| now.saturating_duration_since(at) >= POSITION_ANSWER_GAP);
-            if answer.position && quiet {
-                inner.last_position_answer = Some(now);
-                position = Some(inner.stream.position());
+            resends.extend(answer.resend);
+            if answer.position.is_some() {
+                position = answer.position;
             }
             if answer.opened {
                 self.room.notify_all();
@@ -464,20 +427,18 @@ impl Outgoing {
     /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
     /// heartbeat. Returns how long it may sleep.
     fn tick(&self, network: &Network, now: Instant) -> Duration {
-        let mut inner = self.lock();
-        expire(&mut inner, now);
-        inner.stream.evict(now);
-        let heartbeat = inner.stream.heartbeat(now);
+        let tick = self.lock().side.tick(now);
+        say_expired(tick.expired);
+        let heartbeat = tick.heartbeat;
         // While a heartbeat may be due, look often; else rarely (two values, so that the
         // socket's timeout is seldom set anew).
-        let active = inner.stream.next_heartbeat().is_some();
-        self.stream_thread_idle.store(!active, Ordering::Relaxed);
-        let sleep = if active {
+        self.stream_thread_idle
+            .store(!tick.active, Ordering::Relaxed);
+        let sleep = if tick.active {
             super::send::HEARTBEAT_FIRST
         } else {
             IDLE_TICK
         };
-        drop(inner);
         if let Some(position) = heartbeat {
             self.multicast_control(network, position, &[]);
         }
@@ -506,13 +467,9 @@ impl CallSender for Outgoing {
         let mut inner = self.lock();
         for (function, calls) in sent.runs() {
             if networked {
-                let first = inner.next_call;
-                inner.next_call += calls.len() as u64;
-                inner
-                    .batcher
-                    .push_calls(first, function, calls.clone(), |e| {
-                        tracing::error!("cannot send a call to {function}: {e}")
-                    });
+                inner.side.queue_calls(function, calls.clone(), |e| {
+                    tracing::error!("cannot send a call to {function}: {e}")
+                });
             }
             if serves(function) {
                 for args in calls {
@@ -521,30 +478,26 @@ impl CallSender for Outgoing {
             }
         }
         sent.clear();
-        if !inner.batcher.has_full() && inner.pending.is_empty() {
+        if !inner.side.seal(false) {
             return Ok(Duration::ZERO);
         }
-        let full = inner.batcher.take_full();
-        inner.pending.extend(full);
         self.transmit(inner, Patience::UntilStopping)
     }
 
     fn flush(&self, patience: Patience) -> Result<Duration, Stopped> {
         let mut inner = self.lock();
-        if inner.batcher.is_empty() && inner.pending.is_empty() {
+        if inner.side.is_empty() {
             return Ok(Duration::ZERO);
         }
-        let all = inner.batcher.take();
-        inner.pending.extend(all);
+        inner.side.seal(true);
         self.transmit(inner, patience)
     }
 }
 
-/// Forgets receivers not heard from for too long, and stops waiting for those silent too
-/// long, saying so.
-fn expire(inner: &mut Inner, now: Instant) {
-    let sent = inner.stream.next() - 1;
-    for change in inner.stream.review(now) {
+/// Says which receivers the sender stopped waiting for.
+fn say_expired(expired: Expired) {
+    let sent = expired.last_sent;
+    for change in expired.changes {
         match change {
             Review::Gone(id, receiver) => tracing::info!(
                 "receiver {id:016x} not heard from for {}: no longer waited for (it had run \

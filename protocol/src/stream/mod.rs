@@ -20,12 +20,15 @@
 //!   A receiver that has not been heard from for [`crate::membership::PEER_EXPIRY`] is no
 //!   longer waited for.
 //!
-//! These are state machines: they take the time as an argument and do no I/O. The node's
-//! sending side (`dhost::stream::outgoing`) drives [`send::SendStream`] from the threads
-//! that send and the socket. `docs/wire.md` describes the frames.
+//! These are state machines: they take the time as an argument and do no I/O.
+//! [`send_side::SendSide`] is a node's whole sending side over [`send::SendStream`]:
+//! numbering and batching calls, the queue in front of the window, answering statuses,
+//! heartbeats; the node (`dhost_node::stream::outgoing`) drives it from the threads that
+//! send and the socket that hears statuses. `docs/wire.md` describes the frames.
 
 pub mod receive;
 pub mod send;
+pub mod send_side;
 
 use std::time::Duration;
 

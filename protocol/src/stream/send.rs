@@ -2,7 +2,8 @@
 //! the retransmit buffer, the receivers' positions and windows, whether there is room to
 //! send, which datagrams a status asks to be resent, and when to send a heartbeat.
 //!
-//! [`super::outgoing::Outgoing`] drives it from the threads that send and hear statuses;
+//! [`super::send_side::SendSide`] puts the batching and the queue in front of the window
+//! around it, and the node drives that from the threads that send and hear statuses;
 //! the tests drive it with made-up clocks.
 
 use super::StreamConfig;
