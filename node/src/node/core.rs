@@ -1,8 +1,18 @@
-//! The node's decisions, with no I/O: a state machine that takes the node's inputs with the
-//! time (a datagram, a call from the TCP port, a stdin line, a timer) and says what to do as
-//! [`Action`]s, in order, for the driver ([`super::Node`]) to carry out: hand work to a
-//! guest, run a native plugin, answer a call, send an announcement or a stream status,
-//! tell the guests' calls what the peers are.
+//! The node's decisions, with no I/O: a state machine that takes the node's inputs (a
+//! datagram with the time it was heard, a call from the TCP port, a stdin line, local calls
+//! to dispatch, a timer) and says what to do as [`Action`]s, in order, for the driver
+//! ([`super::Node`]) to carry out: hand work to a guest, run a native plugin, answer a
+//! call, send an announcement or a stream status, tell the guests' calls what the peers
+//! are.
+//!
+//! An input is taken at once into the state it concerns (a datagram into its sender's
+//! stream), and what follows from it is queued as *pending* work; [`NodeCore::poll_action`]
+//! works through that one step at a time (one frame, one run of calls, one timer's check),
+//! at the time the driver gives, and only when the actions of the step before have all been
+//! taken. So each decision (who serves a run and admits its caller, what is counted and
+//! logged, whether a peer is silent) is taken just before the driver carries it out, after
+//! whatever the hand-overs before it cost, in the order the frames came: as a node did when
+//! it handled frames and handed work over in one loop.
 //!
 //! It owns the node's protocol state: membership (names, peers, announcements), the
 //! receiving side of the peers' streams, the routing table, and the counters of what it
@@ -218,7 +228,48 @@ pub(crate) struct NodeCore<N: Natives> {
     serves_mailboxes: bool,
     stats: Arc<Stats>,
     drops: DropLog,
+    /// What follows from the inputs taken, worked through as the driver polls.
+    pending: VecDeque<Pending>,
+    /// What to do, decided by the step last worked through.
     actions: VecDeque<Action<N::Server>>,
+}
+
+/// Work that follows from an input, in the order it is to be done.
+#[derive(Debug)]
+enum Pending {
+    /// The frames of a datagram from `sender` at `from`, one step each; calls run only from
+    /// a stream (`sequenced`). `repaired` calls came in a repair (counted when it starts).
+    Frames {
+        from: SocketAddr,
+        sender: u64,
+        frames: std::vec::IntoIter<Frame>,
+        sequenced: bool,
+        repaired: u64,
+    },
+    /// Say what the streams lost for good.
+    Losses,
+    /// Send `sender` the status of its stream, if one is due.
+    Status { sender: u64 },
+    /// Send every stream status due.
+    Statuses,
+    /// Tell the guests' calls what changed of the peers.
+    SharePeers,
+    /// Forget peer `sender`, whose last datagrams ran: it said goodbye, or fell silent.
+    Forget { sender: u64, silent: bool },
+    /// A run of calls to hand to the guests and plugins that serve it.
+    Dispatch {
+        run: Arc<wire::CallRun>,
+        origin: Origin,
+        held: Option<Arc<Held>>,
+    },
+    /// A call from the TCP port.
+    Call(Box<IncomingCall>),
+    /// A line of the node's stdin.
+    StdinLine(Arc<str>),
+    /// The node's timers.
+    Timeout,
+    /// Announce the node, if that is due.
+    AnnounceIfDue,
 }
 
 /// How a node starts, for [`NodeCore::new`].
@@ -250,13 +301,117 @@ impl<N: Natives> NodeCore<N> {
             serves_mailboxes: config.serves_mailboxes,
             stats,
             drops: DropLog::new(),
+            pending: VecDeque::new(),
             actions: VecDeque::new(),
         }
     }
 
-    /// The next thing to do, in order.
-    pub(crate) fn poll_action(&mut self) -> Option<Action<N::Server>> {
-        self.actions.pop_front()
+    /// The next thing to do, at `now`, with the node's guests as they are now: what the
+    /// last step decided, else what the next pending step decides (none: nothing is left
+    /// to do until the next input).
+    pub(crate) fn poll_action<G: Guest>(
+        &mut self,
+        now: Instant,
+        guests: &[Option<G>],
+    ) -> Option<Action<N::Server>> {
+        loop {
+            if let Some(action) = self.actions.pop_front() {
+                return Some(action);
+            }
+            let step = self.pending.pop_front()?;
+            self.work_on(now, step, guests);
+        }
+    }
+
+    /// Works through one pending step at `now`.
+    fn work_on<G: Guest>(&mut self, now: Instant, step: Pending, guests: &[Option<G>]) {
+        match step {
+            Pending::Frames {
+                from,
+                sender,
+                mut frames,
+                sequenced,
+                repaired,
+            } => {
+                Stats::add(&self.stats.calls_repaired, repaired);
+                let Some(frame) = frames.next() else {
+                    return;
+                };
+                if frames.len() > 0 {
+                    // (Before what this frame queues in front of the rest: a goodbye's
+                    // last datagrams.)
+                    self.pending.push_front(Pending::Frames {
+                        from,
+                        sender,
+                        frames,
+                        sequenced,
+                        repaired: 0,
+                    });
+                }
+                self.handle_frame(now, from, sender, frame, sequenced, guests);
+            }
+            Pending::Losses => self.say_losses(),
+            Pending::Status { sender } => {
+                if let Some((to, status)) = self.streams.status_for(sender, now) {
+                    self.actions.push_back(Action::SendStatus(to, status));
+                }
+            }
+            Pending::Statuses => {
+                for (to, status) in self.streams.statuses(now) {
+                    self.actions.push_back(Action::SendStatus(to, status));
+                }
+            }
+            Pending::SharePeers => self.share_peers_now(guests),
+            Pending::Forget { sender, silent } => {
+                let Some(peer) = self.membership.forget(sender) else {
+                    return;
+                };
+                if silent {
+                    tracing::info!(
+                        "peer {} ({}) gone: nothing heard from it for {}",
+                        peer.name,
+                        peer.addr,
+                        humantime::format_duration(PEER_EXPIRY)
+                    );
+                } else {
+                    tracing::info!("peer {} ({}) left", peer.name, peer.addr);
+                }
+            }
+            Pending::Dispatch { run, origin, held } => self.dispatch_now(run, origin, held, guests),
+            Pending::Call(call) => self.call_now(*call, guests),
+            Pending::StdinLine(line) => self.stdin_line_now(line, guests),
+            Pending::Timeout => self.timeout_now(now),
+            Pending::AnnounceIfDue => {
+                if self.membership.announce_due(now) {
+                    self.actions.push_back(Action::Announce);
+                }
+            }
+        }
+    }
+
+    /// Queues `steps` in front of every other pending step, in their order.
+    fn first(&mut self, steps: impl IntoIterator<Item = Pending, IntoIter: DoubleEndedIterator>) {
+        for step in steps.into_iter().rev() {
+            self.pending.push_front(step);
+        }
+    }
+
+    /// The steps that run datagrams a stream handed over, in order, then say what was
+    /// lost.
+    fn delivered_steps(ran: Vec<Delivered<Datagram>>) -> impl DoubleEndedIterator<Item = Pending> {
+        ran.into_iter()
+            .map(|delivered| Pending::Frames {
+                from: delivered.from,
+                sender: delivered.item.header.sender,
+                frames: delivered.item.frames.into_iter(),
+                sequenced: true,
+                repaired: delivered
+                    .meta
+                    .calls
+                    .filter(|_| delivered.repaired)
+                    .map_or(0, |(_, count)| count),
+            })
+            .chain(std::iter::once(Pending::Losses))
     }
 
     /// The membership: the node's name, its peers, its announcements.
@@ -358,35 +513,34 @@ impl<N: Natives> NodeCore<N> {
     }
 
     /// A datagram from the group, heard at `now`: a sequenced one goes through its
-    /// sender's stream (run in order, once; a gap is asked for), a control datagram is
-    /// handled at once. Then the guests' calls hear what changed of the peers.
-    pub(crate) fn handle_datagram<G: Guest>(
+    /// sender's stream at once (run in order, once; a gap is asked for), and what the
+    /// stream hands over is queued; a control datagram's frames are queued. Then the
+    /// guests' calls hear what changed of the peers.
+    pub(crate) fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
         datagram: Datagram,
         len: usize,
-        guests: &[Option<G>],
     ) {
-        self.on_datagram(now, from, datagram, len, guests);
-        self.share_peers(guests);
+        self.take_datagram(now, from, datagram, len);
+        self.pending.push_back(Pending::SharePeers);
     }
 
-    fn on_datagram<G: Guest>(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        datagram: Datagram,
-        len: usize,
-        guests: &[Option<G>],
-    ) {
+    fn take_datagram(&mut self, now: Instant, from: SocketAddr, datagram: Datagram, len: usize) {
         let sender = datagram.header.sender;
         if sender == self.id {
             return; // our own, looped back: already delivered locally
         }
         self.membership.heard_from(sender, now);
         let Some(seq) = datagram.header.seq else {
-            self.handle_frames(now, from, sender, datagram.frames, false, guests);
+            self.pending.push_back(Pending::Frames {
+                from,
+                sender,
+                frames: datagram.frames.into_iter(),
+                sequenced: false,
+                repaired: 0,
+            });
             return;
         };
         let meta = Meta {
@@ -394,36 +548,8 @@ impl<N: Natives> NodeCore<N> {
             calls: calls_of(&datagram),
         };
         let ran = self.streams.on_data(sender, from, seq, meta, datagram, now);
-        self.run_delivered(now, ran, guests);
-        if let Some((to, status)) = self.streams.status_for(sender, now) {
-            self.actions.push_back(Action::SendStatus(to, status));
-        }
-    }
-
-    /// Runs the datagrams a stream hands over, in order, and says what was lost.
-    fn run_delivered<G: Guest>(
-        &mut self,
-        now: Instant,
-        ran: Vec<Delivered<Datagram>>,
-        guests: &[Option<G>],
-    ) {
-        for delivered in ran {
-            if delivered.repaired
-                && let Some((_, count)) = delivered.meta.calls
-            {
-                Stats::add(&self.stats.calls_repaired, count);
-            }
-            let sender = delivered.item.header.sender;
-            self.handle_frames(
-                now,
-                delivered.from,
-                sender,
-                delivered.item.frames,
-                true,
-                guests,
-            );
-        }
-        self.say_losses();
+        self.pending.extend(Self::delivered_steps(ran));
+        self.pending.push_back(Pending::Status { sender });
     }
 
     /// Logs each gap lost for good, once, naming the sender and the datagrams (and calls).
@@ -445,83 +571,100 @@ impl<N: Natives> NodeCore<N> {
         }
     }
 
-    /// The frames of a datagram from `sender`, in order. Calls run only from a stream
-    /// (`sequenced`): a call in a control datagram could run twice or out of order.
-    fn handle_frames<G: Guest>(
+    /// One frame of a datagram from `sender`. Calls run only from a stream (`sequenced`):
+    /// a call in a control datagram could run twice or out of order.
+    fn handle_frame<G: Guest>(
         &mut self,
         now: Instant,
         from: SocketAddr,
         sender: u64,
-        frames: Vec<Frame>,
+        frame: Frame,
         sequenced: bool,
         guests: &[Option<G>],
     ) {
-        for frame in frames {
-            match frame {
-                Frame::Call(call) if sequenced => {
-                    self.dispatch(Arc::new(call), Origin::Remote(from, sender), None, guests)
+        match frame {
+            Frame::Call(call) if sequenced => {
+                self.dispatch_now(Arc::new(call), Origin::Remote(from, sender), None, guests)
+            }
+            Frame::Call(call) => {
+                let n = call.count() as u64;
+                Stats::add(&self.stats.calls_dropped, n);
+                self.drops.dropped(format_args!(
+                    "{n} call(s) from {from} to `{}`: they came in a datagram without a \
+                     sequence number (calls travel only in a sender's stream)",
+                    call.function
+                ));
+            }
+            Frame::Announce(announce) => {
+                let name = announce.name.clone();
+                match self.membership.on_announce(sender, from, announce, now) {
+                    Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
+                    Ok(Change::Known | Change::Conflict) => {}
+                    // (Only while claiming the name, which is over.)
+                    Err(taken) => tracing::warn!("{taken}"),
                 }
-                Frame::Call(call) => {
-                    let n = call.count() as u64;
-                    Stats::add(&self.stats.calls_dropped, n);
-                    self.drops.dropped(format_args!(
-                        "{n} call(s) from {from} to `{}`: they came in a datagram without a \
-                         sequence number (calls travel only in a sender's stream)",
-                        call.function
-                    ));
-                }
-                Frame::Announce(announce) => {
-                    let name = announce.name.clone();
-                    match self.membership.on_announce(sender, from, announce, now) {
-                        Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
-                        Ok(Change::Known | Change::Conflict) => {}
-                        // (Only while claiming the name, which is over.)
-                        Err(taken) => tracing::warn!("{taken}"),
-                    }
-                }
-                Frame::Query => self.membership.on_query(now),
-                Frame::Goodbye => {
-                    // (Its last datagrams run first, while it is still a peer.)
-                    self.forget_stream(now, sender, guests);
-                    if let Some(peer) = self.membership.forget(sender) {
-                        tracing::info!("peer {} ({}) left", peer.name, peer.addr);
-                    }
-                }
-                Frame::Position(position) if !sequenced => {
-                    let ran = self.streams.on_position(sender, from, position, now);
-                    self.run_delivered(now, ran, guests);
-                }
-                Frame::Position(_) | Frame::Status(_) => {
-                    // (Statuses come to the node's own socket, not the group's.)
-                    tracing::debug!("skipped a stream frame out of place from {from}");
-                }
-                Frame::Unknown { kind } => {
-                    tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
-                }
+            }
+            Frame::Query => self.membership.on_query(now),
+            Frame::Goodbye => {
+                // (Its last datagrams run first, while it is still a peer.)
+                let ran = self.forget_stream(now, sender);
+                self.first(ran.chain([Pending::Forget {
+                    sender,
+                    silent: false,
+                }]));
+            }
+            Frame::Position(position) if !sequenced => {
+                let ran = self.streams.on_position(sender, from, position, now);
+                self.first(Self::delivered_steps(ran));
+            }
+            Frame::Position(_) | Frame::Status(_) => {
+                // (Statuses come to the node's own socket, not the group's.)
+                tracing::debug!("skipped a stream frame out of place from {from}");
+            }
+            Frame::Unknown { kind } => {
+                tracing::debug!("skipped a frame of unknown kind {kind} from {from}")
             }
         }
     }
 
-    /// Stops following the stream of `sender`, which left (called while it is still a
-    /// peer, so that it is named and its last calls pass its guests' jails): what it never
-    /// repaired is lost, what was held after that runs.
-    fn forget_stream<G: Guest>(&mut self, now: Instant, sender: u64, guests: &[Option<G>]) {
-        let Some((counts, ran)) = self.streams.forget(sender, now) else {
-            return;
+    /// Stops following the stream of `sender`, which left (while it is still a peer, so
+    /// that it is named, and its last calls pass its guests' jails): what it never
+    /// repaired is lost, what was held after that is to run (the steps returned).
+    fn forget_stream(
+        &mut self,
+        now: Instant,
+        sender: u64,
+    ) -> impl DoubleEndedIterator<Item = Pending> + use<N> {
+        let ran = match self.streams.forget(sender, now) {
+            Some((counts, ran)) => {
+                self.gone_streams
+                    .push_back((self.peer_label(sender).into_owned(), counts));
+                if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
+                    self.gone_streams.pop_front();
+                }
+                Some(Self::delivered_steps(ran))
+            }
+            None => None,
         };
-        self.gone_streams
-            .push_back((self.peer_label(sender).into_owned(), counts));
-        if self.gone_streams.len() > MAX_STREAMS_REMEMBERED {
-            self.gone_streams.pop_front();
-        }
-        self.run_delivered(now, ran, guests);
+        ran.into_iter().flatten()
+    }
+
+    /// Queues a run of calls for [`Self::dispatch_now`].
+    pub(crate) fn dispatch(
+        &mut self,
+        run: Arc<wire::CallRun>,
+        origin: Origin,
+        held: Option<Arc<Held>>,
+    ) {
+        self.pending
+            .push_back(Pending::Dispatch { run, origin, held });
     }
 
     /// Hands a run of calls to every local guest and plugin that serves its function: a
     /// plugin runs them at once, on the event loop's thread; a guest's worker gets the run
     /// (shared by every guest that serves it) in its queue. Who serves the function, and
     /// whether they admit the caller, is found once for the run.
-    pub(crate) fn dispatch<G: Guest>(
+    fn dispatch_now<G: Guest>(
         &mut self,
         run: Arc<wire::CallRun>,
         origin: Origin,
@@ -588,7 +731,11 @@ impl<N: Natives> NodeCore<N> {
 
     /// A call from the TCP port: a cast runs like a multicast call; a call runs on one
     /// guest (on its worker, which sends the outcome back) or plugin.
-    pub(crate) fn handle_call<G: Guest>(&mut self, call: IncomingCall, guests: &[Option<G>]) {
+    pub(crate) fn handle_call(&mut self, call: IncomingCall) {
+        self.pending.push_back(Pending::Call(Box::new(call)));
+    }
+
+    fn call_now<G: Guest>(&mut self, call: IncomingCall, guests: &[Option<G>]) {
         let IncomingCall {
             request,
             caller,
@@ -600,7 +747,7 @@ impl<N: Natives> NodeCore<N> {
         let function = request.function;
         if !request.wants_reply {
             let run = wire::CallRun::collect(0, &function, std::iter::once(&args[..]));
-            self.dispatch(Arc::new(run), origin, Some(Arc::new(held)), guests);
+            self.dispatch_now(Arc::new(run), origin, Some(Arc::new(held)), guests);
             return;
         }
         let (id, stats) = (request.id, self.stats.clone());
@@ -680,7 +827,11 @@ impl<N: Natives> NodeCore<N> {
 
     /// A line of the node's stdin: for every guest that hears stdin and whose jail gives
     /// it stdin.
-    pub(crate) fn handle_stdin_line<G: Guest>(&mut self, line: Arc<str>, guests: &[Option<G>]) {
+    pub(crate) fn handle_stdin_line(&mut self, line: Arc<str>) {
+        self.pending.push_back(Pending::StdinLine(line));
+    }
+
+    fn stdin_line_now<G: Guest>(&mut self, line: Arc<str>, guests: &[Option<G>]) {
         for (g, guest) in guests.iter().enumerate() {
             if guest
                 .as_ref()
@@ -694,53 +845,55 @@ impl<N: Natives> NodeCore<N> {
         }
     }
 
-    /// The node's timers, at the end of a turn at `now`: peers silent too long are
-    /// forgotten (only when the node has caught up with its input), streams idle too long
-    /// are let go, the guests hear what changed of the peers, gaps unrepaired too long are
-    /// given up and the stream statuses due are sent, and the node announces itself when
-    /// that is due.
-    pub(crate) fn handle_timeout<G: Guest>(&mut self, now: Instant, guests: &[Option<G>]) {
+    /// The node's timers, at the end of a turn (worked through at the time of the next
+    /// poll): peers silent too long are forgotten (only when the node has caught up with
+    /// its input), streams idle too long are let go, the guests hear what changed of the
+    /// peers, gaps unrepaired too long are given up and the stream statuses due are sent,
+    /// and the node announces itself when that is due.
+    pub(crate) fn handle_timeout(&mut self) {
+        self.pending.push_back(Pending::Timeout);
+    }
+
+    fn timeout_now(&mut self, now: Instant) {
+        let mut steps = Vec::new();
         if self.caught_up {
             for id in self.membership.silent(now) {
                 // (Its last datagrams run first, while it is still a peer.)
-                self.forget_stream(now, id, guests);
-                if let Some(peer) = self.membership.forget(id) {
-                    tracing::info!(
-                        "peer {} ({}) gone: nothing heard from it for {}",
-                        peer.name,
-                        peer.addr,
-                        humantime::format_duration(PEER_EXPIRY)
-                    );
-                }
+                steps.extend(self.forget_stream(now, id));
+                steps.push(Pending::Forget {
+                    sender: id,
+                    silent: true,
+                });
             }
             for id in self.streams.idle(now) {
                 if self.membership.peer_name(id).is_none() {
-                    self.forget_stream(now, id, guests);
+                    steps.extend(self.forget_stream(now, id));
                 }
             }
         }
-        self.share_peers(guests);
+        steps.push(Pending::SharePeers);
         // (Running what was held says what was lost.)
         let ran = self.streams.give_up(now);
-        self.run_delivered(now, ran, guests);
-        for (to, status) in self.streams.statuses(now) {
-            self.actions.push_back(Action::SendStatus(to, status));
-        }
-        self.announce_if_due(now);
+        steps.extend(Self::delivered_steps(ran));
+        steps.push(Pending::Statuses);
+        steps.push(Pending::AnnounceIfDue);
+        self.first(steps);
     }
 
-    /// Asks for an announcement if one is due at `now`.
-    pub(crate) fn announce_if_due(&mut self, now: Instant) {
-        if self.membership.announce_due(now) {
-            self.actions.push_back(Action::Announce);
-        }
+    /// Asks for an announcement, if one is due when the step is worked through.
+    pub(crate) fn announce_if_due(&mut self) {
+        self.pending.push_back(Pending::AnnounceIfDue);
     }
 
     /// Tells the guests' calls with replies what the peers are now, if that changed: as
     /// soon as a datagram changed it, since a call routed next may be for a peer that just
     /// announced itself. Guests that export `group-events` hear of each change once their
     /// `init` is handed to them (the peers known before are in `group.peers()`).
-    pub(crate) fn share_peers<G: Guest>(&mut self, guests: &[Option<G>]) {
+    pub(crate) fn share_peers(&mut self) {
+        self.pending.push_back(Pending::SharePeers);
+    }
+
+    fn share_peers_now<G: Guest>(&mut self, guests: &[Option<G>]) {
         let changes = self.membership.take_changes();
         if changes.is_empty() {
             return;
@@ -986,8 +1139,13 @@ mod tests {
         datagram(sender, None, |out| wire::encode_announce(&announce, out))
     }
 
-    fn actions(core: &mut NodeCore<FakePlugins>) -> Vec<Action<&'static str>> {
-        std::iter::from_fn(|| core.poll_action()).collect()
+    /// What `core` does at `now`, with `guests`, until it has nothing left to do.
+    fn actions(
+        core: &mut NodeCore<FakePlugins>,
+        guests: &[Option<FakeGuest>],
+        now: Instant,
+    ) -> Vec<Action<&'static str>> {
+        std::iter::from_fn(|| core.poll_action(now, guests)).collect()
     }
 
     /// The guests that were handed runs, and how many calls each run held.
@@ -1018,11 +1176,11 @@ mod tests {
         // kv-2 takes calls to F from ann only.
         guests[1].as_mut().expect("a guest").jail.serve = Some(vec![format!("{F} from ann")]);
         let mut core = core(&guests);
-        core.handle_datagram(ms(1), bob(), announce(7, "bob"), 100, &guests);
-        let _ = actions(&mut core);
+        core.handle_datagram(ms(1), bob(), announce(7, "bob"), 100);
+        let _ = actions(&mut core, &guests, ms(1));
 
-        core.handle_datagram(ms(2), bob(), calls(7, 1, 1, F, 3), 100, &guests);
-        let acted = actions(&mut core);
+        core.handle_datagram(ms(2), bob(), calls(7, 1, 1, F, 3), 100);
+        let acted = actions(&mut core, &guests, ms(2));
         assert_eq!(
             runs(&acted),
             [(0, 3)],
@@ -1036,8 +1194,8 @@ mod tests {
         assert_eq!(count(&from_bob.dropped), 3);
 
         // A function no guest serves: dropped, counted under one label, nothing handed.
-        core.handle_datagram(ms(3), bob(), calls(7, 2, 4, "x:y/z#w", 2), 100, &guests);
-        assert!(runs(&actions(&mut core)).is_empty());
+        core.handle_datagram(ms(3), bob(), calls(7, 2, 4, "x:y/z#w", 2), 100);
+        assert!(runs(&actions(&mut core, &guests, ms(3))).is_empty());
         assert_eq!(count(&stats.calls_dropped), 5);
         let not_served = stats.functions.of(FunctionCounts::NOT_SERVED);
         assert_eq!(count(&not_served.dropped), 2);
@@ -1046,8 +1204,8 @@ mod tests {
         let control = datagram(7, None, |out| {
             wire::encode_call(6, F, &[Value::from(1)], out)
         });
-        core.handle_datagram(ms(4), bob(), control, 100, &guests);
-        assert!(runs(&actions(&mut core)).is_empty());
+        core.handle_datagram(ms(4), bob(), control, 100);
+        assert!(runs(&actions(&mut core, &guests, ms(4))).is_empty());
         assert_eq!(count(&stats.calls_dropped), 6);
 
         // A plugin runs a run on the loop's thread, before the guests get theirs.
@@ -1059,9 +1217,8 @@ mod tests {
             )),
             Origin::Local,
             None,
-            &guests,
         );
-        let acted = actions(&mut core);
+        let acted = actions(&mut core, &guests, ms(4));
         assert!(
             matches!(acted[..], [Action::RunNative { server: "echo", .. }]),
             "{acted:?}"
@@ -1078,18 +1235,49 @@ mod tests {
     }
 
     #[test]
+    fn each_run_of_a_datagram_is_routed_only_once_the_one_before_it_was_handed_over() {
+        let mut guests = vec![guest("kv", &[F])];
+        let mut core = core(&guests);
+        core.handle_datagram(ms(1), bob(), announce(7, "bob"), 100);
+        let _ = actions(&mut core, &guests, ms(1));
+        // One datagram, two runs to F.
+        let two_runs = datagram(7, Some(1), |out| {
+            wire::encode_call(1, F, &[Value::from(1)], out);
+            wire::encode_call(2, F, &[Value::from(2)], out);
+        });
+        core.handle_datagram(ms(2), bob(), two_runs, 100);
+        let put = core.stats.functions.of(F);
+        assert_eq!(
+            count(&put.received),
+            0,
+            "nothing decided before it is asked for"
+        );
+        let first = core.poll_action(ms(2), &guests);
+        assert!(
+            matches!(first, Some(Action::Hand { guest: 0, .. })),
+            "{first:?}"
+        );
+        assert_eq!(count(&put.received), 1, "the second run waits");
+        // While the first was handed over, kv's jail changed: the second run meets the
+        // new jail, as it would have had the node handled the frames one by one.
+        guests[0].as_mut().expect("a guest").jail.serve = Some(vec![format!("{F} from ann")]);
+        assert!(runs(&actions(&mut core, &guests, ms(3))).is_empty());
+        assert_eq!((count(&put.received), count(&put.dropped)), (2, 1));
+    }
+
+    #[test]
     fn a_goodbye_runs_the_senders_last_datagrams_first_while_it_is_still_a_peer() {
         let guests = vec![guest("kv", &[F])];
         let mut core = core(&guests);
-        core.handle_datagram(ms(1), bob(), announce(7, "bob"), 100, &guests);
+        core.handle_datagram(ms(1), bob(), announce(7, "bob"), 100);
         assert!(matches!(
-            actions(&mut core)[..],
+            actions(&mut core, &guests, ms(1))[..],
             [Action::PeersChanged { ref changed, .. }] if changed[0].0 == "bob"
         ));
-        core.handle_datagram(ms(2), bob(), calls(7, 1, 1, F, 1), 100, &guests);
+        core.handle_datagram(ms(2), bob(), calls(7, 1, 1, F, 1), 100);
         // Datagram 2 is lost: 3 is held, and the gap asked for.
-        core.handle_datagram(ms(3), bob(), calls(7, 3, 3, F, 2), 100, &guests);
-        let acted = actions(&mut core);
+        core.handle_datagram(ms(3), bob(), calls(7, 3, 3, F, 2), 100);
+        let acted = actions(&mut core, &guests, ms(3));
         assert_eq!(runs(&acted), [(0, 1)]);
         assert!(
             acted
@@ -1099,8 +1287,8 @@ mod tests {
             "{acted:?}"
         );
         let goodbye = datagram(7, None, wire::encode_goodbye);
-        core.handle_datagram(ms(4), bob(), goodbye, 100, &guests);
-        let acted = actions(&mut core);
+        core.handle_datagram(ms(4), bob(), goodbye, 100);
+        let acted = actions(&mut core, &guests, ms(4));
         // What was held runs, counted as bob's (he is still a peer), then he is gone.
         assert_eq!(runs(&acted), [(0, 2)]);
         let Some(Action::Hand {
@@ -1128,31 +1316,32 @@ mod tests {
         guests[0].as_mut().expect("a guest").hears = vec![EventInterface::Group];
         let mut core = core(&guests);
         core.guests_started();
-        core.handle_datagram(ms(0), bob(), announce(7, "bob"), 100, &guests);
-        let acted = actions(&mut core);
+        core.handle_datagram(ms(0), bob(), announce(7, "bob"), 100);
+        let acted = actions(&mut core, &guests, ms(0));
         assert!(
             acted.iter().any(|a| matches!(a, Action::Hand { work: Work::GroupChange(GroupChange::Joined, name), .. } if &**name == "bob")),
             "{acted:?}"
         );
         let expired = ms(PEER_EXPIRY.as_millis() as u64 + 1);
         core.set_caught_up(false);
-        core.handle_timeout(expired, &guests);
+        core.handle_timeout();
+        let _ = actions(&mut core, &guests, expired);
         assert_eq!(
             core.membership().peers().count(),
             1,
             "its datagrams may be queued"
         );
         core.set_caught_up(true);
-        core.handle_timeout(ms(PEER_EXPIRY.as_millis() as u64), &guests);
+        core.handle_timeout();
+        let _ = actions(&mut core, &guests, ms(PEER_EXPIRY.as_millis() as u64));
         assert_eq!(
             core.membership().peers().count(),
             1,
             "not before the expiry"
         );
-        let _ = actions(&mut core);
-        core.handle_timeout(expired, &guests);
+        core.handle_timeout();
+        let acted = actions(&mut core, &guests, expired);
         assert_eq!(core.membership().peers().count(), 0);
-        let acted = actions(&mut core);
         assert!(
             acted.iter().any(|a| matches!(a, Action::Hand { work: Work::GroupChange(GroupChange::Left, name), .. } if &**name == "bob")),
             "{acted:?}"
@@ -1217,7 +1406,8 @@ mod tests {
         );
         // Once claimed, an announcement of the name is ignored, and its sender no peer.
         let mut holder = core(&guests);
-        holder.handle_datagram(ms(3), bob(), announce(8, "me"), 100, &guests);
+        holder.handle_datagram(ms(3), bob(), announce(8, "me"), 100);
+        let _ = actions(&mut holder, &guests, ms(3));
         assert_eq!(holder.membership().name(), "me");
         assert_eq!(holder.membership().peers().count(), 0);
     }
@@ -1226,23 +1416,36 @@ mod tests {
     fn the_node_announces_itself_when_due_when_asked_and_when_what_it_serves_changes() {
         let mut guests = vec![guest("kv", &[F])];
         let mut core = core(&guests);
-        core.announce_if_due(t0());
-        assert!(matches!(actions(&mut core)[..], [Action::Announce]));
-        core.handle_timeout(ms(999), &guests);
-        assert!(actions(&mut core).is_empty());
-        core.handle_timeout(ms(1000), &guests);
-        assert!(matches!(actions(&mut core)[..], [Action::Announce]));
+        core.announce_if_due();
+        assert!(matches!(
+            actions(&mut core, &guests, t0())[..],
+            [Action::Announce]
+        ));
+        core.handle_timeout();
+        assert!(actions(&mut core, &guests, ms(999)).is_empty());
+        core.handle_timeout();
+        assert!(matches!(
+            actions(&mut core, &guests, ms(1000))[..],
+            [Action::Announce]
+        ));
         // A query: answered at least 100 ms after the last announcement.
         let query = datagram(7, None, wire::encode_query);
-        core.handle_datagram(ms(1010), bob(), query, 50, &guests);
+        core.handle_datagram(ms(1010), bob(), query, 50);
+        assert!(actions(&mut core, &guests, ms(1010)).is_empty());
         assert_eq!(core.idle_timeout(ms(1010), true), Duration::from_millis(90));
-        core.handle_timeout(ms(1100), &guests);
-        assert!(matches!(actions(&mut core)[..], [Action::Announce]));
+        core.handle_timeout();
+        assert!(matches!(
+            actions(&mut core, &guests, ms(1100))[..],
+            [Action::Announce]
+        ));
         // A guest loaded: what the node serves changed, announced at once.
         guests.push(guest("kv-2", &[G]));
         core.reroute(&guests, ms(1200));
-        core.handle_timeout(ms(1200), &guests);
-        assert!(matches!(actions(&mut core)[..], [Action::Announce]));
+        core.handle_timeout();
+        assert!(matches!(
+            actions(&mut core, &guests, ms(1200))[..],
+            [Action::Announce]
+        ));
         let announced = core.announcement(ms(1200), Vec::new(), None, None, Vec::new());
         assert_eq!(announced.functions, [G, F, "plugin:raw/f#echo"], "sorted");
         assert_eq!(announced.uptime_ms, 1200);
@@ -1258,8 +1461,8 @@ mod tests {
         }
         guests[1].as_mut().expect("a guest").jail.stdin = false;
         let mut core = core(&guests);
-        core.handle_stdin_line(Arc::from("hello"), &guests);
-        let handed: Vec<usize> = actions(&mut core)
+        core.handle_stdin_line(Arc::from("hello"));
+        let handed: Vec<usize> = actions(&mut core, &guests, t0())
             .iter()
             .filter_map(|a| match a {
                 Action::Hand {

@@ -257,7 +257,8 @@ impl Node {
 
     /// Carries out what the core decided, in order.
     fn act(&mut self) {
-        while let Some(action) = self.core.poll_action() {
+        // (The time is read at each step: a hand-over may have waited for a full queue.)
+        while let Some(action) = self.core.poll_action(Instant::now(), self.workers.slots()) {
             match action {
                 Action::Hand { guest, work } => self.hand(guest, work),
                 Action::RunNative {
@@ -345,12 +346,12 @@ impl Node {
         // The name is this node's: its peers hear of it before its guests start (a guest
         // may send for long in its `init`).
         if self.outgoing.on_group() {
-            self.core.announce_if_due(Instant::now());
+            self.core.announce_if_due();
             self.act();
         }
         // The peers heard while claiming the name are the guests' before any guest runs:
         // a WASI command may call one of them at once.
-        self.core.share_peers(self.workers.slots());
+        self.core.share_peers();
         self.act();
         // Calls native plugins made while they were loaded (in their init).
         self.collect_native_sent();
@@ -530,7 +531,7 @@ impl Node {
         let event = match input {
             Input::Event(event) => event,
             Input::Call(call) => {
-                self.core.handle_call(*call, self.workers.slots());
+                self.core.handle_call(*call);
                 self.act();
                 return true;
             }
@@ -552,18 +553,12 @@ impl Node {
                 self.stats
                     .queued_bytes
                     .fetch_sub(len as u64, Ordering::Relaxed);
-                self.core.handle_datagram(
-                    Instant::now(),
-                    from,
-                    datagram,
-                    len,
-                    self.workers.slots(),
-                );
+                self.core
+                    .handle_datagram(Instant::now(), from, datagram, len);
                 self.act();
             }
             Event::StdinLine(line) => {
-                self.core
-                    .handle_stdin_line(line.into(), self.workers.slots());
+                self.core.handle_stdin_line(line.into());
                 self.act();
             }
             Event::FdReady { fd, events } => {
@@ -672,8 +667,7 @@ impl Node {
             let args: Vec<&[u8]> = args.collect();
             for chunk in args.chunks(MAX_LOCAL_RUN) {
                 let run = wire::CallRun::collect(0, function, chunk.iter().copied());
-                self.core
-                    .dispatch(Arc::new(run), Origin::Local, None, self.workers.slots());
+                self.core.dispatch(Arc::new(run), Origin::Local, None);
                 self.act();
             }
         }
@@ -685,8 +679,7 @@ impl Node {
         if !self.outgoing.on_group() {
             return;
         }
-        self.core
-            .handle_timeout(Instant::now(), self.workers.slots());
+        self.core.handle_timeout();
         self.act();
         self.flush();
     }
