@@ -41,9 +41,12 @@ fn announcement(sender: u64, name: &str, uptime_ms: u64, functions: Vec<String>)
     let mut d = Vec::new();
     wire::encode_header(sender, None, &mut d);
     let announce = wire::Announce {
-        name: name.to_string(),
-        uptime_ms,
-        functions,
+        presence: wire::Presence {
+            name: name.to_string(),
+            uptime_ms,
+            functions,
+            ..wire::Presence::default()
+        },
         ..wire::Announce::default()
     };
     wire::encode_announce(&announce, &mut d);

@@ -131,11 +131,13 @@ fn announce(name: &str) -> Vec<u8> {
     let mut frame = Vec::new();
     wire::encode_announce(
         &wire::Announce {
-            name: name.to_string(),
-            uptime_ms: 3_600_000,
-            functions: vec!["dhost:chat/chat#message".to_string()],
-            tcp: None,
-            links: vec![],
+            presence: wire::Presence {
+                name: name.to_string(),
+                uptime_ms: 3_600_000,
+                functions: vec!["dhost:chat/chat#message".to_string()],
+                tcp: None,
+                links: vec![],
+            },
             streams: vec![],
             refused: vec![],
             modules: vec![],

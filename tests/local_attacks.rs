@@ -24,7 +24,7 @@ use dhost::modules::protocol::ModuleRequest;
 use dhost::modules::{Digest, ModuleStore, Publication};
 use dhost::outcome::FailureKind;
 use dhost::rpc::{ConnectionKeys, PoolHandle};
-use dhost::wire::{self, Announce};
+use dhost::wire::{self, Announce, Presence};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,7 +203,10 @@ fn a_publication_from_the_far_future_is_refused_and_holds_no_name() {
         "{refusal}"
     );
     let hostile = Announce {
-        name: "mallory".into(),
+        presence: Presence {
+            name: "mallory".into(),
+            ..Presence::default()
+        },
         modules: vec![removal],
         ..Announce::default()
     };
@@ -264,9 +267,12 @@ fn dhost_peers_shows_what_peers_announce_escaped_and_drops_names_that_need_it() 
     // One peer whose counters name sources and peers with escape sequences, and one whose
     // own name carries them.
     let counters = Announce {
-        name: "mallory".into(),
-        functions: vec!["dhost:chat/chat#message".into()],
-        links: vec![("\u{202e}bob".into(), 1)],
+        presence: Presence {
+            name: "mallory".into(),
+            functions: vec!["dhost:chat/chat#message".into()],
+            links: vec![("\u{202e}bob".into(), 1)],
+            ..Presence::default()
+        },
         streams: vec![wire::StreamCounts {
             peer: "\u{1b}]0;pwned\u{7}evil\r\nann".into(),
             received: 1,
@@ -281,7 +287,10 @@ fn dhost_peers_shows_what_peers_announce_escaped_and_drops_names_that_need_it() 
         ..Announce::default()
     };
     let bad_name = Announce {
-        name: "eve\u{1b}[8m".into(),
+        presence: Presence {
+            name: "eve\u{1b}[8m".into(),
+            ..Presence::default()
+        },
         ..Announce::default()
     };
     let done = AtomicBool::new(false);
@@ -475,10 +484,13 @@ fn a_flood_of_announcements_costs_dhost_peers_a_bounded_memory_and_time() {
     let group = unique_group();
     // Each announcement ~48 KB: 240 function ids of ~200 bytes.
     let flood = Announce {
-        name: "flood".into(),
-        functions: (0..240)
-            .map(|i| format!("dhost:flood/f{i}#{}", "x".repeat(180)))
-            .collect(),
+        presence: Presence {
+            name: "flood".into(),
+            functions: (0..240)
+                .map(|i| format!("dhost:flood/f{i}#{}", "x".repeat(180)))
+                .collect(),
+            ..Presence::default()
+        },
         ..Announce::default()
     };
     let mut frames = Vec::new();
@@ -563,8 +575,11 @@ fn a_member_that_stalls_a_fetch_holds_up_a_late_joiner_for_seconds_only() {
     let (_, mut announced) = kv_publication(dhost::clock::unix_millis());
     announced.publisher = "mallory".into();
     let mallory = Announce {
-        name: "mallory".into(),
-        tcp: Some(stall_addr),
+        presence: Presence {
+            name: "mallory".into(),
+            tcp: Some(stall_addr),
+            ..Presence::default()
+        },
         modules: vec![announced],
         ..Announce::default()
     };

@@ -254,7 +254,7 @@ fn find_node(listener: &UdpSocket, name: &str) -> (u64, SocketAddr) {
         let named = d
             .frames
             .iter()
-            .any(|f| matches!(f, wire::Frame::Announce(a) if a.name == name));
+            .any(|f| matches!(f, wire::Frame::Announce(a) if a.presence.name == name));
         if named {
             return (d.header.sender, from);
         }

@@ -15,7 +15,7 @@ use dhost::outcome::{CallFailure, FailureKind};
 use dhost::rpc::frame::{self, Handshake};
 use dhost::value;
 use dhost::wire::{
-    self, Announce, Batcher, Position, Protection, RefusedCounts, Status, StreamCounts,
+    self, Announce, Batcher, Position, Presence, Protection, RefusedCounts, Status, StreamCounts,
 };
 use tokio_util::codec::Encoder as _;
 use wasmtime::component::{Type, Val};
@@ -89,11 +89,13 @@ fn datagram() -> Vec<Seed> {
         out
     };
     let announce = Announce {
-        name: "node-a".to_string(),
-        uptime_ms: 1500,
-        functions: vec!["dhost:chat/chat#message".to_string()],
-        tcp: Some("127.0.0.1:40935".parse().expect("an address")),
-        links: vec![("node-b".to_string(), 2)],
+        presence: Presence {
+            name: "node-a".to_string(),
+            uptime_ms: 1500,
+            functions: vec!["dhost:chat/chat#message".to_string()],
+            tcp: Some("127.0.0.1:40935".parse().expect("an address")),
+            links: vec![("node-b".to_string(), 2)],
+        },
         streams: vec![StreamCounts {
             peer: "node-b".to_string(),
             received: 10,
@@ -174,12 +176,15 @@ fn datagram() -> Vec<Seed> {
             "announce-full",
             control(&[encode_frame(&|out| {
                 let full = Announce {
-                    functions: (0..wire::MAX_FUNCTIONS_ANNOUNCED)
-                        .map(|f| format!("x:y/z#f{f}"))
-                        .collect(),
-                    links: (0..wire::MAX_LINKS_ANNOUNCED as u64)
-                        .map(|n| (format!("peer{n}"), n))
-                        .collect(),
+                    presence: Presence {
+                        functions: (0..wire::MAX_FUNCTIONS_ANNOUNCED)
+                            .map(|f| format!("x:y/z#f{f}"))
+                            .collect(),
+                        links: (0..wire::MAX_LINKS_ANNOUNCED as u64)
+                            .map(|n| (format!("peer{n}"), n))
+                            .collect(),
+                        ..announce.presence.clone()
+                    },
                     ..announce.clone()
                 };
                 wire::encode_announce(&full, out)

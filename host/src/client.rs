@@ -170,7 +170,7 @@ impl GroupClient {
                 bytesize::ByteSize(MAX_ANSWER_BYTES as u64)
             );
         }
-        answers.sort_by(|a, b| a.announce.name.cmp(&b.announce.name));
+        answers.sort_by(|a, b| a.announce.presence.name.cmp(&b.announce.presence.name));
         Ok(answers)
     }
 
@@ -305,7 +305,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         let total = |f: fn(&wire::StreamCounts) -> u64| streams.iter().map(f).sum::<u64>();
         let refused = &a.announce.refused;
         let refused_total = |f: fn(&wire::RefusedCounts) -> u64| refused.iter().map(f).sum::<u64>();
-        let up = format!("{:.1}s", a.announce.uptime_ms as f64 / 1000.0);
+        let up = format!("{:.1}s", a.announce.presence.uptime_ms as f64 / 1000.0);
         let list = |items: Vec<String>| {
             if items.is_empty() {
                 "-".to_string()
@@ -315,6 +315,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         };
         let links = list(
             a.announce
+                .presence
                 .links
                 .iter()
                 .map(|(name, n)| format!("{}:{n}", printable(name)))
@@ -322,15 +323,16 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
         );
         let functions = list(
             a.announce
+                .presence
                 .functions
                 .iter()
                 .map(|f| printable(f).to_string())
                 .collect(),
         );
-        let address = a.announce.tcp.unwrap_or(a.addr).to_string();
+        let address = a.announce.presence.tcp.unwrap_or(a.addr).to_string();
         println!(
             "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {functions}",
-            printable(&a.announce.name),
+            printable(&a.announce.presence.name),
             total(|s| s.received),
             total(|s| s.repaired),
             total(|s| s.lost),
@@ -349,7 +351,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for s in &a.announce.streams {
                 println!(
                     "{:<20} {:<20} {:>10} {:>9} {:>6}",
-                    printable(&a.announce.name),
+                    printable(&a.announce.presence.name),
                     printable(&s.peer),
                     s.received,
                     s.repaired,
@@ -369,7 +371,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
             for r in &a.announce.refused {
                 println!(
                     "{:<20} {:<22} {:>7} {:>8}",
-                    printable(&a.announce.name),
+                    printable(&a.announce.presence.name),
                     printable(&r.source),
                     r.unauthenticated,
                     r.replayed
@@ -388,10 +390,13 @@ pub(crate) fn find_node(
     wait: Duration,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let answers = client.survey_until(wait, |answers| {
-        answers.iter().any(|a| a.announce.name == name)
+        answers.iter().any(|a| a.announce.presence.name == name)
     })?;
-    let Some(answer) = answers.iter().find(|a| a.announce.name == name) else {
-        let others: Vec<&str> = answers.iter().map(|a| a.announce.name.as_str()).collect();
+    let Some(answer) = answers.iter().find(|a| a.announce.presence.name == name) else {
+        let others: Vec<&str> = answers
+            .iter()
+            .map(|a| a.announce.presence.name.as_str())
+            .collect();
         bail!(
             "no node named {name} answered on {} within {} (nodes that did: {}){}",
             group.addr,
@@ -406,6 +411,7 @@ pub(crate) fn find_node(
     };
     answer
         .announce
+        .presence
         .tcp
         .with_context(|| format!("node {name} takes no calls over TCP (it announced no port)"))
 }
@@ -494,8 +500,8 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
     let servers: Vec<String> = client
         .survey(args.survey.wait)?
         .into_iter()
-        .filter(|a| a.announce.functions.contains(&args.function))
-        .map(|a| a.announce.name)
+        .filter(|a| a.announce.presence.functions.contains(&args.function))
+        .map(|a| a.announce.presence.name)
         .collect();
     if servers.is_empty() {
         bail!("no node on {} serves {}", group.addr, args.function);

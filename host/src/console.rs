@@ -254,11 +254,13 @@ fn refresh_in_background(args: &ConsoleArgs, known: Arc<Mutex<Known>>) {
         .spawn(move || {
             loop {
                 if let Ok(answers) = client.survey(wait) {
-                    let mut nodes: Vec<String> =
-                        answers.iter().map(|a| a.announce.name.clone()).collect();
+                    let mut nodes: Vec<String> = answers
+                        .iter()
+                        .map(|a| a.announce.presence.name.clone())
+                        .collect();
                     let mut functions: Vec<String> = answers
                         .iter()
-                        .flat_map(|a| a.announce.functions.iter().cloned())
+                        .flat_map(|a| a.announce.presence.functions.iter().cloned())
                         .collect();
                     nodes.sort();
                     functions.sort();

@@ -13,7 +13,7 @@
 //! first), and it tells what changed since it was last asked, peer by peer, so that what is
 //! built from it is updated, not rebuilt.
 
-use crate::wire::Announce;
+use crate::wire::{Announce, Presence};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -39,21 +39,14 @@ pub const MAX_PEER_FUNCTIONS: usize = 65_536;
 /// The most nodes claiming this node's name that are named in the log (each once).
 const MAX_CONFLICTS_LOGGED: usize = 64;
 
-/// Another node of the group, as its last announcement described it.
+/// Another node of the group: who it is and what it offers, as its last announcement
+/// said, and where and when that was heard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Peer {
-    /// Its name.
-    pub name: String,
+    /// Its name, functions, port and links, as it last announced them.
+    pub presence: Presence,
     /// Where its datagrams come from.
     pub addr: SocketAddr,
-    /// How long it had been up when it last announced itself, in milliseconds.
-    pub uptime_ms: u64,
-    /// The function ids it serves.
-    pub functions: Vec<String>,
-    /// Where it takes calls with replies, if it does.
-    pub tcp: Option<SocketAddr>,
-    /// The peers it holds TCP connections to, with how many.
-    pub links: Vec<(String, u64)>,
     /// When it last announced itself.
     pub last_seen: Instant,
 }
@@ -215,13 +208,15 @@ impl Membership {
         if sender == self.id {
             return Ok(Change::Known);
         }
-        if announce.name == self.name {
+        if announce.presence.name == self.name {
             if self.claiming {
                 return Err(NameTaken {
-                    name: announce.name,
+                    name: announce.presence.name,
                     addr,
-                    uptime: humantime::format_duration(Duration::from_millis(announce.uptime_ms))
-                        .to_string(),
+                    uptime: humantime::format_duration(Duration::from_millis(
+                        announce.presence.uptime_ms,
+                    ))
+                    .to_string(),
                 });
             }
             if self.conflicts.len() < MAX_CONFLICTS_LOGGED && self.conflicts.insert(sender) {
@@ -238,18 +233,14 @@ impl Membership {
             }
             return Ok(Change::Conflict);
         }
-        let functions = announce.functions.len();
+        let functions = announce.presence.functions.len();
         let known = self.peers.contains_key(&sender);
         if !known {
             self.make_room(1, functions);
         }
         let peer = Peer {
-            name: announce.name,
+            presence: announce.presence,
             addr,
-            uptime_ms: announce.uptime_ms,
-            functions: announce.functions,
-            tcp: announce.tcp,
-            links: announce.links,
             last_seen: now,
         };
         let change = match self.peers.get(&sender) {
@@ -258,10 +249,12 @@ impl Membership {
                 Change::Joined
             }
             Some(old) => {
-                if old.name != peer.name {
-                    self.gone.push(old.name.clone());
+                if old.presence.name != peer.presence.name {
+                    self.gone.push(old.presence.name.clone());
                     self.joined.insert(sender);
-                } else if old.functions != peer.functions || old.tcp != peer.tcp {
+                } else if old.presence.functions != peer.presence.functions
+                    || old.presence.tcp != peer.presence.tcp
+                {
                     self.changed.insert(sender);
                 }
                 Change::Known
@@ -269,7 +262,7 @@ impl Membership {
         };
         self.functions_held += functions;
         if let Some(old) = self.peers.insert(sender, peer) {
-            self.functions_held -= old.functions.len();
+            self.functions_held -= old.presence.functions.len();
         }
         if known && self.functions_held > MAX_PEER_FUNCTIONS {
             self.make_room(0, 0);
@@ -295,7 +288,7 @@ impl Membership {
             if let Some(peer) = self.peers.remove(&oldest) {
                 tracing::debug!(
                     "forgetting peer {} ({}): the table of peers is full",
-                    peer.name,
+                    peer.presence.name,
                     peer.addr
                 );
                 self.drop_peer(oldest, peer);
@@ -305,10 +298,10 @@ impl Membership {
 
     /// Accounts for `peer` (node `id`), taken out of the table.
     fn drop_peer(&mut self, id: u64, peer: Peer) {
-        self.functions_held -= peer.functions.len();
+        self.functions_held -= peer.presence.functions.len();
         self.joined.remove(&id);
         self.changed.remove(&id);
-        self.gone.push(peer.name);
+        self.gone.push(peer.presence.name);
     }
 
     /// Someone asked every node to announce itself (at `now`): do so soon (at most every
@@ -341,7 +334,7 @@ impl Membership {
         let mut changed = std::mem::take(&mut self.changed);
         let mut gone = Vec::new();
         for name in std::mem::take(&mut self.gone) {
-            match self.peers.iter().find(|(_, p)| p.name == name) {
+            match self.peers.iter().find(|(_, p)| p.presence.name == name) {
                 Some((id, _)) => {
                     changed.insert(*id);
                 }
@@ -351,7 +344,7 @@ impl Membership {
         }
         let peers = |ids: &HashSet<u64>| -> Vec<&Peer> {
             let mut peers: Vec<&Peer> = ids.iter().filter_map(|id| self.peers.get(id)).collect();
-            peers.sort_by(|a, b| a.name.cmp(&b.name));
+            peers.sort_by(|a, b| a.presence.name.cmp(&b.presence.name));
             peers
         };
         changed.retain(|id| !joined.contains(id));
@@ -398,7 +391,7 @@ impl Membership {
 
     /// The name of peer `id`, if it has announced itself.
     pub fn peer_name(&self, id: u64) -> Option<&str> {
-        self.peers.get(&id).map(|p| p.name.as_str())
+        self.peers.get(&id).map(|p| p.presence.name.as_str())
     }
 
     /// The peers, by id.
@@ -420,9 +413,12 @@ mod tests {
 
     fn announce(name: &str, uptime_ms: u64) -> Announce {
         Announce {
-            name: name.into(),
-            uptime_ms,
-            functions: vec!["a:b/c#d".into()],
+            presence: Presence {
+                name: name.into(),
+                uptime_ms,
+                functions: vec!["a:b/c#d".into()],
+                ..Presence::default()
+            },
             ..Announce::default()
         }
     }
@@ -452,7 +448,7 @@ mod tests {
             "our own"
         );
         assert_eq!(m.peers().count(), 2);
-        assert_eq!(m.forget(2).map(|p| p.name), Some("two".into()));
+        assert_eq!(m.forget(2).map(|p| p.presence.name), Some("two".into()));
         let later = t0() + PEER_EXPIRY + Duration::from_millis(1);
         assert_eq!(m.silent(later), [3]);
         assert!(m.forget(3).is_some());
@@ -498,8 +494,11 @@ mod tests {
         // Function ids over all peers are bounded too.
         let mut m = Membership::new(1, "me", vec![], t0());
         let many = |name: &str| Announce {
-            name: name.into(),
-            functions: (0..1024).map(|i| format!("a:b/c#f{i}")).collect(),
+            presence: Presence {
+                name: name.into(),
+                functions: (0..1024).map(|i| format!("a:b/c#f{i}")).collect(),
+                ..Presence::default()
+            },
             ..Announce::default()
         };
         for id in 0..100 {
@@ -509,7 +508,9 @@ mod tests {
         assert_eq!(m.peers().count(), MAX_PEER_FUNCTIONS / 1024);
         assert_eq!(
             m.functions_held(),
-            m.peers().map(|(_, p)| p.functions.len()).sum::<usize>()
+            m.peers()
+                .map(|(_, p)| p.presence.functions.len())
+                .sum::<usize>()
         );
     }
 
@@ -518,8 +519,9 @@ mod tests {
         let mut m = Membership::new(1, "me", vec![], t0());
         let _ = m.on_announce(2, addr(), announce("two", 1), t0());
         let _ = m.on_announce(3, addr(), announce("three", 1), t0());
-        let names =
-            |peers: &[&Peer]| -> Vec<String> { peers.iter().map(|p| p.name.clone()).collect() };
+        let names = |peers: &[&Peer]| -> Vec<String> {
+            peers.iter().map(|p| p.presence.name.clone()).collect()
+        };
         let changes = m.take_changes();
         assert_eq!(names(&changes.joined), ["three", "two"]);
         assert!(changes.changed.is_empty() && changes.gone.is_empty());
@@ -536,7 +538,7 @@ mod tests {
         assert_eq!(changes.gone, ["two"]);
         // New functions.
         let mut more = announce("deux", 4);
-        more.functions.push("a:b/c#e".into());
+        more.presence.functions.push("a:b/c#e".into());
         let _ = m.on_announce(2, addr(), more, t0());
         let changes = m.take_changes();
         assert_eq!(names(&changes.changed), ["deux"]);

@@ -94,7 +94,7 @@ fn targets(
     let targets = answers
         .into_iter()
         .filter(|a| wanted(&a.announce))
-        .filter_map(|a| Some((a.announce.name, a.announce.tcp?)))
+        .filter_map(|a| Some((a.announce.presence.name, a.announce.presence.tcp?)))
         .collect();
     Ok((client, targets))
 }

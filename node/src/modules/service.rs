@@ -645,7 +645,11 @@ impl ModuleService {
             let verdict = match self.check_offer(p) {
                 Ok(verdict) => verdict,
                 Err(why) => {
-                    tracing::trace!("not taking {p} from {}: {}", announce.name, why.message);
+                    tracing::trace!(
+                        "not taking {p} from {}: {}",
+                        announce.presence.name,
+                        why.message
+                    );
                     continue;
                 }
             };
@@ -668,13 +672,13 @@ impl ModuleService {
                 }
                 Handling::Have | Handling::Stale(_) => continue,
             }
-            let (Some(digest), Some(tcp)) = (p.digest, announce.tcp) else {
+            let (Some(digest), Some(tcp)) = (p.digest, announce.presence.tcp) else {
                 continue;
             };
             if lock(&self.catalog).failed_lately(&digest, now).is_some() {
                 continue;
             }
-            lock(&self.sources).heard(digest, &announce.name, tcp, now);
+            lock(&self.sources).heard(digest, &announce.presence.name, tcp, now);
             {
                 // (One fetch from a peer at a time: a peer that stalls holds one slot.)
                 let mut fetching = lock(&self.fetching);
@@ -686,7 +690,7 @@ impl ModuleService {
                 }
                 fetching.insert(digest, tcp);
             }
-            let (this, p, peer) = (self.clone(), p.clone(), announce.name.clone());
+            let (this, p, peer) = (self.clone(), p.clone(), announce.presence.name.clone());
             self.runtime.spawn(async move {
                 let outcome = this.catch_up(p.clone(), digest, (peer, tcp)).await;
                 lock(&this.fetching).remove(&digest);

@@ -29,7 +29,7 @@ use crate::rpc::server::IncomingCall;
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
 use dhost_protocol::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
 use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
-use dhost_protocol::wire::{self, Announce, Datagram, Frame, Status, StreamCounts};
+use dhost_protocol::wire::{self, Announce, Datagram, Frame, Presence, Status, StreamCounts};
 use dhost_runtime::guest::calls::PeerEntry;
 use dhost_runtime::guest::worker::{Origin, Responder, Work};
 use dhost_runtime::guest::world::EventInterface;
@@ -369,12 +369,12 @@ impl<N: Natives> NodeCore<N> {
                 if silent {
                     tracing::info!(
                         "peer {} ({}) gone: nothing heard from it for {}",
-                        peer.name,
+                        peer.presence.name,
                         peer.addr,
                         humantime::format_duration(PEER_EXPIRY)
                     );
                 } else {
-                    tracing::info!("peer {} ({}) left", peer.name, peer.addr);
+                    tracing::info!("peer {} ({}) left", peer.presence.name, peer.addr);
                 }
             }
             Pending::Dispatch { run, origin, held } => self.dispatch_now(run, origin, held, guests),
@@ -469,7 +469,7 @@ impl<N: Natives> NodeCore<N> {
                     self.membership
                         .on_announce(datagram.header.sender, from, a.clone(), now)?;
                 if change == Change::Joined {
-                    tracing::info!("peer {} ({from}) joined", a.name);
+                    tracing::info!("peer {} ({from}) joined", a.presence.name);
                 }
             }
         }
@@ -596,7 +596,7 @@ impl<N: Natives> NodeCore<N> {
                 ));
             }
             Frame::Announce(announce) => {
-                let name = announce.name.clone();
+                let name = announce.presence.name.clone();
                 match self.membership.on_announce(sender, from, announce, now) {
                     Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
                     Ok(Change::Known | Change::Conflict) => {}
@@ -906,13 +906,13 @@ impl<N: Natives> NodeCore<N> {
                 changes
                     .joined
                     .iter()
-                    .map(|p| (GroupChange::Joined, p.name.as_str())),
+                    .map(|p| (GroupChange::Joined, p.presence.name.as_str())),
             )
             .chain(
                 changes
                     .changed
                     .iter()
-                    .map(|p| (GroupChange::Functions, p.name.as_str())),
+                    .map(|p| (GroupChange::Functions, p.presence.name.as_str())),
             )
             .map(|(change, name)| (change, Arc::from(name)))
             .collect();
@@ -921,13 +921,14 @@ impl<N: Natives> NodeCore<N> {
             .iter()
             .chain(&changes.changed)
             .map(|p| {
+                let node = &p.presence;
                 let entry = PeerEntry {
-                    tcp: p.tcp,
-                    functions: p.functions.iter().cloned().collect(),
-                    uptime_ms: p.uptime_ms,
+                    tcp: node.tcp,
+                    functions: node.functions.iter().cloned().collect(),
+                    uptime_ms: node.uptime_ms,
                     heard: p.last_seen,
                 };
-                (p.name.clone(), entry)
+                (node.name.clone(), entry)
             })
             .collect();
         self.actions.push_back(Action::PeersChanged {
@@ -1008,8 +1009,8 @@ impl<N: Natives> NodeCore<N> {
             Some(by_addr) => m
                 .peers()
                 .filter_map(|(_, p)| {
-                    let n = by_addr.get(&p.tcp?)?;
-                    Some((p.name.clone(), *n as u64))
+                    let n = by_addr.get(&p.presence.tcp?)?;
+                    Some((p.presence.name.clone(), *n as u64))
                 })
                 .collect(),
             None => Vec::new(),
@@ -1019,11 +1020,13 @@ impl<N: Natives> NodeCore<N> {
         let mut streams = streams;
         streams.truncate(wire::MAX_STREAMS_ANNOUNCED);
         Announce {
-            name: m.name().to_string(),
-            uptime_ms: m.uptime_ms(now),
-            functions: m.functions().to_vec(),
-            tcp,
-            links,
+            presence: Presence {
+                name: m.name().to_string(),
+                uptime_ms: m.uptime_ms(now),
+                functions: m.functions().to_vec(),
+                tcp,
+                links,
+            },
             streams,
             refused: self.stats.rejections.announced(),
             modules,
@@ -1132,8 +1135,11 @@ mod tests {
 
     fn announce(sender: u64, name: &str) -> Datagram {
         let announce = Announce {
-            name: name.to_string(),
-            functions: vec![F.to_string()],
+            presence: Presence {
+                name: name.to_string(),
+                functions: vec![F.to_string()],
+                ..Presence::default()
+            },
             ..Announce::default()
         };
         datagram(sender, None, |out| wire::encode_announce(&announce, out))
@@ -1447,8 +1453,12 @@ mod tests {
             [Action::Announce]
         ));
         let announced = core.announcement(ms(1200), Vec::new(), None, None, Vec::new());
-        assert_eq!(announced.functions, [G, F, "plugin:raw/f#echo"], "sorted");
-        assert_eq!(announced.uptime_ms, 1200);
+        assert_eq!(
+            announced.presence.functions,
+            [G, F, "plugin:raw/f#echo"],
+            "sorted"
+        );
+        assert_eq!(announced.presence.uptime_ms, 1200);
         // Off the group, nothing wakes the loop but its inputs.
         assert_eq!(core.idle_timeout(ms(1200), false), IDLE);
     }

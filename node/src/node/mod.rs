@@ -731,7 +731,7 @@ impl Node {
             wire::encode_announce(&announce, &mut self.frame);
             if self.frame.len() <= max
                 || (announce.streams.pop().is_none()
-                    && announce.links.pop().is_none()
+                    && announce.presence.links.pop().is_none()
                     && announce.modules.pop().is_none())
             {
                 break;

@@ -14,9 +14,24 @@ use crate::frame_kind::{
 use ciborium::value::Value;
 use std::net::SocketAddr;
 
-/// A node's announcement of itself.
+/// A node's announcement of itself: who it is and what it offers (its [`Presence`], which
+/// its peers keep in their tables), and what it reports of the group (which they do not).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Announce {
+    /// Who the node is and what it offers.
+    pub presence: Presence,
+    /// What this node received of each peer's stream.
+    pub streams: Vec<StreamCounts>,
+    /// What this node refused at its gate, by source address.
+    pub refused: Vec<RefusedCounts>,
+    /// The published modules the node runs, and the names it knows unpublished.
+    pub modules: Vec<crate::modules::Publication>,
+}
+
+/// Who a node is and what it offers, as it announces itself: what its peers keep of it
+/// (`membership::Peer`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Presence {
     /// The node's name.
     pub name: String,
     /// How long the node has been up, in milliseconds.
@@ -27,12 +42,6 @@ pub struct Announce {
     pub tcp: Option<SocketAddr>,
     /// The peers this node holds TCP connections to, by name, with how many.
     pub links: Vec<(String, u64)>,
-    /// What this node received of each peer's stream.
-    pub streams: Vec<StreamCounts>,
-    /// What this node refused at its gate, by source address.
-    pub refused: Vec<RefusedCounts>,
-    /// The published modules the node runs, and the names it knows unpublished.
-    pub modules: Vec<crate::modules::Publication>,
 }
 
 /// What a node refused from one source address, as its announcements say.
@@ -173,11 +182,13 @@ pub(super) fn decode_announce(
     };
     // Later versions may add fields: ignore them.
     Ok(Announce {
-        name,
-        uptime_ms,
-        functions,
-        tcp,
-        links,
+        presence: Presence {
+            name,
+            uptime_ms,
+            functions,
+            tcp,
+            links,
+        },
         streams,
         refused,
         modules,
@@ -293,17 +304,16 @@ fn number_pair(item: Value) -> Option<(u64, u64)> {
 /// Encodes an announcement onto the end of `out`.
 pub fn encode_announce(announce: &Announce, out: &mut Vec<u8>) {
     let text = |s: &str| Value::Text(s.to_string());
+    let node = &announce.presence;
     let frame = Value::Array(vec![
         uint(KIND_ANNOUNCE),
-        text(&announce.name),
-        uint(announce.uptime_ms),
-        Value::Array(announce.functions.iter().map(|f| text(f)).collect()),
-        announce
-            .tcp
+        text(&node.name),
+        uint(node.uptime_ms),
+        Value::Array(node.functions.iter().map(|f| text(f)).collect()),
+        node.tcp
             .map_or(Value::Null, |addr| Value::Text(addr.to_string())),
         Value::Array(
-            announce
-                .links
+            node.links
                 .iter()
                 .map(|(name, n)| Value::Array(vec![text(name), uint(*n)]))
                 .collect(),

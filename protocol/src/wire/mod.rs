@@ -39,8 +39,8 @@ mod tests;
 
 pub use batcher::Batcher;
 pub use control::{
-    Announce, Position, RefusedCounts, Status, StreamCounts, encode_announce, encode_goodbye,
-    encode_position, encode_query, encode_status,
+    Announce, Position, Presence, RefusedCounts, Status, StreamCounts, encode_announce,
+    encode_goodbye, encode_position, encode_query, encode_status,
 };
 pub use frame::{
     CALL_FRAME_OVERHEAD, CallRun, Datagram, Frame, call_frame_len, decode_datagram, decode_frames,

@@ -291,11 +291,13 @@ fn membership_frames_round_trip() {
     let mut frames = Vec::new();
     let functions = vec!["a:b/c#d".to_string(), "a:b/c#e".to_string()];
     let announce = Announce {
-        name: "node-a".into(),
-        uptime_ms: 1500,
-        functions,
-        tcp: Some("127.0.0.1:4100".parse().unwrap()),
-        links: vec![("node-b".into(), 2)],
+        presence: Presence {
+            name: "node-a".into(),
+            uptime_ms: 1500,
+            functions,
+            tcp: Some("127.0.0.1:4100".parse().unwrap()),
+            links: vec![("node-b".into(), 2)],
+        },
         streams: vec![StreamCounts {
             peer: "node-c".into(),
             received: 10,
