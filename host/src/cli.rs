@@ -1,11 +1,11 @@
 //! The command line: every subcommand, option and environment variable, with its help.
+//! Definitions only: what the options make (a node's settings, keys read from their
+//! files...) is [`crate::settings`]'s, and what each command does is
+//! [`crate::commands`]'s.
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-
-use crate::net::Group;
 
 /// A node that hosts sandboxed WebAssembly functions and lets every node on the network
 /// call them.
@@ -333,81 +333,6 @@ pub struct RunArgs {
     pub cache: CacheArgs,
 }
 
-impl RunArgs {
-    /// Checks --metrics by the rule of the node's own port: an address that is not a
-    /// loopback address needs the group key (`keyed`) or --insecure. (The page itself has
-    /// no authentication: its counters say who calls what, and how much.)
-    pub fn check_metrics(&self, keyed: bool) -> anyhow::Result<()> {
-        match self.metrics {
-            Some(addr) if !addr.ip().to_canonical().is_loopback() && !keyed && !self.insecure => {
-                anyhow::bail!(
-                    "--metrics {addr} is not a loopback address, and this node has no group \
-                     key: it would be a node open to the network. Give --insecure to serve \
-                     the counters there all the same, or run the node with --key-file FILE"
-                )
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The node these options describe, checked in this order: its name, its key (and
-    /// whether it may run without one), --metrics, the mailboxes, the jail policy, the
-    /// stream, the module store.
-    pub fn settings(&self) -> anyhow::Result<dhost_node::run::NodeSettings> {
-        let name = self.name.clone().unwrap_or_else(default_name);
-        dhost_node::run::check_name(&name)?;
-        let keys = self.group.keys_for_node(self.insecure, self.tcp.listen)?;
-        self.check_metrics(keys.is_some())?;
-        let mailboxes = self.mailboxes.open()?.map(std::sync::Arc::new);
-        let policy =
-            crate::jail::Policy::load(self.jail.file.as_deref(), self.jail.flags(&self.args))?;
-        let stream = self.stream.config()?;
-        let modules = match &self.modules.accept_modules {
-            Some(publishers) => Some(dhost_node::run::ModuleSettings {
-                publishers: publishers.clone(),
-                store: self.modules.store()?,
-                max_size: self.modules.max_module_size,
-            }),
-            None => None,
-        };
-        Ok(dhost_node::run::NodeSettings {
-            name,
-            keys,
-            encrypt: self.group.key.encrypt,
-            group: self.group.group(),
-            max_datagram: self.group.max_datagram(),
-            listen: self.tcp.listen,
-            pool_size: usize::from(self.tcp.pool_size),
-            limits: crate::rpc::server::ServerLimits::new(
-                self.tcp.max_connections as usize,
-                self.tcp.idle_timeout,
-            ),
-            metrics: self.metrics,
-            mailboxes,
-            text_anywhere: self.mailboxes.text_anywhere,
-            policy: std::sync::Arc::new(policy),
-            cache_dir: self.cache.dir(),
-            print_jail: self.jail.print_jail,
-            guests: self.guest_paths(),
-            native: self.native.clone(),
-            stream,
-            modules,
-        })
-    }
-
-    /// Everything the node is asked to load: the GUESTs, then the --native plugins not
-    /// also given as a GUEST.
-    pub fn guest_paths(&self) -> Vec<PathBuf> {
-        let mut paths = self.guests.clone();
-        for plugin in &self.native {
-            if !paths.contains(plugin) {
-                paths.push(plugin.clone());
-            }
-        }
-        paths
-    }
-}
-
 /// The node's TCP port, for calls with replies, and its connections to peers.
 #[derive(Debug, Args)]
 pub struct TcpArgs {
@@ -461,21 +386,6 @@ pub struct NodeMailboxArgs {
     pub text_anywhere: bool,
 }
 
-impl NodeMailboxArgs {
-    /// The mailboxes asked for, if any: checked, and opened from their store file.
-    pub fn open(&self) -> anyhow::Result<Option<crate::mailbox::Mailboxes>> {
-        let (Some(count), Some(size)) = (self.mailboxes, self.mailbox_size) else {
-            return Ok(None);
-        };
-        let packet = self.packet_size.unwrap_or(size);
-        let config = crate::mailbox::MailboxConfig::new(count, size, packet)?;
-        Ok(Some(match &self.mailbox_store {
-            Some(path) => crate::mailbox::Mailboxes::stored(config, path)?,
-            None => crate::mailbox::Mailboxes::new(config),
-        }))
-    }
-}
-
 /// What guests are granted and their limits (the built-in default jail unless given).
 #[derive(Debug, Args)]
 pub struct JailArgs {
@@ -521,22 +431,6 @@ pub struct JailArgs {
     pub print_jail: bool,
 }
 
-impl JailArgs {
-    /// The jail flags, with the WASI command's arguments (`-- ARGS`, if any).
-    pub fn flags(&self, args: &[String]) -> crate::jail::Flags {
-        crate::jail::Flags {
-            dirs: self.allow_dir.clone(),
-            env: self.allow_env.clone(),
-            network: self.allow_net.clone(),
-            max_memory: self.max_memory,
-            max_time: self.max_time,
-            fuel: self.fuel,
-            call_timeout: self.call_timeout,
-            args: (!args.is_empty()).then(|| args.to_vec()),
-        }
-    }
-}
-
 /// Where the multicast group is.
 #[derive(Debug, Args)]
 pub struct GroupArgs {
@@ -580,89 +474,6 @@ pub struct KeyArgs {
     pub encrypt: bool,
 }
 
-impl KeyArgs {
-    /// The group's keys, if a key file is given (checked: a key is needed for --encrypt).
-    pub fn keys(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
-        let Some(path) = &self.key_file else {
-            if self.encrypt {
-                anyhow::bail!(
-                    "--encrypt needs the group's key: give --key-file FILE (or set \
-                     DHOST_KEY_FILE); `dhost keygen FILE` makes one"
-                );
-            }
-            return Ok(None);
-        };
-        let keys = crate::auth::Keyring::load(path)
-            .map_err(|e| anyhow::anyhow!("cannot use the group key (--key-file): {e}"))?;
-        tracing::info!("group key(s) {} from {}", keys.ids(), path.display());
-        Ok(Some(keys))
-    }
-
-    /// The keys of connections to and from the TCP port.
-    pub fn connection_keys(&self) -> anyhow::Result<crate::rpc::ConnectionKeys> {
-        Ok(crate::rpc::ConnectionKeys {
-            keys: self.keys()?,
-            encrypt: self.encrypt,
-        })
-    }
-}
-
-impl GroupArgs {
-    /// The group's keys, if a key file is given (checked: a key is needed for --encrypt).
-    pub fn keys(&self) -> anyhow::Result<Option<crate::auth::Keyring>> {
-        self.key.keys()
-    }
-
-    /// The keys of a node: as [`Self::keys`], and a node whose interface, or whose TCP
-    /// port (`listen`, --listen), is not a loopback address must have one, unless
-    /// `insecure` (--insecure).
-    pub fn keys_for_node(
-        &self,
-        insecure: bool,
-        listen: Option<std::net::SocketAddr>,
-    ) -> anyhow::Result<Option<crate::auth::Keyring>> {
-        let keys = self.keys()?;
-        let exposed = if !self.iface.is_loopback() {
-            Some(format!("the interface {}", self.iface))
-        } else {
-            listen
-                .filter(|addr| !addr.ip().to_canonical().is_loopback())
-                .map(|addr| format!("--listen {addr}"))
-        };
-        if let Some(exposed) = exposed
-            && keys.is_none()
-            && !insecure
-        {
-            anyhow::bail!(
-                "{exposed} is not a loopback address, and this node has no group key: any \
-                 process on the network could call it, take its name or evict it. Make a key \
-                 with `dhost keygen group.key`, copy it to every node (mode 600), and run with \
-                 --key-file group.key (or DHOST_KEY_FILE=group.key); or give --insecure to \
-                 run without one"
-            );
-        }
-        if keys.is_some() && insecure {
-            tracing::warn!("--insecure has no effect: the node has a group key");
-        }
-        Ok(keys)
-    }
-
-    /// The largest datagram to send on this group.
-    pub fn max_datagram(&self) -> usize {
-        self.max_datagram
-            .map_or_else(|| self.group().default_max_datagram(), |b| b as usize)
-    }
-
-    /// The group these options name.
-    pub fn group(&self) -> Group {
-        Group {
-            addr: self.group,
-            iface: self.iface,
-            ttl: self.ttl,
-        }
-    }
-}
-
 /// How the node's stream of calls to the group is paced and repaired (docs/wire.md).
 #[derive(Debug, Args)]
 pub struct StreamArgs {
@@ -689,28 +500,6 @@ pub struct StreamArgs {
     pub unreliable: bool,
 }
 
-impl StreamArgs {
-    /// The stream's knobs, checked.
-    pub fn config(&self) -> anyhow::Result<crate::stream::StreamConfig> {
-        use crate::stream::{DEFAULT_KEEP_BYTES, DEFAULT_WINDOW, StreamConfig};
-        if self.unreliable {
-            return Ok(StreamConfig::unreliable());
-        }
-        let window = self.window.unwrap_or(DEFAULT_WINDOW);
-        let config = StreamConfig {
-            window: Some(window),
-            keep_bytes: self
-                .retransmit_buffer
-                .unwrap_or_else(|| DEFAULT_KEEP_BYTES.max(window)),
-            keep_age: self.retransmit_age,
-        };
-        config
-            .check()
-            .map_err(|why| anyhow::anyhow!("--window and --retransmit-buffer: {why}"))?;
-        Ok(config)
-    }
-}
-
 /// Where compiled components are kept.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
@@ -721,18 +510,6 @@ pub struct CacheArgs {
     /// Compile every guest afresh, and keep nothing.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
-}
-
-impl CacheArgs {
-    /// The cache directory to use, if any.
-    pub fn dir(&self) -> Option<PathBuf> {
-        if self.no_cache {
-            return None;
-        }
-        self.cache_dir
-            .clone()
-            .or_else(|| dirs::cache_dir().map(|d| d.join("dhost")))
-    }
 }
 
 /// Options of `dhost inspect`.
@@ -801,20 +578,6 @@ pub struct PublisherArgs {
     pub publisher: Option<String>,
 }
 
-impl PublisherArgs {
-    /// The publisher's name: --publisher, DHOST_PUBLISHER, or the host's name.
-    pub fn name(&self) -> anyhow::Result<String> {
-        let name = self
-            .publisher
-            .clone()
-            .or_else(|| std::env::var("DHOST_PUBLISHER").ok())
-            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
-        crate::modules::publication::check_publisher(&name)
-            .map_err(|why| anyhow::anyhow!("--publisher: {why}"))?;
-        Ok(name)
-    }
-}
-
 /// Options of `dhost unpublish`.
 #[derive(Debug, Args)]
 pub struct UnpublishArgs {
@@ -868,25 +631,6 @@ pub struct ModuleArgs {
     pub max_module_size: u64,
 }
 
-impl ModuleArgs {
-    /// The store these options name.
-    pub fn store(&self) -> anyhow::Result<crate::modules::ModuleStore> {
-        let dir = self
-            .store_dir
-            .clone()
-            .or_else(|| std::env::var_os("DHOST_STORE_DIR").map(PathBuf::from))
-            .or_else(crate::modules::ModuleStore::default_dir)
-            .context("no data directory for the module store: give --store-dir DIR")?;
-        Ok(crate::modules::ModuleStore::new(dir))
-    }
-}
-
-/// A node's default name: `HOSTNAME-PID`.
-fn default_name() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host}-{}", std::process::id())
-}
-
 fn parse_group(s: &str) -> Result<SocketAddrV4, String> {
     let addr: SocketAddrV4 = s
         .parse()
@@ -917,72 +661,5 @@ impl Cli {
             _ => "trace",
         };
         init_logging_at(level);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run_args(args: &[&str]) -> RunArgs {
-        let mut all = vec!["dhost", "run"];
-        all.extend(args);
-        match Cli::try_parse_from(all).expect("valid arguments").command {
-            Command::Run(args) => *args,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_node_off_loopback_needs_a_key_or_insecure() {
-        let lan = run_args(&["--iface", "192.0.2.1"]);
-        let err = lan
-            .group
-            .keys_for_node(lan.insecure, None)
-            .expect_err("no key");
-        assert!(err.to_string().contains("dhost keygen"), "{err}");
-        let insecure = run_args(&["--iface", "192.0.2.1", "--insecure"]);
-        assert!(matches!(
-            insecure.group.keys_for_node(insecure.insecure, None),
-            Ok(None)
-        ));
-        let open_port = run_args(&["--listen", "0.0.0.0:0"]);
-        let err = open_port
-            .group
-            .keys_for_node(open_port.insecure, open_port.tcp.listen)
-            .expect_err("no key");
-        assert!(
-            err.to_string()
-                .contains("--listen 0.0.0.0:0 is not a loopback"),
-            "{err}"
-        );
-        let local = run_args(&["--listen", "127.0.0.1:0"]);
-        assert!(matches!(
-            local.group.keys_for_node(local.insecure, local.tcp.listen),
-            Ok(None)
-        ));
-    }
-
-    #[test]
-    fn metrics_off_loopback_need_a_key_or_insecure() {
-        let open = run_args(&["--metrics", "0.0.0.0:9100"]);
-        let err = open.check_metrics(false).expect_err("no key");
-        assert!(
-            err.to_string()
-                .contains("--metrics 0.0.0.0:9100 is not a loopback"),
-            "{err}"
-        );
-        assert!(open.check_metrics(true).is_ok());
-        assert!(
-            run_args(&["--metrics", "0.0.0.0:9100", "--insecure"])
-                .check_metrics(false)
-                .is_ok()
-        );
-        assert!(
-            run_args(&["--metrics", "127.0.0.1:9100"])
-                .check_metrics(false)
-                .is_ok()
-        );
-        assert!(run_args(&[]).check_metrics(false).is_ok());
     }
 }

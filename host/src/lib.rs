@@ -18,8 +18,9 @@
 //!
 //! This crate's own modules, the only ones that know of a command line:
 //!
-//! - [`cli`]: the command line (clap): its definitions, and what its options make
-//!   (`RunArgs::settings`: a node's settings);
+//! - [`cli`]: the command line (clap): its definitions only;
+//! - [`settings`]: what its options make: a node's settings (`RunArgs::settings`), keys
+//!   read from their files, mailboxes opened;
 //! - [`commands`]: what each command does, handed to the module that owns it;
 //! - [`config`]: `dhost run --config FILE`, a node's options in a TOML file;
 //! - [`manual`]: what the command line says of itself: shell completions, man pages;
@@ -36,6 +37,7 @@ pub(crate) mod console;
 pub(crate) mod inspect;
 pub(crate) mod manual;
 pub mod modules;
+pub mod settings;
 
 pub use dhost_mailbox as mailbox;
 pub use dhost_node::{auth, describe, net, rpc, run, say, stream};
