@@ -1,6 +1,7 @@
 //! The frames a datagram carries after its header, and runs of calls: decoding a datagram's
 //! frames (a run's arguments checked once and kept as CBOR bytes) and encoding a call frame.
 
+use super::arguments::ArgumentArrays;
 use super::control::{Announce, Position, Status, decode_announce, decode_position, decode_status};
 use super::header::{Header, read_header};
 use super::{
@@ -48,9 +49,7 @@ pub struct CallRun {
     pub function: String,
     /// The calls' arguments: one CBOR array per call, one after the other, each checked to
     /// be well-formed (see `docs/wire.md` for what the values mean).
-    args: Vec<u8>,
-    /// Where each call's array ends in `args`.
-    ends: Vec<u32>,
+    args: ArgumentArrays,
 }
 
 impl CallRun {
@@ -59,12 +58,7 @@ impl CallRun {
     pub fn single(first: u64, function: &str, args: &[Value]) -> Self {
         let mut bytes = Vec::new();
         encode_item(&Value::Array(args.to_vec()), &mut bytes);
-        CallRun {
-            first,
-            function: function.to_string(),
-            ends: vec![bytes.len() as u32],
-            args: bytes,
-        }
+        CallRun::collect(first, function, std::iter::once(&bytes[..]))
     }
 
     /// A run of the calls whose argument arrays are `args` (each well-formed CBOR), copied
@@ -73,12 +67,10 @@ impl CallRun {
         let mut run = CallRun {
             first,
             function: function.to_string(),
-            args: Vec::new(),
-            ends: Vec::new(),
+            args: ArgumentArrays::default(),
         };
         for call in args {
-            run.args.extend_from_slice(call);
-            run.ends.push(run.args.len() as u32);
+            run.args.push(call);
         }
         run
     }
@@ -86,24 +78,19 @@ impl CallRun {
     /// Every call's argument array, one after the other, as they came.
     #[inline]
     pub fn bytes(&self) -> &[u8] {
-        &self.args
+        self.args.bytes()
     }
 
     /// How many calls the run holds (at least one).
     #[inline]
     pub fn count(&self) -> usize {
-        self.ends.len()
+        self.args.len()
     }
 
     /// Each call's argument array, as CBOR bytes, in order.
     #[inline]
-    pub fn arguments(&self) -> impl Iterator<Item = &[u8]> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let args = &self.args[start..end as usize];
-            start = end as usize;
-            args
-        })
+    pub fn arguments(&self) -> impl ExactSizeIterator<Item = &[u8]> + Clone {
+        self.args.iter()
     }
 }
 
@@ -192,8 +179,7 @@ fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {
     Ok(Frame::Call(CallRun {
         first,
         function,
-        args,
-        ends,
+        args: ArgumentArrays::from_parts(args, ends),
     }))
 }
 

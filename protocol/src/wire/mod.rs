@@ -30,6 +30,7 @@ use crate::cbor::{MAX_NESTING, as_u64};
 use ciborium::value::Value;
 use thiserror::Error;
 
+mod arguments;
 mod batcher;
 mod control;
 mod frame;
@@ -37,6 +38,7 @@ mod header;
 #[cfg(test)]
 mod tests;
 
+pub use arguments::{ArgumentArrays, ArrayEnd};
 pub use batcher::Batcher;
 pub use control::{
     Announce, Position, Presence, RefusedCounts, Status, StreamCounts, encode_announce,

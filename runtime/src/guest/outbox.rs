@@ -1,8 +1,9 @@
 //! The calls a guest or a native plugin sent and the node has not taken yet: each a
-//! function id and its arguments as one CBOR array, all in one growing buffer, so that
-//! sending a call allocates nothing once the buffer has grown (the node hands the emptied
-//! buffer back).
+//! function id and its arguments as one CBOR array, the arrays in one growing buffer (the
+//! protocol's [`ArgumentArrays`], as a run of calls carries them), so that sending a call
+//! allocates nothing once the buffer has grown (the node hands the emptied buffer back).
 
+use dhost_protocol::wire::ArgumentArrays;
 use std::sync::Arc;
 
 /// How much room an emptied outbox keeps for the next calls, per buffer.
@@ -11,10 +12,9 @@ pub const KEPT_ROOM: usize = 1 << 20;
 /// Sent calls, in order.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    /// The calls' argument arrays, one after the other.
-    bytes: Vec<u8>,
-    /// Where each call's arguments end in `bytes`.
-    ends: Vec<usize>,
+    /// The calls' argument arrays, in order (ended by `usize`: an outbox may hold more
+    /// than a run of calls).
+    calls: ArgumentArrays<usize>,
     /// Runs of consecutive calls to one function: its id, and how many calls there are up
     /// to the end of the run (so a call costs no reference count of its own).
     runs: Vec<(Arc<str>, usize)>,
@@ -28,26 +28,20 @@ impl Outbox {
         function: &Arc<str>,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let start = self.bytes.len();
-        if let Err(e) = encode(&mut self.bytes) {
-            self.bytes.truncate(start);
-            return Err(e);
-        }
-        self.ends.push(self.bytes.len());
+        self.calls.push_with(encode)?;
         match self.runs.last_mut() {
             Some((last, end)) if Arc::ptr_eq(last, function) => *end += 1,
-            _ => self.runs.push((function.clone(), self.ends.len())),
+            _ => self.runs.push((function.clone(), self.calls.len())),
         }
         Ok(())
     }
 
     /// Appends a call to `function` with arguments already encoded.
     pub fn push_encoded(&mut self, function: &str, args: &[u8]) {
-        self.bytes.extend_from_slice(args);
-        self.ends.push(self.bytes.len());
+        self.calls.push(args);
         match self.runs.last_mut() {
             Some((last, end)) if **last == *function => *end += 1,
-            _ => self.runs.push((Arc::from(function), self.ends.len())),
+            _ => self.runs.push((Arc::from(function), self.calls.len())),
         }
     }
 
@@ -60,18 +54,16 @@ impl Outbox {
         if last.as_bytes() != function {
             return false;
         }
-        self.bytes.extend_from_slice(args);
-        self.ends.push(self.bytes.len());
+        self.calls.push(args);
         *end += 1;
         true
     }
 
     /// Removes the last call.
     pub fn pop(&mut self) {
-        if self.ends.pop().is_none() {
+        if !self.calls.pop() {
             return;
         }
-        self.bytes.truncate(self.ends.last().copied().unwrap_or(0));
         let start = self.runs.len().checked_sub(2).map_or(0, |i| self.runs[i].1);
         if let Some((_, end)) = self.runs.last_mut() {
             *end -= 1;
@@ -83,26 +75,23 @@ impl Outbox {
 
     /// The size of the last call's arguments.
     pub fn last_len(&self) -> usize {
-        let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
-        self.ends.last().map_or(0, |end| end - start)
+        self.calls.last_len()
     }
 
     /// Whether no call is waiting.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.calls.is_empty()
     }
 
     /// How many bytes of arguments are waiting.
     pub fn byte_len(&self) -> usize {
-        self.bytes.len()
+        self.calls.bytes().len()
     }
 
     /// How much memory the waiting calls take: their arguments, and what the outbox keeps
     /// for each call and each run.
     pub fn footprint(&self) -> usize {
-        self.bytes.len()
-            + self.ends.len() * std::mem::size_of::<usize>()
-            + self.runs.len() * std::mem::size_of::<(Arc<str>, usize)>()
+        self.calls.footprint() + self.runs.len() * std::mem::size_of::<(Arc<str>, usize)>()
     }
 
     /// Moves every call onto the end of `out`, in order, leaving this outbox empty (when
@@ -125,24 +114,10 @@ impl Outbox {
     /// Forgets every call, keeping the buffers' room up to [`KEPT_ROOM`] bytes (a burst
     /// larger than that gives its memory back).
     pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.ends.clear();
+        self.calls.clear(KEPT_ROOM);
         self.runs.clear();
-        self.bytes.shrink_to(KEPT_ROOM);
-        self.ends
-            .shrink_to(KEPT_ROOM / std::mem::size_of::<usize>());
         self.runs
             .shrink_to(KEPT_ROOM / std::mem::size_of::<(Arc<str>, usize)>());
-    }
-
-    /// The calls' argument bytes from call `from` to call `to`.
-    fn args(&self, from: usize, to: usize) -> impl ExactSizeIterator<Item = &[u8]> + Clone {
-        let mut start = from.checked_sub(1).map_or(0, |i| self.ends[i]);
-        self.ends[from..to].iter().map(move |&end| {
-            let args = &self.bytes[start..end];
-            start = end;
-            args
-        })
     }
 
     /// The calls grouped into runs of consecutive calls to one function: each run's
@@ -152,7 +127,7 @@ impl Outbox {
     ) -> impl Iterator<Item = (&Arc<str>, impl ExactSizeIterator<Item = &[u8]> + Clone)> {
         let mut from = 0;
         self.runs.iter().map(move |(function, to)| {
-            let args = self.args(from, *to);
+            let args = self.calls.range(from, *to);
             from = *to;
             (function, args)
         })
