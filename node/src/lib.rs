@@ -1,11 +1,11 @@
 //! dhost-node: a running node. Its threads, its sockets to the group, its TCP port and
 //! connections to peers, its metrics and its module service, over the I/O-free decisions
-//! of its core ([`node::core`]) and of the protocol crate (`dhost-protocol`), with its
+//! of its core ([`event_loop::core`]) and of the protocol crate (`dhost-protocol`), with its
 //! guests run by the runtime crate (`dhost-runtime`). Nothing here reads a command line:
 //! [`run::run`] takes the settings the `dhost` binary made of one.
 //!
 //! - [`run`]: a node's start, its threads, signals, and its exit status;
-//! - [`node`]: the event loop: the core, its driver, the routing table, the workers;
+//! - [`event_loop`]: the event loop: the core, its driver, the routing table, the workers;
 //! - [`net`]: the multicast sockets, and sending a sealed datagram;
 //! - [`auth`]: the protocol's keys and gate, and counting what the gate refused;
 //! - [`stream`]: reliable multicast: the sending side shared by the node's threads, over
@@ -19,10 +19,10 @@
 
 pub mod auth;
 pub mod describe;
+pub(crate) mod event_loop;
 pub(crate) mod metrics;
 pub mod modules;
 pub mod net;
-pub(crate) mod node;
 pub mod rpc;
 pub mod run;
 pub mod say;

@@ -1,7 +1,7 @@
 //! `dhost run`: loads the guests (failing before joining the group if any cannot be
 //! loaded), then runs the node on these threads:
 //!
-//! - the *event loop* ([`crate::node`]), which routes calls to the guests and plugins and
+//! - the *event loop* ([`crate::event_loop`]), which routes calls to the guests and plugins and
 //!   keeps the peers' streams, with a *worker* thread per WebAssembly guest
 //!   ([`dhost_runtime::guest::worker`]);
 //! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
@@ -14,12 +14,12 @@
 
 use crate::auth::{self, Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::describe::Descriptions;
+use crate::event_loop::{Event, Inputs, Links, Node};
 use crate::metrics::Metrics;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
 use crate::modules::{ModuleService, ModuleStore};
 use crate::net::Group;
-use crate::node::{Event, Inputs, Links, Node};
 use crate::rpc::Pool;
 use crate::rpc::server::{ServerLimits, Services};
 use crate::stream::StreamConfig;

@@ -2,11 +2,11 @@
 //! everything the guest does, one thing at a time, so that guests of one node run side by
 //! side and a guest waiting for a reply holds up only itself.
 //!
-//! The node's routing (the `dhost` crate's `node`) hands a worker [`Work`] through a bounded queue:
-//! runs of calls (in the order their senders' streams deliver them), calls with a reply,
-//! stdin lines, the `init` and a WASI command's `run`. A full queue blocks the routing,
-//! which is how a guest that falls behind pushes back on the network side instead of
-//! losing calls. The worker itself fires the guest's timers, checks its watched pollables,
+//! The node's routing (the node crate's `event_loop`) hands a worker [`Work`] through a
+//! bounded queue: runs of calls (in the order their senders' streams deliver them), calls
+//! with a reply, stdin lines, the `init` and a WASI command's `run`. A full queue blocks
+//! the routing, which is how a guest that falls behind pushes back on the network side
+//! instead of losing calls. The worker itself fires the guest's timers, checks its watched pollables,
 //! and restarts it after a trap (or unloads it when it keeps failing).
 //!
 //! What the guest sends leaves from the worker: to the group through the node's
