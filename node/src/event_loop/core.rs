@@ -256,6 +256,13 @@ enum Pending {
     SharePeers,
     /// Forget peer `sender`, whose last datagrams ran: it said goodbye, or fell silent.
     Forget { sender: u64, silent: bool },
+    /// Stop following the stream of `sender` (and, if it is a `silent` peer, then forget
+    /// it): its last datagrams run first.
+    ForgetStream { sender: u64, silent: bool },
+    /// Stop following the streams idle too long whose senders are no peers.
+    ForgetIdleStreams,
+    /// Give up the gaps unrepaired too long: what was held after them runs.
+    GiveUp,
     /// A run of calls to hand to the guests and plugins that serve it.
     Dispatch {
         run: Arc<wire::CallRun>,
@@ -333,7 +340,9 @@ impl<N: Natives> NodeCore<N> {
                 sequenced,
                 repaired,
             } => {
-                Stats::add(&self.stats.calls_repaired, repaired);
+                if repaired > 0 {
+                    Stats::add(&self.stats.calls_repaired, repaired);
+                }
                 let Some(frame) = frames.next() else {
                     return;
                 };
@@ -355,6 +364,32 @@ impl<N: Natives> NodeCore<N> {
                 if let Some((to, status)) = self.streams.status_for(sender, now) {
                     self.actions.push_back(Action::SendStatus(to, status));
                 }
+            }
+            Pending::ForgetStream { sender, silent } => {
+                // (While it is still a peer, so that it is named, and its last calls pass
+                // its guests' jails.)
+                let ran = self.forget_stream(now, sender);
+                let forget = silent.then_some(Pending::Forget {
+                    sender,
+                    silent: true,
+                });
+                self.first(ran.chain(forget));
+            }
+            Pending::ForgetIdleStreams => {
+                let idle = self.streams.idle(now).into_iter();
+                let strangers = idle.filter(|&id| self.membership.peer_name(id).is_none());
+                let steps: Vec<Pending> = strangers
+                    .map(|sender| Pending::ForgetStream {
+                        sender,
+                        silent: false,
+                    })
+                    .collect();
+                self.first(steps);
+            }
+            Pending::GiveUp => {
+                // (Running what was held says what was lost.)
+                let ran = self.streams.give_up(now);
+                self.first(Self::delivered_steps(ran));
             }
             Pending::Statuses => {
                 for (to, status) in self.streams.statuses(now) {
@@ -857,26 +892,21 @@ impl<N: Natives> NodeCore<N> {
     fn timeout_now(&mut self, now: Instant) {
         let mut steps = Vec::new();
         if self.caught_up {
-            for id in self.membership.silent(now) {
-                // (Its last datagrams run first, while it is still a peer.)
-                steps.extend(self.forget_stream(now, id));
-                steps.push(Pending::Forget {
-                    sender: id,
+            // (Each silent peer's last datagrams run first, while it is still a peer.)
+            steps.extend(self.membership.silent(now).into_iter().map(|sender| {
+                Pending::ForgetStream {
+                    sender,
                     silent: true,
-                });
-            }
-            for id in self.streams.idle(now) {
-                if self.membership.peer_name(id).is_none() {
-                    steps.extend(self.forget_stream(now, id));
                 }
-            }
+            }));
+            steps.push(Pending::ForgetIdleStreams);
         }
-        steps.push(Pending::SharePeers);
-        // (Running what was held says what was lost.)
-        let ran = self.streams.give_up(now);
-        steps.extend(Self::delivered_steps(ran));
-        steps.push(Pending::Statuses);
-        steps.push(Pending::AnnounceIfDue);
+        steps.extend([
+            Pending::SharePeers,
+            Pending::GiveUp,
+            Pending::Statuses,
+            Pending::AnnounceIfDue,
+        ]);
         self.first(steps);
     }
 
@@ -1352,6 +1382,37 @@ mod tests {
             acted.iter().any(|a| matches!(a, Action::Hand { work: Work::GroupChange(GroupChange::Left, name), .. } if &**name == "bob")),
             "{acted:?}"
         );
+    }
+
+    #[test]
+    fn silent_peers_are_forgotten_one_after_the_other_each_with_its_own_losses() {
+        let guests = vec![guest("kv", &[F])];
+        let mut core = core(&guests);
+        let carol: SocketAddr = "127.0.0.1:4002".parse().expect("an address");
+        for (sender, name, from) in [(7, "bob", bob()), (8, "carol", carol)] {
+            core.handle_datagram(ms(1), from, announce(sender, name), 100);
+            core.handle_datagram(ms(2), from, calls(sender, 1, 1, F, 1), 100);
+            // Datagram 2 (call 2) is lost: 3 is held.
+            core.handle_datagram(ms(3), from, calls(sender, 3, 3, F, 1), 100);
+        }
+        let _ = actions(&mut core, &guests, ms(3));
+        let stats = core.stats.clone();
+        let lost = || count(&stats.calls_lost);
+        assert_eq!(lost(), 0);
+        let expired = ms(PEER_EXPIRY.as_millis() as u64 + 10);
+        core.handle_timeout();
+        // The first silent peer's held call runs before anything is said lost...
+        let first = core.poll_action(expired, &guests);
+        assert!(matches!(first, Some(Action::Hand { .. })), "{first:?}");
+        assert_eq!(lost(), 0);
+        // ...and the second's runs once the first's loss (and only it) was counted.
+        let second = std::iter::from_fn(|| core.poll_action(expired, &guests))
+            .find(|a| matches!(a, Action::Hand { .. }));
+        assert!(second.is_some());
+        assert_eq!(lost(), 1, "the first peer's lost call only");
+        let _ = actions(&mut core, &guests, expired);
+        assert_eq!(lost(), 2);
+        assert_eq!(core.membership().peers().count(), 0);
     }
 
     #[test]

@@ -381,11 +381,8 @@ impl Outgoing {
                     StatusRefused::NotAPeer
                 );
             }
-            if let Some((first, last)) = answer.resent_range {
-                tracing::debug!(
-                    "resending {} datagram(s) to {from} ({first} to {last})",
-                    answer.resend.len()
-                );
+            if let Some((first, last, count)) = answer.resent_range {
+                tracing::debug!("resending {count} datagram(s) to {from} ({first} to {last})");
             }
             resends.extend(answer.resend);
             if answer.position.is_some() {
@@ -427,13 +424,16 @@ impl Outgoing {
     /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
     /// heartbeat. Returns how long it may sleep.
     fn tick(&self, network: &Network, now: Instant) -> Duration {
-        let tick = self.lock().side.tick(now);
-        say_expired(tick.expired);
-        let heartbeat = tick.heartbeat;
+        let mut inner = self.lock();
+        let tick = inner.side.tick(now);
         // While a heartbeat may be due, look often; else rarely (two values, so that the
-        // socket's timeout is seldom set anew).
+        // socket's timeout is seldom set anew). Said before the lock is let go: a sender
+        // that records a datagram next then sees the stream thread idle, and wakes it.
         self.stream_thread_idle
             .store(!tick.active, Ordering::Relaxed);
+        drop(inner);
+        say_expired(tick.expired);
+        let heartbeat = tick.heartbeat;
         let sleep = if tick.active {
             super::send::HEARTBEAT_FIRST
         } else {

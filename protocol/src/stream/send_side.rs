@@ -45,8 +45,9 @@ pub enum Transmit {
 pub struct StatusAnswer {
     /// The datagrams to multicast again, in order.
     pub resend: Vec<Arc<Vec<u8>>>,
-    /// The numbers of the first and last of them, for the log.
-    pub resent_range: Option<(u64, u64)>,
+    /// The numbers of the first and last datagrams the status had resent, and how many,
+    /// for the log.
+    pub resent_range: Option<(u64, u64, usize)>,
     /// Multicast the stream's position: the receiver asked for datagrams this node no
     /// longer holds or never sent (at most once per [`POSITION_ANSWER_GAP`]).
     pub position: Option<Position>,
@@ -221,8 +222,8 @@ impl SendSide {
             resent_range: repair
                 .resend
                 .first()
-                .copied()
-                .zip(repair.resend.last().copied()),
+                .zip(repair.resend.last())
+                .map(|(&first, &last)| (first, last, repair.resend.len())),
             opened: repair.opened,
             ..StatusAnswer::default()
         };
@@ -447,7 +448,7 @@ mod tests {
             .on_status(2, peer(2), &status(1, &[(2, 3)]), later)
             .unwrap();
         assert_eq!(answer.resend, vec![sent[1].clone(), sent[2].clone()]);
-        assert_eq!(answer.resent_range, Some((2, 3)));
+        assert_eq!(answer.resent_range, Some((2, 3, 2)));
         assert_eq!(answer.position, None, "it holds them");
         // Asked for what was never sent: the position, at most once per gap.
         let never = side.stream().next() + 5;
