@@ -87,6 +87,14 @@ pub enum Command {
     #[command(subcommand)]
     Mailbox(MailboxCommand),
 
+    /// Run a Zenoh router, for groups that span subnets, sites and clouds.
+    ///
+    /// This is Eclipse Zenoh's own router (the zenoh crate in router mode) in this process,
+    /// with nothing of dhost's: `zenohd` serves as well, and any Zenoh client or router can
+    /// connect to it. It is no member of any group and holds no key. Routers join each
+    /// other with --connect. Stop it with Ctrl-C.
+    Router(RouterArgs),
+
     /// Make a new group key and write it to FILE (readable by its owner alone).
     ///
     /// Copy FILE to every node of the group, and run them (and the clients) with
@@ -158,6 +166,26 @@ pub struct KeygenArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Options of `dhost router`.
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// Take connections from nodes and other routers on ENDPOINT, such as
+    /// tcp/0.0.0.0:7447 [repeatable] [default: tcp/127.0.0.1:7447, this host only].
+    #[arg(long, value_name = "ENDPOINT")]
+    pub listen: Vec<String>,
+
+    /// Connect to another router at ENDPOINT, such as tcp/10.0.0.1:7447 [repeatable].
+    #[arg(long, value_name = "ENDPOINT")]
+    pub connect: Vec<String>,
+
+    /// Take everything else (TLS, timeouts, access control...) from Zenoh's own
+    /// configuration file (JSON5, as `zenohd -c`); --listen and --connect replace its
+    /// endpoints. Without one the router never scouts by multicast: it is reached at its
+    /// endpoints only.
+    #[arg(long, value_name = "FILE")]
+    pub zenoh_config: Option<PathBuf>,
 }
 
 /// `dhost mailbox ...`.

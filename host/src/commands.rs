@@ -31,6 +31,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             serve_mailboxes(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Mailbox(MailboxCommand::Stop(args)) => args.run().map(|()| ExitCode::SUCCESS),
+        Command::Router(args) => {
+            dhost_node::router::run(args.settings()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Call(args) => crate::client::call(&args).map(|()| ExitCode::SUCCESS),
         Command::Cast(args) => crate::client::cast(&args).map(|()| ExitCode::SUCCESS),
         Command::Keygen(args) => keygen(&args).map(|()| ExitCode::SUCCESS),

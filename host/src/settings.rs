@@ -2,11 +2,12 @@
 //! ([`RunArgs::settings`], checked in order), the group's keys read from their files (and
 //! the rule that a node off loopback needs one, or --insecure), the mailboxes opened, the
 //! jail policy's flags, the stream's knobs, the compile cache's and the module store's
-//! directories. The options themselves are [`crate::cli`]'s, which only defines them.
+//! directories, a router's endpoints. The options themselves are [`crate::cli`]'s, which
+//! only defines them.
 
 use crate::cli::{
-    CacheArgs, GroupArgs, JailArgs, KeyArgs, ModuleArgs, NodeMailboxArgs, PublisherArgs, RunArgs,
-    StreamArgs,
+    CacheArgs, GroupArgs, JailArgs, KeyArgs, ModuleArgs, NodeMailboxArgs, PublisherArgs,
+    RouterArgs, RunArgs, StreamArgs,
 };
 use crate::net::Group;
 use anyhow::Context as _;
@@ -259,6 +260,17 @@ impl ModuleArgs {
             .or_else(crate::modules::ModuleStore::default_dir)
             .context("no data directory for the module store: give --store-dir DIR")?;
         Ok(crate::modules::ModuleStore::new(dir))
+    }
+}
+
+impl RouterArgs {
+    /// The router these options describe.
+    pub fn settings(&self) -> dhost_node::router::RouterSettings {
+        dhost_node::router::RouterSettings {
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+            zenoh_config: self.zenoh_config.clone(),
+        }
     }
 }
 

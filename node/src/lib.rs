@@ -15,7 +15,8 @@
 //!   loading, the service;
 //! - [`metrics`]: `--metrics`: the counters for Prometheus, over HTTP;
 //! - [`describe`]: `dhost:node/describe#wit`, the WIT of what a node runs, for clients;
-//! - [`say`]: the line of text a node prints when an operator says it (`say NODE TEXT`).
+//! - [`say`]: the line of text a node prints when an operator says it (`say NODE TEXT`);
+//! - [`router`]: `dhost router`, Zenoh's own router run in this process.
 
 pub mod auth;
 pub mod describe;
@@ -23,6 +24,7 @@ pub(crate) mod event_loop;
 pub(crate) mod metrics;
 pub mod modules;
 pub mod net;
+pub mod router;
 pub mod rpc;
 pub mod run;
 pub mod say;
