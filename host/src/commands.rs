@@ -81,16 +81,16 @@ fn serve_mailboxes(args: MailboxServeArgs) -> anyhow::Result<()> {
     let keys = args.key.connection_keys()?;
     args.serve.check_bind(keys.keys.is_some())?;
     let boxes = args.serve.open()?;
-    let services = crate::rpc::server::Services {
+    let services = crate::tcp_port::Services {
         calls: None,
         mailboxes: Some(boxes.clone()),
         keys,
         text_anywhere: args.text_anywhere,
-        ..crate::rpc::server::Services::default()
+        ..crate::tcp_port::Services::default()
     };
     let limits = args.serve.limits();
     dhost_mailbox::daemon::start(&args.serve.placement(&boxes), |listener, stop| async move {
-        crate::rpc::server::serve(listener, services, limits, stop).await;
+        crate::tcp_port::serve(listener, services, limits, stop).await;
         dhost_mailbox::cli::flush(&boxes)
     })
 }

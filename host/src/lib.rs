@@ -40,7 +40,7 @@ pub mod modules;
 pub mod settings;
 
 pub use dhost_mailbox as mailbox;
-pub use dhost_node::{auth, describe, net, rpc, run, say, stream};
+pub use dhost_node::{auth, describe, net, rpc, run, say, stream, tcp_port};
 pub use dhost_protocol::{
     cbor, clock, frame_kind, membership, outcome, printable, user_files, wire,
 };

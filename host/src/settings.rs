@@ -58,7 +58,7 @@ impl RunArgs {
             max_datagram: self.group.max_datagram(),
             listen: self.tcp.listen,
             pool_size: usize::from(self.tcp.pool_size),
-            limits: crate::rpc::server::ServerLimits::new(
+            limits: crate::tcp_port::ServerLimits::new(
                 self.tcp.max_connections as usize,
                 self.tcp.idle_timeout,
             ),

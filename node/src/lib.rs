@@ -10,7 +10,8 @@
 //! - [`auth`]: the protocol's keys and gate, and counting what the gate refused;
 //! - [`stream`]: reliable multicast: the sending side shared by the node's threads, over
 //!   the protocol's stream state machines;
-//! - [`rpc`]: calls to one node over TCP: the node's port, connection pools, handshakes;
+//! - [`rpc`]: calls to one node over TCP: frames, connection pools, handshakes;
+//! - [`tcp_port`]: the node's TCP port, answering calls and its built-in services;
 //! - [`modules`]: published modules, the node's side: the store, transfers, fetching,
 //!   loading, the service;
 //! - [`metrics`]: `--metrics`: the counters for Prometheus, over HTTP;
@@ -29,3 +30,4 @@ pub mod rpc;
 pub mod run;
 pub mod say;
 pub mod stream;
+pub mod tcp_port;

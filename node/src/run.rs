@@ -21,9 +21,9 @@ use crate::modules::service::{self, ServiceConfig};
 use crate::modules::{ModuleService, ModuleStore};
 use crate::net::Group;
 use crate::rpc::Pool;
-use crate::rpc::server::{ServerLimits, Services};
 use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
+use crate::tcp_port::{ServerLimits, Services};
 use anyhow::{Context as _, bail};
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::Mailboxes;
@@ -406,7 +406,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
             };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
-            tokio::spawn(crate::rpc::server::serve(listener, services, limits, stop));
+            tokio::spawn(crate::tcp_port::serve(listener, services, limits, stop));
         }
         if let Some((listener, metrics)) = metrics {
             let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -1,6 +1,6 @@
 //! `say`: the one function a node answers by itself for an operator, printing a line of
 //! text on its terminal. `dhost console`'s `say NODE TEXT` sends it ([`SAY_FUNCTION`]) and the
-//! node's TCP port answers it ([`crate::rpc::server`]) with [`print_said`].
+//! node's TCP port answers it ([`crate::tcp_port`]) with [`print_said`].
 
 use ciborium::Value;
 use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};

@@ -25,8 +25,8 @@
 use super::routing::{Routable, Route, RoutingTable};
 use crate::modules::Publication;
 use crate::rpc::budget::Held;
-use crate::rpc::server::IncomingCall;
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
+use crate::tcp_port::IncomingCall;
 use dhost_protocol::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
 use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
 use dhost_protocol::wire::{self, Announce, Datagram, Frame, Presence, Status, StreamCounts};

@@ -12,12 +12,12 @@
 //! one address of another host) is told so and closed at once. Each case is logged (at most
 //! a few lines a second) and the node keeps serving.
 
-use super::budget::{ByteBudget, Held, QUEUED_CALL_BYTES, QUEUED_REPLY_BYTES};
-use super::frame::{self, Arguments, MAGIC, MAX_FRAME, PortFrame, Request};
-use super::handshake::{self, ConnectionKeys};
 use crate::describe::{Descriptions, is_describe_function};
 use crate::modules::ModuleService;
 use crate::modules::protocol::{ModuleRequest, is_module_function};
+use crate::rpc::budget::{ByteBudget, Held, QUEUED_CALL_BYTES, QUEUED_REPLY_BYTES};
+use crate::rpc::frame::{self, Arguments, MAGIC, MAX_FRAME, PortFrame, Request};
+use crate::rpc::handshake::{self, ConnectionKeys};
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::port::{self, SharedDropLog};
 use dhost_mailbox::{Mailboxes, protocol};
