@@ -6,7 +6,9 @@
 //! every path that names something of the crate (`use crate::a::B`, `super::c`, a path
 //! through an imported name) to the module that *defines* it, seeing through `pub use`
 //! re-exports, and reports the strongly connected components of the resulting graph: each
-//! is a set of modules that import each other in a ring.
+//! is a set of modules that import each other in a ring. It reports them again with each
+//! top-level module standing for everything under it, so that two top-level modules that
+//! import each other through different children are a ring too.
 //!
 //! Rules, chosen so that a cycle found is one a reader would call a cycle:
 //! - a module depends on the module that defines what it names, not on a parent that only
@@ -160,6 +162,51 @@ impl ModuleGraph {
             .collect();
         components.sort();
         components
+    }
+}
+
+impl ModuleGraph {
+    /// The graph as the crate's root sees it: each top-level module stands for itself and
+    /// every module under it, and an edge between two modules under different top-level
+    /// modules is an edge between those.
+    pub fn top_level(&self) -> ModuleGraph {
+        let top = |m: &ModulePath| m.iter().take(1).cloned().collect::<ModulePath>();
+        let mut graph = ModuleGraph::default();
+        for (module, file) in &self.modules {
+            if module.len() <= 1 {
+                graph.modules.insert(module.clone(), file.clone());
+            }
+        }
+        for (from, targets) in &self.edges {
+            for to in targets {
+                let (a, b) = (top(from), top(to));
+                if a == b {
+                    continue;
+                }
+                graph
+                    .reasons
+                    .entry((a.clone(), b.clone()))
+                    .or_insert_with(|| {
+                        let why = &self.reasons[&(from.clone(), to.clone())];
+                        format!("{} -> {}: {why}", display(from), display(to))
+                    });
+                graph.edges.entry(a).or_default().insert(b);
+            }
+        }
+        graph
+    }
+
+    /// Every ring of the crate: of modules ([`Self::cycles`]), then of top-level modules
+    /// that import each other only through different children (`a::x` uses `b::y` and
+    /// `b::z` uses `a::w`), which no module-by-module ring shows.
+    pub fn rings(&self) -> Vec<Vec<ModulePath>> {
+        let mut rings = self.cycles();
+        for ring in self.top_level().cycles() {
+            if !rings.contains(&ring) {
+                rings.push(ring);
+            }
+        }
+        rings
     }
 }
 

@@ -1,5 +1,6 @@
 //! `cargo run -p module-graph -- CRATE_ROOT...`: prints each crate's module import graph
-//! and its cycles; exits 1 if there is a cycle. `--edges` prints every edge too.
+//! and its rings (of modules, and of top-level modules); exits 1 if there is one. `--edges`
+//! prints every edge too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        for cycle in graph.cycles() {
+        for cycle in graph.rings() {
             found = true;
             let names: Vec<String> = cycle.iter().map(|m| display(m)).collect();
             println!("  cycle: {{{}}}", names.join(", "));

@@ -1,6 +1,7 @@
 //! The workspace's modules import each other in one direction only: every crate of the
-//! workspace (the node, the mailbox crate, the guest SDK, the example guests, the tools) is
-//! read (the protocol crate too), and any ring of modules that import each other fails the test, named.
+//! workspace (each member of the root Cargo.toml: the protocol, mailbox, runtime and node
+//! crates, the binary, the guest SDK, the example guests, the tools) is read, and any ring
+//! of modules, or of top-level modules, that import each other fails the test, named.
 //! (Crates themselves cannot form rings: Cargo refuses them.)
 
 use module_graph::{display, read_crate};
@@ -11,24 +12,26 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The directories of the workspace's members, as the root Cargo.toml lists them.
+fn members() -> Vec<PathBuf> {
+    let root = workspace();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the root manifest");
+    let line = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a members list");
+    let list = &line[line.find('[').expect("a list") + 1..line.rfind(']').expect("a list")];
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .map(|m| root.join(m))
+        .collect()
+}
+
 /// The root file of every library and binary crate in the workspace.
 fn crate_roots() -> Vec<PathBuf> {
-    let root = workspace();
-    let mut dirs = vec![
-        root.join("host"),
-        root.join("mailbox"),
-        root.join("guest-sdk"),
-    ];
-    for group in ["guests", "tools"] {
-        let entries = std::fs::read_dir(root.join(group)).expect("the workspace's directories");
-        for entry in entries.flatten() {
-            if entry.path().join("Cargo.toml").exists() {
-                dirs.push(entry.path());
-            }
-        }
-    }
     let mut roots = Vec::new();
-    for dir in dirs {
+    for dir in members() {
         for file in ["src/lib.rs", "src/main.rs"] {
             let path = dir.join(file);
             if path.exists() {
@@ -43,11 +46,15 @@ fn crate_roots() -> Vec<PathBuf> {
 fn no_module_imports_itself_through_others() {
     let roots = crate_roots();
     assert!(roots.len() >= 10, "found only {roots:?}");
+    for layer in ["protocol", "mailbox", "runtime", "node", "host"] {
+        let root = workspace().join(layer).join("src/lib.rs");
+        assert!(roots.contains(&root), "{} is not read", root.display());
+    }
     let mut cycles = Vec::new();
     for root in &roots {
         let graph = read_crate(root).unwrap_or_else(|e| panic!("{e}"));
         assert!(!graph.modules.is_empty());
-        for cycle in graph.cycles() {
+        for cycle in graph.rings() {
             let names: Vec<String> = cycle.iter().map(|m| display(m)).collect();
             cycles.push(format!("{}: {{{}}}", root.display(), names.join(", ")));
         }
@@ -120,4 +127,28 @@ fn re_exports_and_test_code_are_not_rings() {
         .map(|m| display(m))
         .collect();
     assert_eq!(a_uses, ["b"]);
+}
+
+#[test]
+fn top_level_modules_that_import_each_other_through_different_children_are_a_ring() {
+    let root = scratch_crate(
+        "top-ring",
+        &[
+            ("lib.rs", "pub mod a;\npub mod b;\n"),
+            ("a/mod.rs", "pub mod w;\npub mod x;\n"),
+            ("a/w.rs", "pub struct W;\n"),
+            ("a/x.rs", "pub struct X(crate::b::y::Y);\n"),
+            ("b/mod.rs", "pub mod y;\npub mod z;\n"),
+            ("b/y.rs", "pub struct Y;\n"),
+            ("b/z.rs", "pub struct Z(crate::a::w::W);\n"),
+        ],
+    );
+    let graph = read_crate(&root).expect("the crate reads");
+    assert!(graph.cycles().is_empty(), "no ring of modules");
+    let rings: Vec<Vec<String>> = graph
+        .rings()
+        .iter()
+        .map(|c| c.iter().map(|m| display(m)).collect())
+        .collect();
+    assert_eq!(rings, [["a", "b"]]);
 }
