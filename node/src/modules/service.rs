@@ -290,7 +290,7 @@ impl ModuleService {
 
     /// Records that the node runs `p`, a newer publication of the module it runs.
     fn record(&self, p: Publication) -> Result<(), CallFailure> {
-        let settled = lock(&self.catalog).settle(p.clone());
+        let settled = lock(&self.catalog).settle(p.clone(), Instant::now());
         settled.map_err(|newer| newer_known(&p, &newer))?;
         self.save();
         Ok(())

@@ -109,10 +109,10 @@ impl Catalog {
         self.forget_old_removals(now);
     }
 
-    /// Records that the node runs `p`, unless a newer publication of its name came
+    /// Records at `now` that the node runs `p`, unless a newer publication of its name came
     /// meanwhile (then returns that one). An older publication of the module the node runs
     /// changes nothing.
-    pub fn settle(&mut self, p: Publication) -> Result<(), Publication> {
+    pub fn settle(&mut self, p: Publication, now: Instant) -> Result<(), Publication> {
         match self.judge(&p) {
             Handling::Stale(newer) => Err(newer),
             Handling::Have => Ok(()),
@@ -121,7 +121,7 @@ impl Catalog {
                 Ok(())
             }
             Handling::Remove => {
-                self.removed(p, Instant::now());
+                self.removed(p, now);
                 Ok(())
             }
         }
@@ -268,9 +268,9 @@ mod tests {
         let v2 = publication("kv", 20, Some(2));
         catalog.ran(v2.clone());
         // v1 was being loaded while v2 arrived: it does not take v2's place.
-        assert_eq!(catalog.settle(v1.clone()), Err(v2.clone()));
+        assert_eq!(catalog.settle(v1.clone(), now), Err(v2.clone()));
         // An older publication of the module it runs leaves the newer record.
-        assert_eq!(catalog.settle(publication("kv", 15, Some(2))), Ok(()));
+        assert_eq!(catalog.settle(publication("kv", 15, Some(2)), now), Ok(()));
         assert_eq!(catalog.running("kv"), Some(&v2));
         // A change that did not happen is undone, removal records included.
         let removal = publication("chat", 5, None);
