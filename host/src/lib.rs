@@ -6,7 +6,8 @@
 //! names its modules had when they were this crate's:
 //!
 //! - `dhost-node` (`node/`), a running node: [`run`], [`net`], [`auth`], [`stream`],
-//!   [`rpc`], [`modules`] (the node's side), [`describe`], [`say`];
+//!   [`rpc`], [`tcp_port`], [`modules`] (the node's side), [`say`], and `dhost router`
+//!   ([`dhost_node::router`]);
 //! - `dhost-runtime` (`runtime/`), how guests run: [`guest`] (WebAssembly components and
 //!   native plugins; what they need of the network is the traits of [`guest::network`],
 //!   which [`stream`] and [`rpc`] implement), [`jail`], [`value`], [`cache`], [`stats`];
@@ -40,7 +41,7 @@ pub mod modules;
 pub mod settings;
 
 pub use dhost_mailbox as mailbox;
-pub use dhost_node::{auth, describe, net, rpc, run, say, stream, tcp_port};
+pub use dhost_node::{auth, net, rpc, run, say, stream, tcp_port};
 pub use dhost_protocol::{
     cbor, clock, frame_kind, membership, outcome, printable, user_files, wire,
 };

@@ -20,7 +20,7 @@
 //! - [`router`]: `dhost router`, Zenoh's own router run in this process.
 
 pub mod auth;
-pub mod describe;
+pub(crate) mod describe;
 pub(crate) mod event_loop;
 pub(crate) mod metrics;
 pub mod modules;

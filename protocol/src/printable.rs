@@ -7,14 +7,14 @@
 //! bidirectional controls (which reorder what a line shows: U+061C, U+200E, U+200F,
 //! U+202A to U+202E, U+2066 to U+2069) and the line and paragraph separators (U+2028,
 //! U+2029). [`Printable`] shows one line (everything escaped); [`Lines`] keeps line feeds
-//! and tabs, for text whose lines are the point (a guest's output, WIT); [`bytes`] shows
+//! and tabs, for text whose lines are the point (a guest's output, WIT); [`bytes()`] shows
 //! bytes that need not be UTF-8 (a byte that is not is shown as `\x{ff}`).
 //!
 //! Names that travel (node names, publishers, function ids) are refused where they are
 //! decoded when they hold such a character ([`is_printable`]); everything else goes through
 //! these wrappers on its way to a terminal, and the node's log escapes every field it
-//! writes ([`crate::cli::init_logging_at`]). This crate holds it because the log is set up
-//! here, for `dipc` and the node alike; the node re-exports it as `dhost::printable`.
+//! writes (the mailbox crate's `cli::init_logging_at`, which sets up the log for `dipc` and
+//! the node alike); the node re-exports it as `dhost::printable`.
 
 use std::fmt::{self, Write as _};
 

@@ -3,8 +3,8 @@
 //! rule every node applies to a publication it is offered or hears announced: the newest
 //! publication of a name wins ([`Publication::supersedes`]).
 //!
-//! The catalog holds no I/O: [`super::service`] asks it what to do and tells it what was
-//! done, so the rule is tested here on its own.
+//! The catalog holds no I/O: the node's module service (`dhost_node::modules::service`)
+//! asks it what to do and tells it what was done, so the rule is tested here on its own.
 
 use super::{Digest, MAX_MODULES, Publication};
 use std::collections::{BTreeMap, HashMap};

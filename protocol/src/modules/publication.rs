@@ -1,6 +1,6 @@
 //! A publication: which module runs under a name, as its publisher said, and its CBOR
 //! form, the same in announcements (docs/wire.md) and in the requests of the TCP port
-//! ([`super::protocol`]):
+//! (the node's `modules::protocol`):
 //!
 //! ```text
 //! publication = [name, digest / null, size, published-at, publisher]

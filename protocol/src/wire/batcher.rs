@@ -6,7 +6,7 @@ use super::frame::{BREAK, call_frame_len, encode_call_run};
 use super::header::encode_header;
 
 /// Packs encoded frames into datagrams of at most `max` bytes, each opening with the
-/// sender's header (sequenced, to be numbered with [`stamp`] as it leaves, or control).
+/// sender's header (sequenced, to be numbered with [`super::stamp`] as it leaves, or control).
 /// Frames keep their order; a frame never spans two datagrams. Calls to the function of
 /// the datagram's last frame, with the next call number, join its run.
 #[derive(Debug)]

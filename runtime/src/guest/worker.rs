@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use wasmtime::component::Val;
 
 /// How many pieces of work may wait for a guest before the routing waits for room.
-pub const QUEUE_LEN: usize = 1024;
+pub(crate) const QUEUE_LEN: usize = 1024;
 
 /// How often a guest's watched pollables are checked while it watches any.
 const READINESS_INTERVAL: Duration = Duration::from_millis(10);
