@@ -325,8 +325,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub group: GroupArgs,
 
-    /// Run on an interface that is not a loopback address (--iface, --listen, --metrics)
-    /// without a key: any process that can reach the network may then call this node's
+    /// The Zenoh network the node joins instead of the multicast group, if any.
+    #[command(flatten)]
+    pub zenoh: ZenohArgs,
+
+    /// Run on an interface that is not a loopback address (--iface, --listen, --metrics,
+    /// a Zenoh endpoint) without a key: any process that can reach the network may then call this node's
     /// functions, take its name or evict it.
     #[arg(long)]
     pub insecure: bool,
@@ -484,6 +488,54 @@ pub struct GroupArgs {
     /// The group's key.
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// How a node reaches its group through a Zenoh network, when multicast cannot reach its
+/// peers (docs/zenoh.md). Any of these options makes the node use Zenoh instead of the
+/// multicast group (whose address, --group, still names the group).
+#[derive(Debug, Args)]
+pub struct ZenohArgs {
+    /// Join the group through the Zenoh router at ENDPOINT, such as tcp/10.0.0.1:7447,
+    /// where `dhost router` or zenohd listens (or, with --zenoh-mode peer, connect to the
+    /// peer or router there) [repeatable; a client takes the first that answers].
+    #[arg(
+        long,
+        env = "DHOST_ZENOH",
+        value_name = "ENDPOINT",
+        value_delimiter = ','
+    )]
+    pub zenoh: Vec<String>,
+
+    /// As a Zenoh peer, take connections from other peers on ENDPOINT [repeatable]
+    /// [default: tcp/IFACE:0, an ephemeral port on the --iface address].
+    #[arg(
+        long,
+        env = "DHOST_ZENOH_LISTEN",
+        value_name = "ENDPOINT",
+        value_delimiter = ','
+    )]
+    pub zenoh_listen: Vec<String>,
+
+    /// client: everything goes through one router, and nodes need not reach each other;
+    /// peer: nodes connect to each other directly (a router only introduces them)
+    /// [default: client].
+    #[arg(long, env = "DHOST_ZENOH_MODE", value_enum, value_name = "MODE")]
+    pub zenoh_mode: Option<ZenohMode>,
+
+    /// Take everything else (TLS, timeouts, access control...) from Zenoh's own
+    /// configuration file (JSON5, as zenohd's); the options above replace its mode and
+    /// endpoints. Without one the node never scouts by multicast.
+    #[arg(long, env = "DHOST_ZENOH_CONFIG", value_name = "FILE")]
+    pub zenoh_config: Option<PathBuf>,
+}
+
+/// How a node joins a Zenoh network (--zenoh-mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZenohMode {
+    /// Through one router.
+    Client,
+    /// Directly to the other peers.
+    Peer,
 }
 
 /// The group's key.
@@ -681,11 +733,12 @@ pub use dhost_mailbox::cli::init_logging_at;
 impl Cli {
     /// Sends logs to stderr at the level -v/-q (or RUST_LOG) asks for.
     pub fn init_logging(&self) {
+        // (Zenoh's own logs one level quieter than dhost's: its sessions say much.)
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
             (false, 0) => "warn",
-            (false, 1) => "info",
-            (false, 2) => "debug",
+            (false, 1) => "info,zenoh=warn",
+            (false, 2) => "debug,zenoh=info",
             _ => "trace",
         };
         init_logging_at(level);

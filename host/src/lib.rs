@@ -41,7 +41,7 @@ pub mod modules;
 pub mod settings;
 
 pub use dhost_mailbox as mailbox;
-pub use dhost_node::{auth, net, rpc, run, say, stream, tcp_port};
+pub use dhost_node::{auth, net, rpc, run, say, stream, tcp_port, transport, zenoh_transport};
 pub use dhost_protocol::{
     cbor, clock, frame_kind, membership, outcome, printable, user_files, wire,
 };

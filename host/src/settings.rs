@@ -7,10 +7,11 @@
 
 use crate::cli::{
     CacheArgs, GroupArgs, JailArgs, KeyArgs, ModuleArgs, NodeMailboxArgs, PublisherArgs,
-    RouterArgs, RunArgs, StreamArgs,
+    RouterArgs, RunArgs, StreamArgs, ZenohArgs, ZenohMode,
 };
 use crate::net::Group;
 use anyhow::Context as _;
+use dhost_node::zenoh_transport::config as zenoh_config;
 use std::path::PathBuf;
 
 impl RunArgs {
@@ -36,7 +37,13 @@ impl RunArgs {
     pub fn settings(&self) -> anyhow::Result<dhost_node::run::NodeSettings> {
         let name = self.name.clone().unwrap_or_else(default_name);
         dhost_node::run::check_name(&name)?;
-        let keys = self.group.keys_for_node(self.insecure, self.tcp.listen)?;
+        let zenoh = self.zenoh.config(self.group.iface)?;
+        let zenoh_exposed = zenoh
+            .as_ref()
+            .and_then(dhost_node::zenoh_transport::config::exposed_endpoint);
+        let keys = self
+            .group
+            .keys_for_node(self.insecure, self.tcp.listen, zenoh_exposed)?;
         self.check_metrics(keys.is_some())?;
         let mailboxes = self.mailboxes.open()?.map(std::sync::Arc::new);
         let policy =
@@ -55,7 +62,11 @@ impl RunArgs {
             keys,
             encrypt: self.group.key.encrypt,
             group: self.group.group(),
-            max_datagram: self.group.max_datagram(),
+            // (Zenoh carries datagrams of any size over TCP, and cuts them itself.)
+            max_datagram: match (&zenoh, self.group.max_datagram) {
+                (Some(_), None) => crate::wire::MAX_DATAGRAM,
+                _ => self.group.max_datagram(),
+            },
             listen: self.tcp.listen,
             pool_size: usize::from(self.tcp.pool_size),
             limits: crate::tcp_port::ServerLimits::new(
@@ -72,6 +83,7 @@ impl RunArgs {
             native: self.native.clone(),
             stream,
             modules,
+            zenoh,
         })
     }
 
@@ -152,17 +164,21 @@ impl GroupArgs {
         self.key.keys()
     }
 
-    /// The keys of a node: as [`Self::keys`], and a node whose interface, or whose TCP
-    /// port (`listen`, --listen), is not a loopback address must have one, unless
+    /// The keys of a node: as [`Self::keys`], and a node whose interface, whose TCP port
+    /// (`listen`, --listen), or one of whose Zenoh endpoints (`zenoh_exposed`, the first
+    /// that is not a loopback address) is not a loopback address must have one, unless
     /// `insecure` (--insecure).
     pub fn keys_for_node(
         &self,
         insecure: bool,
         listen: Option<std::net::SocketAddr>,
+        zenoh_exposed: Option<String>,
     ) -> anyhow::Result<Option<crate::auth::Keyring>> {
         let keys = self.keys()?;
         let exposed = if !self.iface.is_loopback() {
             Some(format!("the interface {}", self.iface))
+        } else if let Some(endpoint) = zenoh_exposed {
+            Some(format!("the Zenoh endpoint {endpoint}"))
         } else {
             listen
                 .filter(|addr| !addr.ip().to_canonical().is_loopback())
@@ -263,6 +279,33 @@ impl ModuleArgs {
     }
 }
 
+impl ZenohArgs {
+    /// The Zenoh configuration of a node these options describe, if they name a Zenoh
+    /// network at all; a peer listens on `iface` when told nowhere.
+    pub fn config(
+        &self,
+        iface: std::net::Ipv4Addr,
+    ) -> anyhow::Result<Option<dhost_node::zenoh_transport::ZenohConfig>> {
+        if self.zenoh.is_empty()
+            && self.zenoh_listen.is_empty()
+            && self.zenoh_mode.is_none()
+            && self.zenoh_config.is_none()
+        {
+            return Ok(None);
+        }
+        let settings = zenoh_config::ZenohSettings {
+            mode: match self.zenoh_mode {
+                Some(ZenohMode::Peer) => zenoh_config::Mode::Peer,
+                Some(ZenohMode::Client) | None => zenoh_config::Mode::Client,
+            },
+            connect: self.zenoh.clone(),
+            listen: self.zenoh_listen.clone(),
+            config_file: self.zenoh_config.clone(),
+        };
+        Ok(Some(zenoh_config::node_config(&settings, iface)?))
+    }
+}
+
 impl RouterArgs {
     /// The router these options describe.
     pub fn settings(&self) -> dhost_node::router::RouterSettings {
@@ -300,18 +343,18 @@ mod tests {
         let lan = run_args(&["--iface", "192.0.2.1"]);
         let err = lan
             .group
-            .keys_for_node(lan.insecure, None)
+            .keys_for_node(lan.insecure, None, None)
             .expect_err("no key");
         assert!(err.to_string().contains("dhost keygen"), "{err}");
         let insecure = run_args(&["--iface", "192.0.2.1", "--insecure"]);
         assert!(matches!(
-            insecure.group.keys_for_node(insecure.insecure, None),
+            insecure.group.keys_for_node(insecure.insecure, None, None),
             Ok(None)
         ));
         let open_port = run_args(&["--listen", "0.0.0.0:0"]);
         let err = open_port
             .group
-            .keys_for_node(open_port.insecure, open_port.tcp.listen)
+            .keys_for_node(open_port.insecure, open_port.tcp.listen, None)
             .expect_err("no key");
         assert!(
             err.to_string()
@@ -320,7 +363,9 @@ mod tests {
         );
         let local = run_args(&["--listen", "127.0.0.1:0"]);
         assert!(matches!(
-            local.group.keys_for_node(local.insecure, local.tcp.listen),
+            local
+                .group
+                .keys_for_node(local.insecure, local.tcp.listen, None),
             Ok(None)
         ));
     }

@@ -6,7 +6,11 @@
 //!
 //! - [`run`]: a node's start, its threads, signals, and its exit status;
 //! - [`event_loop`]: the event loop: the core, its driver, the routing table, the workers;
+//! - [`transport`]: what the node's datagrams travel over: the multicast group ([`net`]) or
+//!   a Zenoh network ([`zenoh_transport`]);
 //! - [`net`]: the multicast sockets, and sending a sealed datagram;
+//! - [`zenoh_transport`]: the node over Zenoh: its configuration, the group's key
+//!   expressions, the link;
 //! - [`auth`]: the protocol's keys and gate, and counting what the gate refused;
 //! - [`stream`]: reliable multicast: the sending side shared by the node's threads, over
 //!   the protocol's stream state machines;
@@ -31,3 +35,5 @@ pub mod run;
 pub mod say;
 pub mod stream;
 pub mod tcp_port;
+pub mod transport;
+pub mod zenoh_transport;

@@ -1,11 +1,16 @@
 //! The node's sockets to the group (socket2): one that receives the group's datagrams,
 //! joined on the chosen interface with address reuse so several nodes share one machine,
 //! and one bound to the interface that sends to the group (with loopback on) and to single
-//! nodes, and receives what single nodes send back (statuses of the node's stream).
+//! nodes, and receives what single nodes send back (statuses of the node's stream): the
+//! [`Multicast`] transport.
 
+use crate::auth::Sealed;
+use crate::transport::{ForNode, Transport};
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dhost_protocol::wire;
 
@@ -105,7 +110,12 @@ pub fn send_sealed(
     to: SocketAddr,
     unicast: bool,
 ) -> std::io::Result<usize> {
-    let sealed = gate.seal(datagram, unicast);
+    send_to(socket, &gate.seal(datagram, unicast), to)
+}
+
+/// Sends `sealed` through `socket` to `to`, header and body in one datagram without copying
+/// them together.
+fn send_to(socket: &UdpSocket, sealed: &Sealed<'_>, to: SocketAddr) -> std::io::Result<usize> {
     socket2::SockRef::from(socket).send_to_vectored(
         &[
             std::io::IoSlice::new(sealed.header()),
@@ -113,4 +123,69 @@ pub fn send_sealed(
         ],
         &to.into(),
     )
+}
+
+/// The group on a LAN, as a node's [`Transport`]: one socket, bound to the interface and
+/// not connected, that sends to the group and to single nodes, and hears what single nodes
+/// send back.
+#[derive(Debug)]
+pub struct Multicast {
+    socket: UdpSocket,
+    group: SocketAddr,
+    /// The receive timeout last set on the socket, in microseconds (set anew only when it
+    /// changes: the stream thread asks for one of two).
+    timeout: AtomicU64,
+}
+
+impl Multicast {
+    /// The group at `group`, reached through `socket` ([`Group::sender`]).
+    pub fn new(socket: UdpSocket, group: SocketAddr) -> Self {
+        Multicast {
+            socket,
+            group,
+            timeout: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Transport for Multicast {
+    fn to_group(&self, sealed: &Sealed<'_>) -> std::io::Result<()> {
+        send_to(&self.socket, sealed, self.group).map(drop)
+    }
+
+    fn to_node(&self, to: SocketAddr, sealed: &Sealed<'_>) -> std::io::Result<()> {
+        send_to(&self.socket, sealed, to).map(drop)
+    }
+
+    fn for_node(&self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<ForNode>> {
+        let micros = u64::try_from(timeout.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if self.timeout.swap(micros, Ordering::Relaxed) != micros {
+            self.socket
+                .set_read_timeout(Some(Duration::from_micros(micros)))?;
+        }
+        match self.socket.recv_from(buf) {
+            Ok(received) => Ok(Some(received)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn wake(&self) {
+        if let Ok(own) = self.socket.local_addr() {
+            let _ = self.socket.send_to(&[], own);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the group {}", self.group)
+    }
 }

@@ -4,8 +4,10 @@
 //! - the *event loop* ([`crate::event_loop`]), which routes calls to the guests and plugins and
 //!   keeps the peers' streams, with a *worker* thread per WebAssembly guest
 //!   ([`dhost_runtime::guest::worker`]);
-//! - the *network* thread (this one, on a tokio runtime), which receives datagrams, decodes
-//!   them, drops what is malformed and hands the rest to the event loop, and turns Ctrl-C
+//! - the *network* thread (this one, on a tokio runtime), which receives the group's
+//!   datagrams (from the multicast group, or from a Zenoh network through its
+//!   [`ZenohLink`]), decodes them, drops what is malformed and hands the rest to the event
+//!   loop, and turns Ctrl-C
 //!   or SIGTERM into a clean shutdown;
 //!   and runs the node's TCP port and its pool of connections to peers (calls with replies);
 //! - the *stream* thread ([`crate::stream::outgoing`]), which hears the receivers'
@@ -19,11 +21,13 @@ use crate::metrics::Metrics;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
 use crate::modules::{ModuleService, ModuleStore};
-use crate::net::Group;
+use crate::net::{Group, Multicast};
 use crate::rpc::Pool;
 use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
 use crate::tcp_port::{ServerLimits, Services};
+use crate::zenoh_transport::keys::{self, GroupKeys};
+use crate::zenoh_transport::{Heard, ZenohLink};
 use anyhow::{Context as _, bail};
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::Mailboxes;
@@ -67,6 +71,10 @@ const QUEUE_BYTES: u64 = 64 << 20;
 /// The most a node asks a sender to send beyond what it has run, whatever its receive
 /// buffer (the receive side's window).
 const MAX_RECEIVE_WINDOW: u64 = 16 << 20;
+
+/// How many datagrams heard from Zenoh may wait for the network thread (beyond, they are
+/// dropped as overrun, and repaired).
+const ZENOH_QUEUE: usize = 16_384;
 
 /// The longest line read from stdin; longer lines are cut there.
 const MAX_STDIN_LINE: usize = 64 * 1024;
@@ -112,6 +120,10 @@ pub struct NodeSettings {
     pub stream: StreamConfig,
     /// How the node takes published modules, if it takes them.
     pub modules: Option<ModuleSettings>,
+    /// The Zenoh network the node joins instead of the multicast group, if any (made by
+    /// [`crate::zenoh_transport::config::node_config`]; the binary has checked that a
+    /// node without a key reaches it on loopback alone).
+    pub zenoh: Option<zenoh::Config>,
 }
 
 /// How a node takes published modules (`--accept-modules`).
@@ -155,6 +167,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         native,
         stream: stream_config,
         modules: module_settings,
+        zenoh: zenoh_config,
     } = settings;
     check_name(&node_name)?;
     let max_call = max_call(max_datagram);
@@ -175,7 +188,13 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
     };
     // (Datagram keys are bound to the group: what is captured in one group runs in no other.)
     let datagram_keys = keys.as_ref().map(|k| k.for_group(group.addr));
-    let gate = Arc::new(Gate::new(datagram_keys, encrypt).on_interface(group.iface));
+    let gate = Gate::new(datagram_keys, encrypt);
+    // (Over Zenoh the node is on this host alone only if its endpoints are: the binary
+    // checked that a node without a key has only loopback endpoints.)
+    let gate = Arc::new(match zenoh_config {
+        Some(_) => gate,
+        None => gate.on_interface(group.iface),
+    });
     let outgoing = Arc::new(Outgoing::new(
         id,
         max_datagram,
@@ -275,16 +294,32 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
                     .any(|i| i.name.starts_with("dstc:node/mailboxes"))
         });
 
-    let (receiver, listener) = if networked {
+    let mut group_inputs = GroupInputs::default();
+    let mut zenoh_link = None;
+    let listener = if networked {
         let listen = listen.unwrap_or_else(|| SocketAddr::new(group.iface.into(), 0));
         let listener = std::net::TcpListener::bind(listen)
             .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
         listener.set_nonblocking(true)?;
-        let receiver = group.receiver()?;
-        outgoing.attach(group.sender()?, SocketAddr::V4(group.addr));
-        (Some(receiver), Some(listener))
+        match zenoh_config {
+            Some(config) => {
+                let (heard_tx, heard) = tokio::sync::mpsc::channel(ZENOH_QUEUE);
+                let keys = GroupKeys::new(group.addr);
+                let link = ZenohLink::open(config, keys, id, heard_tx, stats.clone())?;
+                let link = Arc::new(link);
+                outgoing.attach(link.clone());
+                group_inputs.zenoh = Some(heard);
+                zenoh_link = Some(link);
+            }
+            None => {
+                group_inputs.socket = Some(group.receiver()?);
+                let multicast = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                outgoing.attach(Arc::new(multicast));
+            }
+        }
+        Some(listener)
     } else {
-        (None, None)
+        None
     };
     let metrics = match metrics {
         Some(addr) => {
@@ -298,18 +333,24 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
     };
     // What this node asks each sender to keep within: what its receive buffer holds (half
     // of what the kernel grants, which counts its own overhead too).
-    let receive_window = receiver.as_ref().map_or(MAX_RECEIVE_WINDOW, |socket| {
-        let granted = crate::net::receive_buffer(socket) as u64;
-        (granted / 2).clamp(64 * 1024, MAX_RECEIVE_WINDOW)
-    });
+    let receive_window = group_inputs
+        .socket
+        .as_ref()
+        .map_or(MAX_RECEIVE_WINDOW, |socket| {
+            let granted = crate::net::receive_buffer(socket) as u64;
+            (granted / 2).clamp(64 * 1024, MAX_RECEIVE_WINDOW)
+        });
     let tcp = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let on = match &zenoh_link {
+        Some(_) => "Zenoh".to_string(),
+        None => group.iface.to_string(),
+    };
     tracing::info!(
-        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {}, calls on {}",
+        "node {node_name} ({id:016x}) ready in {:.1?}: {} guest(s), {} native plugin(s), group {} on {on}, calls on {}",
         started.elapsed(),
         guests.len(),
         natives.len(),
         group.addr,
-        group.iface,
         tcp.map_or("no port".to_string(), |a| a.to_string()),
     );
 
@@ -425,12 +466,18 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
             outgoing: &outgoing,
             modules: modules.as_ref(),
         };
-        receive(node, receiver, events_tx, done_rx).await
+        receive(node, group_inputs, events_tx, done_rx).await
     })?;
 
     let code = event_loop
         .join()
         .map_err(|_| anyhow::anyhow!("the event loop panicked"))??;
+    // (Once the event loop has said goodbye through it.)
+    if let Some(link) = zenoh_link
+        && let Err(e) = link.close()
+    {
+        tracing::warn!("{e}");
+    }
     for refused in stats.rejections.announced() {
         tracing::info!(
             "refused from {}: {} unauthenticated, {} replayed",
@@ -591,6 +638,136 @@ struct Receiving<'a> {
     modules: Option<&'a Arc<ModuleService>>,
 }
 
+/// Where the group's datagrams come from: a multicast socket, a Zenoh network, or both.
+#[derive(Default)]
+struct GroupInputs {
+    /// The socket joined to the multicast group.
+    socket: Option<std::net::UdpSocket>,
+    /// What the Zenoh link heard.
+    zenoh: Option<tokio::sync::mpsc::Receiver<Heard>>,
+}
+
+/// Where a datagram of the group came from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// From this address, by multicast.
+    Multicast(SocketAddr),
+    /// Through Zenoh, on the key of this sender (none: a key that names none).
+    Zenoh(Option<u64>),
+}
+
+/// What the network thread keeps between datagrams, and what it hands them to.
+struct Intake<'a> {
+    node: Receiving<'a>,
+    events: Sender<Event>,
+    drops: DropLog,
+    replay: ReplayGuard,
+}
+
+impl Intake<'_> {
+    /// Opens and decodes a datagram of the group, tells the sending side and the module
+    /// service what it says of its sender, and hands it to the event loop; false once the
+    /// event loop is gone.
+    fn take(&mut self, bytes: &mut [u8], source: Source) -> bool {
+        let Receiving {
+            id,
+            stats,
+            outgoing,
+            modules,
+            ..
+        } = self.node;
+        let len = bytes.len();
+        stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
+        let from = match source {
+            Source::Multicast(from) => from,
+            Source::Zenoh(sender) => keys::peer_addr(sender.unwrap_or(0)),
+        };
+        let header = wire::read_header(&mut &*bytes);
+        let opened = header.map_err(Unopened::from).and_then(|header| {
+            if let Source::Zenoh(key) = source
+                && key != Some(header.sender)
+            {
+                return Err(Unopened::Malformed(wire::WireError::Shape {
+                    what: "datagram",
+                    why: "it came on a Zenoh key that is not its sender's".to_string(),
+                }));
+            }
+            // The node's own, looped back: its calls were delivered locally.
+            if header.sender == id {
+                return Ok(None);
+            }
+            // The tag before anything else is read.
+            let frames = outgoing.gate().open_frames(
+                &header,
+                bytes,
+                Arrival::to_group(from),
+                &mut self.replay,
+                Instant::now(),
+            )?;
+            Ok(Some(wire::Datagram { header, frames }))
+        });
+        let datagram = match opened {
+            Ok(Some(datagram)) => datagram,
+            Ok(None) => return true,
+            Err(why) => {
+                auth::note_unopened(stats, &mut self.drops, from, len, &why);
+                return true;
+            }
+        };
+        // Control datagrams (announcements, heartbeats) say a node is alive; an
+        // announcement makes it a receiver the window waits for.
+        let sender = datagram.header.sender;
+        if datagram.header.seq.is_none() {
+            let announces = datagram
+                .frames
+                .iter()
+                .any(|f| matches!(f, wire::Frame::Announce(_)));
+            if let Some(modules) = modules {
+                for frame in &datagram.frames {
+                    if let wire::Frame::Announce(announce) = frame {
+                        modules.on_announce(announce);
+                    }
+                }
+            }
+            let leaves = datagram
+                .frames
+                .iter()
+                .any(|f| matches!(f, wire::Frame::Goodbye));
+            if leaves {
+                outgoing.left(sender);
+            } else {
+                outgoing.heard(sender, from, announces);
+            }
+        }
+        let queued = stats.queued_bytes.load(Ordering::Relaxed);
+        if queued + len as u64 > QUEUE_BYTES {
+            stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
+            self.drops.dropped(format_args!(
+                "a datagram of {len} bytes from {from}: the node is {queued} bytes behind"
+            ));
+            return true;
+        }
+        stats.queued_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        match self.events.try_send(Event::Datagram {
+            from,
+            datagram,
+            len,
+        }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                stats.queued_bytes.fetch_sub(len as u64, Ordering::Relaxed);
+                stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
+                self.drops.dropped(format_args!(
+                    "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
+                     datagrams behind"
+                ));
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
 /// The network thread: receives and decodes datagrams (but for the node's own, which
 /// multicast loops back) until the event loop ends or a signal asks the node to stop
 /// (through `stopping`, which the event loop checks every turn, and a `Shutdown` event to
@@ -599,107 +776,60 @@ struct Receiving<'a> {
 /// service what modules they run.
 async fn receive(
     node: Receiving<'_>,
-    socket: Option<std::net::UdpSocket>,
+    inputs: GroupInputs,
     events: Sender<Event>,
     mut done: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let Receiving {
-        id,
-        stopping,
-        stats,
-        outgoing,
-        modules,
-    } = node;
+    let stopping = node.stopping;
     let stop = || {
         stopping.store(true, Ordering::Relaxed);
         let _ = events.try_send(Event::Shutdown);
     };
-    let socket = socket.map(UdpSocket::from_std).transpose()?;
+    let socket = inputs.socket.map(UdpSocket::from_std).transpose()?;
+    let mut zenoh = inputs.zenoh;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut buf = vec![0u8; 65_536];
-    let mut drops = DropLog::new();
-    let mut replay = ReplayGuard::new(auth::datagram::REPLAY_MEMORY);
+    let mut intake = Intake {
+        node,
+        events: events.clone(),
+        drops: DropLog::new(),
+        replay: ReplayGuard::new(auth::datagram::REPLAY_MEMORY),
+    };
     loop {
-        tokio::select! {
-            received = recv(socket.as_ref(), &mut buf) => {
-                let (len, from) = match received {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!("cannot receive from the group: {e}");
-                        continue;
-                    }
-                };
-                stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
-                let bytes = &mut buf[..len];
-                let header = wire::read_header(&mut &*bytes);
-                let opened = header.map_err(Unopened::from).and_then(|header| {
-                    // The node's own, looped back: its calls were delivered locally.
-                    if header.sender == id {
-                        return Ok(None);
-                    }
-                    // The tag before anything else is read.
-                    let frames = outgoing
-                        .gate()
-                        .open_frames(&header, bytes, Arrival::to_group(from), &mut replay, Instant::now())?;
-                    Ok(Some(wire::Datagram { header, frames }))
-                });
-                let datagram = match opened {
-                    Ok(Some(datagram)) => datagram,
-                    Ok(None) => continue,
-                    Err(why) => {
-                        auth::note_unopened(stats, &mut drops, from, len, &why);
-                        continue;
-                    }
-                };
-                // Control datagrams (announcements, heartbeats) say a node is alive; an
-                // announcement makes it a receiver the window waits for.
-                let sender = datagram.header.sender;
-                if datagram.header.seq.is_none() {
-                    let announces = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Announce(_)));
-                    if let Some(modules) = modules {
-                        for frame in &datagram.frames {
-                            if let wire::Frame::Announce(announce) = frame {
-                                modules.on_announce(announce);
-                            }
-                        }
-                    }
-                    let leaves = datagram.frames.iter().any(|f| matches!(f, wire::Frame::Goodbye));
-                    if leaves {
-                        outgoing.left(sender);
-                    } else {
-                        outgoing.heard(sender, from, announces);
-                    }
+        let taken = tokio::select! {
+            received = recv(socket.as_ref(), &mut buf) => match received {
+                Ok((len, from)) => intake.take(&mut buf[..len], Source::Multicast(from)),
+                Err(e) => {
+                    tracing::warn!("cannot receive from the group: {e}");
+                    true
                 }
-                let queued = stats.queued_bytes.load(Ordering::Relaxed);
-                if queued + len as u64 > QUEUE_BYTES {
-                    stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
-                    drops.dropped(format_args!(
-                        "a datagram of {len} bytes from {from}: the node is {queued} bytes \
-                         behind"
-                    ));
-                    continue;
+            },
+            heard = hear(zenoh.as_mut()) => match heard {
+                Some(mut heard) => intake.take(&mut heard.bytes, Source::Zenoh(heard.sender)),
+                None => {
+                    tracing::warn!("the Zenoh link closed");
+                    zenoh = None;
+                    true
                 }
-                stats.queued_bytes.fetch_add(len as u64, Ordering::Relaxed);
-                match events.try_send(Event::Datagram { from, datagram, len }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        stats.queued_bytes.fetch_sub(len as u64, Ordering::Relaxed);
-                        stats.datagrams_overrun.fetch_add(1, Ordering::Relaxed);
-                        drops.dropped(format_args!(
-                            "a datagram of {len} bytes from {from}: the node is {EVENT_QUEUE} \
-                             datagrams behind"
-                        ));
-                    }
-                    Err(TrySendError::Disconnected(_)) => break,
-                }
-            }
+            },
             _ = interrupt.recv() => { stop(); break; }
             _ = terminate.recv() => { stop(); break; }
             _ = &mut done => break,
+        };
+        if !taken {
+            break;
         }
     }
     Ok(())
+}
+
+/// What the Zenoh link heard next, if the node has one (else never).
+async fn hear(link: Option<&mut tokio::sync::mpsc::Receiver<Heard>>) -> Option<Heard> {
+    match link {
+        Some(link) => link.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv(

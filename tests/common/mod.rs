@@ -485,6 +485,67 @@ impl Netns {
         );
     }
 
+    /// Makes this namespace a switch: a bridge that floods multicast to every port (no
+    /// IGMP snooping), to [`Self::plug`] hosts into. The hosts plugged into one switch
+    /// form one LAN, where multicast works.
+    pub(crate) fn make_switch(&self) {
+        let root = "root";
+        self.ip(
+            &[
+                "-n",
+                &self.name,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+            root,
+        );
+        self.ip(&["-n", &self.name, "link", "set", "br0", "up"], root);
+    }
+
+    /// Plugs `host` into this switch ([`Self::make_switch`]) with a veth pair: the host's
+    /// end gets `cidr` (such as `10.81.1.11/24`) and the host's multicast goes out through
+    /// it; the switch's end joins the bridge.
+    pub(crate) fn plug(&self, host: &Netns, cidr: &str) {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let (near, far) = (
+            format!("sh{}x{n}", std::process::id() % 100_000),
+            format!("sp{}x{n}", std::process::id() % 100_000),
+        );
+        let root = "root";
+        self.ip(
+            &[
+                "link", "add", &near, "netns", &host.name, "type", "veth", "peer", "name", &far,
+                "netns", &self.name,
+            ],
+            root,
+        );
+        host.ip(&["-n", &host.name, "addr", "add", cidr, "dev", &near], root);
+        host.ip(&["-n", &host.name, "link", "set", &near, "up"], root);
+        host.ip(
+            &[
+                "-n",
+                &host.name,
+                "route",
+                "replace",
+                "224.0.0.0/4",
+                "dev",
+                &near,
+            ],
+            root,
+        );
+        self.ip(
+            &["-n", &self.name, "link", "set", &far, "master", "br0"],
+            root,
+        );
+        self.ip(&["-n", &self.name, "link", "set", &far, "up"], root);
+    }
+
     /// Runs `nft ARGS` inside the namespace.
     fn nft(&self, args: &[&str]) {
         let mut all = vec!["netns", "exec", &self.name, "nft"];

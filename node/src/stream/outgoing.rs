@@ -7,24 +7,26 @@
 //! workers (a guest in a tight loop flushes its calls before it returns, and waits there
 //! while the window is full: back-pressure, never a dropped call), by the network thread
 //! (which tells it of announcements and goodbyes, the receivers' liveness) and by the
-//! *stream thread*, which hears receivers' statuses on the node's unicast socket, resends
-//! what they miss, answers what is gone with the stream's position, and multicasts
+//! *stream thread*, which hears receivers' statuses sent to the node alone, resends
+//! what they miss, answers what is gone with the stream's position, and sends
 //! heartbeats.
 //!
 //! What to transmit and when is the protocol's [`SendSide`] (batching, the queue in front
 //! of the window, answers to statuses, heartbeats), tested without a socket; this is its
 //! driver: the lock the threads share, the condition variable senders wait on for room,
-//! the turn that keeps datagrams leaving in the order numbered, the socket, the clock.
+//! the turn that keeps datagrams leaving in the order numbered, the [`Transport`] (the
+//! multicast group or a Zenoh network), the clock.
 
 use super::StreamConfig;
 use super::send::{Review, StatusRefused};
 use super::send_side::{Expired, SendSide, Transmit};
 use crate::auth::{self, Arrival, Gate, ReplayGuard, Unopened};
+use crate::transport::Transport;
 use dhost_protocol::wire::{self, Frame, Status};
 use dhost_runtime::guest::network::{CallSender, Patience, Stopped};
 use dhost_runtime::guest::outbox::Outbox;
 use dhost_runtime::stats::{DropLog, Stats};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -40,15 +42,6 @@ const POSITION_FRAME_MAX: usize = 1 + 1 + 9 + 9;
 /// or, for calls from C plugins, by bare name).
 pub type ServesLocally = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// The node's sockets to the group.
-#[derive(Debug)]
-struct Network {
-    /// Sends to the group and to single nodes; receives statuses.
-    socket: UdpSocket,
-    /// The group's address.
-    group: SocketAddr,
-}
-
 /// What the lock guards.
 struct Inner {
     /// What to transmit and when.
@@ -62,7 +55,8 @@ pub struct Outgoing {
     max_datagram: usize,
     /// What every datagram leaves through (and statuses come in through).
     gate: Arc<Gate>,
-    network: OnceLock<Network>,
+    /// What the datagrams travel over (none: the node keeps its calls to itself).
+    network: OnceLock<Arc<dyn Transport>>,
     inner: Mutex<Inner>,
     /// Signalled when the window may have opened.
     room: Condvar,
@@ -84,8 +78,8 @@ impl std::fmt::Debug for Outgoing {
 impl Outgoing {
     /// The sending side of node `id`, in datagrams of at most `max_datagram` bytes sealed
     /// by `gate`, as `config` says; waits for room only until `stopping` is set. It sends
-    /// nothing until [`Self::attach`] gives it a socket: calls only reach this node's own
-    /// guests.
+    /// nothing until [`Self::attach`] gives it a transport: calls only reach this node's
+    /// own guests.
     pub fn new(
         id: u64,
         max_datagram: usize,
@@ -113,10 +107,9 @@ impl Outgoing {
         }
     }
 
-    /// Sends to `group` through `socket` (bound to the interface, not connected, so that it
-    /// also hears statuses) from now on.
-    pub fn attach(&self, socket: UdpSocket, group: SocketAddr) {
-        let _ = self.network.set(Network { socket, group });
+    /// Sends through `transport` from now on (and hears statuses through it).
+    pub fn attach(&self, transport: Arc<dyn Transport>) {
+        let _ = self.network.set(transport);
     }
 
     /// What the node's datagrams leave through, and come in through.
@@ -124,7 +117,7 @@ impl Outgoing {
         &self.gate
     }
 
-    /// Whether the node is on the group (it has a socket: else it keeps its calls to
+    /// Whether the node is on the group (it has a transport: else it keeps its calls to
     /// itself).
     pub fn on_group(&self) -> bool {
         self.network.get().is_some()
@@ -183,14 +176,12 @@ impl Outgoing {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             drop(inner);
-            self.multicast(network, &bytes, &self.stats.datagrams_sent);
+            self.to_group(network.as_ref(), &bytes, &self.stats.datagrams_sent);
             drop(turn);
-            if self.stream_thread_idle.swap(false, Ordering::Relaxed)
-                && let Ok(own) = network.socket.local_addr()
-            {
+            if self.stream_thread_idle.swap(false, Ordering::Relaxed) {
                 // The stream thread sleeps long while nothing is sent: wake it for the
                 // heartbeats this datagram may need.
-                let _ = network.socket.send_to(&[], own);
+                network.wake();
             }
             inner = self.lock();
         }
@@ -213,19 +204,19 @@ impl Outgoing {
             return;
         };
         let position = self.lock().side.stream().position();
-        self.multicast_control(network, position, frames);
+        self.control_to_group(network.as_ref(), position, frames);
     }
 
-    /// Multicasts a control datagram: the stream's `position`, then `frames`.
-    fn multicast_control(&self, network: &Network, position: wire::Position, frames: &[u8]) {
+    /// Sends a control datagram to the group: the stream's `position`, then `frames`.
+    fn control_to_group(&self, network: &dyn Transport, position: wire::Position, frames: &[u8]) {
         let mut datagram = Vec::with_capacity(frames.len() + 64);
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_position(position, &mut datagram);
         datagram.extend_from_slice(frames);
-        self.multicast(network, &datagram, &self.stats.datagrams_sent);
+        self.to_group(network, &datagram, &self.stats.datagrams_sent);
     }
 
-    /// Sends `status` to the sender at `to`, by unicast.
+    /// Sends `status` to the sender at `to` alone.
     pub fn send_status(&self, to: SocketAddr, status: &Status) {
         let Some(network) = self.network.get() else {
             return;
@@ -233,7 +224,7 @@ impl Outgoing {
         let mut datagram = Vec::with_capacity(64);
         wire::encode_header(self.id, None, &mut datagram);
         wire::encode_status(status, &mut datagram);
-        if let Err(e) = crate::net::send_sealed(&self.gate, &network.socket, &datagram, to, true) {
+        if let Err(e) = network.to_node(to, &self.gate.seal(&datagram, true)) {
             tracing::debug!("cannot send a status to {to}: {e}");
         }
     }
@@ -277,7 +268,7 @@ impl Outgoing {
         }
     }
 
-    /// Starts the stream thread, if the node has a socket: it hears statuses, resends, and
+    /// Starts the stream thread, if the node has a transport: it hears statuses, resends, and
     /// sends heartbeats, for as long as the process runs.
     pub fn start_stream_thread(self: &Arc<Self>) -> std::io::Result<()> {
         if self.network.get().is_none() {
@@ -297,33 +288,27 @@ impl Outgoing {
         };
         let mut buf = vec![0u8; 65_536];
         let mut replay = ReplayGuard::new(auth::datagram::REPLAY_MEMORY);
+        let network = network.as_ref();
         let mut timeout = IDLE_TICK;
-        let _ = network.socket.set_read_timeout(Some(timeout));
         loop {
-            match network.socket.recv_from(&mut buf) {
-                Ok((len, from)) => self.on_control(network, &mut buf[..len], from, &mut replay),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+            match network.for_node(&mut buf, timeout) {
+                Ok(Some((len, from))) => {
+                    self.on_control(network, &mut buf[..len], from, &mut replay)
+                }
+                Ok(None) => {}
                 Err(e) => {
                     // (An ICMP error for a status sent earlier, for one.)
-                    tracing::debug!("the stream socket: {e}");
+                    tracing::debug!("hearing statuses from {}: {e}", network.describe());
                 }
             }
-            let next = self.tick(network, Instant::now());
-            if next != timeout {
-                timeout = next;
-                let _ = network.socket.set_read_timeout(Some(timeout));
-            }
+            timeout = self.tick(network, Instant::now());
         }
     }
 
-    /// A datagram on the unicast socket: statuses of this node's stream.
+    /// A datagram sent to this node alone: statuses of its stream.
     fn on_control(
         &self,
-        network: &Network,
+        network: &dyn Transport,
         bytes: &mut [u8],
         from: SocketAddr,
         replay: &mut ReplayGuard,
@@ -360,7 +345,7 @@ impl Outgoing {
         let mut query = false;
         for frame in frames {
             let Frame::Status(status) = frame else {
-                continue; // nothing else is sent to this socket
+                continue; // nothing else is sent to a node alone
             };
             let answer = match inner.side.on_status(sender, from, &status, now) {
                 Ok(answer) => answer,
@@ -394,10 +379,10 @@ impl Outgoing {
         }
         drop(inner);
         for bytes in resends {
-            self.multicast(network, &bytes, &self.stats.datagrams_resent);
+            self.to_group(network, &bytes, &self.stats.datagrams_resent);
         }
         if let Some(position) = position {
-            self.multicast_control(network, position, &[]);
+            self.control_to_group(network, position, &[]);
         }
         if query {
             let mut frame = Vec::new();
@@ -406,16 +391,17 @@ impl Outgoing {
         }
     }
 
-    /// Multicasts `bytes` to the group, counting it in `counter` (or as an error).
-    fn multicast(&self, network: &Network, bytes: &[u8], counter: &AtomicU64) {
-        match crate::net::send_sealed(&self.gate, &network.socket, bytes, network.group, false) {
-            Ok(_) => Stats::bump(counter),
+    /// Seals `bytes` and sends them to the group, counting it in `counter` (or as an
+    /// error).
+    fn to_group(&self, network: &dyn Transport, bytes: &[u8], counter: &AtomicU64) {
+        match network.to_group(&self.gate.seal(bytes, false)) {
+            Ok(()) => Stats::bump(counter),
             Err(e) => {
                 Stats::bump(&self.stats.send_errors);
                 tracing::warn!(
                     "cannot send a datagram of {} bytes to {}: {e}",
                     bytes.len(),
-                    network.group
+                    network.describe()
                 );
             }
         }
@@ -423,11 +409,11 @@ impl Outgoing {
 
     /// What is due on the stream thread: receivers to forget, old datagrams to drop, a
     /// heartbeat. Returns how long it may sleep.
-    fn tick(&self, network: &Network, now: Instant) -> Duration {
+    fn tick(&self, network: &dyn Transport, now: Instant) -> Duration {
         let mut inner = self.lock();
         let tick = inner.side.tick(now);
         // While a heartbeat may be due, look often; else rarely (two values, so that the
-        // socket's timeout is seldom set anew). Said before the lock is let go: a sender
+        // multicast socket's timeout is seldom set anew). Said before the lock is let go: a sender
         // that records a datagram next then sees the stream thread idle, and wakes it.
         self.stream_thread_idle
             .store(!tick.active, Ordering::Relaxed);
@@ -440,7 +426,7 @@ impl Outgoing {
             IDLE_TICK
         };
         if let Some(position) = heartbeat {
-            self.multicast_control(network, position, &[]);
+            self.control_to_group(network, position, &[]);
         }
         // The room may have opened (a receiver expired): let waiting senders look.
         self.room.notify_all();
@@ -540,7 +526,7 @@ mod tests {
             sent.push_encoded(function, &args);
         }
         let mut local = Outbox::default();
-        // (No socket: nothing leaves, and nothing waits.)
+        // (No transport: nothing leaves, and nothing waits.)
         assert_eq!(
             outgoing.send(&mut sent, &mut local).ok(),
             Some(Duration::ZERO)

@@ -1,0 +1,386 @@
+//! End-to-end tests of nodes that reach their group through a Zenoh network (`dhost run
+//! --zenoh`), not multicast: chat through a `dhost router` on loopback, with forged and
+//! malformed payloads on the group's Zenoh keys refused and counted; the refusals of a
+//! keyless node off loopback and of endpoints it cannot use; and, in network namespaces
+//! (root), two sites whose multicast cannot cross, chatting through a router host.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+use zenoh::Wait as _;
+
+/// Messages each node sends.
+const MESSAGES: usize = 10;
+
+/// A TCP port on loopback that nothing listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.local_addr().expect("an address").port()
+}
+
+/// Waits until `router` (a `dhost router`) says it listens on `endpoint`.
+fn router_ready(router: &Dhost, endpoint: &str) {
+    router.wait_stdout("the router's first line", |out| {
+        out.contains("dhost router ") && out.contains(endpoint)
+    });
+}
+
+/// `-v run --name NAME --group GROUP --zenoh ENDPOINT EXTRA... chat.wasm`.
+fn chat_args(name: &str, group: SocketAddrV4, endpoint: &str, extra: &[&str]) -> Vec<String> {
+    let chat = guest("chat");
+    let mut args: Vec<String> = ["-v", "run", "--name", name, "--group"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(group.to_string());
+    args.extend(["--zenoh".to_string(), endpoint.to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(chat.to_str().expect("a path").to_string());
+    args
+}
+
+/// Waits until every node has its prompt and has heard of `peers` others, then gives each
+/// its user name (its index in `names`).
+fn start_chatting(nodes: &mut [Dhost], names: &[&str], peers: usize) {
+    for node in nodes.iter() {
+        node.wait_stdout("the prompt", |out| out.contains("Username: "));
+        node.wait_stderr("its peers", |err| {
+            err.matches("INFO peer ").count() >= peers
+        });
+    }
+    for (node, name) in nodes.iter_mut().zip(names) {
+        node.type_line(name);
+    }
+}
+
+/// Each node says [`MESSAGES`] lines; then every node must show every line exactly once,
+/// in each sender's order.
+fn chat_and_check(nodes: &mut [Dhost], names: &[&str]) {
+    for i in 0..MESSAGES {
+        for (node, name) in nodes.iter_mut().zip(names) {
+            node.type_line(&format!("message {i} from {name}"));
+        }
+    }
+    let total = MESSAGES * names.len();
+    for node in nodes.iter() {
+        node.wait_stdout("every line", |out| chat_lines(out).len() >= total);
+    }
+    // (A moment for a line said twice to show.)
+    std::thread::sleep(Duration::from_millis(300));
+    for node in nodes.iter() {
+        let lines = chat_lines(&node.stdout());
+        assert_eq!(lines.len(), total, "{lines:#?}\n{}", node.stderr());
+        for name in names {
+            let said: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("[{name}]")))
+                .collect();
+            let expected: Vec<String> = (0..MESSAGES)
+                .map(|i| format!("[{name}]: message {i} from {name}"))
+                .collect();
+            assert_eq!(said, expected.iter().collect::<Vec<_>>(), "{name}'s lines");
+        }
+    }
+}
+
+/// The sender id a node logs when it is ready (`node NAME (ID) ready`).
+fn node_id(node: &Dhost) -> u64 {
+    let err = node.stderr();
+    let at = err.find(") ready in").expect("the node is ready");
+    let open = err[..at].rfind('(').expect("its id") + 1;
+    u64::from_str_radix(&err[open..at], 16).expect("a hexadecimal id")
+}
+
+/// The closing summary's count of `what` (`malformed`, `unauthenticated`...).
+fn summary_count(stderr: &str, what: &str) -> u64 {
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains(" stopped: "))
+        .unwrap_or_else(|| panic!("no closing summary in\n{stderr}"));
+    let at = summary
+        .find(&format!(" {what}"))
+        .unwrap_or_else(|| panic!("no `{what}` in {summary}"));
+    let start = summary[..at].rfind(['(', ' ', ',']).map_or(0, |i| i + 1);
+    summary[start..at].parse().expect("a count")
+}
+
+/// A Zenoh client session of the router at `port`, with no key: what anyone who reaches
+/// a router can do.
+fn stranger(port: u16) -> zenoh::Session {
+    let mut config = zenoh::Config::default();
+    for (key, value) in [
+        ("mode", "\"client\"".to_string()),
+        ("connect/endpoints", format!("[\"tcp/127.0.0.1:{port}\"]")),
+        ("scouting/multicast/enabled", "false".to_string()),
+    ] {
+        config.insert_json5(key, &value).expect("a configuration");
+    }
+    zenoh::open(config)
+        .wait()
+        .expect("a session with the router")
+}
+
+/// A call to the chat's `message` from `sender`, as datagram `seq` of its stream, unkeyed.
+fn forged_message(sender: u64, seq: u64) -> Vec<u8> {
+    let text = |s: &str| ciborium::Value::Text(s.into());
+    let mut d = Vec::new();
+    dhost::wire::encode_header(sender, Some(seq), &mut d);
+    dhost::wire::encode_call(
+        seq,
+        "dhost:chat/chat#message",
+        &[text("mallory"), text("forged")],
+        &mut d,
+    );
+    dhost::auth::Gate::new(None, false).seal(&d, false).to_vec()
+}
+
+#[test]
+fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let router = Dhost::start(&["router", "--listen", &endpoint]);
+    router_ready(&router, &endpoint);
+    let group = unique_group();
+    let key = keygen("zenoh-chat", "group.key");
+    let key_flag = format!("--key-file={}", key.display());
+    let names = ["ann", "bob", "cat"];
+    let mut nodes: Vec<Dhost> = names
+        .iter()
+        .map(|n| {
+            Dhost::start(&chat_args(
+                &format!("z-{n}"),
+                group,
+                &endpoint,
+                &[&key_flag],
+            ))
+        })
+        .collect();
+    start_chatting(&mut nodes, &names, names.len() - 1);
+
+    // Anyone who reaches the router can publish on the group's keys: nothing of it runs.
+    let mallory = stranger(port);
+    let keys = dhost::zenoh_transport::keys::GroupKeys::new(group);
+    let victim = node_id(&nodes[0]);
+    let forgeries: Vec<(String, Vec<u8>)> = vec![
+        (keys.to_group(0xaa), b"hello, is this the chat?".to_vec()),
+        (keys.to_group(0xaa), vec![0xff; 40]),
+        (keys.to_group(0xaa), forged_message(0xaa, 1)),
+        // (A sender's datagram on another sender's key.)
+        (keys.to_group(0xaa), forged_message(0xbb, 1)),
+        (
+            format!("{}/d/not-a-sender", keys_root(group)),
+            forged_message(0xcc, 1),
+        ),
+        (keys.to_node(victim), vec![0xff; 40]),
+        (keys.to_node(victim), forged_message(0xdd, 1)),
+    ];
+    for (key, payload) in &forgeries {
+        mallory.put(key, payload.clone()).wait().expect("a put");
+    }
+    chat_and_check(&mut nodes, &names);
+    for node in &nodes {
+        assert!(!node.stdout().contains("forged"), "{}", node.stdout());
+    }
+    mallory.close().wait().expect("closed");
+    let mut stderrs = Vec::new();
+    for node in &mut nodes {
+        let status = node.interrupt();
+        assert!(status.success(), "{status:?}\n{}", node.stderr());
+        stderrs.push(node.stderr());
+    }
+    // Every node heard the garbage and the forgeries to the group; the first, those sent
+    // to it alone too.
+    for (n, err) in stderrs.iter().enumerate() {
+        let malformed = summary_count(err, "malformed");
+        let refused = summary_count(err, "unauthenticated");
+        let (least_malformed, least_refused) = if n == 0 { (5, 2) } else { (4, 1) };
+        assert!(
+            malformed >= least_malformed && refused >= least_refused,
+            "node {n}: {malformed} malformed, {refused} unauthenticated\n{err}"
+        );
+        assert!(err.contains("not its sender's"), "{err}");
+    }
+}
+
+/// `dhost/<group>` (what [`dhost::zenoh_transport::keys::GroupKeys`] builds its keys on).
+fn keys_root(group: SocketAddrV4) -> String {
+    let keys = dhost::zenoh_transport::keys::GroupKeys::new(group);
+    keys.group().trim_end_matches("/d/*").to_string()
+}
+
+#[test]
+fn a_keyless_node_keeps_to_loopback_endpoints_and_bad_endpoints_are_named() {
+    let chat = guest("chat");
+    let chat = chat.to_str().expect("a path");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--group", "239.255.9.9:4999"];
+        args.extend(extra);
+        args.push(chat);
+        dhost_output(&args)
+    };
+    let (status, _, err) = run(&["--zenoh", "tcp/10.99.0.1:7447"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("the Zenoh endpoint tcp/10.99.0.1:7447 is not a loopback address")
+            && err.contains("--insecure"),
+        "{err}"
+    );
+    let (status, _, err) = run(&["--zenoh-mode", "peer", "--zenoh-listen", "tcp/0.0.0.0:0"]);
+    assert!(!status.success());
+    assert!(err.contains("tcp/0.0.0.0:0 is not a loopback"), "{err}");
+    let (status, _, err) = run(&["--zenoh-mode", "client"]);
+    assert!(!status.success());
+    assert!(err.contains("needs a router to connect to"), "{err}");
+    let (status, _, err) = run(&["--zenoh", "127.0.0.1:7447"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--zenoh 127.0.0.1:7447: not a Zenoh endpoint"),
+        "{err}"
+    );
+    // Nothing listens there.
+    let nowhere = format!("tcp/127.0.0.1:{}", free_port());
+    let (status, _, err) = run(&["--zenoh", &nowhere]);
+    assert!(!status.success());
+    assert!(err.contains("cannot join the Zenoh network"), "{err}");
+}
+
+/// Two sites, each a switch with hosts on it (where multicast works), and a router host
+/// on both switches that forwards nothing: the sites' hosts reach the router host, and
+/// each other only through what it runs.
+struct TwoSites {
+    /// The router host, 10.81.1.1 on site 1 and 10.81.2.1 on site 2.
+    router: Netns,
+    /// The hosts of each site: 10.81.S.11, 10.81.S.12, ...
+    hosts: [Vec<Netns>; 2],
+    _switches: [Netns; 2],
+}
+
+impl TwoSites {
+    fn new(hosts_per_site: usize) -> TwoSites {
+        let router = Netns::new("zr");
+        let switches = [Netns::new("zs1"), Netns::new("zs2")];
+        let mut hosts = [Vec::new(), Vec::new()];
+        for (s, switch) in switches.iter().enumerate() {
+            switch.make_switch();
+            switch.plug(&router, &format!("10.81.{}.1/24", s + 1));
+            for h in 0..hosts_per_site {
+                let host = Netns::new(&format!("zh{}", s + 1));
+                switch.plug(&host, &format!("10.81.{}.{}/24", s + 1, 11 + h));
+                hosts[s].push(host);
+            }
+        }
+        TwoSites {
+            router,
+            hosts,
+            _switches: switches,
+        }
+    }
+
+    /// The address of host `h` of site `s` (from 0).
+    fn addr(s: usize, h: usize) -> String {
+        format!("10.81.{}.{}", s + 1, 11 + h)
+    }
+}
+
+#[test]
+fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
+    let sites = TwoSites::new(2);
+    let group = unique_group();
+    let key = keygen("zenoh-sites", "group.key");
+    let key_flag = format!("--key-file={}", key.display());
+    let chat = guest("chat");
+    let chat = chat.to_str().expect("a path").to_string();
+
+    // Multicast alone: each site is a group of its own.
+    let mut lan: Vec<Dhost> = Vec::new();
+    for s in 0..2 {
+        for h in 0..2 {
+            let iface = TwoSites::addr(s, h);
+            lan.push(sites.hosts[s][h].start(&[
+                "-v",
+                "run",
+                "--name",
+                &format!("lan-{s}{h}"),
+                "--group",
+                &group.to_string(),
+                "--iface",
+                &iface,
+                &key_flag,
+                &chat,
+            ]));
+        }
+    }
+    for node in &lan {
+        node.wait_stderr("a peer on its site", |err| err.contains("INFO peer "));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for (n, node) in lan.iter().enumerate() {
+        let err = node.stderr();
+        assert_eq!(
+            err.matches("INFO peer ").count(),
+            1,
+            "node {n} hears its site only:\n{err}"
+        );
+    }
+    drop(lan);
+
+    // Through a router on the router host, which both sites reach.
+    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
+    let router =
+        sites
+            .router
+            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
+    router_ready(&router, "7447");
+    let mut names = Vec::new();
+    let mut nodes = Vec::new();
+    for (s, endpoint) in endpoints.iter().enumerate() {
+        for (h, host) in sites.hosts[s].iter().enumerate() {
+            let name = format!("site{}-{}", s + 1, h + 1);
+            let iface = TwoSites::addr(s, h);
+            nodes.push(host.start(&chat_args(
+                &name,
+                group,
+                endpoint,
+                &[&key_flag, "--iface", &iface],
+            )));
+            names.push(name);
+        }
+    }
+    // A node with another key, on site 2: it sees and runs nothing of the group.
+    let other_key = keygen("zenoh-sites", "other.key");
+    let outsider = sites.hosts[1][1].start(&chat_args(
+        "outsider",
+        group,
+        endpoints[1],
+        &[
+            &format!("--key-file={}", other_key.display()),
+            "--iface",
+            &TwoSites::addr(1, 1),
+        ],
+    ));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    start_chatting(&mut nodes, &names, names.len() - 1);
+    let started = Instant::now();
+    chat_and_check(&mut nodes, &names);
+    eprintln!("chat across the sites took {:?}", started.elapsed());
+    outsider.wait_stdout("its prompt", |out| out.contains("Username: "));
+    assert!(
+        chat_lines(&outsider.stdout()).is_empty(),
+        "{}",
+        outsider.stdout()
+    );
+    assert!(
+        !outsider.stderr().contains("INFO peer "),
+        "{}",
+        outsider.stderr()
+    );
+    for node in &nodes {
+        assert!(
+            !node.stderr().contains("peer outsider"),
+            "{}",
+            node.stderr()
+        );
+    }
+}
