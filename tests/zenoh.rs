@@ -384,3 +384,124 @@ fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
         );
     }
 }
+
+/// Runs `dhost ARGS` inside `ns` to its end: its status, stdout and stderr.
+fn output_in(ns: &Netns, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut run = ns.start(args);
+    let status = run.wait_exit();
+    (status, run.stdout(), run.stderr())
+}
+
+#[test]
+fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
+    let sites = TwoSites::new(2);
+    let group = unique_group().to_string();
+    let key = keygen("zenoh-calls", "group.key");
+    let key_flag = format!("--key-file={}", key.display());
+    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
+    let router =
+        sites
+            .router
+            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
+    router_ready(&router, "7447");
+    let store = |name: &str| {
+        let dir = scratch_dir("zenoh-modules").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        format!("--store-dir={}", dir.display())
+    };
+    // A node on each site that takes published modules.
+    let node = |s: usize, h: usize, name: &str| {
+        let iface = TwoSites::addr(s, h);
+        let store = store(name);
+        let args = [
+            "-v",
+            "run",
+            "--name",
+            name,
+            "--group",
+            &group,
+            "--zenoh",
+            endpoints[s],
+            &key_flag,
+            "--iface",
+            &iface,
+            "--accept-modules",
+            &store,
+        ];
+        let node = sites.hosts[s][h].start(&args);
+        node.wait_stderr("the node to be ready", |err| err.contains(") ready in"));
+        node
+    };
+    let ann = node(0, 0, "ann");
+    let bob = node(1, 0, "bob");
+    // A client on each site, through its site's router endpoint.
+    let client = |s: usize, args: &[&str]| {
+        let mut all: Vec<&str> = vec![
+            args[0],
+            "--group",
+            &group,
+            "--zenoh",
+            endpoints[s],
+            &key_flag,
+        ];
+        all.extend(&args[1..]);
+        output_in(&sites.hosts[s][1], &all)
+    };
+
+    // Published from site 1: both load it.
+    let kv = guest("kv");
+    let (status, out, err) = client(0, &["publish", kv.to_str().expect("a path")]);
+    assert!(status.success(), "{out}{err}");
+    for name in ["ann", "bob"] {
+        assert!(out.contains(&format!("{name}: loaded")), "{out}");
+    }
+    // Calls with replies, from site 1 to the node of site 2, and back.
+    let (status, out, err) = client(
+        0,
+        &[
+            "call",
+            "bob",
+            "dhost:kv/store#put",
+            "\"k\"",
+            "\"from site 1\"",
+        ],
+    );
+    assert!(status.success(), "{out}{err}");
+    let (status, out, err) = client(1, &["call", "bob", "dhost:kv/store#get", "\"k\""]);
+    assert!(status.success(), "{err}");
+    assert_eq!(out.trim(), "\"from site 1\"");
+    let (status, _, err) = client(
+        1,
+        &["call", "ann", "dhost:kv/admin#crash", "\"on purpose\""],
+    );
+    assert!(!status.success());
+    assert!(err.contains("trapped"), "{err}");
+    // A late joiner on site 1 fetches the module from a peer, and serves it.
+    let cat = node(0, 1, "cat");
+    let started = Instant::now();
+    loop {
+        let (status, out, _) = client(1, &["call", "cat", "dhost:kv/store#keys"]);
+        if status.success() {
+            assert_eq!(out.trim(), "[]");
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "cat never served kv\n{}",
+            cat.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cat.stderr().contains("fetched from node"),
+        "{}",
+        cat.stderr()
+    );
+    // Every node, from either site, with the columns of the LAN.
+    let (status, out, err) = client(1, &["peers"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(peer_names(&out), ["ann", "bob", "cat"], "{out}");
+    assert!(out.starts_with("NAME "), "{out}");
+    assert!(out.contains("dhost:kv/store#get"), "{out}");
+    drop((ann, bob, cat));
+}

@@ -288,6 +288,10 @@ pub struct SurveyArgs {
     #[command(flatten)]
     pub group: GroupArgs,
 
+    /// The Zenoh network to reach the group through instead of multicast, if any.
+    #[command(flatten)]
+    pub zenoh: ZenohArgs,
+
     /// How long to wait for the nodes' answers.
     #[arg(long, value_name = "DURATION", default_value = "300ms",
           value_parser = crate::jail::parse_duration)]

@@ -1,7 +1,8 @@
 //! Short-lived clients of the group, for the CLI: `dhost peers`, `dhost call` and
-//! `dhost cast`. A client joins the group like a node, asks every node to announce itself
-//! at once (so it never waits for the periodic announcements), calls over TCP through a
-//! pool of its own when it calls one node, and leaves.
+//! `dhost cast`. A client joins the group like a node (by multicast, or through a Zenoh
+//! network with `--zenoh`), asks every node to announce itself at once (so it never waits
+//! for the periodic announcements), calls over TCP (or Zenoh queries) through a pool of
+//! its own when it calls one node, and leaves.
 //!
 //! A survey keeps at most [`MAX_ANSWERS`] answers and [`MAX_ANSWER_BYTES`] of them, and
 //! ends at its deadline however fast answers come: a flood of announcements (from members
@@ -11,17 +12,27 @@
 use crate::auth::{Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::guest::network::RemoteCaller as _;
 use crate::net::Group;
+use crate::net::Multicast;
 use crate::outcome::Outcome;
 use crate::printable::{self, printable};
+use crate::rpc::pool::Relay;
 use crate::rpc::{ConnectionKeys, Pool, PoolHandle};
+use crate::transport::Transport;
 use crate::wire::{self, Announce, Frame};
+use crate::zenoh_transport::keys::{GroupKeys, peer_addr, show};
+use crate::zenoh_transport::queries::QueryClient;
+use crate::zenoh_transport::{Heard, LinkInputs, ZenohConfig, ZenohLink};
 use anyhow::{Context as _, bail};
 use ciborium::Value;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most nodes a survey keeps the answers of.
 pub const MAX_ANSWERS: usize = 1024;
+
+/// How many datagrams heard through Zenoh may wait for a client.
+const HEARD_QUEUE: usize = 1024;
 
 /// The most bytes of announcements a survey keeps (as they came: an announcement decoded
 /// takes a few times its size).
@@ -38,13 +49,65 @@ pub struct SurveyAnswer {
     pub announce: Announce,
 }
 
+/// A datagram a client heard: its bytes, where it came from, and for one heard through
+/// Zenoh the sender its key names (which its header must name too).
+type Received = (Vec<u8>, SocketAddr, Option<u64>);
+
+/// Where a client hears the group.
+enum Inbox {
+    /// The socket joined to the multicast group.
+    Multicast(UdpSocket),
+    /// What its Zenoh link hears, and a small runtime to wait for it on.
+    Zenoh {
+        heard: tokio::sync::mpsc::Receiver<Heard>,
+        runtime: tokio::runtime::Runtime,
+    },
+}
+
+impl Inbox {
+    /// The next datagram of the group that comes within `wait`.
+    fn next(&mut self, wait: Duration) -> anyhow::Result<Option<Received>> {
+        match self {
+            Inbox::Multicast(socket) => {
+                let mut buf = vec![0u8; 65_536];
+                socket.set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
+                match socket.recv_from(&mut buf) {
+                    Ok((len, addr)) => {
+                        buf.truncate(len);
+                        Ok(Some((buf, addr, None)))
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e).context("cannot receive from the group"),
+                }
+            }
+            Inbox::Zenoh { heard, runtime } => {
+                let next =
+                    runtime.block_on(async { tokio::time::timeout(wait, heard.recv()).await });
+                Ok(next.ok().flatten().map(|heard| {
+                    let from = peer_addr(heard.sender.unwrap_or(0));
+                    (heard.bytes, from, Some(heard.sender.unwrap_or(0)))
+                }))
+            }
+        }
+    }
+}
+
 /// A short-lived member of the group.
 pub struct GroupClient {
-    receiver: UdpSocket,
-    sender: UdpSocket,
-    group: SocketAddr,
+    inbox: Inbox,
+    /// What it sends through: the multicast group, or a Zenoh network.
+    network: Arc<dyn Transport>,
+    /// What reaches the nodes that are reached through Zenoh, if it is on Zenoh.
+    relay: Option<Arc<dyn Relay>>,
     id: u64,
-    gate: Gate,
+    gate: Arc<Gate>,
     replay: ReplayGuard,
     /// The sources whose datagrams were refused at the gate (said once each).
     refused: Vec<SocketAddr>,
@@ -54,23 +117,51 @@ pub struct GroupClient {
 }
 
 impl GroupClient {
-    /// Joins `group`, with the group's `keys` if it has them (encrypting if `encrypt`).
+    /// Joins `group`, with the group's `keys` if it has them (encrypting if `encrypt`):
+    /// through the Zenoh network `zenoh` describes, if one does, else by multicast.
     pub fn join(
         group: &Group,
         max_datagram: usize,
         keys: Option<Keyring>,
         encrypt: bool,
+        zenoh: Option<ZenohConfig>,
     ) -> anyhow::Result<Self> {
-        let receiver = group.receiver()?;
-        receiver.set_nonblocking(false)?;
         let id = rand::random();
+        let gate = Gate::new(keys.map(|k| k.for_group(group.addr)), encrypt);
+        let (inbox, network, relay, gate): (_, Arc<dyn Transport>, Option<Arc<dyn Relay>>, _) =
+            match zenoh {
+                None => {
+                    let receiver = group.receiver()?;
+                    receiver.set_nonblocking(false)?;
+                    let multicast = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                    let gate = Arc::new(gate.on_interface(group.iface));
+                    (Inbox::Multicast(receiver), Arc::new(multicast), None, gate)
+                }
+                Some(config) => {
+                    let (heard_tx, heard) = tokio::sync::mpsc::channel(HEARD_QUEUE);
+                    let inputs = LinkInputs {
+                        heard: heard_tx,
+                        queries: None,
+                    };
+                    let keys = GroupKeys::new(group.addr);
+                    let stats = Arc::default();
+                    let link = ZenohLink::open(config, keys.clone(), id, inputs, stats)?;
+                    let gate = Arc::new(gate);
+                    let relay = QueryClient::new(link.session().clone(), keys, id, gate.clone());
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("cannot start the tokio runtime")?;
+                    let inbox = Inbox::Zenoh { heard, runtime };
+                    (inbox, Arc::new(link), Some(Arc::new(relay)), gate)
+                }
+            };
         Ok(GroupClient {
-            receiver,
-            sender: group.sender()?,
-            group: SocketAddr::V4(group.addr),
+            inbox,
+            network,
+            relay,
             id,
-            gate: Gate::new(keys.map(|k| k.for_group(group.addr)), encrypt)
-                .on_interface(group.iface),
+            gate,
             replay: ReplayGuard::new(crate::auth::datagram::REPLAY_MEMORY),
             refused: Vec::new(),
             next: 1,
@@ -96,8 +187,9 @@ impl GroupClient {
                 self.max_datagram
             );
         }
-        crate::net::send_sealed(&self.gate, &self.sender, &datagram, self.group, false)
-            .context("cannot send to the group")?;
+        self.network
+            .to_group(&self.gate.seal(&datagram, false))
+            .with_context(|| format!("cannot send to {}", self.network.describe()))?;
         if sequenced {
             self.next += 1;
         }
@@ -121,26 +213,16 @@ impl GroupClient {
         // The size of each answer kept (by sender id), and of them all.
         let mut sizes: std::collections::HashMap<u64, usize> = Default::default();
         let (mut kept_bytes, mut left_out) = (0usize, 0u64);
-        let mut buf = vec![0u8; 65_536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            self.receiver.set_read_timeout(Some(left))?;
-            let (len, addr) = match self.receiver.recv_from(&mut buf) {
-                Ok(r) => r,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break;
-                }
-                Err(e) => return Err(e).context("cannot receive from the group"),
+            let Some((mut datagram, addr, key_sender)) = self.inbox.next(left)? else {
+                break;
             };
-            let Some(frames) = self.open(&mut buf[..len], addr) else {
+            let len = datagram.len();
+            let Some(frames) = self.open(&mut datagram, addr, key_sender) else {
                 continue;
             };
             let (id, frames) = frames;
@@ -174,11 +256,20 @@ impl GroupClient {
         Ok(answers)
     }
 
-    /// The sender and frames of a datagram from `addr`, if it is well-formed and passes
-    /// the gate (a refusal is said once per source: a node without the key, or with
-    /// another; malformed datagrams are not for a client to judge: nodes log them).
-    fn open(&mut self, datagram: &mut [u8], addr: SocketAddr) -> Option<(u64, Vec<Frame>)> {
+    /// The sender and frames of a datagram from `addr` (through Zenoh, on the key of
+    /// `key_sender`), if it is well-formed and passes the gate (a refusal is said once per
+    /// source: a node without the key, or with another; malformed datagrams are not for a
+    /// client to judge: nodes log them).
+    fn open(
+        &mut self,
+        datagram: &mut [u8],
+        addr: SocketAddr,
+        key_sender: Option<u64>,
+    ) -> Option<(u64, Vec<Frame>)> {
         let header = wire::read_header(&mut &*datagram).ok()?;
+        if key_sender.is_some_and(|sender| sender != header.sender) {
+            return None;
+        }
         match self.gate.open_frames(
             &header,
             datagram,
@@ -214,6 +305,17 @@ impl GroupClient {
             keys: self.gate.keys().cloned(),
             encrypt: self.gate.encrypts(),
         }
+    }
+
+    /// A pool of connections (one per node) for the client's calls to one node, running
+    /// on a thread of its own: over TCP, or through Zenoh to the nodes reached there.
+    pub fn start_pool(&self) -> anyhow::Result<PoolHandle> {
+        let (mut pool, handle) = Pool::new(1, self.id, None, self.connection_keys());
+        if let Some(relay) = &self.relay {
+            pool = pool.with_relay(relay.clone());
+        }
+        run_pool(pool)?;
+        Ok(handle)
     }
 
     /// Sends a call to every node that serves `function`: the first (and only) datagram
@@ -265,11 +367,18 @@ impl crate::cli::SurveyArgs {
     /// Joins the group these options name.
     pub(crate) fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
         let group = self.group.group();
+        let zenoh = self.zenoh.config(group.iface)?;
+        // (Zenoh carries datagrams of any size over TCP.)
+        let max_datagram = match (&zenoh, self.group.max_datagram) {
+            (Some(_), None) => wire::MAX_DATAGRAM,
+            _ => self.group.max_datagram(),
+        };
         let client = GroupClient::join(
             &group,
-            self.group.max_datagram(),
+            max_datagram,
             self.group.keys()?,
             self.group.key.encrypt,
+            zenoh,
         )?;
         Ok((group, client))
     }
@@ -329,7 +438,7 @@ pub fn peers(args: &crate::cli::PeersArgs) -> anyhow::Result<()> {
                 .map(|f| printable(f).to_string())
                 .collect(),
         );
-        let address = a.announce.presence.tcp.unwrap_or(a.addr).to_string();
+        let address = show(a.announce.presence.tcp.unwrap_or(a.addr));
         println!(
             "{:<20} {address:<22} {up:>8}  {links:<20} {:>10} {:>9} {:>6} {:>7} {:>8}  {functions}",
             printable(&a.announce.presence.name),
@@ -416,24 +525,16 @@ pub(crate) fn find_node(
         .with_context(|| format!("node {name} takes no calls over TCP (it announced no port)"))
 }
 
-/// Calls `function` on the node at `addr` through a pool of one connection, running on a
-/// thread of its own; returns the outcome.
-fn call_once(
-    addr: std::net::SocketAddr,
-    node: &str,
-    function: &str,
-    args: Vec<Value>,
-    wants_reply: bool,
-    timeout: Duration,
-    keys: ConnectionKeys,
-) -> anyhow::Result<Outcome> {
-    let handle = start_pool(keys)?;
-    Ok(handle.call(addr, node, function, args, wants_reply, timeout))
-}
-
-/// A pool of connections (one per node) for a client, running on a thread of its own.
+/// A pool of connections (one per node) over TCP for a client with `keys`, running on a
+/// thread of its own.
 pub fn start_pool(keys: ConnectionKeys) -> anyhow::Result<PoolHandle> {
     let (pool, handle) = Pool::new(1, rand::random(), None, keys);
+    run_pool(pool)?;
+    Ok(handle)
+}
+
+/// Runs `pool` on a thread of its own, for as long as the process runs.
+fn run_pool(pool: Pool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -442,7 +543,22 @@ pub fn start_pool(keys: ConnectionKeys) -> anyhow::Result<PoolHandle> {
         .name("dhost-pool".into())
         .spawn(move || runtime.block_on(pool.run()))
         .context("cannot start the connection thread")?;
-    Ok(handle)
+    Ok(())
+}
+
+/// Calls `function` on the node at `addr` through a pool of `client`'s, running on a
+/// thread of its own; returns the outcome.
+fn call_once(
+    client: &GroupClient,
+    addr: std::net::SocketAddr,
+    node: &str,
+    function: &str,
+    args: Vec<Value>,
+    wants_reply: bool,
+    timeout: Duration,
+) -> anyhow::Result<Outcome> {
+    let handle = client.start_pool()?;
+    Ok(handle.call(addr, node, function, args, wants_reply, timeout))
 }
 
 fn check_function_id(function: &str) -> anyhow::Result<()> {
@@ -458,15 +574,14 @@ pub fn call(args: &crate::cli::CallArgs) -> anyhow::Result<()> {
     let values = parse_args(&args.args)?;
     let (group, mut client) = args.survey.join()?;
     let addr = find_node(&mut client, &group, &args.node, args.survey.wait)?;
-    let keys = client.connection_keys();
     let outcome = call_once(
+        &client,
         addr,
         &args.node,
         &args.function,
         values,
         true,
         args.timeout,
-        keys,
     )?;
     match outcome {
         Ok(result) => {
@@ -490,8 +605,9 @@ pub fn cast(args: &crate::cli::CastArgs) -> anyhow::Result<()> {
     if let Some(node) = &args.node {
         let addr = find_node(&mut client, &group, node, args.survey.wait)?;
         let timeout = Duration::from_secs(5);
-        let keys = client.connection_keys();
-        if let Err(failure) = call_once(addr, node, &args.function, values, false, timeout, keys)? {
+        if let Err(failure) =
+            call_once(&client, addr, node, &args.function, values, false, timeout)?
+        {
             bail!("cannot cast {} to node {node}: {failure}", args.function);
         }
         eprintln!("cast {} to {node}", args.function);

@@ -99,8 +99,12 @@ fn interactive(shell: &Shell, args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
+    let through = match args.survey.zenoh.zenoh.first() {
+        Some(endpoint) => format!(" through Zenoh at {endpoint}"),
+        None => String::new(),
+    };
     println!(
-        "dhost console on {}: `help` lists the commands",
+        "dhost console on {}{through}: `help` lists the commands",
         args.survey.group.group
     );
     loop {
@@ -232,6 +236,20 @@ fn group_words(args: &ConsoleArgs) -> Vec<String> {
     }
     if group.key.encrypt {
         words.push("--encrypt".to_string());
+    }
+    let zenoh = &args.survey.zenoh;
+    for endpoint in &zenoh.zenoh {
+        words.extend(["--zenoh".to_string(), endpoint.clone()]);
+    }
+    for endpoint in &zenoh.zenoh_listen {
+        words.extend(["--zenoh-listen".to_string(), endpoint.clone()]);
+    }
+    if let Some(mode) = zenoh.zenoh_mode {
+        let mode = clap::ValueEnum::to_possible_value(&mode).map(|v| v.get_name().to_string());
+        words.extend(["--zenoh-mode".to_string(), mode.unwrap_or_default()]);
+    }
+    if let Some(file) = &zenoh.zenoh_config {
+        words.extend(["--zenoh-config".to_string(), file.display().to_string()]);
     }
     words
 }

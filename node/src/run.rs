@@ -27,7 +27,8 @@ use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
 use crate::tcp_port::{ServerLimits, Services};
 use crate::zenoh_transport::keys::{self, GroupKeys};
-use crate::zenoh_transport::{Heard, ZenohLink};
+use crate::zenoh_transport::queries::{QueryClient, QueryServer, serve_queries};
+use crate::zenoh_transport::{Heard, LinkInputs, ZenohLink};
 use anyhow::{Context as _, bail};
 use crossbeam_channel::{Sender, TrySendError};
 use dhost_mailbox::Mailboxes;
@@ -75,6 +76,10 @@ const MAX_RECEIVE_WINDOW: u64 = 16 << 20;
 /// How many datagrams heard from Zenoh may wait for the network thread (beyond, they are
 /// dropped as overrun, and repaired).
 const ZENOH_QUEUE: usize = 16_384;
+
+/// How many queries (calls to this node alone) may wait for the network thread (beyond,
+/// they are answered that the node is overloaded).
+const QUERY_QUEUE: usize = 4096;
 
 /// The longest line read from stdin; longer lines are cut there.
 const MAX_STDIN_LINE: usize = 64 * 1024;
@@ -203,7 +208,8 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         runtime.stopping().clone(),
         stats.clone(),
     ));
-    let (pool, pool_handle) = Pool::new(pool_size, id, Some(&node_name), connection_keys.clone());
+    let (mut pool, pool_handle) =
+        Pool::new(pool_size, id, Some(&node_name), connection_keys.clone());
     // The network thread's runtime, made now: guests wait on it for mailbox locks.
     let network = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -296,6 +302,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
 
     let mut group_inputs = GroupInputs::default();
     let mut zenoh_link = None;
+    let mut zenoh_queries = None;
     let listener = if networked {
         let listen = listen.unwrap_or_else(|| SocketAddr::new(group.iface.into(), 0));
         let listener = std::net::TcpListener::bind(listen)
@@ -304,10 +311,18 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         match zenoh_config {
             Some(config) => {
                 let (heard_tx, heard) = tokio::sync::mpsc::channel(ZENOH_QUEUE);
+                let (queries_tx, queries) = tokio::sync::mpsc::channel(QUERY_QUEUE);
+                let inputs = LinkInputs {
+                    heard: heard_tx,
+                    queries: Some(queries_tx),
+                };
                 let keys = GroupKeys::new(group.addr);
-                let link = ZenohLink::open(config, keys, id, heard_tx, stats.clone())?;
+                let link = ZenohLink::open(config, keys.clone(), id, inputs, stats.clone())?;
                 let link = Arc::new(link);
                 outgoing.attach(link.clone());
+                let client = QueryClient::new(link.session().clone(), keys, id, gate.clone());
+                pool = pool.with_relay(Arc::new(client));
+                zenoh_queries = Some(queries);
                 group_inputs.zenoh = Some(heard);
                 zenoh_link = Some(link);
             }
@@ -412,7 +427,11 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         calls,
         Links {
             receive_window,
-            tcp,
+            // (Where the peers call this node: over Zenoh, its address there.)
+            tcp: match &zenoh_link {
+                Some(_) => Some(keys::peer_addr(id)),
+                None => tcp,
+            },
             pool: Some(pool_handle),
             modules: modules.clone(),
         },
@@ -433,18 +452,27 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         .context("cannot start the event loop thread")?;
 
     network.block_on(async {
+        // (What the TCP port serves; a node on Zenoh serves the same to queries.)
+        let services = Services {
+            calls: Some(calls_tx.clone()),
+            mailboxes,
+            keys: connection_keys,
+            stats: stats.clone(),
+            text_anywhere,
+            modules: modules.clone(),
+            descriptions: Arc::new(descriptions),
+            ..Services::default()
+        };
+        if let Some(queries) = zenoh_queries {
+            let server = QueryServer {
+                id,
+                gate: gate.clone(),
+                services: services.clone(),
+            };
+            tokio::spawn(serve_queries(queries, server));
+        }
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            let services = Services {
-                calls: Some(calls_tx.clone()),
-                mailboxes,
-                keys: connection_keys,
-                stats: stats.clone(),
-                text_anywhere,
-                modules: modules.clone(),
-                descriptions: Arc::new(descriptions),
-                ..Services::default()
-            };
             // (The node's port closes with the process: nothing cancels it before.)
             let stop = CancellationToken::new();
             tokio::spawn(crate::tcp_port::serve(listener, services, limits, stop));

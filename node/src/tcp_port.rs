@@ -367,6 +367,49 @@ async fn connection(
     outcome
 }
 
+/// Answers one request that came otherwise than on a connection (a Zenoh query), as a
+/// binary connection would: its built-in services answer it here, the event loop the
+/// others; returns the reply frame ([`frame::encode_reply`]). A cast is answered once the
+/// event loop has taken it.
+pub async fn answer_alone(services: &Services, request: Request, caller: Caller) -> Vec<u8> {
+    let (id, wants_reply) = (request.id, request.wants_reply);
+    let (queue, mut replies) = mpsc::unbounded_channel();
+    let reply_to = ReplyTo {
+        queue,
+        budget: Arc::new(Semaphore::new(REPLY_BYTES)),
+        port_budget: services.queued_replies.clone(),
+        closing: CancellationToken::new(),
+    };
+    let refused = match Builtin::of(&request.function, services) {
+        Some(builtin) => {
+            let outcome = builtin
+                .answer(services, &request, caller.addr, &mut true)
+                .await;
+            reply_to.send(id, &outcome).err()
+        }
+        // (What the event loop cannot take is answered at once, through `reply_to`.)
+        None => match to_event_loop(services, request, &caller, &reply_to) {
+            ControlFlow::Break(Err(why)) => Some(why),
+            ControlFlow::Break(Ok(())) => Some("the node is stopping".to_string()),
+            ControlFlow::Continue(()) if !wants_reply => {
+                if let Ok((reply, ..)) = replies.try_recv() {
+                    return reply;
+                }
+                return frame::encode_reply(id, &Ok(ciborium::Value::Null));
+            }
+            ControlFlow::Continue(()) => None,
+        },
+    };
+    drop(reply_to);
+    match (refused, replies.recv().await) {
+        (None, Some((reply, ..))) => reply,
+        (refused, _) => {
+            let why = refused.unwrap_or_else(|| "the node dropped the call".to_string());
+            frame::encode_reply(id, &Err(CallFailure::new(FailureKind::Unavailable, why)))
+        }
+    }
+}
+
 /// The port's budget of queued requests is spent: counts and logs `request` from `addr`
 /// as dropped, and returns what its caller is told.
 fn busy(services: &Services, addr: SocketAddr, request: &Request) -> CallFailure {

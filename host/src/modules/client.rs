@@ -11,7 +11,7 @@
 use super::protocol::{self, CHUNK, Listed, ModuleRequest};
 use super::{Digest, Publication, check_name};
 use crate::cli::{ModulesArgs, PublishArgs, SurveyArgs, UnpublishArgs};
-use crate::client::{GroupClient, find_node, start_pool};
+use crate::client::{GroupClient, find_node};
 use crate::net::Group;
 use crate::outcome::{CallFailure, FailureKind};
 use crate::printable::printable;
@@ -192,7 +192,7 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
         bail!("no node on the group takes calls over TCP");
     }
     eprintln!("publishing {p} to {} node(s)", targets.len());
-    let pool = start_pool(client.connection_keys())?;
+    let pool = client.start_pool()?;
     // (Every node at once: each waits for its own transfer, at most --timeout.)
     let sent: Vec<Sent> = ask_each(&targets, targets.len(), None, |node, addr, _| {
         let started = Instant::now();
@@ -242,7 +242,7 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
     if targets.is_empty() {
         bail!("no node runs a module named {}", args.name);
     }
-    let pool = start_pool(client.connection_keys())?;
+    let pool = client.start_pool()?;
     let deadline = Instant::now() + DEADLINE.max(args.timeout);
     let outcomes = ask_each(&targets, PARALLEL, Some(deadline), |node, addr, left| {
         let request = ModuleRequest::Unpublish(removal.clone());
@@ -271,7 +271,7 @@ pub fn unpublish(args: &UnpublishArgs) -> anyhow::Result<ExitCode> {
 pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
     // (Every node: an announcement too large for a datagram may not list all it runs.)
     let (client, targets) = targets(&args.survey, args.node.as_deref(), |_| true)?;
-    let pool = start_pool(client.connection_keys())?;
+    let pool = client.start_pool()?;
     let deadline = Instant::now() + DEADLINE;
     // (Each list cut to what a node runs at most as it arrives: a node's frame holds at
     // most 1 MiB, and PARALLEL are held at once.)
@@ -404,7 +404,7 @@ pub fn modules(args: &ModulesArgs) -> anyhow::Result<()> {
 pub fn remote_wit(survey: &SurveyArgs, node: &str, name: &str) -> anyhow::Result<String> {
     check_name(name).map_err(|why| anyhow::anyhow!("{why}"))?;
     let (client, targets) = targets(survey, Some(node), |_| true)?;
-    let pool = start_pool(client.connection_keys())?;
+    let pool = client.start_pool()?;
     let (node, addr) = &targets[0];
     match ModuleRequest::Wit(name.to_string()).send(&pool, *addr, node, REQUEST_TIMEOUT) {
         Ok(Value::Text(wit)) => Ok(wit),

@@ -138,6 +138,19 @@ impl RemoteCaller for PoolHandle {
     }
 }
 
+/// What carries the calls to nodes a pool does not reach over TCP: those reached through
+/// a Zenoh network ([`crate::zenoh_transport::queries`]), which go by addresses of their
+/// own.
+pub trait Relay: Send + Sync + std::fmt::Debug {
+    /// Whether the node at `addr` is reached through this relay.
+    fn reaches(&self, addr: SocketAddr) -> bool;
+
+    /// Sends `frame` (request `id`, [`frame::encode_request`]) for `call`, and its outcome
+    /// to `call.reply` once it comes (for a cast: once the node took it), or a failure.
+    /// Does not wait: it runs on the pool's task.
+    fn send(&self, id: u64, frame: Vec<u8>, call: PendingCall);
+}
+
 /// The pool's own side, to run on a tokio runtime with [`Pool::run`].
 pub struct Pool {
     /// The group's keys, for the handshake of each connection.
@@ -147,6 +160,8 @@ pub struct Pool {
     hello: Arc<[u8]>,
     links: LinkCounts,
     departures: Departures,
+    /// What reaches the nodes that are not reached over TCP, if anything does.
+    relay: Option<Arc<dyn Relay>>,
 }
 
 /// One connection, as the pool sees it.
@@ -180,6 +195,7 @@ impl Pool {
             hello: frame::encode_hello(node, name).into(),
             links: links.clone(),
             departures: departures.clone(),
+            relay: None,
         };
         let handle = PoolHandle {
             calls: tx,
@@ -189,11 +205,25 @@ impl Pool {
         (pool, handle)
     }
 
-    /// Hands every call to a connection to its peer, until every handle is dropped.
+    /// The pool, calling the nodes `relay` reaches through it.
+    pub fn with_relay(mut self, relay: Arc<dyn Relay>) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// Hands every call to a connection to its peer (or to the relay that reaches it),
+    /// until every handle is dropped.
     pub async fn run(mut self) {
         let mut peers: HashMap<SocketAddr, Vec<Connection>> = HashMap::new();
         let mut next_id: u64 = 0;
         while let Some(call) = self.calls.recv().await {
+            if let Some(relay) = self.relay.as_ref().filter(|r| r.reaches(call.addr)) {
+                next_id += 1;
+                let frame =
+                    frame::encode_request(next_id, &call.function, &call.args, call.wants_reply);
+                relay.send(next_id, frame, call);
+                continue;
+            }
             if next_id.is_multiple_of(1024) {
                 // Forget the peers whose connections have all closed (peers come and go).
                 peers.retain(|_, connections| connections.iter().any(|c| !c.jobs.is_closed()));

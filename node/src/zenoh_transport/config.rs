@@ -71,9 +71,10 @@ pub enum ConfigError {
     NoRouter,
 }
 
-/// The largest message a node takes from Zenoh (a datagram is at most 64 KiB; Zenoh's
-/// default, 1 GiB, would let any publisher make the node hold that much).
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// The largest message a node takes from Zenoh: a request or reply frame of the TCP port's
+/// largest and its header (a datagram is at most 64 KiB). Zenoh's default, 1 GiB, would let
+/// any publisher make the node hold that much.
+pub const MAX_MESSAGE: usize = crate::rpc::frame::MAX_FRAME + 4096;
 
 /// The Zenoh configuration of a node as `settings` say; `iface` is the address a peer
 /// listens on when told nowhere.

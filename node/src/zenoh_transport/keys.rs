@@ -8,6 +8,8 @@
 //! ```text
 //! dhost/<group>/d/<sender>    what node <sender> sends to the group (every node subscribes to d/*)
 //! dhost/<group>/u/<sender>    what is sent to node <sender> alone: statuses of its stream
+//! dhost/<group>/q/<sender>    node <sender>'s queryable: calls with replies, casts to it alone,
+//!                             and what its TCP port serves (modules, describe, mailboxes, say)
 //! ```
 //!
 //! `<sender>` is the 16 hexadecimal digits of the node's sender id (chosen at random at
@@ -54,12 +56,18 @@ impl GroupKeys {
         format!("{}/u/{sender:016x}", self.root)
     }
 
-    /// The sender whose key `key` is (`…/d/<sender>` or `…/u/<sender>` of this group).
+    /// Where node `sender` answers calls.
+    pub fn query(&self, sender: u64) -> String {
+        format!("{}/q/{sender:016x}", self.root)
+    }
+
+    /// The sender whose key `key` is (`…/d/<sender>`, `…/u/<sender>` or `…/q/<sender>` of
+    /// this group).
     pub fn sender_of(&self, key: &str) -> Option<u64> {
         let rest = key.strip_prefix(&self.root)?;
-        let hex = rest
-            .strip_prefix("/d/")
-            .or_else(|| rest.strip_prefix("/u/"))?;
+        let hex = ["/d/", "/u/", "/q/"]
+            .iter()
+            .find_map(|kind| rest.strip_prefix(kind))?;
         if hex.len() != 16 {
             return None;
         }
@@ -81,6 +89,15 @@ pub fn peer_of(addr: SocketAddr) -> Option<u64> {
     };
     let bits = u128::from(*v6.ip());
     (bits >> 64 == PEER_PREFIX >> 64 && v6.port() == 0).then_some(bits as u64)
+}
+
+/// How `addr` is shown to users: `zenoh/<sender>` for a node reached through Zenoh, else
+/// the address itself.
+pub fn show(addr: SocketAddr) -> String {
+    match peer_of(addr) {
+        Some(sender) => format!("zenoh/{sender:016x}"),
+        None => addr.to_string(),
+    }
 }
 
 /// One key-expression chunk for `s`: letters, digits and `.`, `_`, `~`, `:`, `-` as they
@@ -114,6 +131,7 @@ mod tests {
         assert_eq!(to_group, "dhost/239.0.0.1:4723/d/00000000000000ab");
         assert_eq!(keys.sender_of(&to_group), Some(0xab));
         assert_eq!(keys.sender_of(&keys.to_node(u64::MAX)), Some(u64::MAX));
+        assert_eq!(keys.sender_of(&keys.query(9)), Some(9));
         let other = GroupKeys::new("239.0.0.2:4723".parse().unwrap());
         for wrong in [
             other.to_group(1),
@@ -123,7 +141,7 @@ mod tests {
         ] {
             assert_eq!(keys.sender_of(&wrong), None, "{wrong}");
         }
-        for key in [keys.group(), to_group, keys.to_node(7)] {
+        for key in [keys.group(), to_group, keys.to_node(7), keys.query(7)] {
             assert!(
                 zenoh::key_expr::KeyExpr::try_from(key.as_str()).is_ok(),
                 "{key}"
@@ -140,7 +158,9 @@ mod tests {
         }
         for other in ["127.0.0.1:1", "[::1]:0", "[100::1]:5", "[200::1]:0"] {
             assert_eq!(peer_of(other.parse().unwrap()), None, "{other}");
+            assert_eq!(show(other.parse().unwrap()), other);
         }
+        assert_eq!(show(peer_addr(0xab)), "zenoh/00000000000000ab");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A node's link to a Zenoh network, as its [`Transport`]: one Zenoh session, a publisher
 //! on the node's own key of the group, a subscriber to every node's key (what it hears
-//! goes to the network thread, as a datagram from the group would), and a subscriber to
-//! the key of what is sent to this node alone (statuses of its stream, for the stream
-//! thread). See [`super::keys`] for the keys and docs/zenoh.md for the design.
+//! goes to the network thread, as a datagram from the group would), a subscriber to the
+//! key of what is sent to this node alone (statuses of its stream, for the stream
+//! thread), and the node's queryable (calls to it alone, [`super::queries`]). See [`super::keys`] for the keys and docs/zenoh.md for the design.
 //!
 //! The payloads are the sealed datagrams, byte for byte as multicast carries them: the
 //! routers in between see only what a LAN would, and can forge nothing. Zenoh carries
@@ -27,6 +27,7 @@ use std::time::Duration;
 use zenoh::Wait as _;
 use zenoh::pubsub::{Publisher, Subscriber};
 use zenoh::qos::CongestionControl;
+use zenoh::query::{Query, Queryable};
 use zenoh::sample::{Locality, Sample};
 
 /// How many statuses may wait for the stream thread.
@@ -52,6 +53,17 @@ pub struct ZenohLink {
     wake: Sender<(Vec<u8>, SocketAddr)>,
     /// Kept: dropping one undeclares it.
     _subscribers: [Subscriber<()>; 2],
+    _queryable: Option<Queryable<()>>,
+}
+
+/// Where a link hands what it hears.
+#[derive(Debug)]
+pub struct LinkInputs {
+    /// What the group sends (what does not fit is counted as overrun).
+    pub heard: tokio::sync::mpsc::Sender<Heard>,
+    /// The queries to this node (what does not fit is answered with an error); none: it
+    /// takes no calls (a client).
+    pub queries: Option<tokio::sync::mpsc::Sender<Query>>,
 }
 
 impl std::fmt::Debug for ZenohLink {
@@ -89,15 +101,16 @@ fn zenoh_error(what: &'static str) -> impl FnOnce(zenoh::Error) -> LinkError {
 
 impl ZenohLink {
     /// Joins the Zenoh network `config` describes as node `id` of the group `keys`
-    /// names. What the group sends goes to `heard` (what does not fit is counted as
-    /// overrun in `stats`). Must run outside any tokio runtime.
+    /// names. What it hears goes to `inputs` (what does not fit the group's queue is
+    /// counted as overrun in `stats`). Must run outside any tokio runtime.
     pub fn open(
         config: zenoh::Config,
         keys: GroupKeys,
         id: u64,
-        heard: tokio::sync::mpsc::Sender<Heard>,
+        inputs: LinkInputs,
         stats: Arc<Stats>,
     ) -> Result<Self, LinkError> {
+        let LinkInputs { heard, queries } = inputs;
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(LinkError::InRuntime);
         }
@@ -141,6 +154,23 @@ impl ZenohLink {
                 .wait()
                 .map_err(zenoh_error("cannot subscribe to this node's key"))?
         };
+        let queryable = match queries {
+            None => None,
+            Some(queries) => Some(
+                session
+                    .declare_queryable(keys.query(id))
+                    .callback(move |query: Query| {
+                        if let Err(e) = queries.try_send(query) {
+                            let query = e.into_inner();
+                            let _ = query
+                                .reply_err("the node is overloaded: too many queries wait for it")
+                                .wait();
+                        }
+                    })
+                    .wait()
+                    .map_err(zenoh_error("cannot take calls on this node's key"))?,
+            ),
+        };
         tracing::info!(
             "joined the Zenoh network as {} (routers {:?})",
             session.zid(),
@@ -153,7 +183,13 @@ impl ZenohLink {
             for_node,
             wake,
             _subscribers: [group, own],
+            _queryable: queryable,
         })
+    }
+
+    /// The link's Zenoh session (for the calls to one node, [`super::queries`]).
+    pub fn session(&self) -> &zenoh::Session {
+        &self.session
     }
 
     /// Leaves the Zenoh network (its routers and peers see this node's subscriptions go).

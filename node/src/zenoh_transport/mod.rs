@@ -7,7 +7,8 @@
 pub mod config;
 pub mod keys;
 pub mod link;
+pub mod queries;
 
-pub use link::{Heard, ZenohLink};
+pub use link::{Heard, LinkInputs, ZenohLink};
 /// A Zenoh session's configuration (the `zenoh` crate's).
 pub use zenoh::Config as ZenohConfig;
