@@ -164,13 +164,13 @@ fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
     let keys = dhost::zenoh_transport::keys::GroupKeys::new(group);
     let victim = node_id(&nodes[0]);
     let forgeries: Vec<(String, Vec<u8>)> = vec![
-        (keys.to_group(0xaa), b"hello, is this the chat?".to_vec()),
-        (keys.to_group(0xaa), vec![0xff; 40]),
-        (keys.to_group(0xaa), forged_message(0xaa, 1)),
+        (keys.control(0xaa), b"hello, is this the chat?".to_vec()),
+        (keys.stream(0xaa, "message"), vec![0xff; 40]),
+        (keys.stream(0xaa, "message"), forged_message(0xaa, 1)),
         // (A sender's datagram on another sender's key.)
-        (keys.to_group(0xaa), forged_message(0xbb, 1)),
+        (keys.control(0xaa), forged_message(0xbb, 1)),
         (
-            format!("{}/d/not-a-sender", keys_root(group)),
+            format!("{}/c/not-a-sender", keys_root(group)),
             forged_message(0xcc, 1),
         ),
         (keys.to_node(victim), vec![0xff; 40]),
@@ -207,7 +207,7 @@ fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
 /// `dhost/<group>` (what [`dhost::zenoh_transport::keys::GroupKeys`] builds its keys on).
 fn keys_root(group: SocketAddrV4) -> String {
     let keys = dhost::zenoh_transport::keys::GroupKeys::new(group);
-    keys.group().trim_end_matches("/d/*").to_string()
+    keys.all_control().trim_end_matches("/c/*").to_string()
 }
 
 #[test]
@@ -360,11 +360,33 @@ fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
             &TwoSites::addr(1, 1),
         ],
     ));
+    // A member that serves none of the chat's functions: the router sends it no chat call.
+    let kv = guest("kv");
+    let mut bystander = sites.hosts[0][1].start(&[
+        "-v",
+        "run",
+        "--name",
+        "bystander",
+        "--group",
+        &group.to_string(),
+        "--zenoh",
+        endpoints[0],
+        &key_flag,
+        "--iface",
+        &TwoSites::addr(0, 1),
+        kv.to_str().expect("a path"),
+    ]);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    start_chatting(&mut nodes, &names, names.len() - 1);
+    start_chatting(&mut nodes, &names, names.len());
     let started = Instant::now();
     chat_and_check(&mut nodes, &names);
     eprintln!("chat across the sites took {:?}", started.elapsed());
+    let status = bystander.interrupt();
+    assert!(status.success(), "{}", bystander.stderr());
+    let err = bystander.stderr();
+    assert!(err.matches("INFO peer ").count() >= names.len(), "{err}");
+    assert_eq!(summary_count(&err, "dropped"), 0, "{err}");
+    assert!(!err.contains("no local guest serves"), "{err}");
     outsider.wait_stdout("its prompt", |out| out.contains("Username: "));
     assert!(
         chat_lines(&outsider.stdout()).is_empty(),

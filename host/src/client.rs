@@ -188,7 +188,7 @@ impl GroupClient {
             );
         }
         self.network
-            .to_group(&self.gate.seal(&datagram, false))
+            .to_group(&datagram, &self.gate)
             .with_context(|| format!("cannot send to {}", self.network.describe()))?;
         if sequenced {
             self.next += 1;

@@ -4,7 +4,7 @@
 //! nodes, and receives what single nodes send back (statuses of the node's stream): the
 //! [`Multicast`] transport.
 
-use crate::auth::Sealed;
+use crate::auth::{Gate, Sealed};
 use crate::transport::{ForNode, Transport};
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -104,7 +104,7 @@ pub fn receive_buffer(socket: &UdpSocket) -> usize {
 /// its next packet and sends it through `socket` to `to`: to one node (`unicast`) or to the
 /// group, header and body in one datagram without copying them together.
 pub fn send_sealed(
-    gate: &crate::auth::Gate,
+    gate: &Gate,
     socket: &UdpSocket,
     datagram: &[u8],
     to: SocketAddr,
@@ -149,8 +149,8 @@ impl Multicast {
 }
 
 impl Transport for Multicast {
-    fn to_group(&self, sealed: &Sealed<'_>) -> std::io::Result<()> {
-        send_to(&self.socket, sealed, self.group).map(drop)
+    fn to_group(&self, datagram: &[u8], gate: &Gate) -> std::io::Result<()> {
+        send_to(&self.socket, &gate.seal(datagram, false), self.group).map(drop)
     }
 
     fn to_node(&self, to: SocketAddr, sealed: &Sealed<'_>) -> std::io::Result<()> {

@@ -6,7 +6,7 @@
 //! through routers ([`crate::zenoh_transport::ZenohLink`]). What the group sends comes in
 //! on the network thread ([`crate::run`]), whichever carried it.
 
-use crate::auth::Sealed;
+use crate::auth::{Gate, Sealed};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,8 +15,16 @@ pub type ForNode = (usize, SocketAddr);
 
 /// What a node's datagrams travel over (see the module's documentation).
 pub trait Transport: Send + Sync + std::fmt::Debug {
-    /// Sends `sealed` to every node of the group.
-    fn to_group(&self, sealed: &Sealed<'_>) -> std::io::Result<()>;
+    /// Seals `datagram` (a header [`dhost_protocol::wire::encode_header`] wrote, then
+    /// frames) through `gate` and sends it to every node of the group (a transport that
+    /// routes by function reads which functions its calls are to).
+    fn to_group(&self, datagram: &[u8], gate: &Gate) -> std::io::Result<()>;
+
+    /// The functions this node serves (by id, or bare name for C plugins) are now these: a
+    /// transport that routes by function takes the calls to them, and no others.
+    fn serve(&self, functions: &[String]) {
+        let _ = functions;
+    }
 
     /// Sends `sealed` to the node at `to` alone.
     fn to_node(&self, to: SocketAddr, sealed: &Sealed<'_>) -> std::io::Result<()>;

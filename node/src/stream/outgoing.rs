@@ -127,9 +127,14 @@ impl Outgoing {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Says which functions the node serves itself.
-    pub fn set_serves(&self, serves: ServesLocally) {
+    /// Says which functions the node serves itself: `serves` tells them from the others
+    /// (for the calls its guests send to them), `functions` lists them (for a transport
+    /// that routes calls by function).
+    pub fn set_serves(&self, serves: ServesLocally, functions: &[String]) {
         *self.serves.write().unwrap_or_else(PoisonError::into_inner) = serves;
+        if let Some(network) = self.network.get() {
+            network.serve(functions);
+        }
     }
 
     /// Numbers, keeps and sends the pending datagrams, each when the window has room for
@@ -394,7 +399,7 @@ impl Outgoing {
     /// Seals `bytes` and sends them to the group, counting it in `counter` (or as an
     /// error).
     fn to_group(&self, network: &dyn Transport, bytes: &[u8], counter: &AtomicU64) {
-        match network.to_group(&self.gate.seal(bytes, false)) {
+        match network.to_group(bytes, &self.gate) {
             Ok(()) => Stats::bump(counter),
             Err(e) => {
                 Stats::bump(&self.stats.send_errors);
@@ -518,7 +523,10 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             Arc::new(Stats::default()),
         );
-        outgoing.set_serves(Arc::new(|function: &str| function == "a:b/c#mine"));
+        outgoing.set_serves(
+            Arc::new(|function: &str| function == "a:b/c#mine"),
+            &["a:b/c#mine".to_string()],
+        );
         let mut sent = Outbox::default();
         let mut args = Vec::new();
         wire::encode_item(&ciborium::Value::Array(vec![1.into()]), &mut args);

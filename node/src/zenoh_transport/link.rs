@@ -1,8 +1,15 @@
-//! A node's link to a Zenoh network, as its [`Transport`]: one Zenoh session, a publisher
-//! on the node's own key of the group, a subscriber to every node's key (what it hears
-//! goes to the network thread, as a datagram from the group would), a subscriber to the
-//! key of what is sent to this node alone (statuses of its stream, for the stream
-//! thread), and the node's queryable (calls to it alone, [`super::queries`]). See [`super::keys`] for the keys and docs/zenoh.md for the design.
+//! A node's link to a Zenoh network, as its [`Transport`]: one Zenoh session that sends
+//! what the node sends to its group on the group's keys ([`super::keys`]) and hears what
+//! the others send there (handed to the network thread, as a datagram from the group
+//! would be), hears what is sent to this node alone (statuses of its stream, for the
+//! stream thread), and answers the calls to it ([`super::queries`]). docs/zenoh.md has
+//! the design.
+//!
+//! A datagram of the node's stream goes on a key that names the functions its calls are
+//! to, and its stand-in (its header alone) on another: a node subscribes to the first
+//! for each function it serves, and takes the stand-in of every datagram that has none
+//! of them, so its view of every sender's stream has no gap while the routers deliver
+//! the calls only to the nodes that serve them. Control datagrams go to every node.
 //!
 //! The payloads are the sealed datagrams, byte for byte as multicast carries them: the
 //! routers in between see only what a LAN would, and can forge nothing. Zenoh carries
@@ -16,13 +23,14 @@
 //! and the senders' repair sends it again.
 
 use super::keys::{self, GroupKeys};
-use crate::auth::Sealed;
+use crate::auth::{Gate, Sealed};
 use crate::transport::{ForNode, Transport};
 use crossbeam_channel::{Receiver, Sender};
 use dhost_protocol::wire;
 use dhost_runtime::stats::Stats;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use zenoh::Wait as _;
 use zenoh::pubsub::{Publisher, Subscriber};
@@ -33,6 +41,10 @@ use zenoh::sample::{Locality, Sample};
 /// How many statuses may wait for the stream thread.
 const FOR_NODE_QUEUE: usize = 4096;
 
+/// The most keys of stream datagrams a link keeps publishers for (one per set of
+/// functions it sent calls to together); beyond, it puts without one.
+const MAX_PUBLISHERS: usize = 256;
+
 /// A datagram the group sent, heard from Zenoh, for the network thread.
 #[derive(Debug)]
 pub struct Heard {
@@ -40,20 +52,6 @@ pub struct Heard {
     pub bytes: Vec<u8>,
     /// The sender its key names, if it names one (the tag must say the same).
     pub sender: Option<u64>,
-}
-
-/// A node's link to a Zenoh network (see the module's documentation).
-pub struct ZenohLink {
-    session: zenoh::Session,
-    keys: GroupKeys,
-    /// What the node sends to the group.
-    publisher: Publisher<'static>,
-    /// What is sent to this node alone (and the empty wake-ups).
-    for_node: Receiver<(Vec<u8>, SocketAddr)>,
-    wake: Sender<(Vec<u8>, SocketAddr)>,
-    /// Kept: dropping one undeclares it.
-    _subscribers: [Subscriber<()>; 2],
-    _queryable: Option<Queryable<()>>,
 }
 
 /// Where a link hands what it hears.
@@ -64,6 +62,74 @@ pub struct LinkInputs {
     /// The queries to this node (what does not fit is answered with an error); none: it
     /// takes no calls (a client).
     pub queries: Option<tokio::sync::mpsc::Sender<Query>>,
+}
+
+/// What the callbacks of the group's subscriptions share.
+struct Hearing {
+    keys: GroupKeys,
+    heard: tokio::sync::mpsc::Sender<Heard>,
+    stats: Arc<Stats>,
+    /// The chunks of the bare names of the functions this node serves.
+    served: RwLock<HashSet<String>>,
+}
+
+impl Hearing {
+    /// Hands `sample` to the network thread.
+    fn hand(&self, sample: &Sample) {
+        let sender = self.keys.sender_of(sample.key_expr().as_str());
+        let bytes = sample.payload().to_bytes().into_owned();
+        if self.heard.try_send(Heard { bytes, sender }).is_err() {
+            Stats::bump(&self.stats.datagrams_overrun);
+        }
+    }
+
+    fn served(&self) -> std::sync::RwLockReadGuard<'_, HashSet<String>> {
+        self.served.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A stream datagram heard through the subscription of `function` (a chunk): taken
+    /// there if `function` is the first function of its key this node serves (a datagram
+    /// with calls to several functions is heard once for each).
+    fn on_stream(&self, function: &str, sample: &Sample) {
+        let key = sample.key_expr().as_str();
+        let served = self.served();
+        let first = self.keys.functions_of(key).find(|f| served.contains(*f));
+        if first == Some(function) {
+            drop(served);
+            self.hand(sample);
+        }
+    }
+
+    /// A stand-in: taken if its datagram has calls to none of this node's functions (or
+    /// a datagram for every node, whose key names none).
+    fn on_stand_in(&self, sample: &Sample) {
+        let key = sample.key_expr().as_str();
+        let served = self.served();
+        if !self.keys.functions_of(key).any(|f| served.contains(f)) {
+            drop(served);
+            self.hand(sample);
+        }
+    }
+}
+
+/// A node's link to a Zenoh network (see the module's documentation).
+pub struct ZenohLink {
+    session: zenoh::Session,
+    keys: GroupKeys,
+    id: u64,
+    /// What the node sends to the group's control key.
+    control: Publisher<'static>,
+    /// Publishers of stream datagrams and their stand-ins, by function path.
+    streams: Mutex<HashMap<String, [Publisher<'static>; 2]>>,
+    hearing: Arc<Hearing>,
+    /// The subscriptions to the functions served, by chunk (dropping one undeclares it).
+    serving: Mutex<HashMap<String, Subscriber<()>>>,
+    /// What is sent to this node alone (and the empty wake-ups).
+    for_node: Receiver<(Vec<u8>, SocketAddr)>,
+    wake: Sender<(Vec<u8>, SocketAddr)>,
+    /// Kept: dropping one undeclares it.
+    _subscribers: [Subscriber<()>; 3],
+    _queryable: Option<Queryable<()>>,
 }
 
 impl std::fmt::Debug for ZenohLink {
@@ -101,8 +167,9 @@ fn zenoh_error(what: &'static str) -> impl FnOnce(zenoh::Error) -> LinkError {
 
 impl ZenohLink {
     /// Joins the Zenoh network `config` describes as node `id` of the group `keys`
-    /// names. What it hears goes to `inputs` (what does not fit the group's queue is
-    /// counted as overrun in `stats`). Must run outside any tokio runtime.
+    /// names, serving no function yet ([`Transport::serve`]). What it hears goes to
+    /// `inputs` (what does not fit the group's queue is counted as overrun in `stats`).
+    /// Must run outside any tokio runtime.
     pub fn open(
         config: zenoh::Config,
         keys: GroupKeys,
@@ -117,27 +184,29 @@ impl ZenohLink {
         let session = zenoh::open(config)
             .wait()
             .map_err(zenoh_error("cannot join the Zenoh network"))?;
-        let publisher = session
-            .declare_publisher(keys.to_group(id))
+        let control = session
+            .declare_publisher(keys.control(id))
             .congestion_control(CongestionControl::Block)
             .wait()
             .map_err(zenoh_error("cannot publish to the group"))?;
-        let group = {
-            let keys = keys.clone();
+        let hearing = Arc::new(Hearing {
+            keys: keys.clone(),
+            heard,
+            stats,
+            served: RwLock::default(),
+        });
+        let subscribe = |key: String, take: fn(&Hearing, &Sample)| {
+            let hearing = hearing.clone();
             session
-                .declare_subscriber(keys.group())
+                .declare_subscriber(key)
                 // (Its own datagrams: its calls were delivered locally.)
                 .allowed_origin(Locality::Remote)
-                .callback(move |sample: Sample| {
-                    let sender = keys.sender_of(sample.key_expr().as_str());
-                    let bytes = sample.payload().to_bytes().into_owned();
-                    if heard.try_send(Heard { bytes, sender }).is_err() {
-                        Stats::bump(&stats.datagrams_overrun);
-                    }
-                })
+                .callback(move |sample: Sample| take(&hearing, &sample))
                 .wait()
-                .map_err(zenoh_error("cannot subscribe to the group"))?
+                .map_err(zenoh_error("cannot subscribe to the group"))
         };
+        let control_sub = subscribe(keys.all_control(), Hearing::hand)?;
+        let stand_ins = subscribe(keys.all_stand_ins(), Hearing::on_stand_in)?;
         let (wake, for_node) = crossbeam_channel::bounded(FOR_NODE_QUEUE);
         let own = {
             let to_stream_thread = wake.clone();
@@ -179,10 +248,14 @@ impl ZenohLink {
         Ok(ZenohLink {
             session,
             keys,
-            publisher,
+            id,
+            control,
+            streams: Mutex::default(),
+            hearing,
+            serving: Mutex::default(),
             for_node,
             wake,
-            _subscribers: [group, own],
+            _subscribers: [control_sub, stand_ins, own],
             _queryable: queryable,
         })
     }
@@ -203,14 +276,110 @@ impl ZenohLink {
             .wait()
             .map_err(zenoh_error("cannot leave the Zenoh network"))
     }
+
+    /// Puts `payload` on `key` (through the publisher of `path`, `which` of its two, if
+    /// the link keeps one).
+    fn put_stream(
+        &self,
+        path: &str,
+        which: usize,
+        key: String,
+        payload: Vec<u8>,
+    ) -> zenoh::Result<()> {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        if !streams.contains_key(path) && streams.len() < MAX_PUBLISHERS {
+            let declare = |key: String| {
+                self.session
+                    .declare_publisher(key)
+                    .congestion_control(CongestionControl::Block)
+                    .wait()
+            };
+            let pair = [
+                declare(self.keys.stream(self.id, path))?,
+                declare(self.keys.stand_in(self.id, path))?,
+            ];
+            streams.insert(path.to_string(), pair);
+        }
+        match streams.get(path) {
+            Some(pair) => pair[which].put(payload).wait(),
+            None => {
+                drop(streams);
+                self.session
+                    .put(key, payload)
+                    .congestion_control(CongestionControl::Block)
+                    .wait()
+            }
+        }
+    }
 }
 
 impl Transport for ZenohLink {
-    fn to_group(&self, sealed: &Sealed<'_>) -> std::io::Result<()> {
-        self.publisher
-            .put(sealed.to_vec())
-            .wait()
+    fn to_group(&self, datagram: &[u8], gate: &Gate) -> std::io::Result<()> {
+        let header = wire::read_header(&mut &*datagram).map_err(std::io::Error::other)?;
+        let sealed = gate.seal(datagram, false).to_vec();
+        let Some(seq) = header.seq else {
+            return self
+                .control
+                .put(sealed)
+                .wait()
+                .map_err(std::io::Error::other);
+        };
+        // (The node's own datagram: its frames are well-formed.)
+        let functions = wire::call_functions(&datagram[header.len..]).unwrap_or_default();
+        let Some(path) = keys::function_path(functions) else {
+            let key = self.keys.stand_in(self.id, "");
+            return self
+                .session
+                .put(key, sealed)
+                .congestion_control(CongestionControl::Block)
+                .wait()
+                .map_err(std::io::Error::other);
+        };
+        let mut stand_in = Vec::with_capacity(wire::MAX_HEADER);
+        wire::encode_header(self.id, Some(seq), &mut stand_in);
+        let stand_in = gate.seal(&stand_in, false).to_vec();
+        let key = self.keys.stream(self.id, &path);
+        self.put_stream(&path, 0, key, sealed)
+            .map_err(std::io::Error::other)?;
+        let key = self.keys.stand_in(self.id, &path);
+        self.put_stream(&path, 1, key, stand_in)
             .map_err(std::io::Error::other)
+    }
+
+    fn serve(&self, functions: &[String]) {
+        let chunks: HashSet<String> = functions
+            .iter()
+            .map(|f| keys::chunk(keys::bare(f)))
+            .collect();
+        *self
+            .hearing
+            .served
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = chunks.clone();
+        let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+        serving.retain(|chunk, _| chunks.contains(chunk));
+        for chunk in chunks {
+            if serving.contains_key(&chunk) {
+                continue;
+            }
+            let hearing = self.hearing.clone();
+            let function = chunk.clone();
+            let declared = self
+                .session
+                .declare_subscriber(self.keys.serving(&chunk))
+                .allowed_origin(Locality::Remote)
+                .callback(move |sample: Sample| hearing.on_stream(&function, &sample))
+                .wait();
+            match declared {
+                Ok(subscriber) => {
+                    serving.insert(chunk, subscriber);
+                }
+                Err(e) => tracing::error!(
+                    "cannot subscribe to the calls to {chunk} on {}: {e}",
+                    self.describe()
+                ),
+            }
+        }
     }
 
     fn to_node(&self, to: SocketAddr, sealed: &Sealed<'_>) -> std::io::Result<()> {
@@ -249,6 +418,6 @@ impl Transport for ZenohLink {
     }
 
     fn describe(&self) -> String {
-        format!("the Zenoh network ({})", self.keys.group())
+        format!("the Zenoh network ({})", self.keys.all_control())
     }
 }

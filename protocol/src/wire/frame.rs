@@ -121,6 +121,28 @@ pub fn decode_frames(bytes: &[u8]) -> Result<Vec<Frame>, WireError> {
     Ok(frames)
 }
 
+/// The function ids of the call runs among `frames` (a datagram's frames, after its
+/// header), in order, each as often as it has runs: what a transport that routes by
+/// function needs, read without decoding any argument (each is stepped over). Frames of
+/// other kinds are stepped over too.
+pub fn call_functions(frames: &[u8]) -> Result<Vec<&str>, WireError> {
+    let mut functions = Vec::new();
+    let mut cursor = Cursor::new(frames);
+    while !cursor.is_empty() {
+        let mut frame = cursor.clone();
+        let len = match frame.head()? {
+            Head::Array(len) => len,
+            _ => return Err(shape_of("frame", "not an array")),
+        };
+        if len != Some(0) && matches!(frame.head()?, Head::Positive(KIND_CALL)) {
+            frame.uint()?;
+            functions.push(frame.text()?);
+        }
+        cursor.item()?;
+    }
+    Ok(functions)
+}
+
 /// Decodes the frame at the cursor: a call run without building its arguments, any other
 /// kind through [`Value`].
 fn decode_frame_at(cursor: &mut Cursor<'_>) -> Result<Frame, WireError> {

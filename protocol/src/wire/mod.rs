@@ -45,8 +45,8 @@ pub use control::{
     encode_goodbye, encode_position, encode_query, encode_status,
 };
 pub use frame::{
-    CALL_FRAME_OVERHEAD, CallRun, Datagram, Frame, call_frame_len, decode_datagram, decode_frames,
-    encode_call,
+    CALL_FRAME_OVERHEAD, CallRun, Datagram, Frame, call_frame_len, call_functions, decode_datagram,
+    decode_frames, encode_call,
 };
 pub use header::{
     Auth, Header, MAX_HEADER, Protection, TAG_LEN, encode_header, own_header_len, own_sender,

@@ -117,6 +117,40 @@ fn consecutive_calls_to_one_function_travel_as_one_run() {
 }
 
 #[test]
+fn the_functions_of_a_datagram_are_read_without_its_arguments() {
+    let mut batcher = Batcher::new(1, MAX_DATAGRAM, false);
+    for (n, function) in ["a:b/c#set", "a:b/c#set", "message", "a:b/c#set"]
+        .iter()
+        .enumerate()
+    {
+        let nested = Value::Array(vec![Value::Map(vec![(1.into(), "x".into())])]);
+        batcher
+            .push_call(n as u64 + 1, function, &args(&[nested, (n as u64).into()]))
+            .unwrap();
+    }
+    let mut f = Vec::new();
+    encode_query(&mut f);
+    batcher.push(&f).unwrap();
+    let datagram = &batcher.take()[0];
+    let header = read_header(&mut &datagram[..]).unwrap();
+    let frames = &datagram[header.len..];
+    let all = call_functions(frames).unwrap();
+    assert_eq!(all, ["a:b/c#set", "message", "a:b/c#set"]);
+    assert_eq!(call_functions(&[]).unwrap(), Vec::<&str>::new());
+    // Cut anywhere: refused, or (cut between frames) the functions of the frames before.
+    for cut in 1..frames.len() {
+        if let Ok(some) = call_functions(&frames[..cut]) {
+            assert!(all.starts_with(&some), "cut at {cut}: {some:?}");
+        }
+    }
+    assert!(
+        call_functions(&frames[..5]).is_err(),
+        "inside the first frame"
+    );
+    assert!(call_functions(&[0x01]).is_err(), "not an array");
+}
+
+#[test]
 fn pushing_calls_together_packs_as_pushing_them_one_by_one() {
     let calls: Vec<Vec<u8>> = (0..5000u64).map(|v| args(&[v.into()])).collect();
     let mut one_by_one = Batcher::new(1, 4000, true);
