@@ -676,3 +676,66 @@ impl Attacker {
         self.socket.send(&datagram).unwrap();
     }
 }
+
+/// What a stress receiver printed when the run finished.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) in_order: u64,
+    pub(crate) lost: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) seconds: f64,
+}
+
+/// The receiver's report in `stdout`, if it printed one.
+pub(crate) fn report(stdout: &str) -> Option<Report> {
+    let line = stdout.lines().find(|l| l.starts_with("stress: "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    // stress: IN of COUNT values in order in SECS s (RATE calls/s), LOST lost, OOO out of order
+    let number = |i: usize| words.get(i)?.trim_end_matches(',').parse::<f64>().ok();
+    Some(Report {
+        in_order: number(1)? as u64,
+        seconds: number(8)?,
+        lost: number(12)? as u64,
+        out_of_order: number(14)? as u64,
+    })
+}
+
+/// Waits for `node`'s report.
+pub(crate) fn wait_report(node: &Dhost) -> Report {
+    node.wait_stdout("the receiver's report", |out| report(out).is_some());
+    report(&node.stdout()).expect("a report")
+}
+
+/// Asserts that `node` received all `count` values, in order.
+pub(crate) fn assert_all_in_order(node: &Dhost, count: u64) -> Report {
+    let r = wait_report(node);
+    assert_eq!(
+        (r.in_order, r.lost, r.out_of_order),
+        (count, 0, 0),
+        "{}\n{}",
+        node.stdout(),
+        node.stderr()
+    );
+    r
+}
+
+/// What a stopping node said it received from `peer`: calls received, repaired, lost.
+pub(crate) fn received_from(node: &mut Dhost, peer: &str) -> (u64, u64, u64) {
+    // (Its summary names the peer once it has heard it announce itself.)
+    node.wait_stderr("the peer's name", |err| {
+        err.contains(&format!("peer {peer} ("))
+    });
+    node.interrupt();
+    let err = node.stderr();
+    let prefix = format!("from {peer}: ");
+    let line = err
+        .lines()
+        .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no summary of {peer}'s stream:\n{err}"));
+    // N calls received (R repaired), L lost (D datagrams); X duplicate datagrams
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
+}
