@@ -41,17 +41,17 @@ fn chat_args(name: &str, group: SocketAddrV4, endpoint: &str, extra: &[&str]) ->
     args
 }
 
-/// Waits until every node has its prompt and has heard of `peers` others, then gives each
-/// its user name (its index in `names`).
+/// Gives every node its user name (its index in `names`) at its prompt (a C plugin asks
+/// before its node joins the group), then waits until each has heard of `peers` others.
 fn start_chatting(nodes: &mut [Dhost], names: &[&str], peers: usize) {
-    for node in nodes.iter() {
+    for (node, name) in nodes.iter_mut().zip(names) {
         node.wait_stdout("the prompt", |out| out.contains("Username: "));
+        node.type_line(name);
+    }
+    for node in nodes.iter() {
         node.wait_stderr("its peers", |err| {
             err.matches("INFO peer ").count() >= peers
         });
-    }
-    for (node, name) in nodes.iter_mut().zip(names) {
-        node.type_line(name);
     }
 }
 
@@ -630,4 +630,84 @@ fn a_router_killed_and_restarted_mid_stream_loses_nothing_silently() {
     assert_eq!(lost, r.lost, "{}", rx.stderr());
     assert_eq!(received + lost, COUNT + 1, "{}", rx.stderr());
     eprintln!("across the router's restart: {r:?}, {received} received, {lost} lost");
+}
+
+#[test]
+fn a_bridge_joins_a_lan_with_a_c_plugin_to_a_webassembly_chat_beyond_the_router() {
+    let sites = TwoSites::new(2);
+    let group = unique_group();
+    let key = keygen("zenoh-bridge", "group.key");
+    let key_flag = format!("--key-file={}", key.display());
+    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
+    let router =
+        sites
+            .router
+            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
+    router_ready(&router, "7447");
+    let lan_args = |name: &str, h: usize, extra: &[&str]| {
+        let mut args: Vec<String> = ["-v", "run", "--name", name, "--group"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(group.to_string());
+        args.extend([
+            key_flag.clone(),
+            "--iface".to_string(),
+            TwoSites::addr(0, h),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    // Site 1, a LAN: a C plugin node on multicast alone, and a bridge (with a chat of its
+    // own) on both its LAN and the router.
+    let plugin = guest_file("test_chat.so");
+    let chat = guest("chat");
+    let c_node = sites.hosts[0][0].start(&lan_args("c-node", 0, &[plugin.to_str().unwrap()]));
+    let bridge = sites.hosts[0][1].start(&lan_args(
+        "bridge",
+        1,
+        &["--zenoh", endpoints[0], "--bridge", chat.to_str().unwrap()],
+    ));
+    // Site 2: a WebAssembly chat on Zenoh alone.
+    let remote = sites.hosts[1][0].start(&chat_args(
+        "remote",
+        group,
+        endpoints[1],
+        &[&key_flag, "--iface", &TwoSites::addr(1, 0)],
+    ));
+    let mut nodes = vec![c_node, bridge, remote];
+    let names = ["carol", "bridget", "wendy"];
+    start_chatting(&mut nodes, &names, 2);
+    // Every line on every node, once. (One line at a time: the C plugin reads one line
+    // per time its stdin is ready.)
+    let mut said = Vec::new();
+    for i in 0..3 {
+        for (n, name) in names.iter().enumerate() {
+            let line = format!("line {i} from {name}");
+            nodes[n].type_line(&line);
+            for node in &nodes {
+                node.wait_stdout("the line", |out| out.contains(&line));
+            }
+            said.push(format!("[{name}]: {line}"));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for node in &nodes {
+        assert_eq!(chat_lines(&node.stdout()), said, "{}", node.stderr());
+    }
+    // The C node hears the remote node, through the bridge.
+    assert!(
+        nodes[0].stderr().contains("peer remote ("),
+        "{}",
+        nodes[0].stderr()
+    );
+    let mut stderrs = Vec::new();
+    for node in &mut nodes {
+        assert!(node.interrupt().success(), "{}", node.stderr());
+        stderrs.push(node.stderr());
+    }
+    for err in &stderrs {
+        assert_eq!(summary_count(err, "lost"), 0, "{err}");
+        assert_eq!(summary_count(err, "replayed"), 0, "{err}");
+    }
 }

@@ -333,6 +333,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub zenoh: ZenohArgs,
 
+    /// With a Zenoh network (--zenoh), join the multicast group on --iface too, and relay
+    /// between the two: the LAN's members (native .so plugins included) and the nodes
+    /// beyond it become one group (docs/zenoh.md). One bridge per LAN.
+    #[arg(long)]
+    pub bridge: bool,
+
     /// Run on an interface that is not a loopback address (--iface, --listen, --metrics,
     /// a Zenoh endpoint) without a key: any process that can reach the network may then call this node's
     /// functions, take its name or evict it.

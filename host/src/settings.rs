@@ -38,6 +38,12 @@ impl RunArgs {
         let name = self.name.clone().unwrap_or_else(default_name);
         dhost_node::run::check_name(&name)?;
         let zenoh = self.zenoh.config(self.group.iface)?;
+        if self.bridge && zenoh.is_none() {
+            anyhow::bail!(
+                "--bridge relays between the multicast group and a Zenoh network: give the \
+                 network with --zenoh ENDPOINT (or --zenoh-config FILE)"
+            );
+        }
         let zenoh_exposed = zenoh
             .as_ref()
             .and_then(dhost_node::zenoh_transport::config::exposed_endpoint);
@@ -63,8 +69,9 @@ impl RunArgs {
             encrypt: self.group.key.encrypt,
             group: self.group.group(),
             // (Zenoh carries datagrams of any size over TCP, and cuts them itself.)
+            // (A bridge's datagrams also go to its LAN.)
             max_datagram: match (&zenoh, self.group.max_datagram) {
-                (Some(_), None) => crate::wire::MAX_DATAGRAM,
+                (Some(_), None) if !self.bridge => crate::wire::MAX_DATAGRAM,
                 _ => self.group.max_datagram(),
             },
             listen: self.tcp.listen,
@@ -84,6 +91,7 @@ impl RunArgs {
             stream,
             modules,
             zenoh,
+            bridge: self.bridge,
         })
     }
 

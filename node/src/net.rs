@@ -148,6 +148,18 @@ impl Multicast {
     }
 }
 
+impl Multicast {
+    /// Its socket.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// The group's address.
+    pub fn group(&self) -> SocketAddr {
+        self.group
+    }
+}
+
 impl Transport for Multicast {
     fn to_group(&self, datagram: &[u8], gate: &Gate) -> std::io::Result<()> {
         send_to(&self.socket, &gate.seal(datagram, false), self.group).map(drop)

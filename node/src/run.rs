@@ -26,6 +26,7 @@ use crate::rpc::Pool;
 use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
 use crate::tcp_port::{ServerLimits, Services};
+use crate::zenoh_transport::bridge::Bridge;
 use crate::zenoh_transport::keys::{self, GroupKeys};
 use crate::zenoh_transport::queries::{QueryClient, QueryServer, serve_queries};
 use crate::zenoh_transport::{Heard, LinkInputs, ZenohLink};
@@ -129,6 +130,9 @@ pub struct NodeSettings {
     /// [`crate::zenoh_transport::config::node_config`]; the binary has checked that a
     /// node without a key reaches it on loopback alone).
     pub zenoh: Option<zenoh::Config>,
+    /// With `zenoh`, join the multicast group too, and bridge the two
+    /// ([`crate::zenoh_transport::bridge`]).
+    pub bridge: bool,
 }
 
 /// How a node takes published modules (`--accept-modules`).
@@ -173,6 +177,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         stream: stream_config,
         modules: module_settings,
         zenoh: zenoh_config,
+        bridge,
     } = settings;
     check_name(&node_name)?;
     let max_call = max_call(max_datagram);
@@ -319,11 +324,22 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
                 let keys = GroupKeys::new(group.addr);
                 let link = ZenohLink::open(config, keys.clone(), id, inputs, stats.clone())?;
                 let link = Arc::new(link);
-                outgoing.attach(link.clone());
-                let client = QueryClient::new(link.session().clone(), keys, id, gate.clone());
+                let client =
+                    QueryClient::new(link.session().clone(), keys.clone(), id, gate.clone());
                 pool = pool.with_relay(Arc::new(client));
                 zenoh_queries = Some(queries);
                 group_inputs.zenoh = Some(heard);
+                if bridge {
+                    // (Both: the LAN's group too, relayed to and from Zenoh.)
+                    group_inputs.socket = Some(group.receiver()?);
+                    let lan = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                    let bridge = Bridge::new(lan, link.clone(), keys, id, gate.clone())?;
+                    let bridge = Arc::new(bridge);
+                    outgoing.attach(bridge.clone());
+                    group_inputs.bridge = Some(bridge);
+                } else {
+                    outgoing.attach(link.clone());
+                }
                 zenoh_link = Some(link);
             }
             None => {
@@ -357,6 +373,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         });
     let tcp = listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let on = match &zenoh_link {
+        Some(_) if bridge => format!("{} bridged to Zenoh", group.iface),
         Some(_) => "Zenoh".to_string(),
         None => group.iface.to_string(),
     };
@@ -427,10 +444,11 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
         calls,
         Links {
             receive_window,
-            // (Where the peers call this node: over Zenoh, its address there.)
+            // (Where the peers call this node: over Zenoh, its address there; a bridge
+            // is called by its LAN's members.)
             tcp: match &zenoh_link {
-                Some(_) => Some(keys::peer_addr(id)),
-                None => tcp,
+                Some(_) if !bridge => Some(keys::peer_addr(id)),
+                _ => tcp,
             },
             pool: Some(pool_handle),
             modules: modules.clone(),
@@ -673,6 +691,8 @@ struct GroupInputs {
     socket: Option<std::net::UdpSocket>,
     /// What the Zenoh link heard.
     zenoh: Option<tokio::sync::mpsc::Receiver<Heard>>,
+    /// The bridge between the two, if the node bridges them.
+    bridge: Option<Arc<Bridge>>,
 }
 
 /// Where a datagram of the group came from.
@@ -690,6 +710,8 @@ struct Intake<'a> {
     events: Sender<Event>,
     drops: DropLog,
     replay: ReplayGuard,
+    /// The bridge the multicast datagrams are relayed through, if the node bridges.
+    bridge: Option<Arc<Bridge>>,
 }
 
 impl Intake<'_> {
@@ -705,11 +727,21 @@ impl Intake<'_> {
             ..
         } = self.node;
         let len = bytes.len();
-        stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
         let from = match source {
             Source::Multicast(from) => from,
             Source::Zenoh(sender) => keys::peer_addr(sender.unwrap_or(0)),
         };
+        // (What a bridge relayed to its LAN, looped back: it heard it through Zenoh.)
+        let bridge = self
+            .bridge
+            .as_ref()
+            .filter(|_| matches!(source, Source::Multicast(_)));
+        if bridge.is_some_and(|b| b.relays_from(from)) {
+            return true;
+        }
+        // (As it came: opening it may decrypt it in place.)
+        let to_relay = bridge.map(|_| bytes.to_vec());
+        stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
         let header = wire::read_header(&mut &*bytes);
         let opened = header.map_err(Unopened::from).and_then(|header| {
             if let Source::Zenoh(key) = source
@@ -742,6 +774,9 @@ impl Intake<'_> {
                 return true;
             }
         };
+        if let (Some(bridge), Some(bytes)) = (bridge, to_relay) {
+            bridge.from_lan(&bytes, from, &datagram.header);
+        }
         // Control datagrams (announcements, heartbeats) say a node is alive; an
         // announcement makes it a receiver the window waits for.
         let sender = datagram.header.sender;
@@ -823,6 +858,7 @@ async fn receive(
         events: events.clone(),
         drops: DropLog::new(),
         replay: ReplayGuard::new(auth::datagram::REPLAY_MEMORY),
+        bridge: inputs.bridge,
     };
     loop {
         let taken = tokio::select! {

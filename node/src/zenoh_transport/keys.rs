@@ -91,6 +91,21 @@ impl GroupKeys {
         format!("{}/x/*/**", self.root)
     }
 
+    /// Every stream datagram, whatever its functions (what a bridge relays to its LAN).
+    pub fn all_streams(&self) -> String {
+        format!("{}/s/*/**", self.root)
+    }
+
+    /// Every stream datagram sent to every node (not the stand-ins).
+    pub fn everyone(&self) -> String {
+        format!("{}/x/*", self.root)
+    }
+
+    /// What is sent to any node alone (what a bridge relays to its LAN's members).
+    pub fn all_nodes(&self) -> String {
+        format!("{}/u/*", self.root)
+    }
+
     /// Where what is sent to node `sender` alone goes.
     pub fn to_node(&self, sender: u64) -> String {
         format!("{}/u/{sender:016x}", self.root)
@@ -240,6 +255,9 @@ mod tests {
             stand_in,
             everyone,
             keys.all_stand_ins(),
+            keys.all_streams(),
+            keys.everyone(),
+            keys.all_nodes(),
             keys.to_node(7),
             keys.query(7),
         ] {
@@ -265,6 +283,9 @@ mod tests {
         ));
         assert!(matches(keys.all_stand_ins(), keys.stand_in(1, "")));
         assert!(!matches(keys.all_stand_ins(), keys.stream(1, "put")));
+        assert!(matches(keys.all_streams(), keys.stream(1, "message/put")));
+        assert!(matches(keys.everyone(), keys.stand_in(1, "")));
+        assert!(!matches(keys.everyone(), keys.stand_in(1, "put")));
     }
 
     #[test]

@@ -260,6 +260,12 @@ impl ZenohLink {
         })
     }
 
+    /// Where what is sent to this node alone is handed to the stream thread (for a bridge,
+    /// which hears some of it on its LAN socket).
+    pub fn for_node_sender(&self) -> Sender<(Vec<u8>, SocketAddr)> {
+        self.wake.clone()
+    }
+
     /// The link's Zenoh session (for the calls to one node, [`super::queries`]).
     pub fn session(&self) -> &zenoh::Session {
         &self.session

@@ -4,6 +4,7 @@
 //! sealed datagrams as Zenoh publications (a second [`crate::transport::Transport`]
 //! beside the multicast group). docs/zenoh.md says what travels where.
 
+pub mod bridge;
 pub mod config;
 pub mod keys;
 pub mod link;
