@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # How fast dhost is against its references, side by side in one run: multicast throughput
 # of the DSTC stress test (WebAssembly, native, raw UDP), calls with a reply (beside a raw
-# TCP ping-pong), start-up, one dispatch into a guest (beside a native call), and memory.
+# TCP ping-pong), the same through a Zenoh router (beside multicast, Zenoh's own pub/sub of
+# the same bytes, and a direct call), start-up, one dispatch into a guest (beside a native
+# call), and memory.
 # Prints a table and writes target/bench/results.json. Run it after the README's set-up:
 #
 #   scripts/bench.sh [--runs N] [--count N] [--skip PART] ...   (--help for all options)
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 if [[ "${DHOST_BENCH_IN_NETNS:-}" != 1 ]]; then
     scripts/build-guests.sh
-    cargo build --release -p dhost --bins --example udp_stress
+    cargo build --release -p dhost --bins --example udp_stress --example zenoh_throughput
     cargo bench -p dhost --bench hot_path --no-run
     # A namespace of our own: nothing the bench sends can leave, and no other traffic
     # shares the loopback. `unshare -rn` needs no privilege where user namespaces are on.

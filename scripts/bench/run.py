@@ -37,6 +37,7 @@ import random
 import re
 import shutil
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DHOST = os.path.join(ROOT, "target/release/dhost")
 GUESTS = os.path.join(ROOT, "target/guests")
 UDP_STRESS = os.path.join(ROOT, "target/release/examples/udp_stress")
+ZENOH_THROUGHPUT = os.path.join(ROOT, "target/release/examples/zenoh_throughput")
 # The group-key options of each security setting (set by main once the key is made).
 SECURITY = {"none": []}
 
@@ -187,7 +189,8 @@ class DroppedDatagrams:
         subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
 
 
-def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=None, start_timeout=60):
+def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=None, start_timeout=60,
+                     transport=()):
     """Throughput runs of one kind (native, wasm) in one mode: `reliable` (no pacing in the
     application), `loss` (the same, with 5 % of the group's datagrams dropped at random),
     `unreliable` (--unreliable, the application's window), `keyed` and `encrypted` (no
@@ -196,7 +199,8 @@ def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=No
     must have every call), `one-by-one` (no pacing, WebAssembly guests that cross into and
     out of the guest once per call instead of once per run). `receiver_guest` replaces the
     kind's stress receiver (a guest of another language), `start_timeout` is how long it may
-    take to get ready. Returns the runs, and what the receiver said of each sender's stream."""
+    take to get ready; `transport` is options both nodes get (`--zenoh ENDPOINT`). Returns the
+    runs, and what the receiver said of each sender's stream."""
     group = fresh_group()
     if kind == "wasm":
         default_receiver = os.path.join(GUESTS, "stress.wasm")
@@ -221,8 +225,8 @@ def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=No
     loss = DroppedDatagrams(int(group.rsplit(":", 1)[1]), 5) if mode == "loss" else None
     receivers = 2 if mode == "two-guests" else 1
     receiver = Process(
-        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), *keys, *receiver_args,
-         *[receiver_guest] * receivers],
+        [DHOST, "run", "-v", "--name", f"stress-rx-{kind}", *net_args(group), *transport, *keys,
+         *receiver_args, *[receiver_guest] * receivers],
         env=env,
     )
     try:
@@ -230,8 +234,8 @@ def throughput_dhost(kind, mode, runs, count, window, timeout, receiver_guest=No
             raise RuntimeError(f"the {kind} receiver did not start: {receiver.output[-5:]}")
         for i in range(runs):
             sender = Process(
-                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *keys, *node_args,
-                 *env_args, sender_guest],
+                [DHOST, "run", "--name", f"stress-tx-{kind}-{i}", *net_args(group), *transport, *keys,
+                 *node_args, *env_args, sender_guest],
                 env=env,
             )
             try:
@@ -311,6 +315,42 @@ def describe_run(run, count):
         f"{run['calls_per_second']:,} calls/s, {run['in_order']:,} of {run['count']:,} in order, "
         f"{run['lost']} lost{verdict}"
     )
+
+
+# ---- Zenoh ---------------------------------------------------------------------------------
+
+
+def zenoh_router():
+    """A `dhost router` on a free loopback port: the process, and its endpoint."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"tcp/127.0.0.1:{port}"
+    router = Process([DHOST, "router", "--listen", endpoint])
+    if not router.wait_for(r"dhost router ", 30):
+        raise RuntimeError(f"the router did not start: {router.output[-5:]}")
+    return router, endpoint
+
+
+def throughput_zenoh(runs, count, endpoint, timeout):
+    """Zenoh's own publication throughput through the router at `endpoint`: the stress
+    sender's bytes, published and counted by the zenoh crate alone (examples/zenoh_throughput)."""
+    results = []
+    for i in range(runs):
+        sub = Process([ZENOH_THROUGHPUT, "sub", endpoint, str(count)])
+        try:
+            if not sub.wait_for(r"^ready", 30):
+                raise RuntimeError(f"the subscriber did not start: {sub.output[-5:]}")
+            publisher = Process([ZENOH_THROUGHPUT, "pub", endpoint, str(count)])
+            m = sub.wait_for(RATE.pattern, timeout)
+            publisher.stop()
+            run = parse_rate(m.group(0)) if m else {"failed": f"no report within {timeout} s"}
+        finally:
+            sub.stop()
+        results.append(run)
+        rate = run.get("calls_per_second")
+        progress(f"  Zenoh pub/sub run {i + 1}: " + (f"{rate:,} calls/s" if rate else run["failed"]))
+    return results
 
 
 # ---- 2. call with a reply ----------------------------------------------------------------
@@ -589,7 +629,7 @@ def main():
                              "baseline (default 131072)")
     parser.add_argument("--round-trips", type=int, default=5000, help="calls per round-trip run (default 5000)")
     parser.add_argument("--skip", action="append", default=[], metavar="PART",
-                        choices=["throughput", "calls", "startup", "dispatch", "memory", "languages"],
+                        choices=["throughput", "calls", "zenoh", "startup", "dispatch", "memory", "languages"],
                         help="leave a part out (repeatable)")
     parser.add_argument("--slow-count", type=int, default=2_000_000,
                         help="calls per throughput run of the Python and JavaScript stress receivers "
@@ -704,6 +744,36 @@ def main():
             add(f"call_p99_us{suffix}", f"round trip, call with reply{words}, p99",
                 summary([p for _, p in dhost_runs]), "us", tcp_p99, digits=1, higher_is_better=False)
 
+    if "zenoh" not in args.skip:
+        progress(f"zenoh: through one dhost router, {args.count:,} calls per throughput run")
+        router, endpoint = zenoh_router()
+        try:
+            own = throughput_zenoh(args.runs, args.count, endpoint, timeout)
+            zenoh_rate = summary([r["calls_per_second"] for r in own if "calls_per_second" in r])
+            add("throughput_zenoh_pubsub", "throughput, Zenoh's own pub/sub, the sender's bytes (baseline)",
+                zenoh_rate, "calls/s")
+            runs_, streams = throughput_dhost("wasm", "reliable", args.runs, args.count, args.window, timeout,
+                                              transport=["--zenoh", endpoint])
+            results.setdefault("throughput_runs", {})["wasm_zenoh"] = runs_
+            results.setdefault("streams", {})["wasm_zenoh"] = streams
+            figure = summary([r["calls_per_second"] for r in runs_ if counted(r, args.count)])
+            multicast = results["figures"].get("throughput_wasm_reliable")
+            add("throughput_wasm_zenoh", "throughput, wasm, through a Zenoh router (vs multicast)", figure,
+                "calls/s", multicast)
+            results["figures"]["throughput_wasm_zenoh"]["failed_runs"] = sum(
+                not counted(r, args.count) for r in runs_)
+            results["zenoh_against_pubsub"] = (figure["median"] / zenoh_rate["median"]
+                                               if figure["median"] and zenoh_rate["median"] else None)
+            dhost_runs, _ = round_trips(args.runs, args.round_trips, ["--zenoh", endpoint])
+            direct = results["figures"].get("call_median_us")
+            direct_p99 = results["figures"].get("call_p99_us")
+            add("call_zenoh_median_us", "round trip, call with reply through a Zenoh router, median (vs direct)",
+                summary([m for m, _ in dhost_runs]), "us", direct, digits=1, higher_is_better=False)
+            add("call_zenoh_p99_us", "round trip, call with reply through a Zenoh router, p99 (vs direct)",
+                summary([p for _, p in dhost_runs]), "us", direct_p99, digits=1, higher_is_better=False)
+        finally:
+            router.stop()
+
     if "startup" not in args.skip:
         progress("start-up: dhost run to the first call delivered")
         cold, warm = startup(args.runs)
@@ -770,6 +840,9 @@ def main():
     for row in [header, tuple("-" * w for w in widths)] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{args.runs} runs per figure; results in {os.path.relpath(args.out, ROOT)}")
+    if results.get("zenoh_against_pubsub"):
+        print(f"wasm through a Zenoh router: {results['zenoh_against_pubsub']:.2f}x Zenoh's own pub/sub of "
+              f"the same bytes (medians)")
     for other, ratio in results.get("wasm_against", {}).items():
         if ratio:
             print(f"wasm (no application pacing): {ratio:.2f}x the speed of {other} (medians)")
