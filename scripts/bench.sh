@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 if [[ "${DHOST_BENCH_IN_NETNS:-}" != 1 ]]; then
     scripts/build-guests.sh
-    cargo build --release -p dhost --bins --example udp_stress --example zenoh_throughput
+    cargo build --release -p dhost --bins --example udp_stress --example zenoh_throughput --example zenoh_round_trip
     cargo bench -p dhost --bench hot_path --no-run
     # A namespace of our own: nothing the bench sends can leave, and no other traffic
     # shares the loopback. `unshare -rn` needs no privilege where user namespaces are on.

@@ -19,10 +19,11 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets -p dhost-guest -- -D warnings
 cargo test --locked -p dhost-guest --quiet
 # The Python client (clients/python), in a virtual environment of its own under target/,
-# against real nodes: the debug dhost that cargo test uses too.
+# against real nodes: the debug dhost that cargo test uses too. (Its `zenoh` extra, Eclipse
+# Zenoh's own package, is the stock router tests/zenoh.rs runs.)
 cargo build --locked
 venv=target/py-client-venv
 scripts/python-venv.sh "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -e './clients/python[keys,test]'
+"$venv/bin/pip" install --quiet --disable-pip-version-check -e './clients/python[keys,test,zenoh]'
 "$venv/bin/python" -m pytest clients/python/tests -q -p no:cacheprovider
 cargo test --locked 2>&1

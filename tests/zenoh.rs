@@ -711,3 +711,54 @@ fn a_bridge_joins_a_lan_with_a_c_plugin_to_a_webassembly_chat_beyond_the_router(
         assert_eq!(summary_count(err, "replayed"), 0, "{err}");
     }
 }
+
+/// Eclipse Zenoh's own router from PyPI (`tests/zenoh/stock_router.py` in the Python of
+/// `target/py-client-venv`, where scripts/test.sh installs `eclipse-zenoh`), listening on
+/// `endpoint`, once it says so.
+fn stock_router(endpoint: &str) -> Dhost {
+    let python = root().join("target/py-client-venv/bin/python");
+    let script = root().join("tests/zenoh/stock_router.py");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test.sh makes it, and installs eclipse-zenoh in it",
+        python.display()
+    );
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script).arg(endpoint);
+    let router = Dhost::spawn(cmd);
+    // (Without eclipse-zenoh its stderr says `No module named 'zenoh'`: scripts/test.sh
+    // installs it.)
+    router.wait_stdout("the stock router (eclipse-zenoh, from PyPI)", |out| {
+        out.contains("stock router ") && out.contains(endpoint)
+    });
+    router
+}
+
+#[test]
+fn nodes_and_clients_need_no_router_of_dhosts_a_stock_zenoh_router_serves() {
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let _router = stock_router(&endpoint);
+    let group = unique_group();
+    let key = keygen("zenoh-stock", "group.key");
+    let key_flag = format!("--key-file={}", key.display());
+    let names = ["ann", "bob"];
+    let mut nodes: Vec<Dhost> = names
+        .iter()
+        .map(|n| {
+            Dhost::start(&chat_args(
+                &format!("stock-{n}"),
+                group,
+                &endpoint,
+                &[&key_flag],
+            ))
+        })
+        .collect();
+    start_chatting(&mut nodes, &names, 1);
+    chat_and_check(&mut nodes, &names);
+    let group = group.to_string();
+    let (status, out, err) =
+        dhost_output(&["peers", "--group", &group, "--zenoh", &endpoint, &key_flag]);
+    assert!(status.success(), "{err}");
+    assert_eq!(peer_names(&out), ["stock-ann", "stock-bob"], "{out}");
+}

@@ -49,6 +49,7 @@ DHOST = os.path.join(ROOT, "target/release/dhost")
 GUESTS = os.path.join(ROOT, "target/guests")
 UDP_STRESS = os.path.join(ROOT, "target/release/examples/udp_stress")
 ZENOH_THROUGHPUT = os.path.join(ROOT, "target/release/examples/zenoh_throughput")
+ZENOH_ROUND_TRIP = os.path.join(ROOT, "target/release/examples/zenoh_round_trip")
 # The group-key options of each security setting (set by main once the key is made).
 SECURITY = {"none": []}
 
@@ -351,6 +352,29 @@ def throughput_zenoh(runs, count, endpoint, timeout):
         rate = run.get("calls_per_second")
         progress(f"  Zenoh pub/sub run {i + 1}: " + (f"{rate:,} calls/s" if rate else run["failed"]))
     return results
+
+
+def zenoh_round_trips(runs, count, endpoint):
+    """Zenoh's own round trips through the router at `endpoint` (examples/zenoh_round_trip):
+    a query answered by a queryable, and a publication echoed by a subscriber. Returns the
+    (median, p99) of each run, by kind."""
+    pattern = r"median ([\d.]+) us, p99 ([\d.]+) us"
+    out = {"query": [], "pubsub": []}
+    for kind, server, client in (("query", "serve", "ask"), ("pubsub", "pong", "ping")):
+        for i in range(runs):
+            srv = Process([ZENOH_ROUND_TRIP, server, endpoint])
+            try:
+                if not srv.wait_for(r"^ready", 30):
+                    raise RuntimeError(f"the Zenoh {server} did not start: {srv.output[-5:]}")
+                ran = subprocess.run([ZENOH_ROUND_TRIP, client, endpoint, str(count)],
+                                     capture_output=True, text=True, timeout=120)
+                m = re.search(pattern, ran.stdout)
+                if m:
+                    out[kind].append((float(m.group(1)), float(m.group(2))))
+            finally:
+                srv.stop()
+            progress(f"  Zenoh {kind} round trips run {i + 1}: {out[kind][-1:]} us")
+    return out
 
 
 # ---- 2. call with a reply ----------------------------------------------------------------
@@ -764,13 +788,23 @@ def main():
                 not counted(r, args.count) for r in runs_)
             results["zenoh_against_pubsub"] = (figure["median"] / zenoh_rate["median"]
                                                if figure["median"] and zenoh_rate["median"] else None)
+            own_trips = zenoh_round_trips(args.runs, args.round_trips, endpoint)
+            for kind, words in (("query", "a query answered"), ("pubsub", "a publication echoed")):
+                add(f"call_zenoh_own_{kind}_median_us", f"round trip, Zenoh's own, {words}, median (baseline)",
+                    summary([m for m, _ in own_trips[kind]]), "us", digits=1)
+                add(f"call_zenoh_own_{kind}_p99_us", f"round trip, Zenoh's own, {words}, p99 (baseline)",
+                    summary([p for _, p in own_trips[kind]]), "us", digits=1)
             dhost_runs, _ = round_trips(args.runs, args.round_trips, ["--zenoh", endpoint])
+            median = summary([m for m, _ in dhost_runs])
+            p99 = summary([p for _, p in dhost_runs])
+            add("call_zenoh_median_us", "round trip, call with reply through a Zenoh router, median (vs query)",
+                median, "us", results["figures"]["call_zenoh_own_query_median_us"], digits=1,
+                higher_is_better=False)
+            add("call_zenoh_p99_us", "round trip, call with reply through a Zenoh router, p99 (vs query)",
+                p99, "us", results["figures"]["call_zenoh_own_query_p99_us"], digits=1, higher_is_better=False)
             direct = results["figures"].get("call_median_us")
-            direct_p99 = results["figures"].get("call_p99_us")
-            add("call_zenoh_median_us", "round trip, call with reply through a Zenoh router, median (vs direct)",
-                summary([m for m, _ in dhost_runs]), "us", direct, digits=1, higher_is_better=False)
-            add("call_zenoh_p99_us", "round trip, call with reply through a Zenoh router, p99 (vs direct)",
-                summary([p for _, p in dhost_runs]), "us", direct_p99, digits=1, higher_is_better=False)
+            if direct and direct.get("median") and median["median"]:
+                results["zenoh_call_against_direct"] = median["median"] / direct["median"]
         finally:
             router.stop()
 
@@ -840,6 +874,9 @@ def main():
     for row in [header, tuple("-" * w for w in widths)] + rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     print(f"\n{args.runs} runs per figure; results in {os.path.relpath(args.out, ROOT)}")
+    if results.get("zenoh_call_against_direct"):
+        print(f"a call with a reply through a Zenoh router: {results['zenoh_call_against_direct']:.2f}x the "
+              f"time of a direct one (medians)")
     if results.get("zenoh_against_pubsub"):
         print(f"wasm through a Zenoh router: {results['zenoh_against_pubsub']:.2f}x Zenoh's own pub/sub of "
               f"the same bytes (medians)")

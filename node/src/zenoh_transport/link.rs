@@ -187,6 +187,8 @@ impl ZenohLink {
         let control = session
             .declare_publisher(keys.control(id))
             .congestion_control(CongestionControl::Block)
+            // (Announcements, heartbeats: small, and waited for.)
+            .express(true)
             .wait()
             .map_err(zenoh_error("cannot publish to the group"))?;
         let hearing = Arc::new(Hearing {

@@ -110,6 +110,8 @@ impl Relay for QueryClient {
             .payload(seal(&self.gate, self.id, &frame))
             .target(QueryTarget::BestMatching)
             .consolidation(ConsolidationMode::None)
+            // (A call waits for its reply: not held back to fill a batch.)
+            .express(true)
             .timeout(timeout)
             .callback(move |reply| answer.take(&reply))
             .wait();
@@ -263,7 +265,8 @@ pub async fn serve_queries(mut queries: tokio::sync::mpsc::Receiver<Query>, serv
         tokio::spawn(async move {
             let reply = tcp_port::answer_alone(&services, request, caller).await;
             let sealed = seal(&gate, id, &reply);
-            if let Err(e) = query.reply(query.key_expr().clone(), sealed).wait() {
+            let reply = query.reply(query.key_expr().clone(), sealed).express(true);
+            if let Err(e) = reply.wait() {
                 tracing::debug!("cannot reply to a query from {sender:016x}: {e}");
             }
         });

@@ -27,6 +27,7 @@ from .errors import BadArguments, DhostError, NoServer, WitError
 from .gate import Gate
 from .keys import Keyring, load_key_file
 from .proxy import InterfaceProxy
+from .zenohlink import ZenohConnection, is_zenoh_address
 
 __all__ = ["connect", "Client", "DESCRIBE"]
 
@@ -48,6 +49,9 @@ def connect(
     wait: float = 0.3,
     timeout: float = 5.0,
     refresh: float = 1.0,
+    zenoh: str | Sequence[str] | None = None,
+    zenoh_mode: str | None = None,
+    zenoh_config: str | os.PathLike[str] | None = None,
 ) -> Client:
     """Joins the group ``group`` (``"239.0.0.1:4723"``; by default ``$DHOST_GROUP`` or
     239.0.0.1:4723) on the interface ``iface`` (by default ``$DHOST_IFACE`` or
@@ -58,6 +62,12 @@ def connect(
     ``key_file`` is the group's key (``dhost keygen``; by default ``$DHOST_KEY_FILE``),
     ``encrypt`` asks for encryption too. ``wait`` is how long a survey waits for
     answers, ``timeout`` the default timeout of calls, in seconds.
+
+    ``zenoh`` (an endpoint such as ``"tcp/10.0.0.1:7447"``, or several; by default
+    ``$DHOST_ZENOH``, comma-separated), ``zenoh_mode`` (``"client"`` or ``"peer"``) and
+    ``zenoh_config`` (Zenoh's own JSON5 file) reach the group through a Zenoh network
+    instead of multicast, as ``dhost``'s options of those names do (``docs/zenoh.md``;
+    needs ``pip install 'dhost[zenoh]'``).
     """
     if key_file is None and os.environ.get("DHOST_KEY_FILE"):
         key_file = os.environ["DHOST_KEY_FILE"]
@@ -75,7 +85,7 @@ def connect(
         )
         # (Datagram keys are bound to the group, as the nodes bind theirs.)
         bound = keys.for_group(*group_address) if keys is not None else None
-        group_client = GroupClient(where, Gate(bound, encrypt))
+        group_client = GroupClient(where, Gate(bound, encrypt), _zenoh_options(zenoh, zenoh_mode, zenoh_config))
     return Client(
         group_client,
         address=node_address,
@@ -85,6 +95,23 @@ def connect(
         timeout=timeout,
         refresh=refresh,
     )
+
+
+def _zenoh_options(
+    zenoh: str | Sequence[str] | None,
+    mode: str | None,
+    config: str | os.PathLike[str] | None,
+) -> dict[str, Any] | None:
+    """The options of a :class:`~dhost.zenohlink.ZenohLink`, if any are given (or set in
+    ``$DHOST_ZENOH``, ``$DHOST_ZENOH_MODE``, ``$DHOST_ZENOH_CONFIG``)."""
+    if zenoh is None and os.environ.get("DHOST_ZENOH"):
+        zenoh = [e for e in os.environ["DHOST_ZENOH"].split(",") if e]
+    mode = mode or os.environ.get("DHOST_ZENOH_MODE")
+    config = config or os.environ.get("DHOST_ZENOH_CONFIG")
+    if zenoh is None and mode is None and config is None:
+        return None
+    endpoints = [zenoh] if isinstance(zenoh, str) else list(zenoh or ())
+    return {"endpoints": endpoints, "mode": mode or "client", "config_file": os.fspath(config) if config else None}
 
 
 def _parse_address(text: str) -> tuple[str, int]:
@@ -214,7 +241,15 @@ class Client:
             raise NoServer(f"node {peer.name} takes no calls over TCP (it announced no port)", node=peer.name)
         return peer.name, peer.tcp
 
-    def _connection(self, name: str, address: tuple[str, int]) -> Connection:
+    def _connection(self, name: str, address: tuple[str, int]) -> Connection | ZenohConnection:
+        if is_zenoh_address(address):
+            group = self._need_group(f"calling node {name}, which is reached through Zenoh")
+            if group.zenoh is None:
+                raise NoServer(
+                    f"node {name} is reached through Zenoh, and this client is not on it (zenoh=)",
+                    node=name,
+                )
+            return ZenohConnection(group.zenoh, group.gate, address, name)
         with self._lock:
             # Connections left idle are closed before the node closes them (it does after
             # its --idle-timeout, a minute by default), as a node's own pool does.

@@ -168,17 +168,29 @@ class GroupClient:
     """A short-lived (or long-lived) member of the group that is not a node: it surveys
     and casts. Close it when done."""
 
-    def __init__(self, group: Group, gate: Gate | None = None) -> None:
+    def __init__(self, group: Group, gate: Gate | None = None, zenoh: dict[str, Any] | None = None) -> None:
         self.group = group
         self.gate = gate or Gate(None)
         self.id = int.from_bytes(os.urandom(8), "big") or 1
-        self._receiver = group.receiver()
-        try:
-            self._sender = group.sender()
-        except BaseException:
-            self._receiver.close()
-            raise
+        #: The Zenoh network the client reaches the group through, if any (``zenoh``: the
+        #: options of :class:`~dhost.zenohlink.ZenohLink`); else multicast.
+        self.zenoh: Any = None
+        if zenoh is not None:
+            from .zenohlink import ZenohLink
+
+            self.zenoh = ZenohLink(group.address, self.id, **zenoh)
+            self._receiver: Any = self.zenoh.group
+            self._sender: Any = self.zenoh.statuses
+        else:
+            self._receiver = group.receiver()
+            try:
+                self._sender = group.sender()
+            except BaseException:
+                self._receiver.close()
+                raise
         self._send_lock = threading.Lock()
+        # The function each datagram of the stream calls (Zenoh routes by it).
+        self._functions: dict[int, tuple[str, ...]] = {}
         self._next_seq = 1
         self._next_call = 1
         # The stream's datagrams held for resending, oldest first and without gaps:
@@ -206,6 +218,16 @@ class GroupClient:
                 f"{self.group.max_datagram} bytes one datagram carries"
             )
         sealed = self.gate.seal(datagram, len(header), self.id)
+        if self.zenoh is not None:
+            stand_in = None
+            if seq is not None:
+                bare_header = wire.encode_header(self.id, seq, 0, 0)
+                stand_in = self.gate.seal(bare_header, len(bare_header), self.id)
+            try:
+                self.zenoh.send(sealed, seq, self._functions.get(seq, ()), stand_in)
+            except Exception as e:  # (zenoh.ZError)
+                raise DhostError(f"cannot send to the group {self.group} through Zenoh: {e}") from None
+            return
         try:
             self._sender.sendto(sealed, to or self.group.address)
         except OSError as e:
@@ -321,6 +343,7 @@ class GroupClient:
         with self._send_lock:
             seq = self._next_seq
             frames = wire.encode_call(self._next_call, function, args)
+            self._functions[seq] = (function,)
             self._send(seq, frames)
             self._hold(seq, frames)
             self._next_seq += 1
@@ -341,8 +364,9 @@ class GroupClient:
             self._held_bytes > _RETRANSMIT_BYTES
             or next(iter(self._held.values()))[1] < now - _RETRANSMIT_AGE
         ):
-            _, (old, _) = self._held.popitem(last=False)
+            old_seq, (old, _) = self._held.popitem(last=False)
             self._held_bytes -= len(old)
+            self._functions.pop(old_seq, None)
 
     def _keep_stream(self) -> None:
         """Answers the statuses of the stream's receivers and repeats the stream's position
@@ -443,6 +467,9 @@ class GroupClient:
         self._closed.set()
         if self._keeper is not None:
             self._keeper.join(timeout=1.0)
+        if self.zenoh is not None:
+            self.zenoh.close()
+            return
         self._receiver.close()
         self._sender.close()
 

@@ -317,7 +317,9 @@ def _parse_addr(text: str) -> tuple[str, int]:
     except ValueError:
         raise ProtocolError(f"bad announce: {host!r} is not an IP address") from None
     number = int(port)
-    if not 0 < number < 65536:
+    # (Port 0 is a node reached through Zenoh, which goes by an address of 100::/64.)
+    zenoh = number == 0 and host.lower().startswith("100::")
+    if not (0 < number < 65536 or zenoh):
         raise ProtocolError(f"bad announce: port {number} is out of range")
     return host, number
 
