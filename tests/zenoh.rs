@@ -456,6 +456,27 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     };
     let ann = node(0, 0, "ann");
     let bob = node(1, 0, "bob");
+    // Names are unique across the whole network: site 2 cannot take site 1's.
+    let store_flag = store("ann-2");
+    let (status, _, err) = output_in(
+        &sites.hosts[1][1],
+        &[
+            "run",
+            "--name",
+            "ann",
+            "--group",
+            &group,
+            "--zenoh",
+            endpoints[1],
+            &key_flag,
+            "--iface",
+            &TwoSites::addr(1, 1),
+            "--accept-modules",
+            &store_flag,
+        ],
+    );
+    assert!(!status.success());
+    assert!(err.contains("the name `ann` is taken"), "{err}");
     // A client on each site, through its site's router endpoint.
     let client = |s: usize, args: &[&str]| {
         let mut all: Vec<&str> = vec![
