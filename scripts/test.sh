@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 if ! command -v nft >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     scripts/apt-install.sh nftables
 fi
+# The Zenoh TLS test makes its certificates with openssl.
+if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    scripts/apt-install.sh openssl
+fi
 scripts/build-guests.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

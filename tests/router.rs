@@ -99,7 +99,7 @@ fn endpoints_and_files_a_router_cannot_use_are_refused_by_name() {
     );
     let (status, _, err) = dhost_output(&["router", "--connect", "udp/127.0.0.1:7447"]);
     assert!(!status.success());
-    assert!(err.contains("tcp only"), "{err}");
+    assert!(err.contains("tcp or tls only"), "{err}");
     let missing = scratch_dir("router-config").join("missing.json5");
     let missing = missing.to_str().expect("a path");
     let (status, _, err) = dhost_output(&["router", "--zenoh-config", missing]);

@@ -783,3 +783,143 @@ fn nodes_and_clients_need_no_router_of_dhosts_a_stock_zenoh_router_serves() {
     assert!(status.success(), "{err}");
     assert_eq!(peer_names(&out), ["stock-ann", "stock-bob"], "{out}");
 }
+
+/// Runs `openssl ARGS` in `dir`; panics with what it said if it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a certificate it signed for `localhost` and 127.0.0.1, made by openssl in
+/// `dir`: (ca.pem, router.pem, router.key).
+fn tls_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=dhost-test-ca",
+        "-days",
+        "2",
+    ]);
+    openssl(dir, &ca);
+    let mut request = vec!["req"];
+    request.extend(ec);
+    request.extend([
+        "-keyout",
+        "router.key",
+        "-out",
+        "router.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &request);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("the extension file");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "router.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "router.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    ["ca.pem", "router.pem", "router.key"].map(|f| dir.join(f))
+}
+
+#[test]
+fn nodes_reach_their_router_over_zenohs_own_tls() {
+    let dir = scratch_dir("zenoh-tls");
+    let [ca, cert, key] = tls_certificates(&dir);
+    // (Multicast scouting off in every file: a configuration file replaces dhost's
+    // defaults, and Zenoh's own scouts the LAN.)
+    let router_file = scratch_file(
+        "zenoh-tls",
+        "router.json5",
+        format!(
+            "{{ scouting: {{ multicast: {{ enabled: false }} }}, transport: {{ link: {{ tls: {{ \
+             listen_private_key: {key:?}, listen_certificate: {cert:?} }} }} }} }}"
+        ),
+    );
+    let node_file = scratch_file(
+        "zenoh-tls",
+        "node.json5",
+        format!(
+            "{{ scouting: {{ multicast: {{ enabled: false }} }}, transport: {{ link: {{ tls: {{ \
+             root_ca_certificate: {ca:?} }} }} }} }}"
+        ),
+    );
+    let port = free_port();
+    let listen = format!("tls/127.0.0.1:{port}");
+    let router = Dhost::start(&[
+        "router",
+        "--zenoh-config",
+        router_file.to_str().expect("a path"),
+        "--listen",
+        &listen,
+    ]);
+    router_ready(&router, &listen);
+    let endpoint = format!("tls/localhost:{port}");
+    let config = format!("--zenoh-config={}", node_file.display());
+    let group = unique_group();
+    let names = ["ann", "bob"];
+    let mut nodes: Vec<Dhost> = names
+        .iter()
+        .map(|n| {
+            Dhost::start(&chat_args(
+                &format!("tls-{n}"),
+                group,
+                &endpoint,
+                &[&config],
+            ))
+        })
+        .collect();
+    start_chatting(&mut nodes, &names, 1);
+    chat_and_check(&mut nodes, &names);
+    // A node that does not trust the router's certificate cannot join.
+    let chat = guest("chat");
+    let (status, _, err) = dhost_output(&[
+        "run",
+        "--group",
+        &group.to_string(),
+        "--zenoh",
+        &endpoint,
+        chat.to_str().expect("a path"),
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("cannot join the Zenoh network"), "{err}");
+}

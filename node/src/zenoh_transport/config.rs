@@ -230,7 +230,7 @@ fn set_endpoints(
 }
 
 /// Whether Zenoh takes `endpoint` (`proto/address`, as in `tcp/10.0.0.1:7447`), over a
-/// transport this dhost is built with.
+/// transport this dhost is built with (Zenoh's `tcp` and `tls`).
 fn check_endpoint(option: &'static str, endpoint: &str) -> Result<(), ConfigError> {
     let refused = |why: String| ConfigError::Endpoint {
         option,
@@ -239,9 +239,9 @@ fn check_endpoint(option: &'static str, endpoint: &str) -> Result<(), ConfigErro
     };
     let parsed: zenoh::config::EndPoint = endpoint.parse().map_err(|e| refused(format!("{e}")))?;
     let protocol = parsed.protocol();
-    if protocol.as_str() != "tcp" {
+    if !matches!(protocol.as_str(), "tcp" | "tls") {
         return Err(refused(format!(
-            "this dhost speaks Zenoh over tcp only, not {}",
+            "this dhost speaks Zenoh over tcp or tls only, not {}",
             protocol.as_str()
         )));
     }
@@ -331,7 +331,7 @@ mod tests {
         assert!(endpoints(&config, "connect/endpoints").contains("10.0.0.1"));
         for (bad, why) in [
             ("127.0.0.1:7447", "not a Zenoh endpoint"),
-            ("udp/127.0.0.1:1", "tcp only"),
+            ("udp/127.0.0.1:1", "tcp or tls only"),
         ] {
             let err =
                 router_config(None, &[bad.into()], &[], "tcp/127.0.0.1:7447").expect_err("refused");
