@@ -41,6 +41,23 @@ fn chat_args(name: &str, group: SocketAddrV4, endpoint: &str, extra: &[&str]) ->
     args
 }
 
+/// Starts a chat node `PREFIX-NAME` for each of `names` on `group` through `endpoint`, with
+/// `extra` options, and gives each its user name ([`start_chatting`]).
+fn chat_nodes(
+    prefix: &str,
+    group: SocketAddrV4,
+    endpoint: &str,
+    extra: &[&str],
+    names: &[&str],
+) -> Vec<Dhost> {
+    let mut nodes: Vec<Dhost> = names
+        .iter()
+        .map(|n| Dhost::start(&chat_args(&format!("{prefix}-{n}"), group, endpoint, extra)))
+        .collect();
+    start_chatting(&mut nodes, names, names.len() - 1);
+    nodes
+}
+
 /// Gives every node its user name (its index in `names`) at its prompt (a C plugin asks
 /// before its node joins the group), then waits until each has heard of `peers` others.
 fn start_chatting(nodes: &mut [Dhost], names: &[&str], peers: usize) {
@@ -146,18 +163,7 @@ fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
     let key = keygen("zenoh-chat", "group.key");
     let key_flag = format!("--key-file={}", key.display());
     let names = ["ann", "bob", "cat"];
-    let mut nodes: Vec<Dhost> = names
-        .iter()
-        .map(|n| {
-            Dhost::start(&chat_args(
-                &format!("z-{n}"),
-                group,
-                &endpoint,
-                &[&key_flag],
-            ))
-        })
-        .collect();
-    start_chatting(&mut nodes, &names, names.len() - 1);
+    let mut nodes = chat_nodes("z", group, &endpoint, &[&key_flag], &names);
 
     // Anyone who reaches the router can publish on the group's keys: nothing of it runs.
     let mallory = stranger(port);
@@ -637,17 +643,11 @@ fn a_router_killed_and_restarted_mid_stream_loses_nothing_silently() {
     received_from(&mut rx, "stress-tx");
     // (The sender may have gone silent for longer than a peer may: its stream is then
     // followed anew when it is heard again, and the summary has a line for each.)
-    let (mut received, mut lost) = (0, 0);
-    for line in rx.stderr().lines() {
-        if let Some((_, counts)) = line.split_once("from stress-tx: ") {
-            let numbers: Vec<u64> = counts
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            received += numbers[0];
-            lost += numbers[2];
-        }
-    }
+    let (received, lost) = stream_summaries(&rx.stderr(), "stress-tx")
+        .iter()
+        .fold((0, 0), |(r, l), &(received, _, lost)| {
+            (r + received, l + lost)
+        });
     assert_eq!(lost, r.lost, "{}", rx.stderr());
     assert_eq!(received + lost, COUNT + 1, "{}", rx.stderr());
     eprintln!("across the router's restart: {r:?}, {received} received, {lost} lost");
@@ -764,18 +764,7 @@ fn nodes_and_clients_need_no_router_of_dhosts_a_stock_zenoh_router_serves() {
     let key = keygen("zenoh-stock", "group.key");
     let key_flag = format!("--key-file={}", key.display());
     let names = ["ann", "bob"];
-    let mut nodes: Vec<Dhost> = names
-        .iter()
-        .map(|n| {
-            Dhost::start(&chat_args(
-                &format!("stock-{n}"),
-                group,
-                &endpoint,
-                &[&key_flag],
-            ))
-        })
-        .collect();
-    start_chatting(&mut nodes, &names, 1);
+    let mut nodes = chat_nodes("stock", group, &endpoint, &[&key_flag], &names);
     chat_and_check(&mut nodes, &names);
     let group = group.to_string();
     let (status, out, err) =
@@ -897,18 +886,7 @@ fn nodes_reach_their_router_over_zenohs_own_tls() {
     let config = format!("--zenoh-config={}", node_file.display());
     let group = unique_group();
     let names = ["ann", "bob"];
-    let mut nodes: Vec<Dhost> = names
-        .iter()
-        .map(|n| {
-            Dhost::start(&chat_args(
-                &format!("tls-{n}"),
-                group,
-                &endpoint,
-                &[&config],
-            ))
-        })
-        .collect();
-    start_chatting(&mut nodes, &names, 1);
+    let mut nodes = chat_nodes("tls", group, &endpoint, &[&config], &names);
     chat_and_check(&mut nodes, &names);
     // A node that does not trust the router's certificate cannot join.
     let chat = guest("chat");

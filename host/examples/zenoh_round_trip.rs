@@ -59,13 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     times.push(started.elapsed());
                 }
             }
-            times.sort();
-            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-            println!(
-                "{count} round trips: median {:.1} us, p99 {:.1} us",
-                at(0.5),
-                at(0.99)
-            );
+            report(times);
         }
         // The same with publications: `pong` echoes what comes on KEY/ping on KEY/pong.
         "pong" => {
@@ -100,16 +94,22 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     times.push(started.elapsed());
                 }
             }
-            times.sort();
-            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-            println!(
-                "{count} round trips: median {:.1} us, p99 {:.1} us",
-                at(0.5),
-                at(0.99)
-            );
+            report(times);
         }
         other => return Err(format!("`{other}`: say serve, ask, pong or ping").into()),
     }
     session.close().wait()?;
     Ok(())
+}
+
+/// Prints the median and 99th percentile of `times`.
+fn report(mut times: Vec<Duration>) {
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    println!(
+        "{} round trips: median {:.1} us, p99 {:.1} us",
+        times.len(),
+        at(0.5),
+        at(0.99)
+    );
 }

@@ -71,21 +71,12 @@ impl Inbox {
             Inbox::Multicast(socket) => {
                 let mut buf = vec![0u8; 65_536];
                 socket.set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
-                match socket.recv_from(&mut buf) {
-                    Ok((len, addr)) => {
-                        buf.truncate(len);
-                        Ok(Some((buf, addr, None)))
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        Ok(None)
-                    }
-                    Err(e) => Err(e).context("cannot receive from the group"),
-                }
+                let received = crate::net::within_timeout(socket.recv_from(&mut buf))
+                    .context("cannot receive from the group")?;
+                Ok(received.map(|(len, addr)| {
+                    buf.truncate(len);
+                    (buf, addr, None)
+                }))
             }
             Inbox::Zenoh { heard, runtime } => {
                 let next =

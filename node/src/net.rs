@@ -125,6 +125,23 @@ fn send_to(socket: &UdpSocket, sealed: &Sealed<'_>, to: SocketAddr) -> std::io::
     )
 }
 
+/// What a receive from a socket with a read timeout gave: a datagram, or `None` when the
+/// time passed first.
+pub fn within_timeout<T>(received: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match received {
+        Ok(received) => Ok(Some(received)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The group on a LAN, as a node's [`Transport`]: one socket, bound to the interface and
 /// not connected, that sends to the group and to single nodes, and hears what single nodes
 /// send back.
@@ -177,18 +194,7 @@ impl Transport for Multicast {
             self.socket
                 .set_read_timeout(Some(Duration::from_micros(micros)))?;
         }
-        match self.socket.recv_from(buf) {
-            Ok(received) => Ok(Some(received)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        within_timeout(self.socket.recv_from(buf))
     }
 
     fn wake(&self) {

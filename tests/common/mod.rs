@@ -727,15 +727,26 @@ pub(crate) fn received_from(node: &mut Dhost, peer: &str) -> (u64, u64, u64) {
     });
     node.interrupt();
     let err = node.stderr();
+    stream_summaries(&err, peer)
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no summary of {peer}'s stream:\n{err}"))
+}
+
+/// Every line of a stopped node's summary of `peer`'s streams (one per stream it followed:
+/// a peer silent for too long is followed anew): calls received, repaired, lost.
+pub(crate) fn stream_summaries(stderr: &str, peer: &str) -> Vec<(u64, u64, u64)> {
     let prefix = format!("from {peer}: ");
-    let line = err
+    stderr
         .lines()
-        .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest.to_string()))
-        .unwrap_or_else(|| panic!("no summary of {peer}'s stream:\n{err}"));
-    // N calls received (R repaired), L lost (D datagrams); X duplicate datagrams
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (numbers[0], numbers[1], numbers[2])
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+        .map(|line| {
+            // N calls received (R repaired), L lost (D datagrams); X duplicate datagrams
+            let numbers: Vec<u64> = line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (numbers[0], numbers[1], numbers[2])
+        })
+        .collect()
 }
