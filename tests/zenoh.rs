@@ -546,13 +546,59 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
         "{}",
         cat.stderr()
     );
+    // A remote mailbox: a node on site 1 serves two, a guest on site 2 writes and reads one.
+    let boxes = sites.hosts[0][1].start(&[
+        "-v",
+        "run",
+        "--name",
+        "boxes",
+        "--group",
+        &group,
+        "--zenoh",
+        endpoints[0],
+        &key_flag,
+        "--iface",
+        &TwoSites::addr(0, 1),
+        "--mailboxes",
+        "2",
+        "--mailbox-size",
+        "4",
+    ]);
+    boxes.wait_stderr("the mailbox node", |err| err.contains(") ready in"));
+    let mailbox_client = guest("mailbox-client");
+    let (status, out, err) = output_in(
+        &sites.hosts[1][1],
+        &[
+            "run",
+            "--name",
+            "mbc",
+            "--group",
+            &group,
+            "--zenoh",
+            endpoints[1],
+            &key_flag,
+            "--iface",
+            &TwoSites::addr(1, 1),
+            mailbox_client.to_str().expect("a path"),
+            "--",
+            "--node",
+            "boxes",
+            "write",
+            "1",
+            "across",
+            "read",
+            "1",
+        ],
+    );
+    assert!(status.success(), "{out}{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["ok", "across"], "{err}");
     // Every node, from either site, with the columns of the LAN.
     let (status, out, err) = client(1, &["peers"]);
     assert!(status.success(), "{err}");
-    assert_eq!(peer_names(&out), ["ann", "bob", "cat"], "{out}");
+    assert_eq!(peer_names(&out), ["ann", "bob", "boxes", "cat"], "{out}");
     assert!(out.starts_with("NAME "), "{out}");
     assert!(out.contains("dhost:kv/store#get"), "{out}");
-    drop((ann, bob, cat));
+    drop((ann, bob, cat, boxes));
 }
 
 /// `-v run --name NAME --group GROUP --zenoh ENDPOINT EXTRA... GUEST`.

@@ -382,9 +382,16 @@ pub async fn answer_alone(services: &Services, request: Request, caller: Caller)
     };
     let refused = match Builtin::of(&request.function, services) {
         Some(builtin) => {
-            let outcome = builtin
-                .answer(services, &request, caller.addr, &mut true)
-                .await;
+            // (Within the port's budget, as on a connection: a mailbox request may wait
+            // long for its lock, and each query is a task of its own.)
+            let outcome = match services.queued_calls.try_take(request.args.len() as u64) {
+                Some(_held) => {
+                    builtin
+                        .answer(services, &request, caller.addr, &mut true)
+                        .await
+                }
+                None => Err(busy(services, caller.addr, &request)),
+            };
             reply_to.send(id, &outcome).err()
         }
         // (What the event loop cannot take is answered at once, through `reply_to`.)

@@ -44,8 +44,9 @@ use zenoh::sample::{Locality, Sample};
 /// How long a relayed packet is remembered (as long as a datagram may be late at all).
 const RELAY_MEMORY: Duration = crate::auth::datagram::REPLAY_MEMORY;
 
-/// The most LAN members a bridge keeps the address of.
-const MAX_LAN_MEMBERS: usize = 4096;
+/// The most senders a bridge remembers on each side (and the address of, on its LAN);
+/// past it, it forgets them all and learns them again from what they send.
+const MAX_MEMBERS: usize = 4096;
 
 /// What the bridge's relays share.
 struct Relaying {
@@ -123,10 +124,14 @@ impl Relaying {
         {
             return;
         }
-        self.beyond
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(sender);
+        {
+            let mut beyond = self.beyond.write().unwrap_or_else(PoisonError::into_inner);
+            if beyond.len() >= MAX_MEMBERS && !beyond.contains(&sender) {
+                // (Senders are new at every start of a node: forget the old ones.)
+                beyond.clear();
+            }
+            beyond.insert(sender);
+        }
         if let Err(e) = self.lan.send_to(&bytes, self.group) {
             tracing::debug!("cannot relay a datagram to {}: {e}", self.group);
         }
@@ -324,9 +329,11 @@ impl Bridge {
                 .lan_members
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            if members.len() < MAX_LAN_MEMBERS || members.contains_key(&sender) {
-                members.insert(sender, from);
+            if members.len() >= MAX_MEMBERS && !members.contains_key(&sender) {
+                // (Senders are new at every start of a node: forget the old ones.)
+                members.clear();
             }
+            members.insert(sender, from);
         }
         let fresh = relaying
             .relayed
