@@ -7,8 +7,12 @@
 //! on the network thread ([`crate::run`]), whichever carried it.
 
 use crate::auth::{Gate, Sealed};
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
+
+/// The first 64 bits of the address of a peer reached through Zenoh: the discard-only
+/// prefix `100::/64`.
+const PEER_PREFIX: u128 = 0x0100_0000_0000_0000_0000_0000_0000_0000;
 
 /// A datagram sent to this node alone, as it came: its bytes and its sender's address.
 pub type ForNode = (usize, SocketAddr);
@@ -39,4 +43,50 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     /// What the group is, for messages (`the group 239.0.0.1:4723`).
     fn describe(&self) -> String;
+}
+
+/// The address node `sender`, reached otherwise than by IP (through Zenoh), goes by:
+/// one of the discard-only IPv6 prefix `100::/64` (RFC 6666), which no host has, with
+/// the sender id in the low 64 bits, and port 0. The core and the sending side know every
+/// peer by a socket address, this one too.
+pub fn peer_addr(sender: u64) -> SocketAddr {
+    let ip = Ipv6Addr::from(PEER_PREFIX | u128::from(sender));
+    SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, 0))
+}
+
+/// The sender id of a node reached through Zenoh, if `addr` is the address of one.
+pub fn peer_of(addr: SocketAddr) -> Option<u64> {
+    let SocketAddr::V6(v6) = addr else {
+        return None;
+    };
+    let bits = u128::from(*v6.ip());
+    (bits >> 64 == PEER_PREFIX >> 64 && v6.port() == 0).then_some(bits as u64)
+}
+
+/// How `addr` is shown to users: `zenoh/<sender>` for a node reached through Zenoh, else
+/// the address itself.
+pub fn show(addr: SocketAddr) -> String {
+    match peer_of(addr) {
+        Some(sender) => format!("zenoh/{sender:016x}"),
+        None => addr.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zenoh_peer_goes_by_an_address_no_host_has() {
+        for sender in [0, 1, 0xdead_beef_0000_0001, u64::MAX] {
+            let addr = peer_addr(sender);
+            assert_eq!(peer_of(addr), Some(sender));
+            assert!(!addr.ip().is_loopback());
+        }
+        for other in ["127.0.0.1:1", "[::1]:0", "[100::1]:5", "[200::1]:0"] {
+            assert_eq!(peer_of(other.parse().unwrap()), None, "{other}");
+            assert_eq!(show(other.parse().unwrap()), other);
+        }
+        assert_eq!(show(peer_addr(0xab)), "zenoh/00000000000000ab");
+    }
 }

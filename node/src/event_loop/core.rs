@@ -27,6 +27,7 @@ use crate::modules::Publication;
 use crate::rpc::budget::Held;
 use crate::stream::receive::{Counts, Delivered, Meta, ReceiveStreams};
 use crate::tcp_port::IncomingCall;
+use crate::transport::show;
 use dhost_protocol::membership::{Change, GroupChange, Membership, NameTaken, PEER_EXPIRY};
 use dhost_protocol::outcome::{CallFailure, FailureKind, Outcome};
 use dhost_protocol::wire::{self, Announce, Datagram, Frame, Presence, Status, StreamCounts};
@@ -504,7 +505,7 @@ impl<N: Natives> NodeCore<N> {
                     self.membership
                         .on_announce(datagram.header.sender, from, a.clone(), now)?;
                 if change == Change::Joined {
-                    tracing::info!("peer {} ({from}) joined", a.presence.name);
+                    tracing::info!("peer {} ({}) joined", a.presence.name, show(from));
                 }
             }
         }
@@ -633,7 +634,7 @@ impl<N: Natives> NodeCore<N> {
             Frame::Announce(announce) => {
                 let name = announce.presence.name.clone();
                 match self.membership.on_announce(sender, from, announce, now) {
-                    Ok(Change::Joined) => tracing::info!("peer {name} ({from}) joined"),
+                    Ok(Change::Joined) => tracing::info!("peer {name} ({}) joined", show(from)),
                     Ok(Change::Known | Change::Conflict) => {}
                     // (Only while claiming the name, which is over.)
                     Err(taken) => tracing::warn!("{taken}"),

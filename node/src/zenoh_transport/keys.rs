@@ -26,15 +26,12 @@
 //! A router thus delivers the calls to a function only to the nodes that serve a function
 //! of that name.
 //!
-//! The core and the sending side know their peers by a socket address. A node reached
-//! through Zenoh has none, so it goes by one of the discard-only IPv6 prefix `100::/64`
-//! (RFC 6666), which no host has, with its sender id in the low 64 bits ([`peer_addr`]):
-//! what is sent to that address goes to its `u/<sender>` key.
+//! A node reached through Zenoh goes by an address of its sender id
+//! ([`crate::transport::peer_addr`], re-exported here): what is sent to that address goes
+//! to its `u/<sender>` key.
 
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-
-/// The first 64 bits of a Zenoh peer's address: the discard-only prefix `100::/64`.
-const PEER_PREFIX: u128 = 0x0100_0000_0000_0000_0000_0000_0000_0000;
+pub use crate::transport::{peer_addr, peer_of, show};
+use std::net::SocketAddrV4;
 
 /// The most functions a stream datagram's key names; a datagram with calls to more goes
 /// to every node.
@@ -159,31 +156,6 @@ pub fn function_path<'f>(functions: impl IntoIterator<Item = &'f str>) -> Option
     (!chunks.is_empty() && chunks.len() <= MAX_KEY_FUNCTIONS).then(|| chunks.join("/"))
 }
 
-/// The address node `sender`, reached through Zenoh, goes by (see the module's
-/// documentation).
-pub fn peer_addr(sender: u64) -> SocketAddr {
-    let ip = Ipv6Addr::from(PEER_PREFIX | u128::from(sender));
-    SocketAddr::V6(SocketAddrV6::new(ip, 0, 0, 0))
-}
-
-/// The sender id of a node reached through Zenoh, if `addr` is the address of one.
-pub fn peer_of(addr: SocketAddr) -> Option<u64> {
-    let SocketAddr::V6(v6) = addr else {
-        return None;
-    };
-    let bits = u128::from(*v6.ip());
-    (bits >> 64 == PEER_PREFIX >> 64 && v6.port() == 0).then_some(bits as u64)
-}
-
-/// How `addr` is shown to users: `zenoh/<sender>` for a node reached through Zenoh, else
-/// the address itself.
-pub fn show(addr: SocketAddr) -> String {
-    match peer_of(addr) {
-        Some(sender) => format!("zenoh/{sender:016x}"),
-        None => addr.to_string(),
-    }
-}
-
 /// One key-expression chunk for `s`: letters, digits and `.`, `_`, `~`, `:`, `-` as they
 /// are, every other byte as `%XX`, the empty string as a lone `%`. It never holds a
 /// separator, a wildcard or a verbatim chunk's `@`, and different strings give different
@@ -286,20 +258,6 @@ mod tests {
         assert!(matches(keys.all_streams(), keys.stream(1, "message/put")));
         assert!(matches(keys.everyone(), keys.stand_in(1, "")));
         assert!(!matches(keys.everyone(), keys.stand_in(1, "put")));
-    }
-
-    #[test]
-    fn a_zenoh_peer_goes_by_an_address_no_host_has() {
-        for sender in [0, 1, 0xdead_beef_0000_0001, u64::MAX] {
-            let addr = peer_addr(sender);
-            assert_eq!(peer_of(addr), Some(sender));
-            assert!(!addr.ip().is_loopback());
-        }
-        for other in ["127.0.0.1:1", "[::1]:0", "[100::1]:5", "[200::1]:0"] {
-            assert_eq!(peer_of(other.parse().unwrap()), None, "{other}");
-            assert_eq!(show(other.parse().unwrap()), other);
-        }
-        assert_eq!(show(peer_addr(0xab)), "zenoh/00000000000000ab");
     }
 
     #[test]
