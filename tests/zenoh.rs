@@ -27,18 +27,34 @@ fn router_ready(router: &Dhost, endpoint: &str) {
     });
 }
 
-/// `-v run --name NAME --group GROUP --zenoh ENDPOINT EXTRA... chat.wasm`.
+/// `dhost router --listen ENDPOINT`, once it says it listens there.
+fn start_router(endpoint: &str) -> Dhost {
+    let router = Dhost::start(&["router", "--listen", endpoint]);
+    router_ready(&router, endpoint);
+    router
+}
+
+/// `-v run --name NAME --group GROUP --zenoh ENDPOINT OPTIONS...` (the guests among the
+/// options).
+fn zenoh_args(name: &str, group: SocketAddrV4, endpoint: &str, options: &[&str]) -> Vec<String> {
+    let group = group.to_string();
+    let start = [
+        "-v", "run", "--name", name, "--group", &group, "--zenoh", endpoint,
+    ];
+    start.iter().chain(options).map(|s| s.to_string()).collect()
+}
+
+/// A guest's path, as an argument.
+fn guest_arg(name: &str) -> String {
+    guest(name).to_str().expect("a path").to_string()
+}
+
+/// [`zenoh_args`] of a node running the chat guest after `extra` options.
 fn chat_args(name: &str, group: SocketAddrV4, endpoint: &str, extra: &[&str]) -> Vec<String> {
-    let chat = guest("chat");
-    let mut args: Vec<String> = ["-v", "run", "--name", name, "--group"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(group.to_string());
-    args.extend(["--zenoh".to_string(), endpoint.to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(chat.to_str().expect("a path").to_string());
-    args
+    let chat = guest_arg("chat");
+    let mut options = extra.to_vec();
+    options.push(&chat);
+    zenoh_args(name, group, endpoint, &options)
 }
 
 /// Starts a chat node `PREFIX-NAME` for each of `names` on `group` through `endpoint`, with
@@ -157,8 +173,7 @@ fn forged_message(sender: u64, seq: u64) -> Vec<u8> {
 fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
     let port = free_port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
-    let router = Dhost::start(&["router", "--listen", &endpoint]);
-    router_ready(&router, &endpoint);
+    let _router = start_router(&endpoint);
     let group = unique_group();
     let key = keygen("zenoh-chat", "group.key");
     let key_flag = format!("--key-file={}", key.display());
@@ -218,8 +233,8 @@ fn keys_root(group: SocketAddrV4) -> String {
 
 #[test]
 fn a_keyless_node_keeps_to_loopback_endpoints_and_bad_endpoints_are_named() {
-    let chat = guest("chat");
-    let chat = chat.to_str().expect("a path");
+    let chat = guest_arg("chat");
+    let chat = chat.as_str();
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "--group", "239.255.9.9:4999"];
         args.extend(extra);
@@ -288,7 +303,35 @@ impl TwoSites {
     fn addr(s: usize, h: usize) -> String {
         format!("10.81.{}.{}", s + 1, 11 + h)
     }
+
+    /// `dhost router` on the router host, listening on both sites, once it says so.
+    fn start_router(&self) -> Dhost {
+        let [one, two] = SITE_ENDPOINTS;
+        let router = self
+            .router
+            .start(&["router", "--listen", one, "--listen", two]);
+        router_ready(&router, "7447");
+        router
+    }
+
+    /// [`zenoh_args`] of a node on host `h` of site `s`: through its site's endpoint of the
+    /// router, on the host's address.
+    fn node_args(
+        s: usize,
+        h: usize,
+        name: &str,
+        group: SocketAddrV4,
+        options: &[&str],
+    ) -> Vec<String> {
+        let iface = Self::addr(s, h);
+        let mut all = vec!["--iface", &iface];
+        all.extend(options);
+        zenoh_args(name, group, SITE_ENDPOINTS[s], &all)
+    }
 }
+
+/// Where each site reaches the router host.
+const SITE_ENDPOINTS: [&str; 2] = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
 
 #[test]
 fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
@@ -296,8 +339,7 @@ fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
     let group = unique_group();
     let key = keygen("zenoh-sites", "group.key");
     let key_flag = format!("--key-file={}", key.display());
-    let chat = guest("chat");
-    let chat = chat.to_str().expect("a path").to_string();
+    let chat = guest_arg("chat");
 
     // Multicast alone: each site is a group of its own.
     let mut lan: Vec<Dhost> = Vec::new();
@@ -333,55 +375,41 @@ fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
     drop(lan);
 
     // Through a router on the router host, which both sites reach.
-    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
-    let router =
-        sites
-            .router
-            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
-    router_ready(&router, "7447");
+    let _router = sites.start_router();
     let mut names = Vec::new();
     let mut nodes = Vec::new();
-    for (s, endpoint) in endpoints.iter().enumerate() {
-        for (h, host) in sites.hosts[s].iter().enumerate() {
+    for (s, hosts) in sites.hosts.iter().enumerate() {
+        for (h, host) in hosts.iter().enumerate() {
             let name = format!("site{}-{}", s + 1, h + 1);
-            let iface = TwoSites::addr(s, h);
-            nodes.push(host.start(&chat_args(
+            nodes.push(host.start(&TwoSites::node_args(
+                s,
+                h,
                 &name,
                 group,
-                endpoint,
-                &[&key_flag, "--iface", &iface],
+                &[&key_flag, &chat],
             )));
             names.push(name);
         }
     }
     // A node with another key, on site 2: it sees and runs nothing of the group.
     let other_key = keygen("zenoh-sites", "other.key");
-    let outsider = sites.hosts[1][1].start(&chat_args(
+    let other_key = format!("--key-file={}", other_key.display());
+    let outsider = sites.hosts[1][1].start(&TwoSites::node_args(
+        1,
+        1,
         "outsider",
         group,
-        endpoints[1],
-        &[
-            &format!("--key-file={}", other_key.display()),
-            "--iface",
-            &TwoSites::addr(1, 1),
-        ],
+        &[&other_key, &chat],
     ));
     // A member that serves none of the chat's functions: the router sends it no chat call.
-    let kv = guest("kv");
-    let mut bystander = sites.hosts[0][1].start(&[
-        "-v",
-        "run",
-        "--name",
+    let kv = guest_arg("kv");
+    let mut bystander = sites.hosts[0][1].start(&TwoSites::node_args(
+        0,
+        1,
         "bystander",
-        "--group",
-        &group.to_string(),
-        "--zenoh",
-        endpoints[0],
-        &key_flag,
-        "--iface",
-        &TwoSites::addr(0, 1),
-        kv.to_str().expect("a path"),
-    ]);
+        group,
+        &[&key_flag, &kv],
+    ));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     start_chatting(&mut nodes, &names, names.len());
     let started = Instant::now();
@@ -414,7 +442,10 @@ fn two_sites_that_multicast_cannot_join_chat_through_a_router_host() {
 }
 
 /// Runs `dhost ARGS` inside `ns` to its end: its status, stdout and stderr.
-fn output_in(ns: &Netns, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+fn output_in<S: AsRef<std::ffi::OsStr>>(
+    ns: &Netns,
+    args: &[S],
+) -> (std::process::ExitStatus, String, String) {
     let mut run = ns.start(args);
     let status = run.wait_exit();
     (status, run.stdout(), run.stderr())
@@ -423,15 +454,10 @@ fn output_in(ns: &Netns, args: &[&str]) -> (std::process::ExitStatus, String, St
 #[test]
 fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     let sites = TwoSites::new(2);
-    let group = unique_group().to_string();
+    let group = unique_group();
     let key = keygen("zenoh-calls", "group.key");
     let key_flag = format!("--key-file={}", key.display());
-    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
-    let router =
-        sites
-            .router
-            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
-    router_ready(&router, "7447");
+    let _router = sites.start_router();
     let store = |name: &str| {
         let dir = scratch_dir("zenoh-modules").join(name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -439,24 +465,9 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     };
     // A node on each site that takes published modules.
     let node = |s: usize, h: usize, name: &str| {
-        let iface = TwoSites::addr(s, h);
         let store = store(name);
-        let args = [
-            "-v",
-            "run",
-            "--name",
-            name,
-            "--group",
-            &group,
-            "--zenoh",
-            endpoints[s],
-            &key_flag,
-            "--iface",
-            &iface,
-            "--accept-modules",
-            &store,
-        ];
-        let node = sites.hosts[s][h].start(&args);
+        let options = [key_flag.as_str(), "--accept-modules", &store];
+        let node = sites.hosts[s][h].start(&TwoSites::node_args(s, h, name, group, &options));
         node.wait_stderr("the node to be ready", |err| err.contains(") ready in"));
         node
     };
@@ -464,33 +475,22 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     let bob = node(1, 0, "bob");
     // Names are unique across the whole network: site 2 cannot take site 1's.
     let store_flag = store("ann-2");
+    let options = [key_flag.as_str(), "--accept-modules", &store_flag];
     let (status, _, err) = output_in(
         &sites.hosts[1][1],
-        &[
-            "run",
-            "--name",
-            "ann",
-            "--group",
-            &group,
-            "--zenoh",
-            endpoints[1],
-            &key_flag,
-            "--iface",
-            &TwoSites::addr(1, 1),
-            "--accept-modules",
-            &store_flag,
-        ],
+        &TwoSites::node_args(1, 1, "ann", group, &options),
     );
     assert!(!status.success());
     assert!(err.contains("the name `ann` is taken"), "{err}");
     // A client on each site, through its site's router endpoint.
+    let group_text = group.to_string();
     let client = |s: usize, args: &[&str]| {
         let mut all: Vec<&str> = vec![
             args[0],
             "--group",
-            &group,
+            &group_text,
             "--zenoh",
-            endpoints[s],
+            SITE_ENDPOINTS[s],
             &key_flag,
         ];
         all.extend(&args[1..]);
@@ -498,8 +498,8 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     };
 
     // Published from site 1: both load it.
-    let kv = guest("kv");
-    let (status, out, err) = client(0, &["publish", kv.to_str().expect("a path")]);
+    let kv = guest_arg("kv");
+    let (status, out, err) = client(0, &["publish", &kv]);
     assert!(status.success(), "{out}{err}");
     for name in ["ann", "bob"] {
         assert!(out.contains(&format!("{name}: loaded")), "{out}");
@@ -547,48 +547,25 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
         cat.stderr()
     );
     // A remote mailbox: a node on site 1 serves two, a guest on site 2 writes and reads one.
-    let boxes = sites.hosts[0][1].start(&[
-        "-v",
-        "run",
-        "--name",
-        "boxes",
-        "--group",
-        &group,
-        "--zenoh",
-        endpoints[0],
-        &key_flag,
-        "--iface",
-        &TwoSites::addr(0, 1),
-        "--mailboxes",
-        "2",
-        "--mailbox-size",
-        "4",
-    ]);
+    let options = [key_flag.as_str(), "--mailboxes", "2", "--mailbox-size", "4"];
+    let boxes = sites.hosts[0][1].start(&TwoSites::node_args(0, 1, "boxes", group, &options));
     boxes.wait_stderr("the mailbox node", |err| err.contains(") ready in"));
-    let mailbox_client = guest("mailbox-client");
+    let mailbox_client = guest_arg("mailbox-client");
+    let options = [
+        key_flag.as_str(),
+        &mailbox_client,
+        "--",
+        "--node",
+        "boxes",
+        "write",
+        "1",
+        "across",
+        "read",
+        "1",
+    ];
     let (status, out, err) = output_in(
         &sites.hosts[1][1],
-        &[
-            "run",
-            "--name",
-            "mbc",
-            "--group",
-            &group,
-            "--zenoh",
-            endpoints[1],
-            &key_flag,
-            "--iface",
-            &TwoSites::addr(1, 1),
-            mailbox_client.to_str().expect("a path"),
-            "--",
-            "--node",
-            "boxes",
-            "write",
-            "1",
-            "across",
-            "read",
-            "1",
-        ],
+        &TwoSites::node_args(1, 1, "mbc", group, &options),
     );
     assert!(status.success(), "{out}{err}");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["ok", "across"], "{err}");
@@ -601,32 +578,21 @@ fn across_two_sites_peers_calls_and_published_modules_go_through_the_router() {
     drop((ann, bob, cat, boxes));
 }
 
-/// `-v run --name NAME --group GROUP --zenoh ENDPOINT EXTRA... GUEST`.
-fn zenoh_node_args(
-    name: &str,
-    group: SocketAddrV4,
-    endpoint: &str,
-    extra: &[&str],
-    guest_name: &str,
-) -> Vec<String> {
-    let mut args = chat_args(name, group, endpoint, extra);
-    args.pop();
-    args.push(guest(guest_name).to_str().expect("a path").to_string());
-    args
-}
-
 /// A WebAssembly stress receiver on Zenoh, once it is ready.
 fn stress_receiver(name: &str, group: SocketAddrV4, endpoint: &str) -> Dhost {
-    let node = Dhost::start(&zenoh_node_args(name, group, endpoint, &[], "stress"));
+    let stress = guest_arg("stress");
+    let node = Dhost::start(&zenoh_args(name, group, endpoint, &[&stress]));
     node.wait_stderr("the receiver to start", |err| err.contains("ready in"));
     node
 }
 
 /// A WebAssembly stress sender on Zenoh: `count` calls in one tight loop.
 fn stress_sender(group: SocketAddrV4, endpoint: &str, count: u64, extra: &[&str]) -> Dhost {
+    let sender = guest_arg("stress-sender");
     let mut options = vec!["--allow-env", "STRESS_COUNT", "--max-time", "120s"];
     options.extend(extra);
-    let args = zenoh_node_args("stress-tx", group, endpoint, &options, "stress-sender");
+    options.push(&sender);
+    let args = zenoh_args("stress-tx", group, endpoint, &options);
     let mut cmd = dhost_command();
     cmd.args(args).env("STRESS_COUNT", count.to_string());
     Dhost::spawn(cmd)
@@ -636,8 +602,7 @@ fn stress_sender(group: SocketAddrV4, endpoint: &str, count: u64, extra: &[&str]
 fn a_million_calls_through_a_router_arrive_in_order_and_a_paused_receiver_loses_nothing() {
     let port = free_port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
-    let router = Dhost::start(&["router", "--listen", &endpoint]);
-    router_ready(&router, &endpoint);
+    let _router = start_router(&endpoint);
     let group = unique_group();
     let rx1 = stress_receiver("rx1", group, &endpoint);
     let mut rx2 = stress_receiver("rx2", group, &endpoint);
@@ -665,8 +630,7 @@ fn a_million_calls_through_a_router_arrive_in_order_and_a_paused_receiver_loses_
 fn a_router_killed_and_restarted_mid_stream_loses_nothing_silently() {
     let port = free_port();
     let endpoint = format!("tcp/127.0.0.1:{port}");
-    let mut router = Dhost::start(&["router", "--listen", &endpoint]);
-    router_ready(&router, &endpoint);
+    let mut router = start_router(&endpoint);
     let group = unique_group();
     let mut rx = stress_receiver("rx", group, &endpoint);
     const COUNT: u64 = 3_000_000;
@@ -679,8 +643,7 @@ fn a_router_killed_and_restarted_mid_stream_loses_nothing_silently() {
     );
     router.kill();
     std::thread::sleep(Duration::from_secs(1));
-    let router = Dhost::start(&["router", "--listen", &endpoint]);
-    router_ready(&router, &endpoint);
+    let _router = start_router(&endpoint);
     // The nodes reconnect and the stream resumes to its end; whatever could not be
     // repaired is counted by the receiving node and seen by its guest alike.
     let r = wait_report(&rx);
@@ -705,43 +668,30 @@ fn a_bridge_joins_a_lan_with_a_c_plugin_to_a_webassembly_chat_beyond_the_router(
     let group = unique_group();
     let key = keygen("zenoh-bridge", "group.key");
     let key_flag = format!("--key-file={}", key.display());
-    let endpoints = ["tcp/10.81.1.1:7447", "tcp/10.81.2.1:7447"];
-    let router =
-        sites
-            .router
-            .start(&["router", "--listen", endpoints[0], "--listen", endpoints[1]]);
-    router_ready(&router, "7447");
-    let lan_args = |name: &str, h: usize, extra: &[&str]| {
-        let mut args: Vec<String> = ["-v", "run", "--name", name, "--group"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(group.to_string());
-        args.extend([
-            key_flag.clone(),
-            "--iface".to_string(),
-            TwoSites::addr(0, h),
-        ]);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    };
+    let _router = sites.start_router();
     // Site 1, a LAN: a C plugin node on multicast alone, and a bridge (with a chat of its
     // own) on both its LAN and the router.
     let plugin = guest_file("test_chat.so");
-    let chat = guest("chat");
-    let c_node = sites.hosts[0][0].start(&lan_args("c-node", 0, &[plugin.to_str().unwrap()]));
-    let bridge = sites.hosts[0][1].start(&lan_args(
-        "bridge",
-        1,
-        &["--zenoh", endpoints[0], "--bridge", chat.to_str().unwrap()],
-    ));
+    let (group_text, iface) = (group.to_string(), TwoSites::addr(0, 0));
+    let lan_only = [
+        "-v",
+        "run",
+        "--name",
+        "c-node",
+        "--group",
+        &group_text,
+        &key_flag,
+        "--iface",
+        &iface,
+        plugin.to_str().expect("a path"),
+    ];
+    let c_node = sites.hosts[0][0].start(&lan_only);
+    let chat = guest_arg("chat");
+    let options = [key_flag.as_str(), "--bridge", &chat];
+    let bridge = sites.hosts[0][1].start(&TwoSites::node_args(0, 1, "bridge", group, &options));
     // Site 2: a WebAssembly chat on Zenoh alone.
-    let remote = sites.hosts[1][0].start(&chat_args(
-        "remote",
-        group,
-        endpoints[1],
-        &[&key_flag, "--iface", &TwoSites::addr(1, 0)],
-    ));
+    let options = [key_flag.as_str(), &chat];
+    let remote = sites.hosts[1][0].start(&TwoSites::node_args(1, 0, "remote", group, &options));
     let mut nodes = vec![c_node, bridge, remote];
     let names = ["carol", "bridget", "wendy"];
     start_chatting(&mut nodes, &names, 2);
@@ -935,14 +885,14 @@ fn nodes_reach_their_router_over_zenohs_own_tls() {
     let mut nodes = chat_nodes("tls", group, &endpoint, &[&config], &names);
     chat_and_check(&mut nodes, &names);
     // A node that does not trust the router's certificate cannot join.
-    let chat = guest("chat");
+    let chat = guest_arg("chat");
     let (status, _, err) = dhost_output(&[
         "run",
         "--group",
         &group.to_string(),
         "--zenoh",
         &endpoint,
-        chat.to_str().expect("a path"),
+        &chat,
     ]);
     assert!(!status.success());
     assert!(err.contains("cannot join the Zenoh network"), "{err}");
