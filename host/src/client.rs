@@ -12,7 +12,6 @@
 use crate::auth::{Arrival, Gate, Keyring, ReplayGuard, Unopened};
 use crate::guest::network::RemoteCaller as _;
 use crate::net::Group;
-use crate::net::Multicast;
 use crate::outcome::Outcome;
 use crate::printable::{self, printable};
 use crate::rpc::pool::Relay;
@@ -124,7 +123,7 @@ impl GroupClient {
                 None => {
                     let receiver = group.receiver()?;
                     receiver.set_nonblocking(false)?;
-                    let multicast = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                    let multicast = group.multicast()?;
                     let gate = Arc::new(gate.on_interface(group.iface));
                     (Inbox::Multicast(receiver), Arc::new(multicast), None, gate)
                 }
@@ -359,14 +358,9 @@ impl crate::cli::SurveyArgs {
     pub(crate) fn join(&self) -> anyhow::Result<(Group, GroupClient)> {
         let group = self.group.group();
         let zenoh = self.zenoh.config(group.iface)?;
-        // (Zenoh carries datagrams of any size over TCP.)
-        let max_datagram = match (&zenoh, self.group.max_datagram) {
-            (Some(_), None) => wire::MAX_DATAGRAM,
-            _ => self.group.max_datagram(),
-        };
         let client = GroupClient::join(
             &group,
-            max_datagram,
+            self.group.max_datagram(zenoh.is_some()),
             self.group.keys()?,
             self.group.key.encrypt,
             zenoh,

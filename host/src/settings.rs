@@ -44,9 +44,7 @@ impl RunArgs {
                  network with --zenoh ENDPOINT (or --zenoh-config FILE)"
             );
         }
-        let zenoh_exposed = zenoh
-            .as_ref()
-            .and_then(dhost_node::zenoh_transport::config::exposed_endpoint);
+        let zenoh_exposed = zenoh.as_ref().and_then(zenoh_config::exposed_endpoint);
         let keys = self
             .group
             .keys_for_node(self.insecure, self.tcp.listen, zenoh_exposed)?;
@@ -68,12 +66,8 @@ impl RunArgs {
             keys,
             encrypt: self.group.key.encrypt,
             group: self.group.group(),
-            // (Zenoh carries datagrams of any size over TCP, and cuts them itself.)
             // (A bridge's datagrams also go to its LAN.)
-            max_datagram: match (&zenoh, self.group.max_datagram) {
-                (Some(_), None) if !self.bridge => crate::wire::MAX_DATAGRAM,
-                _ => self.group.max_datagram(),
-            },
+            max_datagram: self.group.max_datagram(zenoh.is_some() && !self.bridge),
             listen: self.tcp.listen,
             pool_size: usize::from(self.tcp.pool_size),
             limits: crate::tcp_port::ServerLimits::new(
@@ -210,10 +204,15 @@ impl GroupArgs {
         Ok(keys)
     }
 
-    /// The largest datagram to send on this group.
-    pub fn max_datagram(&self) -> usize {
-        self.max_datagram
-            .map_or_else(|| self.group().default_max_datagram(), |b| b as usize)
+    /// The largest datagram to send on this group: --max-datagram; else, for a node or
+    /// client on a Zenoh network alone (`zenoh_alone`), which carries datagrams of any size
+    /// over TCP and cuts them itself, the largest there is; else what the interface takes.
+    pub fn max_datagram(&self, zenoh_alone: bool) -> usize {
+        match self.max_datagram {
+            Some(bytes) => bytes as usize,
+            None if zenoh_alone => crate::wire::MAX_DATAGRAM,
+            None => self.group().default_max_datagram(),
+        }
     }
 
     /// The group these options name.

@@ -73,6 +73,11 @@ impl Group {
         Ok(socket.into())
     }
 
+    /// The group as a node's transport: [`Self::sender`]'s socket, sending to the group.
+    pub fn multicast(&self) -> anyhow::Result<Multicast> {
+        Ok(Multicast::new(self.sender()?, SocketAddr::V4(self.addr)))
+    }
+
     /// A blocking socket that sends to the group through the interface (with `send_to`:
     /// it is not connected, so that it also receives what single nodes send it).
     pub fn sender(&self) -> anyhow::Result<UdpSocket> {

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::modules::loader::{ChangeSink, Loader};
 use crate::modules::service::{self, ServiceConfig};
 use crate::modules::{ModuleService, ModuleStore};
-use crate::net::{Group, Multicast};
+use crate::net::Group;
 use crate::rpc::Pool;
 use crate::stream::StreamConfig;
 use crate::stream::outgoing::Outgoing;
@@ -332,7 +332,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
                 if bridge {
                     // (Both: the LAN's group too, relayed to and from Zenoh.)
                     group_inputs.socket = Some(group.receiver()?);
-                    let lan = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                    let lan = group.multicast()?;
                     let bridge = Bridge::new(lan, link.clone(), keys, id, gate.clone())?;
                     let bridge = Arc::new(bridge);
                     outgoing.attach(bridge.clone());
@@ -344,7 +344,7 @@ pub fn run(settings: NodeSettings) -> anyhow::Result<ExitCode> {
             }
             None => {
                 group_inputs.socket = Some(group.receiver()?);
-                let multicast = Multicast::new(group.sender()?, SocketAddr::V4(group.addr));
+                let multicast = group.multicast()?;
                 outgoing.attach(Arc::new(multicast));
             }
         }
