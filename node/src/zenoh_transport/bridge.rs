@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use zenoh::Wait as _;
 use zenoh::pubsub::Subscriber;
-use zenoh::qos::CongestionControl;
 use zenoh::sample::{Locality, Sample};
 
 /// How long a relayed packet is remembered (as long as a datagram may be late at all).
@@ -98,12 +97,7 @@ impl Relaying {
 
     /// Puts `bytes` on `key`.
     fn put(&self, key: String, bytes: Vec<u8>) {
-        let put = self
-            .session
-            .put(key, bytes)
-            .congestion_control(CongestionControl::Block)
-            .wait();
-        if let Err(e) = put {
+        if let Err(e) = super::link::put(&self.session, key, bytes) {
             tracing::debug!("cannot relay a datagram to the Zenoh network: {e}");
         }
     }

@@ -157,6 +157,15 @@ pub enum LinkError {
     },
 }
 
+/// Puts `payload` on `key` through `session`, waiting while the link to the next hop is
+/// full rather than dropping it (as every publisher of a node does).
+pub(super) fn put(session: &zenoh::Session, key: String, payload: Vec<u8>) -> zenoh::Result<()> {
+    session
+        .put(key, payload)
+        .congestion_control(CongestionControl::Block)
+        .wait()
+}
+
 /// Zenoh's error, with what was being done.
 fn zenoh_error(what: &'static str) -> impl FnOnce(zenoh::Error) -> LinkError {
     move |e| LinkError::Zenoh {
@@ -285,37 +294,30 @@ impl ZenohLink {
             .map_err(zenoh_error("cannot leave the Zenoh network"))
     }
 
-    /// Puts `payload` on `key` (through the publisher of `path`, `which` of its two, if
-    /// the link keeps one).
-    fn put_stream(
-        &self,
-        path: &str,
-        which: usize,
-        key: String,
-        payload: Vec<u8>,
-    ) -> zenoh::Result<()> {
+    /// Puts `payload` on the key of a stream datagram with calls to the functions `path`
+    /// names, or of its stand-in (`stand_in`): through the link's publisher of that key,
+    /// if it keeps one.
+    fn put_stream(&self, path: &str, stand_in: bool, payload: Vec<u8>) -> zenoh::Result<()> {
+        let key = |stand_in: bool| match stand_in {
+            false => self.keys.stream(self.id, path),
+            true => self.keys.stand_in(self.id, path),
+        };
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
         if !streams.contains_key(path) && streams.len() < MAX_PUBLISHERS {
-            let declare = |key: String| {
+            let declare = |stand_in: bool| {
                 self.session
-                    .declare_publisher(key)
+                    .declare_publisher(key(stand_in))
                     .congestion_control(CongestionControl::Block)
                     .wait()
             };
-            let pair = [
-                declare(self.keys.stream(self.id, path))?,
-                declare(self.keys.stand_in(self.id, path))?,
-            ];
+            let pair = [declare(false)?, declare(true)?];
             streams.insert(path.to_string(), pair);
         }
         match streams.get(path) {
-            Some(pair) => pair[which].put(payload).wait(),
+            Some(pair) => pair[usize::from(stand_in)].put(payload).wait(),
             None => {
                 drop(streams);
-                self.session
-                    .put(key, payload)
-                    .congestion_control(CongestionControl::Block)
-                    .wait()
+                put(&self.session, key(stand_in), payload)
             }
         }
     }
@@ -335,22 +337,15 @@ impl Transport for ZenohLink {
         // (The node's own datagram: its frames are well-formed.)
         let functions = wire::call_functions(&datagram[header.len..]).unwrap_or_default();
         let Some(path) = keys::function_path(functions) else {
-            let key = self.keys.stand_in(self.id, "");
-            return self
-                .session
-                .put(key, sealed)
-                .congestion_control(CongestionControl::Block)
-                .wait()
-                .map_err(std::io::Error::other);
+            let everyone = self.keys.stand_in(self.id, "");
+            return put(&self.session, everyone, sealed).map_err(std::io::Error::other);
         };
         let mut stand_in = Vec::with_capacity(wire::MAX_HEADER);
         wire::encode_header(self.id, Some(seq), &mut stand_in);
         let stand_in = gate.seal(&stand_in, false).to_vec();
-        let key = self.keys.stream(self.id, &path);
-        self.put_stream(&path, 0, key, sealed)
+        self.put_stream(&path, false, sealed)
             .map_err(std::io::Error::other)?;
-        let key = self.keys.stand_in(self.id, &path);
-        self.put_stream(&path, 1, key, stand_in)
+        self.put_stream(&path, true, stand_in)
             .map_err(std::io::Error::other)
     }
 
