@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -59,6 +59,28 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DHOST_") and k != "RUST_LOG"}
     env["DHOST_CACHE_DIR"] = str(CACHE)
     return env
+
+
+def names_when(client: dhost.Client, want: list[str], patience: float = PATIENCE) -> list[str]:
+    """The names of the peers, surveyed until they are ``want`` (under load a node may
+    answer a survey later than its default wait)."""
+    start = time.monotonic()
+    while True:
+        names = [p.name for p in client.peers(wait=1.0)]
+        if names == want or time.monotonic() - start > patience:
+            return names
+        time.sleep(0.05)
+
+
+def eventually(get: Callable[[], Any], want: Any, patience: float = 5.0) -> Any:
+    """Calls ``get`` until it returns ``want`` (a cast runs a little later than a call
+    sent after it may)."""
+    start = time.monotonic()
+    while True:
+        got = get()
+        if got == want or time.monotonic() - start > patience:
+            return got
+        time.sleep(0.02)
 
 
 class Node:

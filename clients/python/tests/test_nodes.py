@@ -6,36 +6,13 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 import dhost
-from conftest import DHOST, PATIENCE, Node, guest, inspect_wit
+from conftest import DHOST, PATIENCE, Node, eventually, guest, inspect_wit, names_when
 
 pytestmark = pytest.mark.node
-
-
-def names_when(client: dhost.Client, want: list[str], patience: float = PATIENCE) -> list[str]:
-    """The names of the peers, surveyed until they are ``want`` (under load a node may
-    answer a survey later than its default wait)."""
-    start = time.monotonic()
-    while True:
-        names = [p.name for p in client.peers(wait=1.0)]
-        if names == want or time.monotonic() - start > patience:
-            return names
-        time.sleep(0.05)
-
-
-def eventually(get: Callable[[], Any], want: Any, patience: float = 5.0) -> Any:
-    """Calls ``get`` until it returns ``want`` (a cast runs a little later than a call
-    sent after it may)."""
-    start = time.monotonic()
-    while True:
-        got = get()
-        if got == want or time.monotonic() - start > patience:
-            return got
-        time.sleep(0.02)
 
 
 def test_peers_and_functions_list_the_node(start_node, client: dhost.Client) -> None:

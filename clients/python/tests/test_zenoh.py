@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 import dhost
-from conftest import DHOST, PATIENCE, _env, guest, inspect_wit
+from conftest import DHOST, PATIENCE, _env, eventually, guest, inspect_wit, names_when
+
+pytestmark = pytest.mark.node
 
 try:
     import zenoh  # noqa: F401
@@ -46,15 +47,6 @@ def router() -> Iterator[str]:
     proc.stdout.close()
 
 
-def eventually(f, want, patience: float = 5.0):  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    while True:
-        got = f()
-        if got == want or time.monotonic() - start > patience:
-            return got
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("keyed", [False, True])
 def test_a_client_finds_calls_and_casts_through_a_router(
     start_node, group: str, router: str, tmp_path: Path, keyed: bool
@@ -67,8 +59,7 @@ def test_a_client_finds_calls_and_casts_through_a_router(
         key_args = ["--key-file", str(key_file), "--encrypt"]
     start_node("kv-z", guest("kv"), "--zenoh", router, *key_args)
     with dhost.connect(group, zenoh=router, key_file=key_file, encrypt=keyed) as client:
-        peers = eventually(lambda: [p.name for p in client.peers(wait=1.0)], ["kv-z"])
-        assert peers == ["kv-z"]
+        assert names_when(client, ["kv-z"]) == ["kv-z"]
         peer = client.peers(wait=1.0)[0]
         assert peer.tcp is not None and peer.tcp[0].startswith("100::") and peer.tcp[1] == 0
         assert "dhost:kv/store#get" in peer.functions

@@ -294,14 +294,7 @@ class Connection:
         try:
             request_id = self._next_id
             self._next_id += 1
-            frame = wire.encode_request(request_id, function, args, wants_reply)
-            if len(frame) > wire.MAX_FRAME:
-                raise BadArguments(
-                    f"the call takes {len(frame)} bytes encoded, more than a frame carries "
-                    f"({wire.MAX_FRAME})",
-                    function=function,
-                    node=self.node,
-                )
+            frame = request_frame(request_id, function, args, wants_reply, self.node)
             if self._sock is not None and (
                 time.monotonic() - self._last_used >= IDLE or self._peer_closed()
             ):
@@ -354,6 +347,19 @@ class Connection:
                 sock.close()
             except OSError:
                 pass
+
+
+def request_frame(request_id: int, function: str, args: Sequence[Any], wants_reply: bool, node: str) -> bytes:
+    """The request frame of a call of ``function`` to ``node``; :class:`BadArguments` if it
+    is larger than a frame carries."""
+    frame = wire.encode_request(request_id, function, args, wants_reply)
+    if len(frame) > wire.MAX_FRAME:
+        raise BadArguments(
+            f"the call takes {len(frame)} bytes encoded, more than a frame carries ({wire.MAX_FRAME})",
+            function=function,
+            node=node,
+        )
+    return frame
 
 
 def _seconds(timeout: float) -> str:

@@ -22,7 +22,8 @@ import time
 from typing import Any, Sequence
 
 from . import wire
-from .errors import BadArguments, DhostError, PeerGone, ProtocolError, Timeout, failure
+from .connection import request_frame
+from .errors import DhostError, PeerGone, ProtocolError, Timeout, failure
 from .gate import Gate
 
 __all__ = ["ZenohLink", "ZenohConnection", "is_zenoh_address", "zenoh_address", "chunk"]
@@ -249,13 +250,7 @@ class ZenohConnection:
         with self._lock:
             request_id = self._next_id
             self._next_id += 1
-        frame = wire.encode_request(request_id, function, args, wants_reply)
-        if len(frame) > wire.MAX_FRAME:
-            raise BadArguments(
-                f"the call takes {len(frame)} bytes encoded, more than a frame carries ({wire.MAX_FRAME})",
-                function=function,
-                node=self.node,
-            )
+        frame = request_frame(request_id, function, args, wants_reply, self.node)
         header = wire.encode_header(self._link.id, None, 0, 0)
         sealed = self._gate.seal(header + frame, len(header), self._link.id, unicast=True)
         started = time.monotonic()
