@@ -146,15 +146,6 @@ fn plugin(dir: &Path, name: &str, source: &str) -> PathBuf {
     so
 }
 
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_publication_from_the_far_future_is_refused_and_holds_no_name() {
     let group = unique_group();

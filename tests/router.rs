@@ -4,16 +4,13 @@
 //! Ctrl-C; and the refusals of endpoints and files it cannot use.
 
 mod common;
+#[path = "zenoh/client.rs"]
+mod zenoh_clients;
 
 use common::*;
 use std::time::{Duration, Instant};
 use zenoh::Wait as _;
-
-/// A TCP port on loopback that nothing listens on now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    listener.local_addr().expect("an address").port()
-}
+use zenoh_clients::zenoh_client;
 
 /// `dhost router --listen tcp/127.0.0.1:PORT EXTRA...`, once it says it listens.
 fn router(port: u16, extra: &[&str]) -> Dhost {
@@ -21,35 +18,13 @@ fn router(port: u16, extra: &[&str]) -> Dhost {
     let mut args = vec!["router", "--listen", listen.as_str()];
     args.extend(extra);
     let router = Dhost::start(&args);
-    router.wait_stdout("the router's first line", |out| {
-        out.contains("dhost router ") && out.contains(&listen)
-    });
+    router_ready(&router, &listen);
     router
 }
 
-/// A Zenoh client session of the router at `port` (it connects to it and to nothing else).
+/// A Zenoh client session of the router at `port`.
 fn client(port: u16) -> zenoh::Session {
-    let mut config = zenoh::Config::default();
-    for (key, value) in [
-        ("mode", "\"client\"".to_string()),
-        ("connect/endpoints", format!("[\"tcp/127.0.0.1:{port}\"]")),
-        ("scouting/multicast/enabled", "false".to_string()),
-    ] {
-        config
-            .insert_json5(key, &value)
-            .expect("a client configuration");
-    }
-    let start = Instant::now();
-    loop {
-        match zenoh::open(config.clone()).wait() {
-            Ok(session) => return session,
-            Err(e) if start.elapsed() < PATIENCE => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("no Zenoh session with the router at {port}: {e}"),
-        }
-    }
+    zenoh_client(port, PATIENCE)
 }
 
 #[test]

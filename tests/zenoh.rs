@@ -5,27 +5,17 @@
 //! (root), two sites whose multicast cannot cross, chatting through a router host.
 
 mod common;
+#[path = "zenoh/client.rs"]
+mod zenoh_clients;
 
 use common::*;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 use zenoh::Wait as _;
+use zenoh_clients::zenoh_client;
 
 /// Messages each node sends.
 const MESSAGES: usize = 10;
-
-/// A TCP port on loopback that nothing listens on now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    listener.local_addr().expect("an address").port()
-}
-
-/// Waits until `router` (a `dhost router`) says it listens on `endpoint`.
-fn router_ready(router: &Dhost, endpoint: &str) {
-    router.wait_stdout("the router's first line", |out| {
-        out.contains("dhost router ") && out.contains(endpoint)
-    });
-}
 
 /// `dhost router --listen ENDPOINT`, once it says it listens there.
 fn start_router(endpoint: &str) -> Dhost {
@@ -139,22 +129,6 @@ fn summary_count(stderr: &str, what: &str) -> u64 {
     summary[start..at].parse().expect("a count")
 }
 
-/// A Zenoh client session of the router at `port`, with no key: what anyone who reaches
-/// a router can do.
-fn stranger(port: u16) -> zenoh::Session {
-    let mut config = zenoh::Config::default();
-    for (key, value) in [
-        ("mode", "\"client\"".to_string()),
-        ("connect/endpoints", format!("[\"tcp/127.0.0.1:{port}\"]")),
-        ("scouting/multicast/enabled", "false".to_string()),
-    ] {
-        config.insert_json5(key, &value).expect("a configuration");
-    }
-    zenoh::open(config)
-        .wait()
-        .expect("a session with the router")
-}
-
 /// A call to the chat's `message` from `sender`, as datagram `seq` of its stream, unkeyed.
 fn forged_message(sender: u64, seq: u64) -> Vec<u8> {
     let text = |s: &str| ciborium::Value::Text(s.into());
@@ -181,7 +155,7 @@ fn nodes_chat_through_a_router_and_refuse_forgeries_on_the_zenoh_keys() {
     let mut nodes = chat_nodes("z", group, &endpoint, &[&key_flag], &names);
 
     // Anyone who reaches the router can publish on the group's keys: nothing of it runs.
-    let mallory = stranger(port);
+    let mallory = zenoh_client(port, PATIENCE);
     let keys = dhost::zenoh_transport::keys::GroupKeys::new(group);
     let victim = node_id(&nodes[0]);
     let forgeries: Vec<(String, Vec<u8>)> = vec![

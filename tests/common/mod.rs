@@ -83,6 +83,19 @@ pub(crate) fn unique_group() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(239, 255, a, b.max(1) ^ c), port as u16)
 }
 
+/// A TCP port on loopback that nothing listens on now.
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    listener.local_addr().expect("an address").port()
+}
+
+/// Waits until `router` (a `dhost router`) says it listens on `endpoint`.
+pub(crate) fn router_ready(router: &Dhost, endpoint: &str) {
+    router.wait_stdout("the router's first line", |out| {
+        out.contains("dhost router ") && out.contains(endpoint)
+    });
+}
+
 /// A socket that sends to `group` on loopback only (TTL 0), for hand-made datagrams.
 pub(crate) fn group_sender(group: SocketAddrV4) -> UdpSocket {
     let socket = dhost::net::Group {
