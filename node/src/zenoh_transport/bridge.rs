@@ -68,14 +68,15 @@ struct Relaying {
 }
 
 impl Relaying {
-    /// Whether `bytes`, which came as `arrival`, pass the gate and were never relayed:
-    /// their header, if so.
-    fn admit(&self, bytes: &[u8], arrival: Arrival) -> Option<Header> {
+    /// Whether `bytes`, which came as `arrival` says of their header, pass the gate and
+    /// were never relayed: their header, if so.
+    fn admit(&self, bytes: &[u8], arrival: impl FnOnce(&Header) -> Arrival) -> Option<Header> {
         let mut copy = bytes.to_vec();
         let header = wire::read_header(&mut copy.as_slice()).ok()?;
         if header.sender == self.id {
             return None;
         }
+        let arrival = arrival(&header);
         let now = Instant::now();
         let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
         if self.gate.is_keyed() {
@@ -111,7 +112,7 @@ impl Relaying {
             return;
         }
         let bytes = sample.payload().to_bytes();
-        let arrival = Arrival::to_group(keys::peer_addr(sender));
+        let arrival = |_: &Header| Arrival::to_group(keys::peer_addr(sender));
         if self
             .admit(&bytes, arrival)
             .is_none_or(|h| h.sender != sender)
@@ -141,10 +142,7 @@ impl Relaying {
             return;
         };
         let bytes = sample.payload().to_bytes();
-        let Ok(header) = wire::read_header(&mut &bytes[..]) else {
-            return;
-        };
-        let arrival = Arrival::to_node(keys::peer_addr(header.sender));
+        let arrival = |header: &Header| Arrival::to_node(keys::peer_addr(header.sender));
         if self.admit(&bytes, arrival).is_none() {
             return;
         }
