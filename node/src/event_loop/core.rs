@@ -461,6 +461,13 @@ impl<N: Natives> NodeCore<N> {
         &mut self.drops
     }
 
+    /// The function ids the node's guests and plugins serve: those whose calls in the
+    /// peers' streams it runs (what it announces, but its mailboxes, which are called one
+    /// node at a time).
+    pub(crate) fn stream_functions(&self) -> Vec<String> {
+        super::routing::served(&self.table, self.natives.functions(), false)
+    }
+
     /// Which guest serves each function.
     pub(crate) fn table(&self) -> &RoutingTable {
         &self.table

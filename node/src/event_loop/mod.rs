@@ -117,8 +117,8 @@ pub(crate) struct Node {
     reports: Receiver<Report>,
     /// Set when the node's WASI command ended, with its exit status.
     exited: Option<i32>,
-    /// The native plugins, kept so that their code stays loaded (their functions are served).
-    natives: Vec<NativePlugin>,
+    /// The native plugins, kept (never read) so that their code stays loaded.
+    _natives: Vec<NativePlugin>,
     /// Where the calls the guests and plugins send go: the group, and this node.
     outgoing: Arc<Outgoing>,
     /// An encoded control frame being built.
@@ -206,7 +206,7 @@ impl Node {
             }),
             reports,
             exited: None,
-            natives,
+            _natives: natives,
             outgoing,
             frame: Vec::new(),
             local: Outbox::default(),
@@ -250,16 +250,11 @@ impl Node {
         // (Which functions this node serves itself: it runs the calls its own guests and
         // plugins send to them.)
         let table = self.core.table().clone();
-        let functions: Vec<String> = table
-            .iter()
-            .map(|(id, _)| id.clone())
-            .chain((0..self.natives.len()).flat_map(NativePlugin::functions))
-            .collect();
         self.outgoing.set_serves(
             Arc::new(move |function: &str| {
                 table.targets(function).is_some() || native::serves(function)
             }),
-            &functions,
+            &self.core.stream_functions(),
         );
     }
 
