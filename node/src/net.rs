@@ -168,9 +168,7 @@ impl Multicast {
             timeout: AtomicU64::new(0),
         }
     }
-}
 
-impl Multicast {
     /// Its socket.
     pub fn socket(&self) -> &UdpSocket {
         &self.socket
